@@ -1,0 +1,1 @@
+//! Pure x86-64 structures used by Dune (filled in below).
