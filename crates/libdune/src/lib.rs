@@ -1,1 +1,3 @@
-//! libdune
+//! libdune: Dune on upstream KVM.
+
+pub mod doctor;
