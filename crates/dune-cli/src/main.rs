@@ -1,1 +1,115 @@
-fn main() {}
+//! `dune`: the command-line front end of libdune.
+//!
+//! One module per subcommand under `commands/`; `main` parses the arguments,
+//! runs the subcommand and turns its result into the exit status. Errors are
+//! printed as one line on stderr, never as a panic.
+//!
+//! Adding a subcommand (`run`, `bench`): write `commands/<name>.rs` with an
+//! `Args` struct and a `run(&Args) -> Result<ExitCode, commands::Error>`,
+//! then add a variant to [`Command`] and an arm to the `match` in `main`.
+
+mod commands;
+mod json;
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand};
+
+/// Exit status for a command-line usage error (`EX_USAGE`, sysexits.h).
+const EXIT_USAGE: u8 = 64;
+
+/// Command line of `dune`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dune",
+    version,
+    about = "Dune on upstream KVM: run a process in ring 0 of a VM that mirrors its own address space",
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Say whether this machine can run Dune mode, and why not.
+    #[command(after_help = commands::doctor::EXIT_STATUS_HELP)]
+    Doctor(commands::doctor::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return parse_failure(&e),
+    };
+    let result = match &cli.command {
+        Command::Doctor(args) => commands::doctor::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dune: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Help and version go out as clap renders them; a real usage error becomes
+/// one line on stderr.
+fn parse_failure(e: &clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // Nothing better to do if stdout is gone.
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(EXIT_USAGE)
+        }
+        _ => {
+            eprintln!("dune: {} (see 'dune --help')", one_line(&e.to_string()));
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// The first non-empty line of clap's message, without its `error: ` prefix.
+fn one_line(message: &str) -> &str {
+    let line = message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid arguments");
+    line.strip_prefix("error: ").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn doctor_parses() {
+        let cli = Cli::try_parse_from(["dune", "doctor", "--json"]).map_err(|e| e.to_string());
+        assert!(
+            matches!(cli, Ok(Cli { command: Command::Doctor(ref a) }) if a.json),
+            "{cli:?}"
+        );
+    }
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        let e = Cli::try_parse_from(["dune", "frobnicate"]).err();
+        let msg = e.map(|e| one_line(&e.to_string()).to_string());
+        assert_eq!(msg.as_deref(), Some("unrecognized subcommand 'frobnicate'"));
+    }
+}

@@ -1,0 +1,43 @@
+//! One module per `dune` subcommand, and the error type they share.
+
+pub mod doctor;
+
+use std::fmt;
+use std::io;
+
+/// Exit status for an error while running a subcommand (`EX_SOFTWARE`,
+/// sysexits.h); kept apart from the statuses a subcommand returns on purpose
+/// (such as `doctor`'s 0, 1, 2).
+const EXIT_ERROR: u8 = 70;
+
+/// What can go wrong while running a subcommand.
+#[derive(Debug)]
+pub enum Error {
+    /// Writing the result to stdout failed (for example a closed pipe).
+    Output(io::Error),
+}
+
+impl Error {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Output(_) => EXIT_ERROR,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Output(e) => write!(f, "cannot write to stdout: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Output(e) => Some(e),
+        }
+    }
+}
