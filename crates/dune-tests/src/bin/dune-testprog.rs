@@ -1,0 +1,458 @@
+//! Scenarios that run in Dune mode, one per subcommand. Each checks what it can from
+//! inside and prints `ok <scenario>` on success; the integration tests in
+//! `tests/runtime.rs` run them and check exit status and output from outside.
+//!
+//! Checks use `check!`, which prints the failed condition and exits 1 (a panic in
+//! Dune mode would also end the process, but less legibly).
+
+use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+macro_rules! check {
+    ($cond:expr $(, $($fmt:tt)*)?) => {
+        if !$cond {
+            eprintln!("check failed at line {}: {}", line!(), stringify!($cond));
+            $(eprintln!($($fmt)*);)?
+            std::process::exit(1);
+        }
+    };
+}
+
+fn enter() {
+    if let Err(e) = libdune::enter() {
+        eprintln!("enter failed: {e}");
+        std::process::exit(2);
+    }
+    check!(libdune::in_dune_mode(), "enter() returned but CS is not ring 0");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let scenario = args.get(1).map(String::as_str).unwrap_or("");
+    match scenario {
+        "basic" => basic(),
+        "registers" => registers(),
+        "files" => files(),
+        "threads" => threads(),
+        "thread-churn" => thread_churn(),
+        "fork" => fork(),
+        "command" => command(),
+        "exec-fail" => exec_fail(),
+        "mmap" => mmap(),
+        "heap" => heap(),
+        "lazy" => lazy(),
+        "stack-growth" => stack_growth(),
+        "time" => time(),
+        "segv-null" => segv_null(),
+        "segv-readonly" => segv_readonly(),
+        "exit-group" => exit_group(),
+        "stats" => stats(),
+        _ => {
+            eprintln!("usage: dune-testprog SCENARIO (unknown scenario {scenario:?})");
+            std::process::exit(64);
+        }
+    }
+    println!("ok {scenario}");
+}
+
+/// Enter, stay, make system calls; entering twice is harmless.
+fn basic() {
+    let pid = std::process::id();
+    enter();
+    enter();
+    check!(std::process::id() == pid);
+    // SAFETY: plain libc calls.
+    check!(unsafe { libc::getppid() } > 0);
+    let mut out = std::io::stdout().lock();
+    check!(writeln!(out, "hello from ring 0").is_ok());
+}
+
+thread_local! {
+    static TLS_MARK: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Registers that must be the same after enter: FS base (thread locals), MXCSR, x87
+/// control word, XCR0, the signal mask.
+fn registers() {
+    TLS_MARK.with(|c| c.set(0xfeed_f00d));
+    // Flush-to-zero and denormals-are-zero: a non-default MXCSR to carry over.
+    let mxcsr_in: u32 = 0x1f80 | 0x8040;
+    let mut fcw_in: u16 = 0;
+    // SAFETY: writes MXCSR and reads the x87 control word into a local.
+    unsafe {
+        std::arch::asm!("ldmxcsr [{0}]", in(reg) &mxcsr_in);
+        std::arch::asm!("fnstcw [{0}]", in(reg) &mut fcw_in);
+    }
+    // SAFETY: cpuid/xgetbv are available on x86-64 with OSXSAVE, checked via cpuid.
+    let xcr0_in = unsafe { xcr0() };
+    // SAFETY: sigset manipulation on locals, then one sigprocmask call.
+    let mask_in = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGUSR2);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        current_mask()
+    };
+    enter();
+    check!(TLS_MARK.with(|c| c.get()) == 0xfeed_f00d, "thread-local lost");
+    let mut mxcsr_out: u32 = 0;
+    let mut fcw_out: u16 = 0;
+    // SAFETY: reads into locals.
+    unsafe {
+        std::arch::asm!("stmxcsr [{0}]", in(reg) &mut mxcsr_out);
+        std::arch::asm!("fnstcw [{0}]", in(reg) &mut fcw_out);
+    }
+    check!(mxcsr_out == mxcsr_in, "mxcsr {mxcsr_out:#x} != {mxcsr_in:#x}");
+    check!(fcw_out == fcw_in, "fcw {fcw_out:#x} != {fcw_in:#x}");
+    // SAFETY: as above; in ring 0 xgetbv reads the guest's XCR0.
+    let xcr0_out = unsafe { xcr0() };
+    check!(xcr0_out == xcr0_in, "xcr0 {xcr0_out:#x} != {xcr0_in:#x}");
+    // SAFETY: one sigprocmask query.
+    check!(unsafe { current_mask() } == mask_in, "signal mask changed");
+    // Vector code after entering: AVX where the CPU has it.
+    let v: Vec<f64> = (0..4096).map(|i| i as f64 * 0.5).collect();
+    let s: f64 = v.iter().sum();
+    check!(s == 4096.0 * 4095.0 / 4.0);
+}
+
+unsafe fn xcr0() -> u64 {
+    // SAFETY: cpuid leaf 1 always exists; xgetbv only when OSXSAVE is set.
+    unsafe {
+        if std::arch::x86_64::__cpuid(1).ecx & (1 << 27) == 0 {
+            return 0;
+        }
+        std::arch::x86_64::_xgetbv(0)
+    }
+}
+
+unsafe fn current_mask() -> u64 {
+    let mut old = 0u64;
+    // SAFETY: rt_sigprocmask with a null new set only writes 8 bytes into `old`.
+    unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_BLOCK, std::ptr::null::<u64>(), &mut old as *mut u64, 8) };
+    old
+}
+
+/// File I/O of several kinds.
+fn files() {
+    enter();
+    let dir = std::env::temp_dir().join(format!("dune-files-{}", std::process::id()));
+    check!(std::fs::create_dir_all(&dir).is_ok());
+    let p = dir.join("data");
+    let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    check!(std::fs::write(&p, &payload).is_ok());
+    let back = std::fs::read(&p).unwrap_or_default();
+    check!(back == payload, "read back {} bytes", back.len());
+    let mut f = std::fs::OpenOptions::new().append(true).open(&p).expect("open");
+    check!(f.write_all(b"tail").is_ok());
+    drop(f);
+    let mut s = Vec::new();
+    check!(std::fs::File::open(&p).and_then(|mut f| f.read_to_end(&mut s)).is_ok());
+    check!(s.len() == payload.len() + 4 && s.ends_with(b"tail"));
+    check!(std::fs::read_to_string("/proc/self/status").map(|t| t.contains("Pid:")).unwrap_or(false));
+    check!(std::fs::remove_dir_all(&dir).is_ok());
+}
+
+/// New threads start in Dune mode by themselves; they share memory with the parent.
+fn threads() {
+    enter();
+    let total = std::sync::Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let total = total.clone();
+            std::thread::spawn(move || {
+                check!(libdune::in_dune_mode(), "thread {i} is not in Dune mode");
+                // Each thread allocates, makes calls, and uses its own TLS.
+                TLS_MARK.with(|c| c.set(i));
+                let v: Vec<u64> = (0..10_000).collect();
+                std::thread::sleep(Duration::from_millis(5));
+                check!(TLS_MARK.with(|c| c.get()) == i);
+                total.fetch_add(v.iter().sum::<u64>() + i, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    for h in handles {
+        check!(h.join().is_ok());
+    }
+    check!(total.load(Ordering::SeqCst) == 8 * (9_999 * 10_000 / 2) + 28);
+    // pthread_create directly.
+    extern "C" fn start(arg: *mut libc::c_void) -> *mut libc::c_void {
+        let ok = libdune::in_dune_mode();
+        (if ok { arg as usize + 1 } else { 0 }) as *mut libc::c_void
+    }
+    let mut t: libc::pthread_t = 0;
+    let mut ret: *mut libc::c_void = std::ptr::null_mut();
+    // SAFETY: standard pthread create/join with a static start routine.
+    unsafe {
+        check!(libc::pthread_create(&mut t, std::ptr::null(), start, 41 as *mut libc::c_void) == 0);
+        check!(libc::pthread_join(t, &mut ret) == 0);
+    }
+    check!(ret as usize == 42, "pthread returned {}", ret as usize);
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Hundreds of threads one after another leave no vCPU, fd or memslot behind.
+fn thread_churn() {
+    enter();
+    // Warm up: the first threads create the pooled vCPUs and glibc's cached stacks.
+    for _ in 0..4 {
+        std::thread::spawn(|| {}).join().expect("join");
+    }
+    let fds = open_fds();
+    let slots = libdune::runtime::mem_stats().expect("stats").memslots;
+    for i in 0..300u64 {
+        let h = std::thread::spawn(move || {
+            check!(libdune::in_dune_mode());
+            i * 2
+        });
+        check!(h.join().ok() == Some(i * 2));
+    }
+    let fds_after = open_fds();
+    let slots_after = libdune::runtime::mem_stats().expect("stats").memslots;
+    check!(fds_after == fds, "fds {fds} -> {fds_after}");
+    check!(slots_after <= slots + 2, "memslots {slots} -> {slots_after}");
+}
+
+/// fork: the child continues in Dune mode (in a VM of its own); waitpid works.
+fn fork() {
+    enter();
+    let marker = Box::new(1234u64);
+    // SAFETY: the child only uses async-signal-safe-enough code (no locks held by
+    // other threads: this process has one thread) and exits with _exit.
+    let pid = unsafe { libc::fork() };
+    check!(pid >= 0);
+    if pid == 0 {
+        let ok = libdune::in_dune_mode() && *marker == 1234;
+        // The child can allocate, make calls and fork again.
+        let v: Vec<u8> = vec![7; 1 << 20];
+        // SAFETY: fork again in the single-threaded child.
+        let pid2 = unsafe { libc::fork() };
+        if pid2 == 0 {
+            // SAFETY: exit without running destructors in the grandchild.
+            unsafe { libc::_exit(if libdune::in_dune_mode() { 7 } else { 1 }) };
+        }
+        let mut st = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid2, &mut st, 0) };
+        let code = if ok && v[12345] == 7 && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 7 { 42 } else { 1 };
+        // SAFETY: exit without running the parent's destructors twice.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    check!(unsafe { libc::waitpid(pid, &mut status, 0) } == pid);
+    check!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 42, "child status {status:#x}");
+    check!(libdune::in_dune_mode());
+}
+
+/// std::process::Command: fork or posix_spawn, then execve; output through pipes.
+fn command() {
+    enter();
+    let out = Command::new("/bin/echo").arg("spawned").output().expect("spawn echo");
+    check!(out.status.success());
+    check!(out.stdout == b"spawned\n", "stdout {:?}", String::from_utf8_lossy(&out.stdout));
+    let st = Command::new("/bin/sh").args(["-c", "exit 3"]).status().expect("spawn sh");
+    check!(st.code() == Some(3));
+    let st = Command::new("/bin/sh").args(["-c", "kill -TERM $$"]).status().expect("spawn sh");
+    check!(st.signal() == Some(libc::SIGTERM));
+    let missing = Command::new("/nonexistent/program").status();
+    check!(missing.as_ref().err().map(|e| e.kind()) == Some(std::io::ErrorKind::NotFound), "{missing:?}");
+    check!(libdune::in_dune_mode());
+}
+
+/// A failed execve returns its error, still in Dune mode.
+fn exec_fail() {
+    enter();
+    let path = c"/nonexistent/exec";
+    let argv = [path.as_ptr(), std::ptr::null()];
+    // SAFETY: valid NUL-terminated path and argv.
+    let r = unsafe { libc::execv(path.as_ptr(), argv.as_ptr()) };
+    check!(r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT));
+    check!(libdune::in_dune_mode());
+}
+
+/// mmap of a file and of anonymous memory; munmap; mprotect; mremap.
+fn mmap() {
+    enter();
+    let p = std::env::temp_dir().join(format!("dune-mmap-{}", std::process::id()));
+    let data: Vec<u8> = (0..3 * 4096 + 17).map(|i| (i * 7 % 256) as u8).collect();
+    std::fs::write(&p, &data).expect("write");
+    let f = std::fs::File::open(&p).expect("open");
+    use std::os::fd::AsRawFd;
+    // SAFETY: mapping a file we own read-only and reading within its length.
+    unsafe {
+        let m = libc::mmap(std::ptr::null_mut(), data.len(), libc::PROT_READ, libc::MAP_PRIVATE, f.as_raw_fd(), 0);
+        check!(m != libc::MAP_FAILED);
+        let s = std::slice::from_raw_parts(m as *const u8, data.len());
+        check!(s == &data[..], "file mapping differs");
+        check!(libc::munmap(m, data.len()) == 0);
+        // Anonymous, written, protected, then grown with mremap.
+        let len = 64 * 4096;
+        let a = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) as *mut u8;
+        check!(a as *mut libc::c_void != libc::MAP_FAILED);
+        for i in 0..len {
+            *a.add(i) = (i % 253) as u8;
+        }
+        check!(libc::mprotect(a as *mut _, len, libc::PROT_READ) == 0);
+        check!(*a.add(4097) == (4097 % 253) as u8);
+        check!(libc::mprotect(a as *mut _, len, libc::PROT_READ | libc::PROT_WRITE) == 0);
+        *a.add(5) = 99;
+        let b = libc::mremap(a as *mut _, len, 4 * len, libc::MREMAP_MAYMOVE) as *mut u8;
+        check!(b as *mut libc::c_void != libc::MAP_FAILED);
+        check!(*b.add(5) == 99 && *b.add(len - 1) == ((len - 1) % 253) as u8);
+        *b.add(4 * len - 1) = 1;
+        // Unmap the middle, the rest still works.
+        check!(libc::munmap(b.add(len) as *mut _, len) == 0);
+        check!(*b.add(len - 1) == ((len - 1) % 253) as u8);
+        *b.add(2 * len) = 5;
+        check!(*b.add(2 * len) == 5);
+        // MAP_FIXED over an existing mapping replaces its contents.
+        let c = libc::mmap(b.add(2 * len) as *mut _, 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED, -1, 0) as *mut u8;
+        check!(c == b.add(2 * len));
+        check!(*c == 0, "MAP_FIXED page not fresh");
+        check!(libc::munmap(b as *mut _, 4 * len) == 0);
+    }
+    let _ = std::fs::remove_file(&p);
+}
+
+/// The heap grows past its initial mapping (brk and mmap'd chunks).
+fn heap() {
+    enter();
+    // SAFETY: sbrk(0) queries; sbrk(n) grows the break and returns the old one.
+    unsafe {
+        let before = libc::sbrk(0) as *mut u8;
+        let old = libc::sbrk(1 << 20) as *mut u8;
+        check!(old == before);
+        for i in (0..(1 << 20)).step_by(4096) {
+            *old.add(i) = 1;
+        }
+        check!(libc::sbrk(-(1 << 19)) as *mut u8 == old.add(1 << 20));
+        *old.add((1 << 19) - 1) = 2;
+    }
+    let mut chunks = Vec::new();
+    for i in 0..64 {
+        let mut v = vec![0u8; 4 << 20];
+        v[i] = i as u8;
+        v[(4 << 20) - 1] = 1;
+        chunks.push(v);
+    }
+    check!(chunks.iter().enumerate().all(|(i, v)| v[i] == i as u8 && v[(4 << 20) - 1] == 1));
+    let mut big: Vec<u64> = Vec::new();
+    for i in 0..(16 << 20) {
+        big.push(i);
+    }
+    check!(big.iter().step_by(4099).all(|&x| big[x as usize] == x));
+}
+
+/// Memory mapped by a thread outside Dune mode is picked up on first touch.
+fn lazy() {
+    let (tx, rx) = std::sync::mpsc::channel::<usize>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let outsider = std::thread::spawn(move || {
+        go_rx.recv().expect("go");
+        check!(!libdune::in_dune_mode(), "this thread started before enter()");
+        // SAFETY: a fresh anonymous mapping, written before being shared.
+        let p = unsafe {
+            let p = libc::mmap(std::ptr::null_mut(), 1 << 20, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+            check!(p != libc::MAP_FAILED);
+            *(p as *mut u64) = 0x5eed;
+            p
+        };
+        tx.send(p as usize).expect("send");
+    });
+    enter();
+    go_tx.send(()).expect("go");
+    let p = rx.recv().expect("recv") as *mut u64;
+    // SAFETY: the outsider mapped 1 MiB at p and no longer touches it.
+    unsafe {
+        check!(*p == 0x5eed);
+        *p.add(1000) = 1;
+        check!(*p.add(1000) == 1);
+    }
+    check!(outsider.join().is_ok());
+    let traps = libdune::runtime::counters().traps.load(Ordering::Relaxed);
+    check!(traps >= 1, "the first touch should have faulted to the host");
+}
+
+/// The main thread's stack grows on demand in Dune mode.
+fn stack_growth() {
+    #[inline(never)]
+    fn recurse(n: u64) -> u64 {
+        let buf = std::hint::black_box([n as u8; 4096]);
+        if n == 0 { buf[0] as u64 } else { recurse(n - 1) + buf[100] as u64 }
+    }
+    enter();
+    // About 2 MiB below the stack as mapped at enter().
+    check!(recurse(500) == (1..=500u64).map(|x| x % 256).sum::<u64>());
+}
+
+/// Time read through the vDSO (rdtsc in the guest) agrees with the host's.
+fn time() {
+    // SAFETY: clock_gettime into a local through the raw system call (always the host's).
+    let host_now = || unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_REALTIME, &mut ts);
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    };
+    enter();
+    let vdso = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("after epoch");
+    let host = host_now();
+    let skew = if vdso > host { vdso - host } else { host - vdso };
+    check!(skew < Duration::from_millis(500), "vDSO time is {skew:?} off the host's");
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_millis(200));
+    let slept = t0.elapsed();
+    check!(slept >= Duration::from_millis(200) && slept < Duration::from_secs(5), "slept {slept:?}");
+}
+
+/// A wild write: the process dies by SIGSEGV after a report.
+fn segv_null() {
+    enter();
+    // SAFETY: deliberately invalid: the test expects the process to die here.
+    unsafe { std::ptr::write_volatile(0x10 as *mut u64, 1) };
+    eprintln!("survived a null write");
+    std::process::exit(1);
+}
+
+static READ_ONLY: u64 = 77;
+
+/// A write to read-only memory: SIGSEGV, like outside.
+fn segv_readonly() {
+    enter();
+    check!(std::hint::black_box(READ_ONLY) == 77);
+    // SAFETY: deliberately invalid: writes into .rodata.
+    unsafe { std::ptr::write_volatile(std::hint::black_box(std::ptr::addr_of!(READ_ONLY)) as *mut u64, 1) };
+    eprintln!("survived a write to read-only memory");
+    std::process::exit(1);
+}
+
+/// exit_group ends every thread, with the status given.
+fn exit_group() {
+    enter();
+    for _ in 0..3 {
+        std::thread::spawn(|| loop {
+            std::thread::sleep(Duration::from_millis(1));
+        });
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    println!("ok exit-group");
+    let _ = std::io::stdout().flush();
+    std::process::exit(17);
+}
+
+/// What is registered stays bounded and below MAXPHYADDR.
+fn stats() {
+    enter();
+    let s = libdune::runtime::mem_stats().expect("stats");
+    println!("memslots {} bytes {} runtime-pages {} gpa-high {:#x} maxphyaddr {}", s.memslots, s.memslot_bytes, s.runtime_pages, s.gpa_high_water, s.maxphyaddr);
+    check!(s.gpa_high_water <= 1u64 << s.maxphyaddr);
+    check!(s.memslot_bytes <= s.memslot_budget);
+    if let Ok(want) = std::env::var("DUNE_EXPECT_MAXPHYADDR") {
+        check!(want.parse::<u8>().ok() == Some(s.maxphyaddr), "maxphyaddr {} != {want}", s.maxphyaddr);
+    }
+}

@@ -1,0 +1,1 @@
+//! Shared helpers for the Dune-mode test programs live in the binaries themselves.

@@ -1,0 +1,127 @@
+//! The core runtime, exercised by real programs in Dune mode.
+//!
+//! These need a `/dev/kvm` with hardware-virtualization semantics: run them through
+//! `scripts/test` (which uses the QEMU lane, `scripts/vm-run`) or on a machine whose
+//! `dune doctor` says Ready. Elsewhere they fail, by design: `enter()` refuses an
+//! emulated ring 0 and the scenario exits 2.
+
+use std::process::{Command, Output};
+
+fn run(scenario: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dune-testprog"))
+        .arg(scenario)
+        .env_remove("DUNE_ALLOW_EMULATED")
+        .output()
+        .expect("spawn dune-testprog")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs a scenario that must succeed and print `ok <scenario>`.
+fn pass(scenario: &str) -> Output {
+    let out = run(scenario);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{scenario}: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    assert!(stdout.lines().any(|l| l == format!("ok {scenario}")), "{scenario}: no ok line\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    out
+}
+
+#[test]
+fn basic_syscalls_and_enter_twice() {
+    let out = pass("basic");
+    assert!(text(&out.stdout).contains("hello from ring 0"));
+}
+
+#[test]
+fn registers_tls_fpu_xcr0_sigmask_survive_enter() {
+    pass("registers");
+}
+
+#[test]
+fn file_io() {
+    pass("files");
+}
+
+#[test]
+fn threads_start_in_dune_mode() {
+    pass("threads");
+}
+
+#[test]
+fn hundreds_of_threads_leave_nothing_behind() {
+    pass("thread-churn");
+}
+
+#[test]
+fn forked_child_stays_in_dune_mode() {
+    pass("fork");
+}
+
+#[test]
+fn command_spawns_and_execs() {
+    pass("command");
+}
+
+#[test]
+fn failed_execve_returns_error() {
+    pass("exec-fail");
+}
+
+#[test]
+fn mmap_munmap_mprotect_mremap() {
+    pass("mmap");
+}
+
+#[test]
+fn heap_grows() {
+    pass("heap");
+}
+
+#[test]
+fn memory_mapped_behind_the_runtimes_back_is_picked_up() {
+    pass("lazy");
+}
+
+#[test]
+fn main_stack_grows() {
+    pass("stack-growth");
+}
+
+#[test]
+fn vdso_time_matches_host() {
+    pass("time");
+}
+
+#[test]
+fn memslots_bounded_and_below_maxphyaddr() {
+    pass("stats");
+}
+
+fn assert_segv(scenario: &str, what: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = run(scenario);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{scenario}: {:?}\nstderr:\n{stderr}", out.status);
+    assert!(stderr.contains("dune: fatal"), "no report:\n{stderr}");
+    assert!(stderr.contains("#PF"), "report lacks the vector:\n{stderr}");
+    assert!(stderr.contains(what), "report lacks {what:?}:\n{stderr}");
+    assert!(stderr.contains("rip 0x") && stderr.contains("cr2 0x"), "report lacks rip/cr2:\n{stderr}");
+}
+
+#[test]
+fn wild_write_dies_by_sigsegv_with_report() {
+    assert_segv("segv-null", "cr2 0x0000000000000010");
+}
+
+#[test]
+fn write_to_read_only_memory_dies_by_sigsegv() {
+    assert_segv("segv-readonly", "r--p");
+}
+
+#[test]
+fn exit_group_ends_all_threads_with_status() {
+    let out = run("exit-group");
+    assert_eq!(out.status.code(), Some(17), "stderr:\n{}", text(&out.stderr));
+}

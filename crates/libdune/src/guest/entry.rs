@@ -1,0 +1,280 @@
+//! All entry assembly of the runtime, in one place.
+//!
+//! Symbols defined here, and where they run:
+//!
+//! | symbol | runs in | what it does |
+//! | --- | --- | --- |
+//! | `dune_enter_trampoline` | host, then guest | records the caller's stack and resume point, switches to the host-loop stack; the vCPU later resumes at its label `1:` |
+//! | `dune_syscall_entry` | guest ring 0 (LSTAR) | exits to the host with `out` so the host thread performs the system call |
+//! | `dune_syscall_return_flush` | guest ring 0 | return path used after the host changed the page table: reloads CR3, then returns like `sysret` would |
+//! | `dune_trap_stubs` | guest ring 0 (IDT) | 256 stubs of 16 bytes, one per vector; push an error code (0 if the CPU pushed none) and the vector, then exit to the host |
+//! | `dune_raw_clone` | host | `clone` whose child calls `fn(arg)` on a fresh host stack |
+//! | `dune_raw_clone_native` | host | `clone` whose child resumes a guest register frame natively, outside Dune mode |
+//! | `dune_exit_thread` | host | unmaps the thread's own host stack and exits without touching it again |
+//!
+//! Every offset the assembly uses is a `const` derived with `offset_of!` below.
+
+use core::mem::offset_of;
+
+use super::{EnterFrame, NativeFrame};
+
+/// I/O port the LSTAR stub writes to: "perform the system call in `rax`".
+pub const PORT_SYSCALL: u16 = 0x0d;
+/// I/O port the IDT stubs write to: "exception; the frame is on the IST stack".
+pub const PORT_TRAP: u16 = 0x0e;
+/// Size of one IDT stub; the stub for vector `v` is at `dune_trap_stubs + v * TRAP_STUB_SIZE`.
+pub const TRAP_STUB_SIZE: usize = 16;
+/// Bytes below `rsp` that ring-0 code must not touch: the System V red zone.
+pub const RED_ZONE: usize = 128;
+
+const ENTER_RSP: usize = offset_of!(EnterFrame, rsp);
+const ENTER_RIP: usize = offset_of!(EnterFrame, rip);
+const ENTER_HOST_STACK: usize = offset_of!(EnterFrame, host_stack_top);
+const ENTER_HOST_RUN: usize = offset_of!(EnterFrame, host_run);
+
+const N_RAX: usize = offset_of!(NativeFrame, rax);
+const N_RBX: usize = offset_of!(NativeFrame, rbx);
+const N_RCX: usize = offset_of!(NativeFrame, rcx);
+const N_RDX: usize = offset_of!(NativeFrame, rdx);
+const N_RSI: usize = offset_of!(NativeFrame, rsi);
+const N_RDI: usize = offset_of!(NativeFrame, rdi);
+const N_RBP: usize = offset_of!(NativeFrame, rbp);
+const N_R8: usize = offset_of!(NativeFrame, r8);
+const N_R9: usize = offset_of!(NativeFrame, r9);
+const N_R10: usize = offset_of!(NativeFrame, r10);
+const N_R11: usize = offset_of!(NativeFrame, r11);
+const N_R12: usize = offset_of!(NativeFrame, r12);
+const N_R13: usize = offset_of!(NativeFrame, r13);
+const N_R14: usize = offset_of!(NativeFrame, r14);
+const N_R15: usize = offset_of!(NativeFrame, r15);
+const N_RIP: usize = offset_of!(NativeFrame, rip);
+const N_RFLAGS: usize = offset_of!(NativeFrame, rflags);
+
+// Vectors for which the CPU pushes an error code (Intel SDM vol. 3A, table 6-1):
+// #DF 8, #TS 10, #NP 11, #SS 12, #GP 13, #PF 14, #AC 17, #CP 21, #VC 29, #SX 30.
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.dune_entry, "ax"
+
+    // extern "C" fn dune_enter_trampoline(frame: *mut EnterFrame) -> u64
+    // Host side: saves callee-saved registers on the caller's stack, stores rsp and the
+    // address of label 1 in *frame, then calls frame.host_run(frame) on the host stack.
+    // host_run never returns on the host; the vCPU starts at label 1 with the saved rsp.
+    .globl dune_enter_trampoline
+    .type dune_enter_trampoline, @function
+dune_enter_trampoline:
+    push %rbp
+    push %rbx
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    mov %rsp, {enter_rsp}(%rdi)
+    lea 1f(%rip), %rax
+    mov %rax, {enter_rip}(%rdi)
+    mov {enter_host_stack}(%rdi), %rsp
+    call *{enter_host_run}(%rdi)
+    ud2
+1:  // Guest ring 0 from here on.
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %rbx
+    pop %rbp
+    xor %eax, %eax
+    ret
+    .size dune_enter_trampoline, . - dune_enter_trampoline
+
+    // LSTAR target. SYSCALL left the return rip in rcx and rflags in r11; the host reads
+    // all registers from the exit, performs the call and resumes at rcx itself, so
+    // nothing here touches the stack (it is the user's, red zone included).
+    .balign 16
+    .globl dune_syscall_entry
+    .type dune_syscall_entry, @function
+dune_syscall_entry:
+    out %al, ${port_syscall}
+    ud2
+    .size dune_syscall_entry, . - dune_syscall_entry
+
+    // Host resumes here (rflags already restored, rcx = return rip) when it changed the
+    // page table during the call: a CR3 reload drops stale translations (no global pages
+    // are used). r11 gets rflags back as after a real SYSCALL; pushfq goes below the red zone.
+    .balign 16
+    .globl dune_syscall_return_flush
+    .type dune_syscall_return_flush, @function
+dune_syscall_return_flush:
+    mov %cr3, %r11
+    mov %r11, %cr3
+    lea -{red_zone}(%rsp), %rsp
+    pushfq
+    pop %r11
+    lea {red_zone}(%rsp), %rsp
+    jmp *%rcx
+    .size dune_syscall_return_flush, . - dune_syscall_return_flush
+
+    // IDT stubs: all vectors use IST1, so the user's stack and red zone are never written.
+    .balign {stub_size}
+    .globl dune_trap_stubs
+dune_trap_stubs:
+    .set vec, 0
+    .rept 256
+    .balign {stub_size}
+    .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .else
+    push $0
+    .endif
+    push $vec
+    jmp dune_trap_common
+    .set vec, vec + 1
+    .endr
+dune_trap_common:
+    out %al, ${port_trap}
+    ud2
+
+    // extern "C" fn dune_raw_clone(flags, stack_top, ptid, ctid, tls, f: extern "C" fn(*mut u8) -> !, arg) -> i64
+    // The child calls f(arg) on stack_top (16-byte aligned). Returns the raw result in the parent.
+    .globl dune_raw_clone
+    .type dune_raw_clone, @function
+dune_raw_clone:
+    mov 8(%rsp), %rax
+    sub $16, %rsi
+    mov %r9, 0(%rsi)
+    mov %rax, 8(%rsi)
+    mov %rcx, %r10
+    mov $56, %eax           // SYS_clone: flags, newsp, parent_tid, child_tid, tls
+    syscall
+    test %rax, %rax
+    jnz 2f
+    xor %ebp, %ebp
+    pop %rax
+    pop %rdi
+    call *%rax
+    ud2
+2:  ret
+    .size dune_raw_clone, . - dune_raw_clone
+
+    // extern "C" fn dune_raw_clone_native(flags, newsp, ptid, ctid, tls, frame: *const NativeFrame) -> i64
+    // The child loads the guest registers from *frame (shared memory: CLONE_VM), with
+    // rax = 0 and rsp = newsp, and jumps to frame.rip: it runs natively, outside Dune mode.
+    .globl dune_raw_clone_native
+    .type dune_raw_clone_native, @function
+dune_raw_clone_native:
+    mov %rcx, %r10
+    mov $56, %eax
+    syscall
+    test %rax, %rax
+    jnz 3f
+    // Child. newsp may be the parent's own rsp (vfork-style); step over its red zone.
+    lea -{red_zone}(%rsp), %rsp
+    push {n_rip}(%r9)
+    push {n_rflags}(%r9)
+    mov {n_rbx}(%r9), %rbx
+    mov {n_rcx}(%r9), %rcx
+    mov {n_rdx}(%r9), %rdx
+    mov {n_rsi}(%r9), %rsi
+    mov {n_rdi}(%r9), %rdi
+    mov {n_rbp}(%r9), %rbp
+    mov {n_r8}(%r9), %r8
+    mov {n_r10}(%r9), %r10
+    mov {n_r11}(%r9), %r11
+    mov {n_r12}(%r9), %r12
+    mov {n_r13}(%r9), %r13
+    mov {n_r14}(%r9), %r14
+    mov {n_r15}(%r9), %r15
+    mov {n_r9}(%r9), %r9
+    xor %eax, %eax
+    popfq
+    // Return to rip and drop the red-zone gap in one step.
+    ret ${red_zone}
+3:  ret
+    .size dune_raw_clone_native, . - dune_raw_clone_native
+
+    // extern "C" fn dune_exit_thread(stack_base, stack_len, status) -> !
+    // Unmaps the calling thread's host stack and exits; no memory access after munmap.
+    .globl dune_exit_thread
+    .type dune_exit_thread, @function
+dune_exit_thread:
+    mov %rdx, %r8
+    mov $11, %eax           // SYS_munmap(stack_base, stack_len)
+    syscall
+    mov %r8, %rdi
+    mov $60, %eax           // SYS_exit(status)
+    syscall
+    ud2
+    .size dune_exit_thread, . - dune_exit_thread
+
+    .popsection
+    "#,
+    enter_rsp = const ENTER_RSP,
+    enter_rip = const ENTER_RIP,
+    enter_host_stack = const ENTER_HOST_STACK,
+    enter_host_run = const ENTER_HOST_RUN,
+    port_syscall = const PORT_SYSCALL,
+    port_trap = const PORT_TRAP,
+    red_zone = const RED_ZONE,
+    stub_size = const TRAP_STUB_SIZE,
+    n_rip = const N_RIP,
+    n_rflags = const N_RFLAGS,
+    n_rbx = const N_RBX,
+    n_rcx = const N_RCX,
+    n_rdx = const N_RDX,
+    n_rsi = const N_RSI,
+    n_rdi = const N_RDI,
+    n_rbp = const N_RBP,
+    n_r8 = const N_R8,
+    n_r9 = const N_R9,
+    n_r10 = const N_R10,
+    n_r11 = const N_R11,
+    n_r12 = const N_R12,
+    n_r13 = const N_R13,
+    n_r14 = const N_R14,
+    n_r15 = const N_R15,
+    options(att_syntax)
+);
+
+// The native frame's rax is not loaded (the child's rax is 0); keep the field so the
+// frame mirrors `kvm_regs` and callers can fill it uniformly.
+const _: usize = N_RAX;
+
+extern "C" {
+    /// Enters Dune mode; see the module table.
+    pub fn dune_enter_trampoline(frame: *mut EnterFrame) -> u64;
+    /// LSTAR target.
+    pub fn dune_syscall_entry();
+    /// Return path that reloads CR3.
+    pub fn dune_syscall_return_flush();
+    /// First of 256 IDT stubs, `TRAP_STUB_SIZE` bytes apart.
+    pub fn dune_trap_stubs();
+    /// `clone` whose child calls `f(arg)` on `stack_top`.
+    pub fn dune_raw_clone(
+        flags: u64,
+        stack_top: u64,
+        ptid: u64,
+        ctid: u64,
+        tls: u64,
+        f: extern "C" fn(*mut u8) -> !,
+        arg: *mut u8,
+    ) -> i64;
+    /// `clone` whose child resumes `*frame` natively.
+    pub fn dune_raw_clone_native(
+        flags: u64,
+        newsp: u64,
+        ptid: u64,
+        ctid: u64,
+        tls: u64,
+        frame: *const NativeFrame,
+    ) -> i64;
+    /// Unmaps the current host stack and exits the thread.
+    pub fn dune_exit_thread(stack_base: u64, stack_len: u64, status: u64) -> !;
+}
+
+/// Address of an assembly symbol declared above.
+pub fn addr_of(f: unsafe extern "C" fn()) -> u64 {
+    f as *const () as u64
+}
+
+/// Address of the IDT stub for `vector`.
+pub fn trap_stub(vector: u8) -> u64 {
+    addr_of(dune_trap_stubs) + vector as u64 * TRAP_STUB_SIZE as u64
+}

@@ -1,0 +1,69 @@
+//! Options of the runtime, from code or from the environment.
+
+use crate::error::{Error, Result};
+
+/// How Dune mode is set up. `Options::default()` is what `enter()` uses, adjusted by
+/// the environment (`Options::from_env`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Run even where guest ring 0 is emulated by the hypervisor (kvm_pvm): correct
+    /// but about 2,000 times slower, and AVX code faults. `DUNE_ALLOW_EMULATED=1`.
+    pub allow_emulated: bool,
+    /// Bound on the bytes covered by KVM memslots, which cost kernel memory whether
+    /// touched or not. `DUNE_MEMSLOT_BUDGET` (bytes, or with a K/M/G/T suffix).
+    pub memslot_budget: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { allow_emulated: false, memslot_budget: 64 << 30 }
+    }
+}
+
+impl Options {
+    /// Defaults, overridden by `DUNE_ALLOW_EMULATED` and `DUNE_MEMSLOT_BUDGET`.
+    pub fn from_env() -> Result<Self> {
+        let mut o = Options::default();
+        if let Some(v) = std::env::var_os("DUNE_ALLOW_EMULATED") {
+            o.allow_emulated = match v.to_str() {
+                Some("1" | "yes" | "true") => true,
+                Some("0" | "no" | "false" | "") => false,
+                _ => return Err(Error::InvalidOption { name: "DUNE_ALLOW_EMULATED", why: "expected 1 or 0" }),
+            };
+        }
+        if let Some(v) = std::env::var_os("DUNE_MEMSLOT_BUDGET") {
+            let v = v.to_str().ok_or(Error::InvalidOption { name: "DUNE_MEMSLOT_BUDGET", why: "not UTF-8" })?;
+            o.memslot_budget = parse_size(v).ok_or(Error::InvalidOption { name: "DUNE_MEMSLOT_BUDGET", why: "expected a size such as 68719476736 or 64G" })?;
+        }
+        Ok(o)
+    }
+}
+
+/// Parses `123`, `4K`, `16M`, `64G`, `1T`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, shift) = match s.as_bytes().last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 10),
+        b'm' | b'M' => (&s[..s.len() - 1], 20),
+        b'g' | b'G' => (&s[..s.len() - 1], 30),
+        b't' | b'T' => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    num.parse::<u64>().ok()?.checked_mul(1 << shift).filter(|&n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("64G"), Some(64 << 30));
+        assert_eq!(parse_size("2t"), Some(2 << 40));
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("G"), None);
+        assert_eq!(parse_size("12Q"), None);
+        assert_eq!(parse_size("99999999999T"), None);
+    }
+}

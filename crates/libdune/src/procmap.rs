@@ -1,0 +1,191 @@
+//! Reading `/proc/self/maps` without allocating.
+//!
+//! The runtime reads the map on exit paths (a lazy page fault, a `shmat`) where the
+//! guest thread may hold the allocator's lock, so lines are parsed from a fixed buffer.
+
+use crate::sys;
+
+/// One mapping of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vma {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// Readable.
+    pub read: bool,
+    /// Writable.
+    pub write: bool,
+    /// Executable.
+    pub exec: bool,
+    /// Shared (`s`) rather than private (`p`).
+    pub shared: bool,
+    /// The main thread's stack (`[stack]`), which grows down on faults.
+    pub stack: bool,
+    /// The `[vsyscall]` page, above the user address range.
+    pub vsyscall: bool,
+}
+
+impl Vma {
+    /// Accessible at all (not `---p`).
+    pub fn accessible(&self) -> bool {
+        self.read || self.write || self.exec
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// Whether the mapping is empty.
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+/// Parses one line of `/proc/PID/maps`.
+pub fn parse_line(line: &[u8]) -> Option<Vma> {
+    let mut fields = line.split(|&b| b == b' ').filter(|f| !f.is_empty());
+    let range = fields.next()?;
+    let perms = fields.next()?;
+    let dash = range.iter().position(|&b| b == b'-')?;
+    let start = parse_hex(&range[..dash])?;
+    let end = parse_hex(&range[dash + 1..])?;
+    if perms.len() < 4 || end < start {
+        return None;
+    }
+    // offset, device, inode, then the optional path.
+    let path = fields.nth(3).unwrap_or(b"");
+    Some(Vma {
+        start,
+        end,
+        read: perms[0] == b'r',
+        write: perms[1] == b'w',
+        exec: perms[2] == b'x',
+        shared: perms[3] == b's',
+        stack: path == b"[stack]",
+        vsyscall: path == b"[vsyscall]",
+    })
+}
+
+fn parse_hex(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &c| {
+        let d = (c as char).to_digit(16)? as u64;
+        Some(acc << 4 | d)
+    })
+}
+
+/// Calls `f` for each mapping of the calling process, in address order.
+/// Stops early when `f` returns `false`.
+pub fn for_each(mut f: impl FnMut(&Vma) -> bool) -> Result<(), &'static str> {
+    const PATH: &[u8] = b"/proc/self/maps\0";
+    // SAFETY: PATH is NUL-terminated; the fd is closed below.
+    let fd = unsafe {
+        sys::syscall(libc::SYS_openat, libc::AT_FDCWD as u64, PATH.as_ptr() as u64, (libc::O_RDONLY | libc::O_CLOEXEC) as u64)
+    };
+    let fd = sys::check(fd).map_err(|_| "cannot open")?;
+    let mut buf = [0u8; 8192];
+    let mut have = 0usize;
+    let mut result = Ok(());
+    'read: loop {
+        // SAFETY: reading into the unused tail of a stack buffer.
+        let n = unsafe { sys::syscall(libc::SYS_read, fd, buf[have..].as_mut_ptr() as u64, (buf.len() - have) as u64) };
+        let n = match sys::check(n) {
+            Ok(n) => n as usize,
+            Err(libc::EINTR) => continue,
+            Err(_) => {
+                result = Err("read failed");
+                break;
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        have += n;
+        let mut consumed = 0;
+        while let Some(nl) = buf[consumed..have].iter().position(|&b| b == b'\n') {
+            let line = &buf[consumed..consumed + nl];
+            consumed += nl + 1;
+            match parse_line(line) {
+                Some(vma) => {
+                    if !f(&vma) {
+                        break 'read;
+                    }
+                }
+                None => {
+                    result = Err("malformed line");
+                    break 'read;
+                }
+            }
+        }
+        if consumed == 0 && have == buf.len() {
+            result = Err("line longer than the read buffer");
+            break;
+        }
+        buf.copy_within(consumed..have, 0);
+        have -= consumed;
+    }
+    // SAFETY: closing the fd opened above.
+    unsafe { sys::syscall(libc::SYS_close, fd, 0, 0) };
+    result
+}
+
+/// The mapping containing `addr`, if any.
+pub fn find(addr: u64) -> Result<Option<Vma>, &'static str> {
+    let mut found = None;
+    for_each(|v| {
+        if v.start <= addr && addr < v.end {
+            found = Some(*v);
+        }
+        v.end <= addr
+    })?;
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_file_and_anonymous_lines() {
+        let v = parse_line(b"7f1c2a000000-7f1c2a021000 r-xp 00000000 fe:01 1234   /usr/lib/x86_64-linux-gnu/libc.so.6").unwrap();
+        assert_eq!((v.start, v.end), (0x7f1c2a000000, 0x7f1c2a021000));
+        assert!(v.read && !v.write && v.exec && !v.shared && !v.stack);
+        let v = parse_line(b"7ffd1000-7ffd2000 rw-p 00000000 00:00 0                          [stack]").unwrap();
+        assert!(v.stack && v.write);
+        let v = parse_line(b"ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]").unwrap();
+        assert!(v.vsyscall && v.exec && !v.read);
+        let v = parse_line(b"55d0c000-55d0d000 ---p 00000000 00:00 0").unwrap();
+        assert!(!v.accessible());
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert_eq!(parse_line(b""), None);
+        assert_eq!(parse_line(b"zz-10 rw-p"), None);
+        assert_eq!(parse_line(b"20-10 rw-p 0 0 0"), None);
+    }
+
+    #[test]
+    fn finds_own_stack_and_code() {
+        let local = 0u64;
+        let here = &local as *const u64 as u64;
+        let v = find(here).unwrap().expect("stack variable is mapped");
+        assert!(v.read && v.write);
+        let code = find(finds_own_stack_and_code as usize as u64).unwrap().expect("code is mapped");
+        assert!(code.exec);
+        let mut n = 0;
+        let mut last = 0;
+        for_each(|v| {
+            assert!(v.start >= last);
+            last = v.end;
+            n += 1;
+            true
+        })
+        .unwrap();
+        assert!(n > 5);
+    }
+}

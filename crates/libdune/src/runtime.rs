@@ -1,0 +1,323 @@
+//! The process-wide runtime: one KVM VM per process, one vCPU per thread in Dune
+//! mode, and the host loop each such thread runs.
+//!
+//! A thread enters Dune mode in `enter()`: its vCPU is loaded with the thread's own
+//! registers, and the host side of the thread switches to a private host stack and
+//! runs `KVM_RUN` in a loop for the rest of the thread's life. The guest side continues
+//! where `enter()` returns.
+//!
+//! # Exit paths never allocate
+//! Everything the loop calls after an exit (system calls, faults, thread creation,
+//! fork) runs while the guest side of the same thread may hold a lock in the middle
+//! of `malloc` (glibc's `sysmalloc` calls `mmap` with its arena locked; `fork` locks
+//! every arena). Those paths use only fixed tables made at `init` (`fixed`, `memory`)
+//! and pre-reserved `Vec` capacity.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use kvm_bindings::kvm_regs;
+use kvm_ioctls::{Kvm, VcpuExit, VmFd};
+
+use dune_x86::exception;
+use dune_x86::gdt::{self, PrivilegeLevel};
+use dune_x86::idt::{GateType, IdtEntry};
+use dune_x86::tss::Ist;
+
+use crate::error::{Error, Result};
+use crate::guest::{entry, EnterFrame};
+use crate::memory::{MemStats, Memory, PAGE};
+use crate::options::Options;
+use crate::pagetable::Perms;
+use crate::vcpu::{self, FpuControl, Template, Vcpu};
+use crate::{syscall, sys, trap};
+
+/// Host stack of each thread in Dune mode (its `ThreadCtx` sits at the top).
+pub const HOST_STACK: usize = 256 * 1024;
+
+/// The VM and everything shared by its vCPUs.
+pub struct State {
+    pub(crate) kvm: Kvm,
+    pub(crate) vm: VmFd,
+    pub(crate) mem: Memory,
+    pub(crate) template: Template,
+    free_vcpus: Vec<Vcpu>,
+    next_vcpu_id: u64,
+    max_vcpus: usize,
+    /// The options the VM was made with.
+    pub options: Options,
+}
+
+/// Exits handled by the host loops of all vCPUs, by kind (see [`counters`]).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// System calls forwarded to the host.
+    pub syscalls: AtomicU64,
+    /// Exceptions that reached the host (lazy mappings, fatal faults).
+    pub traps: AtomicU64,
+    /// `KVM_RUN` returns because of a signal.
+    pub interrupts: AtomicU64,
+}
+
+/// The exit counters.
+pub static COUNTERS: Counters = Counters { syscalls: AtomicU64::new(0), traps: AtomicU64::new(0), interrupts: AtomicU64::new(0) };
+
+/// The exit counters of this process, for tests and benchmarks.
+pub fn counters() -> &'static Counters {
+    &COUNTERS
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+/// Locks the runtime state. Exit paths hold it only while changing shared tables.
+pub(crate) fn lock() -> MutexGuard<'static, Option<State>> {
+    STATE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `f` on the initialized state.
+pub(crate) fn with_state<T>(f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+    let mut g = lock();
+    let st = g.as_mut().ok_or(Error::ProcMaps("runtime not initialized"))?;
+    f(st)
+}
+
+/// Whether the calling thread runs in Dune mode (guest ring 0): the privilege level
+/// is in the low bits of CS, which no one but the CPU sets.
+pub fn in_dune_mode() -> bool {
+    let cs: u16;
+    // SAFETY: reading CS has no side effects.
+    unsafe { core::arch::asm!("mov {0:x}, cs", out(reg) cs, options(nomem, nostack, preserves_flags)) };
+    cs & 3 == 0
+}
+
+/// Creates the VM if needed. Idempotent; `options` of later calls are ignored.
+pub fn init(options: &Options) -> Result<()> {
+    let mut g = lock();
+    if g.is_some() {
+        return Ok(());
+    }
+    if !options.allow_emulated {
+        if let Some(reason) = crate::doctor::emulated_ring0() {
+            return Err(Error::EmulatedRing0(reason));
+        }
+    }
+    let kvm = open_kvm()?;
+    for (cap, name) in [
+        (kvm_ioctls::Cap::SyncRegs, "KVM_CAP_SYNC_REGS"),
+        (kvm_ioctls::Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT"),
+        (kvm_ioctls::Cap::Xcrs, "KVM_CAP_XCRS"),
+    ] {
+        if !kvm.check_extension(cap) {
+            return Err(Error::MissingCapability(name));
+        }
+    }
+    let vm = kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?;
+    // Intel needs a TSS range for real-mode emulation even if never used; AMD ignores it.
+    vm.set_tss_address(0xfffb_d000).map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
+    let maxphy = Template::maxphyaddr(&kvm)?;
+    let mut mem = Memory::new(&vm, maxphy, kvm.get_nr_memslots(), options.memslot_budget)?;
+    let idt = build_idt(&vm, &mut mem)?;
+    let template = Template::new(&kvm, idt, mem.root())?;
+    let max_vcpus = kvm.get_max_vcpus();
+    let free_vcpus = Vec::with_capacity(max_vcpus);
+    mem.map_all(&vm)?;
+    *g = Some(State { kvm, vm, mem, template, free_vcpus, next_vcpu_id: 0, max_vcpus, options: options.clone() });
+    Ok(())
+}
+
+fn open_kvm() -> Result<Kvm> {
+    Kvm::new().map_err(|e| match e.errno() {
+        libc::ENOENT => Error::NoKvm,
+        libc::EACCES | libc::EPERM => Error::KvmAccess,
+        _ => Error::KvmOpen(std::io::Error::from_raw_os_error(e.errno())),
+    })
+}
+
+/// The IDT, shared by all vCPUs: every vector goes to its stub on IST1.
+fn build_idt(vm: &VmFd, mem: &mut Memory) -> Result<u64> {
+    let gpa = mem.alloc_page(vm)?;
+    let hva = mem.gpa_to_hva(gpa).ok_or(Error::TableFull("IDT lookup"))?;
+    for v in 0..=255u8 {
+        // int3 and into may be used from ring 3 later (DPL 3); everything else is ring 0.
+        let dpl = if v == exception::BP || v == exception::OF { PrivilegeLevel::Ring3 } else { PrivilegeLevel::Ring0 };
+        let gate = IdtEntry::new(entry::trap_stub(v), gdt::KERNEL_CS, GateType::Interrupt, dpl, Some(Ist::Ist1));
+        // SAFETY: the IDT page is runtime memory owned here; 256 gates of 16 bytes fill it.
+        unsafe { core::ptr::write_unaligned((hva as *mut [u64; 2]).add(v as usize), gate.to_words()) };
+    }
+    Ok(hva)
+}
+
+impl State {
+    /// A vCPU for a new thread: from the pool, or a new one.
+    pub(crate) fn take_vcpu(&mut self) -> Result<Vcpu> {
+        if let Some(v) = self.free_vcpus.pop() {
+            return Ok(v);
+        }
+        if self.next_vcpu_id as usize >= self.max_vcpus {
+            return Err(Error::TooManyVcpus(self.max_vcpus));
+        }
+        let v = Vcpu::create(&self.vm, &mut self.mem, &self.template, self.next_vcpu_id)?;
+        self.next_vcpu_id += 1;
+        Ok(v)
+    }
+
+    /// Returns the vCPU of a thread that exited.
+    pub(crate) fn put_vcpu(&mut self, v: Vcpu) {
+        // The capacity was reserved for max_vcpus: this never reallocates.
+        if self.free_vcpus.len() < self.free_vcpus.capacity() {
+            self.free_vcpus.push(v);
+        }
+    }
+
+    /// In a forked child: a new VM with the same memory, and this thread's vCPU in it.
+    pub(crate) fn rebuild_after_fork(&mut self, vcpu: &mut Vcpu) -> Result<()> {
+        self.free_vcpus.clear();
+        self.vm = self.kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM (forked child)"))?;
+        self.vm.set_tss_address(0xfffb_d000).map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
+        self.mem.reregister(&self.vm)?;
+        vcpu.recreate(&self.vm, &self.template)?;
+        // Other vCPU ids belong to threads that do not exist in the child; new threads
+        // get fresh ids from the high-water mark.
+        Ok(())
+    }
+}
+
+/// Per-thread host context, stored at the top of the thread's host stack.
+pub struct ThreadCtx {
+    pub(crate) vcpu: Vcpu,
+    /// Base and length of the host stack mapping (which contains this struct).
+    pub(crate) stack: (u64, u64),
+    /// Last lazily-mapped fault (address, rip), to tell a fix from a loop.
+    pub(crate) last_fault: (u64, u64),
+}
+
+/// Maps a host stack with a guard page and places `ctx` at its top. Returns the
+/// context pointer; the usable stack ends just below it (16-byte aligned).
+pub(crate) fn new_host_stack(vcpu: Vcpu) -> core::result::Result<*mut ThreadCtx, (Vcpu, Error)> {
+    let base = match sys::mmap_anon(HOST_STACK, 0) {
+        Ok(p) => p as u64,
+        Err(e) => return Err((vcpu, Error::os_errno("mmap host stack", e))),
+    };
+    // SAFETY: the first page of the fresh mapping becomes the guard page.
+    unsafe { sys::syscall(libc::SYS_mprotect, base, PAGE, libc::PROT_NONE as u64) };
+    let top = base + HOST_STACK as u64;
+    let ctx = ((top - core::mem::size_of::<ThreadCtx>() as u64) & !63) as *mut ThreadCtx;
+    // SAFETY: ctx lies inside the fresh mapping, aligned, and is not referenced elsewhere.
+    unsafe { ctx.write(ThreadCtx { vcpu, stack: (base, HOST_STACK as u64), last_fault: (0, 0) }) };
+    Ok(ctx)
+}
+
+/// Top of the usable host stack below `ctx`.
+pub(crate) fn stack_top(ctx: *mut ThreadCtx) -> u64 {
+    (ctx as u64 - 64) & !15
+}
+
+/// Puts the calling thread into Dune mode.
+pub fn enter(options: &Options) -> Result<()> {
+    if in_dune_mode() {
+        return Ok(());
+    }
+    init(options)?;
+    let (fs, gs) = vcpu::current_fs_gs();
+    let fpu = FpuControl::current();
+    let ctx = {
+        let mut g = lock();
+        let st = g.as_mut().ok_or(Error::ProcMaps("runtime not initialized"))?;
+        // Mappings made since init (by this thread before entering, or by others) are
+        // registered now rather than one fault at a time.
+        st.mem.map_all(&st.vm)?;
+        let mut v = st.take_vcpu()?;
+        let sregs = v.sregs(&st.template, fs, gs);
+        if let Err(e) = v.load(&sregs, &kvm_regs::default(), fpu) {
+            st.put_vcpu(v);
+            return Err(e);
+        }
+        match new_host_stack(v) {
+            Ok(ctx) => ctx,
+            Err((v, e)) => {
+                st.put_vcpu(v);
+                return Err(e);
+            }
+        }
+    };
+    let mut frame = EnterFrame { host_stack_top: stack_top(ctx), host_run: host_start as *const () as u64, ctx: ctx as u64, ..Default::default() };
+    // SAFETY: the trampoline saves this thread's callee-saved registers, switches to the
+    // host stack it was given (a fresh mapping) and calls host_start, which loads the
+    // saved rsp and resume point into the vCPU. The vCPU resumes on this very stack,
+    // whose contents nothing else touched, and returns 0 from here as the guest.
+    let r = unsafe { entry::dune_enter_trampoline(&mut frame) };
+    debug_assert_eq!(r, 0);
+    Ok(())
+}
+
+/// First host function on a new host stack after `enter()`.
+extern "C" fn host_start(frame: *mut EnterFrame) -> ! {
+    // SAFETY: frame points into the stack of the thread that called the trampoline; the
+    // guest has not started yet, so it is intact and unshared.
+    let (ctx, rsp, rip) = unsafe { ((*frame).ctx as *mut ThreadCtx, (*frame).rsp, (*frame).rip) };
+    // SAFETY: ctx was made by new_host_stack for this thread and is used by it alone.
+    let ctx = unsafe { &mut *ctx };
+    if let Err(e) = ctx.vcpu.fd.set_regs(&vcpu::initial_regs(rip, rsp)) {
+        trap::die_runtime_error("KVM_SET_REGS", &e);
+    }
+    run(ctx)
+}
+
+/// Entry of a thread created by `clone` in Dune mode (see `syscall::clone_thread`).
+pub(crate) extern "C" fn thread_start(ctx: *mut u8) -> ! {
+    // SAFETY: the parent built the context for this thread alone.
+    run(unsafe { &mut *(ctx as *mut ThreadCtx) })
+}
+
+/// The host loop: runs the vCPU and handles its exits, forever.
+pub(crate) fn run(ctx: &mut ThreadCtx) -> ! {
+    loop {
+        let exit = match ctx.vcpu.fd.run() {
+            Ok(VcpuExit::IoOut(port, _)) => Exit::Io(port),
+            Ok(VcpuExit::Intr) => Exit::Interrupted,
+            Ok(VcpuExit::Shutdown) => Exit::Fatal("triple fault (KVM_EXIT_SHUTDOWN)"),
+            Ok(VcpuExit::InternalError) => Exit::Fatal("KVM internal error: an instruction the hypervisor cannot emulate"),
+            Ok(VcpuExit::FailEntry(..)) => Exit::Fatal("VM entry failed (invalid guest state)"),
+            Ok(VcpuExit::Hlt) => Exit::Fatal("hlt in ring 0 with interrupts off"),
+            Ok(VcpuExit::MmioRead(..) | VcpuExit::MmioWrite(..)) => Exit::Stale,
+            Ok(VcpuExit::MemoryFault { .. }) => Exit::Stale,
+            Ok(_) => Exit::Fatal("unexpected KVM exit"),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Exit::Interrupted,
+            Err(e) if e.errno() == libc::EFAULT => Exit::Stale,
+            Err(e) => trap::die_runtime_error("KVM_RUN", &e),
+        };
+        match exit {
+            Exit::Io(entry::PORT_SYSCALL) => syscall::handle(ctx),
+            Exit::Io(entry::PORT_TRAP) => trap::handle(ctx),
+            Exit::Io(_) => trap::die_fatal(ctx, "out to an unknown I/O port"),
+            Exit::Interrupted => {
+                COUNTERS.interrupts.fetch_add(1, Ordering::Relaxed);
+            }
+            Exit::Stale => trap::stale_mapping(ctx),
+            Exit::Fatal(what) => trap::die_fatal(ctx, what),
+        }
+    }
+}
+
+enum Exit {
+    Io(u16),
+    Interrupted,
+    /// The guest reached memory whose host mapping changed behind the runtime's back.
+    Stale,
+    Fatal(&'static str),
+}
+
+/// Memory statistics of the VM, or `None` before `init`.
+pub fn mem_stats() -> Option<MemStats> {
+    lock().as_ref().map(|s| s.mem.stats())
+}
+
+/// Host mapping changed: make the guest page table follow it.
+pub(crate) fn map_range(start: u64, end: u64, perms: Perms) -> Result<()> {
+    with_state(|st| st.mem.map(&st.vm, start, end, perms))
+}
+
+/// Host mapping went away: clear it from the guest page table and the memslots.
+pub(crate) fn unmap_range(start: u64, end: u64) -> Result<()> {
+    with_state(|st| st.mem.unmap(&st.vm, start, end))
+}

@@ -1,0 +1,171 @@
+//! System calls made in Dune mode.
+//!
+//! The guest's `syscall` lands on `dune_syscall_entry`, which exits to the host with
+//! all registers intact. The host thread (the same Linux thread) performs the call with
+//! those registers: the guest's pointers are valid host pointers because guest
+//! virtual == host virtual. Calls that change the process itself get extra work so
+//! the VM follows: memory (page table and memslots), threads (a vCPU each), fork (a
+//! VM of its own), thread exit (the vCPU goes back to the pool), FS/GS bases.
+//!
+//! Runs on exit paths: no heap allocation (see `runtime`).
+
+use kvm_bindings::kvm_regs;
+use kvm_ioctls::SyncReg;
+
+use crate::guest::entry;
+use crate::memory::{page_range, PAGE};
+use crate::pagetable::Perms;
+use crate::runtime::{self, ThreadCtx};
+use crate::{signal, sys, trap};
+
+/// How the guest resumes after a call.
+pub(crate) enum Resume {
+    /// At the return address, like `sysret`.
+    Normal,
+    /// Through `dune_syscall_return_flush`: the page table changed under this vCPU.
+    FlushTlb,
+}
+
+/// Handles one system-call exit: performs the call and sets the return registers.
+pub fn handle(ctx: &mut ThreadCtx) {
+    runtime::COUNTERS.syscalls.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    let regs = ctx.vcpu.fd.sync_regs().regs;
+    let nr = regs.rax;
+    let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
+    let (ret, resume) = dispatch(ctx, &regs, nr, args);
+    let r = &mut ctx.vcpu.fd.sync_regs_mut().regs;
+    r.rax = ret as u64;
+    r.rflags = r.r11;
+    r.rip = match resume {
+        Resume::Normal => r.rcx,
+        Resume::FlushTlb => entry::addr_of(entry::dune_syscall_return_flush),
+    };
+    ctx.vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
+}
+
+/// Performs system call `nr` on the host unchanged.
+fn passthrough(nr: u64, args: [u64; 6]) -> i64 {
+    // SAFETY: the guest asked for exactly this call with these arguments; the guest's
+    // addresses are this process's addresses. Calls that change the process are
+    // intercepted in `dispatch` before reaching here.
+    unsafe { sys::syscall6(nr, args) }
+}
+
+fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, nr: u64, a: [u64; 6]) -> (i64, Resume) {
+    let n = nr as i64;
+    match n {
+        libc::SYS_mmap => {
+            let ret = passthrough(nr, a);
+            if sys::check(ret).is_err() {
+                return (ret, Resume::Normal);
+            }
+            let fixed = a[3] & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) as u64 != 0;
+            let (s, e) = page_range(ret as u64, (ret as u64).saturating_add(a[1]));
+            let res = if a[3] & libc::MAP_GROWSDOWN as u64 != 0 {
+                mem_sync(s, e)
+            } else {
+                runtime::map_range(s, e, Perms::from_prot(a[2] as i32))
+            };
+            if res.is_err() {
+                // The VM cannot follow (memslot budget, full tables): undo and fail.
+                passthrough(libc::SYS_munmap as u64, [s, e - s, 0, 0, 0, 0]);
+                let _ = runtime::unmap_range(s, e);
+                return (-(libc::ENOMEM as i64), Resume::FlushTlb);
+            }
+            (ret, if fixed { Resume::FlushTlb } else { Resume::Normal })
+        }
+        libc::SYS_munmap => after_ok(passthrough(nr, a), || runtime::unmap_range(a[0], a[0].saturating_add(a[1]))),
+        libc::SYS_mprotect | libc::SYS_pkey_mprotect => {
+            let ret = passthrough(nr, a);
+            after_ok(ret, || runtime::map_range(a[0], a[0].saturating_add(a[1]), Perms::from_prot(a[2] as i32)))
+        }
+        libc::SYS_mremap => {
+            let ret = passthrough(nr, a);
+            if sys::check(ret).is_err() {
+                return (ret, Resume::Normal);
+            }
+            // Old range gone (or shrunk), new range wherever the kernel put it.
+            let (old, old_len, new, new_len) = (a[0], a[1], ret as u64, a[2]);
+            let res = runtime::unmap_range(old, old.saturating_add(old_len)).and_then(|_| mem_sync(new, new.saturating_add(new_len)));
+            (if res.is_err() { -(libc::ENOMEM as i64) } else { ret }, Resume::FlushTlb)
+        }
+        libc::SYS_brk => {
+            // SAFETY: brk(0) only queries the current break.
+            let old = unsafe { sys::syscall(libc::SYS_brk, 0, 0, 0) } as u64;
+            let new = passthrough(nr, a) as u64;
+            let (lo, hi) = (old.min(new), old.max(new));
+            after_ok(new as i64, || mem_sync(lo & !(PAGE - 1), hi))
+        }
+        libc::SYS_shmat => {
+            let ret = passthrough(nr, a);
+            if sys::check(ret).is_ok() {
+                if let Ok(Some(v)) = crate::procmap::find(ret as u64) {
+                    if mem_sync(v.start, v.end).is_err() {
+                        return (-(libc::ENOMEM as i64), Resume::FlushTlb);
+                    }
+                }
+            }
+            (ret, Resume::Normal)
+        }
+        libc::SYS_shmdt => {
+            let vma = crate::procmap::find(a[0]).ok().flatten();
+            let ret = passthrough(nr, a);
+            match vma {
+                Some(v) => after_ok(ret, || mem_sync(v.start, v.end)),
+                None => (ret, Resume::Normal),
+            }
+        }
+        libc::SYS_arch_prctl => arch_prctl(ctx, nr, a),
+        libc::SYS_clone => crate::thread::clone(ctx, regs, a[0], a[1], a[2], a[3], a[4]),
+        // glibc falls back to clone(2) on ENOSYS; clone3's argument block would need
+        // copying and rewriting for the host stack, clone's registers do not.
+        libc::SYS_clone3 => (-(libc::ENOSYS as i64), Resume::Normal),
+        libc::SYS_fork => crate::thread::clone(ctx, regs, libc::SIGCHLD as u64, 0, 0, 0, 0),
+        libc::SYS_vfork => crate::thread::clone(ctx, regs, (libc::CLONE_VFORK | libc::SIGCHLD) as u64, 0, 0, 0, 0),
+        libc::SYS_exit => crate::thread::exit(ctx, a[0]),
+        libc::SYS_rt_sigaction => (signal::sigaction(a[0] as i32, a[1], a[2], a[3]), Resume::Normal),
+        libc::SYS_rt_sigreturn => signal::sigreturn(ctx),
+        _ => (passthrough(nr, a), Resume::Normal),
+    }
+}
+
+/// Runs `f` when the call succeeded; a failure of `f` means the VM could not follow a
+/// change the kernel made, which leaves the guest unable to use that memory: report it.
+fn after_ok(ret: i64, f: impl FnOnce() -> crate::Result<()>) -> (i64, Resume) {
+    if sys::check(ret).is_ok() {
+        if let Err(e) = f() {
+            trap::warn_runtime_error("updating the guest page table", &e);
+        }
+    }
+    (ret, Resume::FlushTlb)
+}
+
+fn mem_sync(start: u64, end: u64) -> crate::Result<()> {
+    runtime::with_state(|st| st.mem.sync(&st.vm, start, end))
+}
+
+fn arch_prctl(ctx: &mut ThreadCtx, nr: u64, a: [u64; 6]) -> (i64, Resume) {
+    let ret = passthrough(nr, a);
+    if sys::check(ret).is_err() {
+        return (ret, Resume::Normal);
+    }
+    // The host thread keeps the same bases, so signal handlers run by the kernel on the
+    // host side and the guest see the same thread pointer.
+    let code = a[0] as i32;
+    if code == sys::ARCH_SET_FS || code == sys::ARCH_SET_GS {
+        match ctx.vcpu.fd.get_sregs() {
+            Ok(mut s) => {
+                if code == sys::ARCH_SET_FS {
+                    s.fs.base = a[1];
+                } else {
+                    s.gs.base = a[1];
+                }
+                if let Err(e) = ctx.vcpu.fd.set_sregs(&s) {
+                    trap::die_runtime_error("KVM_SET_SREGS", &e);
+                }
+            }
+            Err(e) => trap::die_runtime_error("KVM_GET_SREGS", &e),
+        }
+    }
+    (ret, Resume::Normal)
+}

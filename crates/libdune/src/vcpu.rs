@@ -1,0 +1,247 @@
+//! One vCPU per thread in Dune mode: its creation, and the CPU state that makes the
+//! guest look like the host thread (long mode, ring 0, the thread's FS base, XCR0,
+//! MXCSR, x87 control word, the host's TSC).
+
+use kvm_bindings::{kvm_device_attr, kvm_dtable, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcrs, CpuId, Msrs, KVM_MAX_CPUID_ENTRIES, KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET};
+use std::os::fd::AsRawFd;
+
+use kvm_ioctls::{Kvm, SyncReg, VcpuFd, VmFd};
+
+use dune_x86::gdt;
+use dune_x86::msr;
+use dune_x86::regs::{cr0, cr4, efer, rflags};
+use dune_x86::tss::{Ist, Tss64, TSS_SIZE};
+
+use crate::error::{Error, Result};
+use crate::guest::entry;
+use crate::memory::{Memory, PAGE};
+
+/// `KVM_CAP_VCPU_ATTRIBUTES` (linux/kvm.h), for the TSC offset attribute.
+const KVM_CAP_VCPU_ATTRIBUTES: std::os::raw::c_ulong = 215;
+/// `KVM_SET_DEVICE_ATTR`: `_IOW(KVMIO, 0xe1, struct kvm_device_attr)`.
+const KVM_SET_DEVICE_ATTR: std::os::raw::c_ulong = 0x4018_aee1;
+
+/// Pages of each vCPU's area: GDT and TSS in the first, the IST1 stack after it.
+pub const AREA_PAGES: u64 = 5;
+const TSS_OFFSET: u64 = 64;
+/// SYSCALL clears these RFLAGS bits on entry, as Linux does (TF, DF, IF, IOPL, AC, NT).
+const SFMASK: u64 = rflags::TF | rflags::DF | rflags::IF | rflags::IOPL | rflags::AC | rflags::NT;
+
+/// What every vCPU of the VM shares, prepared once (allocating) at `init`.
+pub struct Template {
+    cpuid: CpuId,
+    msrs: Msrs,
+    xcr0: Option<u64>,
+    cr4: u64,
+    idt_base: u64,
+    root: u64,
+    tsc_offset_attr: bool,
+}
+
+impl Template {
+    /// Prepares the shared state; `idt_base` is the host (= guest) address of the IDT.
+    pub fn new(kvm: &Kvm, idt_base: u64, root: u64) -> Result<Self> {
+        let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
+        let leaf = |f: u32| cpuid.as_slice().iter().find(|e| e.function == f && e.index == 0).copied();
+        let l1 = leaf(1).unwrap_or_default();
+        let l7 = leaf(7).unwrap_or_default();
+        let xsave = l1.ecx & (1 << 26) != 0;
+        let mut cr4v = cr4::PAE | cr4::OSFXSR | cr4::OSXMMEXCPT;
+        // XCR0 only exists with XSAVE: then the guest gets exactly the host's XCR0, so
+        // glibc's AVX routines chosen at start-up keep working in Dune mode.
+        let xcr0 = if xsave && host_osxsave() {
+            cr4v |= cr4::OSXSAVE;
+            // Features KVM cannot give the guest (MPX on some hosts) are left out; code
+            // that uses them directly would fault, glibc and Rust do not.
+            let d = cpuid.as_slice().iter().find(|e| e.function == 0xd && e.index == 0).copied().unwrap_or_default();
+            let supported = (d.edx as u64) << 32 | d.eax as u64;
+            Some(host_xcr0() & supported)
+        } else {
+            None
+        };
+        if l7.ebx & 1 != 0 {
+            cr4v |= cr4::FSGSBASE;
+        }
+        let msrs = Msrs::from_entries(&[
+            msr_entry(msr::STAR, gdt::STAR),
+            msr_entry(msr::LSTAR, entry::addr_of(entry::dune_syscall_entry)),
+            msr_entry(msr::CSTAR, 0),
+            msr_entry(msr::SFMASK, SFMASK),
+            msr_entry(msr::KERNEL_GS_BASE, 0),
+            msr_entry(msr::PAT, msr::PAT_DEFAULT),
+        ])
+        .map_err(|_| Error::TableFull("MSR list"))?;
+        let tsc_offset_attr = kvm.check_extension_raw(KVM_CAP_VCPU_ATTRIBUTES) > 0;
+        Ok(Template { cpuid, msrs, xcr0, cr4: cr4v, idt_base, root, tsc_offset_attr })
+    }
+
+    /// The guest MAXPHYADDR, from supported CPUID leaf 0x8000_0008.
+    pub fn maxphyaddr(kvm: &Kvm) -> Result<u8> {
+        let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
+        Ok(cpuid.as_slice().iter().find(|e| e.function == 0x8000_0008).map_or(36, |e| (e.eax & 0xff) as u8))
+    }
+}
+
+fn msr_entry(index: u32, data: u64) -> kvm_msr_entry {
+    kvm_msr_entry { index, data, ..Default::default() }
+}
+
+/// A vCPU and its private area (GDT, TSS, IST stack) in runtime memory.
+pub struct Vcpu {
+    /// The KVM vCPU.
+    pub fd: VcpuFd,
+    /// Its KVM id.
+    pub id: u64,
+    area: u64,
+}
+
+impl Vcpu {
+    /// Creates vCPU `id` with its area. Does not allocate from the heap.
+    pub fn create(vm: &VmFd, mem: &mut Memory, t: &Template, id: u64) -> Result<Self> {
+        let mut fd = vm.create_vcpu(id).map_err(Error::kvm("KVM_CREATE_VCPU"))?;
+        let area_gpa = mem.alloc_contiguous(vm, AREA_PAGES)?;
+        let area = mem.gpa_to_hva(area_gpa).ok_or(Error::TableFull("vCPU area lookup"))?;
+        // SAFETY: the area was just allocated from the arena and nothing else refers to it.
+        unsafe { core::ptr::write_bytes(area as *mut u8, 0, (AREA_PAGES * PAGE) as usize) };
+        let v = Vcpu { fd: Self::setup_fd(&mut fd, t).map(|_| fd)?, id, area };
+        v.write_area();
+        Ok(v)
+    }
+
+    /// Re-creates the KVM side of this vCPU in a new VM (a forked child).
+    pub fn recreate(&mut self, vm: &VmFd, t: &Template) -> Result<()> {
+        let mut fd = vm.create_vcpu(self.id).map_err(Error::kvm("KVM_CREATE_VCPU"))?;
+        Self::setup_fd(&mut fd, t)?;
+        self.fd = fd;
+        Ok(())
+    }
+
+    fn setup_fd(fd: &mut VcpuFd, t: &Template) -> Result<()> {
+        fd.set_cpuid2(&t.cpuid).map_err(Error::kvm("KVM_SET_CPUID2"))?;
+        let n = fd.set_msrs(&t.msrs).map_err(Error::kvm("KVM_SET_MSRS"))?;
+        if n != t.msrs.as_slice().len() {
+            return Err(Error::MissingCapability("the syscall MSRs (STAR, LSTAR, SFMASK)"));
+        }
+        if let Some(xcr0) = t.xcr0 {
+            let mut xcrs = kvm_xcrs { nr_xcrs: 1, ..Default::default() };
+            xcrs.xcrs[0].xcr = 0;
+            xcrs.xcrs[0].value = xcr0;
+            fd.set_xcrs(&xcrs).map_err(Error::kvm("KVM_SET_XCRS"))?;
+        }
+        if t.tsc_offset_attr {
+            // Guest TSC = host TSC, so the vDSO's clock reads give the host's time.
+            let offset: u64 = 0;
+            let attr = kvm_device_attr { group: KVM_VCPU_TSC_CTRL, attr: KVM_VCPU_TSC_OFFSET as u64, addr: &offset as *const u64 as u64, flags: 0 };
+            // kvm-ioctls offers KVM_SET_DEVICE_ATTR on vCPUs for arm64 only.
+            // SAFETY: KVM_SET_DEVICE_ATTR reads one kvm_device_attr, whose addr points to
+            // the u64 `offset` that outlives the call.
+            let r = unsafe { libc::ioctl(fd.as_raw_fd(), KVM_SET_DEVICE_ATTR, &attr) };
+            if r < 0 {
+                return Err(Error::Kvm { step: "KVM_VCPU_TSC_OFFSET", source: kvm_ioctls::Error::last() });
+            }
+        }
+        fd.set_sync_valid_reg(SyncReg::Register);
+        Ok(())
+    }
+
+    fn tss_base(&self) -> u64 {
+        self.area + TSS_OFFSET
+    }
+
+    fn write_area(&self) {
+        let gdt = gdt::build_gdt(self.tss_base());
+        let mut tss = Tss64::new();
+        tss.set_ist(Ist::Ist1, self.area + AREA_PAGES * PAGE);
+        let tss = tss.to_bytes();
+        // SAFETY: the area is this vCPU's own: page 0 holds the GDT (56 bytes) and the TSS
+        // (104 bytes) at TSS_OFFSET; both fit in the page and nothing else writes them.
+        unsafe {
+            core::ptr::copy_nonoverlapping(gdt.as_ptr(), self.area as *mut u64, gdt.len());
+            core::ptr::copy_nonoverlapping(tss.as_ptr(), self.tss_base() as *mut u8, tss.len());
+        }
+    }
+
+    /// Ring-0 long-mode system registers for this vCPU, with the given FS and GS bases.
+    pub fn sregs(&self, t: &Template, fs_base: u64, gs_base: u64) -> kvm_sregs {
+        let code = kvm_segment { base: 0, limit: 0xffff_ffff, selector: gdt::KERNEL_CS, type_: 0xb, present: 1, dpl: 0, db: 0, s: 1, l: 1, g: 1, ..Default::default() };
+        let data = kvm_segment { selector: gdt::KERNEL_DS, type_: 0x3, l: 0, db: 1, ..code };
+        let tr = kvm_segment { base: self.tss_base(), limit: TSS_SIZE as u32 - 1, selector: gdt::TSS_SELECTOR, type_: gdt::TYPE_TSS64_BUSY as u8, present: 1, s: 0, l: 0, g: 0, ..Default::default() };
+        let ldt = kvm_segment { type_: 0x2, present: 1, unusable: 1, ..Default::default() };
+        kvm_sregs {
+            cs: code,
+            ds: data,
+            es: data,
+            ss: data,
+            fs: kvm_segment { base: fs_base, ..data },
+            gs: kvm_segment { base: gs_base, ..data },
+            tr,
+            ldt,
+            gdt: kvm_dtable { base: self.area, limit: (gdt::GDT_ENTRIES * 8 - 1) as u16, ..Default::default() },
+            idt: kvm_dtable { base: t.idt_base, limit: (256 * 16 - 1) as u16, ..Default::default() },
+            cr0: cr0::PE | cr0::MP | cr0::ET | cr0::NE | cr0::WP | cr0::PG,
+            cr3: t.root,
+            cr4: t.cr4,
+            efer: efer::SCE | efer::LME | efer::LMA | efer::NXE,
+            ..Default::default()
+        }
+    }
+
+    /// Loads a complete state: system registers, general registers, FPU control words.
+    pub fn load(&mut self, sregs: &kvm_sregs, regs: &kvm_regs, fpu_ctl: FpuControl) -> Result<()> {
+        self.fd.set_sregs(sregs).map_err(Error::kvm("KVM_SET_SREGS"))?;
+        let mut fpu = self.fd.get_fpu().map_err(Error::kvm("KVM_GET_FPU"))?;
+        fpu.fcw = fpu_ctl.fcw;
+        fpu.mxcsr = fpu_ctl.mxcsr;
+        self.fd.set_fpu(&fpu).map_err(Error::kvm("KVM_SET_FPU"))?;
+        self.fd.set_regs(regs).map_err(Error::kvm("KVM_SET_REGS"))
+    }
+}
+
+/// The callee-saved FPU control state (System V ABI): x87 control word and MXCSR.
+#[derive(Debug, Clone, Copy)]
+pub struct FpuControl {
+    /// x87 control word.
+    pub fcw: u16,
+    /// SSE control and status.
+    pub mxcsr: u32,
+}
+
+impl FpuControl {
+    /// The calling thread's current values.
+    pub fn current() -> Self {
+        let mut fcw: u16 = 0;
+        let mut mxcsr: u32 = 0;
+        // SAFETY: fnstcw and stmxcsr only store into the two locals.
+        unsafe {
+            core::arch::asm!("fnstcw [{0}]", "stmxcsr [{1}]", in(reg) &mut fcw, in(reg) &mut mxcsr, options(nostack));
+        }
+        FpuControl { fcw, mxcsr }
+    }
+}
+
+fn host_osxsave() -> bool {
+    let l1 = core::arch::x86_64::__cpuid(1);
+    l1.ecx & (1 << 27) != 0
+}
+
+fn host_xcr0() -> u64 {
+    // SAFETY: only called when CPUID says the OS enabled XSAVE (OSXSAVE), so xgetbv is legal.
+    unsafe { core::arch::x86_64::_xgetbv(0) }
+}
+
+/// The calling thread's FS and GS bases.
+pub fn current_fs_gs() -> (u64, u64) {
+    let mut fs = 0u64;
+    let mut gs = 0u64;
+    // SAFETY: ARCH_GET_FS/GS store one u64 at the given addresses (locals).
+    unsafe {
+        crate::sys::syscall(libc::SYS_arch_prctl, crate::sys::ARCH_GET_FS as u64, &mut fs as *mut u64 as u64, 0);
+        crate::sys::syscall(libc::SYS_arch_prctl, crate::sys::ARCH_GET_GS as u64, &mut gs as *mut u64 as u64, 0);
+    }
+    (fs, gs)
+}
+
+/// Registers of a thread resuming at `rip` with stack `rsp`, interrupts off.
+pub fn initial_regs(rip: u64, rsp: u64) -> kvm_regs {
+    kvm_regs { rip, rsp, rflags: rflags::FIXED, ..Default::default() }
+}
