@@ -29,7 +29,7 @@ use crate::guest::{entry, EnterFrame};
 use crate::memory::{MemStats, Memory, PAGE};
 use crate::options::Options;
 use crate::pagetable::Perms;
-use crate::vcpu::{self, FpuControl, Template, Vcpu};
+use crate::vcpu::{self, FpuControl, FpuState, Template, Vcpu};
 use crate::{syscall, sys, trap};
 
 /// Host stack of each thread in Dune mode (its `ThreadCtx` sits at the top).
@@ -228,7 +228,7 @@ pub fn enter(options: &Options) -> Result<()> {
         st.mem.map_all(&st.vm)?;
         let mut v = st.take_vcpu()?;
         let sregs = v.sregs(&st.template, fs, gs);
-        if let Err(e) = v.load(&sregs, &kvm_regs::default(), fpu) {
+        if let Err(e) = v.load(&sregs, &kvm_regs::default(), &FpuState::Control(fpu)) {
             st.put_vcpu(v);
             return Err(e);
         }

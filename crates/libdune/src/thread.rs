@@ -17,13 +17,11 @@ use kvm_bindings::kvm_regs;
 use crate::guest::{entry, NativeFrame};
 use crate::runtime::{self, ThreadCtx};
 use crate::syscall::Resume;
-use crate::vcpu::FpuControl;
 use crate::{sys, trap};
 
 const CLONE_VM: u64 = libc::CLONE_VM as u64;
 const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
 const CLONE_SETTLS: u64 = libc::CLONE_SETTLS as u64;
-const CLONE_VFORK: u64 = libc::CLONE_VFORK as u64;
 
 /// `clone(flags, newsp, ptid, ctid, tls)` made in Dune mode.
 pub fn clone(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid: u64, ctid: u64, tls: u64) -> (i64, Resume) {
@@ -54,8 +52,7 @@ fn clone_thread(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, pt
         if newsp != 0 {
             child.rsp = newsp;
         }
-        let fpu = ctx.vcpu.fd.get_fpu().map(|f| FpuControl { fcw: f.fcw, mxcsr: f.mxcsr });
-        let loaded = fpu.map_err(crate::Error::kvm("KVM_GET_FPU")).and_then(|fpu| v.load(&sregs, &child, fpu));
+        let loaded = ctx.vcpu.fpu_state().and_then(|fpu| v.load(&sregs, &child, &fpu));
         if let Err(e) = loaded {
             st.put_vcpu(v);
             return Err(e);
@@ -111,15 +108,15 @@ fn fork(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid: u64,
         Ok(s) => s,
         Err(e) => trap::die_runtime_error("KVM_GET_SREGS", &e),
     };
-    let fpu = match ctx.vcpu.fd.get_fpu() {
-        Ok(f) => FpuControl { fcw: f.fcw, mxcsr: f.mxcsr },
-        Err(e) => trap::die_runtime_error("KVM_GET_FPU", &e),
+    let fpu = match ctx.vcpu.fpu_state() {
+        Ok(f) => f,
+        Err(e) => trap::die_runtime_error_value("KVM_GET_XSAVE", &e),
     };
     // Held across the fork so the child's copy of the tables is consistent.
     let mut guard = runtime::lock();
     // SAFETY: a plain fork-style clone on the host stack: the child continues here with a
     // copy of the address space (no CLONE_VM), exactly as after fork(2).
-    let ret = unsafe { sys::syscall6(libc::SYS_clone as u64, [flags & !CLONE_VFORK | (flags & CLONE_VFORK), 0, ptid, ctid, tls, 0]) };
+    let ret = unsafe { sys::syscall6(libc::SYS_clone as u64, [flags, 0, ptid, ctid, tls, 0]) };
     if ret != 0 {
         return (ret, Resume::Normal);
     }
@@ -133,7 +130,7 @@ fn fork(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid: u64,
     child.rax = 0;
     child.rip = regs.rcx;
     child.rflags = regs.r11;
-    if let Err(e) = ctx.vcpu.load(&sregs, &child, fpu) {
+    if let Err(e) = ctx.vcpu.load(&sregs, &child, &fpu) {
         drop(guard);
         trap::die_runtime_error_value("loading the forked child's vCPU", &e);
     }

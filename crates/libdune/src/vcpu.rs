@@ -2,7 +2,7 @@
 //! guest look like the host thread (long mode, ring 0, the thread's FS base, XCR0,
 //! MXCSR, x87 control word, the host's TSC).
 
-use kvm_bindings::{kvm_device_attr, kvm_dtable, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcrs, CpuId, Msrs, KVM_MAX_CPUID_ENTRIES, KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET};
+use kvm_bindings::{kvm_xsave, kvm_device_attr, kvm_dtable, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcrs, CpuId, Msrs, KVM_MAX_CPUID_ENTRIES, KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET};
 use std::os::fd::AsRawFd;
 
 use kvm_ioctls::{Kvm, SyncReg, VcpuFd, VmFd};
@@ -186,15 +186,38 @@ impl Vcpu {
         }
     }
 
-    /// Loads a complete state: system registers, general registers, FPU control words.
-    pub fn load(&mut self, sregs: &kvm_sregs, regs: &kvm_regs, fpu_ctl: FpuControl) -> Result<()> {
+    /// Loads a complete state: system registers, general registers, FPU/vector state.
+    pub fn load(&mut self, sregs: &kvm_sregs, regs: &kvm_regs, fpu: &FpuState) -> Result<()> {
         self.fd.set_sregs(sregs).map_err(Error::kvm("KVM_SET_SREGS"))?;
-        let mut fpu = self.fd.get_fpu().map_err(Error::kvm("KVM_GET_FPU"))?;
-        fpu.fcw = fpu_ctl.fcw;
-        fpu.mxcsr = fpu_ctl.mxcsr;
-        self.fd.set_fpu(&fpu).map_err(Error::kvm("KVM_SET_FPU"))?;
+        let fresh;
+        let xsave = match fpu {
+            FpuState::Full(x) => x,
+            FpuState::Control(c) => {
+                let mut x = self.fd.get_xsave().map_err(Error::kvm("KVM_GET_XSAVE"))?;
+                c.apply(&mut x);
+                fresh = x;
+                &fresh
+            }
+        };
+        // SAFETY: the buffer is a full 4 KiB kvm_xsave as KVM_GET_XSAVE returns it; no
+        // dynamically enabled (larger) xfeatures are used by this VM.
+        unsafe { self.fd.set_xsave(xsave) }.map_err(Error::kvm("KVM_SET_XSAVE"))?;
         self.fd.set_regs(regs).map_err(Error::kvm("KVM_SET_REGS"))
     }
+
+    /// The vCPU's whole FPU/vector state, for a thread or child to inherit.
+    pub fn fpu_state(&self) -> Result<FpuState> {
+        self.fd.get_xsave().map(FpuState::Full).map_err(Error::kvm("KVM_GET_XSAVE"))
+    }
+}
+
+/// FPU state to load into a vCPU.
+pub enum FpuState {
+    /// A fresh state with the given control words (entering Dune mode is a call: only
+    /// the callee-saved control state must survive it).
+    Control(FpuControl),
+    /// A complete copy (a new thread or a forked child inherits everything).
+    Full(kvm_xsave),
 }
 
 /// The callee-saved FPU control state (System V ABI): x87 control word and MXCSR.
@@ -206,7 +229,27 @@ pub struct FpuControl {
     pub mxcsr: u32,
 }
 
+// Offsets in the XSAVE legacy region (Intel SDM vol. 1, 10.5.1 and 13.4.2).
+const XSAVE_FCW: usize = 0;
+const XSAVE_MXCSR: usize = 24;
+const XSAVE_XSTATE_BV: usize = 512;
+/// XSTATE_BV bits of the x87 and SSE components.
+const XSTATE_FP_SSE: u64 = 0x3;
+
 impl FpuControl {
+    /// Writes the control words into an XSAVE image and marks x87 and SSE state as
+    /// present: KVM_SET_FPU alone leaves XSTATE_BV clear, and XRSTORS then resets
+    /// MXCSR to its default.
+    fn apply(&self, x: &mut kvm_xsave) {
+        let bytes: &mut [u8] = bytemuck_region(x);
+        bytes[XSAVE_FCW..XSAVE_FCW + 2].copy_from_slice(&self.fcw.to_le_bytes());
+        bytes[XSAVE_MXCSR..XSAVE_MXCSR + 4].copy_from_slice(&self.mxcsr.to_le_bytes());
+        let mut bv = [0u8; 8];
+        bv.copy_from_slice(&bytes[XSAVE_XSTATE_BV..XSAVE_XSTATE_BV + 8]);
+        let bv = u64::from_le_bytes(bv) | XSTATE_FP_SSE;
+        bytes[XSAVE_XSTATE_BV..XSAVE_XSTATE_BV + 8].copy_from_slice(&bv.to_le_bytes());
+    }
+
     /// The calling thread's current values.
     pub fn current() -> Self {
         let mut fcw: u16 = 0;
@@ -244,4 +287,11 @@ pub fn current_fs_gs() -> (u64, u64) {
 /// Registers of a thread resuming at `rip` with stack `rsp`, interrupts off.
 pub fn initial_regs(rip: u64, rsp: u64) -> kvm_regs {
     kvm_regs { rip, rsp, rflags: rflags::FIXED, ..Default::default() }
+}
+
+/// The legacy 4 KiB region of a `kvm_xsave` as bytes.
+fn bytemuck_region(x: &mut kvm_xsave) -> &mut [u8] {
+    // SAFETY: `region` is a plain [u32; 1024] array; viewing it as 4096 bytes is valid
+    // for reads and writes of any value, and the borrow is tied to `x`.
+    unsafe { core::slice::from_raw_parts_mut(x.region.as_mut_ptr().cast::<u8>(), core::mem::size_of_val(&x.region)) }
 }
