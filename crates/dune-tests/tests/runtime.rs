@@ -125,3 +125,54 @@ fn exit_group_ends_all_threads_with_status() {
     let out = run("exit-group");
     assert_eq!(out.status.code(), Some(17), "stderr:\n{}", text(&out.stderr));
 }
+
+#[test]
+fn signal_handler_runs_in_dune_mode_with_siginfo_and_mask() {
+    pass("signal-handler");
+}
+
+#[test]
+fn sigsegv_handler_fixes_the_fault_and_the_access_retries() {
+    pass("signal-fault-handler");
+}
+
+#[test]
+fn setitimer_and_timer_create_deliver() {
+    pass("signal-timers");
+}
+
+#[test]
+fn interrupted_read_restarts_only_with_sa_restart() {
+    pass("signal-restart");
+}
+
+#[test]
+fn sigchld_is_delivered() {
+    pass("sigchld");
+}
+
+#[test]
+fn sa_onstack_uses_the_alternate_stack() {
+    pass("sigaltstack");
+}
+
+#[test]
+fn pthread_kill_reaches_that_thread_and_preinstalled_handlers_run_in_dune_mode() {
+    pass("signal-thread");
+}
+
+#[test]
+fn default_action_sigterm_ends_the_process() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = run("signal-default-term");
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "stderr:\n{}", text(&out.stderr));
+}
+
+#[test]
+fn stack_overflow_is_reported_by_rusts_handler() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = run("stack-overflow");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}\nstderr:\n{stderr}", out.status);
+    assert!(stderr.contains("has overflowed its stack"), "stderr:\n{stderr}");
+}

@@ -30,6 +30,7 @@ use crate::memory::{MemStats, Memory, PAGE};
 use crate::options::Options;
 use crate::pagetable::Perms;
 use crate::vcpu::{self, FpuControl, FpuState, Template, Vcpu};
+use crate::signal::{self, ThreadSignals};
 use crate::{syscall, sys, trap};
 
 /// Host stack of each thread in Dune mode (its `ThreadCtx` sits at the top).
@@ -121,6 +122,7 @@ pub fn init(options: &Options) -> Result<()> {
     let max_vcpus = kvm.get_max_vcpus();
     let free_vcpus = Vec::with_capacity(max_vcpus);
     mem.map_all(&vm)?;
+    signal::import_handlers();
     *g = Some(State { kvm, vm, mem, template, free_vcpus, next_vcpu_id: 0, max_vcpus, options: options.clone() });
     Ok(())
 }
@@ -189,11 +191,13 @@ pub struct ThreadCtx {
     pub(crate) stack: (u64, u64),
     /// Last lazily-mapped fault (address, rip), to tell a fix from a loop.
     pub(crate) last_fault: (u64, u64),
+    /// Signals caught for this thread, waiting for delivery to the guest.
+    pub(crate) sig: ThreadSignals,
 }
 
 /// Maps a host stack with a guard page and places `ctx` at its top. Returns the
 /// context pointer; the usable stack ends just below it (16-byte aligned).
-pub(crate) fn new_host_stack(vcpu: Vcpu) -> core::result::Result<*mut ThreadCtx, (Vcpu, Error)> {
+pub(crate) fn new_host_stack(mut vcpu: Vcpu) -> core::result::Result<*mut ThreadCtx, (Vcpu, Error)> {
     let base = match sys::mmap_anon(HOST_STACK, 0) {
         Ok(p) => p as u64,
         Err(e) => return Err((vcpu, Error::os_errno("mmap host stack", e))),
@@ -202,8 +206,9 @@ pub(crate) fn new_host_stack(vcpu: Vcpu) -> core::result::Result<*mut ThreadCtx,
     unsafe { sys::syscall(libc::SYS_mprotect, base, PAGE, libc::PROT_NONE as u64) };
     let top = base + HOST_STACK as u64;
     let ctx = ((top - core::mem::size_of::<ThreadCtx>() as u64) & !63) as *mut ThreadCtx;
+    let run: *mut kvm_bindings::kvm_run = vcpu.fd.get_kvm_run();
     // SAFETY: ctx lies inside the fresh mapping, aligned, and is not referenced elsewhere.
-    unsafe { ctx.write(ThreadCtx { vcpu, stack: (base, HOST_STACK as u64), last_fault: (0, 0) }) };
+    unsafe { ctx.write(ThreadCtx { vcpu, stack: (base, HOST_STACK as u64), last_fault: (0, 0), sig: ThreadSignals::new(run) }) };
     Ok(ctx)
 }
 
@@ -271,7 +276,9 @@ pub(crate) extern "C" fn thread_start(ctx: *mut u8) -> ! {
 
 /// The host loop: runs the vCPU and handles its exits, forever.
 pub(crate) fn run(ctx: &mut ThreadCtx) -> ! {
+    signal::set_current(ctx);
     loop {
+        signal::deliver_pending(ctx);
         let exit = match ctx.vcpu.fd.run() {
             Ok(VcpuExit::IoOut(port, _)) => Exit::Io(port),
             Ok(VcpuExit::Intr) => Exit::Interrupted,

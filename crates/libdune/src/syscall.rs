@@ -24,6 +24,8 @@ pub(crate) enum Resume {
     Normal,
     /// Through `dune_syscall_return_flush`: the page table changed under this vCPU.
     FlushTlb,
+    /// With registers the call set itself (`rt_sigreturn`, a forked child's start).
+    Restored,
 }
 
 /// Handles one system-call exit: performs the call and sets the return registers.
@@ -33,13 +35,28 @@ pub fn handle(ctx: &mut ThreadCtx) {
     let nr = regs.rax;
     let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
     let (ret, resume) = dispatch(ctx, &regs, nr, args);
+    signal::after_masked_wait(ctx, nr, ret);
+    let restart = ret == -(libc::EINTR as i64) && signal::should_restart(ctx, nr, &args);
     let r = &mut ctx.vcpu.fd.sync_regs_mut().regs;
-    r.rax = ret as u64;
-    r.rflags = r.r11;
-    r.rip = match resume {
-        Resume::Normal => r.rcx,
-        Resume::FlushTlb => entry::addr_of(entry::dune_syscall_return_flush),
-    };
+    match resume {
+        Resume::Restored => {}
+        _ if restart => {
+            // SA_RESTART: the handler runs first, then `syscall` (2 bytes) again.
+            r.rax = nr;
+            r.rflags = r.r11;
+            r.rip = r.rcx - 2;
+        }
+        Resume::Normal => {
+            r.rax = ret as u64;
+            r.rflags = r.r11;
+            r.rip = r.rcx;
+        }
+        Resume::FlushTlb => {
+            r.rax = ret as u64;
+            r.rflags = r.r11;
+            r.rip = entry::addr_of(entry::dune_syscall_return_flush);
+        }
+    }
     ctx.vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
 }
 

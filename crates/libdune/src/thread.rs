@@ -126,6 +126,7 @@ fn fork(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid: u64,
         drop(guard);
         trap::die_runtime_error_value("rebuilding the VM in a forked child", &e);
     }
+    ctx.sig.run = ctx.vcpu.fd.get_kvm_run();
     let mut child = *regs;
     child.rax = 0;
     child.rip = regs.rcx;

@@ -70,7 +70,7 @@ pub fn handle(ctx: &mut ThreadCtx) {
         return;
     }
     ctx.last_fault = (0, 0);
-    crate::signal::deliver_fault(ctx, &fault, &sregs);
+    crate::signal::deliver_fault(ctx, &fault, &sregs)
 }
 
 /// Resumes the guest at the faulting instruction with its own stack and flags.

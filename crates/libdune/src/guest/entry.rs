@@ -10,6 +10,7 @@
 //! | `dune_trap_stubs` | guest ring 0 (IDT) | 256 stubs of 16 bytes, one per vector; push an error code (0 if the CPU pushed none) and the vector, then exit to the host |
 //! | `dune_raw_clone` | host | `clone` whose child calls `fn(arg)` on a fresh host stack |
 //! | `dune_raw_clone_native` | host | `clone` whose child resumes a guest register frame natively, outside Dune mode |
+//! | `dune_signal_restorer` | host | `sa_restorer` of the host signal handler: `rt_sigreturn` |
 //! | `dune_exit_thread` | host | unmaps the thread's own host stack and exits without touching it again |
 //!
 //! Every offset the assembly uses is a `const` derived with `offset_of!` below.
@@ -204,6 +205,16 @@ dune_exit_thread:
     ud2
     .size dune_exit_thread, . - dune_exit_thread
 
+    // sa_restorer of the host's own signal handler (x86-64 requires one).
+    .balign 16
+    .globl dune_signal_restorer
+    .type dune_signal_restorer, @function
+dune_signal_restorer:
+    mov $15, %eax           // SYS_rt_sigreturn
+    syscall
+    ud2
+    .size dune_signal_restorer, . - dune_signal_restorer
+
     .popsection
     "#,
     enter_rsp = const ENTER_RSP,
@@ -265,6 +276,8 @@ extern "C" {
         tls: u64,
         frame: *const NativeFrame,
     ) -> i64;
+    /// Restorer of the host's signal handler: calls `rt_sigreturn`.
+    pub fn dune_signal_restorer();
     /// Unmaps the current host stack and exits the thread.
     pub fn dune_exit_thread(stack_base: u64, stack_len: u64, status: u64) -> !;
 }
