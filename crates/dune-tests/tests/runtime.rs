@@ -176,3 +176,18 @@ fn stack_overflow_is_reported_by_rusts_handler() {
     assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}\nstderr:\n{stderr}", out.status);
     assert!(stderr.contains("has overflowed its stack"), "stderr:\n{stderr}");
 }
+
+#[test]
+fn triple_fault_dies_with_a_report_not_a_hang() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = run("triple-fault");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{:?}\nstderr:\n{stderr}", out.status);
+    assert!(stderr.contains("dune: fatal: triple fault"), "stderr:\n{stderr}");
+    assert!(stderr.contains("rip 0x"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn vfork_and_posix_spawn() {
+    pass("vfork");
+}

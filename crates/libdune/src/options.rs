@@ -12,16 +12,19 @@ pub struct Options {
     /// Bound on the bytes covered by KVM memslots, which cost kernel memory whether
     /// touched or not. `DUNE_MEMSLOT_BUDGET` (bytes, or with a K/M/G/T suffix).
     pub memslot_budget: u64,
+    /// The KVM device. `DUNE_KVM_DEVICE`.
+    pub kvm_path: std::path::PathBuf,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { allow_emulated: false, memslot_budget: 64 << 30 }
+        Options { allow_emulated: false, memslot_budget: 64 << 30, kvm_path: "/dev/kvm".into() }
     }
 }
 
 impl Options {
-    /// Defaults, overridden by `DUNE_ALLOW_EMULATED` and `DUNE_MEMSLOT_BUDGET`.
+    /// Defaults, overridden by `DUNE_ALLOW_EMULATED`, `DUNE_MEMSLOT_BUDGET` and
+    /// `DUNE_KVM_DEVICE`.
     pub fn from_env() -> Result<Self> {
         let mut o = Options::default();
         if let Some(v) = std::env::var_os("DUNE_ALLOW_EMULATED") {
@@ -34,6 +37,9 @@ impl Options {
         if let Some(v) = std::env::var_os("DUNE_MEMSLOT_BUDGET") {
             let v = v.to_str().ok_or(Error::InvalidOption { name: "DUNE_MEMSLOT_BUDGET", why: "not UTF-8" })?;
             o.memslot_budget = parse_size(v).ok_or(Error::InvalidOption { name: "DUNE_MEMSLOT_BUDGET", why: "expected a size such as 68719476736 or 64G" })?;
+        }
+        if let Some(v) = std::env::var_os("DUNE_KVM_DEVICE") {
+            o.kvm_path = v.into();
         }
         Ok(o)
     }

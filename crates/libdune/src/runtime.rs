@@ -102,7 +102,7 @@ pub fn init(options: &Options) -> Result<()> {
             return Err(Error::EmulatedRing0(reason));
         }
     }
-    let kvm = open_kvm()?;
+    let kvm = open_kvm(&options.kvm_path)?;
     for (cap, name) in [
         (kvm_ioctls::Cap::SyncRegs, "KVM_CAP_SYNC_REGS"),
         (kvm_ioctls::Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT"),
@@ -127,12 +127,18 @@ pub fn init(options: &Options) -> Result<()> {
     Ok(())
 }
 
-fn open_kvm() -> Result<Kvm> {
-    Kvm::new().map_err(|e| match e.errno() {
+fn open_kvm(path: &std::path::Path) -> Result<Kvm> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidOption { name: "kvm_path", why: "contains a NUL byte" })?;
+    let kvm = Kvm::new_with_path(&c).map_err(|e| match e.errno() {
         libc::ENOENT => Error::NoKvm,
         libc::EACCES | libc::EPERM => Error::KvmAccess,
         _ => Error::KvmOpen(std::io::Error::from_raw_os_error(e.errno())),
-    })
+    })?;
+    if kvm.get_api_version() != 12 {
+        return Err(Error::MissingCapability("KVM API version 12 (is this really /dev/kvm?)"));
+    }
+    Ok(kvm)
 }
 
 /// The IDT, shared by all vCPUs: every vector goes to its stub on IST1.
@@ -193,6 +199,8 @@ pub struct ThreadCtx {
     pub(crate) last_fault: (u64, u64),
     /// Signals caught for this thread, waiting for delivery to the guest.
     pub(crate) sig: ThreadSignals,
+    /// Consecutive exits for stale mappings (a loop means a bad address).
+    pub(crate) stale_streak: u32,
 }
 
 /// Maps a host stack with a guard page and places `ctx` at its top. Returns the
@@ -208,7 +216,7 @@ pub(crate) fn new_host_stack(mut vcpu: Vcpu) -> core::result::Result<*mut Thread
     let ctx = ((top - core::mem::size_of::<ThreadCtx>() as u64) & !63) as *mut ThreadCtx;
     let run: *mut kvm_bindings::kvm_run = vcpu.fd.get_kvm_run();
     // SAFETY: ctx lies inside the fresh mapping, aligned, and is not referenced elsewhere.
-    unsafe { ctx.write(ThreadCtx { vcpu, stack: (base, HOST_STACK as u64), last_fault: (0, 0), sig: ThreadSignals::new(run) }) };
+    unsafe { ctx.write(ThreadCtx { vcpu, stack: (base, HOST_STACK as u64), last_fault: (0, 0), sig: ThreadSignals::new(run), stale_streak: 0 }) };
     Ok(ctx)
 }
 
@@ -293,6 +301,9 @@ pub(crate) fn run(ctx: &mut ThreadCtx) -> ! {
             Err(e) if e.errno() == libc::EFAULT => Exit::Stale,
             Err(e) => trap::die_runtime_error("KVM_RUN", &e),
         };
+        if !matches!(exit, Exit::Stale) {
+            ctx.stale_streak = 0;
+        }
         match exit {
             Exit::Io(entry::PORT_SYSCALL) => syscall::handle(ctx),
             Exit::Io(entry::PORT_TRAP) => trap::handle(ctx),
@@ -327,4 +338,47 @@ pub(crate) fn map_range(start: u64, end: u64, perms: Perms) -> Result<()> {
 /// Host mapping went away: clear it from the guest page table and the memslots.
 pub(crate) fn unmap_range(start: u64, end: u64) -> Result<()> {
     with_state(|st| st.mem.unmap(&st.vm, start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_device(path: &str) -> Options {
+        Options { allow_emulated: true, kvm_path: path.into(), ..Options::default() }
+    }
+
+    #[test]
+    fn missing_device_is_a_clear_error() {
+        let e = init(&with_device("/nonexistent/kvm")).unwrap_err();
+        assert!(matches!(e, Error::NoKvm), "{e:?}");
+        assert!(e.to_string().contains("/dev/kvm not found"));
+        assert!(!in_dune_mode());
+    }
+
+    #[test]
+    fn a_device_that_is_not_kvm_is_refused() {
+        let e = init(&with_device("/dev/null")).unwrap_err();
+        assert!(matches!(e, Error::MissingCapability(_)), "{e:?}");
+    }
+
+    #[test]
+    fn enter_refuses_an_emulated_ring0_unless_allowed() {
+        // Meaningful wherever it runs: the refusal must match what doctor detects.
+        let opts = Options { allow_emulated: false, ..Options::default() };
+        match crate::doctor::emulated_ring0() {
+            Some(reason) => {
+                let e = enter(&opts).unwrap_err();
+                assert!(matches!(e, Error::EmulatedRing0(ref r) if *r == reason), "{e:?}");
+                assert!(e.to_string().contains("DUNE_ALLOW_EMULATED"));
+                assert!(!in_dune_mode());
+            }
+            None => assert!(!matches!(init(&opts), Err(Error::EmulatedRing0(_)))),
+        }
+    }
+
+    #[test]
+    fn user_mode_is_not_dune_mode() {
+        assert!(!in_dune_mode());
+    }
 }

@@ -145,6 +145,10 @@ fn grow_stack(addr: u64) -> Option<Vma> {
 /// memslot: a mapping went away or moved behind the runtime's back. Re-read the whole
 /// map; if nothing changes, the guest is stuck on a bad address.
 pub fn stale_mapping(ctx: &mut ThreadCtx) {
+    ctx.stale_streak += 1;
+    if ctx.stale_streak > 3 {
+        die_fatal(ctx, "guest access to memory that is no longer mapped");
+    }
     let res = runtime::with_state(|st| {
         let before = st.mem.stats();
         st.mem.resync_all(&st.vm)?;

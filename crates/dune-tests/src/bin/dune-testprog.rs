@@ -59,6 +59,8 @@ fn main() {
         "signal-thread" => signal_thread(),
         "signal-default-term" => signal_default_term(),
         "stack-overflow" => stack_overflow(),
+        "triple-fault" => triple_fault(),
+        "vfork" => vfork(),
         _ => {
             eprintln!("usage: dune-testprog SCENARIO (unknown scenario {scenario:?})");
             std::process::exit(64);
@@ -77,6 +79,18 @@ fn basic() {
     check!(unsafe { libc::getppid() } > 0);
     let mut out = std::io::stdout().lock();
     check!(writeln!(out, "hello from ring 0").is_ok());
+    drop(out);
+    // Hostile pointers in system calls: the kernel refuses them, nothing crashes.
+    let efault = || std::io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT);
+    // SAFETY: deliberately bad pointers; the kernel checks them and returns EFAULT.
+    unsafe {
+        check!(libc::write(1, 0x10 as *const libc::c_void, 5) == -1 && efault());
+        check!(libc::read(0, 0xffff_8000_0000_0000u64 as *mut libc::c_void, 5) == -1 && efault());
+        // rt_sigaction is emulated by the runtime: its pointers are checked there.
+        check!(libc::syscall(libc::SYS_rt_sigaction, libc::SIGUSR1, 0x18usize, 0usize, 8usize) == -1 && efault());
+        check!(libc::syscall(libc::SYS_rt_sigaction, libc::SIGUSR1, 0usize, 0x18usize, 8usize) == -1 && efault());
+    }
+    check!(libdune::in_dune_mode());
 }
 
 thread_local! {
@@ -751,4 +765,35 @@ fn stack_overflow() {
     let _ = t.join();
     eprintln!("survived a stack overflow");
     std::process::exit(1);
+}
+
+/// Ring 0 breaks its own IDT: #UD cannot be delivered, #DF neither, the CPU shuts
+/// down. The process must die with a report, not hang.
+fn triple_fault() {
+    enter();
+    let empty: [u8; 10] = [0; 10];
+    // SAFETY: deliberately fatal: loads an IDT of limit 0, then raises #UD.
+    unsafe { std::arch::asm!("lidt [{0}]", "ud2", in(reg) &empty, options(noreturn)) };
+}
+
+/// vfork: the child runs (in Dune mode, in a VM of its own) until it exits; the
+/// parent waits for it.
+fn vfork() {
+    enter();
+    // SAFETY: the vfork child only calls async-signal-safe functions and _exit.
+    #[allow(deprecated)]
+    let pid = unsafe { libc::vfork() };
+    if pid == 0 {
+        let code = if libdune::in_dune_mode() { 5 } else { 1 };
+        // SAFETY: leave the child without touching the parent's state.
+        unsafe { libc::_exit(code) };
+    }
+    check!(pid > 0);
+    let mut st = 0;
+    // SAFETY: reaping our child.
+    check!(unsafe { libc::waitpid(pid, &mut st, 0) } == pid);
+    check!(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 5, "vfork child status {st:#x}");
+    // posix_spawn (a CLONE_VM child that runs natively until it execs).
+    let out = Command::new("/bin/sh").args(["-c", "echo spawned-$((6*7))"]).output().expect("spawn");
+    check!(out.stdout == b"spawned-42\n");
 }
