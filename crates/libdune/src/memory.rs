@@ -194,8 +194,9 @@ impl Memory {
         let root = m.alloc_page(vm)?;
         m.pt = PageTable::new(root);
         // The first chunk was registered before a page table existed: map it now.
-        let (hva, _) = m.arena.chunks.as_slice()[0];
-        m.map_ptes(vm, hva, hva + ARENA_CHUNK, Perms::RW)?;
+        let (hva, gpa) = m.arena.chunks.as_slice()[0];
+        let pt = m.pt;
+        pt.map(&mut m, vm, hva, gpa, ARENA_CHUNK, Perms::RW)?;
         Ok(m)
     }
 
@@ -253,7 +254,8 @@ impl Memory {
         }
         self.arena.bump = 0;
         if !self.pt.is_empty() {
-            self.map_ptes(vm, hva, hva + ARENA_CHUNK, Perms::RW)?;
+            let pt = self.pt;
+            pt.map(self, vm, hva, gpa, ARENA_CHUNK, Perms::RW)?;
         }
         Ok(())
     }
@@ -443,9 +445,13 @@ impl Memory {
                 return Err(Error::TableFull("page mapped without a region"));
             };
             let stop = r.end().min(end);
-            let gpa = r.gpa + (at - r.hva);
-            let pt = self.pt;
-            pt.map(self, vm, at, gpa, stop - at, perms)?;
+            // Runtime memory is mapped once, when its chunk is made, and never rewritten:
+            // other vCPUs use it (page tables, IDT, IST stacks) at any moment.
+            if !r.runtime {
+                let gpa = r.gpa + (at - r.hva);
+                let pt = self.pt;
+                pt.map(self, vm, at, gpa, stop - at, perms)?;
+            }
             at = stop;
         }
         Ok(())

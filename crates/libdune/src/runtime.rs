@@ -148,7 +148,8 @@ fn build_idt(vm: &VmFd, mem: &mut Memory) -> Result<u64> {
     for v in 0..=255u8 {
         // int3 and into may be used from ring 3 later (DPL 3); everything else is ring 0.
         let dpl = if v == exception::BP || v == exception::OF { PrivilegeLevel::Ring3 } else { PrivilegeLevel::Ring0 };
-        let gate = IdtEntry::new(entry::trap_stub(v), gdt::KERNEL_CS, GateType::Interrupt, dpl, Some(Ist::Ist1));
+        let ist = if v == exception::DF { Ist::Ist2 } else { Ist::Ist1 };
+        let gate = IdtEntry::new(entry::trap_stub(v), gdt::KERNEL_CS, GateType::Interrupt, dpl, Some(ist));
         // SAFETY: the IDT page is runtime memory owned here; 256 gates of 16 bytes fill it.
         unsafe { core::ptr::write_unaligned((hva as *mut [u64; 2]).add(v as usize), gate.to_words()) };
     }

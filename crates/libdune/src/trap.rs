@@ -66,19 +66,19 @@ pub fn handle(ctx: &mut ThreadCtx) {
     let addr = if frame.vector == exception::PF as u64 { sregs.cr2 } else { 0 };
     let fault = Fault { frame, addr, regs };
     if frame.vector == exception::PF as u64 && lazy_map(ctx, &fault) {
-        resume_at(ctx, &frame);
+        resume_at(ctx);
         return;
     }
     ctx.last_fault = (0, 0);
     crate::signal::deliver_fault(ctx, &fault, &sregs)
 }
 
-/// Resumes the guest at the faulting instruction with its own stack and flags.
-pub(crate) fn resume_at(ctx: &mut ThreadCtx, frame: &TrapFrame) {
+/// Resumes the guest at the faulting instruction: through `dune_trap_return_flush`,
+/// which drops translations the host's page-table edits made stale and `iretq`s from
+/// the frame still on the IST stack.
+pub(crate) fn resume_at(ctx: &mut ThreadCtx) {
     let r = &mut ctx.vcpu.fd.sync_regs_mut().regs;
-    r.rip = frame.rip;
-    r.rsp = frame.rsp;
-    r.rflags = frame.rflags;
+    r.rip = crate::guest::entry::addr_of(crate::guest::entry::dune_trap_return_flush);
     ctx.vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
 }
 

@@ -21,8 +21,11 @@ const KVM_CAP_VCPU_ATTRIBUTES: std::os::raw::c_ulong = 215;
 /// `KVM_SET_DEVICE_ATTR`: `_IOW(KVMIO, 0xe1, struct kvm_device_attr)`.
 const KVM_SET_DEVICE_ATTR: std::os::raw::c_ulong = 0x4018_aee1;
 
-/// Pages of each vCPU's area: GDT and TSS in the first, the IST1 stack after it.
-pub const AREA_PAGES: u64 = 5;
+/// Pages of each vCPU's area: GDT and TSS in the first, the IST1 stack (16 KiB) for
+/// all vectors, then the IST2 stack (8 KiB) for #DF alone, so a fault while delivering
+/// a fault is reported instead of becoming a triple fault.
+pub const AREA_PAGES: u64 = 7;
+const IST1_TOP_PAGE: u64 = 5;
 const TSS_OFFSET: u64 = 64;
 /// SYSCALL clears these RFLAGS bits on entry, as Linux does (TF, DF, IF, IOPL, AC, NT).
 const SFMASK: u64 = rflags::TF | rflags::DF | rflags::IF | rflags::IOPL | rflags::AC | rflags::NT;
@@ -151,7 +154,8 @@ impl Vcpu {
     fn write_area(&self) {
         let gdt = gdt::build_gdt(self.tss_base());
         let mut tss = Tss64::new();
-        tss.set_ist(Ist::Ist1, self.area + AREA_PAGES * PAGE);
+        tss.set_ist(Ist::Ist1, self.area + IST1_TOP_PAGE * PAGE);
+        tss.set_ist(Ist::Ist2, self.area + AREA_PAGES * PAGE);
         let tss = tss.to_bytes();
         // SAFETY: the area is this vCPU's own: page 0 holds the GDT (56 bytes) and the TSS
         // (104 bytes) at TSS_OFFSET; both fit in the page and nothing else writes them.

@@ -7,6 +7,7 @@
 //! | `dune_enter_trampoline` | host, then guest | records the caller's stack and resume point, switches to the host-loop stack; the vCPU later resumes at its label `1:` |
 //! | `dune_syscall_entry` | guest ring 0 (LSTAR) | exits to the host with `out` so the host thread performs the system call |
 //! | `dune_syscall_return_flush` | guest ring 0 | return path used after the host changed the page table: reloads CR3, then returns like `sysret` would |
+//! | `dune_trap_return_flush` | guest ring 0 | resumes a trapped guest with `iretq` from its IST frame, after a CR3 reload |
 //! | `dune_trap_stubs` | guest ring 0 (IDT) | 256 stubs of 16 bytes, one per vector; push an error code (0 if the CPU pushed none) and the vector, then exit to the host |
 //! | `dune_raw_clone` | host | `clone` whose child calls `fn(arg)` on a fresh host stack |
 //! | `dune_raw_clone_native` | host | `clone` whose child resumes a guest register frame natively, outside Dune mode |
@@ -114,7 +115,24 @@ dune_syscall_return_flush:
     jmp *%rcx
     .size dune_syscall_return_flush, . - dune_syscall_return_flush
 
-    // IDT stubs: all vectors use IST1, so the user's stack and red zone are never written.
+    // The host resumes a trapped guest here, with rsp at the stub's frame
+    // [vector, error, rip, cs, rflags, rsp, ss] on the IST stack: reload CR3 (the host may
+    // have rewritten or freed page tables), then return with iretq. rax is preserved
+    // through the vector slot.
+    .balign 16
+    .globl dune_trap_return_flush
+    .type dune_trap_return_flush, @function
+dune_trap_return_flush:
+    mov %rax, (%rsp)
+    mov %cr3, %rax
+    mov %rax, %cr3
+    mov (%rsp), %rax
+    add $16, %rsp
+    iretq
+    .size dune_trap_return_flush, . - dune_trap_return_flush
+
+    // IDT stubs: all vectors use an IST stack (#DF its own), so the user's stack and red
+    // zone are never written.
     .balign {stub_size}
     .globl dune_trap_stubs
 dune_trap_stubs:
@@ -255,6 +273,8 @@ extern "C" {
     pub fn dune_syscall_entry();
     /// Return path that reloads CR3.
     pub fn dune_syscall_return_flush();
+    /// Resumes a trapped guest from its IST frame after a CR3 reload.
+    pub fn dune_trap_return_flush();
     /// First of 256 IDT stubs, `TRAP_STUB_SIZE` bytes apart.
     pub fn dune_trap_stubs();
     /// `clone` whose child calls `f(arg)` on `stack_top`.
