@@ -326,6 +326,16 @@ enum Exit {
     Fatal(&'static str),
 }
 
+/// The file descriptor of the calling thread's vCPU, if it is in Dune mode: for
+/// `KVM_GET_STATS_FD` (exit counts per vCPU) and other per-vCPU queries. Only ioctls
+/// that do not change the vCPU's state are safe on it.
+pub fn current_vcpu_fd() -> Option<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd;
+    let ctx = signal::current();
+    // SAFETY: a non-null CURRENT is this thread's own context, alive while it runs.
+    (!ctx.is_null()).then(|| unsafe { (*ctx).vcpu.fd.as_raw_fd() })
+}
+
 /// Memory statistics of the VM, or `None` before `init`.
 pub fn mem_stats() -> Option<MemStats> {
     lock().as_ref().map(|s| s.mem.stats())

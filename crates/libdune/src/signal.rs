@@ -95,6 +95,12 @@ pub fn set_current(ctx: *mut ThreadCtx) {
     CURRENT.with(|c| c.set(ctx));
 }
 
+/// The calling thread's context, if it is in Dune mode. Guest and host sides of a
+/// thread share its TLS, so this works from either.
+pub fn current() -> *mut ThreadCtx {
+    CURRENT.with(|c| c.get())
+}
+
 fn raw_sigaction(sig: usize, act: Option<&KSigaction>, old: Option<&mut KSigaction>) -> i64 {
     let a = act.map_or(0, |a| a as *const KSigaction as u64);
     let o = old.map_or(0, |o| o as *mut KSigaction as u64);
