@@ -27,6 +27,7 @@ mod pagetable;
 mod procmap;
 pub mod runtime;
 mod signal;
+pub mod stats;
 mod sys;
 mod syscall;
 mod thread;

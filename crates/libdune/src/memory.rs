@@ -297,6 +297,12 @@ impl Memory {
         Some(gpa)
     }
 
+    /// Removes one page of runtime memory from the guest page table (a guard page).
+    pub fn unmap_runtime_page(&mut self, hva: u64) {
+        let pt = self.pt;
+        pt.unmap(self, hva, hva + PAGE);
+    }
+
     /// Returns a page from `alloc_page`.
     pub fn free_page(&mut self, gpa: u64) {
         if self.arena.free_pages.push(gpa).is_ok() {

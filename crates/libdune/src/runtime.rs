@@ -241,7 +241,9 @@ pub fn enter(options: &Options) -> Result<()> {
         // registered now rather than one fault at a time.
         st.mem.map_all(&st.vm)?;
         let mut v = st.take_vcpu()?;
-        let sregs = v.sregs(&st.template, fs, gs);
+        let sregs = v.sregs(&st.template, fs);
+        // SAFETY: the vCPU's Percpu, not in use by any CPU until this thread enters.
+        unsafe { (*v.percpu()).saved_gs = gs };
         if let Err(e) = v.load(&sregs, &kvm_regs::default(), &FpuState::Control(fpu)) {
             st.put_vcpu(v);
             return Err(e);
@@ -308,6 +310,7 @@ pub(crate) fn run(ctx: &mut ThreadCtx) -> ! {
         match exit {
             Exit::Io(entry::PORT_SYSCALL) => syscall::handle(ctx),
             Exit::Io(entry::PORT_TRAP) => trap::handle(ctx),
+            Exit::Io(entry::PORT_PASSTHROUGH) => syscall::passthrough_tf(ctx),
             Exit::Io(_) => trap::die_fatal(ctx, "out to an unknown I/O port"),
             Exit::Interrupted => {
                 COUNTERS.interrupts.fetch_add(1, Ordering::Relaxed);

@@ -19,7 +19,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use kvm_bindings::{kvm_regs, kvm_sregs};
+use kvm_bindings::kvm_regs;
 use kvm_ioctls::SyncReg;
 
 use crate::guest::entry;
@@ -255,6 +255,13 @@ pub fn deliver_pending(ctx: &mut ThreadCtx) {
     // SAFETY: run is this vCPU's mapped kvm_run; cleared before looking at `pending`,
     // so a signal arriving after the check makes KVM_RUN return at once.
     unsafe { core::ptr::write_volatile(&mut (*ctx.sig.run).immediate_exit, 0) };
+    // SAFETY: the vCPU's Percpu is runtime memory; its guest side is stopped.
+    let (depth, in_user) = unsafe { ((*ctx.vcpu.percpu()).trap_depth, (*ctx.vcpu.percpu()).in_user) };
+    if depth != 0 || in_user != 0 {
+        // In the trap path or in ring 3: delivered once the guest is back in ordinary
+        // ring-0 code (at its next exit there).
+        return;
+    }
     loop {
         let pending = ctx.sig.pending.load(Ordering::SeqCst);
         if pending == 0 {
@@ -271,8 +278,12 @@ pub fn deliver_pending(ctx: &mut ThreadCtx) {
         // SAFETY: the handler wrote this slot before setting the bit we just cleared.
         let info = unsafe { core::ptr::read_volatile(ctx.sig.infos[sig].get()) };
         let regs = ctx.vcpu.fd.sync_regs().regs;
-        if push_frame(ctx, sig, &info, &regs, None).is_err() {
-            bad_frame(ctx, sig);
+        match push_frame(ctx, sig, &info, &regs, None) {
+            Ok(new) => {
+                ctx.vcpu.fd.sync_regs_mut().regs = new;
+                ctx.vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
+            }
+            Err(()) => bad_frame(ctx, sig),
         }
         ctx.sig.ignore_mask_once = false;
     }
@@ -337,7 +348,7 @@ fn read_guest(addr: u64, buf: &mut [u8]) -> Result<(), ()> {
     vm_rw(libc::SYS_process_vm_readv, addr, buf.as_mut_ptr(), buf.len())
 }
 
-fn write_guest(addr: u64, buf: &[u8]) -> Result<(), ()> {
+pub(crate) fn write_guest(addr: u64, buf: &[u8]) -> Result<(), ()> {
     vm_rw(libc::SYS_process_vm_writev, addr, buf.as_ptr() as *mut u8, buf.len())
 }
 
@@ -354,8 +365,9 @@ fn xsave_size() -> usize {
     size
 }
 
-/// Builds the signal frame on the guest stack and points the vCPU at the handler.
-fn push_frame(ctx: &mut ThreadCtx, sig: usize, info: &[u8; 128], regs: &kvm_regs, fault: Option<(&Fault, &kvm_sregs)>) -> Result<(), ()> {
+/// Builds the signal frame on the guest stack for the interrupted `regs`; returns the
+/// registers that enter the handler.
+fn push_frame(ctx: &mut ThreadCtx, sig: usize, info: &[u8; 128], regs: &kvm_regs, fault: Option<&Fault>) -> Result<kvm_regs, ()> {
     let act = load(sig);
     if !is_function(act.handler) || act.flags & SA_RESTORER == 0 {
         return Err(());
@@ -370,8 +382,16 @@ fn push_frame(ctx: &mut ThreadCtx, sig: usize, info: &[u8; 128], regs: &kvm_regs
     } else {
         regs.rsp - entry::RED_ZONE as u64
     };
-    let xsave = ctx.vcpu.fd.get_xsave().map_err(|_| ())?;
+    let mut xsave = ctx.vcpu.fd.get_xsave().map_err(|_| ())?;
     let xs = xsave_size();
+    if let Some(f) = fault {
+        // The FPU state of the interrupted code is the image the entry code saved below
+        // the frame, not the vCPU's current one (the dispatcher ran since).
+        if let Some(img) = ctx.vcpu.trap_fpu_image(f.tf_addr) {
+            let n = img.len().min(xs);
+            as_bytes_mut(&mut xsave.region)[..n].copy_from_slice(&img[..n]);
+        }
+    }
     sp = (sp - xs as u64) & !63;
     let fp_addr = sp;
     let uc_size = core::mem::size_of::<libc::ucontext_t>() as u64;
@@ -386,18 +406,15 @@ fn push_frame(ctx: &mut ThreadCtx, sig: usize, info: &[u8; 128], regs: &kvm_regs
     uc.uc_stack = libc::stack_t { ss_sp: ss.ss_sp, ss_flags: if on_alt { libc::SS_ONSTACK } else { ss.ss_flags }, ss_size: ss.ss_size };
     let g = &mut uc.uc_mcontext.gregs;
     let r = regs;
-    let (rip, rsp, rflags) = match fault {
-        Some((f, _)) => (f.frame.rip, f.frame.rsp, f.frame.rflags),
-        None => (r.rip, r.rsp, r.rflags),
-    };
+    let (rip, rsp, rflags) = (r.rip, r.rsp, r.rflags);
     for (i, v) in [r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, rsp, rip, rflags].into_iter().enumerate() {
         g[i] = v as i64;
     }
     g[libc::REG_CSGSFS as usize] = dune_x86::gdt::KERNEL_CS as i64;
-    if let Some((f, s)) = fault {
-        g[libc::REG_ERR as usize] = f.frame.error as i64;
-        g[libc::REG_TRAPNO as usize] = f.frame.vector as i64;
-        g[libc::REG_CR2 as usize] = s.cr2 as i64;
+    if let Some(f) = fault {
+        g[libc::REG_ERR as usize] = f.tf.err as i64;
+        g[libc::REG_TRAPNO as usize] = f.vector as i64;
+        g[libc::REG_CR2 as usize] = f.addr as i64;
     }
     uc.uc_mcontext.fpregs = fp_addr as *mut _;
     let old_mask = current_mask();
@@ -419,8 +436,7 @@ fn push_frame(ctx: &mut ThreadCtx, sig: usize, info: &[u8; 128], regs: &kvm_regs
         store(sig, &KSigaction::default());
         raw_sigaction(sig, Some(&KSigaction::default()), None);
     }
-    let out = &mut ctx.vcpu.fd.sync_regs_mut().regs;
-    *out = *regs;
+    let mut out = *regs;
     out.rip = act.handler;
     out.rsp = sp;
     out.rdi = sig as u64;
@@ -428,8 +444,7 @@ fn push_frame(ctx: &mut ThreadCtx, sig: usize, info: &[u8; 128], regs: &kvm_regs
     out.rdx = uc_addr;
     out.rax = 0;
     out.rflags = rflags & !HANDLER_CLEAR_FLAGS;
-    ctx.vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
-    Ok(())
+    Ok(out)
 }
 
 /// The frame could not be written (bad stack) or the action has no restorer: as
@@ -487,34 +502,39 @@ pub fn sigreturn(ctx: &mut ThreadCtx) -> (i64, Resume) {
 }
 
 /// A guest exception nobody fixed: the signal Linux would send, to the guest's
-/// handler if it has one (and does not block it), else report and die.
-pub fn deliver_fault(ctx: &mut ThreadCtx, fault: &Fault, sregs: &kvm_sregs) {
-    let v = fault.frame.vector as u8;
+/// handler if it has one (and does not block it), else report and die. Exceptions in
+/// ring 3 that no ring-0 handler took end the process the same way.
+pub fn deliver_fault(ctx: &mut ThreadCtx, fault: &Fault) {
+    let v = fault.vector;
     let sig = trap::signal_for(v) as usize;
     let act = load(sig);
-    if is_function(act.handler) && current_mask() & bit(sig) == 0 {
+    let regs = fault.tf.to_regs();
+    if !fault.tf.from_user() && is_function(act.handler) && current_mask() & bit(sig) == 0 {
         let mut info = [0u8; 128];
         // As Linux: SEGV_ACCERR when a mapping covers the address, SEGV_MAPERR otherwise.
         let mapped = v == dune_x86::exception::PF && matches!(crate::procmap::find(fault.addr), Ok(Some(_)));
         let code: i32 = match sig as i32 {
             libc::SIGSEGV if mapped => 2,                       // SEGV_ACCERR
             libc::SIGSEGV if v == dune_x86::exception::PF => 1, // SEGV_MAPERR
-            libc::SIGSEGV => 128,                                                                                                // SI_KERNEL (#GP)
-            libc::SIGILL => 2,                                                                                                   // ILL_ILLOPN
-            libc::SIGFPE => 1,                                                                                                   // FPE_INTDIV
-            libc::SIGTRAP => 1,                                                                                                  // TRAP_BRKPT
-            _ => 1,
+            libc::SIGSEGV => 128,                               // SI_KERNEL (#GP)
+            libc::SIGILL => 2,                                  // ILL_ILLOPN
+            _ => 1,                                             // FPE_INTDIV, TRAP_BRKPT, BUS_ADRALN
         };
-        let addr = if v == dune_x86::exception::PF { fault.addr } else { fault.frame.rip };
+        let addr = if v == dune_x86::exception::PF { fault.addr } else { fault.tf.rip };
         info[0..4].copy_from_slice(&(sig as i32).to_le_bytes());
         info[8..12].copy_from_slice(&code.to_le_bytes());
         info[16..24].copy_from_slice(&addr.to_le_bytes());
-        let regs = fault.regs;
-        if push_frame(ctx, sig, &info, &regs, Some((fault, sregs))).is_ok() {
+        if let Ok(new) = push_frame(ctx, sig, &info, &regs, Some(fault)) {
+            let mut tf = fault.tf;
+            tf.set_regs(&new);
+            // SAFETY: the frame lies in this vCPU's trap stack (checked by trap::handle);
+            // the guest resumes from it when the dispatcher returns.
+            unsafe { core::ptr::write(fault.tf_addr as *mut crate::guest::DuneTf, tf) };
             return;
         }
     }
-    trap::report("unhandled exception", Some(fault), &fault.regs, Some(sregs));
+    let sregs = ctx.vcpu.fd.get_sregs().ok();
+    trap::report("unhandled exception", Some(fault), &regs, sregs.as_ref());
     trap::die_by_signal(sig as i32)
 }
 

@@ -12,7 +12,7 @@
 use kvm_bindings::kvm_regs;
 use kvm_ioctls::SyncReg;
 
-use crate::guest::entry;
+use crate::guest::{entry, DuneTf};
 use crate::memory::{page_range, PAGE};
 use crate::pagetable::Perms;
 use crate::runtime::{self, ThreadCtx};
@@ -162,21 +162,33 @@ fn mem_sync(start: u64, end: u64) -> crate::Result<()> {
 }
 
 fn arch_prctl(ctx: &mut ThreadCtx, nr: u64, a: [u64; 6]) -> (i64, Resume) {
+    // GS base belongs to the runtime in Dune mode (it points at the vCPU's Percpu, as in
+    // libdune); the process's own value is kept aside and reported back.
+    let code = a[0] as i32;
+    let pc = ctx.vcpu.percpu();
+    if code == sys::ARCH_GET_GS {
+        // SAFETY: Percpu is this vCPU's runtime memory.
+        let gs = unsafe { (*pc).saved_gs };
+        return (if crate::signal::write_guest(a[1], &gs.to_le_bytes()).is_ok() { 0 } else { -(libc::EFAULT as i64) }, Resume::Normal);
+    }
+    if code == sys::ARCH_SET_GS {
+        if a[1] >= crate::memory::USER_END {
+            return (-(libc::EPERM as i64), Resume::Normal);
+        }
+        // SAFETY: as above.
+        unsafe { (*pc).saved_gs = a[1] };
+        return (0, Resume::Normal);
+    }
     let ret = passthrough(nr, a);
     if sys::check(ret).is_err() {
         return (ret, Resume::Normal);
     }
     // The host thread keeps the same bases, so signal handlers run by the kernel on the
     // host side and the guest see the same thread pointer.
-    let code = a[0] as i32;
-    if code == sys::ARCH_SET_FS || code == sys::ARCH_SET_GS {
+    if code == sys::ARCH_SET_FS {
         match ctx.vcpu.fd.get_sregs() {
             Ok(mut s) => {
-                if code == sys::ARCH_SET_FS {
-                    s.fs.base = a[1];
-                } else {
-                    s.gs.base = a[1];
-                }
+                s.fs.base = a[1];
                 if let Err(e) = ctx.vcpu.fd.set_sregs(&s) {
                     trap::die_runtime_error("KVM_SET_SREGS", &e);
                 }
@@ -185,4 +197,34 @@ fn arch_prctl(ctx: &mut ThreadCtx, nr: u64, a: [u64; 6]) -> (i64, Resume) {
         }
     }
     (ret, Resume::Normal)
+}
+
+/// A system call made in ring 3 that a ring-0 handler passes to Linux
+/// (`guest::dispatch::passthrough`): performed with the frame's registers, result in
+/// the frame's rax. Calls that would create or end execution contexts from ring 3
+/// (clone, fork, sigreturn) are refused with ENOSYS.
+pub fn passthrough_tf(ctx: &mut ThreadCtx) {
+    let tf_addr = ctx.vcpu.fd.sync_regs().regs.rdi;
+    if !ctx.vcpu.area_contains(tf_addr, core::mem::size_of::<DuneTf>() as u64) {
+        trap::die_fatal(ctx, "passthrough exit with a frame outside the vCPU's trap stack");
+    }
+    // SAFETY: inside this vCPU's area (checked); the guest waits in its `out`.
+    let mut tf = unsafe { core::ptr::read(tf_addr as *const DuneTf) };
+    let nr = tf.rax;
+    let args = [tf.rdi, tf.rsi, tf.rdx, tf.r10, tf.r8, tf.r9];
+    let (ret, resume) = match nr as i64 {
+        libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork | libc::SYS_rt_sigreturn => (-(libc::ENOSYS as i64), Resume::Normal),
+        _ => {
+            let mut regs = tf.to_regs();
+            regs.rcx = tf.rip;
+            regs.r11 = tf.rflags;
+            dispatch(ctx, &regs, nr, args)
+        }
+    };
+    tf.rax = ret as u64;
+    // SAFETY: as above.
+    unsafe { core::ptr::write(tf_addr as *mut DuneTf, tf) };
+    let r = &mut ctx.vcpu.fd.sync_regs_mut().regs;
+    r.rax = matches!(resume, Resume::FlushTlb) as u64;
+    ctx.vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
 }

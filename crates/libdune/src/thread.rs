@@ -39,9 +39,12 @@ fn clone_thread(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, pt
         let mut sregs = ctx.vcpu.fd.get_sregs().map_err(crate::Error::kvm("KVM_GET_SREGS"))?;
         let mut v = st.take_vcpu()?;
         // The child's own GDT/TSS; everything else as the parent's.
-        let own = v.sregs(&st.template, sregs.fs.base, sregs.gs.base);
+        let own = v.sregs(&st.template, sregs.fs.base);
         sregs.gdt = own.gdt;
         sregs.tr = own.tr;
+        sregs.gs = own.gs;
+        // SAFETY: both Percpu blocks are runtime memory; the child's is not in use yet.
+        unsafe { (*v.percpu()).saved_gs = (*ctx.vcpu.percpu()).saved_gs };
         if flags & CLONE_SETTLS != 0 {
             sregs.fs.base = tls;
         }

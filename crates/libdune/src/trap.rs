@@ -14,6 +14,8 @@ use core::fmt::Write;
 
 use dune_x86::exception::{self, PageFaultError};
 use kvm_bindings::{kvm_regs, kvm_sregs};
+
+use crate::guest::DuneTf;
 use kvm_ioctls::SyncReg;
 
 use crate::memory::PAGE;
@@ -21,71 +23,46 @@ use crate::procmap::{self, Vma};
 use crate::runtime::{self, ThreadCtx};
 use crate::sys::{self, FixedBuf};
 
-/// The frame an IDT stub leaves on the IST stack (Intel SDM vol. 3A, 6.14.2).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TrapFrame {
-    /// Pushed by the stub.
-    pub vector: u64,
-    /// Pushed by the CPU, or 0 by the stub.
-    pub error: u64,
-    /// Interrupted instruction.
-    pub rip: u64,
-    /// Interrupted code segment.
-    pub cs: u64,
-    /// Interrupted flags.
-    pub rflags: u64,
-    /// Interrupted stack pointer.
-    pub rsp: u64,
-    /// Interrupted stack segment.
-    pub ss: u64,
-}
-
 /// What the host knows about a guest exception.
 #[derive(Debug, Clone, Copy)]
 pub struct Fault {
-    /// The stub's frame.
-    pub frame: TrapFrame,
+    /// The frame the entry code built (the interrupted registers).
+    pub tf: DuneTf,
+    /// Its address in the vCPU's IST stack.
+    pub tf_addr: u64,
+    /// The vector.
+    pub vector: u8,
     /// CR2 for page faults, else 0.
     pub addr: u64,
-    /// The guest registers at the exit (rip and rsp are the stub's; see `frame`).
-    pub regs: kvm_regs,
 }
 
-/// Handles a trap exit.
+/// Handles a trap the guest's dispatcher passed on (`guest::dispatch::to_host`).
 pub fn handle(ctx: &mut ThreadCtx) {
     runtime::COUNTERS.traps.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let regs = ctx.vcpu.fd.sync_regs().regs;
-    // SAFETY: the stub pushed the frame on this vCPU's IST stack, runtime memory at the
-    // guest's rsp (guest virtual == host virtual), which only this thread uses.
-    let frame = unsafe { core::ptr::read(regs.rsp as *const TrapFrame) };
-    let sregs = match ctx.vcpu.fd.get_sregs() {
-        Ok(s) => s,
-        Err(e) => die_runtime_error("KVM_GET_SREGS", &e),
-    };
-    let addr = if frame.vector == exception::PF as u64 { sregs.cr2 } else { 0 };
-    let fault = Fault { frame, addr, regs };
-    if frame.vector == exception::PF as u64 && lazy_map(ctx, &fault) {
-        resume_at(ctx);
+    let (tf_addr, vector, cr2) = (regs.rdi, regs.rsi, regs.rdx);
+    let tf_len = core::mem::size_of::<DuneTf>() as u64;
+    if !ctx.vcpu.area_contains(tf_addr, tf_len) || vector > 255 {
+        die_fatal(ctx, "trap exit with a frame outside the vCPU's trap stack");
+    }
+    // SAFETY: the frame lies inside this vCPU's area (checked above), runtime memory
+    // that only this thread uses while its guest side waits in the `out`.
+    let tf = unsafe { core::ptr::read(tf_addr as *const DuneTf) };
+    let fault = Fault { tf, tf_addr, vector: vector as u8, addr: if vector == exception::PF as u64 { cr2 } else { 0 } };
+    if fault.vector == exception::PF && !tf.from_user() && lazy_map(ctx, &fault) {
+        // The dispatcher reloads CR3 when rax is 1: the page table changed.
+        ctx.vcpu.fd.sync_regs_mut().regs.rax = 1;
+        ctx.vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
         return;
     }
     ctx.last_fault = (0, 0);
-    crate::signal::deliver_fault(ctx, &fault, &sregs)
-}
-
-/// Resumes the guest at the faulting instruction: through `dune_trap_return_flush`,
-/// which drops translations the host's page-table edits made stale and `iretq`s from
-/// the frame still on the IST stack.
-pub(crate) fn resume_at(ctx: &mut ThreadCtx) {
-    let r = &mut ctx.vcpu.fd.sync_regs_mut().regs;
-    r.rip = crate::guest::entry::addr_of(crate::guest::entry::dune_trap_return_flush);
-    ctx.vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
+    crate::signal::deliver_fault(ctx, &fault)
 }
 
 /// A page fault on memory the process has: register it and retry. Returns false when
 /// the access is not allowed, or when the same fault repeats right after a fix.
 fn lazy_map(ctx: &mut ThreadCtx, f: &Fault) -> bool {
-    let key = (f.addr & !(PAGE - 1), f.frame.rip);
+    let key = (f.addr & !(PAGE - 1), f.tf.rip);
     if ctx.last_fault == key {
         return false;
     }
@@ -97,7 +74,7 @@ fn lazy_map(ctx: &mut ThreadCtx, f: &Fault) -> bool {
             None => return false,
         },
     };
-    let err = f.frame.error;
+    let err = f.tf.err;
     let write = err & PageFaultError::W != 0;
     let fetch = err & PageFaultError::ID != 0;
     if (write && !vma.write) || (fetch && !vma.exec) || !vma.accessible() {
@@ -172,35 +149,31 @@ pub fn signal_for(vector: u8) -> i32 {
     }
 }
 
-/// Writes the fault report to stderr.
+/// Writes the fault report to stderr: `regs` are the interrupted registers.
 pub fn report(what: &str, fault: Option<&Fault>, regs: &kvm_regs, sregs: Option<&kvm_sregs>) {
     let mut b = FixedBuf::<4096>::new();
     let tid = unsafe_gettid();
     let _ = writeln!(b, "dune: fatal: {what} (thread {tid}, in Dune mode)");
-    let (rip, rsp, rflags) = match fault {
-        Some(f) => {
-            let v = f.frame.vector as u8;
-            let _ = write!(b, "  exception {} ({}), vector {}, error code {:#x}", exception::exception_mnemonic(v), exception::exception_name(v), v, f.frame.error);
-            if v == exception::PF {
-                let _ = write!(b, ": {}", exception::PageFaultError(f.frame.error));
-            }
-            let _ = writeln!(b);
-            (f.frame.rip, f.frame.rsp, f.frame.rflags)
+    if let Some(f) = fault {
+        let v = f.vector;
+        let _ = write!(b, "  exception {} ({}), vector {}, error code {:#x}", exception::exception_mnemonic(v), exception::exception_name(v), v, f.tf.err);
+        if v == exception::PF {
+            let _ = write!(b, ": {}", exception::PageFaultError(f.tf.err));
         }
-        None => (regs.rip, regs.rsp, regs.rflags),
-    };
+        let _ = writeln!(b, "{}", if f.tf.from_user() { " (in ring 3)" } else { "" });
+    }
     let cr2 = fault.map_or(sregs.map_or(0, |s| s.cr2), |f| f.addr);
-    let _ = writeln!(b, "  rip {rip:#018x}  rsp {rsp:#018x}  rflags {rflags:#010x}  cr2 {cr2:#018x}");
     let r = regs;
+    let _ = writeln!(b, "  rip {:#018x}  rsp {:#018x}  rflags {:#010x}  cr2 {cr2:#018x}", r.rip, r.rsp, r.rflags);
     let _ = writeln!(b, "  rax {:#018x}  rbx {:#018x}  rcx {:#018x}  rdx {:#018x}", r.rax, r.rbx, r.rcx, r.rdx);
     let _ = writeln!(b, "  rsi {:#018x}  rdi {:#018x}  rbp {:#018x}  r8  {:#018x}", r.rsi, r.rdi, r.rbp, r.r8);
     let _ = writeln!(b, "  r9  {:#018x}  r10 {:#018x}  r11 {:#018x}  r12 {:#018x}", r.r9, r.r10, r.r11, r.r12);
     let _ = writeln!(b, "  r13 {:#018x}  r14 {:#018x}  r15 {:#018x}", r.r13, r.r14, r.r15);
     if let Some(s) = sregs {
-        let _ = writeln!(b, "  cr0 {:#x}  cr3 {:#x}  cr4 {:#x}  efer {:#x}  fs.base {:#x}  gs.base {:#x}", s.cr0, s.cr3, s.cr4, s.efer, s.fs.base, s.gs.base);
+        let _ = writeln!(b, "  cr0 {:#x}  cr3 {:#x}  cr4 {:#x}  efer {:#x}  fs.base {:#x}", s.cr0, s.cr3, s.cr4, s.efer, s.fs.base);
     }
-    describe_mapping(&mut b, "rip", rip);
-    if fault.is_some_and(|f| f.frame.vector == exception::PF as u64) {
+    describe_mapping(&mut b, "rip", r.rip);
+    if fault.is_some_and(|f| f.vector == exception::PF) {
         describe_mapping(&mut b, "cr2", cr2);
     }
     sys::write_all(2, b.as_bytes());

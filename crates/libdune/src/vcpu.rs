@@ -13,7 +13,7 @@ use dune_x86::regs::{cr0, cr4, efer, rflags};
 use dune_x86::tss::{Ist, Tss64, TSS_SIZE};
 
 use crate::error::{Error, Result};
-use crate::guest::entry;
+use crate::guest::{entry, Percpu, PERCPU_GDT, PERCPU_TSS};
 use crate::memory::{Memory, PAGE};
 
 /// `KVM_CAP_VCPU_ATTRIBUTES` (linux/kvm.h), for the TSC offset attribute.
@@ -21,12 +21,18 @@ const KVM_CAP_VCPU_ATTRIBUTES: std::os::raw::c_ulong = 215;
 /// `KVM_SET_DEVICE_ATTR`: `_IOW(KVMIO, 0xe1, struct kvm_device_attr)`.
 const KVM_SET_DEVICE_ATTR: std::os::raw::c_ulong = 0x4018_aee1;
 
-/// Pages of each vCPU's area: GDT and TSS in the first, the IST1 stack (16 KiB) for
-/// all vectors, then the IST2 stack (8 KiB) for #DF alone, so a fault while delivering
-/// a fault is reported instead of becoming a triple fault.
-pub const AREA_PAGES: u64 = 7;
-const IST1_TOP_PAGE: u64 = 5;
-const TSS_OFFSET: u64 = 64;
+/// Pages of each vCPU's area:
+///
+/// | page | contents |
+/// | --- | --- |
+/// | 0 | `Percpu` (GS base points here), GDT at `PERCPU_GDT`, TSS at `PERCPU_TSS` |
+/// | 1 | guard (not mapped in the guest) |
+/// | 2-4 | IST2: #DF alone, so a fault while delivering a fault is reported |
+/// | 5 | guard |
+/// | 6-25 | IST1: every other vector and ring-3 system calls; `TRAP_LEVEL_STACK` per nesting level |
+pub const AREA_PAGES: u64 = 26;
+const GUARD_PAGES: [u64; 2] = [1, 5];
+const IST2_TOP_PAGE: u64 = 5;
 /// SYSCALL clears these RFLAGS bits on entry, as Linux does (TF, DF, IF, IOPL, AC, NT).
 const SFMASK: u64 = rflags::TF | rflags::DF | rflags::IF | rflags::IOPL | rflags::AC | rflags::NT;
 
@@ -39,6 +45,8 @@ pub struct Template {
     idt_base: u64,
     root: u64,
     tsc_offset_attr: bool,
+    /// Bytes the trap path reserves for XSAVE, or 0 for FXSAVE.
+    xsave_size: u64,
 }
 
 impl Template {
@@ -75,7 +83,10 @@ impl Template {
         ])
         .map_err(|_| Error::TableFull("MSR list"))?;
         let tsc_offset_attr = kvm.check_extension_raw(KVM_CAP_VCPU_ATTRIBUTES) > 0;
-        Ok(Template { cpuid, msrs, xcr0, cr4: cr4v, idt_base, root, tsc_offset_attr })
+        // The XSAVE image for the enabled features (CPUID 0xD.0 EBX for the host's XCR0,
+        // a superset of the guest's), rounded for the 64-byte alignment XSAVE needs.
+        let xsave_size = if xcr0.is_some() { (core::arch::x86_64::__cpuid_count(0xd, 0).ebx as u64 + 63) & !63 } else { 0 };
+        Ok(Template { cpuid, msrs, xcr0, cr4: cr4v, idt_base, root, tsc_offset_attr, xsave_size })
     }
 
     /// The guest MAXPHYADDR, from supported CPUID leaf 0x8000_0008.
@@ -106,8 +117,11 @@ impl Vcpu {
         let area = mem.gpa_to_hva(area_gpa).ok_or(Error::TableFull("vCPU area lookup"))?;
         // SAFETY: the area was just allocated from the arena and nothing else refers to it.
         unsafe { core::ptr::write_bytes(area as *mut u8, 0, (AREA_PAGES * PAGE) as usize) };
+        for g in GUARD_PAGES {
+            mem.unmap_runtime_page(area + g * PAGE);
+        }
         let v = Vcpu { fd: Self::setup_fd(&mut fd, t).map(|_| fd)?, id, area };
-        v.write_area();
+        v.write_area(t);
         Ok(v)
     }
 
@@ -148,25 +162,53 @@ impl Vcpu {
     }
 
     fn tss_base(&self) -> u64 {
-        self.area + TSS_OFFSET
+        self.area + PERCPU_TSS
     }
 
-    fn write_area(&self) {
+    /// Whether `[addr, addr+len)` lies inside this vCPU's area.
+    pub fn area_contains(&self, addr: u64, len: u64) -> bool {
+        addr >= self.area && addr.checked_add(len).is_some_and(|e| e <= self.area + AREA_PAGES * PAGE)
+    }
+
+    /// The FPU image the trap entry code saved for the frame at `tf_addr` (XSAVE or
+    /// FXSAVE format; the first 512 bytes are the same).
+    pub fn trap_fpu_image(&self, tf_addr: u64) -> Option<&[u8]> {
+        // SAFETY: Percpu is this vCPU's runtime memory.
+        let size = unsafe { (*self.percpu()).xsave_size };
+        let len = if size == 0 { 512 } else { size };
+        let at = tf_addr.checked_sub(len)? & !63;
+        // SAFETY: inside this vCPU's IST1 stack (checked), written by the entry code for
+        // the trap the host is handling; only this thread uses it meanwhile.
+        self.area_contains(at, len).then(|| unsafe { core::slice::from_raw_parts(at as *const u8, len as usize) })
+    }
+
+    /// The vCPU's per-vCPU block (host and guest see it at the same address).
+    pub fn percpu(&self) -> *mut Percpu {
+        self.area as *mut Percpu
+    }
+
+    fn write_area(&self, t: &Template) {
+        let ist1_top = self.area + AREA_PAGES * PAGE;
+        let pc = Percpu { self_ptr: self.area, ist1_top, xsave_size: t.xsave_size, ..Default::default() };
+        // SAFETY: page 0 of the area is this vCPU's Percpu, not yet used by any CPU.
+        unsafe { self.percpu().write(pc) };
         let gdt = gdt::build_gdt(self.tss_base());
         let mut tss = Tss64::new();
-        tss.set_ist(Ist::Ist1, self.area + IST1_TOP_PAGE * PAGE);
-        tss.set_ist(Ist::Ist2, self.area + AREA_PAGES * PAGE);
+        tss.set_ist(Ist::Ist1, ist1_top);
+        tss.set_ist(Ist::Ist2, self.area + IST2_TOP_PAGE * PAGE);
         let tss = tss.to_bytes();
-        // SAFETY: the area is this vCPU's own: page 0 holds the GDT (56 bytes) and the TSS
-        // (104 bytes) at TSS_OFFSET; both fit in the page and nothing else writes them.
+        // SAFETY: the area is this vCPU's own: page 0 holds the GDT (56 bytes) at
+        // PERCPU_GDT and the TSS (104 bytes) at PERCPU_TSS; nothing else writes them.
         unsafe {
-            core::ptr::copy_nonoverlapping(gdt.as_ptr(), self.area as *mut u64, gdt.len());
+            core::ptr::copy_nonoverlapping(gdt.as_ptr(), (self.area + PERCPU_GDT) as *mut u64, gdt.len());
             core::ptr::copy_nonoverlapping(tss.as_ptr(), self.tss_base() as *mut u8, tss.len());
         }
     }
 
-    /// Ring-0 long-mode system registers for this vCPU, with the given FS and GS bases.
-    pub fn sregs(&self, t: &Template, fs_base: u64, gs_base: u64) -> kvm_sregs {
+    /// Ring-0 long-mode system registers for this vCPU with the given FS base. GS base
+    /// is the vCPU's `Percpu` (the process's own GS base is kept in `Percpu::saved_gs`).
+    pub fn sregs(&self, t: &Template, fs_base: u64) -> kvm_sregs {
+        let gs_base = self.area;
         let code = kvm_segment { base: 0, limit: 0xffff_ffff, selector: gdt::KERNEL_CS, type_: 0xb, present: 1, dpl: 0, db: 0, s: 1, l: 1, g: 1, ..Default::default() };
         let data = kvm_segment { selector: gdt::KERNEL_DS, type_: 0x3, l: 0, db: 1, ..code };
         let tr = kvm_segment { base: self.tss_base(), limit: TSS_SIZE as u32 - 1, selector: gdt::TSS_SELECTOR, type_: gdt::TYPE_TSS64_BUSY as u8, present: 1, s: 0, l: 0, g: 0, ..Default::default() };
@@ -180,7 +222,7 @@ impl Vcpu {
             gs: kvm_segment { base: gs_base, ..data },
             tr,
             ldt,
-            gdt: kvm_dtable { base: self.area, limit: (gdt::GDT_ENTRIES * 8 - 1) as u16, ..Default::default() },
+            gdt: kvm_dtable { base: self.area + PERCPU_GDT, limit: (gdt::GDT_ENTRIES * 8 - 1) as u16, ..Default::default() },
             idt: kvm_dtable { base: t.idt_base, limit: (256 * 16 - 1) as u16, ..Default::default() },
             cr0: cr0::PE | cr0::MP | cr0::ET | cr0::NE | cr0::WP | cr0::PG,
             cr3: t.root,

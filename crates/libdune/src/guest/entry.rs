@@ -5,10 +5,11 @@
 //! | symbol | runs in | what it does |
 //! | --- | --- | --- |
 //! | `dune_enter_trampoline` | host, then guest | records the caller's stack and resume point, switches to the host-loop stack; the vCPU later resumes at its label `1:` |
-//! | `dune_syscall_entry` | guest ring 0 (LSTAR) | exits to the host with `out` so the host thread performs the system call |
+//! | `dune_syscall_entry` | guest ring 0 and 3 (LSTAR) | from ring 0: exits to the host with `out` so the host thread performs the call; from ring 3: the trap path with vector `SYSCALL_VECTOR` |
 //! | `dune_syscall_return_flush` | guest ring 0 | return path used after the host changed the page table: reloads CR3, then returns like `sysret` would |
-//! | `dune_trap_return_flush` | guest ring 0 | resumes a trapped guest with `iretq` from its IST frame, after a CR3 reload |
-//! | `dune_trap_stubs` | guest ring 0 (IDT) | 256 stubs of 16 bytes, one per vector; push an error code (0 if the CPU pushed none) and the vector, then exit to the host |
+//! | `dune_trap_stubs` | guest (IDT) | 256 stubs of 16 bytes, one per vector: error code (0 if the CPU pushed none), rax, vector in eax |
+//! | `dune_trap_common` | guest ring 0 | builds `struct dune_tf`, lowers IST1, saves FPU state, calls `dune_trap_dispatch`, returns with `iretq` |
+//! | `dune_jump_to_user` / `dune_ret_from_user` | guest ring 0 | enter ring 3 with a frame / leave the session from a handler |
 //! | `dune_raw_clone` | host | `clone` whose child calls `fn(arg)` on a fresh host stack |
 //! | `dune_raw_clone_native` | host | `clone` whose child resumes a guest register frame natively, outside Dune mode |
 //! | `dune_signal_restorer` | host | `sa_restorer` of the host signal handler: `rt_sigreturn` |
@@ -18,12 +19,16 @@
 
 use core::mem::offset_of;
 
-use super::{EnterFrame, NativeFrame};
+use super::{DuneTf, EnterFrame, NativeFrame, Percpu, SYSCALL_VECTOR, TRAP_LEVEL_STACK, TSS_IST1};
 
 /// I/O port the LSTAR stub writes to: "perform the system call in `rax`".
 pub const PORT_SYSCALL: u16 = 0x0d;
-/// I/O port the IDT stubs write to: "exception; the frame is on the IST stack".
+/// I/O port of `guest::dispatch::to_host`: "a trap for the host; rdi = frame, rsi =
+/// vector, rdx = CR2".
 pub const PORT_TRAP: u16 = 0x0e;
+/// I/O port of `guest::dispatch::passthrough`: "perform the ring-3 system call in the
+/// frame at rdi".
+pub const PORT_PASSTHROUGH: u16 = 0x0f;
 /// Size of one IDT stub; the stub for vector `v` is at `dune_trap_stubs + v * TRAP_STUB_SIZE`.
 pub const TRAP_STUB_SIZE: usize = 16;
 /// Bytes below `rsp` that ring-0 code must not touch: the System V red zone.
@@ -88,15 +93,31 @@ dune_enter_trampoline:
     ret
     .size dune_enter_trampoline, . - dune_enter_trampoline
 
-    // LSTAR target. SYSCALL left the return rip in rcx and rflags in r11; the host reads
-    // all registers from the exit, performs the call and resumes at rcx itself, so
-    // nothing here touches the stack (it is the user's, red zone included).
+    // LSTAR target, for ring 0 and ring 3 alike (GS base is the per-vCPU block in both).
+    // From ring 0: exit to the host with `out`; the host performs the call with these
+    // registers and resumes at rcx itself, so nothing here touches the stack (it is the
+    // process's own, red zone included). The flags `testb` changes are in r11 already.
+    // From ring 3: switch to the IST1 stack, build the frame an exception would have
+    // (vector SYSCALL_VECTOR) and take the common trap path: no exit.
     .balign 16
     .globl dune_syscall_entry
     .type dune_syscall_entry, @function
 dune_syscall_entry:
+    testb $1, %gs:{pc_in_user}
+    jnz 1f
     out %al, ${port_syscall}
     ud2
+1:  mov %rsp, %gs:{pc_scratch}
+    mov %gs:{tss_ist1}, %rsp
+    push ${user_ds}
+    push %gs:{pc_scratch}
+    push %r11
+    push ${user_cs}
+    push %rcx
+    push $0
+    push %rax
+    mov ${syscall_vector}, %eax
+    jmp dune_trap_common
     .size dune_syscall_entry, . - dune_syscall_entry
 
     // Host resumes here (rflags already restored, rcx = return rip) when it changed the
@@ -115,24 +136,9 @@ dune_syscall_return_flush:
     jmp *%rcx
     .size dune_syscall_return_flush, . - dune_syscall_return_flush
 
-    // The host resumes a trapped guest here, with rsp at the stub's frame
-    // [vector, error, rip, cs, rflags, rsp, ss] on the IST stack: reload CR3 (the host may
-    // have rewritten or freed page tables), then return with iretq. rax is preserved
-    // through the vector slot.
-    .balign 16
-    .globl dune_trap_return_flush
-    .type dune_trap_return_flush, @function
-dune_trap_return_flush:
-    mov %rax, (%rsp)
-    mov %cr3, %rax
-    mov %rax, %cr3
-    mov (%rsp), %rax
-    add $16, %rsp
-    iretq
-    .size dune_trap_return_flush, . - dune_trap_return_flush
-
-    // IDT stubs: all vectors use an IST stack (#DF its own), so the user's stack and red
-    // zone are never written.
+    // IDT stubs: every vector uses an IST stack (#DF its own), so the interrupted code's
+    // stack and red zone are never written. Each pushes a zero error code where the CPU
+    // pushes none, then rax, and passes the vector in eax.
     .balign {stub_size}
     .globl dune_trap_stubs
 dune_trap_stubs:
@@ -143,13 +149,182 @@ dune_trap_stubs:
     .else
     push $0
     .endif
-    push $vec
+    push %rax
+    mov $vec, %eax
     jmp dune_trap_common
     .set vec, vec + 1
     .endr
+
+    // Common trap path. On entry: rax = vector, and on the stack the frame down to the
+    // saved rax. Pushes the rest of struct dune_tf, lowers TSS.ist1 by one level so a
+    // nested exception lands below this one, saves the FPU state (handlers are ordinary
+    // Rust/C code), switches FS to the ring-0 base when the trap came from ring 3, and
+    // calls dune_trap_dispatch(tf, vector, cr2). Then everything in reverse, and iretq.
+    .globl dune_trap_common
+    .type dune_trap_common, @function
 dune_trap_common:
-    out %al, ${port_trap}
-    ud2
+    push %r15
+    push %r14
+    push %r13
+    push %r12
+    push %rbp
+    push %rbx
+    push %r11
+    push %r10
+    push %r9
+    push %r8
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    mov %rsp, %rbp                  // rbp = tf
+    mov %rax, %r14                  // r14 = vector
+    mov %cr2, %r13                  // r13 = cr2, before anything else can fault
+    incq %gs:{pc_trap_depth}
+    mov %gs:{tss_ist1}, %rbx        // rbx = IST1 as the CPU used it
+    lea -{level}(%rbx), %rax
+    mov %rax, %gs:{tss_ist1}
+    testb $3, {tf_cs}(%rbp)
+    jz 1f
+    movq $0, %gs:{pc_in_user}       // ring-0 code now: its syscalls go to the host
+    mov $0xc0000100, %ecx           // MSR_FS_BASE: save the user's, load ring 0's
+    rdmsr
+    mov %eax, %gs:{pc_user_fs}
+    mov %edx, %gs:{pc_user_fs}+4
+    mov %gs:{pc_kernel_fs}, %eax
+    mov %gs:{pc_kernel_fs}+4, %edx
+    wrmsr
+1:  mov %gs:{pc_xsave_size}, %rax
+    test %rax, %rax
+    jz 2f
+    mov %rsp, %r12
+    sub %rax, %r12
+    and $-64, %r12
+    mov %r12, %rsp
+    movq $0, 512(%r12)              // XRSTOR faults on a dirty XSAVE header
+    movq $0, 520(%r12)
+    movq $0, 528(%r12)
+    movq $0, 536(%r12)
+    movq $0, 544(%r12)
+    movq $0, 552(%r12)
+    movq $0, 560(%r12)
+    movq $0, 568(%r12)
+    mov $-1, %eax
+    mov $-1, %edx
+    xsave64 (%r12)
+    jmp 3f
+2:  lea -512(%rsp), %r12
+    and $-64, %r12
+    mov %r12, %rsp
+    fxsave64 (%r12)
+3:  mov %rbp, %rdi
+    mov %r14, %rsi
+    mov %r13, %rdx
+    cld
+    call dune_trap_dispatch
+    mov %gs:{pc_xsave_size}, %rax
+    test %rax, %rax
+    jz 4f
+    mov $-1, %eax
+    mov $-1, %edx
+    xrstor64 (%r12)
+    jmp 5f
+4:  fxrstor64 (%r12)
+5:  testb $3, {tf_cs}(%rbp)
+    jz 6f
+    mov $0xc0000100, %ecx           // back to ring 3: its FS base, its syscalls
+    mov %gs:{pc_user_fs}, %eax
+    mov %gs:{pc_user_fs}+4, %edx
+    wrmsr
+    movq $1, %gs:{pc_in_user}
+6:  mov %rbx, %gs:{tss_ist1}
+    decq %gs:{pc_trap_depth}
+    mov %rbp, %rsp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %r8
+    pop %r9
+    pop %r10
+    pop %r11
+    pop %rbx
+    pop %rbp
+    pop %r12
+    pop %r13
+    pop %r14
+    pop %r15
+    pop %rax
+    add $8, %rsp
+    iretq
+    .size dune_trap_common, . - dune_trap_common
+
+    // extern "C" fn dune_jump_to_user(tf: *const DuneTf) -> i64
+    // Runs tf in ring 3 until a handler calls dune_ret_from_user(ret), which makes this
+    // call return ret. Saves callee-saved registers and rsp for that; FS base: the
+    // current one is ring 0's, Percpu.user_fs is loaded for ring 3.
+    .globl dune_jump_to_user
+    .type dune_jump_to_user, @function
+dune_jump_to_user:
+    push %rbp
+    push %rbx
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    mov %rsp, %gs:{pc_ksp_saved}
+    mov %rdi, %rbx
+    mov $0xc0000100, %ecx
+    rdmsr
+    mov %eax, %gs:{pc_kernel_fs}
+    mov %edx, %gs:{pc_kernel_fs}+4
+    mov %gs:{pc_user_fs}, %eax
+    mov %gs:{pc_user_fs}+4, %edx
+    wrmsr
+    push {tf_ss}(%rbx)
+    push {tf_rsp}(%rbx)
+    push {tf_rflags}(%rbx)
+    push {tf_cs}(%rbx)
+    push {tf_rip}(%rbx)
+    mov {tf_rsi}(%rbx), %rsi
+    mov {tf_rdx}(%rbx), %rdx
+    mov {tf_rcx}(%rbx), %rcx
+    mov {tf_r8}(%rbx), %r8
+    mov {tf_r9}(%rbx), %r9
+    mov {tf_r10}(%rbx), %r10
+    mov {tf_r11}(%rbx), %r11
+    mov {tf_rbp}(%rbx), %rbp
+    mov {tf_r12}(%rbx), %r12
+    mov {tf_r13}(%rbx), %r13
+    mov {tf_r14}(%rbx), %r14
+    mov {tf_r15}(%rbx), %r15
+    mov {tf_rax}(%rbx), %rax
+    mov {tf_rdi}(%rbx), %rdi
+    mov {tf_rbx}(%rbx), %rbx
+    movq $1, %gs:{pc_in_user}
+    iretq
+    .size dune_jump_to_user, . - dune_jump_to_user
+
+    // extern "C" fn dune_ret_from_user(ret: i64) -> !
+    // From a handler of the current user session: abandons the trap frames (IST1 back
+    // to its top), leaves the session, and returns ret from dune_jump_to_user.
+    .globl dune_ret_from_user
+    .type dune_ret_from_user, @function
+dune_ret_from_user:
+    movq $0, %gs:{pc_in_user}
+    movq $0, %gs:{pc_trap_depth}
+    mov %gs:{pc_ist1_top}, %rax
+    mov %rax, %gs:{tss_ist1}
+    mov %gs:{pc_ksp_saved}, %rsp
+    mov %rdi, %rax
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %rbx
+    pop %rbp
+    ret
+    .size dune_ret_from_user, . - dune_ret_from_user
 
     // extern "C" fn dune_raw_clone(flags, stack_top, ptid, ctid, tls, f: extern "C" fn(*mut u8) -> !, arg) -> i64
     // The child calls f(arg) on stack_top (16-byte aligned). Returns the raw result in the parent.
@@ -239,8 +414,40 @@ dune_signal_restorer:
     enter_rip = const ENTER_RIP,
     enter_host_stack = const ENTER_HOST_STACK,
     enter_host_run = const ENTER_HOST_RUN,
+    pc_in_user = const offset_of!(Percpu, in_user),
+    pc_scratch = const offset_of!(Percpu, scratch),
+    pc_ksp_saved = const offset_of!(Percpu, ksp_saved),
+    pc_ist1_top = const offset_of!(Percpu, ist1_top),
+    pc_xsave_size = const offset_of!(Percpu, xsave_size),
+    pc_kernel_fs = const offset_of!(Percpu, kernel_fs),
+    pc_user_fs = const offset_of!(Percpu, user_fs),
+    pc_trap_depth = const offset_of!(Percpu, trap_depth),
+    tss_ist1 = const TSS_IST1,
+    level = const TRAP_LEVEL_STACK,
+    syscall_vector = const SYSCALL_VECTOR,
+    user_cs = const dune_x86::gdt::USER_CS,
+    user_ds = const dune_x86::gdt::USER_DS,
+    tf_rdi = const offset_of!(DuneTf, rdi),
+    tf_rsi = const offset_of!(DuneTf, rsi),
+    tf_rdx = const offset_of!(DuneTf, rdx),
+    tf_rcx = const offset_of!(DuneTf, rcx),
+    tf_r8 = const offset_of!(DuneTf, r8),
+    tf_r9 = const offset_of!(DuneTf, r9),
+    tf_r10 = const offset_of!(DuneTf, r10),
+    tf_r11 = const offset_of!(DuneTf, r11),
+    tf_rbx = const offset_of!(DuneTf, rbx),
+    tf_rbp = const offset_of!(DuneTf, rbp),
+    tf_r12 = const offset_of!(DuneTf, r12),
+    tf_r13 = const offset_of!(DuneTf, r13),
+    tf_r14 = const offset_of!(DuneTf, r14),
+    tf_r15 = const offset_of!(DuneTf, r15),
+    tf_rax = const offset_of!(DuneTf, rax),
+    tf_rip = const offset_of!(DuneTf, rip),
+    tf_cs = const offset_of!(DuneTf, cs),
+    tf_rflags = const offset_of!(DuneTf, rflags),
+    tf_rsp = const offset_of!(DuneTf, rsp),
+    tf_ss = const offset_of!(DuneTf, ss),
     port_syscall = const PORT_SYSCALL,
-    port_trap = const PORT_TRAP,
     red_zone = const RED_ZONE,
     stub_size = const TRAP_STUB_SIZE,
     n_rip = const N_RIP,
@@ -273,8 +480,12 @@ extern "C" {
     pub fn dune_syscall_entry();
     /// Return path that reloads CR3.
     pub fn dune_syscall_return_flush();
-    /// Resumes a trapped guest from its IST frame after a CR3 reload.
-    pub fn dune_trap_return_flush();
+    /// Common trap path (see the assembly).
+    pub fn dune_trap_common();
+    /// Runs `tf` in ring 3 until a handler calls `dune_ret_from_user`.
+    pub fn dune_jump_to_user(tf: *const DuneTf) -> i64;
+    /// Leaves the current user session; `dune_jump_to_user` returns `ret`.
+    pub fn dune_ret_from_user(ret: i64) -> !;
     /// First of 256 IDT stubs, `TRAP_STUB_SIZE` bytes apart.
     pub fn dune_trap_stubs();
     /// `clone` whose child calls `f(arg)` on `stack_top`.

@@ -3,7 +3,102 @@
 //! `entry` holds every line of entry assembly; this module holds the `#[repr(C)]`
 //! structures the assembly reads, so their offsets are checked in one place.
 
+pub mod dispatch;
 pub mod entry;
+
+/// Per-vCPU data at the start of each vCPU's area; GS base points here in Dune mode
+/// (as in the original libdune), so entry code reaches it with `%gs:` offsets.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Percpu {
+    /// Address of this struct (for `mov %gs:0`).
+    pub self_ptr: u64,
+    /// 1 while the CPU runs ring-3 code of a `jump_to_user` session.
+    pub in_user: u64,
+    /// Ring-3 rsp, saved by the LSTAR stub before it switches stacks.
+    pub scratch: u64,
+    /// Ring-0 rsp saved by `jump_to_user`, for `ret_from_user`.
+    pub ksp_saved: u64,
+    /// Top of the IST1 stack (TSS.ist1 when no trap is being handled).
+    pub ist1_top: u64,
+    /// Bytes to reserve for XSAVE (64-byte aligned); 0 means FXSAVE (512 bytes).
+    pub xsave_size: u64,
+    /// Ring-0 FS base during a user session.
+    pub kernel_fs: u64,
+    /// Ring-3 FS base of the user session.
+    pub user_fs: u64,
+    /// Nesting depth of the trap path (the host defers signals while it is non-zero).
+    pub trap_depth: u64,
+    /// The process's own GS base from before Dune mode (GS belongs to the runtime).
+    pub saved_gs: u64,
+}
+
+/// Where the GDT and TSS live inside the per-vCPU area's first page.
+pub const PERCPU_GDT: u64 = 0x100;
+/// See [`PERCPU_GDT`].
+pub const PERCPU_TSS: u64 = 0x180;
+/// Offset of TSS.ist1 (Intel SDM vol. 3A, figure 8-11).
+pub const TSS_IST1: u64 = PERCPU_TSS + 0x24;
+/// Stack each nesting level of the trap path may use before a nested exception's frame.
+pub const TRAP_LEVEL_STACK: u64 = 12 * 1024;
+/// Vector number the LSTAR stub gives a system call made in ring 3.
+pub const SYSCALL_VECTOR: u64 = 256;
+
+/// The trap frame, laid out as libdune's `struct dune_tf`: what the entry code pushes
+/// (general registers) on top of what the CPU pushes (error code, rip, cs, rflags,
+/// rsp, ss). Handlers may change any field; the guest resumes from it.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct DuneTf {
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub rbx: u64,
+    pub rbp: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+    pub rax: u64,
+    pub err: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<DuneTf>() == 21 * 8);
+const _: () = assert!(core::mem::size_of::<Percpu>() <= PERCPU_GDT as usize);
+
+impl DuneTf {
+    /// The general registers as KVM's register set.
+    pub fn to_regs(&self) -> kvm_bindings::kvm_regs {
+        kvm_bindings::kvm_regs {
+            rax: self.rax, rbx: self.rbx, rcx: self.rcx, rdx: self.rdx, rsi: self.rsi, rdi: self.rdi,
+            rsp: self.rsp, rbp: self.rbp, r8: self.r8, r9: self.r9, r10: self.r10, r11: self.r11,
+            r12: self.r12, r13: self.r13, r14: self.r14, r15: self.r15, rip: self.rip, rflags: self.rflags,
+        }
+    }
+
+    /// Takes the general registers, rip, rsp and rflags from `r`.
+    pub fn set_regs(&mut self, r: &kvm_bindings::kvm_regs) {
+        (self.rax, self.rbx, self.rcx, self.rdx, self.rsi, self.rdi) = (r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi);
+        (self.rsp, self.rbp, self.r8, self.r9, self.r10, self.r11) = (r.rsp, r.rbp, r.r8, r.r9, r.r10, r.r11);
+        (self.r12, self.r13, self.r14, self.r15, self.rip, self.rflags) = (r.r12, r.r13, r.r14, r.r15, r.rip, r.rflags);
+    }
+
+    /// Whether the frame was pushed by ring-3 code.
+    pub fn from_user(&self) -> bool {
+        self.cs & 3 == 3
+    }
+}
 
 /// Shared between `enter()` and `dune_enter_trampoline`.
 #[repr(C)]

@@ -1,0 +1,229 @@
+//! The rows of the benchmark table: one [`Row`] per entry of [`ROWS`].
+//!
+//! A row names an operation and how to measure it the Linux way and the Dune way.
+//! Adding a row, or the Dune way of an existing one, is one entry: write a function
+//! `fn(&mut Ctx) -> Result<Measured, RowError>` (see `measure` for the harness; every
+//! function checks that its work really happened) and put it in the table.
+//! `dune bench` runs every Linux way first, in table order, then enters Dune mode on a
+//! thread of its own and runs every Dune way, in table order.
+
+mod fault;
+mod intercept;
+mod memory;
+mod softdirty;
+mod syscall;
+mod uffd;
+
+use crate::measure::{Ctx, Measured, RowError};
+
+/// A function measuring one way of one row.
+pub type RowFn = fn(&mut Ctx) -> Result<Measured, RowError>;
+
+/// How one side of a row is measured.
+#[derive(Clone, Copy)]
+pub enum Way {
+    /// Measured by this function.
+    Run(RowFn),
+    /// Would be measured, but libdune lacks what it needs yet (the reason says what).
+    Pending(&'static str),
+    /// There is no such way (a Linux-only alternative has no Dune side).
+    None,
+}
+
+impl std::fmt::Debug for Way {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Way::Run(_) => write!(f, "Run"),
+            Way::Pending(why) => write!(f, "Pending({why:?})"),
+            Way::None => write!(f, "None"),
+        }
+    }
+}
+
+/// The paper's figures for a row (its micro-benchmark table: cycles on a 2012 Intel
+/// machine).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Paper {
+    /// Linux.
+    pub linux: f64,
+    /// Dune.
+    pub dune: f64,
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct Row {
+    /// Name for `--rows` and JSON.
+    pub name: &'static str,
+    /// Label in the table and the chart.
+    pub label: &'static str,
+    /// What one operation is.
+    pub op: &'static str,
+    /// The paper row this is a modern Linux alternative to.
+    pub alternative_to: Option<&'static str>,
+    /// The paper's cycles, for the paper's own rows.
+    pub paper: Option<Paper>,
+    /// The Linux way.
+    pub linux: Way,
+    /// The Dune way.
+    pub dune: Way,
+}
+
+const NEEDS_TRAPS: &str = "needs ring-0 trap handlers in libdune (not there yet)";
+const NEEDS_RING3: &str = "needs ring 3 and ring-0 syscall interception in libdune (not there yet)";
+
+const fn paper(linux: f64, dune: f64) -> Option<Paper> {
+    Some(Paper { linux, dune })
+}
+
+/// Every row, in the order of the table.
+pub static ROWS: &[Row] = &[
+    Row {
+        name: "getpid",
+        label: "getpid",
+        op: "syscall(SYS_getpid), raw (in Dune mode: forwarded to the host, one exit)",
+        alternative_to: None,
+        paper: paper(138.0, 895.0),
+        linux: Way::Run(syscall::getpid),
+        dune: Way::Run(syscall::getpid),
+    },
+    Row {
+        name: "pagefault",
+        label: "page fault",
+        op: "first write to a fresh 4 KiB anonymous page (THP off)",
+        alternative_to: None,
+        paper: paper(2687.0, 5093.0),
+        linux: Way::Run(memory::page_fault),
+        dune: Way::Run(memory::page_fault),
+    },
+    Row {
+        name: "pagewalk",
+        label: "page walk",
+        op: "dependent load from a random 4 KiB page of a working set far larger than the TLB",
+        alternative_to: None,
+        paper: paper(35.8, 86.4),
+        linux: Way::Run(memory::page_walk),
+        dune: Way::Run(memory::page_walk),
+    },
+    Row {
+        name: "ptrace",
+        label: "ptrace",
+        op: "a traced child's getpid intercepted and answered by the tracer (PTRACE_SYSEMU round trip)",
+        alternative_to: None,
+        paper: paper(27317.0, 1091.0),
+        linux: Way::Run(intercept::ptrace_sysemu),
+        dune: Way::Pending(NEEDS_RING3),
+    },
+    Row {
+        name: "seccomp-trap",
+        label: "seccomp trap",
+        op: "getpid answered by a SIGSYS handler (seccomp-bpf SECCOMP_RET_TRAP)",
+        alternative_to: Some("ptrace"),
+        paper: None,
+        linux: Way::Run(intercept::seccomp_trap),
+        dune: Way::None,
+    },
+    Row {
+        name: "seccomp-notify",
+        label: "seccomp notify",
+        op: "getpid answered by a supervisor thread (SECCOMP_RET_USER_NOTIF)",
+        alternative_to: Some("ptrace"),
+        paper: None,
+        linux: Way::Run(intercept::seccomp_notify),
+        dune: Way::None,
+    },
+    Row {
+        name: "trap",
+        label: "trap",
+        op: "write to a protected page until the fault handler starts (SIGSEGV)",
+        alternative_to: None,
+        paper: paper(2821.0, 587.0),
+        linux: Way::Run(fault::trap),
+        dune: Way::Pending(NEEDS_TRAPS),
+    },
+    Row {
+        name: "appel1",
+        label: "appel1",
+        op: "100 pages: each write faults, the handler unprotects its page and protects another (mprotect); per 100 pages",
+        alternative_to: None,
+        paper: paper(701_413.0, 94_496.0),
+        linux: Way::Run(fault::appel1),
+        dune: Way::Pending(NEEDS_TRAPS),
+    },
+    Row {
+        name: "appel1-uffd",
+        label: "appel1 uffd",
+        op: "appel1 with userfaultfd write protection and a handler thread; per 100 pages",
+        alternative_to: Some("appel1"),
+        paper: None,
+        linux: Way::Run(uffd::appel1),
+        dune: Way::None,
+    },
+    Row {
+        name: "appel2",
+        label: "appel2",
+        op: "protect 100 pages with one mprotect, then each write faults and the handler unprotects its page; per 100 pages",
+        alternative_to: None,
+        paper: paper(684_909.0, 94_854.0),
+        linux: Way::Run(fault::appel2),
+        dune: Way::Pending(NEEDS_TRAPS),
+    },
+    Row {
+        name: "appel2-uffd",
+        label: "appel2 uffd",
+        op: "appel2 with userfaultfd write protection (one UFFDIO_WRITEPROTECT) and a handler thread; per 100 pages",
+        alternative_to: Some("appel2"),
+        paper: None,
+        linux: Way::Run(uffd::appel2),
+        dune: Way::None,
+    },
+    Row {
+        name: "softdirty",
+        label: "soft-dirty",
+        op: "dirty tracking: clear_refs 4, write 100 pages, read their pagemap bit 55; per 100 pages",
+        alternative_to: Some("appel2"),
+        paper: None,
+        linux: Way::Run(softdirty::round),
+        dune: Way::None,
+    },
+];
+
+/// The row named `name`.
+pub fn find(name: &str) -> Option<&'static Row> {
+    ROWS.iter().find(|r| r.name == name)
+}
+
+/// All row names, comma-separated (for messages).
+pub fn names() -> String {
+    ROWS.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_alternatives_point_at_paper_rows() {
+        for (i, r) in ROWS.iter().enumerate() {
+            assert!(ROWS[..i].iter().all(|o| o.name != r.name), "duplicate {}", r.name);
+            assert!(!r.name.contains(',') && !r.name.contains(' '), "{}", r.name);
+            if let Some(alt) = r.alternative_to {
+                let base = find(alt).expect("alternative_to names a row");
+                assert!(base.paper.is_some() && r.paper.is_none(), "{}", r.name);
+                assert!(matches!(r.dune, Way::None), "{}: alternatives are Linux-only", r.name);
+            }
+        }
+    }
+
+    #[test]
+    fn paper_rows_match_the_paper() {
+        let p = |n: &str| find(n).and_then(|r| r.paper).map(|p| (p.linux, p.dune));
+        assert_eq!(p("getpid"), Some((138.0, 895.0)));
+        assert_eq!(p("pagefault"), Some((2687.0, 5093.0)));
+        assert_eq!(p("pagewalk"), Some((35.8, 86.4)));
+        assert_eq!(p("ptrace"), Some((27317.0, 1091.0)));
+        assert_eq!(p("trap"), Some((2821.0, 587.0)));
+        assert_eq!(p("appel1"), Some((701_413.0, 94_496.0)));
+        assert_eq!(p("appel2"), Some((684_909.0, 94_854.0)));
+    }
+}
