@@ -288,7 +288,6 @@ impl Ctx {
         let mut ops_per_rep = 0;
         for i in 0..warmup + reps {
             let mut rep = Rep {
-                overhead: self.overhead,
                 kvm: self.kvm.as_mut(),
                 ticks: 0,
                 pairs: 0,
@@ -358,7 +357,6 @@ impl KvmMeter {
 
 /// One repetition in progress.
 pub struct Rep<'a> {
-    overhead: u64,
     kvm: Option<&'a mut KvmMeter>,
     ticks: u64,
     pairs: u64,

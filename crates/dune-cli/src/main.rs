@@ -38,6 +38,9 @@ enum Command {
     /// Say whether this machine can run Dune mode, and why not.
     #[command(after_help = commands::doctor::EXIT_STATUS_HELP)]
     Doctor(commands::doctor::Args),
+    /// Measure the Dune paper's micro-benchmarks, the Linux way and the Dune way.
+    #[command(after_help = commands::bench::EXIT_STATUS_HELP)]
+    Bench(commands::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Doctor(args) => commands::doctor::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     };
     match result {
         Ok(code) => code,
@@ -104,6 +108,18 @@ mod tests {
             matches!(cli, Ok(Cli { command: Command::Doctor(ref a) }) if a.json),
             "{cli:?}"
         );
+    }
+
+    #[test]
+    fn bench_parses_and_refuses_unknown_rows() {
+        let cli = Cli::try_parse_from(["dune", "bench", "--quick", "--rows", "getpid,trap"]).map_err(|e| e.to_string());
+        assert!(
+            matches!(cli, Ok(Cli { command: Command::Bench(ref a) }) if a.quick && a.rows == ["getpid", "trap"]),
+            "{cli:?}"
+        );
+        let e = Cli::try_parse_from(["dune", "bench", "--rows", "getpid,frob"]).err();
+        let msg = e.map(|e| one_line(&e.to_string()).to_string()).unwrap_or_default();
+        assert!(msg.contains("unknown row 'frob'"), "{msg}");
     }
 
     #[test]

@@ -223,3 +223,23 @@ fn triple_fault_dies_with_a_report_not_a_hang() {
 fn vfork_and_posix_spawn() {
     pass("vfork");
 }
+
+#[test]
+fn page_fault_handler_maps_on_demand_without_exits() {
+    pass("pgflt-handler");
+}
+
+#[test]
+fn dirty_bits_track_exactly_the_written_pages() {
+    pass("dirty-bits");
+}
+
+#[test]
+fn trap_handlers_run_in_ring0_without_exits_and_nest() {
+    pass("trap-handlers");
+}
+
+#[test]
+fn ring3_syscalls_and_faults_reach_ring0_handlers() {
+    pass("ring3");
+}

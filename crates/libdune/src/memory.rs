@@ -11,6 +11,8 @@
 //!
 //! Nothing here calls `malloc` after `Memory::new`: see `fixed`.
 
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
 
@@ -36,6 +38,22 @@ const MAX_REGIONS: usize = 32 * 1024;
 const MAX_FREE_RANGES: usize = 64 * 1024;
 const MAX_ARENA_CHUNKS: usize = 256;
 const MAX_FREE_PAGES: usize = 1 << 20;
+const PAGES_PER_CHUNK: usize = (ARENA_CHUNK / PAGE) as usize;
+
+/// The arena chunks as `(hva, gpa)`, readable without the runtime lock: page-table
+/// walks in ring-0 trap handlers translate table addresses through it. Entries are
+/// written once, before the count that publishes them.
+static ARENA_VIEW: [(AtomicU64, AtomicU64); MAX_ARENA_CHUNKS] = [const { (AtomicU64::new(0), AtomicU64::new(0)) }; MAX_ARENA_CHUNKS];
+static ARENA_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Host (= guest virtual) address of runtime page `gpa`, without taking any lock.
+pub fn arena_gpa_to_hva(gpa: u64) -> Option<u64> {
+    let n = ARENA_COUNT.load(Ordering::Acquire);
+    ARENA_VIEW[..n].iter().find_map(|(h, g)| {
+        let (h, g) = (h.load(Ordering::Relaxed), g.load(Ordering::Relaxed));
+        (g..g + ARENA_CHUNK).contains(&gpa).then(|| h + (gpa - g))
+    })
+}
 
 /// A host range registered as one memslot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +173,8 @@ struct Arena {
     bump: u64,
     free_pages: FixedVec<u64>,
     used_pages: u64,
+    /// Reference counts of pages handed out by `page_alloc` (0 for the runtime's own).
+    refs: FixedVec<u32>,
 }
 
 /// All guest-physical state of the VM.
@@ -185,6 +205,7 @@ impl Memory {
                 bump: ARENA_CHUNK,
                 free_pages: FixedVec::with_capacity(MAX_FREE_PAGES).map_err(table("mmap page table"))?,
                 used_pages: 0,
+                refs: FixedVec::with_capacity(MAX_ARENA_CHUNKS * PAGES_PER_CHUNK).map_err(table("mmap page refcounts"))?,
             },
             slot_bytes: 0,
             budget,
@@ -249,8 +270,15 @@ impl Memory {
     fn grow_arena(&mut self, vm: &VmFd) -> Result<()> {
         let hva = sys::mmap_anon(ARENA_CHUNK as usize, libc::MAP_NORESERVE).map_err(|e| Error::os_errno("mmap runtime arena", e))? as u64;
         let gpa = self.register(vm, hva, ARENA_CHUNK, true)?;
+        let idx = self.arena.chunks.len();
         if self.arena.chunks.push((hva, gpa)).is_err() {
             return Err(Error::TableFull("runtime arena chunks"));
+        }
+        ARENA_VIEW[idx].0.store(hva, Ordering::Relaxed);
+        ARENA_VIEW[idx].1.store(gpa, Ordering::Relaxed);
+        ARENA_COUNT.store(idx + 1, Ordering::Release);
+        for _ in 0..PAGES_PER_CHUNK {
+            let _ = self.arena.refs.push(0);
         }
         self.arena.bump = 0;
         if !self.pt.is_empty() {
@@ -295,6 +323,50 @@ impl Memory {
         };
         self.arena.used_pages += 1;
         Some(gpa)
+    }
+
+    fn ref_index(&self, gpa: u64) -> Option<usize> {
+        self.arena.chunks.as_slice().iter().position(|&(_, g)| (g..g + ARENA_CHUNK).contains(&gpa)).map(|c| c * PAGES_PER_CHUNK + ((gpa % ARENA_CHUNK) / PAGE) as usize)
+    }
+
+    /// A zeroed page for the application (`dune_page_alloc`), reference count 1.
+    pub fn page_alloc(&mut self, vm: &VmFd) -> Result<u64> {
+        let gpa = self.alloc_page(vm)?;
+        if let Some(i) = self.ref_index(gpa) {
+            self.arena.refs.as_mut_slice()[i] = 1;
+        }
+        Ok(gpa)
+    }
+
+    /// Whether `gpa` is a page handed out by `page_alloc` and still referenced.
+    pub fn page_is_allocated(&self, gpa: u64) -> bool {
+        self.ref_index(gpa).is_some_and(|i| self.arena.refs.as_slice()[i] > 0)
+    }
+
+    /// Adds a reference to an allocated page.
+    pub fn page_get(&mut self, gpa: u64) -> bool {
+        match self.ref_index(gpa) {
+            Some(i) if self.arena.refs.as_slice()[i] > 0 => {
+                self.arena.refs.as_mut_slice()[i] += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Drops a reference; the page is freed at zero. Returns the count left.
+    pub fn page_put(&mut self, gpa: u64) -> Option<u32> {
+        let i = self.ref_index(gpa)?;
+        let r = &mut self.arena.refs.as_mut_slice()[i];
+        if *r == 0 {
+            return None;
+        }
+        *r -= 1;
+        let left = *r;
+        if left == 0 {
+            self.free_page(gpa & !(PAGE - 1));
+        }
+        Some(left)
     }
 
     /// Removes one page of runtime memory from the guest page table (a guard page).

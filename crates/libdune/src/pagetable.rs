@@ -96,7 +96,7 @@ impl PageTable {
     /// arena always keeps some in reserve, so this does not fail in practice.
     pub fn unmap(&self, mem: &mut Memory, start: u64, end: u64) {
         if let Err(e) = Mapper::new(Frames(mem)).unmap_range(self.root, start..end) {
-            crate::trap::warn_runtime_error("clearing guest page-table entries", &Error::PageTable(e));
+            crate::fault::warn_runtime_error("clearing guest page-table entries", &Error::PageTable(e));
         }
     }
 
@@ -106,8 +106,15 @@ impl PageTable {
     }
 }
 
-/// Page-table memory as the mapper sees it.
-struct Frames<'a>(&'a mut Memory);
+/// Page-table memory as the mapper sees it (under the runtime lock).
+pub(crate) struct Frames<'a>(&'a mut Memory);
+
+impl<'a> Frames<'a> {
+    /// Tables allocated from and reached through `mem`.
+    pub(crate) fn new(mem: &'a mut Memory) -> Self {
+        Frames(mem)
+    }
+}
 
 impl FrameSource for Frames<'_> {
     fn alloc_table(&mut self) -> Option<u64> {

@@ -31,7 +31,7 @@ use crate::options::Options;
 use crate::pagetable::Perms;
 use crate::vcpu::{self, FpuControl, FpuState, Template, Vcpu};
 use crate::signal::{self, ThreadSignals};
-use crate::{syscall, sys, trap};
+use crate::{fault, syscall, sys};
 
 /// Host stack of each thread in Dune mode (its `ThreadCtx` sits at the top).
 pub const HOST_STACK: usize = 256 * 1024;
@@ -274,7 +274,7 @@ extern "C" fn host_start(frame: *mut EnterFrame) -> ! {
     // SAFETY: ctx was made by new_host_stack for this thread and is used by it alone.
     let ctx = unsafe { &mut *ctx };
     if let Err(e) = ctx.vcpu.fd.set_regs(&vcpu::initial_regs(rip, rsp)) {
-        trap::die_runtime_error("KVM_SET_REGS", &e);
+        fault::die_runtime_error("KVM_SET_REGS", &e);
     }
     run(ctx)
 }
@@ -302,21 +302,21 @@ pub(crate) fn run(ctx: &mut ThreadCtx) -> ! {
             Ok(_) => Exit::Fatal("unexpected KVM exit"),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Exit::Interrupted,
             Err(e) if e.errno() == libc::EFAULT => Exit::Stale,
-            Err(e) => trap::die_runtime_error("KVM_RUN", &e),
+            Err(e) => fault::die_runtime_error("KVM_RUN", &e),
         };
         if !matches!(exit, Exit::Stale) {
             ctx.stale_streak = 0;
         }
         match exit {
             Exit::Io(entry::PORT_SYSCALL) => syscall::handle(ctx),
-            Exit::Io(entry::PORT_TRAP) => trap::handle(ctx),
+            Exit::Io(entry::PORT_TRAP) => fault::handle(ctx),
             Exit::Io(entry::PORT_PASSTHROUGH) => syscall::passthrough_tf(ctx),
-            Exit::Io(_) => trap::die_fatal(ctx, "out to an unknown I/O port"),
+            Exit::Io(_) => fault::die_fatal(ctx, "out to an unknown I/O port"),
             Exit::Interrupted => {
                 COUNTERS.interrupts.fetch_add(1, Ordering::Relaxed);
             }
-            Exit::Stale => trap::stale_mapping(ctx),
-            Exit::Fatal(what) => trap::die_fatal(ctx, what),
+            Exit::Stale => fault::stale_mapping(ctx),
+            Exit::Fatal(what) => fault::die_fatal(ctx, what),
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::guest::entry;
 use crate::runtime::ThreadCtx;
 use crate::syscall::Resume;
 use crate::sys;
-use crate::trap::{self, Fault};
+use crate::fault::{self, Fault};
 
 const NSIG: usize = 65;
 const SIG_DFL: u64 = 0;
@@ -202,7 +202,7 @@ extern "C" fn host_handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::
         // The kernel raised a fault on the host side of a Dune thread: guest faults go
         // through the IDT, so this is the runtime itself. Retrying would loop forever.
         sys::write_all(2, b"dune: fatal: the runtime faulted on the host side of a thread in Dune mode\n");
-        trap::die_by_signal(sig);
+        fault::die_by_signal(sig);
     }
     // SAFETY: ctx is this thread's own context (set by its host loop); the loop reads
     // `pending` atomically and `infos[sig]` only after seeing the bit.
@@ -456,8 +456,8 @@ fn bad_frame(ctx: &mut ThreadCtx, sig: usize) -> ! {
     let _ = core::fmt::Write::write_fmt(&mut b, format_args!("cannot deliver signal {sig}: bad stack or no sa_restorer"));
     // SAFETY: the bytes come from a str and are truncated only at a char boundary-free ASCII message.
     let what = core::str::from_utf8(b.as_bytes()).unwrap_or("cannot deliver a signal");
-    trap::report(what, None, &regs, sregs.as_ref());
-    trap::die_by_signal(libc::SIGSEGV)
+    fault::report(what, None, &regs, sregs.as_ref());
+    fault::die_by_signal(libc::SIGSEGV)
 }
 
 /// `rt_sigreturn` made in Dune mode: restores what `push_frame` saved.
@@ -488,10 +488,10 @@ pub fn sigreturn(ctx: &mut ThreadCtx) -> (i64, Resume) {
                 // SAFETY: a full kvm_xsave from KVM_GET_XSAVE with its prefix replaced by
                 // the image this runtime saved (and the handler may have edited).
                 if let Err(e) = unsafe { ctx.vcpu.fd.set_xsave(&xsave) } {
-                    trap::die_runtime_error("KVM_SET_XSAVE", &e);
+                    fault::die_runtime_error("KVM_SET_XSAVE", &e);
                 }
             }
-            Err(e) => trap::die_runtime_error("KVM_GET_XSAVE", &e),
+            Err(e) => fault::die_runtime_error("KVM_GET_XSAVE", &e),
         }
     }
     // SAFETY: reading the first 8 bytes of a sigset_t.
@@ -506,7 +506,7 @@ pub fn sigreturn(ctx: &mut ThreadCtx) -> (i64, Resume) {
 /// ring 3 that no ring-0 handler took end the process the same way.
 pub fn deliver_fault(ctx: &mut ThreadCtx, fault: &Fault) {
     let v = fault.vector;
-    let sig = trap::signal_for(v) as usize;
+    let sig = fault::signal_for(v) as usize;
     let act = load(sig);
     let regs = fault.tf.to_regs();
     if !fault.tf.from_user() && is_function(act.handler) && current_mask() & bit(sig) == 0 {
@@ -527,15 +527,15 @@ pub fn deliver_fault(ctx: &mut ThreadCtx, fault: &Fault) {
         if let Ok(new) = push_frame(ctx, sig, &info, &regs, Some(fault)) {
             let mut tf = fault.tf;
             tf.set_regs(&new);
-            // SAFETY: the frame lies in this vCPU's trap stack (checked by trap::handle);
+            // SAFETY: the frame lies in this vCPU's trap stack (checked by fault::handle);
             // the guest resumes from it when the dispatcher returns.
             unsafe { core::ptr::write(fault.tf_addr as *mut crate::guest::DuneTf, tf) };
             return;
         }
     }
     let sregs = ctx.vcpu.fd.get_sregs().ok();
-    trap::report("unhandled exception", Some(fault), &regs, sregs.as_ref());
-    trap::die_by_signal(sig as i32)
+    fault::report("unhandled exception", Some(fault), &regs, sregs.as_ref());
+    fault::die_by_signal(sig as i32)
 }
 
 #[cfg(test)]

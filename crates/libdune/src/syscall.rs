@@ -16,7 +16,7 @@ use crate::guest::{entry, DuneTf};
 use crate::memory::{page_range, PAGE};
 use crate::pagetable::Perms;
 use crate::runtime::{self, ThreadCtx};
-use crate::{signal, sys, trap};
+use crate::{fault, signal, sys};
 
 /// How the guest resumes after a call.
 pub(crate) enum Resume {
@@ -151,7 +151,7 @@ fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, nr: u64, a: [u64; 6]) -> (i64,
 fn after_ok(ret: i64, f: impl FnOnce() -> crate::Result<()>) -> (i64, Resume) {
     if sys::check(ret).is_ok() {
         if let Err(e) = f() {
-            trap::warn_runtime_error("updating the guest page table", &e);
+            fault::warn_runtime_error("updating the guest page table", &e);
         }
     }
     (ret, Resume::FlushTlb)
@@ -190,10 +190,10 @@ fn arch_prctl(ctx: &mut ThreadCtx, nr: u64, a: [u64; 6]) -> (i64, Resume) {
             Ok(mut s) => {
                 s.fs.base = a[1];
                 if let Err(e) = ctx.vcpu.fd.set_sregs(&s) {
-                    trap::die_runtime_error("KVM_SET_SREGS", &e);
+                    fault::die_runtime_error("KVM_SET_SREGS", &e);
                 }
             }
-            Err(e) => trap::die_runtime_error("KVM_GET_SREGS", &e),
+            Err(e) => fault::die_runtime_error("KVM_GET_SREGS", &e),
         }
     }
     (ret, Resume::Normal)
@@ -206,7 +206,7 @@ fn arch_prctl(ctx: &mut ThreadCtx, nr: u64, a: [u64; 6]) -> (i64, Resume) {
 pub fn passthrough_tf(ctx: &mut ThreadCtx) {
     let tf_addr = ctx.vcpu.fd.sync_regs().regs.rdi;
     if !ctx.vcpu.area_contains(tf_addr, core::mem::size_of::<DuneTf>() as u64) {
-        trap::die_fatal(ctx, "passthrough exit with a frame outside the vCPU's trap stack");
+        fault::die_fatal(ctx, "passthrough exit with a frame outside the vCPU's trap stack");
     }
     // SAFETY: inside this vCPU's area (checked); the guest waits in its `out`.
     let mut tf = unsafe { core::ptr::read(tf_addr as *const DuneTf) };

@@ -17,7 +17,7 @@ use kvm_bindings::kvm_regs;
 use crate::guest::{entry, NativeFrame};
 use crate::runtime::{self, ThreadCtx};
 use crate::syscall::Resume;
-use crate::{sys, trap};
+use crate::{fault, sys};
 
 const CLONE_VM: u64 = libc::CLONE_VM as u64;
 const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
@@ -69,7 +69,7 @@ fn clone_thread(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, pt
         Ok(c) => c,
         Err(crate::Error::TooManyVcpus(_)) => return -(libc::EAGAIN as i64),
         Err(e) => {
-            trap::warn_runtime_error("creating a thread in Dune mode", &e);
+            fault::warn_runtime_error("creating a thread in Dune mode", &e);
             return -(libc::EAGAIN as i64);
         }
     };
@@ -109,11 +109,11 @@ fn fork(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid: u64,
     }
     let sregs = match ctx.vcpu.fd.get_sregs() {
         Ok(s) => s,
-        Err(e) => trap::die_runtime_error("KVM_GET_SREGS", &e),
+        Err(e) => fault::die_runtime_error("KVM_GET_SREGS", &e),
     };
     let fpu = match ctx.vcpu.fpu_state() {
         Ok(f) => f,
-        Err(e) => trap::die_runtime_error_value("KVM_GET_XSAVE", &e),
+        Err(e) => fault::die_runtime_error_value("KVM_GET_XSAVE", &e),
     };
     // Held across the fork so the child's copy of the tables is consistent.
     let mut guard = runtime::lock();
@@ -124,10 +124,10 @@ fn fork(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid: u64,
         return (ret, Resume::Normal);
     }
     // Child: a VM of its own, this thread's vCPU in it with the parent's state, rax = 0.
-    let Some(st) = guard.as_mut() else { trap::die_fatal(ctx, "fork: runtime state missing") };
+    let Some(st) = guard.as_mut() else { fault::die_fatal(ctx, "fork: runtime state missing") };
     if let Err(e) = st.rebuild_after_fork(&mut ctx.vcpu) {
         drop(guard);
-        trap::die_runtime_error_value("rebuilding the VM in a forked child", &e);
+        fault::die_runtime_error_value("rebuilding the VM in a forked child", &e);
     }
     ctx.sig.run = ctx.vcpu.fd.get_kvm_run();
     let mut child = *regs;
@@ -136,7 +136,7 @@ fn fork(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid: u64,
     child.rflags = regs.r11;
     if let Err(e) = ctx.vcpu.load(&sregs, &child, &fpu) {
         drop(guard);
-        trap::die_runtime_error_value("loading the forked child's vCPU", &e);
+        fault::die_runtime_error_value("loading the forked child's vCPU", &e);
     }
     drop(guard);
     // The registers are loaded; the sync-regs copy must not overwrite them.

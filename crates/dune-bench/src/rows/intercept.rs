@@ -94,9 +94,9 @@ fn ptrace(req: libc::c_uint, pid: libc::pid_t, addr: usize, data: usize) -> Resu
 /// the round trip of one intercepted system call, seen from the tracer.
 pub fn ptrace_sysemu(ctx: &mut Ctx) -> Result<Measured, RowError> {
     let ops = 100u64;
-    // SAFETY: fork of a single-threaded process (Linux rows run before any other thread
-    // exists, and the rows that start threads join them); the child only makes raw
-    // system calls.
+    // SAFETY: the child only makes raw, async-signal-safe system calls, so the state of
+    // other threads (none in `dune bench`: the Linux rows run before any other thread
+    // starts, and rows that start threads join them) does not matter to it.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(RowError::last_os("fork"));
@@ -171,9 +171,10 @@ const _: () = assert!(size_of::<SeccompNotifResp>() == 24);
 
 /// A BPF program: `action` for getpid(MAGIC, ..) on x86-64, allow everything else.
 fn filter(action: u32) -> [libc::sock_filter; 8] {
-    // Classic BPF opcodes (linux/bpf_common.h).
-    const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
-    const JEQ_K: u16 = 0x05 | 0x10 | 0x00;
+    // Classic BPF opcodes (linux/bpf_common.h): BPF_LD|BPF_W|BPF_ABS (0x00|0x00|0x20),
+    // BPF_JMP|BPF_JEQ|BPF_K (0x05|0x10|0x00), BPF_RET|BPF_K (0x06|0x00).
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
     const RET_K: u16 = 0x06;
     let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
     // struct seccomp_data: nr at 0, arch at 4, args[0] at 16 (low half, little-endian).

@@ -72,7 +72,7 @@ pub fn page_walk(ctx: &mut Ctx) -> Result<Measured, RowError> {
         summary,
         check: format!(
             "{total} dependent loads over {} MiB ({pages} pages, one random cycle), each ending where the order says",
-            pages * PAGE >> 20
+            (pages * PAGE) >> 20
         ),
     })
 }

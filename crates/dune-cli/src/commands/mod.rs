@@ -1,5 +1,6 @@
 //! One module per `dune` subcommand, and the error type they share.
 
+pub mod bench;
 pub mod doctor;
 
 use std::fmt;

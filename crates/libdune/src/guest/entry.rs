@@ -480,8 +480,6 @@ extern "C" {
     pub fn dune_syscall_entry();
     /// Return path that reloads CR3.
     pub fn dune_syscall_return_flush();
-    /// Common trap path (see the assembly).
-    pub fn dune_trap_common();
     /// Runs `tf` in ring 3 until a handler calls `dune_ret_from_user`.
     pub fn dune_jump_to_user(tf: *const DuneTf) -> i64;
     /// Leaves the current user session; `dune_jump_to_user` returns `ret`.
