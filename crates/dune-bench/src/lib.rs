@@ -21,6 +21,7 @@
 
 mod json;
 pub mod host;
+pub mod loops;
 pub mod measure;
 pub mod plot;
 pub mod report;

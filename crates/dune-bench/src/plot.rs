@@ -66,6 +66,8 @@ pub fn write(report: &Report, path: &Path) -> Result<(), PlotError> {
 /// for a measured way that has no number.
 struct Group {
     label: String,
+    /// "alternative to ptrace", for Linux-only alternatives.
+    note: Option<String>,
     values: [Option<f64>; 4],
     missing: [Option<&'static str>; 2],
 }
@@ -80,6 +82,7 @@ fn groups(report: &Report) -> Vec<Group> {
         .iter()
         .map(|r| Group {
             label: r.row.label.to_string(),
+            note: r.row.alternative_to.map(|a| format!("(alt. to {a})")),
             values: [
                 r.linux.median().filter(|v| *v > 0.0),
                 r.dune.median().filter(|v| *v > 0.0),
@@ -94,6 +97,7 @@ fn groups(report: &Report) -> Vec<Group> {
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, report: &Report) -> Result<(), PlotError> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| PlotError(format!("drawing the chart: {e}"));
     root.fill(&WHITE).map_err(err)?;
+    let root = root.margin(12, 0, 0, 0);
     let title = "dune bench: Linux vs Dune, cycles per operation (log scale)";
     let root = root.titled(title, (FAMILY, 26)).map_err(err)?;
     let h = &report.host;
@@ -115,7 +119,7 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, report: &Report) -> Re
 
     let mut chart = ChartBuilder::on(&root)
         .margin(20)
-        .x_label_area_size(40)
+        .x_label_area_size(50)
         .y_label_area_size(90)
         .build_cartesian_2d(0.0..n, (lo..hi).log_scale())
         .map_err(err)?;
@@ -156,7 +160,10 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, report: &Report) -> Re
 
     // Row names under their groups, and a word where a measured bar is missing.
     let label = TextStyle::from((FAMILY, 14).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
-    let note = TextStyle::from((FAMILY, 11).into_font().transform(FontTransform::Rotate270))
+    let small = TextStyle::from((FAMILY, 12).into_font())
+        .color(&RGBColor(110, 110, 110))
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    let note = TextStyle::from((FAMILY, 12).into_font().transform(FontTransform::Rotate270))
         .color(&RGBColor(120, 120, 120))
         .pos(Pos::new(HPos::Left, VPos::Center));
     // backend_coord is in backend pixels; root's own coordinates start at its corner.
@@ -168,6 +175,9 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, report: &Report) -> Re
     for (i, g) in groups.iter().enumerate() {
         let (x, y) = at(i as f64 + 0.5, lo);
         root.draw(&Text::new(g.label.clone(), (x, y + 8), label.clone())).map_err(err)?;
+        if let Some(n) = &g.note {
+            root.draw(&Text::new(n.clone(), (x, y + 26), small.clone())).map_err(err)?;
+        }
         for (s, word) in g.missing.iter().enumerate() {
             if let Some(word) = word {
                 let (x, y) = at(i as f64 + 0.1 + (s as f64 + 0.5) * bar, lo);

@@ -266,8 +266,8 @@ impl Report {
                     (None, None) => out.push('\n'),
                 }
             }
-            DuneStatus::Refused(reason) => {
-                let _ = writeln!(out, "Dune way: refused: {reason}");
+            DuneStatus::Refused(_) => {
+                let _ = writeln!(out, "Dune way: refused (the reason is in the warning above): no Dune-way number was measured.");
             }
             DuneStatus::NotNeeded => {}
         }

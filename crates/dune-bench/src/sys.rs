@@ -135,13 +135,6 @@ pub fn mprotect(addr: usize, len: usize, prot: i32) -> bool {
     unsafe { libc::mprotect(addr as *mut libc::c_void, len, prot) == 0 }
 }
 
-/// `syscall(SYS_getpid)`: the raw system call, not glibc's (formerly cached) wrapper.
-#[inline(always)]
-pub fn raw_getpid() -> i64 {
-    // SAFETY: getpid has no arguments and no side effects.
-    unsafe { libc::syscall(libc::SYS_getpid) }
-}
-
 /// A `SA_SIGINFO` handler.
 pub type SigHandler = extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void);
 
@@ -207,10 +200,5 @@ mod tests {
         assert_eq!(m.resident_pages().expect("mincore"), 1);
         m.populate();
         assert_eq!(m.resident_pages().expect("mincore"), 8);
-    }
-
-    #[test]
-    fn raw_getpid_is_the_pid() {
-        assert_eq!(raw_getpid(), i64::from(std::process::id()));
     }
 }

@@ -1,5 +1,6 @@
 //! page fault and page walk: what nested paging costs.
 
+use crate::loops;
 use crate::measure::{verify, Ctx, Measured, RowError};
 use crate::sys::{Mapping, PAGE};
 
@@ -13,11 +14,8 @@ pub fn page_fault(ctx: &mut Ctx) -> Result<Measured, RowError> {
         let m = Mapping::anon(pages)?;
         let before = m.resident_pages()?;
         verify!(before == 0, "{before} of {pages} pages of a fresh mapping were already resident");
-        rep.time(pages as u64, || {
-            for i in 0..pages {
-                m.write(i, i as u64 + 1);
-            }
-        })?;
+        // SAFETY: the mapping's pages are writable and nothing refers into them.
+        rep.time(pages as u64, || unsafe { loops::touch_pages(m.at(0, 0), pages as u64, 1) })?;
         let after = m.resident_pages()?;
         verify!(after == pages, "only {after} of {pages} pages resident after writing each");
         verify!((0..pages).all(|i| m.read(i) == i as u64 + 1), "a written value did not stick");
@@ -77,15 +75,11 @@ pub fn page_walk(ctx: &mut Ctx) -> Result<Measured, RowError> {
     })
 }
 
-/// Follows `steps` pointers from `p`.
-#[inline(never)]
-fn chase(mut p: *const usize, steps: u64) -> *const usize {
-    for _ in 0..steps {
-        // SAFETY: p points at a slot of the chain, which holds the address of another
-        // slot (built by page_walk, alive for the whole chase).
-        p = unsafe { p.read_volatile() } as *const usize;
-    }
-    p
+/// Follows `steps` pointers from `p`, a slot of the chain built by `page_walk`.
+fn chase(p: *const usize, steps: u64) -> *const usize {
+    // SAFETY: every slot of the chain holds the address of another slot, in the mapping,
+    // which page_walk keeps alive while it chases.
+    unsafe { loops::chase(p, steps) }
 }
 
 /// Which of the 64 cache lines of page `p` holds its slot: spread by a hash so the

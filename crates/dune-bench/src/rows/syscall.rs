@@ -1,7 +1,7 @@
 //! getpid: the cost of a system call (in Dune mode, of a forwarded one).
 
 use crate::measure::{verify, Ctx, Measured, Mode, RowError};
-use crate::sys;
+use crate::loops;
 
 /// `syscall(SYS_getpid)` in a loop; every call must return the pid. In Dune mode each
 /// call must also have been forwarded by the runtime exactly once.
@@ -10,7 +10,7 @@ pub fn getpid(ctx: &mut Ctx) -> Result<Measured, RowError> {
     let pid = i64::from(std::process::id());
     let mut calls = 0u64;
     let summary = ctx.repeat(|rep| {
-        let wrong = rep.time(ops, || (0..ops).filter(|_| sys::raw_getpid() != pid).count())?;
+        let wrong = rep.time(ops, || loops::getpid_n(ops, pid))?;
         verify!(wrong == 0, "getpid returned something other than the pid {wrong} times");
         calls += ops;
         Ok(())

@@ -715,11 +715,12 @@ fn sigaltstack() {
 static TID: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn record_tid(_sig: i32, _info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {
-    // SAFETY: gettid has no arguments.
-    TID.store(unsafe { libc::gettid() } as u64, Ordering::SeqCst);
+    // The flag first: the main thread reads it as soon as it sees the tid.
     if libdune::in_dune_mode() {
         SEEN_FLAGS.fetch_or(IN_DUNE, Ordering::SeqCst);
     }
+    // SAFETY: gettid has no arguments.
+    TID.store(unsafe { libc::gettid() } as u64, Ordering::SeqCst);
 }
 
 /// A handler installed before enter(), a signal sent to one thread (pthread_kill):
