@@ -243,3 +243,8 @@ fn trap_handlers_run_in_ring0_without_exits_and_nest() {
 fn ring3_syscalls_and_faults_reach_ring0_handlers() {
     pass("ring3");
 }
+
+#[test]
+fn tlb_shootdown_reaches_every_thread() {
+    pass("shootdown");
+}

@@ -115,6 +115,8 @@ pub fn init(options: &Options) -> Result<()> {
     let vm = kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?;
     // Intel needs a TSS range for real-mode emulation even if never used; AMD ignores it.
     vm.set_tss_address(0xfffb_d000).map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
+    // Local APICs for TLB-shootdown IPIs (guest::shootdown); before any vCPU exists.
+    vm.create_irq_chip().map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
     let maxphy = Template::maxphyaddr(&kvm)?;
     let mut mem = Memory::new(&vm, maxphy, kvm.get_nr_memslots(), options.memslot_budget)?;
     let idt = build_idt(&vm, &mut mem)?;
@@ -183,7 +185,10 @@ impl State {
         self.free_vcpus.clear();
         self.vm = self.kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM (forked child)"))?;
         self.vm.set_tss_address(0xfffb_d000).map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
+        self.vm.create_irq_chip().map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
         self.mem.reregister(&self.vm)?;
+        // The parent's other vCPUs do not run in the child: never wait for them.
+        crate::guest::shootdown::mark_gone_except(vcpu.percpu());
         vcpu.recreate(&self.vm, &self.template)?;
         // Other vCPU ids belong to threads that do not exist in the child; new threads
         // get fresh ids from the high-water mark.
@@ -288,9 +293,13 @@ pub(crate) extern "C" fn thread_start(ctx: *mut u8) -> ! {
 /// The host loop: runs the vCPU and handles its exits, forever.
 pub(crate) fn run(ctx: &mut ThreadCtx) -> ! {
     signal::set_current(ctx);
+    let in_host = ctx.vcpu.in_host_flag();
     loop {
         signal::deliver_pending(ctx);
-        let exit = match ctx.vcpu.fd.run() {
+        in_host.store(0, Ordering::SeqCst);
+        let res = ctx.vcpu.fd.run();
+        in_host.store(1, Ordering::SeqCst);
+        let exit = match res {
             Ok(VcpuExit::IoOut(port, _)) => Exit::Io(port),
             Ok(VcpuExit::Intr) => Exit::Interrupted,
             Ok(VcpuExit::Shutdown) => Exit::Fatal("triple fault (KVM_EXIT_SHUTDOWN)"),

@@ -43,6 +43,7 @@ fn clone_thread(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, pt
         sregs.gdt = own.gdt;
         sregs.tr = own.tr;
         sregs.gs = own.gs;
+        sregs.apic_base = own.apic_base;
         // SAFETY: both Percpu blocks are runtime memory; the child's is not in use yet.
         unsafe { (*v.percpu()).saved_gs = (*ctx.vcpu.percpu()).saved_gs };
         if flags & CLONE_SETTLS != 0 {

@@ -21,7 +21,7 @@ fn percpu() -> *mut Percpu {
 
 /// Runs `tf` (rip, rsp, registers) in ring 3 until a handler calls [`ret_from_user`],
 /// and returns the value it passed. `cs`, `ss` are set to the user segments; RFLAGS
-/// keeps only the arithmetic flags, with interrupts off and IOPL 0 (no port access).
+/// keeps only the arithmetic flags, with interrupts on and IOPL 0 (no port access).
 ///
 /// # Safety
 /// Must run in Dune mode. The code at `tf.rip` and the stack at `tf.rsp` must be
@@ -31,7 +31,8 @@ pub unsafe fn jump_to_user(tf: &DuneTf) -> i64 {
     t.cs = gdt::USER_CS as u64;
     t.ss = gdt::USER_DS as u64;
     const KEEP: u64 = rflags::CF | rflags::PF | rflags::AF | rflags::ZF | rflags::SF | rflags::DF | rflags::OF;
-    t.rflags = (t.rflags & KEEP) | rflags::FIXED;
+    // Interrupts on, so shootdown IPIs reach a vCPU running ring-3 code; IOPL 0.
+    t.rflags = (t.rflags & KEEP) | rflags::FIXED | rflags::IF;
     // SAFETY: the caller vouches for the user context; the entry code saves this
     // function's callee-saved state for ret_from_user.
     unsafe { entry::dune_jump_to_user(&t) }

@@ -122,6 +122,7 @@ impl Vcpu {
         }
         let v = Vcpu { fd: Self::setup_fd(&mut fd, t).map(|_| fd)?, id, area };
         v.write_area(t);
+        crate::guest::shootdown::register(id, v.percpu());
         Ok(v)
     }
 
@@ -157,8 +158,26 @@ impl Vcpu {
                 return Err(Error::Kvm { step: "KVM_VCPU_TSC_OFFSET", source: kvm_ioctls::Error::last() });
             }
         }
+        // The local APIC: software-enabled, spurious vector 0xff, LINT0/LINT1 masked so
+        // the PIC can never interrupt; x2APIC mode comes with apic_base in `sregs`.
+        let mut lapic = fd.get_lapic().map_err(Error::kvm("KVM_GET_LAPIC"))?;
+        for (reg, val) in [(0xf0usize, 0x1ffu32), (0x350, 1 << 16), (0x360, 1 << 16)] {
+            for (i, b) in val.to_le_bytes().iter().enumerate() {
+                lapic.regs[reg + i] = *b as std::os::raw::c_char;
+            }
+        }
+        fd.set_lapic(&lapic).map_err(Error::kvm("KVM_SET_LAPIC"))?;
+        // Every vCPU runs at once: none waits for INIT/SIPI as an application processor would.
+        fd.set_mp_state(kvm_bindings::kvm_mp_state { mp_state: kvm_bindings::KVM_MP_STATE_RUNNABLE }).map_err(Error::kvm("KVM_SET_MP_STATE"))?;
         fd.set_sync_valid_reg(SyncReg::Register);
         Ok(())
+    }
+
+    /// The vCPU's `in_host` word, as an atomic (written by its host loop).
+    pub fn in_host_flag(&self) -> &'static core::sync::atomic::AtomicU64 {
+        // SAFETY: Percpu is runtime memory that outlives the vCPU; the field is a naturally
+        // aligned u64 accessed atomically by the host loop and other vCPUs.
+        unsafe { &*(core::ptr::addr_of!((*self.percpu()).in_host) as *const core::sync::atomic::AtomicU64) }
     }
 
     fn tss_base(&self) -> u64 {
@@ -228,6 +247,8 @@ impl Vcpu {
             cr3: t.root,
             cr4: t.cr4,
             efer: efer::SCE | efer::LME | efer::LMA | efer::NXE,
+            // x2APIC enabled (bits 11, 10), BSP flag for vCPU 0 (Intel SDM vol. 3A, 11.4.4).
+            apic_base: 0xfee0_0000 | (1 << 11) | (1 << 10) | if self.id == 0 { 1 << 8 } else { 0 },
             ..Default::default()
         }
     }
@@ -330,9 +351,10 @@ pub fn current_fs_gs() -> (u64, u64) {
     (fs, gs)
 }
 
-/// Registers of a thread resuming at `rip` with stack `rsp`, interrupts off.
+/// Registers of a thread resuming at `rip` with stack `rsp`, interrupts on (for
+/// TLB-shootdown IPIs; nothing else interrupts the guest).
 pub fn initial_regs(rip: u64, rsp: u64) -> kvm_regs {
-    kvm_regs { rip, rsp, rflags: rflags::FIXED, ..Default::default() }
+    kvm_regs { rip, rsp, rflags: rflags::FIXED | rflags::IF, ..Default::default() }
 }
 
 /// The legacy 4 KiB region of a `kvm_xsave` as bytes.

@@ -270,6 +270,13 @@ pub fn flush_tlb() {
     crate::guest::dispatch::flush_tlb();
 }
 
+/// Drops the translations of every vCPU of the process (a TLB shootdown by IPI) and
+/// returns when none running guest code can use a stale one. Call it from ordinary
+/// code, not from a trap handler.
+pub fn flush_tlb_all() {
+    crate::guest::shootdown::shootdown();
+}
+
 /// Drops this vCPU's translation of one page (`invlpg`).
 pub fn flush_tlb_one(va: u64) {
     // SAFETY: invlpg only invalidates a translation; in Dune mode this runs in ring 0.

@@ -65,6 +65,7 @@ fn main() {
         "dirty-bits" => dirty_bits(),
         "trap-handlers" => trap_handlers(),
         "ring3" => ring3(),
+        "shootdown" => shootdown(),
         _ => {
             eprintln!("usage: dune-testprog SCENARIO (unknown scenario {scenario:?})");
             std::process::exit(64);
@@ -1017,4 +1018,65 @@ fn ring3() {
     TLS_MARK.with(|c| c.set(5));
     check!(TLS_MARK.with(|c| c.get()) == 5);
     check!(std::fs::read_to_string("/proc/self/comm").is_ok());
+}
+
+static PHASE: AtomicU64 = AtomicU64::new(0);
+static READERS_WARM: AtomicU64 = AtomicU64::new(0);
+
+/// A page-table change made by one thread is seen by the others after
+/// `flush_tlb_all` (IPIs through the in-kernel APICs, no exits), while they spin on
+/// the old translation.
+fn shootdown() {
+    enter();
+    let root = vm::pgroot().expect("root");
+    let va = 0x3400_0000_0000u64;
+    for round in 0..20u64 {
+        let old = libdune::page::alloc().expect("page");
+        let new = libdune::page::alloc().expect("page");
+        // SAFETY: fresh pages, reached at their ring-0 addresses.
+        unsafe {
+            *(libdune::page::pa_to_va(old).expect("va") as *mut u64) = 1;
+            *(libdune::page::pa_to_va(new).expect("va") as *mut u64) = 2;
+        }
+        check!(vm::map_phys(root, va, 4096, old, PERM_R).is_ok());
+        vm::flush_tlb_all();
+        PHASE.store(0, Ordering::SeqCst);
+        READERS_WARM.store(0, Ordering::SeqCst);
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let mut warm = false;
+                    loop {
+                        // SAFETY: va stays mapped (to one page or the other) throughout.
+                        let v = unsafe { std::ptr::read_volatile(va as *const u64) };
+                        if PHASE.load(Ordering::SeqCst) == 1 {
+                            // SAFETY: as above.
+                            return unsafe { std::ptr::read_volatile(va as *const u64) };
+                        }
+                        if v == 1 && !warm {
+                            warm = true;
+                            READERS_WARM.fetch_add(1, Ordering::SeqCst);
+                        }
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        while READERS_WARM.load(Ordering::SeqCst) < 3 {
+            std::thread::yield_now();
+        }
+        let (traps0, _) = host_exits();
+        check!(vm::map_phys(root, va, 4096, new, PERM_R).is_ok());
+        vm::flush_tlb_all();
+        let (traps1, _) = host_exits();
+        PHASE.store(1, Ordering::SeqCst);
+        for r in readers {
+            let seen = r.join().expect("join");
+            check!(seen == 2, "round {round}: a thread still read {seen} after the shootdown");
+        }
+        check!(traps1 == traps0, "the shootdown made {} trap exits", traps1 - traps0);
+        check!(vm::unmap(root, va, 4096).is_ok());
+        let _ = libdune::page::put(old);
+        let _ = libdune::page::put(new);
+    }
 }

@@ -62,6 +62,10 @@ pub unsafe extern "C" fn dune_trap_dispatch(tf: *mut DuneTf, vector: u64, cr2: u
         }
         return;
     }
+    if vector == super::shootdown::VECTOR as u64 {
+        super::shootdown::on_ipi();
+        return;
+    }
     if vector == PF {
         let f = PGFLT.load(Ordering::Acquire);
         if f != 0 {

@@ -5,6 +5,7 @@
 
 pub mod dispatch;
 pub mod entry;
+pub mod shootdown;
 
 /// Per-vCPU data at the start of each vCPU's area; GS base points here in Dune mode
 /// (as in the original libdune), so entry code reaches it with `%gs:` offsets.
@@ -31,6 +32,11 @@ pub struct Percpu {
     pub trap_depth: u64,
     /// The process's own GS base from before Dune mode (GS belongs to the runtime).
     pub saved_gs: u64,
+    /// 1 while the host side of the thread handles an exit (or the vCPU is pooled):
+    /// a TLB shootdown need not wait for it (see `guest::shootdown`).
+    pub in_host: u64,
+    /// The last shootdown sequence number this vCPU has flushed for.
+    pub tlb_ack: u64,
 }
 
 /// Where the GDT and TSS live inside the per-vCPU area's first page.
