@@ -96,6 +96,9 @@ pub struct MemStats {
 /// Free guest-physical ranges, first fit, coalesced on free.
 struct GpaAllocator {
     free: FixedVec<(u64, u64)>,
+    /// Next-fit: search from here, so a freed range is not handed out again at once
+    /// (translations of it may linger in caches until the flush its removal caused).
+    cursor: u64,
     high_water: u64,
     limit: u64,
     maxphy: u8,
@@ -109,14 +112,17 @@ impl GpaAllocator {
         }
         let mut free = FixedVec::with_capacity(MAX_FREE_RANGES).map_err(|e| Error::os_errno("mmap gpa table", e))?;
         let _ = free.push((GPA_BASE, limit));
-        Ok(GpaAllocator { free, high_water: GPA_BASE, limit, maxphy })
+        Ok(GpaAllocator { free, cursor: GPA_BASE, high_water: GPA_BASE, limit, maxphy })
     }
 
     /// A range of `len` bytes; when `len >= HUGE`, congruent to `phase` modulo 2 MiB.
     fn alloc(&mut self, len: u64, phase: u64) -> Result<u64> {
         let phase = if len >= HUGE { phase % HUGE } else { 0 };
-        for i in 0..self.free.len() {
+        let n = self.free.len();
+        let first = self.free.as_slice().partition_point(|&(_, e)| e <= self.cursor);
+        for i in (first..n).chain(0..first) {
             let (s, e) = self.free.as_slice()[i];
+            let s = if i == first { s.max(self.cursor) } else { s };
             let mut start = (s & !(HUGE - 1)) + phase;
             if len < HUGE {
                 start = s;
@@ -126,6 +132,7 @@ impl GpaAllocator {
             if start.checked_add(len).is_some_and(|end| end <= e) {
                 self.take(i, start, start + len)?;
                 self.high_water = self.high_water.max(start + len);
+                self.cursor = start + len;
                 return Ok(start);
             }
         }
@@ -578,10 +585,12 @@ impl Memory {
 
     /// Makes `[start, end)` match `/proc/self/maps`: for mappings the runtime did not see
     /// being made (another thread, `shmat`, `mremap`) and for lazy faults.
+    /// Regions that still lie under a mapping are kept (with their guest-physical
+    /// addresses): only the gaps between mappings are unmapped.
     pub fn sync(&mut self, vm: &VmFd, start: u64, end: u64) -> Result<()> {
         let (start, end) = page_range(start, end);
-        self.unmap(vm, start, end)?;
         let mut failed = None;
+        let mut at = start;
         procmap::for_each(|v| {
             if v.end <= start {
                 return true;
@@ -590,22 +599,39 @@ impl Memory {
                 return false;
             }
             let (s, e) = (v.start.max(start), v.end.min(end));
-            if let Err(err) = self.map(vm, s, e, Perms::of(v)) {
+            let res = self.unmap(vm, at, s).and_then(|_| self.map(vm, s, e, Perms::of(v)));
+            at = e;
+            if let Err(err) = res {
                 failed = Some(err);
                 return false;
             }
             true
         })
         .map_err(Error::ProcMaps)?;
-        failed.map_or(Ok(()), Err)
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        self.unmap(vm, at, end)
     }
 
     /// Maps every accessible mapping of the process (at `enter`).
     pub fn map_all(&mut self, vm: &VmFd) -> Result<()> {
         let mut failed = None;
+        let mut prev_end = 0;
         procmap::for_each(|v: &Vma| {
+            let below = prev_end;
+            prev_end = v.end;
             if v.vsyscall || !v.accessible() || v.end > USER_END {
                 return true;
+            }
+            if v.stack {
+                // The main stack grows on faults: one memslot for its whole window, so
+                // growth only adds page-table entries (best effort: without it, each
+                // growth registers its own slot).
+                let lo = stack_window_start(v.end, below);
+                if lo < v.start {
+                    let _ = self.cover(vm, lo, v.start);
+                }
             }
             match self.map(vm, v.start, v.end, Perms::of(v)) {
                 Ok(()) => true,
@@ -633,6 +659,16 @@ impl Memory {
         }
         Ok(())
     }
+}
+
+/// Lowest address the main stack (ending at `end`, mapping below ending at `below`)
+/// may grow to: RLIMIT_STACK (at most 256 MiB here), above Linux's 256-page guard gap.
+fn stack_window_start(end: u64, below: u64) -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one struct rlimit.
+    unsafe { sys::syscall(libc::SYS_getrlimit, libc::RLIMIT_STACK as u64, &mut lim as *mut _ as u64, 0) };
+    let limit = lim.rlim_cur.min(256 << 20);
+    end.saturating_sub(limit).max(below + 256 * PAGE) & !(PAGE - 1)
 }
 
 /// Rounds `[start, end)` out to whole pages.

@@ -85,8 +85,7 @@ impl PageTable {
             mem.reserve_pages(vm, TABLES_PER_STEP)?;
             let mut m = Mapper::new(Frames(mem));
             let (v, g) = (va + done, gpa + done);
-            m.unmap_range(self.root, v..v + step).map_err(Error::PageTable)?;
-            m.map_range(self.root, v, g, step, perms.flags(), PageSize::Size2M).map_err(Error::PageTable)?;
+            replace_range(&mut m, self.root, v, g, step, perms.flags(), PageSize::Size2M).map_err(Error::PageTable)?;
             done += step;
         }
         Ok(())
@@ -103,6 +102,19 @@ impl PageTable {
     /// Translates `va`: guest-physical address and leaf flags.
     pub fn translate(&self, mem: &mut Memory, va: u64) -> Option<(u64, u64)> {
         Mapper::new(Frames(mem)).translate(self.root, va).ok().map(|t| (t.pa, t.pte.raw()))
+    }
+}
+
+/// Maps `[va, va+len)` to `[pa, pa+len)`, replacing what is there. Same-size leaves
+/// are replaced by one atomic store each, so other vCPUs never see the range absent;
+/// only where page sizes differ is the old mapping removed first.
+pub(crate) fn replace_range<F: FrameSource>(m: &mut Mapper<F>, root: u64, va: u64, pa: u64, len: u64, flags: u64, max: PageSize) -> core::result::Result<(), dune_x86::paging::Error> {
+    match m.map_range(root, va, pa, len, flags, max) {
+        Err(dune_x86::paging::Error::SizeConflict(_)) => {
+            m.unmap_range(root, va..va + len)?;
+            m.map_range(root, va, pa, len, flags, max)
+        }
+        r => r,
     }
 }
 

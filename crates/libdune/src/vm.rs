@@ -130,10 +130,7 @@ fn with_mapper<T>(f: impl FnOnce(&mut Mapper<crate::pagetable::Frames<'_>>) -> c
 /// was there (libdune's `dune_vm_map_phys`).
 pub fn map_phys(root: Root, va: u64, len: u64, pa: u64, perm: u64) -> Result<()> {
     check_range(va, len)?;
-    with_mapper(|m| {
-        m.unmap_range(root.0, va..va + len)?;
-        m.map_range(root.0, va, pa, len, perm_to_flags(perm), max_size(perm))
-    })
+    with_mapper(|m| crate::pagetable::replace_range(m, root.0, va, pa, len, perm_to_flags(perm), max_size(perm)))
 }
 
 /// Maps `[va, va+len)` to fresh zeroed pages from the page allocator
