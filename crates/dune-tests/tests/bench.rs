@@ -17,7 +17,7 @@ const ROWS: [&str; 12] = [
     "appel2", "appel2-uffd", "softdirty",
 ];
 /// Rows whose Dune way libdune can run today.
-const DUNE_RUNS: [&str; 3] = ["getpid", "pagefault", "pagewalk"];
+const DUNE_RUNS: [&str; 7] = ["getpid", "pagefault", "pagewalk", "ptrace", "trap", "appel1", "appel2"];
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dune-bench-test-{}", std::process::id()));
@@ -100,6 +100,16 @@ fn quick_bench_runs_and_verifies_every_row() {
     // A first touch under nested paging is handled inside KVM: no exit reaches the runtime.
     let pf = &rows[1]["dune"]["exits"];
     assert!(num(&pf["io_exits_per_op"], "io_exits_per_op") < 0.05, "page fault: {pf}");
+    // The privileged features never leave the guest: a ring-3 system call caught in
+    // ring 0, a fault handled in ring 0, the appel rounds. No exit reaches the runtime
+    // (forwarded calls, traps), none is port I/O. (KVM may still exit for host
+    // interrupts, which it handles itself: exits_per_op is not asserted.)
+    for name in ["ptrace", "trap", "appel1", "appel2"] {
+        let e = &rows.iter().find(|r| r["name"] == name).expect("row")["dune"]["exits"];
+        assert_eq!(num(&e["io_exits_per_op"], "io_exits_per_op"), 0.0, "{name}: {e}");
+        assert_eq!(num(&e["forwarded_syscalls_per_op"], "syscalls"), 0.0, "{name}: {e}");
+        assert_eq!(num(&e["runtime_traps_per_op"], "traps"), 0.0, "{name}: {e}");
+    }
 
     let chart = std::fs::read_to_string(&svg).expect("svg file");
     assert!(chart.trim_start().starts_with("<svg") && chart.trim_end().ends_with("</svg>"), "not an SVG document");

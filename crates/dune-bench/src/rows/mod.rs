@@ -10,6 +10,7 @@
 mod fault;
 mod intercept;
 mod memory;
+mod privileged;
 mod softdirty;
 mod syscall;
 mod uffd;
@@ -69,8 +70,6 @@ pub struct Row {
     pub dune: Way,
 }
 
-const NEEDS_TRAPS: &str = "needs ring-0 trap handlers in libdune (not there yet)";
-const NEEDS_RING3: &str = "needs ring 3 and ring-0 syscall interception in libdune (not there yet)";
 
 const fn paper(linux: f64, dune: f64) -> Option<Paper> {
     Some(Paper { linux, dune })
@@ -112,7 +111,7 @@ pub static ROWS: &[Row] = &[
         alternative_to: None,
         paper: paper(27317.0, 1091.0),
         linux: Way::Run(intercept::ptrace_sysemu),
-        dune: Way::Pending(NEEDS_RING3),
+        dune: Way::Run(privileged::ptrace),
     },
     Row {
         name: "seccomp-trap",
@@ -139,7 +138,7 @@ pub static ROWS: &[Row] = &[
         alternative_to: None,
         paper: paper(2821.0, 587.0),
         linux: Way::Run(fault::trap),
-        dune: Way::Pending(NEEDS_TRAPS),
+        dune: Way::Run(privileged::trap),
     },
     Row {
         name: "appel1",
@@ -148,7 +147,7 @@ pub static ROWS: &[Row] = &[
         alternative_to: None,
         paper: paper(701_413.0, 94_496.0),
         linux: Way::Run(fault::appel1),
-        dune: Way::Pending(NEEDS_TRAPS),
+        dune: Way::Run(privileged::appel1),
     },
     Row {
         name: "appel1-uffd",
@@ -166,7 +165,7 @@ pub static ROWS: &[Row] = &[
         alternative_to: None,
         paper: paper(684_909.0, 94_854.0),
         linux: Way::Run(fault::appel2),
-        dune: Way::Pending(NEEDS_TRAPS),
+        dune: Way::Run(privileged::appel2),
     },
     Row {
         name: "appel2-uffd",
