@@ -1,4 +1,5 @@
-//! A minimal JSON value and pretty printer for `--json` (no serde in the workspace).
+//! A minimal JSON value and pretty printer for `--json` of `dune bench` and
+//! `dune doctor` (no serde in the workspace).
 
 use std::fmt::Write;
 
@@ -25,6 +26,11 @@ impl Value {
     /// `f(v)`, or `null` for `None`.
     pub fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Value) -> Value {
         v.map_or(Value::Null, f)
+    }
+
+    /// `v`, or `null` for `None`.
+    pub fn or_null(v: Option<Value>) -> Value {
+        v.unwrap_or(Value::Null)
     }
 
     /// Two-space indented JSON with a trailing newline.
@@ -131,6 +137,18 @@ impl From<u64> for Value {
 impl From<usize> for Value {
     fn from(n: usize) -> Self {
         Value::from(n as u64)
+    }
+}
+
+impl From<i32> for Value {
+    fn from(n: i32) -> Self {
+        Value::Int(i64::from(n))
+    }
+}
+
+impl From<u8> for Value {
+    fn from(n: u8) -> Self {
+        Value::Int(i64::from(n))
     }
 }
 

@@ -19,7 +19,7 @@
 //! [`measure`] (repetitions and exit accounting), [`timer`], `sys` (safe wrappers),
 //! [`host`], [`report`] (text and JSON), [`plot`].
 
-mod json;
+pub mod json;
 pub mod host;
 pub mod loops;
 pub mod measure;

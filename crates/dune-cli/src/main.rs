@@ -9,7 +9,6 @@
 //! then add a variant to [`Command`] and an arm to the `match` in `main`.
 
 mod commands;
-mod json;
 
 use std::process::ExitCode;
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use libdune::doctor::{Report, Verdict};
 
 use super::Error;
-use crate::json::Value;
+use dune_bench::json::Value;
 
 /// Exit statuses, shown under `dune doctor --help`.
 pub const EXIT_STATUS_HELP: &str = "\
@@ -68,12 +68,12 @@ pub fn to_json(report: &Report, verdict: &Verdict, code: u8) -> Value {
         _ => None,
     };
     let f = &report.facts;
-    let hex = |v: Option<u64>| Value::opt(v.map(|x| Value::from(format!("{x:#x}"))));
+    let hex = |v: Option<u64>| Value::or_null(v.map(|x| Value::from(format!("{x:#x}"))));
     Value::Object(vec![
         ("verdict", Value::from(kind)),
         (
             "reason",
-            Value::opt(reason.map(|r| Value::from(r.as_str()))),
+            Value::or_null(reason.map(|r| Value::from(r.as_str()))),
         ),
         ("exit_code", Value::Int(i64::from(code))),
         (
@@ -81,7 +81,7 @@ pub fn to_json(report: &Report, verdict: &Verdict, code: u8) -> Value {
             Value::Object(vec![
                 ("module", Value::from(report.hypervisor.module())),
                 ("hardware", Value::Bool(report.hypervisor.is_hardware())),
-                ("nested", Value::opt(nested.map(Value::from))),
+                ("nested", Value::or_null(nested.map(Value::from))),
             ]),
         ),
         (
@@ -89,34 +89,34 @@ pub fn to_json(report: &Report, verdict: &Verdict, code: u8) -> Value {
             Value::Object(vec![
                 (
                     "kernel_release",
-                    Value::opt(f.kernel_release.as_deref().map(Value::from)),
+                    Value::or_null(f.kernel_release.as_deref().map(Value::from)),
                 ),
-                ("api_version", Value::opt(f.api_version.map(Value::from))),
+                ("api_version", Value::or_null(f.api_version.map(Value::from))),
                 (
                     "cpu_vendor",
-                    Value::opt(f.cpu_vendor.as_deref().map(Value::from)),
+                    Value::or_null(f.cpu_vendor.as_deref().map(Value::from)),
                 ),
                 (
                     "cpu_model",
-                    Value::opt(f.cpu_model.as_deref().map(Value::from)),
+                    Value::or_null(f.cpu_model.as_deref().map(Value::from)),
                 ),
                 (
                     "cpu_virt_flag",
-                    Value::opt(f.cpu_virt_flag.map(Value::Bool)),
+                    Value::or_null(f.cpu_virt_flag.map(Value::Bool)),
                 ),
                 (
                     "guest_maxphyaddr",
-                    Value::opt(f.guest_maxphyaddr.map(Value::from)),
+                    Value::or_null(f.guest_maxphyaddr.map(Value::from)),
                 ),
                 (
                     "host_maxphyaddr",
-                    Value::opt(f.host_maxphyaddr.map(Value::from)),
+                    Value::or_null(f.host_maxphyaddr.map(Value::from)),
                 ),
                 ("host_xcr0", hex(f.host_xcr0)),
                 ("guest_xcr0", hex(f.guest_xcr0)),
-                ("guest_xsave", Value::opt(f.guest_xsave.map(Value::Bool))),
-                ("nr_memslots", Value::opt(f.nr_memslots.map(Value::from))),
-                ("max_vcpus", Value::opt(f.max_vcpus.map(Value::from))),
+                ("guest_xsave", Value::or_null(f.guest_xsave.map(Value::Bool))),
+                ("nr_memslots", Value::or_null(f.nr_memslots.map(Value::from))),
+                ("max_vcpus", Value::or_null(f.max_vcpus.map(Value::from))),
             ]),
         ),
         (
