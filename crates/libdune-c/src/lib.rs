@@ -17,7 +17,7 @@
 //! Conventions at the boundary:
 //! - Errors are `-errno` ([`errno_of`] maps the runtime's errors), as in libdune.
 //! - No panic crosses into C: exported functions that run non-trivial Rust code go
-//!   through [`guard`]; trap-path code (trampolines) is written not to panic.
+//!   through `guard`; trap-path code (trampolines) is written not to panic.
 //! - C callbacks are kept as function addresses in atomics and called from Rust
 //!   trampolines registered with the runtime (whose handlers are plain `fn`s).
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds what the C API lane tests run, on the host (inside the VM lane the host's
+# file system is read-only):
+#   - libdune.a and libdune.so (crates/libdune-c) and the Rust examples (examples/rust);
+#   - the C API tests, crates/libdune-c/tests/c/*.c, and the C examples, examples/c/*.c,
+#     linked against libdune.a into <target>/debug/capi/<name>; misc.c also against
+#     libdune.so, as capi/misc-shared.
+# crates/dune-tests/tests/{capi,examples}.rs run them in the lane and refuse binaries
+# older than their sources. scripts/test calls this before the lane runs.
+#
+#   crates/libdune-c/build-c.sh        (CARGO_TARGET_DIR and CC are honoured)
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+cd "$repo"
+target=${CARGO_TARGET_DIR:-$repo/target}
+case $target in /*) ;; *) target=$repo/$target ;; esac
+cc=${CC:-cc}
+
+cargo build -q -p libdune-c -p dune-examples
+
+lib=$target/debug
+out=$lib/capi
+mkdir -p "$out"
+cflags=(-std=gnu11 -O1 -g -Wall -Wextra -Werror -I "$repo/include" -I "$repo/crates/libdune-c/tests/c")
+libs=(-lpthread -ldl -lm)
+
+for src in crates/libdune-c/tests/c/*.c examples/c/*.c; do
+	name=$(basename "$src" .c)
+	"$cc" "${cflags[@]}" "$src" -o "$out/$name" "$lib/libdune.a" "${libs[@]}"
+done
+# The shared library: the same program, linked dynamically (found through its rpath).
+"$cc" "${cflags[@]}" crates/libdune-c/tests/c/misc.c -o "$out/misc-shared" \
+	-L "$lib" -ldune -Wl,-rpath,"$lib" "${libs[@]}"
+echo "C API programs in $out"
