@@ -68,6 +68,8 @@ pub struct Region {
     pub slot: u32,
     /// Memory the runtime allocated for itself.
     pub runtime: bool,
+    /// Scratch mark of `reclaim`: some mapping still covers the region.
+    pub live: bool,
 }
 
 impl Region {
@@ -431,6 +433,9 @@ impl Memory {
 
     /// Registers `[hva, hva+len)` as a new memslot at a fresh guest-physical range.
     fn register(&mut self, vm: &VmFd, hva: u64, len: u64, runtime: bool) -> Result<u64> {
+        if self.slot_bytes + len > self.budget || self.regions.len() + 2 >= MAX_REGIONS || self.next_slot + 2 >= self.max_slots && self.free_slots.len() == 0 {
+            self.reclaim(vm)?;
+        }
         if self.slot_bytes + len > self.budget {
             return Err(Error::MemslotBudget { requested: len, budget: self.budget });
         }
@@ -447,7 +452,7 @@ impl Memory {
             let _ = self.free_slots.push(slot);
             return Err(e);
         }
-        let r = Region { hva, len, gpa, slot, runtime };
+        let r = Region { hva, len, gpa, slot, runtime, live: true };
         let i = self.regions.as_slice().partition_point(|x| x.hva < hva);
         if self.regions.insert(i, r).is_err() {
             let _ = Self::set_slot(vm, slot, gpa, hva, 0);
@@ -503,13 +508,46 @@ impl Memory {
         }
     }
 
+    /// Drops the memslots of regions no mapping of the process covers any more (they
+    /// outlive `munmap`, see `unmap`). Their page-table entries are already gone. One
+    /// pass over `/proc/self/maps` marks the live regions (both lists are sorted).
+    pub fn reclaim(&mut self, vm: &VmFd) -> Result<()> {
+        for r in self.regions.as_mut_slice() {
+            r.live = r.runtime;
+        }
+        let regions = self.regions.as_mut_slice();
+        let mut i = 0;
+        procmap::for_each(|v| {
+            while i < regions.len() && regions[i].end() <= v.start {
+                i += 1;
+            }
+            let mut k = i;
+            while k < regions.len() && regions[k].hva < v.end {
+                regions[k].live = true;
+                k += 1;
+            }
+            i < regions.len()
+        })
+        .map_err(Error::ProcMaps)?;
+        let mut n = 0;
+        while n < self.regions.len() {
+            let r = self.regions.as_slice()[n];
+            if r.live {
+                n += 1;
+            } else {
+                self.uncover(vm, r.hva, r.end())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Registers the part `[hva, hva+len)` of removed region `r` at its old guest-physical place.
     fn keep(&mut self, vm: &VmFd, r: &Region, hva: u64, len: u64) -> Result<()> {
         let gpa = r.gpa + (hva - r.hva);
         let slot = self.take_slot()?;
         Self::set_slot(vm, slot, gpa, hva, len)?;
         let at = self.regions.as_slice().partition_point(|x| x.hva < hva);
-        self.regions.insert(at, Region { hva, len, gpa, slot, runtime: false }).map_err(|_| Error::TableFull("memory regions"))?;
+        self.regions.insert(at, Region { hva, len, gpa, slot, runtime: false, live: true }).map_err(|_| Error::TableFull("memory regions"))?;
         self.slot_bytes += len;
         Ok(())
     }
@@ -562,10 +600,14 @@ impl Memory {
         pt.unmap(self, start, end);
     }
 
-    /// The host unmapped `[start, end)`: clears the entries, then drops the memslots.
-    /// Runtime memory (page tables, IDT, vCPU areas) is never unmapped this way, even
-    /// where the kernel merged it with a neighbouring mapping: other vCPUs use it.
+    /// The host unmapped `[start, end)`: clears the page-table entries. The memslots
+    /// stay: KVM follows the host address, so a later mapping there reuses them (no
+    /// memslot update, no new guest-physical address); unused ones are reclaimed when
+    /// the budget or the table runs out (`reclaim`). Runtime memory (page tables, IDT,
+    /// vCPU areas) is never unmapped this way, even where the kernel merged it with a
+    /// neighbouring mapping: other vCPUs use it.
     pub fn unmap(&mut self, vm: &VmFd, start: u64, end: u64) -> Result<()> {
+        let _ = vm;
         let (start, end) = page_range(start, end);
         let end = end.min(USER_END);
         let mut at = start;
@@ -576,7 +618,6 @@ impl Memory {
             };
             if at < stop {
                 self.unmap_ptes(at, stop);
-                self.uncover(vm, at, stop)?;
             }
             at = next;
         }

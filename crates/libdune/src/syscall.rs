@@ -76,7 +76,6 @@ fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, nr: u64, a: [u64; 6]) -> (i64,
             if sys::check(ret).is_err() {
                 return (ret, Resume::Normal);
             }
-            let fixed = a[3] & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) as u64 != 0;
             let (s, e) = page_range(ret as u64, (ret as u64).saturating_add(a[1]));
             let res = if a[3] & libc::MAP_GROWSDOWN as u64 != 0 {
                 mem_sync(s, e)
@@ -89,7 +88,9 @@ fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, nr: u64, a: [u64; 6]) -> (i64,
                 let _ = runtime::unmap_range(s, e);
                 return (-(libc::ENOMEM as i64), Resume::FlushTlb);
             }
-            (ret, if fixed { Resume::FlushTlb } else { Resume::Normal })
+            // Even a fresh mapping can replace an emptied page table by a large page,
+            // freeing a table the TLB's paging-structure caches may still point to.
+            (ret, Resume::FlushTlb)
         }
         libc::SYS_munmap => after_ok(passthrough(nr, a), || runtime::unmap_range(a[0], a[0].saturating_add(a[1]))),
         libc::SYS_mprotect | libc::SYS_pkey_mprotect => {
@@ -122,7 +123,7 @@ fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, nr: u64, a: [u64; 6]) -> (i64,
                     }
                 }
             }
-            (ret, Resume::Normal)
+            (ret, Resume::FlushTlb)
         }
         libc::SYS_shmdt => {
             let vma = crate::procmap::find(a[0]).ok().flatten();
