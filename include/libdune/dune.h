@@ -210,14 +210,6 @@ extern void dune_register_pgflt_handler(dune_pgflt_cb cb);
 extern void dune_register_syscall_handler(dune_syscall_cb cb);
 
 /*
- * Here: these two are exported as dune_c_jump_to_user and dune_c_ret_from_user (the
- * runtime's entry assembly uses the plain names for its own raw entry points); the
- * macros keep the libdune names for programs that include this header.
- */
-#define dune_jump_to_user  dune_c_jump_to_user
-#define dune_ret_from_user dune_c_ret_from_user
-
-/*
  * dune_jump_to_user - runs tf (rip, rsp, registers) in ring 3 until a handler calls
  * dune_ret_from_user(ret), and returns ret. Code and stack must be mapped with
  * PERM_U. cs, ss and the privileged bits of rflags are set by the runtime.

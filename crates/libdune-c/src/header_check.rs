@@ -173,8 +173,8 @@ fn exports() -> BTreeSet<&'static str> {
         ("dune_register_signal_handler", trap::dune_register_signal_handler as *const () as usize),
         ("dune_register_pgflt_handler", trap::dune_register_pgflt_handler as *const () as usize),
         ("dune_register_syscall_handler", trap::dune_register_syscall_handler as *const () as usize),
-        ("dune_c_jump_to_user", trap::dune_c_jump_to_user as *const () as usize),
-        ("dune_c_ret_from_user", trap::dune_c_ret_from_user as *const () as usize),
+        ("dune_jump_to_user", trap::dune_jump_to_user as *const () as usize),
+        ("dune_ret_from_user", trap::dune_ret_from_user as *const () as usize),
         ("dune_dump_trap_frame", trap::dune_dump_trap_frame as *const () as usize),
         ("dune_passthrough_syscall", trap::dune_passthrough_syscall as *const () as usize),
         ("dune_page_alloc", page::dune_page_alloc as *const () as usize),
@@ -218,8 +218,6 @@ struct Macros {
     obj: BTreeSet<String>,
     /// Function-like macros.
     func: BTreeSet<String>,
-    /// Function names mapped to the symbol exported for them (`dune_c_*`).
-    aliases: BTreeMap<String, String>,
 }
 
 fn defined_macros(text: &str) -> Macros {
@@ -229,14 +227,11 @@ fn defined_macros(text: &str) -> Macros {
         let Some(rest) = line.trim_start().strip_prefix("#define") else { continue };
         let rest = rest.trim_start();
         let name = ident(rest);
-        let value = rest[name.len()..].trim();
         if name.starts_with("LIBDUNE_") && name.ends_with("_H") {
             continue;
         }
         if rest[name.len()..].starts_with('(') {
             m.func.insert(name);
-        } else if value.starts_with("dune_c_") && ident(value) == value {
-            m.aliases.insert(name, value.to_string());
         } else {
             m.obj.insert(name);
         }
@@ -343,8 +338,7 @@ fn every_macro_is_checked() {
 #[test]
 fn declared_functions_are_the_exported_ones() {
     let text = header_text();
-    let aliases = defined_macros(&text).aliases;
-    let declared: BTreeSet<String> = declared_externs(&text).into_iter().map(|n| aliases.get(&n).cloned().unwrap_or(n)).collect();
+    let declared = declared_externs(&text);
     let exported: BTreeSet<String> = exports().iter().map(|s| s.to_string()).collect();
     assert_eq!(declared, exported, "dune.h declarations and libdune-c exports differ");
 }

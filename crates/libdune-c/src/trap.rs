@@ -289,15 +289,11 @@ pub extern "C" fn dune_register_syscall_handler(cb: Option<SyscallCb>) {
 
 /// `int dune_jump_to_user(struct dune_tf *tf)`: -EPERM outside Dune mode.
 ///
-/// Exported as `dune_c_jump_to_user` (dune.h maps the name): the runtime's entry
-/// assembly already defines a global `dune_jump_to_user` (its raw entry, which trusts
-/// cs, ss and rflags from the frame), and one link cannot hold both.
-///
 /// # Safety
 /// `tf` must point to a readable frame whose code and stack are mapped with PERM_U,
 /// and some handler must end the session with `dune_ret_from_user`.
 #[no_mangle]
-pub unsafe extern "C" fn dune_c_jump_to_user(tf: *mut TrapFrame) -> c_int {
+pub unsafe extern "C" fn dune_jump_to_user(tf: *mut TrapFrame) -> c_int {
     if tf.is_null() {
         return -libc::EINVAL;
     }
@@ -312,9 +308,8 @@ pub unsafe extern "C" fn dune_c_jump_to_user(tf: *mut TrapFrame) -> c_int {
 }
 
 /// `void dune_ret_from_user(int ret)`: ends the ring-3 session from a handler.
-/// Exported as `dune_c_ret_from_user`, for the reason given at [`dune_c_jump_to_user`].
 #[no_mangle]
-pub extern "C" fn dune_c_ret_from_user(ret: c_int) -> ! {
+pub extern "C" fn dune_ret_from_user(ret: c_int) -> ! {
     libdune::user::ret_from_user(ret as i64)
 }
 

@@ -352,6 +352,11 @@ impl Memory {
         self.ref_index(gpa).is_some_and(|i| self.arena.refs.as_slice()[i] > 0)
     }
 
+    /// The reference count of an allocated page.
+    pub fn page_refcount(&self, gpa: u64) -> Option<u32> {
+        self.ref_index(gpa).map(|i| self.arena.refs.as_slice()[i]).filter(|&r| r > 0)
+    }
+
     /// Adds a reference to an allocated page.
     pub fn page_get(&mut self, gpa: u64) -> bool {
         match self.ref_index(gpa) {

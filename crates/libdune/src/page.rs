@@ -37,6 +37,11 @@ pub fn free(pa: u64) -> Result<()> {
     })
 }
 
+/// The reference count of an allocated page (`None` if `pa` is not one).
+pub fn refcount(pa: u64) -> Option<u32> {
+    runtime::with_state(|st| Ok(st.mem.page_refcount(pa))).ok().flatten()
+}
+
 /// Whether `pa` is a page from [`alloc`] with references left.
 pub fn is_allocated(pa: u64) -> bool {
     runtime::with_state(|st| Ok(st.mem.page_is_allocated(pa))).unwrap_or(false)

@@ -35,14 +35,14 @@ pub unsafe fn jump_to_user(tf: &DuneTf) -> i64 {
     t.rflags = (t.rflags & KEEP) | rflags::FIXED | rflags::IF;
     // SAFETY: the caller vouches for the user context; the entry code saves this
     // function's callee-saved state for ret_from_user.
-    unsafe { entry::dune_jump_to_user(&t) }
+    unsafe { entry::__dune_jump_to_user(&t) }
 }
 
 /// Ends the current user session from a handler: [`jump_to_user`] returns `ret`.
 pub fn ret_from_user(ret: i64) -> ! {
     // SAFETY: called from a handler of a session begun by jump_to_user on this vCPU;
     // the trap frames above are abandoned, as in libdune.
-    unsafe { entry::dune_ret_from_user(ret) }
+    unsafe { entry::__dune_ret_from_user(ret) }
 }
 
 /// The FS base ring-3 code runs with.

@@ -239,16 +239,47 @@ fn walk_all<B>(root: Root, start: u64, end: u64, f: impl FnMut(u64, PteRef<'_>, 
 }
 
 /// A deep copy of the table structure; leaves point to the same pages (`dune_vm_clone`).
+/// Each page from the page allocator it maps gains a reference, so unmapping it from
+/// either table leaves it to the other.
 pub fn clone(root: Root) -> Result<Root> {
-    with_mapper(|m| m.clone_table(root.0)).map(Root)
+    let new = with_mapper(|m| m.clone_table(root.0)).map(Root)?;
+    for_allocator_pages(new, |st, pa| {
+        st.mem.page_get(pa);
+    })?;
+    Ok(new)
 }
 
-/// Frees the tables of a root made by [`clone`] (not the pages it maps).
+/// Frees the tables of a root made by [`clone`], dropping the references its
+/// mappings of allocator pages hold (the pages themselves go when no table maps them).
 pub fn free(root: Root) -> Result<()> {
     if root == pgroot()? {
         return Err(Error::InvalidOption { name: "root", why: "the process's own page table cannot be freed" });
     }
+    for_allocator_pages(root, |st, pa| {
+        st.mem.page_put(pa);
+    })?;
     with_mapper(|m| m.free_tables(root.0))
+}
+
+/// Calls `f` for each 4 KiB leaf of `root` that maps a page from the page allocator,
+/// except where the runtime maps its own memory at its own address.
+fn for_allocator_pages(root: Root, mut f: impl FnMut(&mut runtime::State, u64)) -> Result<()> {
+    let mut pages: Vec<u64> = Vec::new();
+    let _ = walk(root, 0, crate::memory::USER_END, |va, e, size| {
+        let pa = e.get().addr();
+        if size == PageSize::Size4K && arena_gpa_to_hva(pa) != Some(va) {
+            pages.push(pa);
+        }
+        ControlFlow::<()>::Continue(())
+    })?;
+    runtime::with_state(|st| {
+        for &pa in &pages {
+            if st.mem.page_is_allocated(pa) {
+                f(st, pa);
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Guest-physical address of `va` in the process's page table (`dune_va_to_pa`).

@@ -892,7 +892,15 @@ fn dirty_bits() {
         let want: Vec<u64> = (0..n).filter(|i| (i + round) % 3 == 0).collect();
         check!(dirty == want, "round {round}: dirty {dirty:?}");
     }
+    // A clone maps the same pages and holds a reference to each.
+    let pa = vm::va_to_pa(base).expect("mapped");
+    check!(libdune::page::refcount(pa) == Some(1));
+    let copy = vm::clone(root).expect("clone");
+    check!(libdune::page::refcount(pa) == Some(2), "clone took no reference");
+    check!(vm::free(copy).is_ok());
+    check!(libdune::page::refcount(pa) == Some(1), "free dropped no reference");
     check!(vm::unmap(root, base, n * 4096).is_ok());
+    check!(libdune::page::refcount(pa).is_none(), "unmap left the page allocated");
 }
 
 static UD_COUNT: AtomicU64 = AtomicU64::new(0);

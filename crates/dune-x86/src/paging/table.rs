@@ -83,6 +83,12 @@ impl core::fmt::Debug for PageTable {
 pub struct PteRef<'a>(&'a AtomicU64);
 
 impl PteRef<'_> {
+    /// The entry's address, for interfaces that hand out entry pointers (libdune's
+    /// `dune_vm_lookup`). Writes through it must be single aligned 8-byte stores.
+    pub fn as_ptr(self) -> *mut u64 {
+        self.0.as_ptr()
+    }
+
     /// The current value.
     pub fn get(self) -> Pte {
         Pte(self.0.load(Ordering::Acquire))

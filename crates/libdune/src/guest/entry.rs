@@ -9,7 +9,7 @@
 //! | `dune_syscall_return_flush` | guest ring 0 | return path used after the host changed the page table: reloads CR3, then returns like `sysret` would |
 //! | `dune_trap_stubs` | guest (IDT) | 256 stubs of 16 bytes, one per vector: error code (0 if the CPU pushed none), rax, vector in eax |
 //! | `dune_trap_common` | guest ring 0 | builds `struct dune_tf`, lowers IST1, saves FPU state, calls `dune_trap_dispatch`, returns with `iretq` |
-//! | `dune_jump_to_user` / `dune_ret_from_user` | guest ring 0 | enter ring 3 with a frame / leave the session from a handler |
+//! | `__dune_jump_to_user` / `__dune_ret_from_user` | guest ring 0 | enter ring 3 with a frame / leave the session from a handler |
 //! | `dune_raw_clone` | host | `clone` whose child calls `fn(arg)` on a fresh host stack |
 //! | `dune_raw_clone_native` | host | `clone` whose child resumes a guest register frame natively, outside Dune mode |
 //! | `dune_signal_restorer` | host | `sa_restorer` of the host signal handler: `rt_sigreturn` |
@@ -259,13 +259,13 @@ dune_trap_common:
     iretq
     .size dune_trap_common, . - dune_trap_common
 
-    // extern "C" fn dune_jump_to_user(tf: *const DuneTf) -> i64
-    // Runs tf in ring 3 until a handler calls dune_ret_from_user(ret), which makes this
+    // extern "C" fn __dune_jump_to_user(tf: *const DuneTf) -> i64
+    // Runs tf in ring 3 until a handler calls __dune_ret_from_user(ret), which makes this
     // call return ret. Saves callee-saved registers and rsp for that; FS base: the
     // current one is ring 0's, Percpu.user_fs is loaded for ring 3.
-    .globl dune_jump_to_user
-    .type dune_jump_to_user, @function
-dune_jump_to_user:
+    .globl __dune_jump_to_user
+    .type __dune_jump_to_user, @function
+__dune_jump_to_user:
     push %rbp
     push %rbx
     push %r12
@@ -303,14 +303,14 @@ dune_jump_to_user:
     mov {tf_rbx}(%rbx), %rbx
     movq $1, %gs:{pc_in_user}
     iretq
-    .size dune_jump_to_user, . - dune_jump_to_user
+    .size __dune_jump_to_user, . - __dune_jump_to_user
 
-    // extern "C" fn dune_ret_from_user(ret: i64) -> !
+    // extern "C" fn __dune_ret_from_user(ret: i64) -> !
     // From a handler of the current user session: abandons the trap frames (IST1 back
-    // to its top), leaves the session, and returns ret from dune_jump_to_user.
-    .globl dune_ret_from_user
-    .type dune_ret_from_user, @function
-dune_ret_from_user:
+    // to its top), leaves the session, and returns ret from __dune_jump_to_user.
+    .globl __dune_ret_from_user
+    .type __dune_ret_from_user, @function
+__dune_ret_from_user:
     movq $0, %gs:{pc_in_user}
     movq $0, %gs:{pc_trap_depth}
     mov %gs:{pc_ist1_top}, %rax
@@ -324,7 +324,7 @@ dune_ret_from_user:
     pop %rbx
     pop %rbp
     ret
-    .size dune_ret_from_user, . - dune_ret_from_user
+    .size __dune_ret_from_user, . - __dune_ret_from_user
 
     // extern "C" fn dune_raw_clone(flags, stack_top, ptid, ctid, tls, f: extern "C" fn(*mut u8) -> !, arg) -> i64
     // The child calls f(arg) on stack_top (16-byte aligned). Returns the raw result in the parent.
@@ -480,10 +480,10 @@ extern "C" {
     pub fn dune_syscall_entry();
     /// Return path that reloads CR3.
     pub fn dune_syscall_return_flush();
-    /// Runs `tf` in ring 3 until a handler calls `dune_ret_from_user`.
-    pub fn dune_jump_to_user(tf: *const DuneTf) -> i64;
-    /// Leaves the current user session; `dune_jump_to_user` returns `ret`.
-    pub fn dune_ret_from_user(ret: i64) -> !;
+    /// Runs `tf` in ring 3 until a handler calls `__dune_ret_from_user`.
+    pub fn __dune_jump_to_user(tf: *const DuneTf) -> i64;
+    /// Leaves the current user session; `__dune_jump_to_user` returns `ret`.
+    pub fn __dune_ret_from_user(ret: i64) -> !;
     /// First of 256 IDT stubs, `TRAP_STUB_SIZE` bytes apart.
     pub fn dune_trap_stubs();
     /// `clone` whose child calls `f(arg)` on `stack_top`.
