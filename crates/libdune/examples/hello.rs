@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("after enter:  ring {} (guest), pid {}", cpl(), std::process::id());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
     println!("system calls still work: hostname {}", host.trim());
-    let t = std::thread::spawn(|| cpl()).join().map_err(|_| "thread panicked")?;
+    let t = std::thread::spawn(cpl).join().map_err(|_| "thread panicked")?;
     println!("a new thread runs in ring {t} too");
     let s = libdune::runtime::mem_stats().ok_or("no stats")?;
     println!("memslots {} covering {} MiB, guest MAXPHYADDR {}", s.memslots, s.memslot_bytes >> 20, s.maxphyaddr);

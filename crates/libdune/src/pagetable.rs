@@ -138,7 +138,7 @@ impl FrameSource for Frames<'_> {
     }
 
     fn table(&self, pa: u64) -> Option<&Table> {
-        if pa % PAGE != 0 {
+        if !pa.is_multiple_of(PAGE) {
             return None;
         }
         let hva = self.0.gpa_to_hva(pa)?;

@@ -175,7 +175,7 @@ mod tests {
         let here = &local as *const u64 as u64;
         let v = find(here).unwrap().expect("stack variable is mapped");
         assert!(v.read && v.write);
-        let code = find(finds_own_stack_and_code as usize as u64).unwrap().expect("code is mapped");
+        let code = find(finds_own_stack_and_code as *const () as u64).unwrap().expect("code is mapped");
         assert!(code.exec);
         let mut n = 0;
         let mut last = 0;

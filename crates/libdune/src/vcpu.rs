@@ -279,6 +279,8 @@ impl Vcpu {
 }
 
 /// FPU state to load into a vCPU.
+// Not boxed: the image is loaded on exit paths (thread creation, fork), which must not allocate.
+#[allow(clippy::large_enum_variant)]
 pub enum FpuState {
     /// A fresh state with the given control words (entering Dune mode is a call: only
     /// the callee-saved control state must survive it).

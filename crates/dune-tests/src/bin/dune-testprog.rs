@@ -434,7 +434,7 @@ fn time() {
     enter();
     let vdso = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("after epoch");
     let host = host_now();
-    let skew = if vdso > host { vdso - host } else { host - vdso };
+    let skew = vdso.abs_diff(host);
     check!(skew < Duration::from_millis(500), "vDSO time is {skew:?} off the host's");
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_millis(200));
@@ -590,7 +590,7 @@ fn signal_timers() {
     let mut x = 0u64;
     while SEEN.load(Ordering::SeqCst) < 5 && t0.elapsed() < Duration::from_secs(20) {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-        if x % 1024 == 0 {
+        if x.is_multiple_of(1024) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
