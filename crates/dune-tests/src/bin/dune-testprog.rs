@@ -348,6 +348,32 @@ fn mmap() {
         check!(c == b.add(2 * len));
         check!(*c == 0, "MAP_FIXED page not fresh");
         check!(libc::munmap(b as *mut _, 4 * len) == 0);
+        // madvise(MADV_DONTNEED) on private anonymous memory: reads back as zero.
+        let d = libc::mmap(std::ptr::null_mut(), 8 * 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) as *mut u8;
+        check!(d as *mut libc::c_void != libc::MAP_FAILED);
+        *d.add(3 * 4096) = 0x77;
+        check!(libc::madvise(d.add(3 * 4096) as *mut _, 4096, libc::MADV_DONTNEED) == 0);
+        check!(*d.add(3 * 4096) == 0, "MADV_DONTNEED page kept its contents");
+        *d.add(3 * 4096) = 0x78;
+        check!(*d.add(3 * 4096) == 0x78);
+        check!(libc::munmap(d as *mut _, 8 * 4096) == 0);
+        // System V shared memory: shmat maps it, a forked child writes, the parent sees it.
+        let id = libc::shmget(libc::IPC_PRIVATE, 64 * 1024, libc::IPC_CREAT | 0o600);
+        check!(id >= 0);
+        let shm = libc::shmat(id, std::ptr::null(), 0) as *mut u64;
+        check!(shm as isize != -1);
+        *shm = 1;
+        *shm.add(8191) = 2;
+        let pid = libc::fork();
+        if pid == 0 {
+            *shm.add(100) = 0xc0ffee;
+            libc::_exit(0);
+        }
+        let mut st = 0;
+        check!(libc::waitpid(pid, &mut st, 0) == pid && libc::WIFEXITED(st));
+        check!(*shm.add(100) == 0xc0ffee && *shm == 1 && *shm.add(8191) == 2, "shared memory not shared");
+        check!(libc::shmdt(shm as *const _) == 0);
+        check!(libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) == 0);
     }
     let _ = std::fs::remove_file(&p);
 }
