@@ -73,6 +73,10 @@ impl Template {
         if l7.ebx & 1 != 0 {
             cr4v |= cr4::FSGSBASE;
         }
+        // Process-context identifiers for vm::load_cr3_pcid (CPUID.1:ECX.PCID[bit 17]).
+        if l1.ecx & (1 << 17) != 0 {
+            cr4v |= cr4::PCIDE;
+        }
         let msrs = Msrs::from_entries(&[
             msr_entry(msr::STAR, gdt::STAR),
             msr_entry(msr::LSTAR, entry::addr_of(entry::dune_syscall_entry)),

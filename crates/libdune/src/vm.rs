@@ -322,6 +322,38 @@ pub unsafe fn load_cr3(cr3: u64) {
     unsafe { core::arch::asm!("mov cr3, {0}", in(reg) cr3, options(nostack, preserves_flags)) };
 }
 
+/// Whether process-context identifiers are on (CR4.PCIDE): the CPU and KVM offer PCID.
+pub fn pcid_enabled() -> bool {
+    let cr4: u64;
+    // SAFETY: reading CR4 in Dune mode (ring 0) has no side effects.
+    unsafe { core::arch::asm!("mov {0}, cr4", out(reg) cr4, options(nostack, nomem, preserves_flags)) };
+    cr4 & dune_x86::regs::cr4::PCIDE != 0
+}
+
+/// Switches this vCPU to `root` tagged with `pcid` (1 to 4095; 0 is the process's own
+/// table). With `keep_tlb` the translations cached for that PCID survive the switch
+/// (CR3 bit 63), so switching between address spaces costs no TLB refill.
+///
+/// # Safety
+/// As [`load_cr3`]; and translations kept with `keep_tlb` must still be right for `root`.
+pub unsafe fn load_cr3_pcid(root: Root, pcid: u16, keep_tlb: bool) -> Result<()> {
+    if !pcid_enabled() {
+        return Err(Error::MissingCapability("PCID (CPUID.1:ECX[17]) on this CPU"));
+    }
+    if pcid > 0xfff {
+        return Err(Error::InvalidOption { name: "pcid", why: "PCIDs are 12 bits" });
+    }
+    let cr3 = root.0 | pcid as u64 | if keep_tlb { 1 << 63 } else { 0 };
+    // SAFETY: the caller vouches for the table and the kept translations.
+    unsafe { load_cr3(cr3) };
+    Ok(())
+}
+
+/// Drops this vCPU's translations for every PCID.
+pub fn flush_tlb_all_pcids() {
+    crate::guest::dispatch::flush_tlb_all_pcids();
+}
+
 /// The accessed and dirty bits of an entry.
 pub fn accessed_dirty(pte: Pte) -> (bool, bool) {
     (pte.contains(paging::PTE_A), pte.contains(paging::PTE_D))

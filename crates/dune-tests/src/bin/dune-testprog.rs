@@ -927,6 +927,25 @@ fn dirty_bits() {
     check!(libdune::page::refcount(pa) == Some(1), "free dropped no reference");
     check!(vm::unmap(root, base, n * 4096).is_ok());
     check!(libdune::page::refcount(pa).is_none(), "unmap left the page allocated");
+    // PCID: where the CPU has it, switch to a clone tagged 1 keeping its translations
+    // and back; where it does not, a clear error.
+    let copy = vm::clone(root).expect("clone");
+    if vm::pcid_enabled() {
+        // SAFETY: a clone of the process's table maps everything running here.
+        unsafe {
+            check!(vm::load_cr3_pcid(copy, 1, false).is_ok());
+            check!(std::fs::read_to_string("/proc/self/comm").is_ok());
+            check!(vm::load_cr3_pcid(root, 0, true).is_ok());
+        }
+        vm::flush_tlb_all_pcids();
+        check!(std::fs::read_to_string("/proc/self/comm").is_ok());
+    } else {
+        // SAFETY: refused before CR3 is touched.
+        let e = unsafe { vm::load_cr3_pcid(copy, 1, true) };
+        check!(matches!(e, Err(libdune::Error::MissingCapability(_))), "{e:?}");
+    }
+    vm::flush_tlb_all_pcids();
+    check!(vm::free(copy).is_ok());
 }
 
 static UD_COUNT: AtomicU64 = AtomicU64::new(0);

@@ -114,6 +114,15 @@ pub fn passthrough(tf: &mut DuneTf) {
     }
 }
 
+/// Drops every translation of this vCPU, for all PCIDs (toggling CR4.PGE; Intel SDM
+/// vol. 3A, 4.10.4.1).
+pub fn flush_tlb_all_pcids() {
+    // SAFETY: writing CR4 with PGE flipped and back changes nothing but the TLB.
+    unsafe {
+        core::arch::asm!("mov {t}, cr4", "xor {t}, {pge}", "mov cr4, {t}", "xor {t}, {pge}", "mov cr4, {t}", t = out(reg) _, pge = const 1u64 << 7, options(nostack, preserves_flags));
+    }
+}
+
 /// Drops every non-global translation of this vCPU (a CR3 reload).
 pub fn flush_tlb() {
     // SAFETY: reloading CR3 with its own value only invalidates translations.

@@ -64,7 +64,8 @@ fn this_percpu() -> *mut Percpu {
 
 /// The IPI handler (from the trap dispatcher): flush, acknowledge, end of interrupt.
 pub fn on_ipi() {
-    super::dispatch::flush_tlb();
+    // All PCIDs: the interrupted code may run under any table.
+    super::dispatch::flush_tlb_all_pcids();
     let seq = SEQ.load(Ordering::Acquire);
     // SAFETY: this vCPU's own Percpu; tlb_ack is read by other vCPUs atomically.
     unsafe { (*(core::ptr::addr_of_mut!((*this_percpu()).tlb_ack) as *const AtomicU64)).fetch_max(seq, Ordering::AcqRel) };
