@@ -1,1 +1,81 @@
-//! Shared helpers for the Dune-mode test programs live in the binaries themselves.
+//! Helpers shared by the tests that run programs in Dune mode (`tests/*.rs`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a program may run before it counts as hung.
+pub const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `<target>/debug`, from the calling test binary's path `<target>/debug/deps/<name>`.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+/// Newest modification time of `p` (a file, or everything under a directory).
+pub fn newest(p: &Path) -> SystemTime {
+    let meta = std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let mut t = meta.modified().expect("mtime");
+    if meta.is_dir() {
+        for e in std::fs::read_dir(p).expect("read_dir").flatten() {
+            t = t.max(newest(&e.path()));
+        }
+    }
+    t
+}
+
+/// `exe`, after checking it is newer than every input (paths relative to the
+/// repository): a stale binary fails the test with `how_to_build`, never a pass on
+/// old code.
+pub fn fresh(exe: PathBuf, inputs: &[&str], how_to_build: &str) -> PathBuf {
+    let built = std::fs::metadata(&exe).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+    for input in inputs {
+        assert!(built >= newest(&repo().join(input)), "{} is missing or older than {input}: {how_to_build}", exe.display());
+    }
+    exe
+}
+
+/// Runs `cmd` (without `DUNE_ALLOW_EMULATED`), collecting its output; a program
+/// still running after [`RUN_LIMIT`] is killed and the test fails: a hang is a
+/// failure, never a stuck test run.
+pub fn run_bounded(mut cmd: Command) -> Output {
+    use std::io::Read;
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .env_remove("DUNE_ALLOW_EMULATED")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let (mut out, mut err) = (child.stdout.take().expect("stdout"), child.stderr.take().expect("stderr"));
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if t0.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let st = child.wait().expect("wait");
+            let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
+            panic!("{what}: hung for {RUN_LIMIT:?} and was killed ({st:?})\nstderr:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output { status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default() }
+}

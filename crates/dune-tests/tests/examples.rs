@@ -7,76 +7,19 @@
 //! binary fails the test with that command.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `<target>/debug`: this test binary is `<target>/debug/deps/examples-<hash>`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
-}
-
-/// Newest modification time of `p` (a file, or everything under a directory).
-fn newest(p: &Path) -> SystemTime {
-    let meta = std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let mut t = meta.modified().expect("mtime");
-    if meta.is_dir() {
-        for e in std::fs::read_dir(p).expect("read_dir").flatten() {
-            t = t.max(newest(&e.path()));
-        }
-    }
-    t
-}
+use dune_tests::{fresh, profile_dir};
 
 /// The example binary `exe`, after checking it is newer than its sources.
 fn built(exe: PathBuf, sources: &[&str]) -> PathBuf {
-    let t_exe = std::fs::metadata(&exe).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
-    for input in ["crates/libdune/src", "crates/dune-x86/src"].iter().chain(sources) {
-        assert!(
-            t_exe >= newest(&repo().join(input)),
-            "{} is missing or older than {input}: build the examples on the host first with crates/libdune-c/build-c.sh (scripts/test does)",
-            exe.display()
-        );
-    }
-    exe
+    let mut inputs = vec!["crates/libdune/src", "crates/dune-x86/src"];
+    inputs.extend_from_slice(sources);
+    fresh(exe, &inputs, "build the examples on the host first with crates/libdune-c/build-c.sh (scripts/test does)")
 }
 
-/// Runs `exe`, killing it after two minutes.
 fn run(exe: &Path) -> Output {
-    use std::io::Read;
-    let mut child = Command::new(exe)
-        .env_remove("DUNE_ALLOW_EMULATED")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {}: {e}", exe.display()));
-    let (mut out, mut err) = (child.stdout.take().expect("stdout"), child.stderr.take().expect("stderr"));
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if t0.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            break child.wait().expect("wait");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output { status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default() }
+    dune_tests::run_bounded(Command::new(exe))
 }
 
 /// Runs the Rust and the C version of example `name` (`examples/rust/src/bin/<rs>`,

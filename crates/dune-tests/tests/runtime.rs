@@ -7,44 +7,11 @@
 
 use std::process::{Command, Output};
 
-/// Runs a scenario, killing it if it takes longer than two minutes: a hang is a
-/// failure, reported as such, never a stuck test run.
+/// Runs a scenario (killed and failed if it hangs).
 fn run(scenario: &str) -> Output {
-    use std::io::Read;
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dune-testprog"))
-        .arg(scenario)
-        .env_remove("DUNE_ALLOW_EMULATED")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn dune-testprog");
-    let (mut out, mut err) = (child.stdout.take().expect("stdout"), child.stderr.take().expect("stderr"));
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if t0.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            let st = child.wait().expect("wait");
-            let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
-            panic!("{scenario}: hung for 120 s and was killed ({st:?})\nstderr:\n{stderr}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output { status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default() }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dune-testprog"));
+    cmd.arg(scenario);
+    dune_tests::run_bounded(cmd)
 }
 
 fn text(b: &[u8]) -> String {

@@ -312,33 +312,16 @@ pub unsafe extern "C" fn dune_vm_page_walk(root: *mut u64, start_va: *mut c_void
     })
 }
 
-/// Calls `f(pa)` for each 4 KiB page of the page allocator mapped under `root` by the
-/// application, i.e. not at its own address (where the runtime maps all of its memory
-/// for ring 0: that mapping holds no reference).
-fn for_each_allocator_page(root: Root, mut f: impl FnMut(u64)) {
-    let _ = rvm::walk(root, 0, u64::MAX, |va, e, size| {
-        let pa = e.get().addr();
-        if size == PageSize::Size4K && rvm::pa_to_va(pa) != Some(va) && libdune::page::is_allocated(pa) {
-            f(pa);
-        }
-        ControlFlow::<()>::Continue(())
-    });
-}
-
-/// `ptent_t *dune_vm_clone(ptent_t *root)`: the runtime copies the tables; here each
-/// page of the allocator the copy maps gains a reference, as in libdune, so that
-/// unmapping or freeing the copy leaves the original's pages alone.
+/// `ptent_t *dune_vm_clone(ptent_t *root)`: a copy of the tables; each page of the
+/// allocator the copy maps gains a reference, as in libdune, so that unmapping or
+/// freeing the copy leaves the original's pages alone.
 #[no_mangle]
 pub extern "C" fn dune_vm_clone(root: *mut u64) -> *mut u64 {
     guard(core::ptr::null_mut(), || {
         let Some(root) = root_of(root) else { return core::ptr::null_mut() };
+        // vm::clone takes a reference for every allocator page the copy maps.
         match rvm::clone(root) {
-            Ok(copy) => {
-                for_each_allocator_page(copy, |pa| {
-                    let _ = libdune::page::get(pa);
-                });
-                copy.as_ptr()
-            }
+            Ok(copy) => copy.as_ptr(),
             Err(e) => {
                 crate::report("dune_vm_clone", &e);
                 core::ptr::null_mut()
@@ -356,9 +339,7 @@ pub extern "C" fn dune_vm_free(root: *mut u64) {
         if Some(root) == pgroot_root() {
             return;
         }
-        for_each_allocator_page(root, |pa| {
-            let _ = libdune::page::put(pa);
-        });
+        // vm::free drops the references the copy's mappings hold.
         let _ = rvm::free(root);
     })
 }
