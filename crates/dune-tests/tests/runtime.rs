@@ -215,3 +215,12 @@ fn ring3_syscalls_and_faults_reach_ring0_handlers() {
 fn tlb_shootdown_reaches_every_thread() {
     pass("shootdown");
 }
+
+#[test]
+fn handler_stack_overflow_is_reported_not_hung() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = run("handler-overflow");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{:?}\nstderr:\n{stderr}", out.status);
+    assert!(stderr.contains("trap stack overflow"), "stderr:\n{stderr}");
+}

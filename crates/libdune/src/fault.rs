@@ -49,6 +49,14 @@ pub fn handle(ctx: &mut ThreadCtx) {
     // that only this thread uses while its guest side waits in the `out`.
     let tf = unsafe { core::ptr::read(tf_addr as *const DuneTf) };
     let fault = Fault { tf, tf_addr, vector: vector as u8, addr: if vector == exception::PF as u64 { cr2 } else { 0 } };
+    if fault.vector == exception::PF && ctx.vcpu.is_guard_page(fault.addr) {
+        // A handler (or a chain of nested faults) ran off its trap stack: nothing on
+        // this vCPU's trap path can run safely any more.
+        let regs = tf.to_regs();
+        let sregs = ctx.vcpu.fd.get_sregs().ok();
+        report("trap stack overflow: a trap handler used more than its stack (about 12 KiB per nesting level)", Some(&fault), &regs, sregs.as_ref());
+        die_by_signal(libc::SIGSEGV);
+    }
     if fault.vector == exception::PF && !tf.from_user() && lazy_map(ctx, &fault) {
         // The dispatcher reloads CR3 when rax is 1: the page table changed.
         ctx.vcpu.fd.sync_regs_mut().regs.rax = 1;
@@ -64,6 +72,10 @@ pub fn handle(ctx: &mut ThreadCtx) {
 fn lazy_map(ctx: &mut ThreadCtx, f: &Fault) -> bool {
     let key = (f.addr & !(PAGE - 1), f.tf.rip);
     if ctx.last_fault == key {
+        return false;
+    }
+    // Runtime memory is mapped once and for all: a fault there is never lazy.
+    if runtime::with_state(|st| Ok(st.mem.is_runtime(f.addr))).unwrap_or(true) {
         return false;
     }
     let Ok(found) = procmap::find(f.addr) else { return false };

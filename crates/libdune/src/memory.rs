@@ -257,6 +257,13 @@ impl Memory {
         self.regions.as_slice()
     }
 
+    /// Whether `hva` is runtime memory (page tables, IDT, vCPU areas).
+    pub fn is_runtime(&self, hva: u64) -> bool {
+        let rs = self.regions.as_slice();
+        let i = rs.partition_point(|r| r.end() <= hva);
+        rs.get(i).is_some_and(|r| r.hva <= hva && r.runtime)
+    }
+
     /// Host address of guest-physical `gpa`, if registered.
     pub fn gpa_to_hva(&self, gpa: u64) -> Option<u64> {
         for &(hva, cgpa) in self.arena.chunks.as_slice() {

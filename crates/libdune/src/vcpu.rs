@@ -188,6 +188,11 @@ impl Vcpu {
         self.area + PERCPU_TSS
     }
 
+    /// Whether `addr` is in one of the guard pages around this vCPU's trap stacks.
+    pub fn is_guard_page(&self, addr: u64) -> bool {
+        GUARD_PAGES.iter().any(|&g| (self.area + g * PAGE..self.area + (g + 1) * PAGE).contains(&addr))
+    }
+
     /// Whether `[addr, addr+len)` lies inside this vCPU's area.
     pub fn area_contains(&self, addr: u64, len: u64) -> bool {
         addr >= self.area && addr.checked_add(len).is_some_and(|e| e <= self.area + AREA_PAGES * PAGE)

@@ -66,6 +66,7 @@ fn main() {
         "trap-handlers" => trap_handlers(),
         "ring3" => ring3(),
         "shootdown" => shootdown(),
+        "handler-overflow" => handler_overflow(),
         _ => {
             eprintln!("usage: dune-testprog SCENARIO (unknown scenario {scenario:?})");
             std::process::exit(64);
@@ -1132,4 +1133,25 @@ fn shootdown() {
         let _ = libdune::page::put(old);
         let _ = libdune::page::put(new);
     }
+}
+
+#[inline(never)]
+fn deep(n: u64) -> u64 {
+    let b = std::hint::black_box([n; 128]);
+    if n == 0 { b[0] } else { deep(n - 1) + b[5] }
+}
+
+fn overflowing_handler(tf: &mut TrapFrame) {
+    // About 1 KiB per level: far more than a handler's trap stack.
+    tf.rip += 2 + deep(1 << 20);
+}
+
+/// A handler that overflows its trap stack ends the process with a report.
+fn handler_overflow() {
+    enter();
+    check!(libdune::trap::register_intr_handler(6, overflowing_handler).is_ok());
+    // SAFETY: deliberately fatal: the #UD handler recurses off its stack.
+    unsafe { std::arch::asm!("ud2") };
+    eprintln!("survived a trap-stack overflow");
+    std::process::exit(1);
 }
