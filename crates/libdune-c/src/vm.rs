@@ -201,16 +201,22 @@ pub extern "C" fn dune_vm_map_phys(root: *mut u64, va: *mut c_void, len: usize, 
         if plen == 0 {
             return 0;
         }
-        let replacing = any_present(root, start, plen);
-        let r = rvm::map_phys(root, start, plen, pa_start & !(PAGE - 1), perm as u32 as u64);
-        if replacing {
-            flush_if_in_dune();
-        }
-        match r {
-            Ok(()) => 0,
-            Err(e) => neg(&e),
-        }
+        replace(root, start, plen, || rvm::map_phys(root, start, plen, pa_start & !(PAGE - 1), perm as u32 as u64))
     })
+}
+
+/// Runs `map` over `[start, start+len)` and flushes this CPU's TLB if it replaced
+/// present entries (as libdune did); 0 or -errno.
+fn replace(root: Root, start: u64, len: u64, map: impl FnOnce() -> libdune::Result<()>) -> c_int {
+    let replacing = any_present(root, start, len);
+    let r = map();
+    if replacing {
+        flush_if_in_dune();
+    }
+    match r {
+        Ok(()) => 0,
+        Err(e) => neg(&e),
+    }
 }
 
 /// `int dune_vm_map_pages(ptent_t *root, void *va, size_t len, int perm)`.
@@ -226,15 +232,7 @@ pub extern "C" fn dune_vm_map_pages(root: *mut u64, va: *mut c_void, len: usize,
         if plen == 0 {
             return 0;
         }
-        let replacing = any_present(root, start, plen);
-        let r = rvm::map_pages(root, start, plen, perm);
-        if replacing {
-            flush_if_in_dune();
-        }
-        match r {
-            Ok(()) => 0,
-            Err(e) => neg(&e),
-        }
+        replace(root, start, plen, || rvm::map_pages(root, start, plen, perm))
     })
 }
 

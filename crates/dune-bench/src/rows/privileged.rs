@@ -170,42 +170,16 @@ fn write_round(a: &Armed, v: u64) {
     }
 }
 
-/// prot1+trap+unprot over 100 pages with page-table writes and `invlpg`.
-pub fn appel1(ctx: &mut Ctx) -> Result<Measured, RowError> {
-    let n = APPEL_PAGES as u64;
-    let a = Armed::new(APPEL1, n)?;
-    a.protect(0..n - 1);
-    let mut rounds = 0u64;
-    let summary = ctx.repeat(|rep| {
-        let f0 = FAULTS.load(SeqCst);
-        rep.time(1, || write_round(&a, rounds))?;
-        let faults = FAULTS.load(SeqCst) - f0;
-        verify!(faults == n, "{faults} faults in a round of {n} writes to protected pages");
-        verify!((0..n).all(|i| a.read(i) == rounds), "a write of round {rounds} did not land");
-        rounds += 1;
-        Ok(())
-    })?;
-    verify!(WRONG.load(SeqCst) == 0, "faults at an unexpected address");
-    drop(a);
-    Ok(Measured { summary, check: format!("{rounds} rounds; each of the {n} writes per round faulted into the ring-0 handler, at its page") })
-}
-
-/// protN+trap+unprot over 100 pages: clear W in all entries, one CR3 reload, then
-/// every write faults and the handler unprotects its page.
-pub fn appel2(ctx: &mut Ctx) -> Result<Measured, RowError> {
-    let n = APPEL_PAGES as u64;
-    let a = Armed::new(APPEL2, n)?;
-    let root = a.root;
+/// Rounds of writes to every page of `a`, each round timed together with `protect`
+/// (what makes pages read-only before it); every write must fault, at its page, and land.
+fn appel_rounds(ctx: &mut Ctx, a: &Armed, protect: impl Fn()) -> Result<Measured, RowError> {
+    let n = a.pages;
     let mut rounds = 0u64;
     let summary = ctx.repeat(|rep| {
         let f0 = FAULTS.load(SeqCst);
         rep.time(1, || {
-            let _ = vm::walk(root, REGION, REGION + n * PAGE, |_, e, _| {
-                e.clear_bits(PTE_W);
-                std::ops::ControlFlow::<()>::Continue(())
-            });
-            vm::flush_tlb();
-            write_round(&a, rounds);
+            protect();
+            write_round(a, rounds);
         })?;
         let faults = FAULTS.load(SeqCst) - f0;
         verify!(faults == n, "{faults} faults in a round of {n} writes to protected pages");
@@ -214,8 +188,32 @@ pub fn appel2(ctx: &mut Ctx) -> Result<Measured, RowError> {
         Ok(())
     })?;
     verify!(WRONG.load(SeqCst) == 0, "faults at an unexpected address");
-    drop(a);
     Ok(Measured { summary, check: format!("{rounds} rounds; each of the {n} writes per round faulted into the ring-0 handler, at its page") })
+}
+
+/// prot1+trap+unprot over 100 pages with page-table writes and `invlpg`: the handler
+/// unprotects the faulting page and protects the previous one.
+pub fn appel1(ctx: &mut Ctx) -> Result<Measured, RowError> {
+    let n = APPEL_PAGES as u64;
+    let a = Armed::new(APPEL1, n)?;
+    // Start as a round ends: only the last page writable.
+    a.protect(0..n - 1);
+    appel_rounds(ctx, &a, || {})
+}
+
+/// protN+trap+unprot over 100 pages: clear W in all entries, one CR3 reload, then
+/// every write faults and the handler unprotects its page.
+pub fn appel2(ctx: &mut Ctx) -> Result<Measured, RowError> {
+    let n = APPEL_PAGES as u64;
+    let a = Armed::new(APPEL2, n)?;
+    let root = a.root;
+    appel_rounds(ctx, &a, || {
+        let _ = vm::walk(root, REGION, REGION + n * PAGE, |_, e, _| {
+            e.clear_bits(PTE_W);
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        vm::flush_tlb();
+    })
 }
 
 static CAUGHT: AtomicU64 = AtomicU64::new(0);
