@@ -547,6 +547,9 @@ impl Memory {
             if r.live {
                 n += 1;
             } else {
+                // Its entries are normally gone already (munmap cleared them); after a
+                // mapping vanished behind the runtime's back they are not.
+                self.unmap_ptes(r.hva, r.end());
                 self.uncover(vm, r.hva, r.end())?;
             }
         }
@@ -698,11 +701,12 @@ impl Memory {
         failed.map_or(Ok(()), Err)
     }
 
-    /// Drops every process mapping and registers them again from `/proc/self/maps`:
-    /// recovery when a mapping changed behind the runtime's back.
+    /// Makes the page table and memslots match `/proc/self/maps` again: recovery when a
+    /// mapping changed behind the runtime's back. Only regions no mapping covers lose their entries: guest-only mappings the
+    /// application made (`vm::map_pages`) stay.
     pub fn resync_all(&mut self, vm: &VmFd) -> Result<()> {
-        self.unmap(vm, PAGE, USER_END)?;
-        self.map_all(vm)
+        self.map_all(vm)?;
+        self.reclaim(vm)
     }
 
     /// Registers every region again in a new VM (a forked child: KVM refuses the parent's).
