@@ -12,34 +12,34 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Layout, host side first: [`runtime`] (the VM, the per-thread host loop), `vcpu`
-//! (CPU state), `memory` and `pagetable` (memslots and the guest page table),
-//! `syscall`, `thread`, `signal`, `trap` (what exits do), `procmap`, `sys`, `fixed`
-//! (allocation-free helpers for exit paths), `guest` (all entry assembly), [`doctor`].
+//! # Layout
+//!
+//! libdune has three parts, and dependencies run one way:
+//!
+//! - `api` (re-exported here as [`vm`], [`page`], [`trap`], [`user`], [`stats`],
+//!   [`runtime`]): the privileged-feature API the process calls. It uses the two
+//!   parts below.
+//! - `host`: the Linux-thread side: the VM, vCPUs, memory and memslots, the guest
+//!   page table, and the exit handlers (system calls, faults, signals, threads and
+//!   fork), in layers described in its module doc.
+//! - `guest`: everything that runs in guest ring 0 or that the CPU reads directly:
+//!   all entry assembly (`guest::entry`), the ring-0 trap dispatcher, the TLB
+//!   shootdown, and the `#[repr(C)]` layouts the assembly uses. It uses nothing of
+//!   the other parts.
+//!
+//! [`doctor`] (can this machine run Dune mode) stands apart; the host asks it whether
+//! guest ring 0 is emulated. Everything uses `dune-x86` for x86 structures.
 
+mod api;
 pub mod doctor;
 mod error;
-mod fixed;
 mod guest;
-pub mod memory;
+mod host;
 mod options;
-pub mod page;
-mod pagetable;
-mod procmap;
-pub mod runtime;
-mod signal;
-pub mod stats;
-mod sys;
-mod syscall;
-mod thread;
-pub mod trap;
-pub mod user;
-mod fault;
-mod vcpu;
-pub mod vm;
 
+pub use api::{page, runtime, stats, trap, user, vm};
 pub use error::{Error, Result};
-pub use memory::MemStats;
+pub use host::memory::MemStats;
 pub use options::Options;
 pub use runtime::{in_dune_mode, Counters};
 

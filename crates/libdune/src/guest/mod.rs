@@ -7,6 +7,15 @@ pub mod dispatch;
 pub mod entry;
 pub mod shootdown;
 
+/// Whether the calling thread runs in Dune mode (guest ring 0): the privilege level
+/// is in the low bits of CS, which no one but the CPU sets.
+pub fn in_dune_mode() -> bool {
+    let cs: u16;
+    // SAFETY: reading CS has no side effects.
+    unsafe { core::arch::asm!("mov {0:x}, cs", out(reg) cs, options(nomem, nostack, preserves_flags)) };
+    cs & 3 == 0
+}
+
 /// Per-vCPU data at the start of each vCPU's area; GS base points here in Dune mode
 /// (as in the original libdune), so entry code reaches it with `%gs:` offsets.
 #[repr(C)]

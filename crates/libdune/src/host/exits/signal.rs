@@ -20,15 +20,14 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use kvm_bindings::kvm_regs;
+use dune_x86::exception;
 use kvm_ioctls::SyncReg;
 
 use crate::guest::entry;
-use crate::runtime::ThreadCtx;
-use crate::syscall::Resume;
-use crate::sys;
-use crate::fault::{self, Fault};
+use crate::host::report::{self, Fault};
+use crate::host::state::{current, Resume, ThreadCtx, NSIG};
+use crate::host::{procmap, sys};
 
-const NSIG: usize = 65;
 const SIG_DFL: u64 = 0;
 const SIG_IGN: u64 = 1;
 const SA_SIGINFO: u64 = libc::SA_SIGINFO as u64;
@@ -82,23 +81,6 @@ fn is_function(handler: u64) -> bool {
 
 fn bit(sig: usize) -> u64 {
     1 << (sig - 1)
-}
-
-std::thread_local! {
-    /// This thread's host context while it is in Dune mode. Const-initialized and
-    /// without a destructor, so reading it is a plain TLS load: safe in a signal handler.
-    static CURRENT: core::cell::Cell<*mut ThreadCtx> = const { core::cell::Cell::new(core::ptr::null_mut()) };
-}
-
-/// Records `ctx` as the calling thread's context (called by the host loop's owner).
-pub fn set_current(ctx: *mut ThreadCtx) {
-    CURRENT.with(|c| c.set(ctx));
-}
-
-/// The calling thread's context, if it is in Dune mode. Guest and host sides of a
-/// thread share its TLS, so this works from either.
-pub fn current() -> *mut ThreadCtx {
-    CURRENT.with(|c| c.get())
 }
 
 fn raw_sigaction(sig: usize, act: Option<&KSigaction>, old: Option<&mut KSigaction>) -> i64 {
@@ -171,7 +153,7 @@ pub fn sigaction(sig: i32, act: u64, oldact: u64, size: u64) -> i64 {
 /// The host's handler for every signal the guest handles.
 extern "C" fn host_handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     let sig_u = sig as usize;
-    let ctx = CURRENT.with(|c| c.get());
+    let ctx = current();
     if ctx.is_null() {
         // A thread outside Dune mode: run the user's handler right here.
         let a = load(sig_u);
@@ -202,7 +184,7 @@ extern "C" fn host_handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::
         // The kernel raised a fault on the host side of a Dune thread: guest faults go
         // through the IDT, so this is the runtime itself. Retrying would loop forever.
         sys::write_all(2, b"dune: fatal: the runtime faulted on the host side of a thread in Dune mode\n");
-        fault::die_by_signal(sig);
+        report::die_by_signal(sig);
     }
     // SAFETY: ctx is this thread's own context (set by its host loop); the loop reads
     // `pending` atomically and `infos[sig]` only after seeing the bit.
@@ -214,26 +196,6 @@ extern "C" fn host_handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::
         ctx.sig.pending.fetch_or(bit(sig_u), Ordering::SeqCst);
         // KVM_RUN returns at once if the signal came while the host was busy.
         core::ptr::write_volatile(&mut (*ctx.sig.run).immediate_exit, 1);
-    }
-}
-
-/// Per-thread signal state, part of `ThreadCtx`.
-pub struct ThreadSignals {
-    /// Signals caught by the host, not yet delivered to the guest.
-    pub pending: AtomicU64,
-    /// Their `siginfo_t`, raw.
-    pub infos: [core::cell::UnsafeCell<[u8; 128]>; NSIG],
-    /// This vCPU's `kvm_run`, for `immediate_exit`.
-    pub run: *mut kvm_bindings::kvm_run,
-    /// A call with a temporary mask (sigsuspend, ppoll, pselect6, epoll_pwait) was
-    /// interrupted: deliver whatever is pending, as the kernel does under that mask.
-    pub ignore_mask_once: bool,
-}
-
-impl ThreadSignals {
-    /// State for a thread whose vCPU has `run` mapped.
-    pub fn new(run: *mut kvm_bindings::kvm_run) -> Self {
-        ThreadSignals { pending: AtomicU64::new(0), infos: [const { core::cell::UnsafeCell::new([0; 128]) }; NSIG], run, ignore_mask_once: false }
     }
 }
 
@@ -456,8 +418,8 @@ fn bad_frame(ctx: &mut ThreadCtx, sig: usize) -> ! {
     let _ = core::fmt::Write::write_fmt(&mut b, format_args!("cannot deliver signal {sig}: bad stack or no sa_restorer"));
     // SAFETY: the bytes come from a str and are truncated only at a char boundary-free ASCII message.
     let what = core::str::from_utf8(b.as_bytes()).unwrap_or("cannot deliver a signal");
-    fault::report(what, None, &regs, sregs.as_ref());
-    fault::die_by_signal(libc::SIGSEGV)
+    report::report(what, None, &regs, sregs.as_ref());
+    report::die_by_signal(libc::SIGSEGV)
 }
 
 /// `rt_sigreturn` made in Dune mode: restores what `push_frame` saved.
@@ -488,10 +450,10 @@ pub fn sigreturn(ctx: &mut ThreadCtx) -> (i64, Resume) {
                 // SAFETY: a full kvm_xsave from KVM_GET_XSAVE with its prefix replaced by
                 // the image this runtime saved (and the handler may have edited).
                 if let Err(e) = unsafe { ctx.vcpu.fd.set_xsave(&xsave) } {
-                    fault::die_runtime_error("KVM_SET_XSAVE", &e);
+                    report::die_runtime_error("KVM_SET_XSAVE", &e);
                 }
             }
-            Err(e) => fault::die_runtime_error("KVM_GET_XSAVE", &e),
+            Err(e) => report::die_runtime_error("KVM_GET_XSAVE", &e),
         }
     }
     // SAFETY: reading the first 8 bytes of a sigset_t.
@@ -506,13 +468,13 @@ pub fn sigreturn(ctx: &mut ThreadCtx) -> (i64, Resume) {
 /// ring 3 that no ring-0 handler took end the process the same way.
 pub fn deliver_fault(ctx: &mut ThreadCtx, fault: &Fault) {
     let v = fault.vector;
-    let sig = fault::signal_for(v) as usize;
+    let sig = signal_for(v) as usize;
     let act = load(sig);
     let regs = fault.tf.to_regs();
     if !fault.tf.from_user() && is_function(act.handler) && current_mask() & bit(sig) == 0 {
         let mut info = [0u8; 128];
         // As Linux: SEGV_ACCERR when a mapping covers the address, SEGV_MAPERR otherwise.
-        let mapped = v == dune_x86::exception::PF && matches!(crate::procmap::find(fault.addr), Ok(Some(_)));
+        let mapped = v == dune_x86::exception::PF && matches!(procmap::find(fault.addr), Ok(Some(_)));
         let code: i32 = match sig as i32 {
             libc::SIGSEGV if mapped => 2,                       // SEGV_ACCERR
             libc::SIGSEGV if v == dune_x86::exception::PF => 1, // SEGV_MAPERR
@@ -534,8 +496,19 @@ pub fn deliver_fault(ctx: &mut ThreadCtx, fault: &Fault) {
         }
     }
     let sregs = ctx.vcpu.fd.get_sregs().ok();
-    fault::report("unhandled exception", Some(fault), &regs, sregs.as_ref());
-    fault::die_by_signal(sig as i32)
+    report::report("unhandled exception", Some(fault), &regs, sregs.as_ref());
+    report::die_by_signal(sig as i32)
+}
+
+/// Linux's signal for an exception vector (arch/x86/kernel/traps.c).
+pub fn signal_for(vector: u8) -> i32 {
+    match vector {
+        exception::DE | exception::MF | exception::XM => libc::SIGFPE,
+        exception::DB | exception::BP => libc::SIGTRAP,
+        exception::UD => libc::SIGILL,
+        exception::NP | exception::SS | exception::AC => libc::SIGBUS,
+        _ => libc::SIGSEGV,
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! The runtime reads the map on exit paths (a lazy page fault, a `shmat`) where the
 //! guest thread may hold the allocator's lock, so lines are parsed from a fixed buffer.
 
-use crate::sys;
+use super::sys;
 
 /// One mapping of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,15 +32,6 @@ impl Vma {
         self.read || self.write || self.exec
     }
 
-    /// Length in bytes.
-    pub fn len(&self) -> u64 {
-        self.end - self.start
-    }
-
-    /// Whether the mapping is empty.
-    pub fn is_empty(&self) -> bool {
-        self.end == self.start
-    }
 }
 
 /// Parses one line of `/proc/PID/maps`.

@@ -7,34 +7,29 @@
 //! the VM follows: memory (page table and memslots), threads (a vCPU each), fork (a
 //! VM of its own), thread exit (the vCPU goes back to the pool), FS/GS bases.
 //!
-//! Runs on exit paths: no heap allocation (see `runtime`).
+//! Runs on exit paths: no heap allocation (see `state`).
 
 use kvm_bindings::kvm_regs;
 use kvm_ioctls::SyncReg;
 
 use crate::guest::{entry, DuneTf};
-use crate::memory::{page_range, PAGE};
-use crate::pagetable::Perms;
-use crate::runtime::{self, ThreadCtx};
-use crate::{fault, signal, sys};
+use crate::host::memory::{page_range, PAGE, USER_END};
+use crate::host::pagetable::Perms;
+use crate::host::report::{die_fatal, die_runtime_error, warn_runtime_error};
+use crate::host::state::{map_range, unmap_range, with_state, Resume, ThreadCtx, COUNTERS};
+use crate::host::{procmap, sys};
 
-/// How the guest resumes after a call.
-pub(crate) enum Resume {
-    /// At the return address, like `sysret`.
-    Normal,
-    /// Through `dune_syscall_return_flush`: the page table changed under this vCPU.
-    FlushTlb,
-    /// With registers the call set itself (`rt_sigreturn`, a forked child's start).
-    Restored,
-}
+use super::thread::{self, ThreadEntry};
+use super::signal;
 
 /// Handles one system-call exit: performs the call and sets the return registers.
-pub fn handle(ctx: &mut ThreadCtx) {
-    runtime::COUNTERS.syscalls.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+/// `thread_start` is where a new thread's host side begins (the host loop).
+pub fn handle(ctx: &mut ThreadCtx, thread_start: ThreadEntry) {
+    COUNTERS.syscalls.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let regs = ctx.vcpu.fd.sync_regs().regs;
     let nr = regs.rax;
     let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
-    let (ret, resume) = dispatch(ctx, &regs, nr, args);
+    let (ret, resume) = dispatch(ctx, &regs, thread_start, nr, args);
     signal::after_masked_wait(ctx, nr, ret);
     let restart = ret == -(libc::EINTR as i64) && signal::should_restart(ctx, nr, &args);
     let r = &mut ctx.vcpu.fd.sync_regs_mut().regs;
@@ -68,7 +63,7 @@ fn passthrough(nr: u64, args: [u64; 6]) -> i64 {
     unsafe { sys::syscall6(nr, args) }
 }
 
-fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, nr: u64, a: [u64; 6]) -> (i64, Resume) {
+fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: ThreadEntry, nr: u64, a: [u64; 6]) -> (i64, Resume) {
     let n = nr as i64;
     match n {
         libc::SYS_mmap => {
@@ -80,22 +75,22 @@ fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, nr: u64, a: [u64; 6]) -> (i64,
             let res = if a[3] & libc::MAP_GROWSDOWN as u64 != 0 {
                 mem_sync(s, e)
             } else {
-                runtime::map_range(s, e, Perms::from_prot(a[2] as i32))
+                map_range(s, e, Perms::from_prot(a[2] as i32))
             };
             if res.is_err() {
                 // The VM cannot follow (memslot budget, full tables): undo and fail.
                 passthrough(libc::SYS_munmap as u64, [s, e - s, 0, 0, 0, 0]);
-                let _ = runtime::unmap_range(s, e);
+                let _ = unmap_range(s, e);
                 return (-(libc::ENOMEM as i64), Resume::FlushTlb);
             }
             // Even a fresh mapping can replace an emptied page table by a large page,
             // freeing a table the TLB's paging-structure caches may still point to.
             (ret, Resume::FlushTlb)
         }
-        libc::SYS_munmap => after_ok(passthrough(nr, a), || runtime::unmap_range(a[0], a[0].saturating_add(a[1]))),
+        libc::SYS_munmap => after_ok(passthrough(nr, a), || unmap_range(a[0], a[0].saturating_add(a[1]))),
         libc::SYS_mprotect | libc::SYS_pkey_mprotect => {
             let ret = passthrough(nr, a);
-            after_ok(ret, || runtime::map_range(a[0], a[0].saturating_add(a[1]), Perms::from_prot(a[2] as i32)))
+            after_ok(ret, || map_range(a[0], a[0].saturating_add(a[1]), Perms::from_prot(a[2] as i32)))
         }
         libc::SYS_mremap => {
             let ret = passthrough(nr, a);
@@ -104,7 +99,7 @@ fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, nr: u64, a: [u64; 6]) -> (i64,
             }
             // Old range gone (or shrunk), new range wherever the kernel put it.
             let (old, old_len, new, new_len) = (a[0], a[1], ret as u64, a[2]);
-            let res = runtime::unmap_range(old, old.saturating_add(old_len)).and_then(|_| mem_sync(new, new.saturating_add(new_len)));
+            let res = unmap_range(old, old.saturating_add(old_len)).and_then(|_| mem_sync(new, new.saturating_add(new_len)));
             (if res.is_err() { -(libc::ENOMEM as i64) } else { ret }, Resume::FlushTlb)
         }
         libc::SYS_brk => {
@@ -117,7 +112,7 @@ fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, nr: u64, a: [u64; 6]) -> (i64,
         libc::SYS_shmat => {
             let ret = passthrough(nr, a);
             if sys::check(ret).is_ok() {
-                if let Ok(Some(v)) = crate::procmap::find(ret as u64) {
+                if let Ok(Some(v)) = procmap::find(ret as u64) {
                     if mem_sync(v.start, v.end).is_err() {
                         return (-(libc::ENOMEM as i64), Resume::FlushTlb);
                     }
@@ -126,7 +121,7 @@ fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, nr: u64, a: [u64; 6]) -> (i64,
             (ret, Resume::FlushTlb)
         }
         libc::SYS_shmdt => {
-            let vma = crate::procmap::find(a[0]).ok().flatten();
+            let vma = procmap::find(a[0]).ok().flatten();
             let ret = passthrough(nr, a);
             match vma {
                 Some(v) => after_ok(ret, || mem_sync(v.start, v.end)),
@@ -134,13 +129,13 @@ fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, nr: u64, a: [u64; 6]) -> (i64,
             }
         }
         libc::SYS_arch_prctl => arch_prctl(ctx, nr, a),
-        libc::SYS_clone => crate::thread::clone(ctx, regs, a[0], a[1], a[2], a[3], a[4]),
+        libc::SYS_clone => thread::clone(ctx, regs, thread_start, a[0], a[1], a[2], a[3], a[4]),
         // glibc falls back to clone(2) on ENOSYS; clone3's argument block would need
         // copying and rewriting for the host stack, clone's registers do not.
         libc::SYS_clone3 => (-(libc::ENOSYS as i64), Resume::Normal),
-        libc::SYS_fork => crate::thread::clone(ctx, regs, libc::SIGCHLD as u64, 0, 0, 0, 0),
-        libc::SYS_vfork => crate::thread::clone(ctx, regs, (libc::CLONE_VFORK | libc::SIGCHLD) as u64, 0, 0, 0, 0),
-        libc::SYS_exit => crate::thread::exit(ctx, a[0]),
+        libc::SYS_fork => thread::clone(ctx, regs, thread_start, libc::SIGCHLD as u64, 0, 0, 0, 0),
+        libc::SYS_vfork => thread::clone(ctx, regs, thread_start, (libc::CLONE_VFORK | libc::SIGCHLD) as u64, 0, 0, 0, 0),
+        libc::SYS_exit => thread::exit(ctx, a[0]),
         libc::SYS_rt_sigaction => (signal::sigaction(a[0] as i32, a[1], a[2], a[3]), Resume::Normal),
         libc::SYS_rt_sigreturn => signal::sigreturn(ctx),
         _ => (passthrough(nr, a), Resume::Normal),
@@ -152,14 +147,14 @@ fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, nr: u64, a: [u64; 6]) -> (i64,
 fn after_ok(ret: i64, f: impl FnOnce() -> crate::Result<()>) -> (i64, Resume) {
     if sys::check(ret).is_ok() {
         if let Err(e) = f() {
-            fault::warn_runtime_error("updating the guest page table", &e);
+            warn_runtime_error("updating the guest page table", &e);
         }
     }
     (ret, Resume::FlushTlb)
 }
 
 fn mem_sync(start: u64, end: u64) -> crate::Result<()> {
-    runtime::with_state(|st| st.mem.sync(&st.vm, start, end))
+    with_state(|st| st.mem.sync(&st.vm, start, end))
 }
 
 fn arch_prctl(ctx: &mut ThreadCtx, nr: u64, a: [u64; 6]) -> (i64, Resume) {
@@ -170,10 +165,10 @@ fn arch_prctl(ctx: &mut ThreadCtx, nr: u64, a: [u64; 6]) -> (i64, Resume) {
     if code == sys::ARCH_GET_GS {
         // SAFETY: Percpu is this vCPU's runtime memory.
         let gs = unsafe { (*pc).saved_gs };
-        return (if crate::signal::write_guest(a[1], &gs.to_le_bytes()).is_ok() { 0 } else { -(libc::EFAULT as i64) }, Resume::Normal);
+        return (if signal::write_guest(a[1], &gs.to_le_bytes()).is_ok() { 0 } else { -(libc::EFAULT as i64) }, Resume::Normal);
     }
     if code == sys::ARCH_SET_GS {
-        if a[1] >= crate::memory::USER_END {
+        if a[1] >= USER_END {
             return (-(libc::EPERM as i64), Resume::Normal);
         }
         // SAFETY: as above.
@@ -191,10 +186,10 @@ fn arch_prctl(ctx: &mut ThreadCtx, nr: u64, a: [u64; 6]) -> (i64, Resume) {
             Ok(mut s) => {
                 s.fs.base = a[1];
                 if let Err(e) = ctx.vcpu.fd.set_sregs(&s) {
-                    fault::die_runtime_error("KVM_SET_SREGS", &e);
+                    die_runtime_error("KVM_SET_SREGS", &e);
                 }
             }
-            Err(e) => fault::die_runtime_error("KVM_GET_SREGS", &e),
+            Err(e) => die_runtime_error("KVM_GET_SREGS", &e),
         }
     }
     (ret, Resume::Normal)
@@ -204,10 +199,10 @@ fn arch_prctl(ctx: &mut ThreadCtx, nr: u64, a: [u64; 6]) -> (i64, Resume) {
 /// (`guest::dispatch::passthrough`): performed with the frame's registers, result in
 /// the frame's rax. Calls that would create or end execution contexts from ring 3
 /// (clone, fork, sigreturn) are refused with ENOSYS.
-pub fn passthrough_tf(ctx: &mut ThreadCtx) {
+pub fn passthrough_tf(ctx: &mut ThreadCtx, thread_start: ThreadEntry) {
     let tf_addr = ctx.vcpu.fd.sync_regs().regs.rdi;
     if !ctx.vcpu.area_contains(tf_addr, core::mem::size_of::<DuneTf>() as u64) {
-        fault::die_fatal(ctx, "passthrough exit with a frame outside the vCPU's trap stack");
+        die_fatal(&ctx.vcpu.fd, "passthrough exit with a frame outside the vCPU's trap stack");
     }
     // SAFETY: inside this vCPU's area (checked); the guest waits in its `out`.
     let mut tf = unsafe { core::ptr::read(tf_addr as *const DuneTf) };
@@ -219,7 +214,7 @@ pub fn passthrough_tf(ctx: &mut ThreadCtx) {
             let mut regs = tf.to_regs();
             regs.rcx = tf.rip;
             regs.r11 = tf.rflags;
-            dispatch(ctx, &regs, nr, args)
+            dispatch(ctx, &regs, thread_start, nr, args)
         }
     };
     tf.rax = ret as u64;

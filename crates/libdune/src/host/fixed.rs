@@ -6,7 +6,7 @@
 
 use core::ptr::NonNull;
 
-use crate::sys;
+use super::sys;
 
 /// A vector of `Copy` values with a capacity fixed at creation.
 pub struct FixedVec<T: Copy> {

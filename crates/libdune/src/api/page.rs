@@ -6,8 +6,8 @@
 //! that may have interrupted the runtime.
 
 use crate::error::{Error, Result};
-use crate::memory::arena_gpa_to_hva;
-use crate::runtime;
+use crate::host::memory::arena_gpa_to_hva;
+use crate::host::state as runtime;
 
 /// A zeroed page, reference count 1. Returns its guest-physical address.
 pub fn alloc() -> Result<u64> {

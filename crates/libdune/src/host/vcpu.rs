@@ -14,7 +14,8 @@ use dune_x86::tss::{Ist, Tss64, TSS_SIZE};
 
 use crate::error::{Error, Result};
 use crate::guest::{entry, Percpu, PERCPU_GDT, PERCPU_TSS};
-use crate::memory::{Memory, PAGE};
+use super::memory::{Memory, PAGE};
+use super::sys;
 
 /// `KVM_CAP_VCPU_ATTRIBUTES` (linux/kvm.h), for the TSC offset attribute.
 const KVM_CAP_VCPU_ATTRIBUTES: std::os::raw::c_ulong = 215;
@@ -356,8 +357,8 @@ pub fn current_fs_gs() -> (u64, u64) {
     let mut gs = 0u64;
     // SAFETY: ARCH_GET_FS/GS store one u64 at the given addresses (locals).
     unsafe {
-        crate::sys::syscall(libc::SYS_arch_prctl, crate::sys::ARCH_GET_FS as u64, &mut fs as *mut u64 as u64, 0);
-        crate::sys::syscall(libc::SYS_arch_prctl, crate::sys::ARCH_GET_GS as u64, &mut gs as *mut u64 as u64, 0);
+        sys::syscall(libc::SYS_arch_prctl, sys::ARCH_GET_FS as u64, &mut fs as *mut u64 as u64, 0);
+        sys::syscall(libc::SYS_arch_prctl, sys::ARCH_GET_GS as u64, &mut gs as *mut u64 as u64, 0);
     }
     (fs, gs)
 }

@@ -15,18 +15,23 @@
 use kvm_bindings::kvm_regs;
 
 use crate::guest::{entry, NativeFrame};
-use crate::runtime::{self, ThreadCtx};
-use crate::syscall::Resume;
-use crate::{fault, sys};
+use crate::host::report::{die_fatal, die_runtime_error, die_runtime_error_value, warn_runtime_error};
+use crate::host::state::{lock, new_host_stack, stack_top, with_state, Resume, ThreadCtx};
+use crate::host::sys;
+
+/// Where a new thread's host side starts: the host loop (`run::thread_start`), passed
+/// in by the caller so this file does not depend on the loop that calls it.
+pub type ThreadEntry = extern "C" fn(*mut u8) -> !;
 
 const CLONE_VM: u64 = libc::CLONE_VM as u64;
 const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
 const CLONE_SETTLS: u64 = libc::CLONE_SETTLS as u64;
 
 /// `clone(flags, newsp, ptid, ctid, tls)` made in Dune mode.
-pub fn clone(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid: u64, ctid: u64, tls: u64) -> (i64, Resume) {
+#[allow(clippy::too_many_arguments)]
+pub fn clone(ctx: &mut ThreadCtx, regs: &kvm_regs, start: ThreadEntry, flags: u64, newsp: u64, ptid: u64, ctid: u64, tls: u64) -> (i64, Resume) {
     if flags & CLONE_THREAD != 0 {
-        (clone_thread(ctx, regs, flags, newsp, ptid, ctid, tls), Resume::Normal)
+        (clone_thread(ctx, regs, start, flags, newsp, ptid, ctid, tls), Resume::Normal)
     } else if flags & CLONE_VM != 0 {
         (clone_native(regs, flags, newsp, ptid, ctid, tls), Resume::Normal)
     } else {
@@ -34,8 +39,9 @@ pub fn clone(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid:
     }
 }
 
-fn clone_thread(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid: u64, ctid: u64, tls: u64) -> i64 {
-    let prepared = runtime::with_state(|st| {
+#[allow(clippy::too_many_arguments)]
+fn clone_thread(ctx: &mut ThreadCtx, regs: &kvm_regs, start: ThreadEntry, flags: u64, newsp: u64, ptid: u64, ctid: u64, tls: u64) -> i64 {
+    let prepared = with_state(|st| {
         let mut sregs = ctx.vcpu.fd.get_sregs().map_err(crate::Error::kvm("KVM_GET_SREGS"))?;
         let mut v = st.take_vcpu()?;
         // The child's own GDT/TSS; everything else as the parent's.
@@ -61,7 +67,7 @@ fn clone_thread(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, pt
             st.put_vcpu(v);
             return Err(e);
         }
-        runtime::new_host_stack(v).map_err(|(v, e)| {
+        new_host_stack(v).map_err(|(v, e)| {
             st.put_vcpu(v);
             e
         })
@@ -70,18 +76,18 @@ fn clone_thread(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, pt
         Ok(c) => c,
         Err(crate::Error::TooManyVcpus(_)) => return -(libc::EAGAIN as i64),
         Err(e) => {
-            fault::warn_runtime_error("creating a thread in Dune mode", &e);
+            warn_runtime_error("creating a thread in Dune mode", &e);
             return -(libc::EAGAIN as i64);
         }
     };
     // SAFETY: the host child starts on its own fresh host stack and calls thread_start
     // with the context prepared for it; flags, tids and tls are the guest's own, so the
     // kernel creates exactly the thread the guest asked for.
-    let ret = unsafe { entry::dune_raw_clone(flags, runtime::stack_top(child), ptid, ctid, tls, runtime::thread_start, child.cast()) };
+    let ret = unsafe { entry::dune_raw_clone(flags, stack_top(child), ptid, ctid, tls, start, child.cast()) };
     if ret < 0 {
         // SAFETY: the child does not exist; its context and stack are ours to release.
         let (v, (base, len)) = unsafe { (core::ptr::read(&(*child).vcpu), (*child).stack) };
-        runtime::with_state(|st| {
+        with_state(|st| {
             st.put_vcpu(v);
             Ok(())
         })
@@ -110,14 +116,14 @@ fn fork(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid: u64,
     }
     let sregs = match ctx.vcpu.fd.get_sregs() {
         Ok(s) => s,
-        Err(e) => fault::die_runtime_error("KVM_GET_SREGS", &e),
+        Err(e) => die_runtime_error("KVM_GET_SREGS", &e),
     };
     let fpu = match ctx.vcpu.fpu_state() {
         Ok(f) => f,
-        Err(e) => fault::die_runtime_error_value("KVM_GET_XSAVE", &e),
+        Err(e) => die_runtime_error_value("KVM_GET_XSAVE", &e),
     };
     // Held across the fork so the child's copy of the tables is consistent.
-    let mut guard = runtime::lock();
+    let mut guard = lock();
     // SAFETY: a plain fork-style clone on the host stack: the child continues here with a
     // copy of the address space (no CLONE_VM), exactly as after fork(2).
     let ret = unsafe { sys::syscall6(libc::SYS_clone as u64, [flags, 0, ptid, ctid, tls, 0]) };
@@ -125,10 +131,10 @@ fn fork(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid: u64,
         return (ret, Resume::Normal);
     }
     // Child: a VM of its own, this thread's vCPU in it with the parent's state, rax = 0.
-    let Some(st) = guard.as_mut() else { fault::die_fatal(ctx, "fork: runtime state missing") };
+    let Some(st) = guard.as_mut() else { die_fatal(&ctx.vcpu.fd, "fork: runtime state missing") };
     if let Err(e) = st.rebuild_after_fork(&mut ctx.vcpu) {
         drop(guard);
-        fault::die_runtime_error_value("rebuilding the VM in a forked child", &e);
+        die_runtime_error_value("rebuilding the VM in a forked child", &e);
     }
     ctx.sig.run = ctx.vcpu.fd.get_kvm_run();
     let mut child = *regs;
@@ -137,7 +143,7 @@ fn fork(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid: u64,
     child.rflags = regs.r11;
     if let Err(e) = ctx.vcpu.load(&sregs, &child, &fpu) {
         drop(guard);
-        fault::die_runtime_error_value("loading the forked child's vCPU", &e);
+        die_runtime_error_value("loading the forked child's vCPU", &e);
     }
     drop(guard);
     // The registers are loaded; the sync-regs copy must not overwrite them.
@@ -151,7 +157,7 @@ pub fn exit(ctx: &mut ThreadCtx, status: u64) -> ! {
     // SAFETY: the context is abandoned right after: the vCPU moves to the pool, and the
     // stack holding the context is unmapped by dune_exit_thread.
     let v = unsafe { core::ptr::read(&ctx.vcpu) };
-    let _ = runtime::with_state(|st| {
+    let _ = with_state(|st| {
         st.put_vcpu(v);
         Ok(())
     });

@@ -22,8 +22,9 @@ use core::ops::ControlFlow;
 use dune_x86::paging::{self, Create, FlagUpdate, FrameSource, Mapper, PageSize, PageTable as Table, Pte, PteRef, WalkMode};
 
 use crate::error::{Error, Result};
-use crate::memory::{arena_gpa_to_hva, PAGE};
-use crate::runtime;
+use crate::host::memory::{arena_gpa_to_hva, PAGE, USER_END};
+use crate::host::pagetable::{self, Frames};
+use crate::host::state as runtime;
 
 /// Readable (present).
 pub const PERM_R: u64 = 0x1;
@@ -118,10 +119,10 @@ impl FrameSource for ReadFrames {
 }
 
 /// Runs `f` with a mapper that allocates tables, under the runtime lock.
-fn with_mapper<T>(f: impl FnOnce(&mut Mapper<crate::pagetable::Frames<'_>>) -> core::result::Result<T, paging::Error>) -> Result<T> {
+fn with_mapper<T>(f: impl FnOnce(&mut Mapper<Frames<'_>>) -> core::result::Result<T, paging::Error>) -> Result<T> {
     runtime::with_state(|st| {
         st.mem.reserve_pages(&st.vm, 1024)?;
-        let mut m = Mapper::new(crate::pagetable::Frames::new(&mut st.mem));
+        let mut m = Mapper::new(Frames::new(&mut st.mem));
         f(&mut m).map_err(Error::PageTable)
     })
 }
@@ -130,7 +131,7 @@ fn with_mapper<T>(f: impl FnOnce(&mut Mapper<crate::pagetable::Frames<'_>>) -> c
 /// was there (libdune's `dune_vm_map_phys`).
 pub fn map_phys(root: Root, va: u64, len: u64, pa: u64, perm: u64) -> Result<()> {
     check_range(va, len)?;
-    with_mapper(|m| crate::pagetable::replace_range(m, root.0, va, pa, len, perm_to_flags(perm), max_size(perm)))
+    with_mapper(|m| pagetable::replace_range(m, root.0, va, pa, len, perm_to_flags(perm), max_size(perm)))
 }
 
 /// Maps `[va, va+len)` to fresh zeroed pages from the page allocator
@@ -143,7 +144,7 @@ pub fn map_pages(root: Root, va: u64, len: u64, perm: u64) -> Result<()> {
         while at < va + len {
             st.mem.reserve_pages(&st.vm, 8)?;
             let pa = st.mem.page_alloc(&st.vm)?;
-            let mut m = Mapper::new(crate::pagetable::Frames::new(&mut st.mem));
+            let mut m = Mapper::new(Frames::new(&mut st.mem));
             let res = m.unmap_range(root.0, at..at + PAGE).and_then(|_| m.map(root.0, at, pa, PageSize::Size4K, flags).map(|_| ()));
             if let Err(e) = res {
                 st.mem.page_put(pa);
@@ -191,7 +192,7 @@ pub fn unmap(root: Root, va: u64, len: u64) -> Result<()> {
             let end = (at + 64 * PAGE).min(va + len);
             let mut n = 0;
             {
-                let mut m = Mapper::new(crate::pagetable::Frames::new(&mut st.mem));
+                let mut m = Mapper::new(Frames::new(&mut st.mem));
                 m.unmap_range_with(root.0, at..end, |_, old, size| {
                     if size == PageSize::Size4K && n < freed.len() {
                         freed[n] = old.addr();
@@ -265,7 +266,7 @@ pub fn free(root: Root) -> Result<()> {
 /// except where the runtime maps its own memory at its own address.
 fn for_allocator_pages(root: Root, mut f: impl FnMut(&mut runtime::State, u64)) -> Result<()> {
     let mut pages: Vec<u64> = Vec::new();
-    let _ = walk(root, 0, crate::memory::USER_END, |va, e, size| {
+    let _ = walk(root, 0, USER_END, |va, e, size| {
         let pa = e.get().addr();
         if size == PageSize::Size4K && arena_gpa_to_hva(pa) != Some(va) {
             pages.push(pa);

@@ -260,7 +260,7 @@ pub struct VcpuStats {
 impl VcpuStats {
     /// Opens the statistics of the calling thread's vCPU (it must be in Dune mode).
     pub fn open_current() -> Result<Self> {
-        let fd = crate::runtime::current_vcpu_fd().ok_or(Error::NotInDuneMode)?;
+        let fd = crate::host::state::current_vcpu_fd().ok_or(Error::NotInDuneMode)?;
         // SAFETY: the vCPU fd stays open while this thread is in Dune mode, which it is
         // for the duration of this call.
         Self::open(unsafe { BorrowedFd::borrow_raw(fd) })

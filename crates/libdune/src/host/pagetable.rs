@@ -5,8 +5,9 @@ use dune_x86::paging::{FrameSource, Mapper, PageSize, PageTable as Table, PTE_NX
 use kvm_ioctls::VmFd;
 
 use crate::error::{Error, Result};
-use crate::memory::{Memory, PAGE};
-use crate::procmap::Vma;
+use super::memory::{Memory, PAGE};
+use super::procmap::Vma;
+use super::report::warn_runtime_error;
 
 /// Host protection of a range, as guest page-table permissions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,13 +96,8 @@ impl PageTable {
     /// arena always keeps some in reserve, so this does not fail in practice.
     pub fn unmap(&self, mem: &mut Memory, start: u64, end: u64) {
         if let Err(e) = Mapper::new(Frames(mem)).unmap_range(self.root, start..end) {
-            crate::fault::warn_runtime_error("clearing guest page-table entries", &Error::PageTable(e));
+            warn_runtime_error("clearing guest page-table entries", &Error::PageTable(e));
         }
-    }
-
-    /// Translates `va`: guest-physical address and leaf flags.
-    pub fn translate(&self, mem: &mut Memory, va: u64) -> Option<(u64, u64)> {
-        Mapper::new(Frames(mem)).translate(self.root, va).ok().map(|t| (t.pa, t.pte.raw()))
     }
 }
 

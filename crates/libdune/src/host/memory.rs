@@ -17,10 +17,10 @@ use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
 
 use crate::error::{Error, Result};
-use crate::fixed::FixedVec;
-use crate::pagetable::{Perms, PageTable};
-use crate::procmap::{self, Vma};
-use crate::sys;
+use super::fixed::FixedVec;
+use super::pagetable::{Perms, PageTable};
+use super::procmap::{self, Vma};
+use super::sys;
 
 /// 4 KiB.
 pub const PAGE: u64 = 4096;
@@ -235,11 +235,6 @@ impl Memory {
         self.pt.root()
     }
 
-    /// The guest page table.
-    pub fn page_table(&self) -> &PageTable {
-        &self.pt
-    }
-
     /// Current statistics.
     pub fn stats(&self) -> MemStats {
         MemStats {
@@ -250,11 +245,6 @@ impl Memory {
             gpa_high_water: self.gpa.high_water,
             maxphyaddr: self.gpa.maxphy,
         }
-    }
-
-    /// The registered regions, in address order.
-    pub fn regions(&self) -> &[Region] {
-        self.regions.as_slice()
     }
 
     /// Whether `hva` is runtime memory (page tables, IDT, vCPU areas).
@@ -272,13 +262,6 @@ impl Memory {
             }
         }
         self.regions.as_slice().iter().find(|r| (r.gpa..r.gpa + r.len).contains(&gpa)).map(|r| r.hva + (gpa - r.gpa))
-    }
-
-    /// Guest-physical address backing host address `hva`, if registered.
-    pub fn hva_to_gpa(&self, hva: u64) -> Option<u64> {
-        let rs = self.regions.as_slice();
-        let i = rs.partition_point(|r| r.end() <= hva);
-        rs.get(i).filter(|r| r.hva <= hva).map(|r| r.gpa + (hva - r.hva))
     }
 
     // ---- runtime pages -------------------------------------------------------------

@@ -1,0 +1,138 @@
+//! Exceptions that reach the host.
+//!
+//! Every IDT stub exits to the host with the vector, the error code and the CPU's
+//! exception frame on the vCPU's IST stack. A page fault on memory the process has
+//! mapped (mapped behind the runtime's back, or a main-thread stack that grows) is
+//! fixed by registering the mapping, and the guest resumes at the faulting
+//! instruction. Anything else ends the process as Linux would: a signal whose user
+//! handler runs in Dune mode if one is installed, otherwise a one-screen report on
+//! stderr and death by the signal's default action (SIGSEGV: status 139).
+//!
+//! Runs on exit paths: no heap allocation (see `state`).
+
+use dune_x86::exception::{self, PageFaultError};
+use kvm_ioctls::SyncReg;
+
+use crate::guest::DuneTf;
+use crate::host::memory::PAGE;
+use crate::host::procmap::{self, Vma};
+use crate::host::report::{self, die_fatal, die_runtime_error_value, Fault};
+use crate::host::state::{with_state, ThreadCtx, COUNTERS};
+use crate::host::sys;
+
+use super::signal;
+
+/// Handles a trap the guest's dispatcher passed on (`guest::dispatch::to_host`).
+pub fn handle(ctx: &mut ThreadCtx) {
+    COUNTERS.traps.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    let regs = ctx.vcpu.fd.sync_regs().regs;
+    let (tf_addr, vector, cr2) = (regs.rdi, regs.rsi, regs.rdx);
+    let tf_len = core::mem::size_of::<DuneTf>() as u64;
+    if !ctx.vcpu.area_contains(tf_addr, tf_len) || vector > 255 {
+        die_fatal(&ctx.vcpu.fd, "trap exit with a frame outside the vCPU's trap stack");
+    }
+    // SAFETY: the frame lies inside this vCPU's area (checked above), runtime memory
+    // that only this thread uses while its guest side waits in the `out`.
+    let tf = unsafe { core::ptr::read(tf_addr as *const DuneTf) };
+    let fault = Fault { tf, tf_addr, vector: vector as u8, addr: if vector == exception::PF as u64 { cr2 } else { 0 } };
+    if fault.vector == exception::PF && ctx.vcpu.is_guard_page(fault.addr) {
+        // A handler (or a chain of nested faults) ran off its trap stack: nothing on
+        // this vCPU's trap path can run safely any more.
+        let regs = tf.to_regs();
+        let sregs = ctx.vcpu.fd.get_sregs().ok();
+        report::report("trap stack overflow: a trap handler used more than its stack (about 12 KiB per nesting level)", Some(&fault), &regs, sregs.as_ref());
+        report::die_by_signal(libc::SIGSEGV);
+    }
+    if fault.vector == exception::PF && !tf.from_user() && lazy_map(ctx, &fault) {
+        // The dispatcher reloads CR3 when rax is 1: the page table changed.
+        ctx.vcpu.fd.sync_regs_mut().regs.rax = 1;
+        ctx.vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
+        return;
+    }
+    ctx.last_fault = (0, 0);
+    signal::deliver_fault(ctx, &fault)
+}
+
+/// A page fault on memory the process has: register it and retry. Returns false when
+/// the access is not allowed, or when the same fault repeats right after a fix.
+fn lazy_map(ctx: &mut ThreadCtx, f: &Fault) -> bool {
+    let key = (f.addr & !(PAGE - 1), f.tf.rip);
+    if ctx.last_fault == key {
+        return false;
+    }
+    // Runtime memory is mapped once and for all: a fault there is never lazy.
+    if with_state(|st| Ok(st.mem.is_runtime(f.addr))).unwrap_or(true) {
+        return false;
+    }
+    let Ok(found) = procmap::find(f.addr) else { return false };
+    let vma = match found {
+        Some(v) => v,
+        None => match grow_stack(f.addr) {
+            Some(v) => v,
+            None => return false,
+        },
+    };
+    let err = f.tf.err;
+    let write = err & PageFaultError::W != 0;
+    let fetch = err & PageFaultError::ID != 0;
+    if (write && !vma.write) || (fetch && !vma.exec) || !vma.accessible() {
+        return false;
+    }
+    if with_state(|st| st.mem.sync(&st.vm, vma.start, vma.end)).is_err() {
+        return false;
+    }
+    ctx.last_fault = key;
+    true
+}
+
+/// A fault just below the main thread's stack: let the kernel grow the stack by
+/// touching the address on the host, as the faulting access would have.
+fn grow_stack(addr: u64) -> Option<Vma> {
+    let mut below: Option<Vma> = None;
+    let mut stack: Option<Vma> = None;
+    procmap::for_each(|v| {
+        if v.end <= addr {
+            below = Some(*v);
+            true
+        } else {
+            stack = v.stack.then_some(*v);
+            false
+        }
+    })
+    .ok()?;
+    let stack = stack?;
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one struct rlimit.
+    unsafe { sys::syscall(libc::SYS_getrlimit, libc::RLIMIT_STACK as u64, &mut lim as *mut _ as u64, 0) };
+    let limit = if lim.rlim_cur == libc::RLIM_INFINITY { 1 << 30 } else { lim.rlim_cur };
+    // Linux keeps a guard gap of 256 pages between the stack and the mapping below.
+    let gap = 256 * PAGE;
+    if addr < stack.end.saturating_sub(limit) || below.is_some_and(|b| addr < b.end + gap) {
+        return None;
+    }
+    // SAFETY: the address lies below the [stack] mapping, within RLIMIT_STACK and above
+    // the guard gap: the kernel extends the stack on this access instead of faulting.
+    unsafe { core::ptr::read_volatile((addr & !(PAGE - 1)) as *const u8) };
+    procmap::find(addr).ok().flatten()
+}
+
+/// `KVM_RUN` failed with `EFAULT`, or the guest touched a guest-physical address with no
+/// memslot: a mapping went away or moved behind the runtime's back. Re-read the whole
+/// map; if nothing changes, the guest is stuck on a bad address.
+pub fn stale_mapping(ctx: &mut ThreadCtx) {
+    ctx.stale_streak += 1;
+    if ctx.stale_streak > 3 {
+        die_fatal(&ctx.vcpu.fd, "guest access to memory that is no longer mapped");
+    }
+    let res = with_state(|st| {
+        let before = st.mem.stats();
+        st.mem.resync_all(&st.vm)?;
+        Ok(before != st.mem.stats())
+    });
+    match res {
+        Ok(true) => {}
+        Ok(false) => die_fatal(&ctx.vcpu.fd, "guest access to memory that is no longer mapped"),
+        Err(e) => die_runtime_error_value("re-reading /proc/self/maps", &e),
+    }
+}
+

@@ -1,0 +1,21 @@
+//! The exit handlers: what the host does when the guest leaves the VM.
+//!
+//! - `syscall`: a system call made in Dune mode (the LSTAR stub's `out`), performed
+//!   with the guest's registers, with extra work for the calls that change the
+//!   process (memory, threads, fork, FS/GS, signal actions).
+//! - `thread`: `clone`, `fork`, `vfork` and thread exit.
+//! - `fault`: exceptions the guest's dispatcher passes on: lazy mappings, stack
+//!   growth, stale mappings; everything else becomes a signal.
+//! - `signal`: signals caught on the host and delivered to the guest with Linux's
+//!   frame, and `rt_sigaction`/`rt_sigreturn`.
+//!
+//! They use `state` and `report` below them; `syscall` calls `thread` and `signal`,
+//! `fault` calls `signal`. Nothing here imports the host loop (`run`): the loop passes
+//! its thread entry in, and `syscall` hands it to `thread::clone`.
+//!
+//! Every function here runs on an exit path: no heap allocation (see `state`).
+
+pub mod fault;
+pub mod signal;
+pub mod syscall;
+pub mod thread;
