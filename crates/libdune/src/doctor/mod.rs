@@ -1,0 +1,460 @@
+//! `dune doctor`: can this machine run Dune mode, and if not, why not.
+//!
+//! [`run`] probes `/dev/kvm`, the KVM capabilities the runtime uses, the CPUID
+//! KVM offers a guest, the host CPU and the module that serves `/dev/kvm`, and
+//! returns a [`Report`]: one [`Check`] per probe plus the raw [`Facts`], from
+//! which [`Report::verdict`] derives a [`Verdict`]. Probes never panic: a probe
+//! that cannot read what it needs says so in its check.
+//!
+//! [`emulated_ring0`] is the cheap test the runtime's `enter()` uses to refuse
+//! to run on a hypervisor that emulates guest ring 0 (`kvm_pvm`).
+//!
+//! The doctor creates one VM (for `KVM_CREATE_IRQCHIP`) and drops it again; it
+//! registers no memslots and creates no vCPU.
+//!
+//! Everything that parses or decodes (`/proc/cpuinfo`, CPUID words, the
+//! verdict) is pure and unit-tested next to its code; only [`run`] touches the
+//! machine.
+//!
+//! The files are split by what they check. This one holds the public types
+//! ([`Status`], [`Probe`], [`Check`], [`Facts`], [`Verdict`], [`Report`]), the
+//! public constants, [`emulated_ring0`] and [`run`], which calls the others in
+//! order. `device.rs`: `/dev/kvm`, the KVM API version and the kernel version.
+//! `cpu.rs`: the host CPU (`/proc/cpuinfo`, `cpuid`, `xgetbv`) and the CPUID
+//! KVM offers a guest, decoded and compared (XSAVE/AVX, XCR0, MAXPHYADDR, 1 GiB
+//! pages). `hypervisor.rs`: [`Hypervisor`], which module serves `/dev/kvm`.
+//! `caps.rs`: the KVM capabilities (irqchip, memslot and vCPU counts,
+//! `KVM_CAP_*`). `report.rs`: how [`Report::verdict`] derives the verdict and
+//! how a report prints.
+//!
+//! The doctor stands alone: it uses kvm-ioctls, kvm-bindings, libc and std,
+//! and nothing else of libdune.
+
+use std::fs;
+use std::path::Path;
+
+use kvm_bindings::{KVM_CAP_BINARY_STATS_FD, KVM_CAP_VCPU_ATTRIBUTES, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::Cap;
+
+mod caps;
+mod cpu;
+mod device;
+mod hypervisor;
+mod report;
+
+use caps::{cap_check, count_check, irqchip_check};
+use cpu::{
+    avx_check, decode_features, giant_pages_check, host, host_cpu_check, lookup, maxphyaddr_check,
+    xcr0_check, CpuInfo, CpuidEntry, Regs,
+};
+use device::{api_version_check, kernel_check, kernel_release, probe_device};
+
+pub use hypervisor::Hypervisor;
+
+/// Path of the KVM device.
+const KVM_DEVICE: &str = "/dev/kvm";
+/// Present when the `kvm_pvm` module (guest ring 0 emulated) is loaded.
+const PVM_MODULE: &str = "/sys/module/kvm_pvm";
+
+/// What `kvm_pvm` does to guest ring 0, as measured on the development
+/// machines (`shared/platform.md` §1).
+pub const PVM_REASON: &str = "KVM guest ring 0 is emulated (kvm_pvm): every ring-0 instruction \
+     runs in KVM's instruction emulator, ~2,000x slower; AVX, int3, xgetbv, xsavec unsupported; \
+     1 GiB pages triple-fault";
+
+/// Smallest guest MAXPHYADDR Dune works with: the library packs the
+/// guest-physical addresses it allocates below `2^MAXPHYADDR`, and 36 bits
+/// (64 GiB) is the smallest width x86-64 CPUs with long mode report.
+pub const MIN_MAXPHYADDR: u8 = 36;
+
+/// Returns the reason Dune mode must not be entered when guest ring 0 is
+/// emulated on this machine (the `kvm_pvm` module is loaded), `None` otherwise.
+///
+/// Cheap (one `stat`); the runtime's `enter()` calls it to refuse instead of
+/// running at a 2,000x slowdown or crashing on the first AVX `memcpy`.
+pub fn emulated_ring0() -> Option<String> {
+    Path::new(PVM_MODULE)
+        .exists()
+        .then(|| PVM_REASON.to_string())
+}
+
+/// Outcome of one probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// The probe found what Dune needs.
+    Ok,
+    /// Dune mode works, but something is missing, slower or worth knowing.
+    Warn,
+    /// Dune mode cannot work correctly here because of this.
+    Fail,
+}
+
+impl Status {
+    /// Lower-case identifier for machine-readable output: `ok`, `warn`, `fail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+
+    /// Label for the human listing: `ok`, `warn`, `FAIL`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+/// Which probe a [`Check`] reports on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// `/dev/kvm` exists and opens read-write.
+    KvmDevice,
+    /// `KVM_GET_API_VERSION` is 12.
+    ApiVersion,
+    /// Kernel release (`uname -r`).
+    Kernel,
+    /// Host CPU vendor and `vmx`/`svm` flags.
+    HostCpu,
+    /// Which module serves `/dev/kvm`: hardware virtualization or emulated ring 0.
+    Hypervisor,
+    /// Guest and host MAXPHYADDR.
+    MaxPhyAddr,
+    /// XSAVE/AVX/AVX2/AVX-512 offered to the guest versus used by the host.
+    GuestAvx,
+    /// Host XCR0 versus the XCR0 bits KVM lets the guest enable.
+    Xcr0,
+    /// 1 GiB pages in the guest page tables.
+    GiantPages,
+    /// In-kernel irqchip (`KVM_CAP_IRQCHIP`, `KVM_CREATE_IRQCHIP`).
+    Irqchip,
+    /// `KVM_CAP_NR_MEMSLOTS`.
+    NrMemslots,
+    /// `KVM_CAP_MAX_VCPUS`.
+    MaxVcpus,
+    /// `KVM_CAP_SYNC_REGS`.
+    SyncRegs,
+    /// `KVM_CAP_IMMEDIATE_EXIT`.
+    ImmediateExit,
+    /// `KVM_CAP_XSAVE`.
+    Xsave,
+    /// `KVM_CAP_XCRS`.
+    Xcrs,
+    /// `KVM_CAP_BINARY_STATS_FD`.
+    BinaryStats,
+    /// `KVM_CAP_VCPU_ATTRIBUTES` (for `KVM_VCPU_TSC_OFFSET`).
+    VcpuAttributes,
+    /// `KVM_CAP_TSC_CONTROL`.
+    TscControl,
+}
+
+impl Probe {
+    /// Short stable name, used in both the listing and the JSON form.
+    pub fn name(self) -> &'static str {
+        match self {
+            Probe::KvmDevice => "kvm-device",
+            Probe::ApiVersion => "api-version",
+            Probe::Kernel => "kernel",
+            Probe::HostCpu => "host-cpu",
+            Probe::Hypervisor => "hypervisor",
+            Probe::MaxPhyAddr => "maxphyaddr",
+            Probe::GuestAvx => "guest-avx",
+            Probe::Xcr0 => "xcr0",
+            Probe::GiantPages => "1g-pages",
+            Probe::Irqchip => "irqchip",
+            Probe::NrMemslots => "nr-memslots",
+            Probe::MaxVcpus => "max-vcpus",
+            Probe::SyncRegs => "sync-regs",
+            Probe::ImmediateExit => "immediate-exit",
+            Probe::Xsave => "xsave",
+            Probe::Xcrs => "xcrs",
+            Probe::BinaryStats => "binary-stats",
+            Probe::VcpuAttributes => "vcpu-attributes",
+            Probe::TscControl => "tsc-control",
+        }
+    }
+}
+
+/// Result of one probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// What was probed.
+    pub probe: Probe,
+    /// What was found.
+    pub status: Status,
+    /// One line for a human: the value found, and what to do if it is wrong.
+    pub detail: String,
+}
+
+impl Check {
+    fn new(probe: Probe, status: Status, detail: impl Into<String>) -> Self {
+        Check {
+            probe,
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    /// The probe's short name (see [`Probe::name`]).
+    pub fn name(&self) -> &'static str {
+        self.probe.name()
+    }
+}
+
+/// Raw values the probes read, for machine-readable output. `None` when the
+/// probe could not read the value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Kernel release, as `uname -r` prints it.
+    pub kernel_release: Option<String>,
+    /// `KVM_GET_API_VERSION`.
+    pub api_version: Option<i32>,
+    /// Host CPU vendor string (`AuthenticAMD`, `GenuineIntel`).
+    pub cpu_vendor: Option<String>,
+    /// Host CPU model name.
+    pub cpu_model: Option<String>,
+    /// Host CPU flags show `vmx` or `svm`.
+    pub cpu_virt_flag: Option<bool>,
+    /// MAXPHYADDR the guest sees (supported CPUID 0x8000_0008 EAX\[7:0\]).
+    pub guest_maxphyaddr: Option<u8>,
+    /// MAXPHYADDR of the host (`/proc/cpuinfo` "address sizes", else CPUID).
+    pub host_maxphyaddr: Option<u8>,
+    /// Host XCR0 (`xgetbv` with ECX = 0), when the host OS enables XSAVE.
+    pub host_xcr0: Option<u64>,
+    /// XCR0 bits KVM lets a guest enable (supported CPUID 0xD.0 EDX:EAX;
+    /// usable only if the supported CPUID also sets XSAVE, leaf 1 ECX\[26\]).
+    pub guest_xcr0: Option<u64>,
+    /// Supported CPUID offers XSAVE to the guest (leaf 1 ECX\[26\]).
+    pub guest_xsave: Option<bool>,
+    /// `KVM_CAP_NR_MEMSLOTS`.
+    pub nr_memslots: Option<i32>,
+    /// `KVM_CAP_MAX_VCPUS`.
+    pub max_vcpus: Option<i32>,
+}
+
+/// Whether Dune mode can run here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Hardware virtualization and every required piece is present.
+    Ready,
+    /// Dune mode would run only with guest ring 0 emulated (`kvm_pvm`):
+    /// thousands of times slower, and common instructions (AVX) rejected.
+    Emulated {
+        /// Why, in one line.
+        reason: String,
+    },
+    /// Dune mode cannot run here.
+    Unusable {
+        /// The first failing check, in one line.
+        reason: String,
+    },
+}
+
+/// Everything [`run`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// One entry per probe, in the order they ran. Probes that need a working
+    /// `/dev/kvm` are left out when it does not open.
+    pub checks: Vec<Check>,
+    /// Which hypervisor serves `/dev/kvm`.
+    pub hypervisor: Hypervisor,
+    /// Raw values behind the checks.
+    pub facts: Facts,
+}
+
+/// Probes this machine. Never panics; takes well under a second (it creates
+/// and drops one VM with an in-kernel irqchip, and nothing else).
+pub fn run() -> Report {
+    let mut checks = Vec::new();
+    let mut facts = Facts::default();
+    let hypervisor = Hypervisor::detect();
+    let pvm = hypervisor == Hypervisor::Pvm;
+
+    let kvm = probe_device(&mut checks);
+
+    if let Some(kvm) = &kvm {
+        let version = kvm.get_api_version();
+        facts.api_version = Some(version);
+        checks.push(api_version_check(version));
+    }
+
+    let release = kernel_release();
+    checks.push(kernel_check(release.as_deref()));
+    facts.kernel_release = release;
+
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .map(|text| CpuInfo::parse(&text));
+    let host = decode_features(host::cpuid);
+    let host_xcr0 = host::xcr0();
+    facts.cpu_vendor = cpuinfo
+        .as_ref()
+        .and_then(|c| c.vendor.clone())
+        .or_else(host::vendor);
+    facts.cpu_model = cpuinfo.as_ref().and_then(|c| c.model.clone());
+    facts.cpu_virt_flag = cpuinfo.as_ref().map(CpuInfo::has_virt_flag);
+    facts.host_maxphyaddr = cpuinfo
+        .as_ref()
+        .and_then(|c| c.phys_bits)
+        .or(host.maxphyaddr);
+    facts.host_xcr0 = host_xcr0;
+    checks.push(host_cpu_check(
+        cpuinfo.as_ref(),
+        facts.cpu_vendor.as_deref(),
+    ));
+    checks.push(hypervisor.check());
+
+    let Some(kvm) = kvm else {
+        return Report {
+            checks,
+            hypervisor,
+            facts,
+        };
+    };
+
+    let cap = |c: Cap| kvm.check_extension_int(c);
+    let cap_raw = |c: u32| kvm.check_extension_raw(libc::c_ulong::from(c));
+
+    match kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES) {
+        Ok(cpuid) => {
+            let entries: Vec<CpuidEntry> = cpuid
+                .as_slice()
+                .iter()
+                .map(|e| CpuidEntry {
+                    function: e.function,
+                    index: e.index,
+                    flags: e.flags,
+                    regs: Regs {
+                        eax: e.eax,
+                        ebx: e.ebx,
+                        ecx: e.ecx,
+                        edx: e.edx,
+                    },
+                })
+                .collect();
+            let guest = decode_features(|leaf, sub| lookup(&entries, leaf, sub));
+            facts.guest_maxphyaddr = guest.maxphyaddr;
+            facts.guest_xcr0 = guest.xcr0;
+            facts.guest_xsave = Some(guest.xsave);
+            checks.push(maxphyaddr_check(guest.maxphyaddr, facts.host_maxphyaddr));
+            checks.push(avx_check(&guest, &host, host_xcr0, pvm));
+            let guest_xcr0 = guest.xsave.then_some(guest.xcr0).flatten();
+            checks.push(xcr0_check(host_xcr0, guest_xcr0, cap(Cap::Xcrs) > 0, pvm));
+            checks.push(giant_pages_check(guest.gib_pages, pvm));
+        }
+        Err(e) => checks.push(Check::new(
+            Probe::MaxPhyAddr,
+            Status::Fail,
+            format!("KVM_GET_SUPPORTED_CPUID failed: {e}"),
+        )),
+    }
+
+    checks.push(irqchip_check(&kvm, cap(Cap::Irqchip) > 0));
+
+    let memslots = cap(Cap::NrMemslots);
+    facts.nr_memslots = Some(memslots);
+    checks.push(count_check(Probe::NrMemslots, memslots, "memslots"));
+    let vcpus = cap(Cap::MaxVcpus);
+    facts.max_vcpus = Some(vcpus);
+    checks.push(count_check(Probe::MaxVcpus, vcpus, "vCPUs per VM"));
+
+    let caps: [(Probe, i32, Status, &str); 7] = [
+        (
+            Probe::SyncRegs,
+            cap(Cap::SyncRegs),
+            Status::Warn,
+            "KVM_CAP_SYNC_REGS missing: registers cost extra ioctls per exit",
+        ),
+        (
+            Probe::ImmediateExit,
+            cap(Cap::ImmediateExit),
+            Status::Fail,
+            "KVM_CAP_IMMEDIATE_EXIT missing (Linux 4.11+): signals cannot interrupt Dune mode reliably",
+        ),
+        (
+            Probe::Xsave,
+            cap(Cap::Xsave),
+            Status::Fail,
+            "KVM_CAP_XSAVE missing: guest FPU/SSE/AVX state cannot be loaded from the host's",
+        ),
+        (
+            Probe::Xcrs,
+            cap(Cap::Xcrs),
+            Status::Fail,
+            "KVM_CAP_XCRS missing: guest XCR0 cannot be set to the host's",
+        ),
+        (
+            Probe::BinaryStats,
+            cap_raw(KVM_CAP_BINARY_STATS_FD),
+            Status::Warn,
+            "KVM_CAP_BINARY_STATS_FD missing (Linux 5.14+): no per-reason exit counters",
+        ),
+        (
+            Probe::VcpuAttributes,
+            cap_raw(KVM_CAP_VCPU_ATTRIBUTES),
+            Status::Fail,
+            "KVM_CAP_VCPU_ATTRIBUTES missing (Linux 5.16+): no KVM_VCPU_TSC_OFFSET, so the guest \
+             TSC differs from the host's and clock_gettime in Dune mode returns wrong times",
+        ),
+        (
+            Probe::TscControl,
+            cap(Cap::TscControl),
+            Status::Warn,
+            "KVM_CAP_TSC_CONTROL missing: guest TSC frequency cannot be set (it defaults to the host's)",
+        ),
+    ];
+    for (probe, value, missing, why) in caps {
+        checks.push(cap_check(probe, value, missing, why));
+    }
+
+    Report {
+        checks,
+        hypervisor,
+        facts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hypervisor::AMD_MODULE;
+
+    /// Runs every probe on this machine and checks the verdict against the
+    /// facts read independently here, so it means something on any machine:
+    /// the local kvm_pvm machines, the QEMU nested-SVM lane, real hardware.
+    #[test]
+    fn run_on_this_machine() {
+        let r = run();
+        let text = r.to_string();
+        eprintln!("{text}");
+        let verdict = r.verdict();
+        let device = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(KVM_DEVICE);
+        if device.is_err() {
+            assert!(matches!(verdict, Verdict::Unusable { .. }), "{verdict:?}");
+            return;
+        }
+        assert_eq!(r.facts.api_version, Some(12));
+        if Path::new(PVM_MODULE).exists() {
+            assert_eq!(r.hypervisor, Hypervisor::Pvm);
+            assert!(matches!(verdict, Verdict::Emulated { .. }), "{verdict:?}");
+            assert!(emulated_ring0().is_some());
+            assert!(text.contains("NOT at hardware speed"));
+        } else {
+            assert!(emulated_ring0().is_none());
+        }
+        if Path::new(AMD_MODULE).exists() && !Path::new(PVM_MODULE).exists() {
+            assert!(r.hypervisor.is_hardware());
+            // The QEMU lane (kvm_amd on TCG, Linux 6.1) must be fully ready.
+            assert_eq!(verdict, Verdict::Ready, "\n{text}");
+        }
+        let irq = r.checks.iter().find(|c| c.probe == Probe::Irqchip);
+        assert_eq!(irq.map(|c| c.status), Some(Status::Ok), "\n{text}");
+    }
+}
