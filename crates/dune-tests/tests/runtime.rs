@@ -224,3 +224,18 @@ fn handler_stack_overflow_is_reported_not_hung() {
     assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{:?}\nstderr:\n{stderr}", out.status);
     assert!(stderr.contains("trap stack overflow"), "stderr:\n{stderr}");
 }
+
+#[test]
+fn closing_every_descriptor_leaves_dune_mode_working() {
+    pass("close-all");
+}
+
+#[test]
+fn runtime_descriptors_are_out_of_reach_and_limits_are_handled() {
+    pass("descriptors");
+}
+
+#[test]
+fn runtime_memory_cannot_be_unmapped_remapped_or_reprotected() {
+    pass("memory-guard");
+}

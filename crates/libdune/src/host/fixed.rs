@@ -6,7 +6,7 @@
 
 use core::ptr::NonNull;
 
-use super::sys;
+use super::reserved;
 
 /// A vector of `Copy` values with a capacity fixed at creation.
 pub struct FixedVec<T: Copy> {
@@ -22,7 +22,7 @@ impl<T: Copy> FixedVec<T> {
     /// Maps room for `cap` elements. Allocates (via `mmap`, not `malloc`).
     pub fn with_capacity(cap: usize) -> Result<Self, i32> {
         let bytes = (cap.max(1) * core::mem::size_of::<T>()).next_multiple_of(4096);
-        let p = sys::mmap_anon(bytes, libc::MAP_NORESERVE)?;
+        let p = reserved::map(bytes, libc::MAP_NORESERVE)?;
         // mmap returns page-aligned memory, aligned for any T with align <= 4096.
         const { assert!(core::mem::align_of::<T>() <= 4096) };
         Ok(FixedVec { ptr: NonNull::new(p.cast()).ok_or(libc::ENOMEM)?, len: 0, cap })
@@ -87,7 +87,7 @@ impl<T: Copy> Drop for FixedVec<T> {
     fn drop(&mut self) {
         let bytes = (self.cap.max(1) * core::mem::size_of::<T>()).next_multiple_of(4096);
         // SAFETY: the mapping was created in with_capacity and is referenced only by self.
-        unsafe { sys::munmap(self.ptr.as_ptr().cast(), bytes) };
+        unsafe { reserved::unmap(self.ptr.as_ptr().cast(), bytes) };
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Runs once per process (and again, in part, in a forked child: `State::rebuild_after_fork`).
 
-use kvm_ioctls::{Kvm, VmFd};
+use kvm_ioctls::VmFd;
 
 use dune_x86::exception;
 use dune_x86::gdt::{self, PrivilegeLevel};
@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 use crate::guest::entry;
 use crate::options::Options;
 use super::exits::signal;
+use super::kvm;
 use super::memory::Memory;
+use super::reserved;
 use super::state::{lock, State};
 use super::vcpu::Template;
 
@@ -30,7 +32,8 @@ pub fn init(options: &Options) -> Result<()> {
             return Err(Error::EmulatedRing0(reason));
         }
     }
-    let kvm = open_kvm(&options.kvm_path)?;
+    reserved::init_fds();
+    let kvm = kvm::open(&options.kvm_path)?;
     for (cap, name) in [
         (kvm_ioctls::Cap::SyncRegs, "KVM_CAP_SYNC_REGS"),
         (kvm_ioctls::Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT"),
@@ -40,7 +43,7 @@ pub fn init(options: &Options) -> Result<()> {
             return Err(Error::MissingCapability(name));
         }
     }
-    let vm = kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM"))?;
+    let vm = kvm::create_vm(&kvm, "KVM_CREATE_VM")?;
     // Intel needs a TSS range for real-mode emulation even if never used; AMD ignores it.
     vm.set_tss_address(0xfffb_d000).map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
     // Local APICs for TLB-shootdown IPIs (guest::shootdown); before any vCPU exists.
@@ -55,20 +58,6 @@ pub fn init(options: &Options) -> Result<()> {
     signal::import_handlers();
     *g = Some(State { kvm, vm, mem, template, free_vcpus, next_vcpu_id: 0, max_vcpus });
     Ok(())
-}
-
-fn open_kvm(path: &std::path::Path) -> Result<Kvm> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidOption { name: "kvm_path", why: "contains a NUL byte" })?;
-    let kvm = Kvm::new_with_path(&c).map_err(|e| match e.errno() {
-        libc::ENOENT => Error::NoKvm,
-        libc::EACCES | libc::EPERM => Error::KvmAccess,
-        _ => Error::KvmOpen(std::io::Error::from_raw_os_error(e.errno())),
-    })?;
-    if kvm.get_api_version() != 12 {
-        return Err(Error::MissingCapability("KVM API version 12 (is this really /dev/kvm?)"));
-    }
-    Ok(kvm)
 }
 
 /// The IDT, shared by all vCPUs: every vector goes to its stub on IST1.

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use super::fixed::FixedVec;
 use super::pagetable::{Perms, PageTable};
 use super::procmap::{self, Vma};
-use super::sys;
+use super::{reserved, sys};
 
 /// 4 KiB.
 pub const PAGE: u64 = 4096;
@@ -267,7 +267,7 @@ impl Memory {
     // ---- runtime pages -------------------------------------------------------------
 
     fn grow_arena(&mut self, vm: &VmFd) -> Result<()> {
-        let hva = sys::mmap_anon(ARENA_CHUNK as usize, libc::MAP_NORESERVE).map_err(|e| Error::os_errno("mmap runtime arena", e))? as u64;
+        let hva = reserved::map(ARENA_CHUNK as usize, libc::MAP_NORESERVE).map_err(|e| Error::os_errno("mmap runtime arena", e))? as u64;
         let gpa = self.register(vm, hva, ARENA_CHUNK, true)?;
         let idx = self.arena.chunks.len();
         if self.arena.chunks.push((hva, gpa)).is_err() {

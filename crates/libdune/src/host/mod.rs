@@ -4,11 +4,12 @@
 //! guest page table, and the handlers for every exit the guest takes. Its files form
 //! layers, each using only those below it:
 //!
-//! 1. `sys`, `fixed`, `procmap`: raw system calls, allocation-free containers, and
+//! 1. `sys`, `reserved`, `fixed`, `procmap`: raw system calls, the runtime memory and
+//!    descriptors the program may not touch, allocation-free containers, and
 //!    `/proc/self/maps`. No other part of libdune.
-//! 2. `memory` and `pagetable` (memslots, the guest-physical allocator, the guest page
-//!    table; the two use each other), `vcpu` (one vCPU's registers and areas),
-//!    `report` (fatal reports and death by signal).
+//! 2. `kvm` (the device and VM descriptors), `memory` and `pagetable` (memslots, the
+//!    guest-physical allocator, the guest page table; the two use each other), `vcpu`
+//!    (one vCPU's registers and areas), `report` (fatal reports and death by signal).
 //! 3. `state`: what every handler shares: the VM (`State`, behind one lock), each
 //!    thread's host context (`ThreadCtx`), the exit counters, `Resume`.
 //! 4. `exits`: the handlers for system calls, faults, signals, threads and fork.
@@ -21,10 +22,12 @@
 pub mod exits;
 pub mod fixed;
 pub mod init;
+pub mod kvm;
 pub mod memory;
 pub mod pagetable;
 pub mod procmap;
 pub mod report;
+pub mod reserved;
 pub mod run;
 pub mod state;
 pub mod sys;

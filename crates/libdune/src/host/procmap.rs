@@ -3,7 +3,7 @@
 //! The runtime reads the map on exit paths (a lazy page fault, a `shmat`) where the
 //! guest thread may hold the allocator's lock, so lines are parsed from a fixed buffer.
 
-use super::sys;
+use super::{reserved, sys};
 
 /// One mapping of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,10 +74,13 @@ fn parse_hex(s: &[u8]) -> Option<u64> {
 pub fn for_each(mut f: impl FnMut(&Vma) -> bool) -> Result<(), &'static str> {
     const PATH: &[u8] = b"/proc/self/maps\0";
     // SAFETY: PATH is NUL-terminated; the fd is closed below.
-    let fd = unsafe {
-        sys::syscall(libc::SYS_openat, libc::AT_FDCWD as u64, PATH.as_ptr() as u64, (libc::O_RDONLY | libc::O_CLOEXEC) as u64)
+    let open = || unsafe { sys::syscall(libc::SYS_openat, libc::AT_FDCWD as u64, PATH.as_ptr() as u64, (libc::O_RDONLY | libc::O_CLOEXEC) as u64) };
+    let fd = match sys::check(open()) {
+        // The program used up (or lowered) its descriptor limit: open above it.
+        Err(libc::EMFILE) => sys::check(reserved::with_fd_room(open)),
+        r => r,
     };
-    let fd = sys::check(fd).map_err(|_| "cannot open")?;
+    let fd = fd.map_err(|_| "cannot open")?;
     let mut buf = [0u8; 8192];
     let mut have = 0usize;
     let mut result = Ok(());

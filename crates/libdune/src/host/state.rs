@@ -18,9 +18,10 @@ use std::sync::{Mutex, MutexGuard};
 use kvm_ioctls::{Kvm, VmFd};
 
 use crate::error::{Error, Result};
+use super::kvm;
 use super::memory::{MemStats, Memory, PAGE};
 use super::pagetable::Perms;
-use super::sys;
+use super::{reserved, sys};
 use super::vcpu::{Template, Vcpu};
 
 /// Signal numbers 1..=64, indexed directly.
@@ -98,7 +99,7 @@ impl State {
     /// In a forked child: a new VM with the same memory, and this thread's vCPU in it.
     pub(crate) fn rebuild_after_fork(&mut self, vcpu: &mut Vcpu) -> Result<()> {
         self.free_vcpus.clear();
-        self.vm = self.kvm.create_vm().map_err(Error::kvm("KVM_CREATE_VM (forked child)"))?;
+        self.vm = kvm::create_vm(&self.kvm, "KVM_CREATE_VM (forked child)")?;
         self.vm.set_tss_address(0xfffb_d000).map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
         self.vm.create_irq_chip().map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
         self.mem.reregister(&self.vm)?;
@@ -127,7 +128,7 @@ pub struct ThreadCtx {
 /// Maps a host stack with a guard page and places `ctx` at its top. Returns the
 /// context pointer; the usable stack ends just below it (16-byte aligned).
 pub(crate) fn new_host_stack(mut vcpu: Vcpu) -> core::result::Result<*mut ThreadCtx, (Vcpu, Error)> {
-    let base = match sys::mmap_anon(HOST_STACK, 0) {
+    let base = match reserved::map(HOST_STACK, 0) {
         Ok(p) => p as u64,
         Err(e) => return Err((vcpu, Error::os_errno("mmap host stack", e))),
     };

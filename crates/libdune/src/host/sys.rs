@@ -103,6 +103,30 @@ pub unsafe fn munmap(addr: *mut u8, len: usize) {
     unsafe { syscall(libc::SYS_munmap, addr as u64, len as u64, 0) };
 }
 
+/// Copies between guest memory (this process's own addresses, as the guest sees
+/// them) and a local buffer with `process_vm_readv`/`writev` on the process itself.
+fn vm_rw(nr: i64, guest: u64, local: *mut u8, len: usize) -> Result<(), ()> {
+    let liov = libc::iovec { iov_base: local.cast(), iov_len: len };
+    let riov = libc::iovec { iov_base: guest as *mut libc::c_void, iov_len: len };
+    // SAFETY: process_vm_readv/writev on this process: the kernel checks the remote
+    // (guest) range and fails with EFAULT instead of faulting; the local buffer is valid.
+    let pid = unsafe { syscall(libc::SYS_getpid, 0, 0, 0) } as u64;
+    // SAFETY: as above.
+    let n = unsafe { syscall6(nr as u64, [pid, &liov as *const _ as u64, 1, &riov as *const _ as u64, 1, 0]) };
+    if n == len as i64 { Ok(()) } else { Err(()) }
+}
+
+/// Copies guest memory at `addr` into `buf`; a bad address is an error, never a
+/// fault of the host side.
+pub fn read_guest(addr: u64, buf: &mut [u8]) -> Result<(), ()> {
+    vm_rw(libc::SYS_process_vm_readv, addr, buf.as_mut_ptr(), buf.len())
+}
+
+/// Copies `buf` to guest memory at `addr`; a bad or read-only address is an error.
+pub fn write_guest(addr: u64, buf: &[u8]) -> Result<(), ()> {
+    vm_rw(libc::SYS_process_vm_writev, addr, buf.as_ptr() as *mut u8, buf.len())
+}
+
 /// A small formatter into a fixed buffer, for messages built where allocation is not allowed.
 pub struct FixedBuf<const N: usize> {
     buf: [u8; N],

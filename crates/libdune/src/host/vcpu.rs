@@ -15,7 +15,7 @@ use dune_x86::tss::{Ist, Tss64, TSS_SIZE};
 use crate::error::{Error, Result};
 use crate::guest::{entry, Percpu, PERCPU_GDT, PERCPU_TSS};
 use super::memory::{Memory, PAGE};
-use super::sys;
+use super::{reserved, sys};
 
 /// `KVM_CAP_VCPU_ATTRIBUTES` (linux/kvm.h), for the TSC offset attribute.
 const KVM_CAP_VCPU_ATTRIBUTES: std::os::raw::c_ulong = 215;
@@ -48,6 +48,8 @@ pub struct Template {
     tsc_offset_attr: bool,
     /// Bytes the trap path reserves for XSAVE, or 0 for FXSAVE.
     xsave_size: u64,
+    /// Size of each vCPU's `kvm_run` mapping.
+    run_size: usize,
 }
 
 impl Template {
@@ -91,7 +93,8 @@ impl Template {
         // The XSAVE image for the enabled features (CPUID 0xD.0 EBX for the host's XCR0,
         // a superset of the guest's), rounded for the 64-byte alignment XSAVE needs.
         let xsave_size = if xcr0.is_some() { (core::arch::x86_64::__cpuid_count(0xd, 0).ebx as u64 + 63) & !63 } else { 0 };
-        Ok(Template { cpuid, msrs, xcr0, cr4: cr4v, idt_base, root, tsc_offset_attr, xsave_size })
+        let run_size = kvm.get_vcpu_mmap_size().map_err(Error::kvm("KVM_GET_VCPU_MMAP_SIZE"))?;
+        Ok(Template { cpuid, msrs, xcr0, cr4: cr4v, idt_base, root, tsc_offset_attr, xsave_size, run_size })
     }
 
     /// The guest MAXPHYADDR, from supported CPUID leaf 0x8000_0008.
@@ -99,6 +102,22 @@ impl Template {
         let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(Error::kvm("KVM_GET_SUPPORTED_CPUID"))?;
         Ok(cpuid.as_slice().iter().find(|e| e.function == 0x8000_0008).map_or(36, |e| (e.eax & 0xff) as u8))
     }
+}
+
+/// Creates vCPU `id` with its descriptor at the runtime's numbers (out of the
+/// program's reach) and its `kvm_run` mapping recorded as runtime memory.
+fn create_vcpu_fd(vm: &VmFd, t: &Template, id: u64) -> Result<VcpuFd> {
+    let fd = reserved::with_fd_room(|| -> Result<VcpuFd> {
+        let low = vm.create_vcpu(id).map_err(Error::kvm("KVM_CREATE_VCPU"))?;
+        let high = reserved::dup_high(low.as_raw_fd()).map_err(|e| Error::os_errno("moving a vCPU descriptor to the runtime's numbers", e))?;
+        // SAFETY: `high` is a fresh duplicate of this VM's vCPU descriptor that nothing
+        // else owns; the new VcpuFd takes it over (and maps its own kvm_run). `low` is
+        // dropped: its descriptor closed, its kvm_run unmapped.
+        unsafe { vm.create_vcpu_from_rawfd(high) }.map_err(Error::kvm("KVM_CREATE_VCPU (mapping kvm_run)"))
+    })?;
+    let mut fd = fd;
+    reserved::record(fd.get_kvm_run() as *mut kvm_bindings::kvm_run as u64, t.run_size as u64);
+    Ok(fd)
 }
 
 fn msr_entry(index: u32, data: u64) -> kvm_msr_entry {
@@ -117,7 +136,7 @@ pub struct Vcpu {
 impl Vcpu {
     /// Creates vCPU `id` with its area. Does not allocate from the heap.
     pub fn create(vm: &VmFd, mem: &mut Memory, t: &Template, id: u64) -> Result<Self> {
-        let mut fd = vm.create_vcpu(id).map_err(Error::kvm("KVM_CREATE_VCPU"))?;
+        let mut fd = create_vcpu_fd(vm, t, id)?;
         let area_gpa = mem.alloc_contiguous(vm, AREA_PAGES)?;
         let area = mem.gpa_to_hva(area_gpa).ok_or(Error::TableFull("vCPU area lookup"))?;
         // SAFETY: the area was just allocated from the arena and nothing else refers to it.
@@ -133,8 +152,9 @@ impl Vcpu {
 
     /// Re-creates the KVM side of this vCPU in a new VM (a forked child).
     pub fn recreate(&mut self, vm: &VmFd, t: &Template) -> Result<()> {
-        let mut fd = vm.create_vcpu(self.id).map_err(Error::kvm("KVM_CREATE_VCPU"))?;
+        let mut fd = create_vcpu_fd(vm, t, self.id)?;
         Self::setup_fd(&mut fd, t)?;
+        reserved::forget(self.fd.get_kvm_run() as *mut kvm_bindings::kvm_run as u64);
         self.fd = fd;
         Ok(())
     }

@@ -8,8 +8,9 @@
 //! The scenarios are grouped by concern, one file each: `basic.rs` (basic,
 //! registers, files, time, stats), `procs.rs` (threads, fork, vfork, Command,
 //! exec, exit_group), `memory.rs` (mmap, heap, lazy mapping, stack growth),
-//! `signals.rs`, `faults.rs` (scenarios that end in a fatal fault) and
-//! `privileged.rs` (ring-0 handlers, page tables, ring 3, shootdowns). This file
+//! `signals.rs`, `faults.rs` (scenarios that end in a fatal fault),
+//! `privileged.rs` (ring-0 handlers, page tables, ring 3, shootdowns) and `robust.rs`
+//! (the program closes, takes or unmaps what the runtime uses). This file
 //! keeps the dispatch table, `check!`, `enter` and what several files share.
 
 macro_rules! check {
@@ -27,6 +28,7 @@ mod faults;
 mod memory;
 mod privileged;
 mod procs;
+mod robust;
 mod signals;
 
 fn enter() {
@@ -75,6 +77,9 @@ fn main() {
         "ring3" => privileged::ring3(),
         "shootdown" => privileged::shootdown(),
         "handler-overflow" => faults::handler_overflow(),
+        "close-all" => robust::close_all(),
+        "descriptors" => robust::descriptors(),
+        "memory-guard" => robust::memory_guard(),
         _ => {
             eprintln!("usage: dune-testprog SCENARIO (unknown scenario {scenario:?})");
             std::process::exit(64);

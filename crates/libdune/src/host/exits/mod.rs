@@ -3,6 +3,8 @@
 //! - `syscall`: a system call made in Dune mode (the LSTAR stub's `out`), performed
 //!   with the guest's registers, with extra work for the calls that change the
 //!   process (memory, threads, fork, FS/GS, signal actions).
+//! - `guard`: calls that would reach the runtime's own descriptors or memory,
+//!   refused before Linux sees them.
 //! - `thread`: `clone`, `fork`, `vfork` and thread exit.
 //! - `fault`: exceptions the guest's dispatcher passes on: lazy mappings, stack
 //!   growth, stale mappings; everything else becomes a signal.
@@ -16,6 +18,7 @@
 //! Every function here runs on an exit path: no heap allocation (see `state`).
 
 pub mod fault;
+pub mod guard;
 pub mod signal;
 pub mod syscall;
 pub mod thread;

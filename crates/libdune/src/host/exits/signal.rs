@@ -26,6 +26,7 @@ use kvm_ioctls::SyncReg;
 use crate::guest::entry;
 use crate::host::report::{self, Fault};
 use crate::host::state::{current, Resume, ThreadCtx, NSIG};
+use crate::host::sys::{read_guest, write_guest};
 use crate::host::{procmap, sys};
 
 const SIG_DFL: u64 = 0;
@@ -293,25 +294,6 @@ fn as_bytes<T>(v: &T) -> &[u8] {
 fn as_bytes_mut<T>(v: &mut T) -> &mut [u8] {
     // SAFETY: only used on plain-old-data types for which any byte pattern is valid.
     unsafe { core::slice::from_raw_parts_mut(v as *mut T as *mut u8, core::mem::size_of::<T>()) }
-}
-
-fn vm_rw(nr: i64, guest: u64, local: *mut u8, len: usize) -> Result<(), ()> {
-    let liov = libc::iovec { iov_base: local.cast(), iov_len: len };
-    let riov = libc::iovec { iov_base: guest as *mut libc::c_void, iov_len: len };
-    // SAFETY: process_vm_readv/writev on this process: the kernel checks the remote
-    // (guest) range and fails with EFAULT instead of faulting; the local buffer is valid.
-    let pid = unsafe { sys::syscall(libc::SYS_getpid, 0, 0, 0) } as u64;
-    // SAFETY: as above.
-    let n = unsafe { sys::syscall6(nr as u64, [pid, &liov as *const _ as u64, 1, &riov as *const _ as u64, 1, 0]) };
-    if n == len as i64 { Ok(()) } else { Err(()) }
-}
-
-fn read_guest(addr: u64, buf: &mut [u8]) -> Result<(), ()> {
-    vm_rw(libc::SYS_process_vm_readv, addr, buf.as_mut_ptr(), buf.len())
-}
-
-pub(crate) fn write_guest(addr: u64, buf: &[u8]) -> Result<(), ()> {
-    vm_rw(libc::SYS_process_vm_writev, addr, buf.as_ptr() as *mut u8, buf.len())
 }
 
 /// Bytes of the XSAVE image that carry state for the enabled features (CPUID 0xD.0 EBX).

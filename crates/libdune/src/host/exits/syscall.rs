@@ -20,6 +20,7 @@ use crate::host::state::{map_range, unmap_range, with_state, Resume, ThreadCtx, 
 use crate::host::{procmap, sys};
 
 use super::thread::{self, ThreadEntry};
+use super::guard::{self, Verdict};
 use super::signal;
 
 /// Handles one system-call exit: performs the call and sets the return registers.
@@ -64,8 +65,14 @@ fn passthrough(nr: u64, args: [u64; 6]) -> i64 {
 }
 
 fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: ThreadEntry, nr: u64, a: [u64; 6]) -> (i64, Resume) {
+    match guard::check(nr, &a) {
+        Verdict::Answer(ret) => return (ret, Resume::Normal),
+        Verdict::Rewrite(b) => return (passthrough(nr, b), Resume::Normal),
+        Verdict::Pass => {}
+    }
     let n = nr as i64;
     match n {
+        libc::SYS_getdents64 => (getdents64(a), Resume::Normal),
         libc::SYS_mmap => {
             let ret = passthrough(nr, a);
             if sys::check(ret).is_err() {
@@ -142,6 +149,23 @@ fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: ThreadEntry, nr:
     }
 }
 
+/// `getdents64`, without the runtime's descriptors in a listing of `/proc/self/fd`
+/// (`guard::filter_fd_listing`). Reads at most 16 KiB at a time so the listing can
+/// be filtered in a fixed buffer; reads on when a whole batch was the runtime's.
+fn getdents64(a: [u64; 6]) -> i64 {
+    let count = a[2].min(16 * 1024);
+    loop {
+        let ret = passthrough(libc::SYS_getdents64 as u64, [a[0], a[1], count, 0, 0, 0]);
+        if ret <= 0 {
+            return ret;
+        }
+        let kept = guard::filter_fd_listing(a[0], a[1], ret as usize);
+        if kept > 0 {
+            return kept as i64;
+        }
+    }
+}
+
 /// Runs `f` when the call succeeded; a failure of `f` means the VM could not follow a
 /// change the kernel made, which leaves the guest unable to use that memory: report it.
 fn after_ok(ret: i64, f: impl FnOnce() -> crate::Result<()>) -> (i64, Resume) {
@@ -165,7 +189,7 @@ fn arch_prctl(ctx: &mut ThreadCtx, nr: u64, a: [u64; 6]) -> (i64, Resume) {
     if code == sys::ARCH_GET_GS {
         // SAFETY: Percpu is this vCPU's runtime memory.
         let gs = unsafe { (*pc).saved_gs };
-        return (if signal::write_guest(a[1], &gs.to_le_bytes()).is_ok() { 0 } else { -(libc::EFAULT as i64) }, Resume::Normal);
+        return (if sys::write_guest(a[1], &gs.to_le_bytes()).is_ok() { 0 } else { -(libc::EFAULT as i64) }, Resume::Normal);
     }
     if code == sys::ARCH_SET_GS {
         if a[1] >= USER_END {

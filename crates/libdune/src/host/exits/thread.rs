@@ -17,7 +17,7 @@ use kvm_bindings::kvm_regs;
 use crate::guest::{entry, NativeFrame};
 use crate::host::report::{die_fatal, die_runtime_error, die_runtime_error_value, warn_runtime_error};
 use crate::host::state::{lock, new_host_stack, stack_top, with_state, Resume, ThreadCtx};
-use crate::host::sys;
+use crate::host::{reserved, sys};
 
 /// Where a new thread's host side starts: the host loop (`run::thread_start`), passed
 /// in by the caller so this file does not depend on the loop that calls it.
@@ -93,7 +93,7 @@ fn clone_thread(ctx: &mut ThreadCtx, regs: &kvm_regs, start: ThreadEntry, flags:
         })
         .ok();
         // SAFETY: nothing refers to the stack any more.
-        unsafe { sys::munmap(base as *mut u8, len as usize) };
+        unsafe { reserved::unmap(base as *mut u8, len as usize) };
     }
     ret
 }
@@ -161,6 +161,7 @@ pub fn exit(ctx: &mut ThreadCtx, status: u64) -> ! {
         st.put_vcpu(v);
         Ok(())
     });
+    reserved::forget(base);
     // SAFETY: this thread's host stack is not used after the call; the kernel clears
     // and wakes the guest's CLONE_CHILD_CLEARTID word as for any exiting thread.
     unsafe { entry::dune_exit_thread(base, len, status) }
