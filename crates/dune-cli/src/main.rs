@@ -37,6 +37,10 @@ enum Command {
     /// Say whether this machine can run Dune mode, and why not.
     #[command(after_help = commands::doctor::EXIT_STATUS_HELP)]
     Doctor(commands::doctor::Args),
+    /// Run an unmodified, dynamically linked program in Dune mode (every thread and
+    /// forked child, from before main).
+    #[command(after_help = commands::run::EXIT_STATUS_HELP)]
+    Run(commands::run::Args),
     /// Measure the Dune paper's micro-benchmarks, the Linux way and the Dune way.
     #[command(after_help = commands::bench::EXIT_STATUS_HELP)]
     Bench(commands::bench::Args),
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Run(args) => commands::run::run(args),
     };
     match result {
         Ok(code) => code,

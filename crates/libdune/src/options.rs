@@ -14,25 +14,28 @@ pub struct Options {
     pub memslot_budget: u64,
     /// The KVM device. `DUNE_KVM_DEVICE`.
     pub kvm_path: std::path::PathBuf,
+    /// Write a one-line summary of the runtime's exits (forwarded system calls, faults
+    /// that reached the runtime, signals, memslots) to stderr when the process calls
+    /// `exit_group`. `DUNE_STATS=1` (set by `dune run --stats`).
+    pub stats_at_exit: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { allow_emulated: false, memslot_budget: 64 << 30, kvm_path: "/dev/kvm".into() }
+        Options { allow_emulated: false, memslot_budget: 64 << 30, kvm_path: "/dev/kvm".into(), stats_at_exit: false }
     }
 }
 
 impl Options {
-    /// Defaults, overridden by `DUNE_ALLOW_EMULATED`, `DUNE_MEMSLOT_BUDGET` and
-    /// `DUNE_KVM_DEVICE`.
+    /// Defaults, overridden by `DUNE_ALLOW_EMULATED`, `DUNE_MEMSLOT_BUDGET`,
+    /// `DUNE_KVM_DEVICE` and `DUNE_STATS`.
     pub fn from_env() -> Result<Self> {
         let mut o = Options::default();
-        if let Some(v) = std::env::var_os("DUNE_ALLOW_EMULATED") {
-            o.allow_emulated = match v.to_str() {
-                Some("1" | "yes" | "true") => true,
-                Some("0" | "no" | "false" | "") => false,
-                _ => return Err(Error::InvalidOption { name: "DUNE_ALLOW_EMULATED", why: "expected 1 or 0" }),
-            };
+        if let Some(v) = flag("DUNE_ALLOW_EMULATED")? {
+            o.allow_emulated = v;
+        }
+        if let Some(v) = flag("DUNE_STATS")? {
+            o.stats_at_exit = v;
         }
         if let Some(v) = std::env::var_os("DUNE_MEMSLOT_BUDGET") {
             let v = v.to_str().ok_or(Error::InvalidOption { name: "DUNE_MEMSLOT_BUDGET", why: "not UTF-8" })?;
@@ -42,6 +45,16 @@ impl Options {
             o.kvm_path = v.into();
         }
         Ok(o)
+    }
+}
+
+/// A yes/no variable: `1`, `yes`, `true` or `0`, `no`, `false`, empty.
+fn flag(name: &'static str) -> Result<Option<bool>> {
+    let Some(v) = std::env::var_os(name) else { return Ok(None) };
+    match v.to_str() {
+        Some("1" | "yes" | "true") => Ok(Some(true)),
+        Some("0" | "no" | "false" | "") => Ok(Some(false)),
+        _ => Err(Error::InvalidOption { name, why: "expected 1 or 0" }),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod doctor;
+pub mod run;
 
 use std::fmt;
 use std::io;
@@ -16,6 +17,8 @@ const EXIT_ERROR: u8 = 70;
 pub enum Error {
     /// Writing the result to stdout failed (for example a closed pipe).
     Output(io::Error),
+    /// `dune run` could not run the program.
+    Run(dune_run::RunError),
 }
 
 impl Error {
@@ -23,6 +26,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Output(_) => EXIT_ERROR,
+            Error::Run(e) => e.exit_code(),
         }
     }
 }
@@ -31,6 +35,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Output(e) => write!(f, "cannot write to stdout: {e}"),
+            Error::Run(e) => write!(f, "{e}"),
         }
     }
 }
@@ -39,6 +44,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Output(e) => Some(e),
+            Error::Run(e) => Some(e),
         }
     }
 }

@@ -18,7 +18,7 @@ use super::exits::signal;
 use super::kvm;
 use super::memory::Memory;
 use super::reserved;
-use super::state::{lock, State};
+use super::state::{lock, State, STATS_AT_EXIT};
 use super::vcpu::Template;
 
 /// Creates the VM if needed. Idempotent; `options` of later calls are ignored.
@@ -33,6 +33,7 @@ pub fn init(options: &Options) -> Result<()> {
         }
     }
     reserved::init_fds();
+    STATS_AT_EXIT.store(options.stats_at_exit, core::sync::atomic::Ordering::Relaxed);
     let kvm = kvm::open(&options.kvm_path)?;
     for (cap, name) in [
         (kvm_ioctls::Cap::SyncRegs, "KVM_CAP_SYNC_REGS"),

@@ -12,7 +12,7 @@
 //! every arena). Those paths use only fixed tables made at `init` (`fixed`, `memory`)
 //! and pre-reserved `Vec` capacity.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Mutex, MutexGuard};
 
 use kvm_ioctls::{Kvm, VmFd};
@@ -50,10 +50,45 @@ pub struct Counters {
     pub traps: AtomicU64,
     /// `KVM_RUN` returns because of a signal.
     pub interrupts: AtomicU64,
+    /// Signals delivered to a handler in the guest.
+    pub signals: AtomicU64,
 }
 
 /// The exit counters.
-pub static COUNTERS: Counters = Counters { syscalls: AtomicU64::new(0), traps: AtomicU64::new(0), interrupts: AtomicU64::new(0) };
+pub static COUNTERS: Counters = Counters { syscalls: AtomicU64::new(0), traps: AtomicU64::new(0), interrupts: AtomicU64::new(0), signals: AtomicU64::new(0) };
+
+/// Whether `exit_group` writes a summary of the counters to stderr
+/// (`Options::stats_at_exit`, `DUNE_STATS=1`, `dune run --stats`).
+pub static STATS_AT_EXIT: AtomicBool = AtomicBool::new(false);
+
+/// Writes one line with this process's exits by kind and its memslots to `fd`.
+/// Allocation-free: called on the `exit_group` path.
+pub fn write_stats(fd: i32) {
+    use core::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut b = sys::FixedBuf::<256>::new();
+    // SAFETY: getpid has no arguments or side effects.
+    let pid = unsafe { sys::syscall(libc::SYS_getpid, 0, 0, 0) };
+    let c = &COUNTERS;
+    let _ = write!(
+        b,
+        "dune: stats: pid {pid}: {} system calls forwarded, {} faults reached the runtime, {} signals delivered, {} interrupted runs",
+        c.syscalls.load(Relaxed),
+        c.traps.load(Relaxed),
+        c.signals.load(Relaxed),
+        c.interrupts.load(Relaxed)
+    );
+    // try_lock: a thread of the program may have died holding the lock; the counters
+    // above are still worth writing.
+    if let Ok(g) = STATE.try_lock() {
+        if let Some(st) = g.as_ref() {
+            let m = st.mem.stats();
+            let _ = write!(b, "; {} memslots ({} MiB)", m.memslots, m.memslot_bytes >> 20);
+        }
+    }
+    let _ = writeln!(b);
+    sys::write_all(fd, b.as_bytes());
+}
 
 /// The exit counters of this process, for tests and benchmarks.
 pub fn counters() -> &'static Counters {

@@ -25,7 +25,7 @@ use kvm_ioctls::SyncReg;
 
 use crate::guest::entry;
 use crate::host::report::{self, Fault};
-use crate::host::state::{current, Resume, ThreadCtx, NSIG};
+use crate::host::state::{current, Resume, ThreadCtx, COUNTERS, NSIG};
 use crate::host::sys::{read_guest, write_guest};
 use crate::host::{procmap, sys};
 
@@ -243,6 +243,7 @@ pub fn deliver_pending(ctx: &mut ThreadCtx) {
         let regs = ctx.vcpu.fd.sync_regs().regs;
         match push_frame(ctx, sig, &info, &regs, None) {
             Ok(new) => {
+                COUNTERS.signals.fetch_add(1, Ordering::Relaxed);
                 ctx.vcpu.fd.sync_regs_mut().regs = new;
                 ctx.vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
             }
@@ -469,6 +470,7 @@ pub fn deliver_fault(ctx: &mut ThreadCtx, fault: &Fault) {
         info[8..12].copy_from_slice(&code.to_le_bytes());
         info[16..24].copy_from_slice(&addr.to_le_bytes());
         if let Ok(new) = push_frame(ctx, sig, &info, &regs, Some(fault)) {
+            COUNTERS.signals.fetch_add(1, Ordering::Relaxed);
             let mut tf = fault.tf;
             tf.set_regs(&new);
             // SAFETY: the frame lies in this vCPU's trap stack (checked by fault::handle);

@@ -16,7 +16,7 @@ use crate::guest::{entry, DuneTf};
 use crate::host::memory::{page_range, PAGE, USER_END};
 use crate::host::pagetable::Perms;
 use crate::host::report::{die_fatal, die_runtime_error, warn_runtime_error};
-use crate::host::state::{map_range, unmap_range, with_state, Resume, ThreadCtx, COUNTERS};
+use crate::host::state::{map_range, unmap_range, with_state, write_stats, Resume, ThreadCtx, COUNTERS, STATS_AT_EXIT};
 use crate::host::{procmap, sys};
 
 use super::thread::{self, ThreadEntry};
@@ -143,6 +143,12 @@ fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: ThreadEntry, nr:
         libc::SYS_fork => thread::clone(ctx, regs, thread_start, libc::SIGCHLD as u64, 0, 0, 0, 0),
         libc::SYS_vfork => thread::clone(ctx, regs, thread_start, (libc::CLONE_VFORK | libc::SIGCHLD) as u64, 0, 0, 0, 0),
         libc::SYS_exit => thread::exit(ctx, a[0]),
+        libc::SYS_exit_group => {
+            if STATS_AT_EXIT.load(core::sync::atomic::Ordering::Relaxed) {
+                write_stats(2);
+            }
+            (passthrough(nr, a), Resume::Normal)
+        }
         libc::SYS_rt_sigaction => (signal::sigaction(a[0] as i32, a[1], a[2], a[3]), Resume::Normal),
         libc::SYS_rt_sigreturn => signal::sigreturn(ctx),
         _ => (passthrough(nr, a), Resume::Normal),
