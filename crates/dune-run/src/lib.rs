@@ -154,7 +154,7 @@ fn inspect_depth(path: &Path, depth: u32) -> Result<Program, RunError> {
     }
     let whole = || std::fs::read(path).map_err(|_| RunError::PermissionDenied(shown.clone()));
     match elf_interpreter(&head, whole)? {
-        Elf::NotElf => Err(RunError::ExecFormat(shown)),
+        Elf::Other => Err(RunError::ExecFormat(shown)),
         Elf::Unsupported(why) => Err(RunError::Unsupported { path: shown, why }),
         Elf::Static => Err(RunError::Static(shown)),
         Elf::Dynamic(interpreter) => Ok(Program::Dynamic { interpreter }),
@@ -164,7 +164,7 @@ fn inspect_depth(path: &Path, depth: u32) -> Result<Program, RunError> {
 /// What an ELF header says.
 #[derive(Debug, PartialEq, Eq)]
 enum Elf {
-    NotElf,
+    Other,
     Unsupported(&'static str),
     Static,
     Dynamic(PathBuf),
@@ -188,26 +188,26 @@ fn elf_interpreter(head: &[u8], whole: impl Fn() -> Result<Vec<u8>, RunError>) -
     const PT_INTERP: u32 = 3;
     const EM_X86_64: u16 = 62;
     if !head.starts_with(b"\x7fELF") {
-        return Ok(Elf::NotElf);
+        return Ok(Elf::Other);
     }
     match head.get(4) {
         Some(2) => {}
         Some(1) => return Ok(Elf::Unsupported("32-bit program: Dune mode runs x86-64 programs only")),
-        _ => return Ok(Elf::NotElf),
+        _ => return Ok(Elf::Other),
     }
     if head.get(5) != Some(&1) {
         return Ok(Elf::Unsupported("big-endian ELF: not an x86-64 program"));
     }
-    let Some(machine) = u16_at(head, 18) else { return Ok(Elf::NotElf) };
+    let Some(machine) = u16_at(head, 18) else { return Ok(Elf::Other) };
     if machine != EM_X86_64 {
         return Ok(Elf::Unsupported("not an x86-64 program"));
     }
     if !matches!(u16_at(head, 16), Some(2 | 3)) {
         return Ok(Elf::Unsupported("not an executable (ELF type is neither EXEC nor DYN)"));
     }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(head, 32), u16_at(head, 54), u16_at(head, 56)) else { return Ok(Elf::NotElf) };
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(head, 32), u16_at(head, 54), u16_at(head, 56)) else { return Ok(Elf::Other) };
     if phentsize < 56 {
-        return Ok(Elf::NotElf);
+        return Ok(Elf::Other);
     }
     let end = (phoff as usize).saturating_add(phentsize as usize * phnum as usize);
     let owned;
@@ -219,16 +219,16 @@ fn elf_interpreter(head: &[u8], whole: impl Fn() -> Result<Vec<u8>, RunError>) -
     };
     let mut interp = None;
     for i in 0..phnum as usize {
-        let Some(at) = (phoff as usize).checked_add(i * phentsize as usize) else { return Ok(Elf::NotElf) };
-        let Some(ty) = u32_at(bytes, at) else { return Ok(Elf::NotElf) };
+        let Some(at) = (phoff as usize).checked_add(i * phentsize as usize) else { return Ok(Elf::Other) };
+        let Some(ty) = u32_at(bytes, at) else { return Ok(Elf::Other) };
         if ty == PT_INTERP {
-            let (Some(off), Some(size)) = (u64_at(bytes, at + 8), u64_at(bytes, at + 32)) else { return Ok(Elf::NotElf) };
+            let (Some(off), Some(size)) = (u64_at(bytes, at + 8), u64_at(bytes, at + 32)) else { return Ok(Elf::Other) };
             interp = Some((off as usize, size as usize));
         }
     }
     let Some((off, size)) = interp else { return Ok(Elf::Static) };
     if size == 0 || size > 4096 {
-        return Ok(Elf::NotElf);
+        return Ok(Elf::Other);
     }
     let owned2;
     let bytes = if off.saturating_add(size) <= bytes.len() {
@@ -237,7 +237,7 @@ fn elf_interpreter(head: &[u8], whole: impl Fn() -> Result<Vec<u8>, RunError>) -
         owned2 = whole()?;
         &owned2[..]
     };
-    let Some(name) = off.checked_add(size).and_then(|end| bytes.get(off..end)) else { return Ok(Elf::NotElf) };
+    let Some(name) = off.checked_add(size).and_then(|end| bytes.get(off..end)) else { return Ok(Elf::Other) };
     let name = name.split(|&b| b == 0).next().unwrap_or_default();
     Ok(Elf::Dynamic(PathBuf::from(OsStr::from_bytes(name))))
 }
@@ -357,8 +357,8 @@ mod tests {
         assert_eq!(elf(&image(2, 62, 1)), Elf::Static);
         assert!(matches!(elf(&image(1, 3, 3)), Elf::Unsupported(w) if w.contains("32-bit")));
         assert!(matches!(elf(&image(2, 183, 3)), Elf::Unsupported(_)));
-        assert_eq!(elf(b"#!/bin/sh\n"), Elf::NotElf);
-        assert_eq!(elf(b"\x7fELF"), Elf::NotElf);
+        assert_eq!(elf(b"#!/bin/sh\n"), Elf::Other);
+        assert_eq!(elf(b"\x7fELF"), Elf::Other);
     }
 
     #[test]
@@ -369,13 +369,13 @@ mod tests {
         }
         let mut huge = image(2, 62, 3);
         huge[56..58].copy_from_slice(&u16::MAX.to_le_bytes());
-        assert_eq!(elf(&huge), Elf::NotElf);
+        assert_eq!(elf(&huge), Elf::Other);
         let mut far = image(2, 62, 3);
         far[64 + 8..64 + 16].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(elf(&far), Elf::NotElf);
+        assert_eq!(elf(&far), Elf::Other);
         let mut big_interp = image(2, 62, 3);
         big_interp[64 + 32..64 + 40].copy_from_slice(&(1u64 << 40).to_le_bytes());
-        assert_eq!(elf(&big_interp), Elf::NotElf);
+        assert_eq!(elf(&big_interp), Elf::Other);
     }
 
     #[test]
