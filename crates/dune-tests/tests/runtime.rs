@@ -239,3 +239,8 @@ fn runtime_descriptors_are_out_of_reach_and_limits_are_handled() {
 fn runtime_memory_cannot_be_unmapped_remapped_or_reprotected() {
     pass("memory-guard");
 }
+
+#[test]
+fn handlers_changed_while_signals_are_in_flight() {
+    pass("signal-modify-handlers");
+}

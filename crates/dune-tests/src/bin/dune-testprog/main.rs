@@ -68,6 +68,7 @@ fn main() {
         "sigaltstack" => signals::sigaltstack(),
         "signal-thread" => signals::signal_thread(),
         "signal-default-term" => signals::signal_default_term(),
+        "signal-modify-handlers" => signals::signal_modify_handlers(),
         "stack-overflow" => faults::stack_overflow(),
         "triple-fault" => faults::triple_fault(),
         "vfork" => procs::vfork(),

@@ -273,3 +273,64 @@ pub(crate) fn signal_default_term() {
     eprintln!("survived SIGTERM");
     std::process::exit(1);
 }
+
+static STRESS_HITS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count_hit(_sig: i32, _info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {
+    STRESS_HITS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn set_disposition(sig: i32, handler: usize) {
+    // SAFETY: a zeroed sigaction with only the handler (and SA_SIGINFO for a function) set.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = handler;
+    if handler != libc::SIG_DFL && handler != libc::SIG_IGN {
+        sa.sa_flags = libc::SA_SIGINFO;
+    }
+    // SAFETY: installs the action built above.
+    unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) };
+}
+
+/// Handlers changed while signals are in flight (CPython's
+/// test_stress_modifying_handlers): a signal caught under one action and delivered
+/// after the program switched to SIG_IGN or SIG_DFL is dropped or takes the default
+/// action, as in Linux; it never ends the process.
+pub(crate) fn signal_modify_handlers() {
+    enter();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // SAFETY: pthread_self has no preconditions.
+    let main = unsafe { libc::pthread_self() } as usize;
+    let s = stop.clone();
+    let sender = std::thread::spawn(move || {
+        let mut sent = 0u64;
+        while !s.load(Ordering::Relaxed) {
+            // SAFETY: signals to the main thread, which outlives this thread; SIGWINCH's
+            // default action is to ignore it.
+            unsafe {
+                libc::pthread_kill(main as libc::pthread_t, libc::SIGUSR1);
+                libc::pthread_kill(main as libc::pthread_t, libc::SIGWINCH);
+            }
+            sent += 1;
+            std::thread::yield_now();
+        }
+        sent
+    });
+    let t0 = Instant::now();
+    let mut rounds = 0u64;
+    while t0.elapsed() < Duration::from_secs(3) || rounds < 200 {
+        set_disposition(libc::SIGUSR1, count_hit as *const () as usize);
+        set_disposition(libc::SIGWINCH, count_hit as *const () as usize);
+        std::hint::black_box((0..200).sum::<u64>());
+        set_disposition(libc::SIGUSR1, libc::SIG_IGN);
+        set_disposition(libc::SIGWINCH, libc::SIG_DFL);
+        // A forwarded call: pending signals are delivered at the exit.
+        // SAFETY: getpid has no side effects.
+        unsafe { libc::getpid() };
+        rounds += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender.join().unwrap_or(0);
+    set_disposition(libc::SIGUSR1, libc::SIG_IGN);
+    check!(sent > 0 && rounds >= 200, "sent {sent}, rounds {rounds}");
+    check!(STRESS_HITS.load(Ordering::Relaxed) > 0, "no signal reached a handler ({sent} sent)");
+}

@@ -240,8 +240,20 @@ pub fn deliver_pending(ctx: &mut ThreadCtx) {
         ctx.sig.pending.fetch_and(!bit(sig), Ordering::SeqCst);
         // SAFETY: the handler wrote this slot before setting the bit we just cleared.
         let info = unsafe { core::ptr::read_volatile(ctx.sig.infos[sig].get()) };
+        let act = load(sig);
+        if !is_function(act.handler) {
+            // The action changed since the signal was caught (the program installed
+            // SIG_IGN or SIG_DFL meanwhile). As Linux decides at delivery: ignored
+            // signals are dropped; for SIG_DFL the signal is raised again with the
+            // kernel's disposition, now SIG_DFL too, so the kernel takes the default
+            // action (end, stop, or nothing).
+            if act.handler == SIG_DFL {
+                raise_default(sig);
+            }
+            continue;
+        }
         let regs = ctx.vcpu.fd.sync_regs().regs;
-        match push_frame(ctx, sig, &info, &regs, None) {
+        match push_frame(ctx, sig, &act, &info, &regs, None) {
             Ok(new) => {
                 COUNTERS.signals.fetch_add(1, Ordering::Relaxed);
                 ctx.vcpu.fd.sync_regs_mut().regs = new;
@@ -250,6 +262,16 @@ pub fn deliver_pending(ctx: &mut ThreadCtx) {
             Err(()) => bad_frame(ctx, sig),
         }
         ctx.sig.ignore_mask_once = false;
+    }
+}
+
+/// Raises `sig` at the calling thread, whose kernel disposition for it is SIG_DFL.
+fn raise_default(sig: usize) {
+    // SAFETY: tgkill to this very thread; no memory is passed.
+    unsafe {
+        let pid = sys::syscall(libc::SYS_getpid, 0, 0, 0);
+        let tid = sys::syscall(libc::SYS_gettid, 0, 0, 0);
+        sys::syscall(libc::SYS_tgkill, pid as u64, tid as u64, sig as u64);
     }
 }
 
@@ -312,8 +334,11 @@ fn xsave_size() -> usize {
 
 /// Builds the signal frame on the guest stack for the interrupted `regs`; returns the
 /// registers that enter the handler.
-fn push_frame(ctx: &mut ThreadCtx, sig: usize, info: &[u8; 128], regs: &kvm_regs, fault: Option<&Fault>) -> Result<kvm_regs, ()> {
-    let act = load(sig);
+/// Builds the frame for handler `act` of `sig` (the action read once by the caller:
+/// another thread may change it meanwhile, and Linux uses the action in force when it
+/// delivers).
+fn push_frame(ctx: &mut ThreadCtx, sig: usize, act: &KSigaction, info: &[u8; 128], regs: &kvm_regs, fault: Option<&Fault>) -> Result<kvm_regs, ()> {
+    let act = *act;
     if !is_function(act.handler) || act.flags & SA_RESTORER == 0 {
         return Err(());
     }
@@ -469,7 +494,7 @@ pub fn deliver_fault(ctx: &mut ThreadCtx, fault: &Fault) {
         info[0..4].copy_from_slice(&(sig as i32).to_le_bytes());
         info[8..12].copy_from_slice(&code.to_le_bytes());
         info[16..24].copy_from_slice(&addr.to_le_bytes());
-        if let Ok(new) = push_frame(ctx, sig, &info, &regs, Some(fault)) {
+        if let Ok(new) = push_frame(ctx, sig, &act, &info, &regs, Some(fault)) {
             COUNTERS.signals.fetch_add(1, Ordering::Relaxed);
             let mut tf = fault.tf;
             tf.set_regs(&new);
