@@ -1,7 +1,8 @@
 //! The libdune C API (crates/libdune-c, include/libdune/*.h), exercised by C
 //! programs in Dune mode: one per group (vm, trap, ring3, pages, misc, cpu, layout,
 //! cow, frames, elf, apic), each asserting from inside and printing `ok <name>`; misc
-//! also linked against libdune.so.
+//! also linked against libdune.so; and an example built against the library as
+//! `scripts/install` installs it, with `pkg-config --cflags --libs libdune`.
 //!
 //! The programs are built on the host by `crates/libdune-c/build-c.sh` (scripts/test
 //! runs it first: inside the VM lane the host's file system is read-only) into
@@ -129,4 +130,41 @@ fn elf_helpers_parse_load_and_reject_bad_images() {
 #[test]
 fn apic_ids_and_ipis() {
     pass("apic", "apic");
+}
+
+/// The installation `build-c.sh` made with `scripts/install --debug`.
+fn prefix() -> PathBuf {
+    profile_dir().join("capi-prefix")
+}
+
+#[test]
+fn installed_library_builds_with_pkg_config() {
+    let p = prefix();
+    for f in ["lib/libdune.a", "lib/libdune.so", "lib/pkgconfig/libdune.pc"] {
+        assert!(p.join(f).is_file(), "{} missing: run crates/libdune-c/build-c.sh", p.join(f).display());
+    }
+    for h in ["dune.h", "mmu.h", "mmu-x86.h", "cpu-x86.h", "local.h"] {
+        let installed = std::fs::read(p.join("include/libdune").join(h)).expect("installed header");
+        let source = std::fs::read(dune_tests::repo().join("include/libdune").join(h)).expect("header");
+        assert!(installed == source, "installed {h} differs from include/libdune/{h}");
+    }
+    let pc = std::fs::read_to_string(p.join("lib/pkgconfig/libdune.pc")).expect("libdune.pc");
+    assert!(pc.lines().any(|l| l == format!("prefix={}", p.display())) && pc.contains("Libs: -L${libdir} -ldune"), "libdune.pc:\n{pc}");
+
+    let exe = program("pkgconfig-demand-paging", &["examples/c/demand-paging.c", "scripts/install"]);
+    // Linked to the installed libdune.so: found through the run-time path, not otherwise.
+    let mut cmd = Command::new(&exe);
+    cmd.env("LD_LIBRARY_PATH", p.join("lib"));
+    let out = dune_tests::run_bounded(cmd);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", exe.display(), out.status);
+    let want = [
+        "demand paging: touched 100 pages, 100 faults handled, 100 of 16384 pages mapped",
+        "demand paging: data intact: yes, faults after rereading: 100",
+    ];
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), want, "stderr:\n{stderr}");
+    let mut cmd = Command::new(&exe);
+    cmd.env_remove("LD_LIBRARY_PATH");
+    let out = dune_tests::run_bounded(cmd);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("libdune.so"), "runs without the installed libdune.so: {out:?}");
 }
