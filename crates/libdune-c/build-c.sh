@@ -36,6 +36,12 @@ done
 "$cc" "${cflags[@]}" crates/libdune-c/tests/c/misc.c -o "$out/misc-shared" \
 	-L "$lib" -ldune -Wl,-rpath,"$lib" "${libs[@]}"
 # As a user of the installed library would build: only what pkg-config says.
+if ! command -v pkg-config >/dev/null; then
+	# A fresh Debian machine may lack it (scripts/vm-run installs its packages alike).
+	sudo=; [ "$(id -u)" = 0 ] || sudo="sudo -n"
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get -q install -y pkgconf </dev/null >/dev/null ||
+		{ echo "build-c.sh: pkg-config is missing and apt-get install pkgconf failed" >&2; exit 1; }
+fi
 prefix=$lib/capi-prefix
 rm -rf "$prefix"
 scripts/install --debug --prefix "$prefix" >/dev/null
