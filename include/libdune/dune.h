@@ -353,10 +353,12 @@ extern ptent_t *pgroot;
  * mmap_base - the base (1 GiB aligned) of a window of free address space below
  *   the kernel's mmap area, for a program's own MAP_FIXED mappings (the original's
  *   sandbox puts an application's heap and mappings in [mmap_base, mmap_base +
- *   8 GiB)). [mmap_base, mmap_base + 64 GiB) is free at dune_init(); the kernel's
- *   top-down allocator comes no nearer than 64 GiB below the lowest mapping it had
- *   made by then, so the first 8 GiB stay free until the process maps about 56 GiB
- *   more (the original: 63 GiB below the kernel's mmap base, likewise unreserved).
+ *   8 GiB)). [mmap_base, mmap_base + 64 GiB) is free at dune_init() and ends below
+ *   the lowest mapping of the kernel's mmap area (or of anything above the heap).
+ *   Nothing is reserved: the kernel's top-down allocator, once the gaps above are
+ *   full, places new mappings from the window's top down, so its first 8 GiB stay
+ *   free until the process maps about 56 GiB more. The original's window was the
+ *   63 GiB below the kernel's mmap base, likewise unreserved.
  *
  * stack_base - the base (1 GiB aligned) of the 1 GiB window holding the main
  *   thread's stack: the kernel's start_stack rounded up to 1 GiB, minus 1 GiB, as
