@@ -291,8 +291,8 @@ extern void dune_passthrough_syscall(struct dune_tf *tf);
  * dune_apic_eoi(): until then the APIC holds back interrupts of the same or a lower
  * priority class (vector / 16), which for vectors 0xf0 and up includes the
  * runtime's TLB shootdown (vector 0xf1).
- * Here: vectors 32-239 and 242-254 are free; 0xf1 is the runtime's TLB shootdown
- * and 0xff the spurious vector. In the original the kernel module posted these
+ * Here: vectors 32-240 and 242-254 are free; 241 (0xf1) is the runtime's TLB
+ * shootdown and 255 (0xff) the spurious vector. In the original the kernel module posted these
  * interrupts to the target vCPU; here KVM's APIC delivers them. All of these work
  * in Dune mode only.
  */
