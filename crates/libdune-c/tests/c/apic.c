@@ -21,7 +21,7 @@
 #define SPIN   100000000UL
 
 static volatile int ipi_count, nmi_count, thread_ready, thread_got;
-static volatile uint32_t handled_on, thread_id;
+static volatile uint32_t handled_on, thread_id = (uint32_t)-1; /* set by the thread */
 
 static void on_ipi(struct dune_tf *tf)
 {
