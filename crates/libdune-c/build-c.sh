@@ -4,7 +4,11 @@
 #   - libdune.a and libdune.so (crates/libdune-c) and the Rust examples (examples/rust);
 #   - the C API tests, crates/libdune-c/tests/c/*.c, and the C examples, examples/c/*.c,
 #     linked against libdune.a into <target>/debug/capi/<name>; misc.c also against
-#     libdune.so, as capi/misc-shared.
+#     libdune.so, as capi/misc-shared;
+#   - the library installed with scripts/install into <target>/debug/capi-prefix, and
+#     examples/c/demand-paging.c built against that installation with
+#     `pkg-config --cflags --libs libdune` (linked to its libdune.so) as
+#     capi/pkgconfig-demand-paging.
 # crates/dune-tests/tests/{capi,examples}.rs run them in the lane and refuse binaries
 # older than their sources. scripts/test calls this before the lane runs.
 #
@@ -31,4 +35,18 @@ done
 # The shared library: the same program, linked dynamically (found through its rpath).
 "$cc" "${cflags[@]}" crates/libdune-c/tests/c/misc.c -o "$out/misc-shared" \
 	-L "$lib" -ldune -Wl,-rpath,"$lib" "${libs[@]}"
+# As a user of the installed library would build: only what pkg-config says.
+if ! command -v pkg-config >/dev/null; then
+	# A fresh Debian machine may lack it (scripts/vm-run installs its packages alike).
+	sudo=; [ "$(id -u)" = 0 ] || sudo="sudo -n"
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get -q install -y pkgconf </dev/null >/dev/null ||
+		{ echo "build-c.sh: pkg-config is missing and apt-get install pkgconf failed" >&2; exit 1; }
+fi
+prefix=$lib/capi-prefix
+rm -rf "$prefix"
+scripts/install --debug --prefix "$prefix" >/dev/null
+pc() { PKG_CONFIG_PATH=$prefix/lib/pkgconfig PKG_CONFIG_LIBDIR= pkg-config "$@" libdune; }
+# shellcheck disable=SC2046 # pkg-config's output is a list of words
+"$cc" -std=gnu11 -O1 -g -Wall -Wextra -Werror $(pc --cflags) examples/c/demand-paging.c \
+	-o "$out/pkgconfig-demand-paging" $(pc --libs)
 echo "C API programs in $out"

@@ -4,6 +4,11 @@
  * A program written for the original libdune (Belay et al., OSDI 2012) is rebuilt
  * unchanged against this header and libdune.a or libdune.so (crates/libdune-c):
  *
+ *     cc $(pkg-config --cflags libdune) prog.c $(pkg-config --libs libdune)
+ *
+ * after scripts/install --prefix DIR (with PKG_CONFIG_PATH=DIR/lib/pkgconfig), or
+ * from the build tree:
+ *
  *     cc -I include prog.c -L <target>/debug -l:libdune.a -lpthread -ldl -lm
  *
  * Return values are as in libdune: 0 or -errno. Differences from the original are
@@ -11,16 +16,28 @@
  *   - guest-physical addresses are not virtual addresses (no PA == VA): reach a
  *     page from dune_page_alloc() through dune_pa2va() or map it with
  *     dune_vm_map_phys(); struct page is an opaque handle (no ->ref field);
- *   - PTE_COW is bit 11, not bit 9;
+ *   - PTE_COW is bit 11, not bit 9; the GD_* selectors have the runtime's values;
  *   - threads and forked children are in Dune mode already (dune_enter() there
  *     returns 0 at once);
- *   - signals are Linux signals, delivered in Dune mode (see dune_register_signal_handler).
- * Every object-like macro and the layout of every struct here are checked against
- * the Rust side by crates/libdune-c/src/header_check.rs.
+ *   - signals are Linux signals, delivered in Dune mode (see dune_register_signal_handler);
+ *   - phys_limit, mmap_base and stack_base keep their meaning for the address space
+ *     but no longer describe guest-physical addresses (see there).
+ * Names of the original that are not here, because their meaning was the original's
+ * memory layout, which this runtime does not have: PAGEBASE, MAX_PAGES, pages,
+ * num_pages and struct page's fields (pages are opaque handles here),
+ * dune_mmap_addr_to_pa and dune_stack_addr_to_pa, kern/dune.h's GPA_STACK_SIZE and
+ * GPA_MAP_SIZE (guest-physical addresses are allocated, not computed: use
+ * dune_va_to_pa); and, not yet provided: dune_vm_insert_page, dune_vm_lookup_page,
+ * dune_page_stats, dune_enter_ex, __invpcid, and PERM_USR1..3 (PTE_USR1..3 are in
+ * mmu-x86.h; the runtime's permission mapping does not set them).
+ * Every macro, exported name and struct layout here (and in mmu.h, mmu-x86.h,
+ * cpu-x86.h, local.h) is checked against the Rust side by
+ * crates/libdune-c/src/header_check.rs.
  */
 #ifndef LIBDUNE_DUNE_H
 #define LIBDUNE_DUNE_H
 
+#include <elf.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -84,7 +101,12 @@ extern void *dune_mmap(void *addr, size_t length, int prot, int flags, int fd, o
  */
 extern sighandler_t dune_signal(int sig, sighandler_t cb);
 
-/* FS base that ring-3 code (dune_jump_to_user) runs with, for the calling thread. */
+/*
+ * dune_get_user_fs, dune_set_user_fs - the FS base ring-3 code (dune_jump_to_user)
+ * runs with, for the calling thread: the thread's own FS base until set, as in the
+ * original (so ring-3 code shares the thread's TLS unless given its own). In Dune
+ * mode only: outside it get returns 0 and set does nothing.
+ */
 extern unsigned long dune_get_user_fs(void);
 extern void dune_set_user_fs(unsigned long fs_base);
 
@@ -101,12 +123,20 @@ extern void dune_set_user_fs(unsigned long fs_base);
 
 /* ====================================================================== traps === */
 
-/* Segment selectors of the runtime's GDT (without the requested privilege level). */
-#define GD_KT  0x08 /* kernel code */
-#define GD_KD  0x10 /* kernel data */
-#define GD_UD  0x18 /* user data */
-#define GD_UT  0x20 /* user code */
-#define GD_TSS 0x28 /* TSS (two entries) */
+/*
+ * Segment selectors of the runtime's GDT (without the requested privilege level).
+ * Here: the values differ from the original's (0x10, 0x18, 0x28, 0x30, 0x38, 0x40;
+ * 9 entries, laid out like Linux's): the runtime's GDT has no 32-bit segments, and
+ * puts user data below user code so that SYSRET's selectors follow from one STAR
+ * field. A frame's cs and ss use these (with RPL 3 in ring 3).
+ */
+#define GD_KT          0x08 /* kernel code */
+#define GD_KD          0x10 /* kernel data */
+#define GD_UD          0x18 /* user data */
+#define GD_UT          0x20 /* user code */
+#define GD_TSS         0x28 /* TSS (two entries) */
+#define GD_TSS2        0x30 /* the TSS descriptor's upper half */
+#define NR_GDT_ENTRIES 7
 
 /*
  * The trap frame: the interrupted registers. A handler may change any field; the
@@ -220,7 +250,27 @@ extern int dune_jump_to_user(struct dune_tf *tf);
 /* dune_ret_from_user - from a handler: ends the ring-3 session, dune_jump_to_user returns ret. */
 extern void dune_ret_from_user(int ret) __attribute__((noreturn));
 
-/* dune_dump_trap_frame - prints the registers of tf on standard output. */
+/*
+ * dune_pop_trap_frame - resumes the ring-0 context tf describes: loads every
+ * register of the frame and continues at tf->rip on tf->rsp (iretq), abandoning
+ * the caller's context. From a trap handler it leaves the trap for good: the
+ * frames and saved FPU state of the traps being handled are dropped (as
+ * dune_ret_from_user does), so tf should be an ordinary context, not a handler's.
+ * FPU and SSE registers are not part of struct dune_tf and keep their values.
+ * Here: tf must be a ring-0 frame of this runtime (cs == GD_KT, ss == GD_KD or 0;
+ * ring 3 is entered with dune_jump_to_user); interrupts stay enabled in the resumed
+ * context (the runtime's TLB shootdown needs them) and only the arithmetic and
+ * direction flags of tf->rflags are used. It returns only when it refuses tf
+ * (outside Dune mode, tf NULL, other selectors), with errno set to EPERM or EINVAL;
+ * the original had no such check and faulted instead.
+ */
+extern void dune_pop_trap_frame(struct dune_tf *tf);
+
+/*
+ * dune_dump_trap_frame - prints the registers of tf on standard output, then the
+ * twelve quadwords at tf->rsp and the code bytes around tf->rip (stopping at the
+ * first unmapped address), as the original. Usable in trap handlers.
+ */
 extern void dune_dump_trap_frame(struct dune_tf *tf);
 
 /*
@@ -228,6 +278,41 @@ extern void dune_dump_trap_frame(struct dune_tf *tf);
  * (number in rax, arguments ARG0..ARG5) and puts the result in tf->rax.
  */
 extern void dune_passthrough_syscall(struct dune_tf *tf);
+
+/* ===================================================================== x2APIC === */
+
+/*
+ * Inter-processor interrupts between the threads of a process in Dune mode, over
+ * the local APIC of each vCPU (KVM's in-kernel APIC in x2APIC mode: sending and
+ * acknowledging cause no exit to user space). Each thread in Dune mode has its own
+ * vCPU and APIC ID. An interrupt sent to a thread runs the handler registered for
+ * its vector (dune_register_intr_handler) on that thread, in ring 0, as soon as the
+ * thread runs guest code with interrupts enabled. The handler must call
+ * dune_apic_eoi(): until then the APIC holds back interrupts of the same or a lower
+ * priority class (vector / 16), which for vectors 0xf0 and up includes the
+ * runtime's TLB shootdown (vector 0xf1).
+ * Here: vectors 32-240 and 242-254 are free; 241 (0xf1) is the runtime's TLB
+ * shootdown and 255 (0xff) the spurious vector. In the original the kernel module posted these
+ * interrupts to the target vCPU; here KVM's APIC delivers them. All of these work
+ * in Dune mode only.
+ */
+
+/* dune_apic_id - the calling thread's x2APIC ID ((uint32_t)-1 outside Dune mode). */
+extern uint32_t dune_apic_id(void);
+/*
+ * dune_apic_id_for_cpu - the x2APIC ID recorded for host CPU cpu by
+ * dune_apic_init_rt_entry() (libdune/local.h), or (uint32_t)-1 if none was;
+ * sets *error (when error is not NULL) and returns 0 if cpu is not a CPU number.
+ */
+extern uint32_t dune_apic_id_for_cpu(uint32_t cpu, bool *error);
+/*
+ * dune_apic_send_ipi - sends vector to the vCPU whose x2APIC ID is
+ * destination_apic_id (fixed delivery, physical destination; vector 2 is sent as an
+ * NMI). Here: vectors 0-31 other than 2 are exception vectors and are not sent.
+ */
+extern void dune_apic_send_ipi(uint8_t vector, uint32_t destination_apic_id);
+/* dune_apic_eoi - signals the end of the interrupt being handled. */
+extern void dune_apic_eoi(void);
 
 /* ====================================================================== pages === */
 
@@ -257,6 +342,32 @@ extern void *dune_pa2va(physaddr_t pa);
 /* The process's own page table (its root), set by dune_init() and dune_enter(). */
 extern ptent_t *pgroot;
 
+/*
+ * The address-space layout, set by dune_init() (and dune_enter()); 0 before.
+ *
+ * phys_limit - one past the highest guest-physical address: 1 << the guest's
+ *   MAXPHYADDR. Here: guest-physical addresses are allocated by the runtime below
+ *   it, not computed from virtual addresses; in the original the top 64 GiB below
+ *   phys_limit were windows onto mmap_base and stack_base.
+ *
+ * mmap_base - the base (1 GiB aligned) of a window of free address space below
+ *   the kernel's mmap area, for a program's own MAP_FIXED mappings (the original's
+ *   sandbox puts an application's heap and mappings in [mmap_base, mmap_base +
+ *   8 GiB)). [mmap_base, mmap_base + 64 GiB) is free at dune_init() and ends below
+ *   the lowest mapping of the kernel's mmap area (or of anything above the heap).
+ *   Nothing is reserved: the kernel's top-down allocator, once the gaps above are
+ *   full, places new mappings from the window's top down, so its first 8 GiB stay
+ *   free until the process maps about 56 GiB more. The original's window was the
+ *   63 GiB below the kernel's mmap base, likewise unreserved.
+ *
+ * stack_base - the base (1 GiB aligned) of the 1 GiB window holding the main
+ *   thread's stack: the kernel's start_stack rounded up to 1 GiB, minus 1 GiB, as
+ *   in the original.
+ */
+extern uintptr_t phys_limit;
+extern uintptr_t mmap_base;
+extern uintptr_t stack_base;
+
 #define PERM_NONE    0x0000 /* no access */
 #define PERM_R       0x0001 /* read */
 #define PERM_W       0x0002 /* write */
@@ -279,9 +390,20 @@ extern void dune_flush_tlb(void);
 /* dune_flush_tlb_one - drops the translation of one address (invlpg). Ring 0 only. */
 extern void dune_flush_tlb_one(unsigned long addr);
 /*
- * load_cr3 - switches this CPU to another page table (a guest-physical root address:
- * dune_va_to_pa(root) of a root from dune_vm_clone(pgroot)). System calls and faults
- * work only under tables that map what they touch.
+ * CR3_NOFLUSH - or'ed into load_cr3's argument with a PCID in bits 11:0: keep the
+ * translations the TLB holds for that PCID (the original's wedge and sthreads switch
+ * tables this way).
+ */
+#define CR3_NOFLUSH (1UL << 63)
+
+/*
+ * load_cr3 - switches this CPU to another page table: cr3 is a root from
+ * dune_vm_clone(pgroot) (or pgroot), given by its address, as in the original, or
+ * by its guest-physical address (dune_va_to_pa(root)), optionally with a PCID in
+ * bits 11:0 and CR3_NOFLUSH. System calls and faults work only under tables that
+ * map what they touch. Ignored outside Dune mode.
+ * Here: where the CPU (and KVM) offer no PCID, as in the QEMU test lane, the PCID
+ * and CR3_NOFLUSH are dropped and every switch flushes the TLB: correct, only slower.
  */
 extern void load_cr3(unsigned long cr3);
 
@@ -321,6 +443,20 @@ extern int dune_vm_lookup(ptent_t *root, void *va, int create, ptent_t **pte_out
 extern ptent_t *dune_vm_clone(ptent_t *root);
 /* Frees the tables of a clone and drops the page references it held. Not pgroot. */
 extern void dune_vm_free(ptent_t *root);
+
+/*
+ * dune_vm_default_pgflt_handler - resolves a copy-on-write fault: for a write
+ * (fec & FEC_W) to a present 4 KiB page whose entry has PTE_COW (PERM_COW), in the
+ * page table the CPU is using, the entry becomes writable without PTE_COW; if the
+ * page is an allocator page with other references, a copy replaces it first (and
+ * the old page loses the entry's reference). Does nothing for any other fault.
+ * Call it from a page-fault handler, or register it (cast to dune_pgflt_cb); after
+ * it the access is allowed, so the fault counts as handled.
+ * Here: the copy is a guest-only mapping like any made with dune_vm_map_phys: system
+ * calls given that address still see the host's page. 2 MiB and 1 GiB COW entries
+ * are left alone (the original asserted on them).
+ */
+extern void dune_vm_default_pgflt_handler(uintptr_t addr, uint64_t fec);
 
 /*
  * dune_vm_page_walk - calls cb(arg, entry, va) for each present leaf (4 KiB, 2 MiB
@@ -366,6 +502,54 @@ typedef void (*dune_procmap_cb)(const struct dune_procmap_entry *);
 extern void dune_procmap_iterate(dune_procmap_cb cb);
 /* Prints the mappings on standard output. */
 extern void dune_procmap_dump(void);
+
+/* ============================================================== ELF helpers === */
+
+/*
+ * An ELF64 x86-64 image, from a file (dune_elf_open) or from memory
+ * (dune_elf_open_mem). hdr is the ELF header; phdr and shdr (with shdrstr, the
+ * section names) are read on first iteration; priv is the program's.
+ * Every function returns 0 or -errno; a malformed image gets an error, never a
+ * crash: anything that points outside the image is -EINVAL (-EIO for a short read
+ * or a truncated header, as the original).
+ * Here: table sizes and section names are bounded by the image, not by the
+ * original's 40 program headers, 100 sections and 40-byte names; the original
+ * printed on errors, this does not.
+ */
+struct dune_elf {
+	int fd;             /* the file, or -1 */
+	unsigned char *mem; /* the image in memory, or NULL */
+	int len;            /* its length */
+	Elf64_Ehdr hdr;
+	Elf64_Phdr *phdr;
+	Elf64_Shdr *shdr;
+	char *shdrstr;
+	void *priv;
+};
+
+typedef int (*dune_elf_phcb)(struct dune_elf *elf, Elf64_Phdr *phdr);
+typedef int (*dune_elf_shcb)(struct dune_elf *elf, const char *sname, int snum, Elf64_Shdr *shdr);
+
+/* Opens the file at path and checks its header (-errno of open(2) if it cannot be opened). */
+extern int dune_elf_open(struct dune_elf *elf, const char *path);
+/* Reads the image in [mem, mem + len) (not copied: it must outlive elf). */
+extern int dune_elf_open_mem(struct dune_elf *elf, void *mem, int len);
+/* Frees the tables and closes the file; harmless after a failed open or a second close. */
+extern int dune_elf_close(struct dune_elf *elf);
+/* Prints the section and program headers on standard output. */
+extern int dune_elf_dump(struct dune_elf *elf);
+/* Calls cb for each section, in order; stops at and returns the first nonzero value. */
+extern int dune_elf_iter_sh(struct dune_elf *elf, dune_elf_shcb cb);
+/* Calls cb for each program header, in order; stops at and returns the first nonzero value. */
+extern int dune_elf_iter_ph(struct dune_elf *elf, dune_elf_phcb cb);
+/*
+ * dune_elf_load_ph - maps the PT_LOAD segment phdr at its address plus off (with
+ * MAP_FIXED, replacing what was there), with the segment's permissions: file
+ * contents for p_filesz bytes, zeros up to p_memsz. From a file the pages are a
+ * private file mapping, as the original; from memory they are anonymous pages
+ * filled from the image (the original required a file).
+ */
+extern int dune_elf_load_ph(struct dune_elf *elf, Elf64_Phdr *phdr, off_t off);
 
 #ifdef __cplusplus
 }

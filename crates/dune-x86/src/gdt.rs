@@ -36,6 +36,8 @@ pub enum PrivilegeLevel {
 pub const DESC_ACCESSED: u64 = 1 << 40;
 /// Readable (code) / writable (data) (type bit 1).
 pub const DESC_RW: u64 = 1 << 41;
+/// Expand-down (data) / conforming (code) (type bit 2).
+pub const DESC_DC: u64 = 1 << 42;
 /// Executable: a code segment (type bit 3).
 pub const DESC_CODE: u64 = 1 << 43;
 /// S: code or data segment rather than a system segment.
@@ -54,6 +56,10 @@ pub const DESC_DB: u64 = 1 << 54;
 pub const DESC_G: u64 = 1 << 55;
 /// Limit 0xfffff (bits 15:0 and 51:48) with base 0: a flat 4 GiB segment.
 const FLAT: u64 = 0x000f_0000_0000_ffff;
+/// System-segment type of an LDT (SDM Vol. 3A §3.5, Table 3-2).
+pub const TYPE_LDT: u64 = 0x2;
+/// System-segment type of a 64-bit call gate.
+pub const TYPE_CALL_GATE64: u64 = 0xc;
 /// System-segment type of an available 64-bit TSS (SDM Vol. 3A §3.5, Table 3-2):
 /// what the GDT holds before `ltr`.
 pub const TYPE_TSS64_AVAILABLE: u64 = 0x9;

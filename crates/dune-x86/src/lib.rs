@@ -12,8 +12,8 @@
 //! | [`tss`]       | the 64-bit task-state segment and interrupt stack table indices |
 //! | [`idt`]       | 64-bit interrupt and trap gates                                 |
 //! | [`exception`] | exception vectors, names, page-fault error codes               |
-//! | [`regs`]      | CR0, CR4, EFER, RFLAGS and XCR0 bits                           |
-//! | [`msr`]       | model-specific register numbers                                |
+//! | [`regs`]      | CR0, CR3, CR4, DR7, EFER, RFLAGS and XCR0 bits                 |
+//! | [`msr`]       | model-specific register numbers, x2APIC and MTRR fields        |
 //! | [`cpuid`]     | pure decoders for CPUID results                                |
 //!
 //! References are to the Intel 64 and IA-32 Architectures Software Developer's

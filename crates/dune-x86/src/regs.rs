@@ -1,4 +1,4 @@
-//! Bits of the control registers, EFER, RFLAGS and XCR0.
+//! Bits of the control registers, DR7, EFER, RFLAGS and XCR0.
 
 /// CR0 bits (SDM Vol. 3A §2.5, "Control Registers", Figure 2-7).
 pub mod cr0 {
@@ -24,6 +24,20 @@ pub mod cr0 {
     pub const CD: u64 = 1 << 30;
     /// Paging.
     pub const PG: u64 = 1 << 31;
+}
+
+/// CR3 bits (SDM Vol. 3A §4.5, "4-Level Paging", Table 4-12, and §4.10.4.1,
+/// "Operations that Invalidate TLBs and Paging-Structure Caches").
+pub mod cr3 {
+    /// Page-level write-through of the root table (when CR4.PCIDE = 0).
+    pub const PWT: u64 = 1 << 3;
+    /// Page-level cache disable of the root table (when CR4.PCIDE = 0).
+    pub const PCD: u64 = 1 << 4;
+    /// The process-context identifier (when CR4.PCIDE = 1).
+    pub const PCID_MASK: u64 = 0xfff;
+    /// On a write with CR4.PCIDE = 1: keep the translations cached for the new
+    /// PCID. Not part of the register; with CR4.PCIDE = 0 it must be clear.
+    pub const NOFLUSH: u64 = 1 << 63;
 }
 
 /// CR4 bits (SDM Vol. 3A §2.5, Figure 2-7).
@@ -76,6 +90,48 @@ pub mod cr4 {
     pub const CET: u64 = 1 << 23;
     /// Protection keys for supervisor-mode pages.
     pub const PKS: u64 = 1 << 24;
+}
+
+/// DR7 fields (SDM Vol. 3B §17.2.4, "Debug Control Register (DR7)", Figure 17-1).
+pub mod dr7 {
+    /// Local enable of breakpoint `n` (0..=3).
+    pub const fn l(n: u32) -> u64 {
+        1 << (2 * n)
+    }
+    /// Global enable of breakpoint `n` (0..=3).
+    pub const fn g(n: u32) -> u64 {
+        1 << (2 * n + 1)
+    }
+    /// Local exact breakpoint enable.
+    pub const LE: u64 = 1 << 8;
+    /// Global exact breakpoint enable.
+    pub const GE: u64 = 1 << 9;
+    /// General-detect enable: a `mov` to a debug register raises #DB.
+    pub const GD: u64 = 1 << 13;
+    /// Position of the two R/W bits of breakpoint `n`.
+    pub const fn rw_shift(n: u32) -> u32 {
+        16 + 4 * n
+    }
+    /// Position of the two LEN bits of breakpoint `n`.
+    pub const fn len_shift(n: u32) -> u32 {
+        18 + 4 * n
+    }
+    /// R/W: break on instruction execution.
+    pub const RW_EXEC: u64 = 0b00;
+    /// R/W: break on data writes.
+    pub const RW_WRITE: u64 = 0b01;
+    /// R/W: break on I/O (with CR4.DE).
+    pub const RW_IO: u64 = 0b10;
+    /// R/W: break on data reads or writes.
+    pub const RW_RW: u64 = 0b11;
+    /// LEN: one byte.
+    pub const LEN_1: u64 = 0b00;
+    /// LEN: two bytes.
+    pub const LEN_2: u64 = 0b01;
+    /// LEN: eight bytes.
+    pub const LEN_8: u64 = 0b10;
+    /// LEN: four bytes.
+    pub const LEN_4: u64 = 0b11;
 }
 
 /// `IA32_EFER` bits (SDM Vol. 3A §2.2.1, "Extended Feature Enable Register";
@@ -190,5 +246,15 @@ mod tests {
         assert_eq!(rflags::IOPL >> rflags::IOPL_SHIFT, 3);
         assert_eq!(cr4::SMEP | cr4::SMAP | cr4::PKE, 0x70_0000);
         assert_eq!(xcr0::X87 | xcr0::SSE | xcr0::AVX | xcr0::AVX512, 0xe7);
+    }
+
+    #[test]
+    fn debug_and_cr3_fields() {
+        // DR7 enabling breakpoint 1 locally and 3 globally, with general detect.
+        assert_eq!(dr7::l(1) | dr7::g(3) | dr7::GD, 0x2084);
+        // Breakpoint 2: write watch of 4 bytes.
+        assert_eq!((dr7::RW_WRITE << dr7::rw_shift(2)) | (dr7::LEN_4 << dr7::len_shift(2)), 0x0d00_0000);
+        assert_eq!(cr3::NOFLUSH | cr3::PCID_MASK, 0x8000_0000_0000_0fff);
+        assert_eq!(cr3::PWT | cr3::PCD, 0x18);
     }
 }

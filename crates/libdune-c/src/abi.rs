@@ -21,6 +21,42 @@ pub const DUNE_SIGNAL_INTR_BASE: c_int = 200;
 /// `PERM_NONE`: no access.
 pub const PERM_NONE: u64 = 0;
 
+/// `PTE_USR1`..`PTE_USR3`: page-table bits for the program's own use (libdune's
+/// `mmu-x86.h`). They lie in bits 62:59, a protection key only with CR4.PKE, which
+/// the runtime leaves clear; the runtime sets and reads none of them.
+pub const PTE_USR1: u64 = 1 << 62;
+/// See [`PTE_USR1`].
+pub const PTE_USR2: u64 = 1 << 61;
+/// See [`PTE_USR1`].
+pub const PTE_USR3: u64 = 1 << 60;
+
+/// `T_SYSCALL`: the original's spare system-call vector (`cpu-x86.h`); unused, as
+/// there: ring-3 system calls arrive through SYSCALL.
+pub const T_SYSCALL: u64 = 48;
+
+/// `struct Fpregs` of `mmu-x86.h`: the 512-byte FXSAVE area (Intel SDM Vol. 1
+/// section 10.5.1, Table 10-2).
+#[repr(C)]
+#[derive(Debug)]
+#[allow(missing_docs)]
+pub struct Fpregs {
+    pub cwd: u16,
+    pub swd: u16,
+    pub twd: u16,
+    pub fop: u16,
+    pub rip: u64,
+    pub rdp: u64,
+    pub mxcsr: u32,
+    pub mxcsr_mask: u32,
+    pub st_space: [u32; 32],
+    pub xmm_space: [u32; 64],
+    pub padding: [u32; 24],
+}
+
+const _: () = assert!(size_of::<Fpregs>() == 512);
+const _: () = assert!(core::mem::offset_of!(Fpregs, mxcsr) == 24 && core::mem::offset_of!(Fpregs, st_space) == 32);
+const _: () = assert!(core::mem::offset_of!(Fpregs, xmm_space) == 160);
+
 /// `struct dune_procmap_entry::type` values, as libdune's `procmap.c`.
 pub mod procmap_type {
     /// A bracketed name this version does not know.

@@ -1,11 +1,12 @@
 //! Entering Dune mode (libdune's `entry.c`): `dune_init`, `dune_enter`,
-//! `dune_init_and_enter` and the `pgroot` global.
+//! `dune_init_and_enter` and the `pgroot` global (the layout globals are in
+//! [`crate::layout`]).
 
 use std::ffi::c_int;
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::{guard, neg, report, vm};
+use crate::{guard, layout, neg, report, vm};
 
 /// libdune's `ptent_t *pgroot`: the root of the process's page table, as the address
 /// at which ring 0 reaches it. Set by [`dune_init`] and [`dune_enter`]. An
@@ -21,6 +22,27 @@ fn publish_root() -> Result<(), libdune::Error> {
     vm::set_pgroot(root);
     pgroot.store(root.as_ptr(), Ordering::Release);
     Ok(())
+}
+
+/// The first time: the layout globals (`phys_limit`, `mmap_base`, `stack_base`).
+/// 0, or -errno after a report on stderr.
+fn publish_layout(what: &str) -> c_int {
+    if layout::published() {
+        return 0;
+    }
+    crate::apic::init();
+    let bits = libdune::runtime::mem_stats().map_or(0, |m| m.maxphyaddr);
+    match layout::publish(bits) {
+        Ok(()) => 0,
+        Err(e) => {
+            use core::fmt::Write;
+            let _ = writeln!(crate::RawOut::new(2), "dune: {what}: {e}");
+            match e {
+                layout::LayoutError::Proc(_) => -libc::EIO,
+                layout::LayoutError::NoWindow => -libc::ENOMEM,
+            }
+        }
+    }
 }
 
 /// `int dune_init(bool map_full)`: creates the VM (once). `map_full` is ignored: the
@@ -40,7 +62,7 @@ pub extern "C" fn dune_init(map_full: bool) -> c_int {
             report("dune_init", &e);
             return neg(&e);
         }
-        0
+        publish_layout("dune_init")
     })
 }
 
@@ -56,7 +78,7 @@ pub extern "C" fn dune_enter() -> c_int {
             report("dune_enter", &e);
             return neg(&e);
         }
-        0
+        publish_layout("dune_enter")
     })
 }
 

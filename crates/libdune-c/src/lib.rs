@@ -1,18 +1,28 @@
-//! The original libdune C interface (`include/libdune/dune.h`) over the Rust runtime.
+//! The original libdune C interface (`include/libdune/*.h`) over the Rust runtime.
 //!
 //! Built as `libdune.a` and `libdune.so`, so a C program written for Dune is rebuilt
-//! unchanged:
+//! unchanged, from an installation (`scripts/install --prefix DIR`):
+//!
+//! ```sh
+//! cc $(pkg-config --cflags libdune) prog.c $(pkg-config --libs libdune)
+//! ```
+//!
+//! or from the build tree:
 //!
 //! ```sh
 //! cc -I include prog.c -L target/debug -l:libdune.a -lpthread -ldl -lm
 //! ```
 //!
 //! Each module is one concern of the original library, exporting its functions with
-//! their C names: [`entry`] (`dune_init`, `dune_enter`, the `pgroot` global), [`trap`]
-//! (handler registration, ring 3, signals), [`vm`] (page tables), [`page`] (the page
-//! allocator and `struct page`), [`procmap`], [`util`] (`dune_printf`, `dune_mmap`, ...).
-//! [`abi`] holds the constants the header shares with Rust; `header_check` (a unit
-//! test) compiles a C program with the header and compares every macro and offset.
+//! their C names: [`entry`] (`dune_init`, `dune_enter`, the `pgroot` global),
+//! [`layout`] (`phys_limit`, `mmap_base`, `stack_base`), [`trap`] (handler
+//! registration, ring 3, signals, `dune_pop_trap_frame`, `dune_dump_trap_frame`),
+//! [`vm`] (page tables, `load_cr3`, the copy-on-write fault handler), [`page`] (the
+//! page allocator and `struct page`), [`apic`] (x2APIC IPIs), [`elf`] (the ELF
+//! helpers), [`procmap`], [`util`] (`dune_printf`, `dune_mmap`, the ring-3 FS base,
+//! ...). [`abi`] holds the constants the headers share with Rust; `header_check` (a
+//! unit test) compiles a C program with the headers and compares every macro and
+//! offset.
 //!
 //! Conventions at the boundary:
 //! - Errors are `-errno` ([`errno_of`] maps the runtime's errors), as in libdune.
@@ -22,7 +32,10 @@
 //!   trampolines registered with the runtime (whose handlers are plain `fn`s).
 
 pub mod abi;
+pub mod apic;
+pub mod elf;
 pub mod entry;
+pub mod layout;
 pub mod page;
 pub mod procmap;
 pub mod trap;

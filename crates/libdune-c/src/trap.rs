@@ -303,6 +303,7 @@ pub unsafe extern "C" fn dune_jump_to_user(tf: *mut TrapFrame) -> c_int {
     // SAFETY: the caller passes a readable frame; `struct dune_tf` is packed, so it
     // may be unaligned and is copied.
     let t = unsafe { tf.read_unaligned() };
+    crate::util::init_user_fs();
     // SAFETY: in Dune mode; the caller vouches for the user context (dune.h).
     unsafe { libdune::user::jump_to_user(&t) as c_int }
 }
@@ -343,7 +344,61 @@ pub unsafe extern "C" fn dune_passthrough_syscall(tf: *mut TrapFrame) {
     unsafe { tf.write_unaligned(t) };
 }
 
-/// `void dune_dump_trap_frame(struct dune_tf *tf)`: the registers, on standard output.
+/// `void dune_pop_trap_frame(struct dune_tf *tf)`: resumes the ring-0 context `tf`
+/// (see `dune.h`); returns only when it refuses it, with errno EPERM (outside Dune
+/// mode) or EINVAL.
+///
+/// # Safety
+/// `tf` must point to a readable frame of a context that can run, as
+/// [`libdune::trap::pop_trap_frame`] requires.
+#[no_mangle]
+pub unsafe extern "C" fn dune_pop_trap_frame(tf: *mut TrapFrame) {
+    let set_errno = |e: c_int| {
+        // SAFETY: errno is this thread's.
+        unsafe { *libc::__errno_location() = e };
+    };
+    if !libdune::in_dune_mode() {
+        return set_errno(libc::EPERM);
+    }
+    if tf.is_null() {
+        return set_errno(libc::EINVAL);
+    }
+    // SAFETY: the caller passes a readable frame, maybe unaligned (packed): copied.
+    let t = unsafe { tf.read_unaligned() };
+    // SAFETY: in Dune mode; the caller vouches for the context (dune.h). Returns only
+    // on a refused frame.
+    if unsafe { libdune::trap::pop_trap_frame(&t) }.is_err() {
+        set_errno(libc::EINVAL);
+    }
+}
+
+/// Copies `buf.len()` bytes at `va` into `buf` if they are all mapped readable: in
+/// Dune mode by the page table in use (nothing is read otherwise), outside it with
+/// `process_vm_readv`, which fails instead of faulting. Usable in trap handlers.
+fn read_mapped(va: u64, buf: &mut [u8]) -> bool {
+    let Some(end) = va.checked_add(buf.len() as u64) else { return false };
+    if libdune::in_dune_mode() {
+        let mut page = va & !0xfff;
+        while page < end {
+            if !crate::vm::access_allowed(page, 0) {
+                return false;
+            }
+            page += 0x1000;
+        }
+        // SAFETY: every page of [va, end) is present in the table the CPU uses now,
+        // and ring 0 may read any present page.
+        unsafe { core::ptr::copy_nonoverlapping(va as *const u8, buf.as_mut_ptr(), buf.len()) };
+        return true;
+    }
+    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let remote = libc::iovec { iov_base: va as *mut c_void, iov_len: buf.len() };
+    // SAFETY: reads this process's own memory into `buf`; the kernel checks `remote`.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    n == buf.len() as isize
+}
+
+/// `void dune_dump_trap_frame(struct dune_tf *tf)`: the registers, the stack and the
+/// code around `rip`, on standard output, as libdune's.
 ///
 /// # Safety
 /// `tf` must point to a readable frame.
@@ -372,8 +427,34 @@ pub unsafe extern "C" fn dune_dump_trap_frame(tf: *mut TrapFrame) {
     ] {
         let _ = writeln!(o, "dune: {a} 0x{x:016x} {b} 0x{y:016x}");
     }
+    let _ = writeln!(o, "dune: Dumping Stack Contents...");
+    for i in 0..STACK_DEPTH {
+        let mut w = [0u8; 8];
+        if !t.rsp.checked_add(i * 8).is_some_and(|a| read_mapped(a, &mut w)) {
+            let _ = writeln!(o, "dune: reached unmapped addr");
+            break;
+        }
+        let _ = writeln!(o, "dune: RSP{:<+3} 0x{:016x}", i * 8, u64::from_le_bytes(w));
+    }
+    for (what, at) in [("before IP\t", t.rip.wrapping_sub(CODE_BYTES as u64)), ("at IP\t", t.rip)] {
+        let mut code = [0u8; CODE_BYTES];
+        let _ = write!(o, "dune: code {what}");
+        if read_mapped(at, &mut code) {
+            for b in code {
+                let _ = write!(o, "{b:02x} ");
+            }
+            let _ = writeln!(o);
+        } else {
+            let _ = writeln!(o, "(unmapped)");
+        }
+    }
     let _ = writeln!(o, "dune: --- End Trap Dump ---");
 }
+
+/// Quadwords of stack the dump shows (libdune's `STACK_DEPTH`).
+const STACK_DEPTH: u64 = 12;
+/// Code bytes the dump shows before and at `rip`.
+const CODE_BYTES: usize = 20;
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
 //! Utilities (libdune's `util.c` and the inline helpers of `dune.h`): `dune_printf`,
-//! `dune_die`, `dune_get_ticks`, `dune_mmap`, `dune_signal`, the ring-3 FS base.
+//! `dune_die`, `dune_get_ticks`, `dune_mmap`, `dune_signal`, the ring-3 FS base
+//! (`dune_get_user_fs`, `dune_set_user_fs`: libdune's `entry.c`).
 //!
 //! In Dune mode system calls are forwarded by the runtime, so these are ordinary
 //! libc calls where the original issued `vmcall`s by hand.
@@ -149,9 +150,29 @@ pub extern "C" fn dune_signal(sig: c_int, cb: libc::sighandler_t) -> libc::sigha
 }
 
 thread_local! {
-    /// The ring-3 FS base last set on this thread (the runtime keeps it per vCPU,
-    /// one vCPU per thread, but offers no getter).
-    static USER_FS: Cell<u64> = const { Cell::new(0) };
+    /// The vCPU (its per-vCPU block, GS base in Dune mode) whose ring-3 FS base this
+    /// thread has set, by the program or to the thread's own FS base on first use;
+    /// 0: none. Percpu.user_fs starts at 0, and a pooled vCPU keeps the last thread's
+    /// value, so the C API sets it once per thread and vCPU.
+    static USER_FS_VCPU: Cell<u64> = const { Cell::new(0) };
+}
+
+/// An MSR, read in guest ring 0 (the callers check Dune mode).
+fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: rdmsr of an MSR KVM emulates (FS and GS base) in guest ring 0; no side effects.
+    unsafe { core::arch::asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    ((hi as u64) << 32) | lo as u64
+}
+
+/// In Dune mode, makes sure ring 3 starts with the thread's own FS base unless the
+/// program set one (the original initialised it so at dune_enter).
+pub(crate) fn init_user_fs() {
+    let vcpu = rdmsr(dune_x86::msr::GS_BASE);
+    if USER_FS_VCPU.with(Cell::get) != vcpu {
+        libdune::user::set_user_fs(rdmsr(dune_x86::msr::FS_BASE));
+        USER_FS_VCPU.with(|c| c.set(vcpu));
+    }
 }
 
 /// `void dune_set_user_fs(unsigned long fs_base)`: ignored outside Dune mode.
@@ -159,12 +180,16 @@ thread_local! {
 pub extern "C" fn dune_set_user_fs(fs_base: u64) {
     if libdune::in_dune_mode() {
         libdune::user::set_user_fs(fs_base);
-        USER_FS.with(|c| c.set(fs_base));
+        USER_FS_VCPU.with(|c| c.set(rdmsr(dune_x86::msr::GS_BASE)));
     }
 }
 
-/// `unsigned long dune_get_user_fs(void)`.
+/// `unsigned long dune_get_user_fs(void)`: 0 outside Dune mode.
 #[no_mangle]
 pub extern "C" fn dune_get_user_fs() -> u64 {
-    USER_FS.with(Cell::get)
+    if !libdune::in_dune_mode() {
+        return 0;
+    }
+    init_user_fs();
+    libdune::user::user_fs()
 }

@@ -15,6 +15,7 @@ use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dune_x86::paging::{PageSize, ADDR_MASK, PTE_NX, PTE_P, PTE_PS, PTE_U, PTE_W};
+use dune_x86::regs::cr3;
 use libdune::vm::{self as rvm, Root, PERM_R, PERM_W};
 
 use crate::abi::create_of;
@@ -362,16 +363,102 @@ pub extern "C" fn dune_flush_tlb_one(addr: u64) {
     }
 }
 
-/// `void load_cr3(unsigned long cr3)`: ignored outside Dune mode.
+/// The root `load_cr3` means by `cr3` (flag and PCID bits removed): a root table
+/// named by its address (as the original, where address and guest-physical address
+/// were one) is translated; anything else is taken as a guest-physical address.
+fn cr3_root(cr3: u64) -> Root {
+    let v = cr3 & !(cr3::NOFLUSH | cr3::PCID_MASK);
+    if rvm::pa_to_va(v).is_none() {
+        if let Some(r) = root_of(v as *mut u64) {
+            return r;
+        }
+    }
+    Root(v)
+}
+
+/// `void load_cr3(unsigned long cr3)`: a root (its address or guest-physical
+/// address), a PCID in bits 11:0 and `CR3_NOFLUSH`; without PCID support the PCID
+/// and `CR3_NOFLUSH` are dropped (a full flush is always correct). Ignored outside
+/// Dune mode.
 ///
 /// # Safety
-/// As [`libdune::vm::load_cr3`]: `cr3` must be the root of a table that maps the
-/// running code, its stack and the runtime's memory (a clone of `pgroot` does).
+/// As [`libdune::vm::load_cr3`]: the root must be a table that maps the running code,
+/// its stack and the runtime's memory (a clone of `pgroot` does); with `CR3_NOFLUSH`,
+/// what the TLB holds for the PCID must still be right for it.
 #[no_mangle]
 pub unsafe extern "C" fn load_cr3(cr3: u64) {
-    if libdune::in_dune_mode() {
-        // SAFETY: the caller vouches for the table, as documented in dune.h.
-        unsafe { rvm::load_cr3(cr3) };
+    if !libdune::in_dune_mode() {
+        return;
+    }
+    let root = cr3_root(cr3);
+    let pcid = (cr3 & cr3::PCID_MASK) as u16;
+    if rvm::pcid_enabled() {
+        // SAFETY: the caller vouches for the table and the kept translations (dune.h).
+        if unsafe { rvm::load_cr3_pcid(root, pcid, cr3 & cr3::NOFLUSH != 0) }.is_ok() {
+            return;
+        }
+    }
+    // SAFETY: the caller vouches for the table, as documented in dune.h.
+    unsafe { rvm::load_cr3(root.0) };
+}
+
+/// The CR3 the CPU uses now, as a table address. Ring 0 only.
+fn current_root_pa() -> u64 {
+    let cr3: u64;
+    // SAFETY: reading CR3 has no side effects; callers run in guest ring 0.
+    unsafe { core::arch::asm!("mov {0}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
+    cr3 & ADDR_MASK
+}
+
+/// `void dune_vm_default_pgflt_handler(uintptr_t addr, uint64_t fec)`: resolves a
+/// copy-on-write fault on a 4 KiB entry of the table in use (see `dune.h`).
+///
+/// Runs in a page-fault handler: it reads the tables without a lock, and takes the
+/// runtime's lock only to look at or change page reference counts and to allocate the
+/// copy, as `dune_vm_map_pages` in a demand-paging handler does.
+#[no_mangle]
+pub extern "C" fn dune_vm_default_pgflt_handler(addr: usize, fec: u64) {
+    use dune_x86::exception::PageFaultError as F;
+    if !libdune::in_dune_mode() || fec & F::W == 0 || fec & F::RSVD != 0 {
+        return;
+    }
+    let va = addr as u64;
+    let Some(slot) = slot_ptr(current_root_pa(), va, PageSize::Size4K) else { return };
+    // SAFETY: slot_ptr gives the address of a live entry of a table in runtime memory
+    // (aligned, never unmapped); entries are changed atomically by everyone.
+    let entry = unsafe { &*(slot as *const AtomicU64) };
+    let old = entry.load(Ordering::Acquire);
+    if old & PTE_P == 0 || old & rvm::PTE_COW == 0 {
+        return;
+    }
+    let old_pa = old & ADDR_MASK;
+    let flags = (old & !ADDR_MASK & !rvm::PTE_COW) | PTE_W;
+    let pooled = libdune::page::is_allocated(old_pa);
+    if pooled && libdune::page::refcount(old_pa) == Some(1) {
+        // The last reference: the page becomes this entry's alone.
+        if entry.compare_exchange(old, old_pa | flags, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            rvm::flush_tlb_one(va);
+        }
+        return;
+    }
+    let Ok(new_pa) = libdune::page::alloc() else { return };
+    let Some(new_va) = rvm::pa_to_va(new_pa) else {
+        let _ = libdune::page::put(new_pa);
+        return;
+    };
+    let page = va & !(PAGE - 1);
+    // SAFETY: `page` is mapped readable (present, it just faulted on a write) and
+    // `new_va` is a fresh allocator page reached at its runtime address; both are 4 KiB
+    // and distinct.
+    unsafe { core::ptr::copy_nonoverlapping(page as *const u8, new_va as *mut u8, PAGE as usize) };
+    if entry.compare_exchange(old, new_pa | flags, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        // Someone else resolved it first.
+        let _ = libdune::page::put(new_pa);
+        return;
+    }
+    rvm::flush_tlb_one(va);
+    if pooled {
+        let _ = libdune::page::put(old_pa);
     }
 }
 

@@ -51,6 +51,14 @@ pub fn set_user_fs(base: u64) {
     unsafe { (*percpu()).user_fs = base };
 }
 
+/// The FS base ring-3 code runs with (0 on a vCPU where none was set); after a trap
+/// from ring 3, the value ring 3 had (it may change it with `wrfsbase`).
+pub fn user_fs() -> u64 {
+    // SAFETY: this vCPU's Percpu, written only by this vCPU (set_user_fs and the
+    // entry code, which saves ring 3's FS base on each trap from it).
+    unsafe { (*percpu()).user_fs }
+}
+
 /// Performs the ring-3 system call in `tf` in Linux; the result goes to `tf.rax`
 /// (`dune_passthrough_syscall`). One exit to the host.
 pub fn passthrough_syscall(tf: &mut DuneTf) {
