@@ -12,9 +12,8 @@
 
 pub use crate::guest::dispatch::{IntrHandler, PgfltHandler, SyscallHandler};
 pub use crate::guest::DuneTf as TrapFrame;
-use crate::guest::{dispatch, Percpu, TSS_IST1};
+use crate::guest::{dispatch, entry};
 
-use core::mem::offset_of;
 
 use dune_x86::gdt;
 use dune_x86::paging::is_canonical;
@@ -98,61 +97,6 @@ pub unsafe fn pop_trap_frame(tf: &TrapFrame) -> Result<core::convert::Infallible
     t.rflags = (t.rflags & KEEP) | rflags::FIXED | rflags::IF;
     // SAFETY: in Dune mode (checked), with a ring-0 frame whose context the caller
     // vouches for; `t` is read (copied below tf.rsp) before anything is abandoned.
-    unsafe { pop_frame(&t) }
+    unsafe { entry::dune_pop_frame(&t) }
 }
 
-/// Bytes below the target `rsp` that [`pop_frame`] leaves alone: the System V red zone.
-const RED_ZONE: usize = 128;
-
-/// The frame's 21 quadwords go below the target stack's red zone, 16-byte aligned;
-/// from there the general registers are popped and `iretq` takes `rip`..`ss`. Only
-/// after the frame is off the trap stack are the trap depth and TSS.ist1 reset (so
-/// a nested trap can no longer land on it), with no register to spare: by memory
-/// operands. Interrupts stay off until `iretq` loads the frame's RFLAGS.
-#[unsafe(naked)]
-unsafe extern "C" fn pop_frame(tf: *const TrapFrame) -> ! {
-    core::arch::naked_asm!(
-        "cli",
-        "mov {tf_rsp}(%rdi), %rax",
-        "sub ${room}, %rax",
-        "and $-16, %rax",
-        "mov %rdi, %rsi",
-        "mov %rax, %rdi",
-        "mov ${words}, %ecx",
-        "cld",
-        "rep movsq",
-        "mov %rax, %rsp",
-        "movq $0, %gs:{pc_trap_depth}",
-        "pushq %gs:{pc_ist1_top}",
-        "popq %gs:{tss_ist1}",
-        "pop %rdi",
-        "pop %rsi",
-        "pop %rdx",
-        "pop %rcx",
-        "pop %r8",
-        "pop %r9",
-        "pop %r10",
-        "pop %r11",
-        "pop %rbx",
-        "pop %rbp",
-        "pop %r12",
-        "pop %r13",
-        "pop %r14",
-        "pop %r15",
-        "pop %rax",
-        "add $8, %rsp",
-        "iretq",
-        tf_rsp = const offset_of!(TrapFrame, rsp),
-        room = const RED_ZONE + core::mem::size_of::<TrapFrame>(),
-        words = const core::mem::size_of::<TrapFrame>() / 8,
-        pc_trap_depth = const offset_of!(Percpu, trap_depth),
-        pc_ist1_top = const offset_of!(Percpu, ist1_top),
-        tss_ist1 = const TSS_IST1,
-        options(att_syntax),
-    )
-}
-
-// pop_frame pops the registers in field order, then skips `err`: the layout it needs.
-const _: () = assert!(offset_of!(TrapFrame, rdi) == 0 && offset_of!(TrapFrame, rax) == 14 * 8);
-const _: () = assert!(offset_of!(TrapFrame, err) == 15 * 8 && offset_of!(TrapFrame, rip) == 16 * 8);
-const _: () = assert!(offset_of!(TrapFrame, ss) == 20 * 8 && core::mem::size_of::<TrapFrame>() == 21 * 8);

@@ -14,6 +14,7 @@
 //! | `dune_raw_clone_native` | host | `clone` whose child resumes a guest register frame natively, outside Dune mode |
 //! | `dune_signal_restorer` | host | `sa_restorer` of the host signal handler: `rt_sigreturn` |
 //! | `dune_exit_thread` | host | unmaps the thread's own host stack and exits without touching it again |
+//! | `dune_pop_frame` | guest ring 0 | leaves the trap path for good: resumes a ring-0 frame with `iretq`, trap stack reset |
 //!
 //! Every offset the assembly uses is a `const` derived with `offset_of!` below.
 
@@ -510,6 +511,64 @@ extern "C" {
     /// Unmaps the current host stack and exits the thread.
     pub fn dune_exit_thread(stack_base: u64, stack_len: u64, status: u64) -> !;
 }
+
+/// Resumes the ring-0 context `*tf` (`api::trap::pop_trap_frame`, which checks it).
+/// The frame's 21 quadwords go below the target stack's red zone, 16-byte aligned;
+/// from there the general registers are popped and `iretq` takes `rip`..`ss`. Only
+/// after the frame is off the trap stack are the trap depth and TSS.ist1 reset (so
+/// a nested trap can no longer land on it), with no register to spare: by memory
+/// operands. Interrupts stay off until `iretq` loads the frame's RFLAGS.
+///
+/// # Safety
+/// In Dune mode, with a ring-0 frame whose `rip` and `rsp` can run, and 296 writable
+/// bytes below `rsp`; the calling context is abandoned.
+#[unsafe(naked)]
+pub unsafe extern "C" fn dune_pop_frame(tf: *const DuneTf) -> ! {
+    core::arch::naked_asm!(
+        "cli",
+        "mov {tf_rsp}(%rdi), %rax",
+        "sub ${room}, %rax",
+        "and $-16, %rax",
+        "mov %rdi, %rsi",
+        "mov %rax, %rdi",
+        "mov ${words}, %ecx",
+        "cld",
+        "rep movsq",
+        "mov %rax, %rsp",
+        "movq $0, %gs:{pc_trap_depth}",
+        "pushq %gs:{pc_ist1_top}",
+        "popq %gs:{tss_ist1}",
+        "pop %rdi",
+        "pop %rsi",
+        "pop %rdx",
+        "pop %rcx",
+        "pop %r8",
+        "pop %r9",
+        "pop %r10",
+        "pop %r11",
+        "pop %rbx",
+        "pop %rbp",
+        "pop %r12",
+        "pop %r13",
+        "pop %r14",
+        "pop %r15",
+        "pop %rax",
+        "add $8, %rsp",
+        "iretq",
+        tf_rsp = const offset_of!(DuneTf, rsp),
+        room = const RED_ZONE + core::mem::size_of::<DuneTf>(),
+        words = const core::mem::size_of::<DuneTf>() / 8,
+        pc_trap_depth = const offset_of!(Percpu, trap_depth),
+        pc_ist1_top = const offset_of!(Percpu, ist1_top),
+        tss_ist1 = const TSS_IST1,
+        options(att_syntax),
+    )
+}
+
+// dune_pop_frame pops the registers in field order, then skips `err`: the layout it needs.
+const _: () = assert!(offset_of!(DuneTf, rdi) == 0 && offset_of!(DuneTf, rax) == 14 * 8);
+const _: () = assert!(offset_of!(DuneTf, err) == 15 * 8 && offset_of!(DuneTf, rip) == 16 * 8);
+const _: () = assert!(offset_of!(DuneTf, ss) == 20 * 8 && core::mem::size_of::<DuneTf>() == 21 * 8);
 
 /// Address of an assembly symbol declared above.
 pub fn addr_of(f: unsafe extern "C" fn()) -> u64 {
