@@ -136,3 +136,12 @@ fn bad_programs_get_a_shells_message_and_status() {
     assert_eq!(out.status.code(), Some(126));
     assert!(text(&out.stderr).contains("Exec format error"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn exec_with_a_cleared_environment_or_dropped_privileges_stays_in_dune_mode() {
+    // `env -i` passes no LD_PRELOAD; nobody may not open /dev/kvm: the runtime hands
+    // the next image both (the preload library first, its KVM descriptor).
+    let script = format!("env -i {p} ring; setpriv --reuid=65534 --regid=65534 --clear-groups {p} ring", p = probe());
+    let out = ok(&dune_run(&["sh", "-c", &script]));
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["ring 0", "ring 0"], "{out}");
+}

@@ -18,17 +18,26 @@ pub struct Options {
     /// that reached the runtime, signals, memslots) to stderr when the process calls
     /// `exit_group`. `DUNE_STATS=1` (set by `dune run --stats`).
     pub stats_at_exit: bool,
+    /// Carry Dune mode into every program this process `execve`s: the new image gets
+    /// this library first in `LD_PRELOAD` (whatever environment the program passes)
+    /// and the runtime's open KVM descriptor in `DUNE_KVM_FD`, so it enters Dune mode
+    /// again even after dropping the privileges that opening `/dev/kvm` needs. Set by
+    /// `libdune_preload.so` (`dune run`) to its own path.
+    pub exec_preload: Option<std::path::PathBuf>,
+    /// A KVM descriptor inherited from the image before `execve` (`DUNE_KVM_FD`),
+    /// used instead of opening `kvm_path` when it really is `/dev/kvm`.
+    pub kvm_fd: Option<i32>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { allow_emulated: false, memslot_budget: 64 << 30, kvm_path: "/dev/kvm".into(), stats_at_exit: false }
+        Options { allow_emulated: false, memslot_budget: 64 << 30, kvm_path: "/dev/kvm".into(), stats_at_exit: false, exec_preload: None, kvm_fd: None }
     }
 }
 
 impl Options {
     /// Defaults, overridden by `DUNE_ALLOW_EMULATED`, `DUNE_MEMSLOT_BUDGET`,
-    /// `DUNE_KVM_DEVICE` and `DUNE_STATS`.
+    /// `DUNE_KVM_DEVICE`, `DUNE_STATS` and `DUNE_KVM_FD`.
     pub fn from_env() -> Result<Self> {
         let mut o = Options::default();
         if let Some(v) = flag("DUNE_ALLOW_EMULATED")? {
@@ -36,6 +45,11 @@ impl Options {
         }
         if let Some(v) = flag("DUNE_STATS")? {
             o.stats_at_exit = v;
+        }
+        if let Some(v) = std::env::var_os("DUNE_KVM_FD") {
+            // A stale or foreign value is ignored (the device is opened instead): it
+            // comes from whatever environment the program was started with.
+            o.kvm_fd = v.to_str().and_then(|s| s.parse().ok()).filter(|&fd: &i32| fd >= 0);
         }
         if let Some(v) = std::env::var_os("DUNE_MEMSLOT_BUDGET") {
             let v = v.to_str().ok_or(Error::InvalidOption { name: "DUNE_MEMSLOT_BUDGET", why: "not UTF-8" })?;

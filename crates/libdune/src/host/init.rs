@@ -4,6 +4,8 @@
 //!
 //! Runs once per process (and again, in part, in a forked child: `State::rebuild_after_fork`).
 
+use std::os::fd::AsRawFd;
+
 use kvm_ioctls::VmFd;
 
 use dune_x86::exception;
@@ -15,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::guest::entry;
 use crate::options::Options;
 use super::exits::signal;
+use super::exits::exec;
 use super::kvm;
 use super::memory::Memory;
 use super::reserved;
@@ -34,7 +37,8 @@ pub fn init(options: &Options) -> Result<()> {
     }
     reserved::init_fds();
     STATS_AT_EXIT.store(options.stats_at_exit, core::sync::atomic::Ordering::Relaxed);
-    let kvm = kvm::open(&options.kvm_path)?;
+    let kvm = kvm::open(&options.kvm_path, options.kvm_fd)?;
+    exec::configure(options.exec_preload.as_deref(), kvm.as_raw_fd());
     for (cap, name) in [
         (kvm_ioctls::Cap::SyncRegs, "KVM_CAP_SYNC_REGS"),
         (kvm_ioctls::Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT"),

@@ -3,6 +3,8 @@
 //! - `syscall`: a system call made in Dune mode (the LSTAR stub's `out`), performed
 //!   with the guest's registers, with extra work for the calls that change the
 //!   process (memory, threads, fork, FS/GS, signal actions).
+//! - `exec`: `execve`, whose new image enters Dune mode again when the runtime
+//!   was asked to carry it (`dune run`).
 //! - `guard`: calls that would reach the runtime's own descriptors or memory,
 //!   refused before Linux sees them.
 //! - `thread`: `clone`, `fork`, `vfork` and thread exit.
@@ -17,6 +19,7 @@
 //!
 //! Every function here runs on an exit path: no heap allocation (see `state`).
 
+pub mod exec;
 pub mod fault;
 pub mod guard;
 pub mod signal;

@@ -20,6 +20,7 @@ use crate::host::state::{map_range, unmap_range, with_state, write_stats, Resume
 use crate::host::{procmap, sys};
 
 use super::thread::{self, ThreadEntry};
+use super::exec;
 use super::guard::{self, Verdict};
 use super::signal;
 
@@ -143,6 +144,7 @@ fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: ThreadEntry, nr:
         libc::SYS_fork => thread::clone(ctx, regs, thread_start, libc::SIGCHLD as u64, 0, 0, 0, 0),
         libc::SYS_vfork => thread::clone(ctx, regs, thread_start, (libc::CLONE_VFORK | libc::SIGCHLD) as u64, 0, 0, 0, 0),
         libc::SYS_exit => thread::exit(ctx, a[0]),
+        libc::SYS_execve | libc::SYS_execveat => (exec::execve(nr, a), Resume::Normal),
         libc::SYS_exit_group => {
             if STATS_AT_EXIT.load(core::sync::atomic::Ordering::Relaxed) {
                 write_stats(2);
