@@ -73,8 +73,10 @@ fn read_prefix(addr: u64, buf: &mut [u8]) -> usize {
 /// rewritten as the module doc says. Returns only when the call fails.
 pub fn execve(nr: u64, a: [u64; 6]) -> i64 {
     let entry = PRELOAD_ENTRY.load(Ordering::Acquire);
-    // SAFETY (for both passthroughs below): the program's own call, unchanged.
-    let plain = || unsafe { sys::syscall6(nr, a) };
+    let plain = || {
+        // SAFETY: the program's own call, unchanged.
+        unsafe { sys::syscall6(nr, a) }
+    };
     if entry == 0 {
         return plain();
     }
@@ -92,8 +94,8 @@ fn rewrite_and_exec(nr: u64, a: [u64; 6], env_at: usize, scratch: *mut u8, entry
     let mut n = 0usize;
     let mut theirs: Option<u64> = None;
     let envp = a[env_at];
-    let mut i = 0;
-    while envp != 0 {
+    // A null envp is an empty environment, as in Linux.
+    for i in 0..if envp == 0 { 0 } else { MAX_ENV } {
         let mut p = [0u8; 8];
         if sys::read_guest(envp + 8 * i as u64, &mut p).is_err() {
             return -(libc::EFAULT as i64);
@@ -115,7 +117,6 @@ fn rewrite_and_exec(nr: u64, a: [u64; 6], env_at: usize, scratch: *mut u8, entry
             unsafe { *ptrs.add(n) = p };
             n += 1;
         }
-        i += 1;
     }
     // LD_PRELOAD=<ours>[:<theirs>]
     let len = PRELOAD_LEN.load(Ordering::Acquire);
