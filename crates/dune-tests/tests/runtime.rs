@@ -244,3 +244,8 @@ fn runtime_memory_cannot_be_unmapped_remapped_or_reprotected() {
 fn handlers_changed_while_signals_are_in_flight() {
     pass("signal-modify-handlers");
 }
+
+#[test]
+fn vmcall_and_vmmcall_are_system_calls_in_ring0_and_never_reach_linux_from_ring3() {
+    pass("hypercall");
+}

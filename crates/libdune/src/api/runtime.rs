@@ -4,6 +4,7 @@
 
 pub use crate::guest::in_dune_mode;
 pub use crate::host::init::init;
+pub use crate::host::kvm::{hypercalls, Hypercalls};
 pub use crate::host::memory::MemStats;
 pub use crate::host::run::enter;
 pub use crate::host::state::{counters, current_vcpu_fd, mem_stats, Counters};

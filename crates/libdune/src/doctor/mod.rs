@@ -42,7 +42,7 @@ mod device;
 mod hypervisor;
 mod report;
 
-use caps::{cap_check, count_check, irqchip_check};
+use caps::{cap_check, count_check, hypercall_check, irqchip_check};
 use cpu::{
     avx_check, decode_features, giant_pages_check, host, host_cpu_check, lookup, maxphyaddr_check,
     xcr0_check, CpuInfo, CpuidEntry, Regs,
@@ -150,6 +150,9 @@ pub enum Probe {
     VcpuAttributes,
     /// `KVM_CAP_TSC_CONTROL`.
     TscControl,
+    /// How `vmcall`/`vmmcall` reach the runtime as system calls
+    /// (`KVM_CAP_DISABLE_QUIRKS2`, `KVM_CAP_XEN_HVM`).
+    Hypercalls,
 }
 
 impl Probe {
@@ -175,6 +178,7 @@ impl Probe {
             Probe::BinaryStats => "binary-stats",
             Probe::VcpuAttributes => "vcpu-attributes",
             Probe::TscControl => "tsc-control",
+            Probe::Hypercalls => "hypercalls",
         }
     }
 }
@@ -410,6 +414,11 @@ pub fn run() -> Report {
     for (probe, value, missing, why) in caps {
         checks.push(cap_check(probe, value, missing, why));
     }
+    checks.push(hypercall_check(
+        cap_raw(kvm_bindings::KVM_CAP_DISABLE_QUIRKS2 as _),
+        cap_raw(kvm_bindings::KVM_CAP_XEN_HVM as _),
+        facts.cpu_vendor.as_deref(),
+    ));
 
     Report {
         checks,

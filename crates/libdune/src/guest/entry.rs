@@ -7,6 +7,7 @@
 //! | `dune_enter_trampoline` | host, then guest | records the caller's stack and resume point, switches to the host-loop stack; the vCPU later resumes at its label `1:` |
 //! | `dune_syscall_entry` | guest ring 0 and 3 (LSTAR) | from ring 0: exits to the host with `out` so the host thread performs the call; from ring 3: the trap path with vector `SYSCALL_VECTOR` |
 //! | `dune_syscall_return_flush` | guest ring 0 | return path used after the host changed the page table: reloads CR3, then returns like `sysret` would |
+//! | `dune_hypercall_return_flush` | guest ring 0 | the same after a `vmcall` used as a system call: reloads CR3 and returns to the address the host left below the red zone, every register but rax intact |
 //! | `dune_trap_stubs` | guest (IDT) | 256 stubs of 16 bytes, one per vector: error code (0 if the CPU pushed none), rax, vector in eax |
 //! | `dune_trap_common` | guest ring 0 | builds `struct dune_tf`, lowers IST1, saves FPU state, calls `dune_trap_dispatch`, returns with `iretq` |
 //! | `__dune_jump_to_user` / `__dune_ret_from_user` | guest ring 0 | enter ring 3 with a frame / leave the session from a handler |
@@ -34,6 +35,9 @@ pub const PORT_PASSTHROUGH: u16 = 0x0f;
 pub const TRAP_STUB_SIZE: usize = 16;
 /// Bytes below `rsp` that ring-0 code must not touch: the System V red zone.
 pub const RED_ZONE: usize = 128;
+/// How far below the interrupted `rsp` the host puts the return address for
+/// `dune_hypercall_return_flush`: past the red zone, then the address itself.
+pub const HYPERCALL_ROOM: u64 = RED_ZONE as u64 + 8;
 
 const ENTER_RSP: usize = offset_of!(EnterFrame, rsp);
 const ENTER_RIP: usize = offset_of!(EnterFrame, rip);
@@ -136,6 +140,20 @@ dune_syscall_return_flush:
     lea {red_zone}(%rsp), %rsp
     jmp *%rcx
     .size dune_syscall_return_flush, . - dune_syscall_return_flush
+
+    // Return from a hypercall (vmcall/vmmcall used as a system call) after the host
+    // changed the page table, preserving every register but rax: the host moved rsp
+    // HYPERCALL_ROOM bytes down (below the red zone) and wrote the return address there;
+    // `ret` pops it and skips the red zone back to the interrupted rsp.
+    .globl dune_hypercall_return_flush
+    .type dune_hypercall_return_flush, @function
+dune_hypercall_return_flush:
+    push %rax
+    mov %cr3, %rax
+    mov %rax, %cr3
+    pop %rax
+    ret ${red_zone}
+    .size dune_hypercall_return_flush, . - dune_hypercall_return_flush
 
     // IDT stubs: every vector uses an IST stack (#DF its own), so the interrupted code's
     // stack and red zone are never written. Each pushes a zero error code where the CPU
@@ -481,6 +499,8 @@ extern "C" {
     pub fn dune_syscall_entry();
     /// Return path that reloads CR3.
     pub fn dune_syscall_return_flush();
+    /// Hypercall return path that reloads CR3 (see `HYPERCALL_ROOM`).
+    pub fn dune_hypercall_return_flush();
     /// Runs `tf` in ring 3 until a handler calls `__dune_ret_from_user`.
     pub fn __dune_jump_to_user(tf: *const DuneTf) -> i64;
     /// Leaves the current user session; `__dune_jump_to_user` returns `ret`.

@@ -2,6 +2,7 @@
 //! (`reserved`), out of the program's reach.
 
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use kvm_ioctls::{Kvm, VmFd};
 
@@ -51,13 +52,62 @@ fn is_kvm_device(fd: i32) -> bool {
     r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFCHR && libc::major(st.st_rdev) == 10 && libc::minor(st.st_rdev) == 232
 }
 
-/// A new VM whose descriptor sits at the runtime's numbers, out of the program's reach.
+/// A new VM whose descriptor sits at the runtime's numbers, out of the program's reach,
+/// with hypercalls set up for `vmcall`/`vmmcall` as system calls ([`hypercalls`]).
 pub fn create_vm(kvm: &Kvm, step: &'static str) -> Result<VmFd> {
-    reserved::with_fd_room(|| {
+    let vm = reserved::with_fd_room(|| {
         let low = kvm.create_vm().map_err(Error::kvm(step))?;
         let high = reserved::dup_high(low.as_raw_fd()).map_err(|e| Error::os_errno("moving the VM descriptor to the runtime's numbers", e))?;
         // SAFETY: `high` is a fresh duplicate of the new VM's descriptor, owned by
         // nothing else; `low` closes its own when it drops.
         unsafe { kvm.create_vmfd_from_rawfd(high) }.map_err(Error::kvm(step))
-    })
+    })?;
+    let h = setup_hypercalls(kvm, &vm)?;
+    HYPERCALLS.store(h.foreign_ud as u8 | (h.native_exit as u8) << 1, Ordering::Release);
+    Ok(vm)
+}
+
+/// How `vmcall` and `vmmcall` reach the runtime on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hypercalls {
+    /// The other vendor's instruction (`vmcall` on AMD, `vmmcall` on Intel) raises #UD
+    /// in the guest instead of being rewritten in the guest's text
+    /// (`KVM_X86_QUIRK_FIX_HYPERCALL_INSN` disabled).
+    pub foreign_ud: bool,
+    /// The CPU's own instruction exits to user space (`KVM_EXIT_XEN`, Xen hypercall
+    /// interception) instead of being answered by KVM's own hypercalls.
+    pub native_exit: bool,
+}
+
+static HYPERCALLS: AtomicU8 = AtomicU8::new(0);
+
+/// What the VM was set up with (both false before `init`).
+pub fn hypercalls() -> Hypercalls {
+    let h = HYPERCALLS.load(Ordering::Acquire);
+    Hypercalls { foreign_ud: h & 1 != 0, native_exit: h & 2 != 0 }
+}
+
+/// `_IOW(KVMIO, 0x7a, struct kvm_xen_hvm_config)` (linux/kvm.h).
+const KVM_XEN_HVM_CONFIG: libc::c_ulong = 0x4038_ae7a;
+const _: () = assert!(core::mem::size_of::<kvm_bindings::kvm_xen_hvm_config>() == 0x38);
+
+/// Sets up what this KVM offers so `vmcall`/`vmmcall` reach the runtime.
+fn setup_hypercalls(kvm: &Kvm, vm: &VmFd) -> Result<Hypercalls> {
+    let mut h = Hypercalls::default();
+    let quirks = kvm.check_extension_raw(kvm_bindings::KVM_CAP_DISABLE_QUIRKS2 as libc::c_ulong);
+    if quirks > 0 && quirks as u32 & kvm_bindings::KVM_X86_QUIRK_FIX_HYPERCALL_INSN != 0 {
+        let mut cap = kvm_bindings::kvm_enable_cap { cap: kvm_bindings::KVM_CAP_DISABLE_QUIRKS2, ..Default::default() };
+        cap.args[0] = kvm_bindings::KVM_X86_QUIRK_FIX_HYPERCALL_INSN as u64;
+        vm.enable_cap(&cap).map_err(Error::kvm("KVM_ENABLE_CAP(KVM_CAP_DISABLE_QUIRKS2)"))?;
+        h.foreign_ud = true;
+    }
+    let xen = kvm.check_extension_raw(kvm_bindings::KVM_CAP_XEN_HVM as libc::c_ulong);
+    if xen > 0 && xen as u32 & kvm_bindings::KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL != 0 {
+        let cfg = kvm_bindings::kvm_xen_hvm_config { flags: kvm_bindings::KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL, ..Default::default() };
+        // SAFETY: KVM_XEN_HVM_CONFIG reads one kvm_xen_hvm_config from the local; no
+        // hypercall page MSR (msr 0) and no blobs.
+        let r = unsafe { libc::ioctl(vm.as_raw_fd(), KVM_XEN_HVM_CONFIG as _, &cfg) };
+        h.native_exit = r == 0;
+    }
+    Ok(h)
 }

@@ -14,7 +14,7 @@ use kvm_ioctls::VcpuExit;
 use crate::error::{Error, Result};
 use crate::guest::{entry, in_dune_mode, EnterFrame};
 use crate::options::Options;
-use super::exits::{fault, signal, syscall};
+use super::exits::{fault, hypercall, signal, syscall};
 use super::init::init;
 use super::report;
 use super::state::{self, lock, new_host_stack, stack_top, ThreadCtx, COUNTERS};
@@ -97,6 +97,7 @@ pub(crate) fn run(ctx: &mut ThreadCtx) -> ! {
             Ok(VcpuExit::Hlt) => Exit::Fatal("hlt in ring 0 with interrupts off"),
             Ok(VcpuExit::MmioRead(..) | VcpuExit::MmioWrite(..)) => Exit::Stale,
             Ok(VcpuExit::MemoryFault { .. }) => Exit::Stale,
+            Ok(VcpuExit::Unsupported(kvm_bindings::KVM_EXIT_XEN)) => Exit::Hypercall,
             Ok(_) => Exit::Fatal("unexpected KVM exit"),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Exit::Interrupted,
             Err(e) if e.errno() == libc::EFAULT => Exit::Stale,
@@ -107,7 +108,8 @@ pub(crate) fn run(ctx: &mut ThreadCtx) -> ! {
         }
         match exit {
             Exit::Io(entry::PORT_SYSCALL) => syscall::handle(ctx, thread_start),
-            Exit::Io(entry::PORT_TRAP) => fault::handle(ctx),
+            Exit::Io(entry::PORT_TRAP) => fault::handle(ctx, thread_start),
+            Exit::Hypercall => hypercall::from_exit(ctx, thread_start),
             Exit::Io(entry::PORT_PASSTHROUGH) => syscall::passthrough_tf(ctx, thread_start),
             Exit::Io(_) => report::die_fatal(&ctx.vcpu.fd, "out to an unknown I/O port"),
             Exit::Interrupted => {
@@ -122,6 +124,8 @@ pub(crate) fn run(ctx: &mut ThreadCtx) -> ! {
 enum Exit {
     Io(u16),
     Interrupted,
+    /// `vmcall`/`vmmcall` as a system call (`KVM_EXIT_XEN`).
+    Hypercall,
     /// The guest reached memory whose host mapping changed behind the runtime's back.
     Stale,
     Fatal(&'static str),

@@ -77,6 +77,7 @@ fn main() {
         "trap-handlers" => privileged::trap_handlers(),
         "ring3" => privileged::ring3(),
         "shootdown" => privileged::shootdown(),
+        "hypercall" => privileged::hypercall(),
         "handler-overflow" => faults::handler_overflow(),
         "close-all" => robust::close_all(),
         "descriptors" => robust::descriptors(),

@@ -306,3 +306,149 @@ pub(crate) fn shootdown() {
         let _ = libdune::page::put(new);
     }
 }
+
+/// A hypercall instruction used as a system call (the original libdune's ABI):
+/// number in rax, arguments in rdi, rsi, rdx, r10, r8, r9, result in rax, and rcx and
+/// r11 (which `syscall` clobbers) intact.
+macro_rules! hypercall {
+    ($insn:literal, $nr:expr, $a0:expr, $a1:expr, $a2:expr, $a3:expr, $a4:expr, $a5:expr) => {{
+        let ret: i64;
+        let (rcx, r11): (u64, u64);
+        // SAFETY: performs system call $nr with the given arguments, as `syscall`
+        // would; rcx and r11 are set before and read back after.
+        unsafe {
+            core::arch::asm!(
+                "mov rcx, 0x1111",
+                "mov r11, 0x2222",
+                $insn,
+                inout("rax") $nr as u64 => ret,
+                in("rdi") $a0 as u64, in("rsi") $a1 as u64, in("rdx") $a2 as u64,
+                in("r10") $a3 as u64, in("r8") $a4 as u64, in("r9") $a5 as u64,
+                out("rcx") rcx, out("r11") r11,
+            )
+        };
+        (ret, rcx == 0x1111 && r11 == 0x2222)
+    }};
+}
+
+static TRAPS_FROM_USER: AtomicU64 = AtomicU64::new(0);
+
+fn on_user_ud(tf: &mut TrapFrame) {
+    if tf.from_user() {
+        TRAPS_FROM_USER.fetch_add(1, Ordering::SeqCst);
+        libdune::user::ret_from_user(-6);
+    }
+}
+
+fn on_user_gp(tf: &mut TrapFrame) {
+    if tf.from_user() {
+        TRAPS_FROM_USER.fetch_add(1, Ordering::SeqCst);
+        libdune::user::ret_from_user(-13);
+    }
+}
+
+fn on_hypercall_user_syscall(tf: &mut TrapFrame) {
+    // exit(rdi): the session ends with the value ring 3 got from its hypercall.
+    libdune::user::ret_from_user(tf.rdi as i64);
+}
+
+/// vmcall and vmmcall as system calls in ring 0, including memory calls whose page-
+/// table change must be seen at once; from ring 3 neither reaches Linux.
+pub(crate) fn hypercall() {
+    enter();
+    let h = libdune::runtime::hypercalls();
+    let v = core::arch::x86_64::__cpuid(0);
+    let amd = v.ebx == u32::from_le_bytes(*b"Auth");
+    let (native, foreign) = if amd { ("vmmcall", "vmcall") } else { ("vmcall", "vmmcall") };
+    println!("hypercalls: {native} (native) exits: {}; {foreign} (foreign) raises #UD: {}", h.native_exit, h.foreign_ud);
+    // The foreign instruction needs KVM_X86_QUIRK_FIX_HYPERCALL_INSN (Linux 6.0+), which
+    // every kernel the tests run on has; the native one needs Xen hypercall
+    // interception (CONFIG_KVM_XEN), which the lane's Debian kernel lacks: there KVM
+    // answers it itself with -KVM_ENOSYS (-1000), and that is checked instead.
+    check!(h.foreign_ud, "KVM rewrites the foreign hypercall instruction: {h:?}");
+    let pid = std::process::id() as i64;
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe writes two descriptors.
+    check!(unsafe { libc::pipe(fds.as_mut_ptr()) } == 0);
+    for (name, i) in [("vmcall", 0), ("vmmcall", 1)] {
+        if name == native && !h.native_exit {
+            let before = libdune::runtime::counters().syscalls.load(Ordering::SeqCst);
+            let (r, kept) = if i == 0 { hypercall!("vmcall", libc::SYS_getpid, 0, 0, 0, 0, 0, 0) } else { hypercall!("vmmcall", libc::SYS_getpid, 0, 0, 0, 0, 0, 0) };
+            let after = libdune::runtime::counters().syscalls.load(Ordering::SeqCst);
+            check!(r == -1000 && kept && after == before, "{name} without interception: {r}, forwarded {}", after - before);
+            continue;
+        }
+        let (r, kept) = if i == 0 { hypercall!("vmcall", libc::SYS_getpid, 0, 0, 0, 0, 0, 0) } else { hypercall!("vmmcall", libc::SYS_getpid, 0, 0, 0, 0, 0, 0) };
+        check!(r == pid && kept, "{name} getpid = {r} (pid {pid}), rcx/r11 kept: {kept}");
+        let msg = b"through a hypercall";
+        let (r, kept) = if i == 0 { hypercall!("vmcall", libc::SYS_write, fds[1], msg.as_ptr(), msg.len(), 0, 0, 0) } else { hypercall!("vmmcall", libc::SYS_write, fds[1], msg.as_ptr(), msg.len(), 0, 0, 0) };
+        check!(r == msg.len() as i64 && kept, "{name} write = {r}");
+        let mut buf = [0u8; 32];
+        // SAFETY: reads into a local buffer.
+        let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
+        check!(n as usize == msg.len() && &buf[..msg.len()] == msg, "{name}: pipe content");
+        // mmap through the hypercall, then use the memory at once: the page table
+        // changed under this vCPU, and the return path must have flushed.
+        let len = 1usize << 20;
+        let (p, kept) = if i == 0 {
+            hypercall!("vmcall", libc::SYS_mmap, 0, len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1i64, 0)
+        } else {
+            hypercall!("vmmcall", libc::SYS_mmap, 0, len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1i64, 0)
+        };
+        check!(p > 0 && kept, "{name} mmap = {p:#x}");
+        for off in (0..len).step_by(4096) {
+            // SAFETY: the fresh 1 MiB mapping is read-write.
+            unsafe { ((p as usize + off) as *mut u64).write_volatile(off as u64) };
+        }
+        // SAFETY: as above.
+        check!(unsafe { ((p as usize + 8192) as *const u64).read_volatile() } == 8192);
+        let (r, _) = if i == 0 { hypercall!("vmcall", libc::SYS_munmap, p, len, 0, 0, 0, 0) } else { hypercall!("vmmcall", libc::SYS_munmap, p, len, 0, 0, 0, 0) };
+        check!(r == 0, "{name} munmap = {r}");
+        // fork through a hypercall is refused (it needs syscall's return path).
+        let (r, _) = if i == 0 { hypercall!("vmcall", libc::SYS_fork, 0, 0, 0, 0, 0, 0) } else { hypercall!("vmmcall", libc::SYS_fork, 0, 0, 0, 0, 0, 0) };
+        check!(r == -(libc::ENOSYS as i64), "{name} fork = {r}");
+    }
+
+    // Ring 3: the foreign instruction is a fault for the ring-0 handler (#UD, or #GP
+    // as KVM's emulator reports it for CPL 3), the native one answers -1 (-EPERM);
+    // neither reaches Linux (a getpid would have
+    // returned the pid).
+    let root = vm::pgroot().expect("root");
+    let code = 0x3500_0000_0000u64;
+    let stack = 0x3500_0010_0000u64;
+    check!(vm::map_pages(root, code, 2 * 4096, PERM_R | PERM_W).is_ok());
+    check!(vm::map_pages(root, stack, 4096, PERM_R | PERM_W | PERM_U).is_ok());
+    let vmcall: [u8; 3] = [0x0f, 0x01, 0xc1];
+    let vmmcall: [u8; 3] = [0x0f, 0x01, 0xd9];
+    for (i, insn) in [vmcall, vmmcall].iter().enumerate() {
+        // mov eax, 39 (getpid); <insn>; mov rdi, rax; mov eax, 60; syscall; ud2
+        let mut blob = vec![0xb8, 39, 0, 0, 0];
+        blob.extend_from_slice(insn);
+        blob.extend_from_slice(&[0x48, 0x89, 0xc7, 0xb8, 60, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x0b]);
+        // SAFETY: the code pages were mapped writable above, at guest-only addresses.
+        unsafe { std::ptr::copy_nonoverlapping(blob.as_ptr(), (code + i as u64 * 4096) as *mut u8, blob.len()) };
+    }
+    check!(vm::mprotect(root, code, 2 * 4096, PERM_R | PERM_X | PERM_U).is_ok());
+    vm::flush_tlb();
+    check!(libdune::trap::register_intr_handler(6, on_user_ud).is_ok());
+    check!(libdune::trap::register_intr_handler(13, on_user_gp).is_ok());
+    libdune::trap::register_syscall_handler(on_hypercall_user_syscall);
+    let syscalls_before = libdune::runtime::counters().syscalls.load(Ordering::SeqCst);
+    let mut results = [0i64; 2];
+    for (i, r) in results.iter_mut().enumerate() {
+        let tf = TrapFrame { rip: code + i as u64 * 4096, rsp: stack + 4096 - 64, ..Default::default() };
+        // SAFETY: code and stack are mapped with PERM_U; each blob ends in a trap or a
+        // system call whose handler calls ret_from_user.
+        *r = unsafe { libdune::user::jump_to_user(&tf) };
+    }
+    let syscalls_after = libdune::runtime::counters().syscalls.load(Ordering::SeqCst);
+    let (vmcall_r, vmmcall_r) = (results[0], results[1]);
+    let (foreign_r, native_r) = if amd { (vmcall_r, vmmcall_r) } else { (vmmcall_r, vmcall_r) };
+    check!((foreign_r == -6 || foreign_r == -13) && TRAPS_FROM_USER.load(Ordering::SeqCst) == 1, "ring-3 {foreign}: session returned {foreign_r}");
+    // -EPERM from the runtime, or KVM's own -KVM_EPERM for CPL 3: both are -1.
+    check!(native_r == -1, "ring-3 {native}: rax was {native_r} (pid {pid})");
+    check!(syscalls_after == syscalls_before, "ring-3 hypercalls reached Linux ({} forwarded)", syscalls_after - syscalls_before);
+    libdune::trap::unregister_syscall_handler();
+    libdune::trap::unregister_intr_handler(6);
+    libdune::trap::unregister_intr_handler(13);
+}

@@ -20,11 +20,13 @@ use crate::host::report::{self, die_fatal, die_runtime_error_value, Fault};
 use crate::host::state::{with_state, ThreadCtx, COUNTERS};
 use crate::host::sys;
 
+use super::hypercall;
 use super::signal;
+use super::thread::ThreadEntry;
 
 /// Handles a trap the guest's dispatcher passed on (`guest::dispatch::to_host`).
-pub fn handle(ctx: &mut ThreadCtx) {
-    COUNTERS.traps.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+/// `thread_start` is for the system calls a hypercall may make (`hypercall::from_ud`).
+pub fn handle(ctx: &mut ThreadCtx, thread_start: ThreadEntry) {
     let regs = ctx.vcpu.fd.sync_regs().regs;
     let (tf_addr, vector, cr2) = (regs.rdi, regs.rsi, regs.rdx);
     let tf_len = core::mem::size_of::<DuneTf>() as u64;
@@ -33,7 +35,18 @@ pub fn handle(ctx: &mut ThreadCtx) {
     }
     // SAFETY: the frame lies inside this vCPU's area (checked above), runtime memory
     // that only this thread uses while its guest side waits in the `out`.
-    let tf = unsafe { core::ptr::read(tf_addr as *const DuneTf) };
+    let mut tf = unsafe { core::ptr::read(tf_addr as *const DuneTf) };
+    if vector == exception::UD as u64 {
+        if let Some(flush) = hypercall::from_ud(ctx, &mut tf, thread_start) {
+            // SAFETY: as above; the guest resumes from the updated frame.
+            unsafe { core::ptr::write(tf_addr as *mut DuneTf, tf) };
+            // The dispatcher reloads CR3 when rax is 1: the page table changed.
+            ctx.vcpu.fd.sync_regs_mut().regs.rax = flush as u64;
+            ctx.vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
+            return;
+        }
+    }
+    COUNTERS.traps.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let fault = Fault { tf, tf_addr, vector: vector as u8, addr: if vector == exception::PF as u64 { cr2 } else { 0 } };
     if fault.vector == exception::PF && ctx.vcpu.is_guard_page(fault.addr) {
         // A handler (or a chain of nested faults) ran off its trap stack: nothing on

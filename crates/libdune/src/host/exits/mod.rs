@@ -5,6 +5,9 @@
 //!   process (memory, threads, fork, FS/GS, signal actions).
 //! - `exec`: `execve`, whose new image enters Dune mode again when the runtime
 //!   was asked to carry it (`dune run`).
+//! - `hypercall`: `vmcall`/`vmmcall` used as a system call (the original libdune's
+//!   ABI), from a `KVM_EXIT_XEN` exit or from the #UD the other vendor's instruction
+//!   raises.
 //! - `guard`: calls that would reach the runtime's own descriptors or memory,
 //!   refused before Linux sees them.
 //! - `thread`: `clone`, `fork`, `vfork` and thread exit.
@@ -22,6 +25,7 @@
 pub mod exec;
 pub mod fault;
 pub mod guard;
+pub mod hypercall;
 pub mod signal;
 pub mod syscall;
 pub mod thread;

@@ -65,7 +65,7 @@ fn passthrough(nr: u64, args: [u64; 6]) -> i64 {
     unsafe { sys::syscall6(nr, args) }
 }
 
-fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: ThreadEntry, nr: u64, a: [u64; 6]) -> (i64, Resume) {
+pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: ThreadEntry, nr: u64, a: [u64; 6]) -> (i64, Resume) {
     match guard::check(nr, &a) {
         Verdict::Answer(ret) => return (ret, Resume::Normal),
         Verdict::Rewrite(b) => return (passthrough(nr, b), Resume::Normal),
