@@ -249,3 +249,8 @@ fn handlers_changed_while_signals_are_in_flight() {
 fn vmcall_and_vmmcall_are_system_calls_in_ring0_and_never_reach_linux_from_ring3() {
     pass("hypercall");
 }
+
+#[test]
+fn blocked_signals_own_fault_handlers_and_alternate_stacks_everywhere() {
+    pass("signals-robust");
+}

@@ -62,9 +62,31 @@ pub fn create_vm(kvm: &Kvm, step: &'static str) -> Result<VmFd> {
         // nothing else; `low` closes its own when it drops.
         unsafe { kvm.create_vmfd_from_rawfd(high) }.map_err(Error::kvm(step))
     })?;
+    keep_faults_synchronous(kvm, &vm);
     let h = setup_hypercalls(kvm, &vm)?;
     HYPERCALLS.store(h.foreign_ud as u8 | (h.native_exit as u8) << 1, Ordering::Release);
     Ok(vm)
+}
+
+/// Makes KVM resolve the guest's faults on host memory synchronously.
+///
+/// With an in-kernel local APIC and guest interrupts on (the runtime has both, for
+/// TLB shootdowns), KVM uses "asynchronous page faults": a host page that needs work
+/// is faulted in by a kernel worker while the vCPU halts. For a page that cannot be
+/// faulted in at all (a file mapping beyond the end of its file, where Linux sends
+/// SIGBUS) the worker fails, the vCPU retries, and the cycle never ends: `KVM_RUN`
+/// does not return. KVM does not use asynchronous faults when HLT exits are disabled
+/// and the guest cannot take "page not present" events (`kvm_can_do_async_pf`); then
+/// the fault fails at once and `KVM_RUN` returns `EFAULT`, which the runtime handles.
+/// The runtime never executes `hlt`, so nothing else changes.
+fn keep_faults_synchronous(kvm: &Kvm, vm: &VmFd) {
+    let exits = kvm.check_extension_raw(kvm_bindings::KVM_CAP_X86_DISABLE_EXITS as libc::c_ulong);
+    if exits > 0 && exits as u32 & kvm_bindings::KVM_X86_DISABLE_EXITS_HLT != 0 {
+        let mut cap = kvm_bindings::kvm_enable_cap { cap: kvm_bindings::KVM_CAP_X86_DISABLE_EXITS, ..Default::default() };
+        cap.args[0] = kvm_bindings::KVM_X86_DISABLE_EXITS_HLT as u64;
+        // Best effort: without it a SIGBUS access hangs, everything else works.
+        let _ = vm.enable_cap(&cap);
+    }
 }
 
 /// How `vmcall` and `vmmcall` reach the runtime on this machine.

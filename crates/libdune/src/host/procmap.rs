@@ -35,7 +35,24 @@ impl Vma {
 }
 
 /// Parses one line of `/proc/PID/maps`.
+#[cfg(test)]
 pub fn parse_line(line: &[u8]) -> Option<Vma> {
+    parse_line_full(line).map(|(v, _)| v)
+}
+
+/// What a line says about the file behind a mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileRef<'a> {
+    /// Offset of the mapping's first byte in the file.
+    pub offset: u64,
+    /// Inode number (0 for anonymous and special mappings).
+    pub inode: u64,
+    /// Path as the kernel prints it (may end in " (deleted)").
+    pub path: &'a [u8],
+}
+
+/// Parses one line of `/proc/PID/maps`, with the file fields.
+pub fn parse_line_full(line: &[u8]) -> Option<(Vma, FileRef<'_>)> {
     let mut fields = line.split(|&b| b == b' ').filter(|f| !f.is_empty());
     let range = fields.next()?;
     let perms = fields.next()?;
@@ -45,9 +62,16 @@ pub fn parse_line(line: &[u8]) -> Option<Vma> {
     if perms.len() < 4 || end < start {
         return None;
     }
-    // offset, device, inode, then the optional path.
-    let path = fields.nth(3).unwrap_or(b"");
-    Some(Vma {
+    // offset, device, inode, then the optional path (which may contain spaces).
+    let offset = parse_hex(fields.next()?)?;
+    let _device = fields.next()?;
+    let inode_field = fields.next()?;
+    let inode = inode_field.iter().try_fold(0u64, |n, &c| c.is_ascii_digit().then(|| n * 10 + (c - b'0') as u64))?;
+    let after_inode = inode_field.as_ptr() as usize + inode_field.len() - line.as_ptr() as usize;
+    let rest = &line[after_inode..];
+    let path = &rest[rest.iter().position(|&b| b != b' ').unwrap_or(rest.len())..];
+    let file = FileRef { offset, inode, path };
+    Some((Vma {
         start,
         end,
         read: perms[0] == b'r',
@@ -56,7 +80,7 @@ pub fn parse_line(line: &[u8]) -> Option<Vma> {
         shared: perms[3] == b's',
         stack: path == b"[stack]",
         vsyscall: path == b"[vsyscall]",
-    })
+    }, file))
 }
 
 fn parse_hex(s: &[u8]) -> Option<u64> {
@@ -72,6 +96,11 @@ fn parse_hex(s: &[u8]) -> Option<u64> {
 /// Calls `f` for each mapping of the calling process, in address order.
 /// Stops early when `f` returns `false`.
 pub fn for_each(mut f: impl FnMut(&Vma) -> bool) -> Result<(), &'static str> {
+    for_each_full(|v, _| f(v))
+}
+
+/// Like [`for_each`], with the file fields of each line.
+pub fn for_each_full(mut f: impl FnMut(&Vma, &FileRef<'_>) -> bool) -> Result<(), &'static str> {
     const PATH: &[u8] = b"/proc/self/maps\0";
     // SAFETY: PATH is NUL-terminated; the fd is closed below.
     let open = || unsafe { sys::syscall(libc::SYS_openat, libc::AT_FDCWD as u64, PATH.as_ptr() as u64, (libc::O_RDONLY | libc::O_CLOEXEC) as u64) };
@@ -103,9 +132,9 @@ pub fn for_each(mut f: impl FnMut(&Vma) -> bool) -> Result<(), &'static str> {
         while let Some(nl) = buf[consumed..have].iter().position(|&b| b == b'\n') {
             let line = &buf[consumed..consumed + nl];
             consumed += nl + 1;
-            match parse_line(line) {
-                Some(vma) => {
-                    if !f(&vma) {
+            match parse_line_full(line) {
+                Some((vma, file)) => {
+                    if !f(&vma, &file) {
                         break 'read;
                     }
                 }
@@ -125,6 +154,42 @@ pub fn for_each(mut f: impl FnMut(&Vma) -> bool) -> Result<(), &'static str> {
     // SAFETY: closing the fd opened above.
     unsafe { sys::syscall(libc::SYS_close, fd, 0, 0) };
     result
+}
+
+/// The part of file mapping `v` that lies beyond the end of its file, as
+/// `[start, v.end)`, where Linux raises SIGBUS: `None` for anonymous and special
+/// mappings, mappings that end within the file, and files that cannot be examined.
+pub fn beyond_eof(v: &Vma, file: &FileRef<'_>) -> Option<u64> {
+    if file.inode == 0 || !file.path.starts_with(b"/") || file.path.ends_with(b" (deleted)") || file.path.len() >= 512 {
+        return None;
+    }
+    let mut path = [0u8; 512];
+    path[..file.path.len()].copy_from_slice(file.path);
+    // SAFETY: stat of a NUL-terminated path into a zeroed local.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    let r = unsafe { sys::syscall(libc::SYS_stat, path.as_ptr() as u64, &mut st as *mut libc::stat as u64, 0) };
+    // The inode is not compared: on overlay file systems the map shows the lower file
+    // system's inode and stat the overlay's.
+    if r != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    let size = st.st_size as u64;
+    let in_file = size.saturating_sub(file.offset).saturating_add(4095) & !4095;
+    let eof = v.start.saturating_add(in_file);
+    (eof < v.end).then_some(eof)
+}
+
+/// Whether `addr` lies in a file mapping beyond the end of its file (SIGBUS in Linux).
+pub fn is_beyond_eof(addr: u64) -> bool {
+    let mut found = false;
+    let _ = for_each_full(|v, file| {
+        if v.start <= addr && addr < v.end {
+            found = beyond_eof(v, file).is_some_and(|eof| addr >= eof);
+        }
+        v.end <= addr
+    });
+    found
 }
 
 /// The mapping containing `addr`, if any.

@@ -82,6 +82,7 @@ fn main() {
         "close-all" => robust::close_all(),
         "descriptors" => robust::descriptors(),
         "memory-guard" => robust::memory_guard(),
+        "signals-robust" => robust::signals_robust(),
         _ => {
             eprintln!("usage: dune-testprog SCENARIO (unknown scenario {scenario:?})");
             std::process::exit(64);

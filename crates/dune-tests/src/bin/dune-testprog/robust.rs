@@ -252,3 +252,128 @@ pub(crate) fn memory_guard() {
     check!(tried == ranges.len());
     runtime_still_works("after attacks on runtime memory");
 }
+
+static FAULTS_CAUGHT: [std::sync::atomic::AtomicU64; 4] = [const { std::sync::atomic::AtomicU64::new(0) }; 4];
+static ALT_HITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A fault handler like a language runtime's: records the signal and skips the
+/// faulting instruction (each test fault below is a 2-byte or 3-byte instruction whose
+/// length the handler is told through a register).
+extern "C" fn skip_fault(sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    let slot = match sig {
+        libc::SIGSEGV => 0,
+        libc::SIGBUS => 1,
+        libc::SIGILL => 2,
+        _ => 3,
+    };
+    FAULTS_CAUGHT[slot].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    // SAFETY: the kernel's (here the runtime's) ucontext for this signal; r15 holds the
+    // length of the faulting instruction (set by the code that faults on purpose).
+    unsafe {
+        let ctx = &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext;
+        ctx.gregs[libc::REG_RIP as usize] += ctx.gregs[libc::REG_R15 as usize];
+    }
+}
+
+extern "C" fn on_alt(_sig: i32, _info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {
+    let here = &_sig as *const i32 as u64;
+    let mut ss = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: 0, ss_size: 0 };
+    // SAFETY: queries this thread's alternate stack into a local.
+    unsafe { libc::sigaltstack(std::ptr::null(), &mut ss) };
+    let (lo, hi) = (ss.ss_sp as u64, ss.ss_sp as u64 + ss.ss_size as u64);
+    if (lo..hi).contains(&here) {
+        ALT_HITS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn handle(sig: i32, f: extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void), flags: i32) {
+    // SAFETY: installs a handler built from a zeroed sigaction.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = f as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | flags;
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
+    }
+}
+
+/// Signals a program may use however it likes: every signal blocked, its own fault
+/// handlers for SIGSEGV, SIGBUS, SIGILL and SIGFPE, an alternate stack in every
+/// thread, the real-time signals.
+pub(crate) fn signals_robust() {
+    use std::sync::atomic::Ordering;
+    enter();
+    // 1. Every signal blocked (as a thread pool's workers do): the runtime still works,
+    // and a signal sent meanwhile arrives when unblocked.
+    // SAFETY: a full set, then blocking it on this thread.
+    let (mut all, mut old): (libc::sigset_t, libc::sigset_t) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    // SAFETY: fills and applies the sets above.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+    }
+    handle(libc::SIGRTMIN() + 3, on_alt, 0);
+    // SAFETY: a signal to this very thread, blocked for now.
+    unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGRTMIN() + 3) };
+    runtime_still_works("with every signal blocked");
+    let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: writes the pending set into the local.
+    unsafe { libc::sigpending(&mut pending) };
+    // SAFETY: reads the local set.
+    check!(unsafe { libc::sigismember(&pending, libc::SIGRTMIN() + 3) } == 1, "blocked real-time signal not pending");
+    // SAFETY: restores the previous mask: the pending signal is delivered now.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    check!(ALT_HITS.load(Ordering::SeqCst) == 0, "handler ran on an alternate stack that does not exist");
+
+    // 2. Fault handlers of the program's own, as JVMs and language runtimes install.
+    for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE] {
+        handle(sig, skip_fault, libc::SA_NODEFER);
+    }
+    // SIGSEGV: a read of address 0 (mov (%rax), %rax: 3 bytes).
+    // SAFETY: the handler skips the faulting instruction.
+    unsafe { core::arch::asm!("mov r15, 3", "mov rax, [rax]", inout("rax") 0u64 => _, out("r15") _) };
+    // SIGILL: ud2 (2 bytes).
+    // SAFETY: as above.
+    unsafe { core::arch::asm!("mov r15, 2", "ud2", out("r15") _) };
+    // SIGFPE: div %rcx by zero (3 bytes: 48 f7 f1).
+    // SAFETY: as above.
+    unsafe { core::arch::asm!("mov r15, 3", "xor edx, edx", "div rcx", inout("rax") 1u64 => _, inout("rcx") 0u64 => _, out("rdx") _, out("r15") _) };
+    // SIGBUS: a read past the end of a one-byte file mapped as a whole page... is a
+    // page beyond EOF: map two pages of a 1-byte file and read the second.
+    let path = std::env::temp_dir().join(format!("dune-sigbus-{}", std::process::id()));
+    check!(std::fs::write(&path, b"x").is_ok());
+    let f = std::fs::File::open(&path).expect("open");
+    // SAFETY: a private read-only mapping of the file, two pages long.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), 8192, libc::PROT_READ, libc::MAP_PRIVATE, std::os::fd::AsRawFd::as_raw_fd(&f), 0) };
+    check!(p != libc::MAP_FAILED);
+    // SAFETY: the second page lies beyond EOF: SIGBUS, skipped by the handler.
+    unsafe { core::arch::asm!("mov r15, 3", "mov rax, [rax]", inout("rax") p as u64 + 4096 => _, out("r15") _) };
+    // SAFETY: unmaps the mapping made above.
+    unsafe { libc::munmap(p, 8192) };
+    let _ = std::fs::remove_file(&path);
+    let caught: Vec<u64> = FAULTS_CAUGHT.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+    check!(caught == [1, 1, 1, 1], "SIGSEGV, SIGBUS, SIGILL, SIGFPE caught: {caught:?}");
+
+    // 3. An alternate stack in every thread, a signal handled on each.
+    handle(libc::SIGUSR2, on_alt, libc::SA_ONSTACK);
+    let hs: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let mut stack = vec![0u8; 64 * 1024];
+                let ss = libc::stack_t { ss_sp: stack.as_mut_ptr().cast(), ss_flags: 0, ss_size: stack.len() };
+                // SAFETY: the stack outlives its use: it is disabled before it drops.
+                unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) };
+                // SAFETY: a signal to this thread, handled on its alternate stack.
+                unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR2) };
+                let off = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
+                // SAFETY: disables the alternate stack before it is freed.
+                unsafe { libc::sigaltstack(&off, std::ptr::null_mut()) };
+                libdune::in_dune_mode()
+            })
+        })
+        .collect();
+    for h in hs {
+        check!(h.join().unwrap_or(false), "thread with an alternate stack");
+    }
+    check!(ALT_HITS.load(Ordering::SeqCst) == 4, "handlers on alternate stacks: {}", ALT_HITS.load(Ordering::SeqCst));
+    runtime_still_works("after the program's own fault handlers and alternate stacks");
+}

@@ -77,6 +77,10 @@ fn lazy_map(ctx: &mut ThreadCtx, f: &Fault) -> bool {
     if with_state(|st| Ok(st.mem.is_runtime(f.addr))).unwrap_or(true) {
         return false;
     }
+    // Beyond the end of a mapped file: SIGBUS, never a mapping.
+    if procmap::is_beyond_eof(f.addr) {
+        return false;
+    }
     let Ok(found) = procmap::find(f.addr) else { return false };
     let vma = match found {
         Some(v) => v,
@@ -131,7 +135,11 @@ fn grow_stack(addr: u64) -> Option<Vma> {
 
 /// `KVM_RUN` failed with `EFAULT`, or the guest touched a guest-physical address with no
 /// memslot: a mapping went away or moved behind the runtime's back. Re-read the whole
-/// map; if nothing changes, the guest is stuck on a bad address.
+/// map. If nothing changes, the guest may have touched a file mapping beyond the end of
+/// its file (truncated, or mapped longer than it is), which KVM cannot fault in and
+/// does not name: those pages leave the guest page table, so the retry takes a guest
+/// page fault with the address, and the program gets SIGBUS as in Linux. Otherwise the
+/// guest is stuck on a bad address.
 pub fn stale_mapping(ctx: &mut ThreadCtx) {
     ctx.stale_streak += 1;
     if ctx.stale_streak > 3 {
@@ -142,10 +150,38 @@ pub fn stale_mapping(ctx: &mut ThreadCtx) {
         st.mem.resync_all(&st.vm)?;
         Ok(before != st.mem.stats())
     });
+    // Re-reading the map maps such pages again: take them out after every re-read.
+    let tails = res.is_ok() && unmap_beyond_eof();
     match res {
-        Ok(true) => {}
-        Ok(false) => die_fatal(&ctx.vcpu.fd, "guest access to memory that is no longer mapped"),
+        Ok(changed) if changed || tails => {}
+        Ok(_) => die_fatal(&ctx.vcpu.fd, "guest access to memory that is no longer mapped"),
         Err(e) => die_runtime_error_value("re-reading /proc/self/maps", &e),
     }
 }
 
+
+/// Removes from the guest page table every page of a file mapping that lies beyond the
+/// end of its file. Returns whether there was one.
+fn unmap_beyond_eof() -> bool {
+    let mut tails = [(0u64, 0u64); 64];
+    let mut n = 0;
+    let _ = procmap::for_each_full(|v, file| {
+        if let Some(eof) = procmap::beyond_eof(v, file) {
+            if n < tails.len() {
+                tails[n] = (eof, v.end);
+                n += 1;
+            }
+        }
+        true
+    });
+    if n == 0 {
+        return false;
+    }
+    with_state(|st| {
+        for &(s, e) in &tails[..n] {
+            st.mem.unmap(&st.vm, s, e)?;
+        }
+        Ok(())
+    })
+    .is_ok()
+}

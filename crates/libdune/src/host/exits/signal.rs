@@ -476,7 +476,9 @@ pub fn sigreturn(ctx: &mut ThreadCtx) -> (i64, Resume) {
 /// ring 3 that no ring-0 handler took end the process the same way.
 pub fn deliver_fault(ctx: &mut ThreadCtx, fault: &Fault) {
     let v = fault.vector;
-    let sig = signal_for(v) as usize;
+    // A file mapping beyond the end of its file: SIGBUS (BUS_ADRERR), as in Linux.
+    let bus = v == dune_x86::exception::PF && procmap::is_beyond_eof(fault.addr);
+    let sig = if bus { libc::SIGBUS as usize } else { signal_for(v) as usize };
     let act = load(sig);
     let regs = fault.tf.to_regs();
     if !fault.tf.from_user() && is_function(act.handler) && current_mask() & bit(sig) == 0 {
@@ -484,6 +486,7 @@ pub fn deliver_fault(ctx: &mut ThreadCtx, fault: &Fault) {
         // As Linux: SEGV_ACCERR when a mapping covers the address, SEGV_MAPERR otherwise.
         let mapped = v == dune_x86::exception::PF && matches!(procmap::find(fault.addr), Ok(Some(_)));
         let code: i32 = match sig as i32 {
+            libc::SIGBUS if bus => 2,                           // BUS_ADRERR
             libc::SIGSEGV if mapped => 2,                       // SEGV_ACCERR
             libc::SIGSEGV if v == dune_x86::exception::PF => 1, // SEGV_MAPERR
             libc::SIGSEGV => 128,                               // SI_KERNEL (#GP)

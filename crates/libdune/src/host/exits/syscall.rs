@@ -66,7 +66,7 @@ fn passthrough(nr: u64, args: [u64; 6]) -> i64 {
 }
 
 pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: ThreadEntry, nr: u64, a: [u64; 6]) -> (i64, Resume) {
-    match guard::check(nr, &a) {
+    match guard::check(nr, &a, std::os::fd::AsRawFd::as_raw_fd(&ctx.vcpu.fd)) {
         Verdict::Answer(ret) => return (ret, Resume::Normal),
         Verdict::Rewrite(b) => return (passthrough(nr, b), Resume::Normal),
         Verdict::Pass => {}
