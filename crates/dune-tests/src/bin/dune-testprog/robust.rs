@@ -315,6 +315,7 @@ pub(crate) fn signals_robust() {
     // SAFETY: a signal to this very thread, blocked for now.
     unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGRTMIN() + 3) };
     runtime_still_works("with every signal blocked");
+    // SAFETY: sigset_t is plain data; zeroed is an empty set.
     let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: writes the pending set into the local.
     unsafe { libc::sigpending(&mut pending) };
