@@ -241,7 +241,6 @@ fn runtime_memory_cannot_be_unmapped_remapped_or_reprotected() {
 }
 
 #[test]
-#[ignore = "intermittent, 1 to 2 runs in 10 in the lane: under a storm of signals from another thread, the guest once resumes right after its syscall stub's `out` with rax still the call number (#UD), also with handlers left unchanged; under investigation, run with --ignored"]
 fn handlers_changed_while_signals_are_in_flight() {
     pass("signal-modify-handlers");
 }

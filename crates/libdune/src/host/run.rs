@@ -83,8 +83,17 @@ pub(crate) extern "C" fn thread_start(ctx: *mut u8) -> ! {
 pub(crate) fn run(ctx: &mut ThreadCtx) -> ! {
     state::set_current(ctx);
     let in_host = ctx.vcpu.in_host_flag();
+    // The guest's registers as KVM last reported them at an exit, before the runtime
+    // wrote its own (see below).
+    let mut at_exit = ctx.vcpu.fd.sync_regs().regs;
     loop {
         signal::deliver_pending(ctx);
+        // Registers the runtime wrote for the guest (sync regs marked dirty). Measured
+        // in the lane (Linux 6.1, SVM): when a signal makes KVM_RUN return EINTR at once,
+        // KVM can drop them, clearing the dirty mark and reporting the registers of the
+        // last exit instead; the next run would then resume the guest from that exit
+        // (after an `out`, past the syscall stub with rax still the call number).
+        let written = (ctx.vcpu.fd.get_kvm_run().kvm_dirty_regs & kvm_bindings::KVM_SYNC_X86_REGS as u64 != 0).then(|| ctx.vcpu.fd.sync_regs().regs);
         in_host.store(0, Ordering::SeqCst);
         let res = ctx.vcpu.fd.run();
         in_host.store(1, Ordering::SeqCst);
@@ -103,6 +112,15 @@ pub(crate) fn run(ctx: &mut ThreadCtx) -> ! {
             Err(e) if e.errno() == libc::EFAULT => Exit::Stale,
             Err(e) => report::die_runtime_error("KVM_RUN", &e),
         };
+        let now = ctx.vcpu.fd.sync_regs().regs;
+        match (&exit, written) {
+            // The guest did not run if it stands exactly where the last exit left it.
+            (Exit::Interrupted, Some(w)) if (now.rip, now.rax, now.rsp) == (at_exit.rip, at_exit.rax, at_exit.rsp) && (now.rip, now.rax) != (w.rip, w.rax) => {
+                ctx.vcpu.fd.sync_regs_mut().regs = w;
+                ctx.vcpu.fd.set_sync_dirty_reg(kvm_ioctls::SyncReg::Register);
+            }
+            _ => at_exit = now,
+        }
         if !matches!(exit, Exit::Stale) {
             ctx.stale_streak = 0;
         }
