@@ -180,16 +180,17 @@ pub fn beyond_eof(v: &Vma, file: &FileRef<'_>) -> Option<u64> {
     (eof < v.end).then_some(eof)
 }
 
-/// Whether `addr` lies in a file mapping beyond the end of its file (SIGBUS in Linux).
-pub fn is_beyond_eof(addr: u64) -> bool {
-    let mut found = false;
-    let _ = for_each_full(|v, file| {
+/// The mapping containing `addr`, if any, and whether `addr` lies beyond the end of
+/// its file (where Linux raises SIGBUS): one read of the map.
+pub fn find_checked(addr: u64) -> Result<Option<(Vma, bool)>, &'static str> {
+    let mut found = None;
+    for_each_full(|v, file| {
         if v.start <= addr && addr < v.end {
-            found = beyond_eof(v, file).is_some_and(|eof| addr >= eof);
+            found = Some((*v, beyond_eof(v, file).is_some_and(|eof| addr >= eof)));
         }
         v.end <= addr
-    });
-    found
+    })?;
+    Ok(found)
 }
 
 /// The mapping containing `addr`, if any.

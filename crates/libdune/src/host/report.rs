@@ -35,7 +35,7 @@ pub struct Fault {
 /// Writes the fault report to stderr: `regs` are the interrupted registers.
 pub fn report(what: &str, fault: Option<&Fault>, regs: &kvm_regs, sregs: Option<&kvm_sregs>) {
     let mut b = FixedBuf::<4096>::new();
-    let tid = unsafe_gettid();
+    let tid = sys::gettid();
     let _ = writeln!(b, "dune: fatal: {what} (thread {tid}, in Dune mode)");
     if let Some(f) = fault {
         let v = f.vector;
@@ -75,11 +75,6 @@ fn describe_mapping(b: &mut FixedBuf<4096>, name: &str, addr: u64) {
     }
 }
 
-fn unsafe_gettid() -> i64 {
-    // SAFETY: gettid has no arguments or side effects.
-    unsafe { sys::syscall(libc::SYS_gettid, 0, 0, 0) }
-}
-
 /// Ends the process by `sig` with its default action (core dump and all), as the
 /// kernel would for an unhandled fault.
 pub fn die_by_signal(sig: i32) -> ! {
@@ -90,8 +85,7 @@ pub fn die_by_signal(sig: i32) -> ! {
         sys::syscall6(libc::SYS_rt_sigaction as u64, [sig as u64, dfl.as_ptr() as u64, 0, 8, 0, 0]);
         let set: u64 = 1 << (sig - 1);
         sys::syscall6(libc::SYS_rt_sigprocmask as u64, [libc::SIG_UNBLOCK as u64, &set as *const u64 as u64, 0, 8, 0, 0]);
-        let pid = sys::syscall(libc::SYS_getpid, 0, 0, 0);
-        sys::syscall(libc::SYS_tgkill, pid as u64, unsafe_gettid() as u64, sig as u64);
+        sys::raise(sig);
         sys::syscall(libc::SYS_exit_group, 128 + sig as u64, 0, 0);
     }
     unreachable_exit()

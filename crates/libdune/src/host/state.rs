@@ -67,8 +67,7 @@ pub fn write_stats(fd: i32) {
     use core::fmt::Write;
     use std::sync::atomic::Ordering::Relaxed;
     let mut b = sys::FixedBuf::<256>::new();
-    // SAFETY: getpid has no arguments or side effects.
-    let pid = unsafe { sys::syscall(libc::SYS_getpid, 0, 0, 0) };
+    let pid = sys::getpid();
     let c = &COUNTERS;
     let _ = write!(
         b,

@@ -52,6 +52,25 @@ pub const ARCH_GET_FS: i32 = 0x1003;
 /// See [`ARCH_SET_GS`].
 pub const ARCH_GET_GS: i32 = 0x1004;
 
+/// This process's id.
+pub fn getpid() -> i64 {
+    // SAFETY: getpid has no arguments or side effects.
+    unsafe { syscall(libc::SYS_getpid, 0, 0, 0) }
+}
+
+/// The calling thread's id.
+pub fn gettid() -> i64 {
+    // SAFETY: gettid has no arguments or side effects.
+    unsafe { syscall(libc::SYS_gettid, 0, 0, 0) }
+}
+
+/// Sends `sig` to the calling thread (`tgkill`); what happens is the signal's
+/// disposition's business.
+pub fn raise(sig: i32) {
+    // SAFETY: tgkill to this very thread; no memory is passed.
+    unsafe { syscall(libc::SYS_tgkill, getpid() as u64, gettid() as u64, sig as u64) };
+}
+
 /// Turns a raw result into `Ok(value)` or `Err(errno)`.
 pub fn check(ret: i64) -> Result<u64, i32> {
     if (-4095..0).contains(&ret) {
@@ -108,10 +127,9 @@ pub unsafe fn munmap(addr: *mut u8, len: usize) {
 fn vm_rw(nr: i64, guest: u64, local: *mut u8, len: usize) -> Result<(), ()> {
     let liov = libc::iovec { iov_base: local.cast(), iov_len: len };
     let riov = libc::iovec { iov_base: guest as *mut libc::c_void, iov_len: len };
+    let pid = getpid() as u64;
     // SAFETY: process_vm_readv/writev on this process: the kernel checks the remote
     // (guest) range and fails with EFAULT instead of faulting; the local buffer is valid.
-    let pid = unsafe { syscall(libc::SYS_getpid, 0, 0, 0) } as u64;
-    // SAFETY: as above.
     let n = unsafe { syscall6(nr as u64, [pid, &liov as *const _ as u64, 1, &riov as *const _ as u64, 1, 0]) };
     if n == len as i64 { Ok(()) } else { Err(()) }
 }

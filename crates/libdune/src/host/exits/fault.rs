@@ -77,13 +77,11 @@ fn lazy_map(ctx: &mut ThreadCtx, f: &Fault) -> bool {
     if with_state(|st| Ok(st.mem.is_runtime(f.addr))).unwrap_or(true) {
         return false;
     }
-    // Beyond the end of a mapped file: SIGBUS, never a mapping.
-    if procmap::is_beyond_eof(f.addr) {
-        return false;
-    }
-    let Ok(found) = procmap::find(f.addr) else { return false };
+    let Ok(found) = procmap::find_checked(f.addr) else { return false };
     let vma = match found {
-        Some(v) => v,
+        // Beyond the end of a mapped file: SIGBUS, never a mapping.
+        Some((_, true)) => return false,
+        Some((v, false)) => v,
         None => match grow_stack(f.addr) {
             Some(v) => v,
             None => return false,

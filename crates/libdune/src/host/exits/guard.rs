@@ -101,8 +101,7 @@ fn descriptors(nr: u64, a: &[u64; 6]) -> Option<Verdict> {
 }
 
 fn is_self(pid: u64) -> bool {
-    // SAFETY: getpid has no arguments or side effects.
-    pid as i32 == 0 || pid as i64 == unsafe { sys::syscall(libc::SYS_getpid, 0, 0, 0) }
+    pid as i32 == 0 || pid as i64 == sys::getpid()
 }
 
 /// `RLIMIT_NOFILE` of this process: reports the program's limits at `old` and applies
@@ -250,12 +249,7 @@ fn is_own_fd_dir(fd: u64) -> bool {
     // SAFETY: readlink into a local buffer of the size given.
     let n = unsafe { sys::syscall(libc::SYS_readlink, link.as_ptr() as u64, path.as_mut_ptr() as u64, path.len() as u64) };
     let Ok(n) = sys::check(n) else { return false };
-    is_fd_dir_of(&path[..n as usize], unsafe_getpid())
-}
-
-fn unsafe_getpid() -> u64 {
-    // SAFETY: getpid has no arguments or side effects.
-    unsafe { sys::syscall(libc::SYS_getpid, 0, 0, 0) as u64 }
+    is_fd_dir_of(&path[..n as usize], sys::getpid() as u64)
 }
 
 /// `/proc/<pid>/fd` or `/proc/<pid>/task/<tid>/fd` with `pid` this process.

@@ -39,16 +39,14 @@ pub fn is_hypercall(insn: [u8; 3]) -> bool {
 /// and whether the page table changed under the vCPU.
 fn perform(ctx: &mut ThreadCtx, regs: &kvm_regs, nr: u64, args: [u64; 6], thread_start: ThreadEntry) -> (i64, bool) {
     COUNTERS.syscalls.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    match nr as i64 {
-        libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork | libc::SYS_rt_sigreturn => (-(libc::ENOSYS as i64), false),
-        _ => {
-            let mut r = *regs;
-            r.rcx = regs.rip + INSN_LEN;
-            r.r11 = regs.rflags;
-            let (ret, resume) = syscall::dispatch(ctx, &r, thread_start, nr, args);
-            (ret, matches!(resume, Resume::FlushTlb))
-        }
+    if syscall::needs_syscall_return(nr) {
+        return (-(libc::ENOSYS as i64), false);
     }
+    let mut r = *regs;
+    r.rcx = regs.rip + INSN_LEN;
+    r.r11 = regs.rflags;
+    let (ret, resume) = syscall::dispatch(ctx, &r, thread_start, nr, args);
+    (ret, matches!(resume, Resume::FlushTlb))
 }
 
 /// A `KVM_EXIT_XEN` hypercall exit: the guest executed its CPU's own hypercall

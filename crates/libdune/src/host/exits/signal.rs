@@ -248,7 +248,7 @@ pub fn deliver_pending(ctx: &mut ThreadCtx) {
             // kernel's disposition, now SIG_DFL too, so the kernel takes the default
             // action (end, stop, or nothing).
             if act.handler == SIG_DFL {
-                raise_default(sig);
+                sys::raise(sig as i32);
             }
             continue;
         }
@@ -262,16 +262,6 @@ pub fn deliver_pending(ctx: &mut ThreadCtx) {
             Err(()) => bad_frame(ctx, sig),
         }
         ctx.sig.ignore_mask_once = false;
-    }
-}
-
-/// Raises `sig` at the calling thread, whose kernel disposition for it is SIG_DFL.
-fn raise_default(sig: usize) {
-    // SAFETY: tgkill to this very thread; no memory is passed.
-    unsafe {
-        let pid = sys::syscall(libc::SYS_getpid, 0, 0, 0);
-        let tid = sys::syscall(libc::SYS_gettid, 0, 0, 0);
-        sys::syscall(libc::SYS_tgkill, pid as u64, tid as u64, sig as u64);
     }
 }
 
@@ -476,15 +466,17 @@ pub fn sigreturn(ctx: &mut ThreadCtx) -> (i64, Resume) {
 /// ring 3 that no ring-0 handler took end the process the same way.
 pub fn deliver_fault(ctx: &mut ThreadCtx, fault: &Fault) {
     let v = fault.vector;
+    let pf = v == dune_x86::exception::PF;
+    let found = if pf { procmap::find_checked(fault.addr).ok().flatten() } else { None };
     // A file mapping beyond the end of its file: SIGBUS (BUS_ADRERR), as in Linux.
-    let bus = v == dune_x86::exception::PF && procmap::is_beyond_eof(fault.addr);
+    let bus = found.is_some_and(|(_, beyond)| beyond);
     let sig = if bus { libc::SIGBUS as usize } else { signal_for(v) as usize };
     let act = load(sig);
     let regs = fault.tf.to_regs();
     if !fault.tf.from_user() && is_function(act.handler) && current_mask() & bit(sig) == 0 {
         let mut info = [0u8; 128];
         // As Linux: SEGV_ACCERR when a mapping covers the address, SEGV_MAPERR otherwise.
-        let mapped = v == dune_x86::exception::PF && matches!(procmap::find(fault.addr), Ok(Some(_)));
+        let mapped = found.is_some();
         let code: i32 = match sig as i32 {
             libc::SIGBUS if bus => 2,                           // BUS_ADRERR
             libc::SIGSEGV if mapped => 2,                       // SEGV_ACCERR

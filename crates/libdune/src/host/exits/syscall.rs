@@ -227,6 +227,13 @@ fn arch_prctl(ctx: &mut ThreadCtx, nr: u64, a: [u64; 6]) -> (i64, Resume) {
     (ret, Resume::Normal)
 }
 
+/// Calls that create or end execution contexts (`clone`, `clone3`, `fork`, `vfork`,
+/// `rt_sigreturn`): they need the `syscall` instruction's own return path, so a
+/// ring-3 passthrough or a hypercall gets `ENOSYS` for them.
+pub(super) fn needs_syscall_return(nr: u64) -> bool {
+    matches!(nr as i64, libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork | libc::SYS_rt_sigreturn)
+}
+
 /// A system call made in ring 3 that a ring-0 handler passes to Linux
 /// (`guest::dispatch::passthrough`): performed with the frame's registers, result in
 /// the frame's rax. Calls that would create or end execution contexts from ring 3
@@ -240,14 +247,13 @@ pub fn passthrough_tf(ctx: &mut ThreadCtx, thread_start: ThreadEntry) {
     let mut tf = unsafe { core::ptr::read(tf_addr as *const DuneTf) };
     let nr = tf.rax;
     let args = [tf.rdi, tf.rsi, tf.rdx, tf.r10, tf.r8, tf.r9];
-    let (ret, resume) = match nr as i64 {
-        libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork | libc::SYS_rt_sigreturn => (-(libc::ENOSYS as i64), Resume::Normal),
-        _ => {
-            let mut regs = tf.to_regs();
-            regs.rcx = tf.rip;
-            regs.r11 = tf.rflags;
-            dispatch(ctx, &regs, thread_start, nr, args)
-        }
+    let (ret, resume) = if needs_syscall_return(nr) {
+        (-(libc::ENOSYS as i64), Resume::Normal)
+    } else {
+        let mut regs = tf.to_regs();
+        regs.rcx = tf.rip;
+        regs.r11 = tf.rflags;
+        dispatch(ctx, &regs, thread_start, nr, args)
     };
     tf.rax = ret as u64;
     // SAFETY: as above.
