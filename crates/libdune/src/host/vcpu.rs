@@ -133,6 +133,14 @@ pub struct Vcpu {
     area: u64,
 }
 
+impl Drop for Vcpu {
+    /// Its `kvm_run` mapping goes with the descriptor: it stops being runtime memory,
+    /// or a later mapping of the program's at that address would be refused.
+    fn drop(&mut self) {
+        reserved::forget(self.fd.get_kvm_run() as *mut kvm_bindings::kvm_run as u64);
+    }
+}
+
 impl Vcpu {
     /// Creates vCPU `id` with its area. Does not allocate from the heap.
     pub fn create(vm: &VmFd, mem: &mut Memory, t: &Template, id: u64) -> Result<Self> {
