@@ -6,11 +6,30 @@
 //! trap handlers (frames with `cs & 3 == 3`), all without an exit to the host. A
 //! handler ends the session with [`ret_from_user`]; the FS base of ring 3 is its own
 //! ([`set_user_fs`]).
+//!
+//! Two ways to use ring 3:
+//!
+//! - **Handlers** (libdune's way): [`jump_to_user`] runs a frame; ring-3 system calls
+//!   and traps go to the handlers registered in [`crate::trap`], which run on the
+//!   trap stack and end the session with [`ret_from_user`].
+//! - **Sessions** ([`run_user`]): ring 3 runs a [`UserContext`] — general registers,
+//!   FS base and the whole FPU/SSE/AVX state — until its next system call, exception
+//!   or interrupt, and `run_user` returns a [`UserExit`] with the context saved, in
+//!   ordinary ring-0 code (not a trap handler): it may block, take locks, receive
+//!   signals, fork. This is what a monitor that runs untrusted programs needs.
+//!
+//! Ring 3 reaches only *user memory*: pages the application declared with
+//! [`add_user_range`] (mirrors of the process's own mappings, kept in step with
+//! `mmap`, `mprotect` and `munmap`), or mapped with [`crate::vm::PERM_U`]. The
+//! runtime's memory can never become user memory. Ring 3 cannot change its GS base
+//! (the entry code's per-vCPU pointer): the FSGSBASE instructions are off in Dune mode.
 
 use dune_x86::gdt;
 use dune_x86::regs::rflags;
 
+use crate::error::{Error, Result};
 use crate::guest::{entry, DuneTf, Percpu};
+pub use crate::guest::session::{fpu_image_ok, fpu_is_xsave, poll_signals, run_user, xfeatures, UserContext, UserExit, SIGNAL_VECTOR};
 
 fn percpu() -> *mut Percpu {
     let p: u64;
@@ -34,8 +53,9 @@ pub unsafe fn jump_to_user(tf: &DuneTf) -> i64 {
     // Interrupts on, so shootdown IPIs reach a vCPU running ring-3 code; IOPL 0.
     t.rflags = (t.rflags & KEEP) | rflags::FIXED | rflags::IF;
     // SAFETY: the caller vouches for the user context; the entry code saves this
-    // function's callee-saved state for ret_from_user.
-    unsafe { entry::__dune_jump_to_user(&t) }
+    // function's callee-saved state for ret_from_user. No FPU image: ring 3 starts
+    // with ring 0's FPU registers, as in libdune.
+    unsafe { entry::__dune_jump_to_user(&t, core::ptr::null()) }
 }
 
 /// Ends the current user session from a handler: [`jump_to_user`] returns `ret`.
@@ -63,4 +83,35 @@ pub fn user_fs() -> u64 {
 /// (`dune_passthrough_syscall`). One exit to the host.
 pub fn passthrough_syscall(tf: &mut DuneTf) {
     crate::guest::dispatch::passthrough(tf);
+}
+
+/// Declares the process's memory `[start, start+len)` user memory: ring 3 may use
+/// it with the protection the host gives it, now and after later `mmap`, `mprotect`
+/// or `mremap` of the range. Page-aligned; fails on runtime memory.
+pub fn add_user_range(start: u64, len: u64) -> Result<()> {
+    set_user_range(start, len, true)
+}
+
+/// Takes `[start, start+len)` away from ring 3 again, on every vCPU (a TLB
+/// shootdown) before it returns.
+pub fn remove_user_range(start: u64, len: u64) -> Result<()> {
+    set_user_range(start, len, false)?;
+    crate::guest::shootdown::shootdown();
+    Ok(())
+}
+
+/// Whether all of `[start, start+len)` is user memory.
+pub fn is_user_range(start: u64, len: u64) -> bool {
+    let Some(end) = start.checked_add(len) else { return false };
+    crate::host::state::with_state(|st| Ok(st.mem.is_user(start, end))).unwrap_or(false)
+}
+
+fn set_user_range(start: u64, len: u64, user: bool) -> Result<()> {
+    if start % 4096 != 0 || len % 4096 != 0 {
+        return Err(Error::InvalidOption { name: "range", why: "not page-aligned" });
+    }
+    let end = start.checked_add(len).ok_or(Error::InvalidOption { name: "range", why: "wraps around" })?;
+    crate::host::state::with_state(|st| st.mem.set_user(&st.vm, start, end, user))?;
+    crate::guest::dispatch::flush_tlb();
+    Ok(())
 }

@@ -12,6 +12,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::entry::{PORT_PASSTHROUGH, PORT_TRAP};
 use super::{DuneTf, SYSCALL_VECTOR};
+use super::session::{self, UserExit};
 
 /// A handler for one interrupt or exception vector.
 pub type IntrHandler = fn(&mut DuneTf);
@@ -51,6 +52,26 @@ pub fn set_syscall_handler(h: Option<SyscallHandler>) {
 pub unsafe extern "C" fn dune_trap_dispatch(tf: *mut DuneTf, vector: u64, cr2: u64) {
     // SAFETY: the entry code passes its own frame, valid and unaliased for this call.
     let tf = unsafe { &mut *tf };
+    if tf.from_user() && vector != super::shootdown::VECTOR as u64 {
+        // A run_user session gets every ring-3 event back in ordinary ring-0 code
+        // (returns only when no session is running).
+        let exit = match vector {
+            SYSCALL_VECTOR => UserExit::Syscall,
+            v if v < 32 => UserExit::Exception { vector: v as u8, err: tf.err, addr: if v == PF { cr2 } else { 0 } },
+            v => UserExit::Interrupt { vector: v as u8 },
+        };
+        session::leave(tf, exit);
+    }
+    if vector == session::SIGNAL_VECTOR as u64 {
+        // Raised by the host for a pending signal; without a session only a
+        // registered handler cares.
+        if let Some(h) = INTR.get(vector as usize).map(|s| s.load(Ordering::Acquire)).filter(|&f| f != 0) {
+            // SAFETY: only IntrHandler values are stored in INTR.
+            let h = unsafe { core::mem::transmute::<usize, IntrHandler>(h) };
+            h(tf);
+        }
+        return;
+    }
     if vector == SYSCALL_VECTOR {
         match SYSCALL.load(Ordering::Acquire) {
             0 => passthrough(tf),

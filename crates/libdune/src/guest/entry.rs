@@ -236,7 +236,10 @@ dune_trap_common:
     and $-64, %r12
     mov %r12, %rsp
     fxsave64 (%r12)
-3:  mov %rbp, %rdi
+3:  testb $3, {tf_cs}(%rbp)
+    jz 7f
+    mov %r12, %gs:{pc_user_fpu}     // ring 3's FPU image, for user::leave
+7:  mov %rbp, %rdi
     mov %r14, %rsi
     mov %r13, %rdx
     cld
@@ -278,10 +281,12 @@ dune_trap_common:
     iretq
     .size dune_trap_common, . - dune_trap_common
 
-    // extern "C" fn __dune_jump_to_user(tf: *const DuneTf) -> i64
+    // extern "C" fn __dune_jump_to_user(tf: *const DuneTf, fpu: *const u8) -> i64
     // Runs tf in ring 3 until a handler calls __dune_ret_from_user(ret), which makes this
     // call return ret. Saves callee-saved registers and rsp for that; FS base: the
-    // current one is ring 0's, Percpu.user_fs is loaded for ring 3.
+    // current one is ring 0's, Percpu.user_fs is loaded for ring 3. When fpu is not
+    // null, ring 3 starts with the FPU/SSE/AVX state of that XSAVE (or FXSAVE) image,
+    // loaded last so no ring-0 code can change the registers after it.
     .globl __dune_jump_to_user
     .type __dune_jump_to_user, @function
 __dune_jump_to_user:
@@ -293,6 +298,7 @@ __dune_jump_to_user:
     push %r15
     mov %rsp, %gs:{pc_ksp_saved}
     mov %rdi, %rbx
+    mov %rsi, %r12
     mov $0xc0000100, %ecx
     rdmsr
     mov %eax, %gs:{pc_kernel_fs}
@@ -300,6 +306,17 @@ __dune_jump_to_user:
     mov %gs:{pc_user_fs}, %eax
     mov %gs:{pc_user_fs}+4, %edx
     wrmsr
+    test %r12, %r12
+    jz 2f
+    mov %gs:{pc_xsave_size}, %rax
+    test %rax, %rax
+    jz 1f
+    mov $-1, %eax
+    mov $-1, %edx
+    xrstor64 (%r12)
+    jmp 2f
+1:  fxrstor64 (%r12)
+2:
     push {tf_ss}(%rbx)
     push {tf_rsp}(%rbx)
     push {tf_rflags}(%rbx)
@@ -441,6 +458,7 @@ dune_signal_restorer:
     pc_kernel_fs = const offset_of!(Percpu, kernel_fs),
     pc_user_fs = const offset_of!(Percpu, user_fs),
     pc_trap_depth = const offset_of!(Percpu, trap_depth),
+    pc_user_fpu = const offset_of!(Percpu, user_fpu),
     tss_ist1 = const TSS_IST1,
     level = const TRAP_LEVEL_STACK,
     syscall_vector = const SYSCALL_VECTOR,
@@ -501,8 +519,9 @@ extern "C" {
     pub fn dune_syscall_return_flush();
     /// Hypercall return path that reloads CR3 (see `HYPERCALL_ROOM`).
     pub fn dune_hypercall_return_flush();
-    /// Runs `tf` in ring 3 until a handler calls `__dune_ret_from_user`.
-    pub fn __dune_jump_to_user(tf: *const DuneTf) -> i64;
+    /// Runs `tf` in ring 3 (with the FPU image `fpu` unless null) until a handler
+    /// calls `__dune_ret_from_user`.
+    pub fn __dune_jump_to_user(tf: *const DuneTf, fpu: *const u8) -> i64;
     /// Leaves the current user session; `__dune_jump_to_user` returns `ret`.
     pub fn __dune_ret_from_user(ret: i64) -> !;
     /// First of 256 IDT stubs, `TRAP_STUB_SIZE` bytes apart.

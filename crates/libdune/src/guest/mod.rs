@@ -5,6 +5,7 @@
 
 pub mod dispatch;
 pub mod entry;
+pub mod session;
 pub mod shootdown;
 
 /// Whether the calling thread runs in Dune mode (guest ring 0): the privilege level
@@ -46,6 +47,11 @@ pub struct Percpu {
     pub in_host: u64,
     /// The last shootdown sequence number this vCPU has flushed for.
     pub tlb_ack: u64,
+    /// Where the trap path saved ring 3's FPU state on the last trap from ring 3 (the
+    /// first level of the trap stack), for `user::leave`.
+    pub user_fpu: u64,
+    /// The `user::UserContext` of the `user::run_user` session on this vCPU (0: none).
+    pub session: u64,
 }
 
 /// Where the GDT and TSS live inside the per-vCPU area's first page.

@@ -38,6 +38,8 @@ const MAX_REGIONS: usize = 32 * 1024;
 const MAX_FREE_RANGES: usize = 64 * 1024;
 const MAX_ARENA_CHUNKS: usize = 256;
 const MAX_FREE_PAGES: usize = 1 << 20;
+/// Separate ranges of user memory (`user::add_user_range`).
+const MAX_USER_RANGES: usize = 64 * 1024;
 const PAGES_PER_CHUNK: usize = (ARENA_CHUNK / PAGE) as usize;
 
 /// The arena chunks as `(hva, gpa)`, readable without the runtime lock: page-table
@@ -197,6 +199,8 @@ pub struct Memory {
     slot_bytes: u64,
     budget: u64,
     pt: PageTable,
+    /// User memory: ranges ring 3 may reach (sorted, disjoint, never runtime memory).
+    user: FixedVec<(u64, u64)>,
 }
 
 impl Memory {
@@ -219,6 +223,7 @@ impl Memory {
             slot_bytes: 0,
             budget,
             pt: PageTable::EMPTY,
+            user: FixedVec::with_capacity(MAX_USER_RANGES).map_err(table("mmap user-range table"))?,
         };
         m.grow_arena(vm)?;
         let root = m.alloc_page(vm)?;
@@ -569,13 +574,88 @@ impl Memory {
             // Runtime memory is mapped once, when its chunk is made, and never rewritten:
             // other vCPUs use it (page tables, IDT, IST stacks) at any moment.
             if !r.runtime {
-                let gpa = r.gpa + (at - r.hva);
-                let pt = self.pt;
-                pt.map(self, vm, at, gpa, stop - at, perms)?;
+                // Split where user memory starts or ends, so no large page spans both.
+                let mut s = at;
+                while s < stop {
+                    let (user, e) = self.user_run(s, stop);
+                    let gpa = r.gpa + (s - r.hva);
+                    let pt = self.pt;
+                    pt.map(self, vm, s, gpa, e - s, Perms { user, ..perms })?;
+                    s = e;
+                }
             }
             at = stop;
         }
         Ok(())
+    }
+
+    /// Whether `at` is user memory, and where that stops being so (before `end`).
+    fn user_run(&self, at: u64, end: u64) -> (bool, u64) {
+        let us = self.user.as_slice();
+        let i = us.partition_point(|&(_, e)| e <= at);
+        match us.get(i) {
+            Some(&(s, e)) if s <= at => (true, e.min(end)),
+            Some(&(s, _)) => (false, s.min(end)),
+            None => (false, end),
+        }
+    }
+
+    /// Whether all of `[start, end)` is user memory.
+    pub fn is_user(&self, start: u64, end: u64) -> bool {
+        start < end && { let (u, e) = self.user_run(start, end); u && e == end }
+    }
+
+    /// Declares `[start, end)` user memory (`true`) or ring 0's again (`false`), and
+    /// rewrites the U bit of the entries already there. Runtime memory never becomes
+    /// user memory. The caller flushes TLBs (a shootdown when taking access away).
+    pub fn set_user(&mut self, vm: &VmFd, start: u64, end: u64, user: bool) -> Result<()> {
+        let (start, end) = page_range(start, end);
+        if start >= end || end > USER_END {
+            return Err(Error::InvalidOption { name: "range", why: "empty, or beyond user space" });
+        }
+        let rs = self.regions.as_slice();
+        let i = rs.partition_point(|r| r.end() <= start);
+        if rs[i..].iter().take_while(|r| r.hva < end).any(|r| r.runtime) {
+            return Err(Error::InvalidOption { name: "range", why: "overlaps the runtime's memory" });
+        }
+        // New list: everything outside [start, end), plus [start, end) when adding.
+        let us = self.user.as_slice();
+        let mut out: [(u64, u64); 3] = [(0, 0); 3];
+        let mut n = 0;
+        let first = us.partition_point(|&(_, e)| e < start);
+        let mut last = first;
+        while last < us.len() && us[last].0 <= end {
+            last += 1;
+        }
+        let (lo, hi) = if first < last { (us[first].0, us[last - 1].1) } else { (start, start) };
+        if user {
+            out[0] = (lo.min(start), hi.max(end));
+            n = 1;
+        } else {
+            if lo < start {
+                out[n] = (lo, start);
+                n += 1;
+            }
+            if hi > end {
+                out[n] = (end, hi);
+                n += 1;
+            }
+        }
+        if self.user.len() - (last - first) + n > MAX_USER_RANGES {
+            return Err(Error::TableFull("user ranges"));
+        }
+        for _ in first..last {
+            self.user.remove(first);
+        }
+        for (k, r) in out[..n].iter().enumerate() {
+            let _ = self.user.insert(first + k, *r);
+        }
+        let update = dune_x86::paging::FlagUpdate { set: if user { dune_x86::paging::PTE_U } else { 0 }, clear: if user { 0 } else { dune_x86::paging::PTE_U } };
+        // Splitting the large pages at the two ends takes at most a few tables.
+        self.reserve_pages(vm, 8)?;
+        let root = self.pt.root();
+        let mut m = dune_x86::paging::Mapper::new(super::pagetable::Frames::new(self));
+        m.protect_range(root, start..end, update).map_err(Error::PageTable)
     }
 
     /// The host mapped (or changed the protection of) `[start, end)` with `perms`:

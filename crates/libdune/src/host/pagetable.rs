@@ -1,7 +1,7 @@
 //! The host's view of the guest page table: `dune_x86::paging::Mapper` over tables
 //! kept in runtime memory, with guest-physical addresses translated by `Memory`.
 
-use dune_x86::paging::{FrameSource, Mapper, PageSize, PageTable as Table, PTE_NX, PTE_W};
+use dune_x86::paging::{FrameSource, Mapper, PageSize, PageTable as Table, PTE_NX, PTE_U, PTE_W};
 use kvm_ioctls::VmFd;
 
 use crate::error::{Error, Result};
@@ -18,20 +18,23 @@ pub struct Perms {
     pub write: bool,
     /// Executable.
     pub exec: bool,
+    /// Reachable from ring 3: only for ranges the application declared user memory
+    /// (`user::add_user_range`).
+    pub user: bool,
 }
 
 impl Perms {
     /// Read and write, no execute.
-    pub const RW: Perms = Perms { read: true, write: true, exec: false };
+    pub const RW: Perms = Perms { read: true, write: true, exec: false, user: false };
 
     /// From `PROT_*` bits.
     pub fn from_prot(prot: i32) -> Perms {
-        Perms { read: prot & libc::PROT_READ != 0, write: prot & libc::PROT_WRITE != 0, exec: prot & libc::PROT_EXEC != 0 }
+        Perms { read: prot & libc::PROT_READ != 0, write: prot & libc::PROT_WRITE != 0, exec: prot & libc::PROT_EXEC != 0, user: false }
     }
 
     /// From a line of `/proc/self/maps`.
     pub fn of(v: &Vma) -> Perms {
-        Perms { read: v.read, write: v.write, exec: v.exec }
+        Perms { read: v.read, write: v.write, exec: v.exec, user: false }
     }
 
     /// No access: such ranges are not mapped in the guest.
@@ -40,9 +43,10 @@ impl Perms {
     }
 
     /// Leaf flags (without P, which the mapper adds). Guest ring 0 honours W because
-    /// CR0.WP is set. The U bit stays clear: the process's memory is ring 0's.
+    /// CR0.WP is set. The U bit is set only for user memory: the rest of the
+    /// process's memory is ring 0's.
     pub fn flags(&self) -> u64 {
-        (if self.write { PTE_W } else { 0 }) | (if self.exec { 0 } else { PTE_NX })
+        (if self.write { PTE_W } else { 0 }) | (if self.exec { 0 } else { PTE_NX }) | (if self.user { PTE_U } else { 0 })
     }
 }
 

@@ -73,9 +73,9 @@ impl Template {
         } else {
             None
         };
-        if l7.ebx & 1 != 0 {
-            cr4v |= cr4::FSGSBASE;
-        }
+        // CR4.FSGSBASE stays off: with it, ring 3 could point GS base (which the entry
+        // code trusts as its per-vCPU block) at memory of its own with `wrgsbase`.
+        let _ = l7;
         // Process-context identifiers for vm::load_cr3_pcid (CPUID.1:ECX.PCID[bit 17]).
         if l1.ecx & (1 << 17) != 0 {
             cr4v |= cr4::PCIDE;

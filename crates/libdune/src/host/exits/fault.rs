@@ -6,7 +6,8 @@
 //! fixed by registering the mapping, and the guest resumes at the faulting
 //! instruction. Anything else ends the process as Linux would: a signal whose user
 //! handler runs in Dune mode if one is installed, otherwise a one-screen report on
-//! stderr and death by the signal's default action (SIGSEGV: status 139).
+//! stderr and death by the signal's default action (SIGSEGV: status 139). Faults
+//! from ring 3 are fixed the same way only on user memory (`user::add_user_range`).
 //!
 //! Runs on exit paths: no heap allocation (see `state`).
 
@@ -56,7 +57,8 @@ pub fn handle(ctx: &mut ThreadCtx, thread_start: ThreadEntry) {
         report::report("trap stack overflow: a trap handler used more than its stack (about 12 KiB per nesting level)", Some(&fault), &regs, sregs.as_ref());
         report::die_by_signal(libc::SIGSEGV);
     }
-    if fault.vector == exception::PF && !tf.from_user() && lazy_map(ctx, &fault) {
+    let user_ok = |a: u64| with_state(|st| Ok(st.mem.is_user(a & !(PAGE - 1), (a & !(PAGE - 1)) + PAGE))).unwrap_or(false);
+    if fault.vector == exception::PF && (!tf.from_user() || user_ok(fault.addr)) && lazy_map(ctx, &fault) {
         // The dispatcher reloads CR3 when rax is 1: the page table changed.
         ctx.vcpu.fd.sync_regs_mut().regs.rax = 1;
         ctx.vcpu.fd.set_sync_dirty_reg(SyncReg::Register);

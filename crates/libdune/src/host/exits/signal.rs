@@ -222,7 +222,11 @@ pub fn deliver_pending(ctx: &mut ThreadCtx) {
     let (depth, in_user) = unsafe { ((*ctx.vcpu.percpu()).trap_depth, (*ctx.vcpu.percpu()).in_user) };
     if depth != 0 || in_user != 0 {
         // In the trap path or in ring 3: delivered once the guest is back in ordinary
-        // ring-0 code (at its next exit there).
+        // ring-0 code (at its next exit there). Ring 3 is told with an interrupt, so
+        // a session returns to ring 0 even if ring 3 never makes a system call.
+        if depth == 0 && ctx.sig.pending.load(Ordering::SeqCst) & !current_mask() != 0 {
+            kick_ring3(ctx);
+        }
         return;
     }
     loop {
@@ -263,6 +267,24 @@ pub fn deliver_pending(ctx: &mut ThreadCtx) {
         }
         ctx.sig.ignore_mask_once = false;
     }
+}
+
+/// Raises `user::SIGNAL_VECTOR` in a vCPU stopped in ring 3 (CPL 3 at an instruction
+/// boundary, interrupts on), unless an event is already on its way in.
+fn kick_ring3(ctx: &mut ThreadCtx) {
+    let Ok(sregs) = ctx.vcpu.fd.get_sregs() else { return };
+    if sregs.cs.selector & 3 != 3 {
+        return;
+    }
+    let Ok(mut ev) = ctx.vcpu.fd.get_vcpu_events() else { return };
+    if ev.exception.injected != 0 || ev.exception.pending != 0 || ev.interrupt.injected != 0 || ev.nmi.injected != 0 {
+        return;
+    }
+    ev.interrupt.injected = 1;
+    ev.interrupt.nr = crate::guest::session::SIGNAL_VECTOR;
+    ev.interrupt.soft = 0;
+    ev.flags = 0;
+    let _ = ctx.vcpu.fd.set_vcpu_events(&ev);
 }
 
 /// Whether an interrupted call should restart after the handler (SA_RESTART), for
