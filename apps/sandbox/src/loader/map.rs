@@ -120,7 +120,7 @@ impl LibcSpace {
     }
 
     fn check_fixed(&self, addr: u64, len: u64) -> io::Result<u64> {
-        if addr % PAGE != 0 || len % PAGE != 0 {
+        if addr & (PAGE - 1) != 0 || len & (PAGE - 1) != 0 {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         self.check(addr, len, 0)
@@ -140,7 +140,7 @@ fn mmap(addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off: u64) -> io::Re
 
 impl Space for LibcSpace {
     fn reserve(&mut self, at: Placement, len: u64) -> io::Result<u64> {
-        if len == 0 || len % PAGE != 0 || len > USER_END {
+        if len == 0 || len & (PAGE - 1) != 0 || len > USER_END {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         let base = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
