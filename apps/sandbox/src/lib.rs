@@ -13,3 +13,7 @@
 //!   per family of calls; arguments are copied in once, checked, then used;
 //! - `bench`: its rows for `dune bench` (lighttpd under wrk, CPU-bound programs,
 //!   per-call interception cost).
+//!
+//! Built so far: [`policy`].
+
+pub mod policy;
