@@ -546,12 +546,14 @@ mod tests {
         p.add(Path::new("/proc"), true).unwrap();
         for bad in ["/proc/self/mem", "/proc/thread-self/mem", "/proc/self/pagemap", "/proc/self/fd/0",
                     "/proc/self/cwd", "/proc/self/root/etc/passwd", "/proc/self/exe", "/proc/1/mem",
-                    "/proc/self/task/1/mem", "/proc/self/map_files/x", "/proc/kcore", "/proc/sysrq-trigger",
+                    "/proc/self/map_files/x", "/proc/kcore", "/proc/sysrq-trigger",
                     "/proc/./self/../self/mem"] {
             assert_eq!(p.open(Path::new("/"), bad.as_bytes(), libc::O_RDONLY, 0).err(), Some(Errno(libc::EACCES)), "{bad}");
         }
-        let me = format!("/proc/{}/mem", std::process::id());
-        assert_eq!(p.open(Path::new("/"), me.as_bytes(), libc::O_RDONLY, 0).err(), Some(Errno(libc::EACCES)));
+        let pid = std::process::id();
+        for bad in [format!("/proc/{pid}/mem"), format!("/proc/self/task/{pid}/mem"), format!("/proc/{pid}/task/{pid}/fd/0")] {
+            assert_eq!(p.open(Path::new("/"), bad.as_bytes(), libc::O_RDONLY, 0).err(), Some(Errno(libc::EACCES)), "{bad}");
+        }
         // /dev/fd -> /proc/self/fd: refused too, if /dev is allowed.
         p.add(Path::new("/dev"), false).unwrap();
         assert_eq!(p.open(Path::new("/"), b"/dev/fd/0", libc::O_RDONLY, 0).err(), Some(Errno(libc::EACCES)));
