@@ -11,6 +11,7 @@
 use super::syscalls;
 
 /// `(group name, members)`; a member starting with `@` names another group.
+#[rustfmt::skip]
 pub static GROUPS: &[(&str, &[&str])] = &[
     ("@default", &[
         "clock_getres", "clock_getres_time64", "clock_gettime", "clock_gettime64",
@@ -189,7 +190,9 @@ mod tests {
     use super::*;
 
     fn has(group: &str, call: &str) -> bool {
-        expand(group).unwrap().contains(&syscalls::number(call).unwrap())
+        expand(group)
+            .unwrap()
+            .contains(&syscalls::number(call).unwrap())
     }
 
     #[test]

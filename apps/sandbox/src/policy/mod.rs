@@ -214,13 +214,44 @@ struct Rule {
 const FLOOR_RANK: u8 = u8::MAX;
 
 const HARD_FLOOR: &[&str] = &[
-    "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "io_uring_setup",
-    "io_uring_enter", "io_uring_register", "modify_ldt", "iopl", "ioperm", "kexec_load",
-    "kexec_file_load", "init_module", "finit_module", "delete_module", "bpf",
-    "perf_event_open", "userfaultfd", "mount", "umount2", "pivot_root", "chroot", "fsopen",
-    "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr", "unshare",
-    "setns", "add_key", "keyctl", "request_key", "seccomp", "landlock_create_ruleset",
-    "landlock_add_rule", "landlock_restrict_self",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "pidfd_getfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "modify_ldt",
+    "iopl",
+    "ioperm",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
+    "unshare",
+    "setns",
+    "add_key",
+    "keyctl",
+    "request_key",
+    "seccomp",
+    "landlock_create_ruleset",
+    "landlock_add_rule",
+    "landlock_restrict_self",
 ];
 
 fn rank(a: SeccompAction) -> u8 {
@@ -266,15 +297,24 @@ impl Policy {
         for r in rules {
             let label = labels.len() as u32;
             labels.push(r.label);
-            let hit = Hit { rank: rank(r.action), action: to_action(r.action, r.errno), label };
+            let hit = Hit {
+                rank: rank(r.action),
+                action: to_action(r.action, r.errno),
+                label,
+            };
             for &nr in &r.nrs {
-                let Some(e) = table.get_mut(nr as usize) else { continue };
+                let Some(e) = table.get_mut(nr as usize) else {
+                    continue;
+                };
                 if r.args.is_empty() {
                     if e.base.is_none_or(|b| hit.rank > b.rank) {
                         e.base = Some(hit);
                     }
                 } else {
-                    conds[nr as usize].push(CondRule { hit, args: r.args.clone().into_boxed_slice() });
+                    conds[nr as usize].push(CondRule {
+                        hit,
+                        args: r.args.clone().into_boxed_slice(),
+                    });
                 }
             }
         }
@@ -286,15 +326,26 @@ impl Policy {
             }
             e.conds = c.into_boxed_slice();
         }
-        let floor = Hit { rank: FLOOR_RANK, action: Action::Errno(libc::EPERM as u16), label: FLOOR_LABEL };
+        let floor = Hit {
+            rank: FLOOR_RANK,
+            action: Action::Errno(libc::EPERM as u16),
+            label: FLOOR_LABEL,
+        };
         for name in HARD_FLOOR {
             if let Some(nr) = syscalls::number(name) {
-                table[nr as usize] = Entry { base: Some(floor), conds: Box::new([]) };
+                table[nr as usize] = Entry {
+                    base: Some(floor),
+                    conds: Box::new([]),
+                };
             }
         }
         Policy {
             table: table.into_boxed_slice(),
-            default: Hit { rank: 0, action: to_action(default, default_errno), label: DEFAULT_LABEL },
+            default: Hit {
+                rank: 0,
+                action: to_action(default, default_errno),
+                label: DEFAULT_LABEL,
+            },
             labels,
             paths: Paths::default(),
             net: NetPolicy::default(),
@@ -305,7 +356,11 @@ impl Policy {
     #[inline]
     fn hit(&self, nr: u64, args: &[u64; 6]) -> Hit {
         if nr & syscalls::X32_SYSCALL_BIT != 0 {
-            return Hit { rank: FLOOR_RANK, action: Action::Errno(libc::ENOSYS as u16), label: X32_LABEL };
+            return Hit {
+                rank: FLOOR_RANK,
+                action: Action::Errno(libc::ENOSYS as u16),
+                label: X32_LABEL,
+            };
         }
         let Some(e) = usize::try_from(nr).ok().and_then(|i| self.table.get(i)) else {
             return self.default;
@@ -366,7 +421,10 @@ impl Policy {
     fn add_tree(&mut self, path: &Path, writable: bool) -> Result<&mut Self, PolicyError> {
         self.paths
             .add(path, writable)
-            .map_err(|source| PolicyError::Tree { path: path.display().to_string(), source })?;
+            .map_err(|source| PolicyError::Tree {
+                path: path.display().to_string(),
+                source,
+            })?;
         Ok(self)
     }
 
@@ -382,19 +440,29 @@ impl Policy {
     /// `base` through the path rules. `Ok(None)`: allowed as is. `Ok(Some(r))`: an allowed
     /// socket path; the monitor should reach it through `r` (e.g. as
     /// `/proc/self/fd/<parent>/<name>`), not by the program's path, to stay race-free.
-    pub fn check_sockaddr(&self, op: NetOp, sa: &[u8], base: &Path) -> Result<Option<ResolvedPath>, Errno> {
+    pub fn check_sockaddr(
+        &self,
+        op: NetOp,
+        sa: &[u8],
+        base: &Path,
+    ) -> Result<Option<ResolvedPath>, Errno> {
         match self.net.check(op, sa)? {
             NetVerdict::Allow => Ok(None),
-            NetVerdict::UnixPath { path, access, follow } => {
-                self.paths.check(base, &path, follow, access).map(Some)
-            }
+            NetVerdict::UnixPath {
+                path,
+                access,
+                follow,
+            } => self.paths.check(base, &path, follow, access).map(Some),
         }
     }
 
     /// Loads a profile from file `path`.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { file: file.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            file: file.clone(),
+            source,
+        })?;
         Self::from_json(&text, &file)
     }
 
@@ -405,15 +473,31 @@ impl Policy {
 
     /// Parses profile `text` as if the kernel were `kernel` (`minKernel` checks); `None`
     /// (unknown) makes every `minKernel` rule inapplicable.
-    pub fn from_json_for_kernel(text: &str, file: &str, kernel: Option<KernelVersion>) -> Result<Policy, PolicyError> {
+    pub fn from_json_for_kernel(
+        text: &str,
+        file: &str,
+        kernel: Option<KernelVersion>,
+    ) -> Result<Policy, PolicyError> {
         let profile = oci::parse(text, file)?;
         let located = |needle: &str, message: String| {
             let (line, column) = oci::locate(text, needle);
-            PolicyError::Parse { file: file.to_owned(), line, column, message }
+            PolicyError::Parse {
+                file: file.to_owned(),
+                line,
+                column,
+                message,
+            }
         };
         if let Some(archs) = &profile.architectures {
-            if !archs.is_empty() && !archs.iter().any(|a| a.0 == "SCMP_ARCH_X86_64" || a.0 == "SCMP_ARCH_NATIVE") {
-                return Err(located("\"architectures\"", "architectures do not include SCMP_ARCH_X86_64".to_owned()));
+            if !archs.is_empty()
+                && !archs
+                    .iter()
+                    .any(|a| a.0 == "SCMP_ARCH_X86_64" || a.0 == "SCMP_ARCH_NATIVE")
+            {
+                return Err(located(
+                    "\"architectures\"",
+                    "architectures do not include SCMP_ARCH_X86_64".to_owned(),
+                ));
             }
         }
         let mut rules = Vec::new();
@@ -433,7 +517,12 @@ impl Policy {
                 .args
                 .iter()
                 .flatten()
-                .map(|a| ArgCond { index: a.index, op: a.op, value: a.value, value_two: a.value_two })
+                .map(|a| ArgCond {
+                    index: a.index,
+                    op: a.op,
+                    value: a.value,
+                    value_two: a.value_two,
+                })
                 .collect();
             let label = match &r.comment {
                 Some(c) if !c.is_empty() => format!("by rule {i} ({c})"),
@@ -457,7 +546,10 @@ impl Policy {
             for (list, writable) in [(d.read_only, false), (d.read_write, true)] {
                 for p in list.unwrap_or_default() {
                     policy.paths.add(Path::new(&p.0), writable).map_err(|e| {
-                        located(&serde_json::to_string(&p.0).unwrap_or_default(), format!("{}: {e}", p.0))
+                        located(
+                            &serde_json::to_string(&p.0).unwrap_or_default(),
+                            format!("{}: {e}", p.0),
+                        )
                     })?;
                 }
             }
@@ -472,7 +564,10 @@ impl Policy {
                 policy.net.allow_connect(r);
             }
             if let Some(l) = d.limits {
-                policy.limits = Limits { threads: l.threads, memory: l.memory };
+                policy.limits = Limits {
+                    threads: l.threads,
+                    memory: l.memory,
+                };
             }
         }
         Ok(policy)
@@ -503,11 +598,25 @@ impl Policy {
                 .collect()
         };
         let eperm = libc::EPERM as u16;
-        let cond = |index, op, value, value_two| ArgCond { index, op, value, value_two };
+        let cond = |index, op, value, value_two| ArgCond {
+            index,
+            op,
+            value,
+            value_two,
+        };
         let mut rules = vec![Rule {
             nrs: nrs(&[
-                "@system-service", "close_range", "epoll_pwait2", "futex_waitv", "futex_wake",
-                "futex_wait", "futex_requeue", "cachestat", "fchmodat2", "memfd_create", "statx",
+                "@system-service",
+                "close_range",
+                "epoll_pwait2",
+                "futex_waitv",
+                "futex_wake",
+                "futex_wait",
+                "futex_requeue",
+                "cachestat",
+                "fchmodat2",
+                "memfd_create",
+                "statx",
                 "getrandom",
             ]),
             action: SeccompAction::Allow,
@@ -517,8 +626,17 @@ impl Policy {
         }];
         rules.push(Rule {
             nrs: nrs(&[
-                "@keyring", "@setuid", "capset", "setfsuid", "setfsgid", "kcmp", "migrate_pages",
-                "move_pages", "name_to_handle_at", "io_uring_setup", "io_uring_enter",
+                "@keyring",
+                "@setuid",
+                "capset",
+                "setfsuid",
+                "setfsgid",
+                "kcmp",
+                "migrate_pages",
+                "move_pages",
+                "name_to_handle_at",
+                "io_uring_setup",
+                "io_uring_enter",
                 "io_uring_register",
             ]),
             action: SeccompAction::Errno,
@@ -534,8 +652,13 @@ impl Policy {
             label: "by builtin rule: clone3 flags cannot be checked, use clone".to_owned(),
         });
         for flag in [
-            libc::CLONE_NEWNS, libc::CLONE_NEWCGROUP, libc::CLONE_NEWUTS, libc::CLONE_NEWIPC,
-            libc::CLONE_NEWUSER, libc::CLONE_NEWPID, libc::CLONE_NEWNET,
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWCGROUP,
+            libc::CLONE_NEWUTS,
+            libc::CLONE_NEWIPC,
+            libc::CLONE_NEWUSER,
+            libc::CLONE_NEWPID,
+            libc::CLONE_NEWNET,
         ] {
             let f = flag as u64;
             rules.push(Rule {
@@ -569,7 +692,7 @@ impl Policy {
                 nrs: nrs(&["ioctl"]),
                 action: SeccompAction::Errno,
                 errno: eperm,
-                args: vec![cond(1, CmpOp::MaskedEq, 0xffff_ffff, req as u64)],
+                args: vec![cond(1, CmpOp::MaskedEq, 0xffff_ffff, req)],
                 label: "by builtin rule: terminal input injection".to_owned(),
             });
         }
@@ -581,11 +704,35 @@ impl Policy {
 
 /// Trees every policy may read: what running programs at all needs.
 pub const RUNTIME_READ: &[&str] = &[
-    "/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/ld.so.conf",
-    "/etc/ld.so.conf.d", "/etc/localtime", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group",
-    "/etc/hosts", "/etc/resolv.conf", "/etc/host.conf", "/etc/gai.conf", "/etc/services",
-    "/etc/protocols", "/etc/os-release", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/full",
-    "/proc/self", "/proc/meminfo", "/proc/cpuinfo", "/proc/stat", "/sys/devices/system/cpu",
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/bin",
+    "/sbin",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/host.conf",
+    "/etc/gai.conf",
+    "/etc/services",
+    "/etc/protocols",
+    "/etc/os-release",
+    "/dev/zero",
+    "/dev/urandom",
+    "/dev/random",
+    "/dev/full",
+    "/proc/self",
+    "/proc/meminfo",
+    "/proc/cpuinfo",
+    "/proc/stat",
+    "/sys/devices/system/cpu",
 ];
 
 /// Trees every policy may read and write.

@@ -68,9 +68,14 @@ impl FromStr for NetRule {
     type Err = NetRuleError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |why| NetRuleError { rule: s.to_owned(), why };
+        let bad = |why| NetRuleError {
+            rule: s.to_owned(),
+            why,
+        };
         if let Some(name) = s.strip_prefix("unix:") {
-            let name = name.strip_prefix('@').ok_or_else(|| bad("unix rules name abstract sockets: unix:@NAME"))?;
+            let name = name
+                .strip_prefix('@')
+                .ok_or_else(|| bad("unix rules name abstract sockets: unix:@NAME"))?;
             if name.is_empty() || name.len() > 107 {
                 return Err(bad("abstract name must be 1..=107 bytes"));
             }
@@ -84,7 +89,11 @@ impl FromStr for NetRule {
                 Some((p, port)) => (p, Some(port)),
                 None => (rest, None),
             };
-            prefix_s = if p.is_empty() { None } else { Some(p.strip_prefix('/').ok_or_else(|| bad("junk after `]`"))?) };
+            prefix_s = if p.is_empty() {
+                None
+            } else {
+                Some(p.strip_prefix('/').ok_or_else(|| bad("junk after `]`"))?)
+            };
             port_s = port;
         } else if s.matches(':').count() > 1 {
             let (a, p) = match s.split_once('/') {
@@ -116,7 +125,9 @@ impl FromStr for NetRule {
             Some(p) => {
                 let mut n: u8 = p.parse().map_err(|_| bad("bad prefix length"))?;
                 if was_mapped_v6 {
-                    n = n.checked_sub(96).ok_or_else(|| bad("prefix of a mapped address below 96"))?;
+                    n = n
+                        .checked_sub(96)
+                        .ok_or_else(|| bad("prefix of a mapped address below 96"))?;
                 }
                 if n > max {
                     return Err(bad("prefix length too long"));
@@ -136,11 +147,19 @@ impl fmt::Display for NetRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NetRule::UnixAbstract(n) => write!(f, "unix:@{}", String::from_utf8_lossy(n)),
-            NetRule::Ip { addr: IpAddr::V4(a), prefix, port } => {
+            NetRule::Ip {
+                addr: IpAddr::V4(a),
+                prefix,
+                port,
+            } => {
                 write!(f, "{a}/{prefix}")?;
                 port.map_or(Ok(()), |p| write!(f, ":{p}"))
             }
-            NetRule::Ip { addr: IpAddr::V6(a), prefix, port } => {
+            NetRule::Ip {
+                addr: IpAddr::V6(a),
+                prefix,
+                port,
+            } => {
                 write!(f, "[{a}]/{prefix}")?;
                 port.map_or(Ok(()), |p| write!(f, ":{p}"))
             }
@@ -150,17 +169,27 @@ impl fmt::Display for NetRule {
 
 impl NetRule {
     fn matches_ip(&self, sa: &SocketAddr) -> bool {
-        let NetRule::Ip { addr, prefix, port } = self else { return false };
+        let NetRule::Ip { addr, prefix, port } = self else {
+            return false;
+        };
         if port.is_some_and(|p| p != sa.port()) {
             return false;
         }
         match (addr, sa.ip()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if *prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(*prefix)) };
+                let mask = if *prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(*prefix))
+                };
                 u32::from(*net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if *prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(*prefix)) };
+                let mask = if *prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(*prefix))
+                };
                 u128::from(*net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -276,7 +305,11 @@ impl NetPolicy {
     /// Decides `op` on the raw address `sa`: `Err(EINVAL)` for a short address,
     /// `Err(EACCES)` for a denied one.
     pub fn check(&self, op: NetOp, sa: &[u8]) -> Result<NetVerdict, Errno> {
-        let rules = if op == NetOp::Bind { &self.bind } else { &self.connect };
+        let rules = if op == NetOp::Bind {
+            &self.bind
+        } else {
+            &self.connect
+        };
         let eacces = Err(Errno(libc::EACCES));
         match parse_sockaddr(sa)? {
             SockAddr::Unspec if op == NetOp::Connect => Ok(NetVerdict::Allow),
@@ -294,7 +327,10 @@ impl NetPolicy {
                 follow: op != NetOp::Bind,
             }),
             SockAddr::UnixAbstract(name) => {
-                if rules.iter().any(|r| matches!(r, NetRule::UnixAbstract(n) if *n == name)) {
+                if rules
+                    .iter()
+                    .any(|r| matches!(r, NetRule::UnixAbstract(n) if *n == name))
+                {
                     Ok(NetVerdict::Allow)
                 } else {
                     eacces
@@ -346,34 +382,91 @@ mod tests {
 
     #[test]
     fn rule_syntax() {
-        for good in ["127.0.0.1", "127.0.0.1:8080", "10.0.0.0/8", "0.0.0.0/0", "10.0.0.0/8:53",
-                     "[::1]:80", "[::1]", "[fe80::]/10:443", "::/0", "::1", "unix:@x",
-                     "::ffff:127.0.0.1", "[::ffff:10.0.0.0]/104:1"] {
-            good.parse::<NetRule>().unwrap_or_else(|e| panic!("{good}: {e}"));
+        for good in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "10.0.0.0/8:53",
+            "[::1]:80",
+            "[::1]",
+            "[fe80::]/10:443",
+            "::/0",
+            "::1",
+            "unix:@x",
+            "::ffff:127.0.0.1",
+            "[::ffff:10.0.0.0]/104:1",
+        ] {
+            good.parse::<NetRule>()
+                .unwrap_or_else(|e| panic!("{good}: {e}"));
         }
-        for bad in ["", "localhost", "1.2.3.4:99999", "1.2.3.4/33", "[::1", "[::1]x", "::1/129",
-                    "unix:/tmp/x", "unix:@", "1.2.3.4:", "1.2.3.4/:80", "[::ffff:1.2.3.4]/90"] {
+        for bad in [
+            "",
+            "localhost",
+            "1.2.3.4:99999",
+            "1.2.3.4/33",
+            "[::1",
+            "[::1]x",
+            "::1/129",
+            "unix:/tmp/x",
+            "unix:@",
+            "1.2.3.4:",
+            "1.2.3.4/:80",
+            "[::ffff:1.2.3.4]/90",
+        ] {
             assert!(bad.parse::<NetRule>().is_err(), "{bad}");
         }
-        assert_eq!("[::ffff:10.0.0.0]/104:1".parse::<NetRule>().unwrap().to_string(), "10.0.0.0/8:1");
+        assert_eq!(
+            "[::ffff:10.0.0.0]/104:1"
+                .parse::<NetRule>()
+                .unwrap()
+                .to_string(),
+            "10.0.0.0/8:1"
+        );
     }
 
     #[test]
     fn ipv4_and_ipv6_matching() {
         let p = policy(&["127.0.0.1:8080", "10.0.0.0/8", "[::1]:80"]);
-        assert_eq!(p.check(NetOp::Connect, &v4([127, 0, 0, 1], 8080)), Ok(NetVerdict::Allow));
-        assert_eq!(p.check(NetOp::Connect, &v4([127, 0, 0, 1], 8081)), Err(Errno(libc::EACCES)));
-        assert_eq!(p.check(NetOp::Send, &v4([10, 200, 3, 4], 1)), Ok(NetVerdict::Allow));
-        assert_eq!(p.check(NetOp::Bind, &v4([11, 0, 0, 1], 1)), Err(Errno(libc::EACCES)));
-        assert_eq!(p.check(NetOp::Connect, &v6(Ipv6Addr::LOCALHOST, 80)), Ok(NetVerdict::Allow));
-        assert_eq!(p.check(NetOp::Connect, &v6(Ipv6Addr::LOCALHOST, 81)), Err(Errno(libc::EACCES)));
+        assert_eq!(
+            p.check(NetOp::Connect, &v4([127, 0, 0, 1], 8080)),
+            Ok(NetVerdict::Allow)
+        );
+        assert_eq!(
+            p.check(NetOp::Connect, &v4([127, 0, 0, 1], 8081)),
+            Err(Errno(libc::EACCES))
+        );
+        assert_eq!(
+            p.check(NetOp::Send, &v4([10, 200, 3, 4], 1)),
+            Ok(NetVerdict::Allow)
+        );
+        assert_eq!(
+            p.check(NetOp::Bind, &v4([11, 0, 0, 1], 1)),
+            Err(Errno(libc::EACCES))
+        );
+        assert_eq!(
+            p.check(NetOp::Connect, &v6(Ipv6Addr::LOCALHOST, 80)),
+            Ok(NetVerdict::Allow)
+        );
+        assert_eq!(
+            p.check(NetOp::Connect, &v6(Ipv6Addr::LOCALHOST, 81)),
+            Err(Errno(libc::EACCES))
+        );
         // v4-mapped v6 is checked as IPv4, both ways.
         let mapped = Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped();
-        assert_eq!(p.check(NetOp::Connect, &v6(mapped, 8080)), Ok(NetVerdict::Allow));
-        assert_eq!(p.check(NetOp::Connect, &v6(mapped, 80)), Err(Errno(libc::EACCES)));
+        assert_eq!(
+            p.check(NetOp::Connect, &v6(mapped, 8080)),
+            Ok(NetVerdict::Allow)
+        );
+        assert_eq!(
+            p.check(NetOp::Connect, &v6(mapped, 80)),
+            Err(Errno(libc::EACCES))
+        );
         let all6 = policy(&["::/0"]);
         assert!(all6.check(NetOp::Connect, &v6(mapped, 80)).is_err());
-        assert!(all6.check(NetOp::Connect, &v6("2001:db8::1".parse().unwrap(), 80)).is_ok());
+        assert!(all6
+            .check(NetOp::Connect, &v6("2001:db8::1".parse().unwrap(), 80))
+            .is_ok());
         let all4 = policy(&["0.0.0.0/0"]);
         assert!(all4.check(NetOp::Connect, &v6(mapped, 80)).is_ok());
         assert!(all4.check(NetOp::Connect, &v4([8, 8, 8, 8], 53)).is_ok());
@@ -384,8 +477,14 @@ mod tests {
         let p = policy(&["0.0.0.0/0", "::/0"]);
         assert_eq!(p.check(NetOp::Connect, &[]), Err(Errno(libc::EINVAL)));
         assert_eq!(p.check(NetOp::Connect, &[2]), Err(Errno(libc::EINVAL)));
-        assert_eq!(p.check(NetOp::Connect, &v4([1, 2, 3, 4], 1)[..15]), Err(Errno(libc::EINVAL)));
-        assert_eq!(p.check(NetOp::Connect, &v6(Ipv6Addr::LOCALHOST, 1)[..23]), Err(Errno(libc::EINVAL)));
+        assert_eq!(
+            p.check(NetOp::Connect, &v4([1, 2, 3, 4], 1)[..15]),
+            Err(Errno(libc::EINVAL))
+        );
+        assert_eq!(
+            p.check(NetOp::Connect, &v6(Ipv6Addr::LOCALHOST, 1)[..23]),
+            Err(Errno(libc::EINVAL))
+        );
         let mut nl = (libc::AF_NETLINK as u16).to_ne_bytes().to_vec();
         nl.extend_from_slice(&[0; 10]);
         assert_eq!(p.check(NetOp::Bind, &nl), Err(Errno(libc::EACCES)));
@@ -399,16 +498,36 @@ mod tests {
         let p = policy(&["unix:@allowed"]);
         assert_eq!(
             p.check(NetOp::Connect, &unix(b"/tmp/s\0junk")),
-            Ok(NetVerdict::UnixPath { path: b"/tmp/s".to_vec(), access: Access::Write, follow: true })
+            Ok(NetVerdict::UnixPath {
+                path: b"/tmp/s".to_vec(),
+                access: Access::Write,
+                follow: true
+            })
         );
         assert_eq!(
             p.check(NetOp::Bind, &unix(b"/tmp/s")),
-            Ok(NetVerdict::UnixPath { path: b"/tmp/s".to_vec(), access: Access::Write, follow: false })
+            Ok(NetVerdict::UnixPath {
+                path: b"/tmp/s".to_vec(),
+                access: Access::Write,
+                follow: false
+            })
         );
-        assert_eq!(p.check(NetOp::Connect, &unix(b"\0allowed")), Ok(NetVerdict::Allow));
-        assert_eq!(p.check(NetOp::Connect, &unix(b"\0other")), Err(Errno(libc::EACCES)));
+        assert_eq!(
+            p.check(NetOp::Connect, &unix(b"\0allowed")),
+            Ok(NetVerdict::Allow)
+        );
+        assert_eq!(
+            p.check(NetOp::Connect, &unix(b"\0other")),
+            Err(Errno(libc::EACCES))
+        );
         assert_eq!(p.check(NetOp::Bind, &unix(b"")), Ok(NetVerdict::Allow));
-        assert_eq!(p.check(NetOp::Connect, &unix(b"")), Err(Errno(libc::EINVAL)));
-        assert_eq!(p.check(NetOp::Connect, &unix(&[b'a'; 109])), Err(Errno(libc::EINVAL)));
+        assert_eq!(
+            p.check(NetOp::Connect, &unix(b"")),
+            Err(Errno(libc::EINVAL))
+        );
+        assert_eq!(
+            p.check(NetOp::Connect, &unix(&[b'a'; 109])),
+            Err(Errno(libc::EINVAL))
+        );
     }
 }

@@ -246,7 +246,9 @@ impl<'de> Deserialize<'de> for CallName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         if s.starts_with('@') && !groups::is_group(&s) {
-            return Err(de::Error::custom(format_args!("unknown system call group `{s}`")));
+            return Err(de::Error::custom(format_args!(
+                "unknown system call group `{s}`"
+            )));
         }
         Ok(CallName(s))
     }
@@ -257,19 +259,39 @@ impl<'de> Deserialize<'de> for CallName {
 pub struct ScmpArch(pub String);
 
 const SCMP_ARCHES: &[&str] = &[
-    "SCMP_ARCH_NATIVE", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM",
-    "SCMP_ARCH_AARCH64", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32",
-    "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC",
-    "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390", "SCMP_ARCH_S390X",
-    "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64", "SCMP_ARCH_LOONGARCH64",
-    "SCMP_ARCH_M68K", "SCMP_ARCH_SH", "SCMP_ARCH_SHEB",
+    "SCMP_ARCH_NATIVE",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_PARISC",
+    "SCMP_ARCH_PARISC64",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_LOONGARCH64",
+    "SCMP_ARCH_M68K",
+    "SCMP_ARCH_SH",
+    "SCMP_ARCH_SHEB",
 ];
 
 impl<'de> Deserialize<'de> for ScmpArch {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         if !SCMP_ARCHES.contains(&s.as_str()) {
-            return Err(de::Error::custom(format_args!("unknown architecture `{s}`")));
+            return Err(de::Error::custom(format_args!(
+                "unknown architecture `{s}`"
+            )));
         }
         Ok(ScmpArch(s))
     }
@@ -302,7 +324,9 @@ impl<'de> Deserialize<'de> for KernelVersion {
         let s = String::deserialize(d)?;
         KernelVersion::parse(&s)
             .filter(|_| !s.contains(|c: char| !c.is_ascii_digit() && c != '.'))
-            .ok_or_else(|| de::Error::custom(format_args!("bad kernel version `{s}`, want MAJOR.MINOR")))
+            .ok_or_else(|| {
+                de::Error::custom(format_args!("bad kernel version `{s}`, want MAJOR.MINOR"))
+            })
     }
 }
 
@@ -314,7 +338,9 @@ impl<'de> Deserialize<'de> for AbsPath {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         if !s.starts_with('/') || s.contains('\0') {
-            return Err(de::Error::custom(format_args!("path `{s}` is not absolute")));
+            return Err(de::Error::custom(format_args!(
+                "path `{s}` is not absolute"
+            )));
         }
         Ok(AbsPath(s))
     }
@@ -330,7 +356,9 @@ impl<'de> Deserialize<'de> for NetRule {
 fn errno_ret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
     let v = Option::<u64>::deserialize(d)?;
     match v {
-        Some(n) if n > 4095 => Err(de::Error::custom(format_args!("errno {n} out of range 0..=4095"))),
+        Some(n) if n > 4095 => Err(de::Error::custom(format_args!(
+            "errno {n} out of range 0..=4095"
+        ))),
         Some(n) => Ok(Some(n as u16)),
         None => Ok(None),
     }
@@ -339,7 +367,9 @@ fn errno_ret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
 fn arg_index<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
     let n = u64::deserialize(d)?;
     if n > 5 {
-        return Err(de::Error::custom(format_args!("argument index {n} out of range 0..=5")));
+        return Err(de::Error::custom(format_args!(
+            "argument index {n} out of range 0..=5"
+        )));
     }
     Ok(n as u8)
 }
@@ -353,7 +383,12 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, PolicyError> {
         if let Some(i) = message.rfind(" at line ") {
             message.truncate(i);
         }
-        PolicyError::Parse { file: file.to_owned(), line, column, message }
+        PolicyError::Parse {
+            file: file.to_owned(),
+            line,
+            column,
+            message,
+        }
     })
 }
 
@@ -361,7 +396,9 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, PolicyError> {
 /// found after parsing (a path that cannot be opened, a missing architecture); (1, 1) if
 /// it does not occur.
 pub fn locate(text: &str, needle: &str) -> (usize, usize) {
-    let Some(at) = text.find(needle) else { return (1, 1) };
+    let Some(at) = text.find(needle) else {
+        return (1, 1);
+    };
     let before = &text[..at];
     let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
     let column = at - before.rfind('\n').map_or(0, |i| i + 1) + 1;

@@ -62,7 +62,11 @@ impl fmt::Display for Errno {
 impl std::error::Error for Errno {}
 
 fn last_errno() -> Errno {
-    Errno(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    Errno(
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
 }
 
 /// What a call wants to do with a path.
@@ -111,7 +115,8 @@ pub struct Paths {
 pub const MAX_LINKS: u32 = 40;
 
 fn split(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
-    path.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".")
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
 }
 
 /// Lexically normalised components of absolute `path`.
@@ -148,7 +153,9 @@ pub fn hard_denied(comps: &[Vec<u8>]) -> bool {
     if comps.first().map(Vec::as_slice) != Some(b"proc") {
         return false;
     }
-    let Some(second) = comps.get(1) else { return false };
+    let Some(second) = comps.get(1) else {
+        return false;
+    };
     if matches!(second.as_slice(), b"kcore" | b"kmem" | b"sysrq-trigger") {
         return true;
     }
@@ -210,7 +217,14 @@ fn read_link(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
     // SAFETY: `fd` is live, the empty path is NUL-terminated, and `buf` has `buf.len()`
     // writable bytes, which is the size passed.
-    let n = unsafe { libc::readlinkat(fd.as_raw_fd(), c"".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = unsafe {
+        libc::readlinkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
     if n < 0 {
         return Err(last_errno());
     }
@@ -224,19 +238,31 @@ impl Paths {
     pub fn add(&mut self, path: &Path, writable: bool) -> io::Result<()> {
         let bytes = path.as_os_str().as_bytes();
         if !bytes.starts_with(b"/") {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "tree path is not absolute"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "tree path is not absolute",
+            ));
         }
         let comps = normalise(bytes);
         if hard_denied(&comps) {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "path is never reachable in the sandbox"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "path is never reachable in the sandbox",
+            ));
         }
         if let Some(t) = self.trees.iter_mut().find(|t| t.comps == comps) {
             t.writable |= writable;
             return Ok(());
         }
-        let c = CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
-        let fd = open_path(&c, libc::O_PATH | libc::O_CLOEXEC, 0).map_err(|e| io::Error::from_raw_os_error(e.0))?;
-        self.trees.push(Tree { comps, fd, writable });
+        let c = CString::new(bytes)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+        let fd = open_path(&c, libc::O_PATH | libc::O_CLOEXEC, 0)
+            .map_err(|e| io::Error::from_raw_os_error(e.0))?;
+        self.trees.push(Tree {
+            comps,
+            fd,
+            writable,
+        });
         Ok(())
     }
 
@@ -250,17 +276,28 @@ impl Paths {
     }
 
     fn is_ancestor_of_tree(&self, comps: &[Vec<u8>]) -> bool {
-        self.trees.iter().any(|t| t.comps.len() > comps.len() && t.comps.starts_with(comps))
+        self.trees
+            .iter()
+            .any(|t| t.comps.len() > comps.len() && t.comps.starts_with(comps))
     }
 
     fn innermost(&self, comps: &[Vec<u8>]) -> Option<&Tree> {
-        self.trees.iter().filter(|t| comps.starts_with(&t.comps)).max_by_key(|t| t.comps.len())
+        self.trees
+            .iter()
+            .filter(|t| comps.starts_with(&t.comps))
+            .max_by_key(|t| t.comps.len())
     }
 
     /// Resolves `path` (relative to absolute directory `base` unless absolute) for a call
     /// that wants `want`; `follow` says whether a final symlink is followed. The entry
     /// need not exist (then `node` is `None`), but its directory must.
-    pub fn check(&self, base: &Path, path: &[u8], follow: bool, want: Access) -> Result<ResolvedPath, Errno> {
+    pub fn check(
+        &self,
+        base: &Path,
+        path: &[u8],
+        follow: bool,
+        want: Access,
+    ) -> Result<ResolvedPath, Errno> {
         if path.is_empty() {
             return Err(Errno(libc::ENOENT));
         }
@@ -315,7 +352,12 @@ impl Paths {
                 return Err(Errno(libc::EACCES));
             };
             let name = cstr(comps.last().map_or(&[][..], Vec::as_slice))?;
-            let fd = match openat(dir.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0) {
+            let fd = match openat(
+                dir.as_fd(),
+                &name,
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0,
+            ) {
                 Ok(fd) => fd,
                 Err(Errno(libc::ENOENT)) if last => {
                     missing = comps.pop();
@@ -356,22 +398,42 @@ impl Paths {
         if want != Access::Read && !tree.writable {
             return Err(Errno(libc::EACCES));
         }
-        if want == Access::Mutate && (self.tree_at(&full).is_some() || self.is_ancestor_of_tree(&full)) {
+        if want == Access::Mutate
+            && (self.tree_at(&full).is_some() || self.is_ancestor_of_tree(&full))
+        {
             return Err(Errno(libc::EACCES));
         }
         let canonical = join(&full);
         let writable = tree.writable;
         if let Some(m) = missing {
             let parent = fds.pop().flatten().ok_or(Errno(libc::EACCES))?;
-            return Ok(ResolvedPath { canonical, parent: Some(parent), name: cstr(&m)?, node: None, writable });
+            return Ok(ResolvedPath {
+                canonical,
+                parent: Some(parent),
+                name: cstr(&m)?,
+                node: None,
+                writable,
+            });
         }
         let node = fds.pop().flatten().ok_or(Errno(libc::EACCES))?;
         if self.tree_at(&comps).is_some() {
-            return Ok(ResolvedPath { canonical, parent: None, name: CString::default(), node: Some(node), writable });
+            return Ok(ResolvedPath {
+                canonical,
+                parent: None,
+                name: CString::default(),
+                node: Some(node),
+                writable,
+            });
         }
         let parent = fds.pop().flatten().ok_or(Errno(libc::EACCES))?;
         let name = cstr(comps.last().map_or(&[][..], Vec::as_slice))?;
-        Ok(ResolvedPath { canonical, parent: Some(parent), name, node: Some(node), writable })
+        Ok(ResolvedPath {
+            canonical,
+            parent: Some(parent),
+            name,
+            node: Some(node),
+            writable,
+        })
     }
 
     fn root_fd(&self) -> Result<Option<OwnedFd>, Errno> {
@@ -385,7 +447,8 @@ impl Paths {
     /// the trees. Writing (`O_WRONLY`, `O_RDWR`, `O_CREAT`, `O_TRUNC`) needs a read-write
     /// tree. The program's flags are passed through (`O_CLOEXEC` only if it asked).
     pub fn open(&self, base: &Path, path: &[u8], flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
-        let write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & (libc::O_CREAT | libc::O_TRUNC) != 0;
+        let write = flags & libc::O_ACCMODE != libc::O_RDONLY
+            || flags & (libc::O_CREAT | libc::O_TRUNC) != 0;
         let excl_create = flags & (libc::O_CREAT | libc::O_EXCL) == libc::O_CREAT | libc::O_EXCL;
         let follow = flags & libc::O_NOFOLLOW == 0 && !excl_create;
         let want = if write { Access::Write } else { Access::Read };
@@ -402,7 +465,11 @@ impl Paths {
             return node.try_clone().map_err(|_| Errno(libc::EMFILE));
         }
         let proc_path = cstr(format!("/proc/self/fd/{}", node.as_raw_fd()).as_bytes())?;
-        open_path(&proc_path, flags & !(libc::O_NOFOLLOW | libc::O_CREAT), mode)
+        open_path(
+            &proc_path,
+            flags & !(libc::O_NOFOLLOW | libc::O_CREAT),
+            mode,
+        )
     }
 }
 
@@ -454,7 +521,12 @@ mod tests {
     }
 
     fn rd(p: &Paths, path: &Path) -> Result<Vec<u8>, Errno> {
-        let fd = p.open(Path::new("/"), path.as_os_str().as_bytes(), libc::O_RDONLY, 0)?;
+        let fd = p.open(
+            Path::new("/"),
+            path.as_os_str().as_bytes(),
+            libc::O_RDONLY,
+            0,
+        )?;
         Ok(std::fs::read(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap())
     }
 
@@ -469,32 +541,79 @@ mod tests {
         assert_eq!(rd(&p, &d.join("ro/missing")), Err(Errno(libc::ENOENT)));
         assert_eq!(rd(&p, &d.join("ro/file/x")), Err(Errno(libc::ENOTDIR)));
         // Relative to a base directory.
-        let fd = p.open(&d.join("ro/sub"), b"../file", libc::O_RDONLY, 0).unwrap();
+        let fd = p
+            .open(&d.join("ro/sub"), b"../file", libc::O_RDONLY, 0)
+            .unwrap();
         drop(fd);
-        assert_eq!(p.open(&d.join("ro"), b"../secret/key", libc::O_RDONLY, 0).err(), Some(Errno(libc::EACCES)));
-        let r = p.check(Path::new("/"), d.join("ro/./sub//deep").as_os_str().as_bytes(), true, Access::Read).unwrap();
+        assert_eq!(
+            p.open(&d.join("ro"), b"../secret/key", libc::O_RDONLY, 0)
+                .err(),
+            Some(Errno(libc::EACCES))
+        );
+        let r = p
+            .check(
+                Path::new("/"),
+                d.join("ro/./sub//deep").as_os_str().as_bytes(),
+                true,
+                Access::Read,
+            )
+            .unwrap();
         assert_eq!(r.canonical, d.join("ro/sub/deep"));
         assert!(!r.writable);
-        assert_eq!(p.check(Path::new("/"), b"", true, Access::Read).err(), Some(Errno(libc::ENOENT)));
-        assert_eq!(p.check(Path::new("/"), b"/a\0b", true, Access::Read).err(), Some(Errno(libc::EINVAL)));
+        assert_eq!(
+            p.check(Path::new("/"), b"", true, Access::Read).err(),
+            Some(Errno(libc::ENOENT))
+        );
+        assert_eq!(
+            p.check(Path::new("/"), b"/a\0b", true, Access::Read).err(),
+            Some(Errno(libc::EINVAL))
+        );
     }
 
     #[test]
     fn symlink_escapes_are_refused() {
         let (t, p) = setup("escape");
         let d = &t.0;
-        assert_eq!(rd(&p, &d.join("ro/up")), Err(Errno(libc::EACCES)), "relative ../ link");
-        assert_eq!(rd(&p, &d.join("ro/abs")), Err(Errno(libc::EACCES)), "absolute link");
-        assert_eq!(rd(&p, &d.join("ro/dotdots/etc/passwd")), Err(Errno(libc::EACCES)), "../.. chain");
-        assert_eq!(rd(&p, &d.join("rw/root/etc/passwd")), Err(Errno(libc::EACCES)), "link to /");
+        assert_eq!(
+            rd(&p, &d.join("ro/up")),
+            Err(Errno(libc::EACCES)),
+            "relative ../ link"
+        );
+        assert_eq!(
+            rd(&p, &d.join("ro/abs")),
+            Err(Errno(libc::EACCES)),
+            "absolute link"
+        );
+        assert_eq!(
+            rd(&p, &d.join("ro/dotdots/etc/passwd")),
+            Err(Errno(libc::EACCES)),
+            "../.. chain"
+        );
+        assert_eq!(
+            rd(&p, &d.join("rw/root/etc/passwd")),
+            Err(Errno(libc::EACCES)),
+            "link to /"
+        );
         let dd = format!("{}/ro/sub/../../../../../../../../etc/passwd", d.display());
         assert_eq!(rd(&p, Path::new(&dd)), Err(Errno(libc::EACCES)));
         assert_eq!(rd(&p, &d.join("ro/loop1")), Err(Errno(libc::ELOOP)), "loop");
         // O_NOFOLLOW on a final symlink behaves as open(2) does.
-        let e = p.open(Path::new("/"), d.join("ro/rel").as_os_str().as_bytes(), libc::O_RDONLY | libc::O_NOFOLLOW, 0);
+        let e = p.open(
+            Path::new("/"),
+            d.join("ro/rel").as_os_str().as_bytes(),
+            libc::O_RDONLY | libc::O_NOFOLLOW,
+            0,
+        );
         assert_eq!(e.err(), Some(Errno(libc::ELOOP)));
         // Not following the final link: the link itself is inside the tree.
-        let r = p.check(Path::new("/"), d.join("ro/abs").as_os_str().as_bytes(), false, Access::Read).unwrap();
+        let r = p
+            .check(
+                Path::new("/"),
+                d.join("ro/abs").as_os_str().as_bytes(),
+                false,
+                Access::Read,
+            )
+            .unwrap();
         assert_eq!(r.canonical, d.join("ro/abs"));
     }
 
@@ -505,22 +624,60 @@ mod tests {
         let b = |s: &str| d.join(s).into_os_string().into_vec();
         use std::os::unix::ffi::OsStringExt;
         let creat = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
-        assert_eq!(p.open(Path::new("/"), &b("ro/file"), libc::O_RDWR, 0).err(), Some(Errno(libc::EACCES)));
-        assert_eq!(p.open(Path::new("/"), &b("ro/new"), creat, 0o644).err(), Some(Errno(libc::EACCES)));
-        assert_eq!(p.open(Path::new("/"), &b("ro/to_rw"), libc::O_RDWR, 0).map(drop), Ok(()));
-        let fd = p.open(Path::new("/"), &b("rw/inner/new"), creat, 0o644).unwrap();
+        assert_eq!(
+            p.open(Path::new("/"), &b("ro/file"), libc::O_RDWR, 0).err(),
+            Some(Errno(libc::EACCES))
+        );
+        assert_eq!(
+            p.open(Path::new("/"), &b("ro/new"), creat, 0o644).err(),
+            Some(Errno(libc::EACCES))
+        );
+        assert_eq!(
+            p.open(Path::new("/"), &b("ro/to_rw"), libc::O_RDWR, 0)
+                .map(drop),
+            Ok(())
+        );
+        let fd = p
+            .open(Path::new("/"), &b("rw/inner/new"), creat, 0o644)
+            .unwrap();
         drop(fd);
         assert!(d.join("rw/inner/new").exists());
-        assert_eq!(p.open(Path::new("/"), &b("rw/inner/new"), creat | libc::O_EXCL, 0o644).err(), Some(Errno(libc::EEXIST)));
-        assert_eq!(p.open(Path::new("/"), &b("rw/nodir/new"), creat, 0o644).err(), Some(Errno(libc::ENOENT)));
-        assert_eq!(p.open(&d.join("rw"), b"inner/../x", creat, 0o600).map(drop), Ok(()));
+        assert_eq!(
+            p.open(
+                Path::new("/"),
+                &b("rw/inner/new"),
+                creat | libc::O_EXCL,
+                0o644
+            )
+            .err(),
+            Some(Errno(libc::EEXIST))
+        );
+        assert_eq!(
+            p.open(Path::new("/"), &b("rw/nodir/new"), creat, 0o644)
+                .err(),
+            Some(Errno(libc::ENOENT))
+        );
+        assert_eq!(
+            p.open(&d.join("rw"), b"inner/../x", creat, 0o600).map(drop),
+            Ok(())
+        );
         assert!(d.join("rw/x").exists());
-        let r = p.check(Path::new("/"), &b("rw/inner/data"), false, Access::Mutate).unwrap();
+        let r = p
+            .check(Path::new("/"), &b("rw/inner/data"), false, Access::Mutate)
+            .unwrap();
         assert!(r.writable && r.parent.is_some());
         assert_eq!(r.name.as_bytes(), b"data");
         // The trees' roots and their ancestors cannot be renamed or removed.
-        assert_eq!(p.check(Path::new("/"), &b("rw"), false, Access::Mutate).err(), Some(Errno(libc::EACCES)));
-        assert_eq!(p.check(Path::new("/"), &b("ro/file"), false, Access::Mutate).err(), Some(Errno(libc::EACCES)));
+        assert_eq!(
+            p.check(Path::new("/"), &b("rw"), false, Access::Mutate)
+                .err(),
+            Some(Errno(libc::EACCES))
+        );
+        assert_eq!(
+            p.check(Path::new("/"), &b("ro/file"), false, Access::Mutate)
+                .err(),
+            Some(Errno(libc::EACCES))
+        );
     }
 
     #[test]
@@ -532,34 +689,94 @@ mod tests {
         p.add(&d.join("rw/locked"), false).unwrap();
         p.add(Path::new("/dev/null"), true).unwrap();
         let b = |s: &str| d.join(s).as_os_str().as_bytes().to_vec();
-        assert_eq!(p.open(Path::new("/"), &b("rw/locked/f"), libc::O_RDWR, 0).err(), Some(Errno(libc::EACCES)));
-        assert_eq!(p.open(Path::new("/"), &b("rw/inner/../locked/f"), libc::O_RDWR, 0).err(), Some(Errno(libc::EACCES)));
-        assert!(p.open(Path::new("/"), &b("rw/locked/f"), libc::O_RDONLY, 0).is_ok());
-        assert!(p.open(Path::new("/"), b"/dev/null", libc::O_WRONLY, 0).is_ok());
-        assert!(p.open(Path::new("/"), b"/dev/zero", libc::O_RDONLY, 0).is_err());
-        assert!(p.open(Path::new("/"), &b("rw"), libc::O_RDONLY | libc::O_DIRECTORY, 0).is_ok());
+        assert_eq!(
+            p.open(Path::new("/"), &b("rw/locked/f"), libc::O_RDWR, 0)
+                .err(),
+            Some(Errno(libc::EACCES))
+        );
+        assert_eq!(
+            p.open(Path::new("/"), &b("rw/inner/../locked/f"), libc::O_RDWR, 0)
+                .err(),
+            Some(Errno(libc::EACCES))
+        );
+        assert!(p
+            .open(Path::new("/"), &b("rw/locked/f"), libc::O_RDONLY, 0)
+            .is_ok());
+        assert!(p
+            .open(Path::new("/"), b"/dev/null", libc::O_WRONLY, 0)
+            .is_ok());
+        assert!(p
+            .open(Path::new("/"), b"/dev/zero", libc::O_RDONLY, 0)
+            .is_err());
+        assert!(p
+            .open(
+                Path::new("/"),
+                &b("rw"),
+                libc::O_RDONLY | libc::O_DIRECTORY,
+                0
+            )
+            .is_ok());
     }
 
     #[test]
     fn proc_magic_links_and_mem_are_refused() {
         let mut p = Paths::default();
         p.add(Path::new("/proc"), true).unwrap();
-        for bad in ["/proc/self/mem", "/proc/thread-self/mem", "/proc/self/pagemap", "/proc/self/fd/0",
-                    "/proc/self/cwd", "/proc/self/root/etc/passwd", "/proc/self/exe", "/proc/1/mem",
-                    "/proc/self/map_files/x", "/proc/kcore", "/proc/sysrq-trigger",
-                    "/proc/./self/../self/mem"] {
-            assert_eq!(p.open(Path::new("/"), bad.as_bytes(), libc::O_RDONLY, 0).err(), Some(Errno(libc::EACCES)), "{bad}");
+        for bad in [
+            "/proc/self/mem",
+            "/proc/thread-self/mem",
+            "/proc/self/pagemap",
+            "/proc/self/fd/0",
+            "/proc/self/cwd",
+            "/proc/self/root/etc/passwd",
+            "/proc/self/exe",
+            "/proc/1/mem",
+            "/proc/self/map_files/x",
+            "/proc/kcore",
+            "/proc/sysrq-trigger",
+            "/proc/./self/../self/mem",
+        ] {
+            assert_eq!(
+                p.open(Path::new("/"), bad.as_bytes(), libc::O_RDONLY, 0)
+                    .err(),
+                Some(Errno(libc::EACCES)),
+                "{bad}"
+            );
         }
         let pid = std::process::id();
-        for bad in [format!("/proc/{pid}/mem"), format!("/proc/self/task/{pid}/mem"), format!("/proc/{pid}/task/{pid}/fd/0")] {
-            assert_eq!(p.open(Path::new("/"), bad.as_bytes(), libc::O_RDONLY, 0).err(), Some(Errno(libc::EACCES)), "{bad}");
+        for bad in [
+            format!("/proc/{pid}/mem"),
+            format!("/proc/self/task/{pid}/mem"),
+            format!("/proc/{pid}/task/{pid}/fd/0"),
+        ] {
+            assert_eq!(
+                p.open(Path::new("/"), bad.as_bytes(), libc::O_RDONLY, 0)
+                    .err(),
+                Some(Errno(libc::EACCES)),
+                "{bad}"
+            );
         }
         // /dev/fd -> /proc/self/fd: refused too, if /dev is allowed.
         p.add(Path::new("/dev"), false).unwrap();
-        assert_eq!(p.open(Path::new("/"), b"/dev/fd/0", libc::O_RDONLY, 0).err(), Some(Errno(libc::EACCES)));
+        assert_eq!(
+            p.open(Path::new("/"), b"/dev/fd/0", libc::O_RDONLY, 0)
+                .err(),
+            Some(Errno(libc::EACCES))
+        );
         // Harmless entries still work, and listing fd/ is allowed (closefrom-style loops).
-        assert!(p.open(Path::new("/"), b"/proc/self/status", libc::O_RDONLY, 0).is_ok());
-        assert!(p.open(Path::new("/"), b"/proc/self/fd", libc::O_RDONLY | libc::O_DIRECTORY, 0).is_ok());
-        assert!(Paths::default().add(Path::new("/proc/self/mem"), false).is_err());
+        assert!(p
+            .open(Path::new("/"), b"/proc/self/status", libc::O_RDONLY, 0)
+            .is_ok());
+        assert!(p
+            .open(
+                Path::new("/"),
+                b"/proc/self/fd",
+                libc::O_RDONLY | libc::O_DIRECTORY,
+                0
+            )
+            .is_ok());
+        assert!(Paths::default()
+            .add(Path::new("/proc/self/mem"), false)
+            .is_err());
     }
 }

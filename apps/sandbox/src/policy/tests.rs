@@ -21,10 +21,26 @@ const Z: [u64; 6] = [0; 6];
 #[test]
 fn docker_default_profile_loads_and_decides() {
     let p = Policy::from_json_for_kernel(DOCKER, "docker-default.json", K).unwrap();
-    for ok in ["read", "write", "openat", "close", "mmap", "execve", "futex", "exit_group"] {
+    for ok in [
+        "read",
+        "write",
+        "openat",
+        "close",
+        "mmap",
+        "execve",
+        "futex",
+        "exit_group",
+    ] {
         assert_eq!(d(&p, ok, Z), Action::Allow, "{ok}");
     }
-    for denied in ["reboot", "kexec_load", "init_module", "mount", "swapon", "setns"] {
+    for denied in [
+        "reboot",
+        "kexec_load",
+        "init_module",
+        "mount",
+        "swapon",
+        "setns",
+    ] {
         assert_eq!(d(&p, denied, Z), EPERM, "{denied}");
     }
     let (_, why) = p.explain(nr("reboot"), &Z);
@@ -33,19 +49,39 @@ fn docker_default_profile_loads_and_decides() {
     // clone: allowed without namespace flags, denied with CLONE_NEWUSER.
     let sigchld = libc::SIGCHLD as u64;
     assert_eq!(d(&p, "clone", [sigchld, 0, 0, 0, 0, 0]), Action::Allow);
-    assert_eq!(d(&p, "clone", [sigchld | libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]), EPERM);
+    assert_eq!(
+        d(
+            &p,
+            "clone",
+            [sigchld | libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]
+        ),
+        EPERM
+    );
     // clone3 is ENOSYS for holders of no CAP_SYS_ADMIN (the rule's errnoRet 38).
     assert_eq!(d(&p, "clone3", Z), ENOSYS);
     // personality: 0, 8, 0x20000, 0x20008, 0xffffffff only.
     for ok in [0u64, 8, 0x20000, 0x20008, 0xffff_ffff] {
-        assert_eq!(d(&p, "personality", [ok, 0, 0, 0, 0, 0]), Action::Allow, "{ok:#x}");
+        assert_eq!(
+            d(&p, "personality", [ok, 0, 0, 0, 0, 0]),
+            Action::Allow,
+            "{ok:#x}"
+        );
     }
     assert_eq!(d(&p, "personality", [0x0040_0000, 0, 0, 0, 0, 0]), EPERM);
     // socket: everything but AF_VSOCK (40).
-    assert_eq!(d(&p, "socket", [libc::AF_INET as u64, 1, 0, 0, 0, 0]), Action::Allow);
-    assert_eq!(d(&p, "socket", [libc::AF_VSOCK as u64, 1, 0, 0, 0, 0]), EPERM);
+    assert_eq!(
+        d(&p, "socket", [libc::AF_INET as u64, 1, 0, 0, 0, 0]),
+        Action::Allow
+    );
+    assert_eq!(
+        d(&p, "socket", [libc::AF_VSOCK as u64, 1, 0, 0, 0, 0]),
+        EPERM
+    );
     // ptrace is allowed by Docker on >= 4.8, but the sandbox's floor refuses it.
-    assert_eq!(p.explain(nr("ptrace"), &Z), (EPERM, "denied by the sandbox's hard floor"));
+    assert_eq!(
+        p.explain(nr("ptrace"), &Z),
+        (EPERM, "denied by the sandbox's hard floor")
+    );
     // Out-of-table and x32 numbers.
     assert_eq!(p.decide(10_000, &Z), EPERM);
     assert_eq!(p.decide(syscalls::X32_SYSCALL_BIT, &Z), ENOSYS);
@@ -106,7 +142,10 @@ fn most_restrictive_match_wins_and_args_all_hold() {
                  {"index":1,"value":2,"op":"SCMP_CMP_NE"},{"index":1,"value":1,"op":"SCMP_CMP_LE"}]}]}"#;
     let p = Policy::from_json_for_kernel(j, "t", K).unwrap();
     assert_eq!(d(&p, "read", Z), Action::Log);
-    assert_eq!(p.explain(nr("read"), &[7, 0, 0, 0, 0, 0]), (Action::Errno(5), "by rule 1 (fd 7)"));
+    assert_eq!(
+        p.explain(nr("read"), &[7, 0, 0, 0, 0, 0]),
+        (Action::Errno(5), "by rule 1 (fd 7)")
+    );
     assert_eq!(d(&p, "read", [9, 0, 50, 0, 0, 0]), Action::Trap);
     assert_eq!(d(&p, "read", [9, 0, 101, 0, 0, 0]), Action::KillProcess);
     assert_eq!(d(&p, "write", Z), Action::KillThread);
@@ -115,7 +154,10 @@ fn most_restrictive_match_wins_and_args_all_hold() {
     assert_eq!(d(&p, "dup", [0, 0, 0, 0, 0, 0x2f]), Action::Log); // via @basic-io
     assert_eq!(d(&p, "getpid", [0, 1, 0, 0, 0, 0]), EPERM);
     assert_eq!(d(&p, "getpid", [0, 2, 0, 0, 0, 0]), Action::Allow);
-    assert_eq!(p.explain(nr("getppid"), &Z), (Action::Allow, "by defaultAction"));
+    assert_eq!(
+        p.explain(nr("getppid"), &Z),
+        (Action::Allow, "by defaultAction")
+    );
 }
 
 fn err_of(j: &str) -> String {
@@ -137,15 +179,24 @@ fn errors_have_file_line_column() {
     let e = err_of("{\"defaultAction\": \"SCMP_ACT_ERRNO\",\n\"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\",\n \"args\": [{\"index\": 6, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}]}");
     assert!(e.starts_with("p.json:3:") && e.contains("index 6"), "{e}");
     let e = err_of("{\"defaultAction\": \"SCMP_ACT_ERRNO\",\n\"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\",\n \"args\": [{\"index\": 0, \"value\": 1, \"op\": \"SCMP_CMP_ABOUT\"}]}]}");
-    assert!(e.starts_with("p.json:3:") && e.contains("SCMP_CMP_ABOUT"), "{e}");
+    assert!(
+        e.starts_with("p.json:3:") && e.contains("SCMP_CMP_ABOUT"),
+        "{e}"
+    );
     let e = err_of("{\"defaultAction\": \"SCMP_ACT_ERRNO\",\n\n\"syscalls\": [{\"names\": [\"@nonsense\"], \"action\": \"SCMP_ACT_ALLOW\"}]}");
     assert!(e.starts_with("p.json:3:") && e.contains("@nonsense"), "{e}");
-    let e = err_of("{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"architectures\": [\"SCMP_ARCH_ARM\"]}");
+    let e =
+        err_of("{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"architectures\": [\"SCMP_ARCH_ARM\"]}");
     assert!(e.starts_with("p.json:1:") && e.contains("X86_64"), "{e}");
-    let e = err_of("{\"defaultAction\": \"SCMP_ACT_ERRNO\",\n \"dune\": {\"net\": [\"1.2.3.4:99999\"]}}");
+    let e = err_of(
+        "{\"defaultAction\": \"SCMP_ACT_ERRNO\",\n \"dune\": {\"net\": [\"1.2.3.4:99999\"]}}",
+    );
     assert!(e.starts_with("p.json:2:") && e.contains("bad port"), "{e}");
     let e = err_of("{\"defaultAction\": \"SCMP_ACT_ERRNO\",\n \"dune\": {\n\"readOnly\": [\"/no/such/dir/anywhere\"]}}");
-    assert!(e.starts_with("p.json:3:") && e.contains("/no/such/dir/anywhere"), "{e}");
+    assert!(
+        e.starts_with("p.json:3:") && e.contains("/no/such/dir/anywhere"),
+        "{e}"
+    );
     let e = err_of("{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\", \"includes\": {\"minKernel\": \"five\"}}]}");
     assert!(e.contains("kernel version"), "{e}");
     let e = err_of("{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 70000}");
@@ -154,7 +205,9 @@ fn errors_have_file_line_column() {
     assert!(e.starts_with("p.json:1:"), "{e}");
     let e = err_of("");
     assert!(e.starts_with("p.json:1:"), "{e}");
-    let e = Policy::load(Path::new("/no/such/profile.json")).unwrap_err().to_string();
+    let e = Policy::load(Path::new("/no/such/profile.json"))
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("/no/such/profile.json: "), "{e}");
 }
 
@@ -168,41 +221,122 @@ fn dune_section_and_builders() {
         "limits":{{"threads":8,"memory":1048576}}}}}}"#
     );
     let mut p = Policy::from_json_for_kernel(&j, "t", K).unwrap();
-    assert_eq!(*p.limits(), Limits { threads: Some(8), memory: Some(1 << 20) });
+    assert_eq!(
+        *p.limits(),
+        Limits {
+            threads: Some(8),
+            memory: Some(1 << 20)
+        }
+    );
     assert_eq!(p.net().bind_rules().len(), 2);
     assert_eq!(p.net().connect_rules().len(), 2);
     assert!(p.paths().trees().any(|(path, w)| path == t && w));
-    assert!(p.paths().trees().any(|(path, w)| path == Path::new("/usr") && !w));
-    p.allow_read("/var").unwrap().allow_net("10.0.0.0/8").unwrap();
+    assert!(p
+        .paths()
+        .trees()
+        .any(|(path, w)| path == Path::new("/usr") && !w));
+    p.allow_read("/var")
+        .unwrap()
+        .allow_net("10.0.0.0/8")
+        .unwrap();
     assert!(p.allow_write("/no/such/dir").is_err());
     assert!(p.allow_net("nonsense").is_err());
     // A unix socket path goes through the path rules.
     let mut sa = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
     sa.extend_from_slice(t.join("sock").as_os_str().as_encoded_bytes());
-    let r = p.check_sockaddr(NetOp::Bind, &sa, Path::new("/")).unwrap().unwrap();
+    let r = p
+        .check_sockaddr(NetOp::Bind, &sa, Path::new("/"))
+        .unwrap()
+        .unwrap();
     assert!(r.writable && r.node.is_none());
     let mut sa = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
     sa.extend_from_slice(b"/etc/sock");
-    assert_eq!(p.check_sockaddr(NetOp::Bind, &sa, Path::new("/")).err(), Some(Errno(libc::EACCES)));
+    assert_eq!(
+        p.check_sockaddr(NetOp::Bind, &sa, Path::new("/")).err(),
+        Some(Errno(libc::EACCES))
+    );
     let _ = std::fs::remove_dir_all(&t);
 }
 
 #[test]
 fn builtin_policy() {
     let p = Policy::builtin();
-    for ok in ["read", "write", "openat", "close", "mmap", "mprotect", "brk", "execve", "wait4",
-               "rt_sigaction", "rt_sigreturn", "timer_create", "timerfd_create", "clock_nanosleep",
-               "futex", "set_robust_list", "rseq", "arch_prctl", "pipe2", "dup2", "getdents64",
-               "newfstatat", "statx", "kill", "tgkill", "epoll_wait", "poll", "getrandom",
-               "sched_getaffinity", "prlimit64", "uname", "sysinfo", "madvise", "fork", "vfork",
-               "connect", "bind", "sendto", "recvfrom", "ioctl", "fcntl", "getcwd", "chdir",
-               "unlink", "rename", "mkdir", "exit_group", "close_range", "memfd_create"] {
+    for ok in [
+        "read",
+        "write",
+        "openat",
+        "close",
+        "mmap",
+        "mprotect",
+        "brk",
+        "execve",
+        "wait4",
+        "rt_sigaction",
+        "rt_sigreturn",
+        "timer_create",
+        "timerfd_create",
+        "clock_nanosleep",
+        "futex",
+        "set_robust_list",
+        "rseq",
+        "arch_prctl",
+        "pipe2",
+        "dup2",
+        "getdents64",
+        "newfstatat",
+        "statx",
+        "kill",
+        "tgkill",
+        "epoll_wait",
+        "poll",
+        "getrandom",
+        "sched_getaffinity",
+        "prlimit64",
+        "uname",
+        "sysinfo",
+        "madvise",
+        "fork",
+        "vfork",
+        "connect",
+        "bind",
+        "sendto",
+        "recvfrom",
+        "ioctl",
+        "fcntl",
+        "getcwd",
+        "chdir",
+        "unlink",
+        "rename",
+        "mkdir",
+        "exit_group",
+        "close_range",
+        "memfd_create",
+    ] {
         assert_eq!(d(&p, ok, Z), Action::Allow, "{ok}");
     }
-    for floor in ["ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "modify_ldt",
-                  "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-                  "bpf", "perf_event_open", "userfaultfd", "mount", "umount2", "fsopen", "unshare",
-                  "setns", "keyctl", "add_key", "request_key"] {
+    for floor in [
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "io_uring_setup",
+        "modify_ldt",
+        "kexec_load",
+        "kexec_file_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "bpf",
+        "perf_event_open",
+        "userfaultfd",
+        "mount",
+        "umount2",
+        "fsopen",
+        "unshare",
+        "setns",
+        "keyctl",
+        "add_key",
+        "request_key",
+    ] {
         assert_eq!(d(&p, floor, Z), EPERM, "{floor}");
     }
     for denied in ["setuid", "setresuid", "setgid", "capset", "kcmp"] {
@@ -212,19 +346,39 @@ fn builtin_policy() {
     assert_eq!(d(&p, "swapon", Z), ENOSYS);
     assert_eq!(d(&p, "clone3", Z), ENOSYS);
     // clone: threads and fork-like clones, but no namespaces.
-    let thread = (libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SIGHAND
-        | libc::CLONE_THREAD | libc::CLONE_SYSVSEM | libc::CLONE_SETTLS
-        | libc::CLONE_PARENT_SETTID | libc::CLONE_CHILD_CLEARTID) as u64;
+    let thread = (libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD
+        | libc::CLONE_SYSVSEM
+        | libc::CLONE_SETTLS
+        | libc::CLONE_PARENT_SETTID
+        | libc::CLONE_CHILD_CLEARTID) as u64;
     assert_eq!(d(&p, "clone", [thread, 0, 0, 0, 0, 0]), Action::Allow);
-    assert_eq!(d(&p, "clone", [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]), Action::Allow);
-    for ns in [libc::CLONE_NEWUSER, libc::CLONE_NEWNS, libc::CLONE_NEWNET, libc::CLONE_NEWPID] {
-        let (a, why) = p.explain(nr("clone"), &[libc::SIGCHLD as u64 | ns as u64, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        d(&p, "clone", [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]),
+        Action::Allow
+    );
+    for ns in [
+        libc::CLONE_NEWUSER,
+        libc::CLONE_NEWNS,
+        libc::CLONE_NEWNET,
+        libc::CLONE_NEWPID,
+    ] {
+        let (a, why) = p.explain(
+            nr("clone"),
+            &[libc::SIGCHLD as u64 | ns as u64, 0, 0, 0, 0, 0],
+        );
         assert_eq!(a, EPERM);
         assert!(why.contains("namespace"), "{why}");
     }
     // personality: PER_LINUX and the query only.
     assert_eq!(d(&p, "personality", [0, 0, 0, 0, 0, 0]), Action::Allow);
-    assert_eq!(d(&p, "personality", [0xffff_ffff, 0, 0, 0, 0, 0]), Action::Allow);
+    assert_eq!(
+        d(&p, "personality", [0xffff_ffff, 0, 0, 0, 0, 0]),
+        Action::Allow
+    );
     assert_eq!(d(&p, "personality", [0x0040_0000, 0, 0, 0, 0, 0]), EPERM);
     assert_eq!(d(&p, "personality", [8, 0, 0, 0, 0, 0]), EPERM);
     // socket families.
@@ -232,32 +386,73 @@ fn builtin_policy() {
         assert_eq!(d(&p, "socket", [fam as u64, 1, 0, 0, 0, 0]), Action::Allow);
     }
     let eaf = Action::Errno(libc::EAFNOSUPPORT as u16);
-    assert_eq!(d(&p, "socket", [libc::AF_NETLINK as u64, 3, 0, 0, 0, 0]), eaf);
-    assert_eq!(d(&p, "socket", [libc::AF_PACKET as u64, 3, 0, 0, 0, 0]), eaf);
-    assert_eq!(d(&p, "socket", [(1 << 32) | libc::AF_INET as u64, 1, 0, 0, 0, 0]), eaf);
+    assert_eq!(
+        d(&p, "socket", [libc::AF_NETLINK as u64, 3, 0, 0, 0, 0]),
+        eaf
+    );
+    assert_eq!(
+        d(&p, "socket", [libc::AF_PACKET as u64, 3, 0, 0, 0, 0]),
+        eaf
+    );
+    assert_eq!(
+        d(
+            &p,
+            "socket",
+            [(1 << 32) | libc::AF_INET as u64, 1, 0, 0, 0, 0]
+        ),
+        eaf
+    );
     // ioctl: TIOCSTI denied even with junk in the upper 32 bits.
     assert_eq!(d(&p, "ioctl", [0, libc::TCGETS, 0, 0, 0, 0]), Action::Allow);
     assert_eq!(d(&p, "ioctl", [0, libc::TIOCSTI, 0, 0, 0, 0]), EPERM);
-    assert_eq!(d(&p, "ioctl", [0, (7 << 32) | libc::TIOCSTI, 0, 0, 0, 0]), EPERM);
+    assert_eq!(
+        d(&p, "ioctl", [0, (7 << 32) | libc::TIOCSTI, 0, 0, 0, 0]),
+        EPERM
+    );
     // Unknown numbers: ENOSYS, so libc can fall back.
     assert_eq!(p.decide(466, &Z), ENOSYS);
     assert_eq!(p.decide(u64::MAX, &Z), ENOSYS);
     // Files: the runtime trees, read-only; /dev/null writable; nothing else.
     let paths = p.paths();
     let root = Path::new("/");
-    assert!(paths.open(root, b"/usr/bin/env", libc::O_RDONLY, 0).is_ok() || !Path::new("/usr/bin/env").exists());
-    assert_eq!(paths.open(root, b"/usr/bin/env", libc::O_RDWR, 0).err(), Some(Errno(libc::EACCES)));
+    assert!(
+        paths.open(root, b"/usr/bin/env", libc::O_RDONLY, 0).is_ok()
+            || !Path::new("/usr/bin/env").exists()
+    );
+    assert_eq!(
+        paths.open(root, b"/usr/bin/env", libc::O_RDWR, 0).err(),
+        Some(Errno(libc::EACCES))
+    );
     assert!(paths.open(root, b"/dev/null", libc::O_WRONLY, 0).is_ok());
     assert!(paths.open(root, b"/etc/passwd", libc::O_RDONLY, 0).is_ok());
-    assert_eq!(paths.open(root, b"/etc/shadow", libc::O_RDONLY, 0).err(), Some(Errno(libc::EACCES)));
-    assert_eq!(paths.open(root, b"/home", libc::O_RDONLY, 0).err(), Some(Errno(libc::EACCES)));
-    assert_eq!(paths.open(root, b"/proc/self/mem", libc::O_RDONLY, 0).err(), Some(Errno(libc::EACCES)));
-    assert!(paths.open(root, b"/proc/self/maps", libc::O_RDONLY, 0).is_ok());
-    assert_eq!(paths.open(root, b"/tmp/x", libc::O_WRONLY | libc::O_CREAT, 0o600).err(), Some(Errno(libc::EACCES)));
+    assert_eq!(
+        paths.open(root, b"/etc/shadow", libc::O_RDONLY, 0).err(),
+        Some(Errno(libc::EACCES))
+    );
+    assert_eq!(
+        paths.open(root, b"/home", libc::O_RDONLY, 0).err(),
+        Some(Errno(libc::EACCES))
+    );
+    assert_eq!(
+        paths.open(root, b"/proc/self/mem", libc::O_RDONLY, 0).err(),
+        Some(Errno(libc::EACCES))
+    );
+    assert!(paths
+        .open(root, b"/proc/self/maps", libc::O_RDONLY, 0)
+        .is_ok());
+    assert_eq!(
+        paths
+            .open(root, b"/tmp/x", libc::O_WRONLY | libc::O_CREAT, 0o600)
+            .err(),
+        Some(Errno(libc::EACCES))
+    );
     // No network by default.
     let mut sa = (libc::AF_INET as u16).to_ne_bytes().to_vec();
     sa.extend_from_slice(&[0, 80, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(p.check_sockaddr(NetOp::Connect, &sa, root).err(), Some(Errno(libc::EACCES)));
+    assert_eq!(
+        p.check_sockaddr(NetOp::Connect, &sa, root).err(),
+        Some(Errno(libc::EACCES))
+    );
     assert_eq!(*p.limits(), Limits::default());
 }
 
@@ -278,16 +473,60 @@ impl Rng {
 }
 
 const KEYS: &[&str] = &[
-    "defaultAction", "defaultErrnoRet", "architectures", "flags", "listenerPath", "listenerMetadata",
-    "archMap", "syscalls", "names", "name", "action", "errnoRet", "args", "index", "value", "valueTwo",
-    "op", "comment", "includes", "excludes", "caps", "arches", "minKernel", "dune", "readOnly",
-    "readWrite", "net", "limits", "threads", "memory", "bogus",
+    "defaultAction",
+    "defaultErrnoRet",
+    "architectures",
+    "flags",
+    "listenerPath",
+    "listenerMetadata",
+    "archMap",
+    "syscalls",
+    "names",
+    "name",
+    "action",
+    "errnoRet",
+    "args",
+    "index",
+    "value",
+    "valueTwo",
+    "op",
+    "comment",
+    "includes",
+    "excludes",
+    "caps",
+    "arches",
+    "minKernel",
+    "dune",
+    "readOnly",
+    "readWrite",
+    "net",
+    "limits",
+    "threads",
+    "memory",
+    "bogus",
 ];
 
 const VALUES: &[&str] = &[
-    "null", "true", "0", "-1", "6", "18446744073709551616", "1.5", "\"\"", "\"SCMP_ACT_KILL\"",
-    "\"@system-service\"", "\"@nope\"", "[]", "{}", "[1]", "{\"a\":1}", "\"SCMP_CMP_EQ\"",
-    "\"5.4\"", "\"/\"", "\"127.0.0.1:80\"", "\"x\"",
+    "null",
+    "true",
+    "0",
+    "-1",
+    "6",
+    "18446744073709551616",
+    "1.5",
+    "\"\"",
+    "\"SCMP_ACT_KILL\"",
+    "\"@system-service\"",
+    "\"@nope\"",
+    "[]",
+    "{}",
+    "[1]",
+    "{\"a\":1}",
+    "\"SCMP_CMP_EQ\"",
+    "\"5.4\"",
+    "\"/\"",
+    "\"127.0.0.1:80\"",
+    "\"x\"",
 ];
 
 fn mutate(rng: &mut Rng, src: &str) -> Vec<u8> {
@@ -324,10 +563,18 @@ fn mutate(rng: &mut Rng, src: &str) -> Vec<u8> {
             }
             _ => {
                 // Change a value's type: replace what follows a `:` up to `,` `}` or `]`.
-                let colons: Vec<usize> = b.iter().enumerate().filter(|(_, &c)| c == b':').map(|(i, _)| i).collect();
+                let colons: Vec<usize> = b
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &c)| c == b':')
+                    .map(|(i, _)| i)
+                    .collect();
                 if !colons.is_empty() {
                     let at = colons[rng.below(colons.len())] + 1;
-                    let end = b[at..].iter().position(|&c| matches!(c, b',' | b'}' | b']')).map_or(b.len(), |e| at + e);
+                    let end = b[at..]
+                        .iter()
+                        .position(|&c| matches!(c, b',' | b'}' | b']'))
+                        .map_or(b.len(), |e| at + e);
                     let v = VALUES[rng.below(VALUES.len())].as_bytes();
                     b.splice(at..end, v.iter().copied());
                 }
@@ -338,7 +585,9 @@ fn mutate(rng: &mut Rng, src: &str) -> Vec<u8> {
 }
 
 fn check_one(input: &[u8]) {
-    let Ok(text) = std::str::from_utf8(input) else { return };
+    let Ok(text) = std::str::from_utf8(input) else {
+        return;
+    };
     let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
     match Policy::from_json_for_kernel(text, "fuzz.json", K) {
         Ok(p) => {
@@ -347,9 +596,17 @@ fn check_one(input: &[u8]) {
                 let _ = p.decide(nr, &[u64::MAX, 0, 1, 2, 3, 4]);
             }
         }
-        Err(PolicyError::Parse { line, column, file, message }) => {
+        Err(PolicyError::Parse {
+            line,
+            column,
+            file,
+            message,
+        }) => {
             assert_eq!(file, "fuzz.json");
-            assert!(line >= 1 && line <= lines, "line {line} of {lines}: {message}\n{text}");
+            assert!(
+                line >= 1 && line <= lines,
+                "line {line} of {lines}: {message}\n{text}"
+            );
             assert!(column >= 1);
             assert!(!message.contains('\n') || message.lines().count() > 0);
         }
