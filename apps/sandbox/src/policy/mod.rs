@@ -485,7 +485,7 @@ impl Policy {
                 file: file.to_owned(),
                 line,
                 column,
-                message,
+                message: oci::one_line(&message),
             }
         };
         if let Some(archs) = &profile.architectures {

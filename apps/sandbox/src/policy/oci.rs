@@ -383,6 +383,7 @@ pub fn parse(text: &str, file: &str) -> Result<Profile, PolicyError> {
         if let Some(i) = message.rfind(" at line ") {
             message.truncate(i);
         }
+        let message = one_line(&message);
         PolicyError::Parse {
             file: file.to_owned(),
             line,
@@ -408,4 +409,18 @@ pub fn locate(text: &str, needle: &str) -> (usize, usize) {
 /// Whether an `arches` entry names x86-64 (the only architecture the sandbox runs).
 pub fn is_our_arch(a: &str) -> bool {
     matches!(a, "amd64" | "x86_64" | "x86-64" | "SCMP_ARCH_X86_64")
+}
+
+/// `s` with control characters escaped, so that an error stays on one line even when it
+/// quotes a key or value holding a newline.
+pub fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

@@ -101,8 +101,23 @@ pub struct ResolvedPath {
 #[derive(Debug)]
 struct Tree {
     comps: Vec<Vec<u8>>,
-    fd: OwnedFd,
+    /// The root, opened when the tree was added; `None` for `/proc/self...` and
+    /// `/proc/thread-self...` trees, which are opened at each lookup so that they name the
+    /// calling process and thread (the monitor runs on the program's thread, and a forked
+    /// child must not see its parent's `/proc/self`).
+    fd: Option<OwnedFd>,
+    path: CString,
     writable: bool,
+}
+
+impl Tree {
+    fn root(&self) -> Result<OwnedFd, Errno> {
+        match &self.fd {
+            Some(fd) => fd.try_clone().map_err(|_| Errno(libc::EMFILE)),
+            None => open_path(&self.path, libc::O_PATH | libc::O_CLOEXEC, 0)
+                .map_err(|_| Errno(libc::EACCES)),
+        }
+    }
 }
 
 /// The read-only and read-write trees of a policy.
@@ -258,9 +273,15 @@ impl Paths {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
         let fd = open_path(&c, libc::O_PATH | libc::O_CLOEXEC, 0)
             .map_err(|e| io::Error::from_raw_os_error(e.0))?;
+        let per_lookup = comps.first().is_some_and(|p| p == b"proc")
+            && comps
+                .get(1)
+                .is_some_and(|s| s == b"self" || s == b"thread-self");
+        let fd = if per_lookup { None } else { Some(fd) };
         self.trees.push(Tree {
             comps,
             fd,
+            path: c,
             writable,
         });
         Ok(())
@@ -341,7 +362,7 @@ impl Paths {
                 return Err(Errno(libc::EACCES));
             }
             if let Some(t) = self.tree_at(&comps) {
-                fds.push(Some(t.fd.try_clone().map_err(|_| Errno(libc::EMFILE))?));
+                fds.push(Some(t.root()?));
                 continue;
             }
             let Some(Some(dir)) = fds.last() else {
@@ -438,7 +459,7 @@ impl Paths {
 
     fn root_fd(&self) -> Result<Option<OwnedFd>, Errno> {
         match self.tree_at(&[]) {
-            Some(t) => Ok(Some(t.fd.try_clone().map_err(|_| Errno(libc::EMFILE))?)),
+            Some(t) => Ok(Some(t.root()?)),
             None => Ok(None),
         }
     }

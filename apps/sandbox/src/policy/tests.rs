@@ -584,10 +584,10 @@ fn mutate(rng: &mut Rng, src: &str) -> Vec<u8> {
     b
 }
 
-fn check_one(input: &[u8]) {
-    let Ok(text) = std::str::from_utf8(input) else {
-        return;
-    };
+/// Parses one input: `Some(true)` if it loaded, `Some(false)` if it was a located error,
+/// `None` if it was not UTF-8 (the loader takes `&str`).
+fn check_one(input: &[u8]) -> Option<bool> {
+    let text = std::str::from_utf8(input).ok()?;
     let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
     match Policy::from_json_for_kernel(text, "fuzz.json", K) {
         Ok(p) => {
@@ -595,6 +595,7 @@ fn check_one(input: &[u8]) {
             for nr in [0, 1, 56, 59, 101, 135, 169, 435, 10_000] {
                 let _ = p.decide(nr, &[u64::MAX, 0, 1, 2, 3, 4]);
             }
+            Some(true)
         }
         Err(PolicyError::Parse {
             line,
@@ -608,19 +609,31 @@ fn check_one(input: &[u8]) {
                 "line {line} of {lines}: {message}\n{text}"
             );
             assert!(column >= 1);
-            assert!(!message.contains('\n') || message.lines().count() > 0);
+            assert!(!message.contains('\n'), "{message}");
+            Some(false)
         }
         Err(e) => panic!("unexpected error kind {e}"),
     }
 }
 
+/// Runs `n` mutations of `srcs` and checks both outcomes occurred often.
+fn fuzz(seed: u64, srcs: &[&str], n: usize) {
+    let mut rng = Rng(seed);
+    let (mut ok, mut err) = (0, 0);
+    for round in 0..n {
+        let m = mutate(&mut rng, srcs[round % srcs.len()]);
+        match check_one(&m) {
+            Some(true) => ok += 1,
+            Some(false) => err += 1,
+            None => {}
+        }
+    }
+    assert!(ok > n / 20 && err > n / 4, "ok {ok}, errors {err} of {n}");
+}
+
 #[test]
 fn fuzz_docker_profile_mutations() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for _ in 0..3000 {
-        let m = mutate(&mut rng, DOCKER);
-        check_one(&m);
-    }
+    fuzz(0x9e37_79b9_7f4a_7c15, &[DOCKER], 3000);
 }
 
 #[test]
@@ -636,11 +649,7 @@ fn fuzz_small_profile_mutations() {
 "bind":["0.0.0.0/0"],"connect":["unix:@x"],"limits":{"threads":4,"memory":4096}}}"#,
         r#"{"defaultAction":"SCMP_ACT_KILL_PROCESS","archMap":[{"architecture":"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X86"]}]}"#,
     ];
-    let mut rng = Rng(0x0123_4567_89ab_cdef);
-    for round in 0..20_000 {
-        let m = mutate(&mut rng, small[round % small.len()]);
-        check_one(&m);
-    }
+    fuzz(0x0123_4567_89ab_cdef, &small, 20_000);
     // Every prefix of the Docker profile (truncation at each of a few hundred points).
     for cut in (0..DOCKER.len()).step_by(97) {
         check_one(&DOCKER.as_bytes()[..cut]);
