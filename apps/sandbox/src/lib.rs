@@ -1,17 +1,51 @@
 //! The Dune sandbox (paper §5.1): unmodified Linux programs in guest ring 3 under a
 //! policy, with a trusted monitor in guest ring 0 of the same process.
 //!
-//! Partly built: this crate is the place the sandbox issue fills. Layout, one file
-//! per concern (see `apps/README.md`):
+//! One file per concern (see `apps/README.md`):
 //!
-//! - [`loader`] (built): the monitor's own ELF loader (static and dynamic programs,
-//!   `#!` scripts, the interpreter, the initial stack and auxiliary vector);
-//! - `policy`: the OCI seccomp JSON profile format, systemd-style groups, and the
+//! - [`loader`]: the monitor's own ELF loader (static and dynamic programs, `#!`
+//!   scripts, the interpreter, the initial stack and auxiliary vector);
+//! - [`policy`]: the OCI seccomp JSON profile format, systemd-style groups, and the
 //!   rules seccomp cannot express (paths, network addresses, limits);
-//! - `monitor`: the ring-0 handler every ring-3 system call, fault and privileged
-//!   instruction reaches, with one table of every call and its verdict and one file
-//!   per family of calls; arguments are copied in once, checked, then used;
-//! - `bench`: its rows for `dune bench` (lighttpd under wrk, CPU-bound programs,
-//!   per-call interception cost).
+//! - [`monitor`]: the ring-0 side every ring-3 system call, fault and privileged
+//!   instruction reaches, with one table of every call and one file per family of
+//!   calls; arguments are copied in once, checked, then used.
+//!
+//! The entry point is [`Sandbox`]: build a policy, then [`Sandbox::run`] replaces the
+//! calling process with the sandboxed program, as `execve` would.
 
 pub mod loader;
+pub mod monitor;
+pub mod policy;
+
+use std::ffi::OsString;
+
+pub use monitor::StartError;
+pub use policy::{Policy, PolicyError};
+
+/// A sandbox: a policy and options, ready to run a program.
+pub struct Sandbox {
+    policy: Policy,
+    trace: bool,
+}
+
+impl Sandbox {
+    /// A sandbox that enforces `policy`.
+    pub fn new(policy: Policy) -> Self {
+        Sandbox { policy, trace: false }
+    }
+
+    /// Logs every system call of the program with its arguments and verdict.
+    pub fn trace(mut self, on: bool) -> Self {
+        self.trace = on;
+        self
+    }
+
+    /// Runs `argv` (`argv[0]` found as `execvp` does) with environment `env` in the
+    /// calling process, which becomes the sandbox: the process's exit status is the
+    /// program's. Returns only when the program cannot be started. Call it before the
+    /// process starts other threads.
+    pub fn run(self, argv: Vec<OsString>, env: Vec<OsString>) -> Result<std::convert::Infallible, StartError> {
+        monitor::start(self.policy, self.trace, argv, env)
+    }
+}

@@ -1,0 +1,803 @@
+//! File trees the program may read or write, and the resolver the monitor uses to reach a
+//! path on the program's behalf without letting symlinks or `..` leave those trees.
+//!
+//! # How a path is resolved
+//!
+//! Each tree's root is opened `O_PATH` when it is added (following symlinks there: that is
+//! the user's intent, and `/lib64` is a symlink on merged-`/usr` systems). A path is made
+//! absolute against the caller's `base` and walked component by component:
+//!
+//! - a prefix that *is* a tree root continues from that root's fd (so nested trees
+//!   re-match: `/data` read-write with `/data/ro` read-only inside it);
+//! - inside a tree, the next component is opened with
+//!   `openat(dirfd, name, O_PATH|O_NOFOLLOW|O_CLOEXEC)`; if it is a symlink, its target
+//!   is read with `readlinkat` and spliced in (absolute: start over from `/`; relative:
+//!   continue in the same directory), at most 40 links (`ELOOP`);
+//! - `..` is lexical: it drops the last component of the canonical path and returns to the
+//!   fd that was opened for the parent on the way down; `openat(fd, "..")` is never used,
+//!   so leaving a tree is only possible by landing on another tree's root;
+//! - a prefix outside every tree is allowed only while it is an ancestor of some tree root
+//!   (`/` and `/usr` on the way to `/usr/lib`); anything else is `EACCES`;
+//! - the last component is opened by the caller relative to the parent's fd with
+//!   `O_NOFOLLOW`, so a symlink swapped in after the check fails with `ELOOP` instead of
+//!   being followed.
+//!
+//! Access is decided on the canonical (symlink-free, `..`-free) path: the innermost tree
+//! containing it says read-only or read-write. Some `/proc` entries are refused even when
+//! `/proc` is allowed (see [`hard_denied`]): `mem`, `pagemap`, the magic links `cwd`,
+//! `root`, `exe`, everything below `fd/` and `map_files/`, for every pid and task, and
+//! `/proc/kcore`, `/proc/kmem`, `/proc/sysrq-trigger`.
+//!
+//! # The remaining races (honestly)
+//!
+//! - Every directory is held open while walking, so renaming a directory *after* it was
+//!   passed does not redirect the walk, but the canonical path used for the access
+//!   decision can then be stale. Within one tree that is harmless (same access). Across
+//!   nested trees the program could rename a read-only tree root that lives inside a
+//!   read-write tree; [`Access::Mutate`] therefore refuses to rename/unlink a tree root or
+//!   an ancestor of one. A process *outside* the sandbox renaming things is not defended
+//!   against.
+//! - Hard links: `link(/ro/file, /rw/x)` would make a read-only file writable through a
+//!   read-write tree, so the monitor must ask for [`Access::Write`] on a link's source.
+//! - A tree root is pinned by its fd from policy build time; a later change of what its
+//!   path names is not noticed (deliberately: the fd is what was allowed).
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// An errno value to return to the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", io::Error::from_raw_os_error(self.0))
+    }
+}
+
+impl std::error::Error for Errno {}
+
+fn last_errno() -> Errno {
+    Errno(
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
+}
+
+/// What a call wants to do with a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read, stat, list, execute, `access()`.
+    Read,
+    /// Write contents or metadata, create an entry in a directory (open for writing,
+    /// `O_CREAT`, `O_TRUNC`, `mkdir`, `mknod`, `symlink`, `chmod`, `truncate`, `utimes`,
+    /// connecting to a socket, binding one, the *source* of a hard link).
+    Write,
+    /// Remove or rename the entry itself (`unlink`, `rmdir`, both ends of `rename`):
+    /// like [`Access::Write`], and also refused on a tree root or an ancestor of one.
+    Mutate,
+}
+
+/// The outcome of [`Paths::check`].
+#[derive(Debug)]
+pub struct ResolvedPath {
+    /// Absolute, symlink-free, `..`-free path.
+    pub canonical: PathBuf,
+    /// `O_PATH` fd of the directory holding the entry; `None` when the path is a tree root.
+    pub parent: Option<OwnedFd>,
+    /// Name of the entry in `parent` (empty when `parent` is `None`).
+    pub name: CString,
+    /// `O_PATH|O_NOFOLLOW` fd of the entry when it exists.
+    pub node: Option<OwnedFd>,
+    /// Whether the innermost tree holding the path is read-write.
+    pub writable: bool,
+}
+
+#[derive(Debug)]
+struct Tree {
+    comps: Vec<Vec<u8>>,
+    /// The root, opened when the tree was added; `None` for `/proc/self...` and
+    /// `/proc/thread-self...` trees, which are opened at each lookup so that they name the
+    /// calling process and thread (the monitor runs on the program's thread, and a forked
+    /// child must not see its parent's `/proc/self`).
+    fd: Option<OwnedFd>,
+    path: CString,
+    writable: bool,
+}
+
+impl Tree {
+    fn root(&self) -> Result<OwnedFd, Errno> {
+        match &self.fd {
+            Some(fd) => fd.try_clone().map_err(|_| Errno(libc::EMFILE)),
+            None => open_path(&self.path, libc::O_PATH | libc::O_CLOEXEC, 0)
+                .map_err(|_| Errno(libc::EACCES)),
+        }
+    }
+}
+
+/// The read-only and read-write trees of a policy.
+#[derive(Debug, Default)]
+pub struct Paths {
+    trees: Vec<Tree>,
+}
+
+/// Maximum number of symlinks followed in one lookup (the kernel's limit).
+pub const MAX_LINKS: u32 = 40;
+
+fn split(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+}
+
+/// Lexically normalised components of absolute `path`.
+fn normalise(path: &[u8]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for c in split(path) {
+        if c == b".." {
+            out.pop();
+        } else {
+            out.push(c.to_vec());
+        }
+    }
+    out
+}
+
+fn join(comps: &[Vec<u8>]) -> PathBuf {
+    let mut v = Vec::new();
+    for c in comps {
+        v.push(b'/');
+        v.extend_from_slice(c);
+    }
+    if v.is_empty() {
+        v.push(b'/');
+    }
+    PathBuf::from(std::ffi::OsStr::from_bytes(&v))
+}
+
+fn is_pid(c: &[u8]) -> bool {
+    c == b"self" || c == b"thread-self" || (!c.is_empty() && c.iter().all(u8::is_ascii_digit))
+}
+
+/// Whether canonical path `comps` is one of the `/proc` entries never reachable.
+pub fn hard_denied(comps: &[Vec<u8>]) -> bool {
+    if comps.first().map(Vec::as_slice) != Some(b"proc") {
+        return false;
+    }
+    let Some(second) = comps.get(1) else {
+        return false;
+    };
+    if matches!(second.as_slice(), b"kcore" | b"kmem" | b"sysrq-trigger") {
+        return true;
+    }
+    if !is_pid(second) {
+        return false;
+    }
+    let mut i = 2;
+    if comps.get(2).map(Vec::as_slice) == Some(b"task") && comps.get(3).is_some_and(|t| is_pid(t)) {
+        i = 4;
+    }
+    match comps.get(i).map(Vec::as_slice) {
+        Some(b"mem" | b"pagemap" | b"cwd" | b"root" | b"exe") => true,
+        Some(b"fd" | b"map_files") => comps.len() > i + 1,
+        _ => false,
+    }
+}
+
+fn cstr(name: &[u8]) -> Result<CString, Errno> {
+    CString::new(name).map_err(|_| Errno(libc::EINVAL))
+}
+
+/// `openat(dir, name, flags, mode)`.
+fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    // SAFETY: `dir` is a live fd for the duration of the call, `name` is NUL-terminated,
+    // and openat does not retain either pointer.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode) };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: openat just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `open(path, flags, mode)`.
+fn open_path(path: &CStr, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    // SAFETY: `path` is NUL-terminated and open does not retain the pointer.
+    let fd = unsafe { libc::open(path.as_ptr(), flags, mode) };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: open just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The `st_mode` file type bits of `fd`.
+fn file_type(fd: BorrowedFd<'_>) -> Result<u32, Errno> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `fd` is live and `st` points to writable memory of the size fstat fills.
+    let r = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: fstat succeeded, so it initialised `st`.
+    Ok(unsafe { st.assume_init() }.st_mode & libc::S_IFMT)
+}
+
+/// The target of the symlink `fd` (opened `O_PATH|O_NOFOLLOW`).
+fn read_link(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: `fd` is live, the empty path is NUL-terminated, and `buf` has `buf.len()`
+    // writable bytes, which is the size passed.
+    let n = unsafe {
+        libc::readlinkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(last_errno());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+impl Paths {
+    /// Adds tree `path` (absolute; symlinks in it are followed now). The same path added
+    /// twice is read-write if either was. Refuses hard-denied `/proc` entries.
+    pub fn add(&mut self, path: &Path, writable: bool) -> io::Result<()> {
+        let bytes = path.as_os_str().as_bytes();
+        if !bytes.starts_with(b"/") {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "tree path is not absolute",
+            ));
+        }
+        let comps = normalise(bytes);
+        if hard_denied(&comps) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "path is never reachable in the sandbox",
+            ));
+        }
+        if let Some(t) = self.trees.iter_mut().find(|t| t.comps == comps) {
+            t.writable |= writable;
+            return Ok(());
+        }
+        let c = CString::new(bytes)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+        let fd = open_path(&c, libc::O_PATH | libc::O_CLOEXEC, 0)
+            .map_err(|e| io::Error::from_raw_os_error(e.0))?;
+        let per_lookup = comps.first().is_some_and(|p| p == b"proc")
+            && comps
+                .get(1)
+                .is_some_and(|s| s == b"self" || s == b"thread-self");
+        let fd = if per_lookup { None } else { Some(fd) };
+        self.trees.push(Tree {
+            comps,
+            fd,
+            path: c,
+            writable,
+        });
+        Ok(())
+    }
+
+    /// The trees: `(path, writable)`.
+    pub fn trees(&self) -> impl Iterator<Item = (PathBuf, bool)> + '_ {
+        self.trees.iter().map(|t| (join(&t.comps), t.writable))
+    }
+
+    fn tree_at(&self, comps: &[Vec<u8>]) -> Option<&Tree> {
+        self.trees.iter().find(|t| t.comps == comps)
+    }
+
+    fn is_ancestor_of_tree(&self, comps: &[Vec<u8>]) -> bool {
+        self.trees
+            .iter()
+            .any(|t| t.comps.len() > comps.len() && t.comps.starts_with(comps))
+    }
+
+    fn innermost(&self, comps: &[Vec<u8>]) -> Option<&Tree> {
+        self.trees
+            .iter()
+            .filter(|t| comps.starts_with(&t.comps))
+            .max_by_key(|t| t.comps.len())
+    }
+
+    /// Resolves `path` (relative to absolute directory `base` unless absolute) for a call
+    /// that wants `want`; `follow` says whether a final symlink is followed. The entry
+    /// need not exist (then `node` is `None`), but its directory must.
+    pub fn check(
+        &self,
+        base: &Path,
+        path: &[u8],
+        follow: bool,
+        want: Access,
+    ) -> Result<ResolvedPath, Errno> {
+        if path.is_empty() {
+            return Err(Errno(libc::ENOENT));
+        }
+        if path.contains(&0) {
+            return Err(Errno(libc::EINVAL));
+        }
+        if path.len() >= libc::PATH_MAX as usize {
+            return Err(Errno(libc::ENAMETOOLONG));
+        }
+        let follow = follow || path.ends_with(b"/");
+        // Components still to walk, last one at the end (popped from the back).
+        let mut pending: Vec<Vec<u8>> = Vec::new();
+        for c in split(path).rev() {
+            pending.push(c.to_vec());
+        }
+        if !path.starts_with(b"/") {
+            let b = base.as_os_str().as_bytes();
+            if !b.starts_with(b"/") {
+                return Err(Errno(libc::EINVAL));
+            }
+            for c in split(b).rev() {
+                pending.push(c.to_vec());
+            }
+        }
+        let mut comps: Vec<Vec<u8>> = Vec::new();
+        // fds[0] is "/", fds[i] the fd of comps[..i]; None outside every tree.
+        let mut fds: Vec<Option<OwnedFd>> = vec![self.root_fd()?];
+        let mut links = 0;
+        let mut missing: Option<Vec<u8>> = None;
+        while let Some(c) = pending.pop() {
+            if c == b".." {
+                if !comps.is_empty() {
+                    comps.pop();
+                    fds.pop();
+                }
+                continue;
+            }
+            let last = pending.is_empty();
+            comps.push(c);
+            if hard_denied(&comps) {
+                return Err(Errno(libc::EACCES));
+            }
+            if let Some(t) = self.tree_at(&comps) {
+                fds.push(Some(t.root()?));
+                continue;
+            }
+            let Some(Some(dir)) = fds.last() else {
+                if self.is_ancestor_of_tree(&comps) {
+                    fds.push(None);
+                    continue;
+                }
+                return Err(Errno(libc::EACCES));
+            };
+            let name = cstr(comps.last().map_or(&[][..], Vec::as_slice))?;
+            let fd = match openat(
+                dir.as_fd(),
+                &name,
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0,
+            ) {
+                Ok(fd) => fd,
+                Err(Errno(libc::ENOENT)) if last => {
+                    missing = comps.pop();
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            if file_type(fd.as_fd())? == libc::S_IFLNK && (!last || follow) {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(Errno(libc::ELOOP));
+                }
+                let target = read_link(fd.as_fd())?;
+                if target.is_empty() {
+                    return Err(Errno(libc::ENOENT));
+                }
+                comps.pop();
+                if target.starts_with(b"/") {
+                    comps.clear();
+                    fds.truncate(1);
+                }
+                for t in split(&target).rev() {
+                    pending.push(t.to_vec());
+                }
+                continue;
+            }
+            fds.push(Some(fd));
+        }
+        // The final entry: either `missing` inside comps' directory, or comps itself.
+        let mut full = comps.clone();
+        if let Some(m) = &missing {
+            full.push(m.clone());
+        }
+        if hard_denied(&full) {
+            return Err(Errno(libc::EACCES));
+        }
+        let tree = self.innermost(&full).ok_or(Errno(libc::EACCES))?;
+        if want != Access::Read && !tree.writable {
+            return Err(Errno(libc::EACCES));
+        }
+        if want == Access::Mutate
+            && (self.tree_at(&full).is_some() || self.is_ancestor_of_tree(&full))
+        {
+            return Err(Errno(libc::EACCES));
+        }
+        let canonical = join(&full);
+        let writable = tree.writable;
+        if let Some(m) = missing {
+            let parent = fds.pop().flatten().ok_or(Errno(libc::EACCES))?;
+            return Ok(ResolvedPath {
+                canonical,
+                parent: Some(parent),
+                name: cstr(&m)?,
+                node: None,
+                writable,
+            });
+        }
+        let node = fds.pop().flatten().ok_or(Errno(libc::EACCES))?;
+        if self.tree_at(&comps).is_some() {
+            return Ok(ResolvedPath {
+                canonical,
+                parent: None,
+                name: CString::default(),
+                node: Some(node),
+                writable,
+            });
+        }
+        let parent = fds.pop().flatten().ok_or(Errno(libc::EACCES))?;
+        let name = cstr(comps.last().map_or(&[][..], Vec::as_slice))?;
+        Ok(ResolvedPath {
+            canonical,
+            parent: Some(parent),
+            name,
+            node: Some(node),
+            writable,
+        })
+    }
+
+    fn root_fd(&self) -> Result<Option<OwnedFd>, Errno> {
+        match self.tree_at(&[]) {
+            Some(t) => Ok(Some(t.root()?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Opens `path` for the program as `open(2)` would with `flags` and `mode`, confined to
+    /// the trees. Writing (`O_WRONLY`, `O_RDWR`, `O_CREAT`, `O_TRUNC`) needs a read-write
+    /// tree. The program's flags are passed through (`O_CLOEXEC` only if it asked).
+    pub fn open(&self, base: &Path, path: &[u8], flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+        let write = flags & libc::O_ACCMODE != libc::O_RDONLY
+            || flags & (libc::O_CREAT | libc::O_TRUNC) != 0;
+        let excl_create = flags & (libc::O_CREAT | libc::O_EXCL) == libc::O_CREAT | libc::O_EXCL;
+        let follow = flags & libc::O_NOFOLLOW == 0 && !excl_create;
+        let want = if write { Access::Write } else { Access::Read };
+        let r = self.check(base, path, follow, want)?;
+        if let Some(parent) = &r.parent {
+            return openat(parent.as_fd(), &r.name, flags | libc::O_NOFOLLOW, mode);
+        }
+        // A tree root: reopen the very inode its O_PATH fd holds.
+        let node = r.node.ok_or(Errno(libc::EACCES))?;
+        if excl_create {
+            return Err(Errno(libc::EEXIST));
+        }
+        if flags & libc::O_PATH != 0 {
+            return node.try_clone().map_err(|_| Errno(libc::EMFILE));
+        }
+        let proc_path = cstr(format!("/proc/self/fd/{}", node.as_raw_fd()).as_bytes())?;
+        open_path(
+            &proc_path,
+            flags & !(libc::O_NOFOLLOW | libc::O_CREAT),
+            mode,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let p = std::env::temp_dir().join(format!("dune-policy-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// t/ro (read-only tree), t/rw (read-write tree), t/secret (outside), with links.
+    fn setup(tag: &str) -> (TempDir, Paths) {
+        let t = TempDir::new(tag);
+        let d = &t.0;
+        for sub in ["ro/sub", "rw/inner", "secret"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        std::fs::write(d.join("ro/file"), b"ro").unwrap();
+        std::fs::write(d.join("ro/sub/deep"), b"deep").unwrap();
+        std::fs::write(d.join("secret/key"), b"key").unwrap();
+        std::fs::write(d.join("rw/inner/data"), b"data").unwrap();
+        symlink("../secret/key", d.join("ro/up")).unwrap();
+        symlink(d.join("secret/key"), d.join("ro/abs")).unwrap();
+        symlink(d.join("rw/inner/data"), d.join("ro/to_rw")).unwrap();
+        symlink("sub/deep", d.join("ro/rel")).unwrap();
+        symlink("loop2", d.join("ro/loop1")).unwrap();
+        symlink("loop1", d.join("ro/loop2")).unwrap();
+        symlink("../../../../../../../../../..", d.join("ro/dotdots")).unwrap();
+        symlink("/", d.join("rw/root")).unwrap();
+        let mut p = Paths::default();
+        p.add(&d.join("ro"), false).unwrap();
+        p.add(&d.join("rw"), true).unwrap();
+        (t, p)
+    }
+
+    fn rd(p: &Paths, path: &Path) -> Result<Vec<u8>, Errno> {
+        let fd = p.open(
+            Path::new("/"),
+            path.as_os_str().as_bytes(),
+            libc::O_RDONLY,
+            0,
+        )?;
+        Ok(std::fs::read(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap())
+    }
+
+    #[test]
+    fn reads_inside_and_refuses_outside() {
+        let (t, p) = setup("basic");
+        let d = &t.0;
+        assert_eq!(rd(&p, &d.join("ro/file")).unwrap(), b"ro");
+        assert_eq!(rd(&p, &d.join("ro/rel")).unwrap(), b"deep");
+        assert_eq!(rd(&p, &d.join("ro/to_rw")).unwrap(), b"data"); // lands in another tree
+        assert_eq!(rd(&p, &d.join("secret/key")), Err(Errno(libc::EACCES)));
+        assert_eq!(rd(&p, &d.join("ro/missing")), Err(Errno(libc::ENOENT)));
+        assert_eq!(rd(&p, &d.join("ro/file/x")), Err(Errno(libc::ENOTDIR)));
+        // Relative to a base directory.
+        let fd = p
+            .open(&d.join("ro/sub"), b"../file", libc::O_RDONLY, 0)
+            .unwrap();
+        drop(fd);
+        assert_eq!(
+            p.open(&d.join("ro"), b"../secret/key", libc::O_RDONLY, 0)
+                .err(),
+            Some(Errno(libc::EACCES))
+        );
+        let r = p
+            .check(
+                Path::new("/"),
+                d.join("ro/./sub//deep").as_os_str().as_bytes(),
+                true,
+                Access::Read,
+            )
+            .unwrap();
+        assert_eq!(r.canonical, d.join("ro/sub/deep"));
+        assert!(!r.writable);
+        assert_eq!(
+            p.check(Path::new("/"), b"", true, Access::Read).err(),
+            Some(Errno(libc::ENOENT))
+        );
+        assert_eq!(
+            p.check(Path::new("/"), b"/a\0b", true, Access::Read).err(),
+            Some(Errno(libc::EINVAL))
+        );
+    }
+
+    #[test]
+    fn symlink_escapes_are_refused() {
+        let (t, p) = setup("escape");
+        let d = &t.0;
+        assert_eq!(
+            rd(&p, &d.join("ro/up")),
+            Err(Errno(libc::EACCES)),
+            "relative ../ link"
+        );
+        assert_eq!(
+            rd(&p, &d.join("ro/abs")),
+            Err(Errno(libc::EACCES)),
+            "absolute link"
+        );
+        assert_eq!(
+            rd(&p, &d.join("ro/dotdots/etc/passwd")),
+            Err(Errno(libc::EACCES)),
+            "../.. chain"
+        );
+        assert_eq!(
+            rd(&p, &d.join("rw/root/etc/passwd")),
+            Err(Errno(libc::EACCES)),
+            "link to /"
+        );
+        let dd = format!("{}/ro/sub/../../../../../../../../etc/passwd", d.display());
+        assert_eq!(rd(&p, Path::new(&dd)), Err(Errno(libc::EACCES)));
+        assert_eq!(rd(&p, &d.join("ro/loop1")), Err(Errno(libc::ELOOP)), "loop");
+        // O_NOFOLLOW on a final symlink behaves as open(2) does.
+        let e = p.open(
+            Path::new("/"),
+            d.join("ro/rel").as_os_str().as_bytes(),
+            libc::O_RDONLY | libc::O_NOFOLLOW,
+            0,
+        );
+        assert_eq!(e.err(), Some(Errno(libc::ELOOP)));
+        // Not following the final link: the link itself is inside the tree.
+        let r = p
+            .check(
+                Path::new("/"),
+                d.join("ro/abs").as_os_str().as_bytes(),
+                false,
+                Access::Read,
+            )
+            .unwrap();
+        assert_eq!(r.canonical, d.join("ro/abs"));
+    }
+
+    #[test]
+    fn writes_need_a_read_write_tree() {
+        let (t, p) = setup("write");
+        let d = &t.0;
+        let b = |s: &str| d.join(s).into_os_string().into_vec();
+        use std::os::unix::ffi::OsStringExt;
+        let creat = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+        assert_eq!(
+            p.open(Path::new("/"), &b("ro/file"), libc::O_RDWR, 0).err(),
+            Some(Errno(libc::EACCES))
+        );
+        assert_eq!(
+            p.open(Path::new("/"), &b("ro/new"), creat, 0o644).err(),
+            Some(Errno(libc::EACCES))
+        );
+        assert_eq!(
+            p.open(Path::new("/"), &b("ro/to_rw"), libc::O_RDWR, 0)
+                .map(drop),
+            Ok(())
+        );
+        let fd = p
+            .open(Path::new("/"), &b("rw/inner/new"), creat, 0o644)
+            .unwrap();
+        drop(fd);
+        assert!(d.join("rw/inner/new").exists());
+        assert_eq!(
+            p.open(
+                Path::new("/"),
+                &b("rw/inner/new"),
+                creat | libc::O_EXCL,
+                0o644
+            )
+            .err(),
+            Some(Errno(libc::EEXIST))
+        );
+        assert_eq!(
+            p.open(Path::new("/"), &b("rw/nodir/new"), creat, 0o644)
+                .err(),
+            Some(Errno(libc::ENOENT))
+        );
+        assert_eq!(
+            p.open(&d.join("rw"), b"inner/../x", creat, 0o600).map(drop),
+            Ok(())
+        );
+        assert!(d.join("rw/x").exists());
+        let r = p
+            .check(Path::new("/"), &b("rw/inner/data"), false, Access::Mutate)
+            .unwrap();
+        assert!(r.writable && r.parent.is_some());
+        assert_eq!(r.name.as_bytes(), b"data");
+        // The trees' roots and their ancestors cannot be renamed or removed.
+        assert_eq!(
+            p.check(Path::new("/"), &b("rw"), false, Access::Mutate)
+                .err(),
+            Some(Errno(libc::EACCES))
+        );
+        assert_eq!(
+            p.check(Path::new("/"), &b("ro/file"), false, Access::Mutate)
+                .err(),
+            Some(Errno(libc::EACCES))
+        );
+    }
+
+    #[test]
+    fn tree_root_files_and_nested_trees() {
+        let (t, mut p) = setup("nested");
+        let d = &t.0;
+        std::fs::create_dir_all(d.join("rw/locked")).unwrap();
+        std::fs::write(d.join("rw/locked/f"), b"f").unwrap();
+        p.add(&d.join("rw/locked"), false).unwrap();
+        p.add(Path::new("/dev/null"), true).unwrap();
+        let b = |s: &str| d.join(s).as_os_str().as_bytes().to_vec();
+        assert_eq!(
+            p.open(Path::new("/"), &b("rw/locked/f"), libc::O_RDWR, 0)
+                .err(),
+            Some(Errno(libc::EACCES))
+        );
+        assert_eq!(
+            p.open(Path::new("/"), &b("rw/inner/../locked/f"), libc::O_RDWR, 0)
+                .err(),
+            Some(Errno(libc::EACCES))
+        );
+        assert!(p
+            .open(Path::new("/"), &b("rw/locked/f"), libc::O_RDONLY, 0)
+            .is_ok());
+        assert!(p
+            .open(Path::new("/"), b"/dev/null", libc::O_WRONLY, 0)
+            .is_ok());
+        assert!(p
+            .open(Path::new("/"), b"/dev/zero", libc::O_RDONLY, 0)
+            .is_err());
+        assert!(p
+            .open(
+                Path::new("/"),
+                &b("rw"),
+                libc::O_RDONLY | libc::O_DIRECTORY,
+                0
+            )
+            .is_ok());
+    }
+
+    #[test]
+    fn proc_magic_links_and_mem_are_refused() {
+        let mut p = Paths::default();
+        p.add(Path::new("/proc"), true).unwrap();
+        for bad in [
+            "/proc/self/mem",
+            "/proc/thread-self/mem",
+            "/proc/self/pagemap",
+            "/proc/self/fd/0",
+            "/proc/self/cwd",
+            "/proc/self/root/etc/passwd",
+            "/proc/self/exe",
+            "/proc/1/mem",
+            "/proc/self/map_files/x",
+            "/proc/kcore",
+            "/proc/sysrq-trigger",
+            "/proc/./self/../self/mem",
+        ] {
+            assert_eq!(
+                p.open(Path::new("/"), bad.as_bytes(), libc::O_RDONLY, 0)
+                    .err(),
+                Some(Errno(libc::EACCES)),
+                "{bad}"
+            );
+        }
+        let pid = std::process::id();
+        for bad in [
+            format!("/proc/{pid}/mem"),
+            format!("/proc/self/task/{pid}/mem"),
+            format!("/proc/{pid}/task/{pid}/fd/0"),
+        ] {
+            assert_eq!(
+                p.open(Path::new("/"), bad.as_bytes(), libc::O_RDONLY, 0)
+                    .err(),
+                Some(Errno(libc::EACCES)),
+                "{bad}"
+            );
+        }
+        // /dev/fd -> /proc/self/fd: refused too, if /dev is allowed.
+        p.add(Path::new("/dev"), false).unwrap();
+        assert_eq!(
+            p.open(Path::new("/"), b"/dev/fd/0", libc::O_RDONLY, 0)
+                .err(),
+            Some(Errno(libc::EACCES))
+        );
+        // Harmless entries still work, and listing fd/ is allowed (closefrom-style loops).
+        assert!(p
+            .open(Path::new("/"), b"/proc/self/status", libc::O_RDONLY, 0)
+            .is_ok());
+        assert!(p
+            .open(
+                Path::new("/"),
+                b"/proc/self/fd",
+                libc::O_RDONLY | libc::O_DIRECTORY,
+                0
+            )
+            .is_ok());
+        assert!(Paths::default()
+            .add(Path::new("/proc/self/mem"), false)
+            .is_err());
+    }
+}
