@@ -44,6 +44,10 @@ enum Command {
     /// Measure the Dune paper's micro-benchmarks, the Linux way and the Dune way.
     #[command(after_help = commands::bench::EXIT_STATUS_HELP)]
     Bench(commands::bench::Args),
+    /// Run an unmodified program in ring 3 under a policy, with a monitor in ring 0
+    /// that checks every system call (default: deny).
+    #[command(after_help = commands::sandbox::EXIT_STATUS_HELP)]
+    Sandbox(commands::sandbox::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Sandbox(args) => commands::sandbox::run(args),
     };
     match result {
         Ok(code) => code,

@@ -14,7 +14,8 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use crate::loader::{Placement, RangeMap, Space};
+use crate::loader::map::RangeMap;
+use crate::loader::{Placement, Space};
 
 const PAGE: u64 = 4096;
 /// End of the lower half (user space) of the address space.

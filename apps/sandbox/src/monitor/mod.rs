@@ -28,7 +28,7 @@ pub mod uaccess;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
 
 use libdune::user::{self, UserContext, UserExit};
@@ -153,8 +153,9 @@ pub fn start(policy: Policy, trace: bool, argv: Vec<OsString>, env: Vec<OsString
     // lines are lost, nothing else).
     let audit_fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 1000) };
     audit::configure(if audit_fd >= 0 { audit_fd } else { 2 }, trace);
-    libdune::runtime::init(&libdune::Options::default()).map_err(|e| setup("cannot use KVM", &e))?;
-    libdune::runtime::enter().map_err(|e| setup("cannot enter Dune mode", &e))?;
+    let options = libdune::Options::default();
+    libdune::runtime::init(&options).map_err(|e| setup("cannot use KVM", &e))?;
+    libdune::runtime::enter(&options).map_err(|e| setup("cannot enter Dune mode", &e))?;
     uaccess::install().map_err(|e| setup("installing the fault handler", &e))?;
     let cwd = std::env::current_dir().map_err(|e| setup("current directory", &e))?;
     let mut space = ProgramSpace::new(policy.limits().memory.unwrap_or(0));
@@ -165,7 +166,7 @@ pub fn start(policy: Policy, trace: bool, argv: Vec<OsString>, env: Vec<OsString
             vdso = s;
         }
     }
-    let opts = StackOptions { sysinfo_ehdr: vdso, hwcap2: signals::hwcap2(), ..StackOptions::default() };
+    let opts = StackOptions { sysinfo_ehdr: (vdso != 0).then_some(vdso), hwcap2: signals::hwcap2(), ..StackOptions::default() };
     let loaded = loader::load(&exec, &mut space, &opts)?;
     drop(exec);
     space.brk_start = loaded.brk_start;

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod doctor;
 pub mod run;
+pub mod sandbox;
 
 use std::fmt;
 use std::io;
@@ -19,6 +20,10 @@ pub enum Error {
     Output(io::Error),
     /// `dune run` could not run the program.
     Run(dune_run::RunError),
+    /// `dune sandbox`: a bad policy (exit 126, nothing runs).
+    Policy(dune_sandbox::PolicyError),
+    /// `dune sandbox` could not start the program.
+    Sandbox(dune_sandbox::StartError),
 }
 
 impl Error {
@@ -27,6 +32,8 @@ impl Error {
         match self {
             Error::Output(_) => EXIT_ERROR,
             Error::Run(e) => e.exit_code(),
+            Error::Policy(_) => 126,
+            Error::Sandbox(e) => e.exit_code(),
         }
     }
 }
@@ -36,6 +43,8 @@ impl fmt::Display for Error {
         match self {
             Error::Output(e) => write!(f, "cannot write to stdout: {e}"),
             Error::Run(e) => write!(f, "{e}"),
+            Error::Policy(e) => write!(f, "policy: {e}"),
+            Error::Sandbox(e) => write!(f, "{e}"),
         }
     }
 }
@@ -45,6 +54,8 @@ impl std::error::Error for Error {
         match self {
             Error::Output(e) => Some(e),
             Error::Run(e) => Some(e),
+            Error::Policy(e) => Some(e),
+            Error::Sandbox(e) => Some(e),
         }
     }
 }

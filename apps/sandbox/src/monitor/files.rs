@@ -1,0 +1,289 @@
+//! Calls that name paths: each path is copied into the monitor, resolved by the
+//! policy's path rules ([`crate::policy::Paths`]: symlinks and `..` cannot leave the
+//! allowed trees, write access only in read-write trees), and the call is then made
+//! on the descriptors the resolver holds (`*at(parent, name)`), never on the
+//! program's string again.
+
+use std::os::fd::{AsRawFd, IntoRawFd};
+use std::path::PathBuf;
+
+use super::calls::{c, copy_in, cstr_in, fd, opt, raw, user, R};
+use super::{audit, m};
+use crate::policy::{Access, Errno, ResolvedPath};
+
+const MAX_PATH: usize = 4096;
+
+fn err(e: Errno) -> i64 {
+    -(e.0 as i64)
+}
+
+/// The directory a relative path starts from: the current directory or `dirfd`'s.
+fn base(dirfd: u64) -> Result<PathBuf, i64> {
+    if dirfd as i32 == libc::AT_FDCWD {
+        return Ok(m().cwd.lock().unwrap_or_else(|e| e.into_inner()).clone());
+    }
+    fd(dirfd)?;
+    let p = std::fs::read_link(format!("/proc/self/fd/{}", dirfd as i32)).map_err(|_| -(libc::EBADF as i64))?;
+    if !p.is_absolute() {
+        return Err(-(libc::ENOTDIR as i64));
+    }
+    Ok(p)
+}
+
+fn path_arg(addr: u64) -> Result<Vec<u8>, i64> {
+    let p = cstr_in(addr, MAX_PATH)?;
+    if p.is_empty() {
+        return Err(-(libc::ENOENT as i64));
+    }
+    Ok(p)
+}
+
+fn resolve(call: &str, dirfd: u64, addr: u64, follow: bool, want: Access) -> Result<ResolvedPath, i64> {
+    let p = path_arg(addr)?;
+    let b = base(dirfd)?;
+    m().policy.paths().check(&b, &p, follow, want).map_err(|e| {
+        if e.0 == libc::EACCES || e.0 == libc::EPERM || e.0 == libc::EXDEV {
+            audit::deny(&format!("{call}(\"{}\")", String::from_utf8_lossy(&p)), &format!("outside the allowed {} trees", if want == Access::Read { "read" } else { "write" }));
+        }
+        err(e)
+    })
+}
+
+/// `(dirfd, name)` to act on, for a resolved path: the parent directory and the
+/// entry name, or the node itself with an empty name (a tree root).
+fn target(r: &ResolvedPath) -> Result<(i32, std::ffi::CString, bool), i64> {
+    match (&r.parent, &r.node) {
+        (Some(p), _) => Ok((p.as_raw_fd(), r.name.clone(), false)),
+        (None, Some(n)) => Ok((n.as_raw_fd(), c(b"")?, true)),
+        (None, None) => Err(-(libc::ENOENT as i64)),
+    }
+}
+
+fn path_open(dirfd: u64, addr: u64, flags: u64, mode: u64) -> R {
+    let p = path_arg(addr)?;
+    let b = base(dirfd)?;
+    match m().policy.paths().open(&b, &p, flags as i32, mode as u32) {
+        Ok(f) => Ok(f.into_raw_fd() as i64),
+        Err(e) => {
+            if e.0 == libc::EACCES || e.0 == libc::EXDEV {
+                audit::deny(&format!("open(\"{}\", {flags:#o})", String::from_utf8_lossy(&p)), "outside the allowed trees");
+            }
+            Err(err(e))
+        }
+    }
+}
+
+fn path_stat(dirfd: u64, addr: u64, buf: u64, flags: u64) -> R {
+    user(buf, 144)?;
+    if flags & libc::AT_EMPTY_PATH as u64 != 0 && cstr_in(addr, 1).map(|v| v.is_empty()).unwrap_or(false) {
+        fd(dirfd)?;
+        return fwd_ret(raw(libc::SYS_newfstatat, [dirfd, addr, buf, flags, 0, 0]));
+    }
+    let follow = flags & libc::AT_SYMLINK_NOFOLLOW as u64 == 0;
+    let r = resolve("stat", dirfd, addr, follow, Access::Read)?;
+    let (d, name, empty) = target(&r)?;
+    let fl = libc::AT_SYMLINK_NOFOLLOW as u64 | if empty { libc::AT_EMPTY_PATH as u64 } else { 0 };
+    fwd_ret(raw(libc::SYS_newfstatat, [d as u64, name.as_ptr() as u64, buf, fl, 0, 0]))
+}
+
+fn fwd_ret(r: i64) -> R {
+    if r < 0 && r > -4096 { Err(r) } else { Ok(r) }
+}
+
+/// Handles the path calls (see `calls`).
+#[allow(non_upper_case_globals)] // libc's SYS_* names
+pub fn call(n: i64, a: [u64; 6]) -> R {
+    use libc::*;
+    let cwd = AT_FDCWD as u32 as u64;
+    match n {
+        SYS_open => path_open(cwd, a[0], a[1], a[2]),
+        SYS_creat => path_open(cwd, a[0], (O_CREAT | O_WRONLY | O_TRUNC) as u64, a[1]),
+        SYS_openat => path_open(a[0], a[1], a[2], a[3]),
+        SYS_openat2 => {
+            // struct open_how { flags, mode, resolve }: resolve flags only narrow
+            // what the monitor allows anyway.
+            if a[3] < 24 {
+                return Err(-(EINVAL as i64));
+            }
+            let how = copy_in(a[2], 24)?;
+            let w = |i: usize| u64::from_le_bytes(how[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+            path_open(a[0], a[1], w(0), w(1))
+        }
+        SYS_stat => path_stat(cwd, a[0], a[1], 0),
+        SYS_lstat => path_stat(cwd, a[0], a[1], AT_SYMLINK_NOFOLLOW as u64),
+        SYS_newfstatat => path_stat(a[0], a[1], a[2], a[3]),
+        SYS_statx => {
+            user(a[4], 256)?;
+            if a[2] & AT_EMPTY_PATH as u64 != 0 && cstr_in(a[1], 1).map(|v| v.is_empty()).unwrap_or(false) {
+                fd(a[0])?;
+                return fwd_ret(raw(n, a));
+            }
+            let r = resolve("statx", a[0], a[1], a[2] & AT_SYMLINK_NOFOLLOW as u64 == 0, Access::Read)?;
+            let (d, name, empty) = target(&r)?;
+            let fl = (a[2] & 0x6000) | AT_SYMLINK_NOFOLLOW as u64 | if empty { AT_EMPTY_PATH as u64 } else { 0 };
+            fwd_ret(raw(n, [d as u64, name.as_ptr() as u64, fl, a[3], a[4], 0]))
+        }
+        SYS_access | SYS_faccessat | SYS_faccessat2 => {
+            let (dirfd, addr, mode, flags) = if n == SYS_access { (cwd, a[0], a[1], 0) } else { (a[0], a[1], a[2], if n == SYS_faccessat2 { a[3] } else { 0 }) };
+            let want = if mode & W_OK as u64 != 0 { Access::Write } else { Access::Read };
+            let r = resolve("access", dirfd, addr, flags & AT_SYMLINK_NOFOLLOW as u64 == 0, want)?;
+            let (d, name, empty) = target(&r)?;
+            let fl = AT_SYMLINK_NOFOLLOW as u64 | if empty { AT_EMPTY_PATH as u64 } else { 0 };
+            fwd_ret(raw(SYS_faccessat2, [d as u64, name.as_ptr() as u64, mode, fl, 0, 0]))
+        }
+        SYS_readlink | SYS_readlinkat => {
+            let (dirfd, addr, buf, size) = if n == SYS_readlink { (cwd, a[0], a[1], a[2]) } else { (a[0], a[1], a[2], a[3]) };
+            user(buf, size)?;
+            let r = resolve("readlink", dirfd, addr, false, Access::Read)?;
+            let (d, name, _) = target(&r)?;
+            fwd_ret(raw(SYS_readlinkat, [d as u64, name.as_ptr() as u64, buf, size, 0, 0]))
+        }
+        SYS_mkdir | SYS_mkdirat => {
+            let (dirfd, addr, mode) = if n == SYS_mkdir { (cwd, a[0], a[1]) } else { (a[0], a[1], a[2]) };
+            let r = resolve("mkdir", dirfd, addr, false, Access::Write)?;
+            let (d, name, _) = target(&r)?;
+            fwd_ret(raw(SYS_mkdirat, [d as u64, name.as_ptr() as u64, mode, 0, 0, 0]))
+        }
+        SYS_unlink | SYS_unlinkat | SYS_rmdir => {
+            let (dirfd, addr, flags) = match n {
+                SYS_unlink => (cwd, a[0], 0),
+                SYS_rmdir => (cwd, a[0], AT_REMOVEDIR as u64),
+                _ => (a[0], a[1], a[2] & AT_REMOVEDIR as u64),
+            };
+            let r = resolve("unlink", dirfd, addr, false, Access::Mutate)?;
+            let (d, name, _) = target(&r)?;
+            fwd_ret(raw(SYS_unlinkat, [d as u64, name.as_ptr() as u64, flags, 0, 0, 0]))
+        }
+        SYS_rename | SYS_renameat | SYS_renameat2 => {
+            let (d1, p1, d2, p2, flags) = if n == SYS_rename { (cwd, a[0], cwd, a[1], 0) } else { (a[0], a[1], a[2], a[3], if n == SYS_renameat2 { a[4] } else { 0 }) };
+            let r1 = resolve("rename", d1, p1, false, Access::Mutate)?;
+            let r2 = resolve("rename", d2, p2, false, Access::Mutate)?;
+            let (fd1, n1, _) = target(&r1)?;
+            let (fd2, n2, _) = target(&r2)?;
+            fwd_ret(raw(SYS_renameat2, [fd1 as u64, n1.as_ptr() as u64, fd2 as u64, n2.as_ptr() as u64, flags, 0]))
+        }
+        SYS_link | SYS_linkat => {
+            let (d1, p1, d2, p2, flags) = if n == SYS_link { (cwd, a[0], cwd, a[1], 0) } else { (a[0], a[1], a[2], a[3], a[4]) };
+            let r1 = resolve("link", d1, p1, flags & AT_SYMLINK_FOLLOW as u64 != 0, Access::Write)?;
+            let r2 = resolve("link", d2, p2, false, Access::Write)?;
+            let (fd1, n1, _) = target(&r1)?;
+            let (fd2, n2, _) = target(&r2)?;
+            fwd_ret(raw(SYS_linkat, [fd1 as u64, n1.as_ptr() as u64, fd2 as u64, n2.as_ptr() as u64, 0, 0]))
+        }
+        SYS_symlink | SYS_symlinkat => {
+            let (tgt, dirfd, addr) = if n == SYS_symlink { (a[0], cwd, a[1]) } else { (a[0], a[1], a[2]) };
+            let content = c(&cstr_in(tgt, MAX_PATH)?)?;
+            let r = resolve("symlink", dirfd, addr, false, Access::Write)?;
+            let (d, name, _) = target(&r)?;
+            fwd_ret(raw(SYS_symlinkat, [content.as_ptr() as u64, d as u64, name.as_ptr() as u64, 0, 0, 0]))
+        }
+        SYS_chmod | SYS_fchmodat => {
+            let (dirfd, addr, mode) = if n == SYS_chmod { (cwd, a[0], a[1]) } else { (a[0], a[1], a[2]) };
+            let r = resolve("chmod", dirfd, addr, true, Access::Write)?;
+            let (d, name, empty) = target(&r)?;
+            if empty {
+                return Err(-(EPERM as i64));
+            }
+            fwd_ret(raw(SYS_fchmodat, [d as u64, name.as_ptr() as u64, mode, 0, 0, 0]))
+        }
+        SYS_chown | SYS_lchown | SYS_fchownat => {
+            let (dirfd, addr, uid, gid, follow) = match n {
+                SYS_chown => (cwd, a[0], a[1], a[2], true),
+                SYS_lchown => (cwd, a[0], a[1], a[2], false),
+                _ => (a[0], a[1], a[2], a[3], a[4] & AT_SYMLINK_NOFOLLOW as u64 == 0),
+            };
+            let r = resolve("chown", dirfd, addr, follow, Access::Write)?;
+            let (d, name, empty) = target(&r)?;
+            let fl = AT_SYMLINK_NOFOLLOW as u64 | if empty { AT_EMPTY_PATH as u64 } else { 0 };
+            fwd_ret(raw(SYS_fchownat, [d as u64, name.as_ptr() as u64, uid, gid, fl, 0]))
+        }
+        SYS_utimensat => {
+            opt(a[2], 32)?;
+            if a[1] == 0 {
+                fd(a[0])?;
+                return fwd_ret(raw(n, a));
+            }
+            let r = resolve("utimensat", a[0], a[1], a[3] & AT_SYMLINK_NOFOLLOW as u64 == 0, Access::Write)?;
+            let (d, name, empty) = target(&r)?;
+            let fl = AT_SYMLINK_NOFOLLOW as u64 | if empty { AT_EMPTY_PATH as u64 } else { 0 };
+            fwd_ret(raw(n, [d as u64, name.as_ptr() as u64, a[2], fl, 0, 0]))
+        }
+        SYS_utime | SYS_utimes | SYS_futimesat => {
+            let (dirfd, addr, times, len) = match n {
+                SYS_utime => (cwd, a[0], a[1], 16),
+                SYS_utimes => (cwd, a[0], a[1], 32),
+                _ => (a[0], a[1], a[2], 32),
+            };
+            opt(times, len)?;
+            let r = resolve("utimes", dirfd, addr, true, Access::Write)?;
+            let (d, name, _) = target(&r)?;
+            // Through utimensat on the resolved entry (times converted: NULL = now).
+            let ts: Option<[i64; 4]> = if times == 0 {
+                None
+            } else {
+                let b = copy_in(times, len as usize)?;
+                let w = |i: usize| i64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+                Some(if n == SYS_utime { [w(0), 0, w(1), 0] } else { [w(0), w(1) * 1000, w(2), w(3) * 1000] })
+            };
+            fwd_ret(raw(SYS_utimensat, [d as u64, name.as_ptr() as u64, ts.as_ref().map_or(0, |t| t.as_ptr() as u64), AT_SYMLINK_NOFOLLOW as u64, 0, 0]))
+        }
+        SYS_truncate => {
+            let p = path_arg(a[0])?;
+            let b = base(cwd)?;
+            let f = m().policy.paths().open(&b, &p, O_WRONLY | O_CLOEXEC, 0).map_err(err)?;
+            fwd_ret(raw(SYS_ftruncate, [f.as_raw_fd() as u64, a[1], 0, 0, 0, 0]))
+        }
+        SYS_chdir => {
+            let r = resolve("chdir", cwd, a[0], true, Access::Read)?;
+            let node = r.node.as_ref().ok_or(-(ENOENT as i64))?;
+            // An O_PATH descriptor of a directory is enough for fchdir.
+            fwd_ret(raw(SYS_fchdir, [node.as_raw_fd() as u64, 0, 0, 0, 0, 0]))?;
+            *m().cwd.lock().unwrap_or_else(|e| e.into_inner()) = r.canonical.clone();
+            Ok(0)
+        }
+        SYS_fchdir => {
+            fd(a[0])?;
+            let p = base(a[0])?;
+            fwd_ret(raw(n, a))?;
+            *m().cwd.lock().unwrap_or_else(|e| e.into_inner()) = p;
+            Ok(0)
+        }
+        SYS_getcwd => {
+            user(a[0], a[1])?;
+            let cwd = m().cwd.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let mut b = cwd.into_os_string().into_encoded_bytes();
+            b.push(0);
+            if b.len() as u64 > a[1] {
+                return Err(-(ERANGE as i64));
+            }
+            if !super::calls::write_user(a[0], &b) {
+                return Err(-(EFAULT as i64));
+            }
+            Ok(b.len() as i64)
+        }
+        SYS_mknod | SYS_mknodat => {
+            let (dirfd, addr, mode, dev) = if n == SYS_mknod { (cwd, a[0], a[1], a[2]) } else { (a[0], a[1], a[2], a[3]) };
+            let kind = mode as u32 & S_IFMT;
+            if !(kind == S_IFIFO || kind == S_IFREG || kind == S_IFSOCK || kind == 0) {
+                return super::calls::deny("mknod", "device nodes are not allowed", EPERM);
+            }
+            let r = resolve("mknod", dirfd, addr, false, Access::Write)?;
+            let (d, name, _) = target(&r)?;
+            fwd_ret(raw(SYS_mknodat, [d as u64, name.as_ptr() as u64, mode, dev, 0, 0]))
+        }
+        SYS_statfs => {
+            user(a[1], 120)?;
+            let r = resolve("statfs", cwd, a[0], true, Access::Read)?;
+            let node = r.node.as_ref().ok_or(-(ENOENT as i64))?;
+            fwd_ret(raw(SYS_fstatfs, [node.as_raw_fd() as u64, a[1], 0, 0, 0, 0]))
+        }
+        SYS_inotify_add_watch => {
+            fd(a[0])?;
+            let r = resolve("inotify_add_watch", cwd, a[1], a[2] & IN_DONT_FOLLOW as u64 == 0, Access::Read)?;
+            let node = r.node.as_ref().ok_or(-(ENOENT as i64))?;
+            let via = c(format!("/proc/self/fd/{}", node.as_raw_fd()).as_bytes())?;
+            fwd_ret(raw(n, [a[0], via.as_ptr() as u64, a[2], 0, 0, 0]))
+        }
+        _ => Err(-(ENOSYS as i64)),
+    }
+}
