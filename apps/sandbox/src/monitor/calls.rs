@@ -522,7 +522,7 @@ fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
         SYS_brk => Ok(m().space().brk(a[0]) as i64),
         SYS_madvise | SYS_msync | SYS_mlock | SYS_munlock | SYS_mlock2 => {
             let len = a[1].div_ceil(4096) * 4096;
-            if !m().space().contains(a[0] & !4095, len) {
+            if !m().space().owns(a[0] & !4095, (a[0] & !4095).saturating_add(len)) {
                 return deny(&format!("{}({:#x}, {:#x})", name(nr), a[0], a[1]), "range is not the program's memory", libc::ENOMEM);
             }
             fwd(n, a)

@@ -134,6 +134,13 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
         SYS_readlink | SYS_readlinkat => {
             let (dirfd, addr, buf, size) = if n == SYS_readlink { (cwd, a[0], a[1], a[2]) } else { (a[0], a[1], a[2], a[3]) };
             user(buf, size)?;
+            // /proc/self/exe reads as the program's path (the real link is the monitor's).
+            let p = path_arg(addr)?;
+            if p == b"/proc/self/exe" || p == format!("/proc/{}/exe", std::process::id()).as_bytes() {
+                let exe = m().exe.lock().unwrap_or_else(|e| e.into_inner()).clone().into_os_string().into_encoded_bytes();
+                let k = exe.len().min(size as usize);
+                return if super::calls::write_user(buf, &exe[..k]) { Ok(k as i64) } else { Err(-(EFAULT as i64)) };
+            }
             let r = resolve("readlink", dirfd, addr, false, Access::Read)?;
             let (d, name, _) = target(&r)?;
             fwd_ret(raw(SYS_readlinkat, [d as u64, name.as_ptr() as u64, buf, size, 0, 0]))

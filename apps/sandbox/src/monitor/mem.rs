@@ -38,6 +38,8 @@ pub struct ProgramSpace {
     /// Program break: start, current end (page-rounded up for the mapping).
     pub brk_start: u64,
     pub brk_cur: u64,
+    /// Mappings the program shares with the monitor (the vDSO): never replaced.
+    fixed: Vec<(u64, u64)>,
 }
 
 fn mmap_raw(addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off: u64) -> io::Result<u64> {
@@ -58,7 +60,7 @@ fn page_up(x: u64) -> Option<u64> {
 impl ProgramSpace {
     /// An empty space.
     pub fn new(limit: u64) -> Self {
-        ProgramSpace { owned: RangeMap::default(), accessible: 0, limit, brk_start: 0, brk_cur: 0 }
+        ProgramSpace { owned: RangeMap::default(), accessible: 0, limit, brk_start: 0, brk_cur: 0, fixed: Vec::new() }
     }
 
     /// Whether `[addr, addr+len)` lies entirely in the program's ranges (any
@@ -74,8 +76,14 @@ impl ProgramSpace {
     }
 
     /// Whether the program owns all of `[addr, end)` (inaccessible parts included).
-    fn owns(&self, addr: u64, end: u64) -> bool {
-        self.owned.covers(addr, end, |_| true)
+    pub fn owns(&self, addr: u64, end: u64) -> bool {
+        addr < end && self.owned.covers(addr, end, |_| true)
+    }
+
+    /// Whether `[addr, end)` touches a mapping shared with the monitor (the vDSO),
+    /// which the program may use but never replace, move or change.
+    fn touches_fixed(&self, addr: u64, end: u64) -> bool {
+        self.fixed.iter().any(|&(s, e)| s < end && addr < e)
     }
 
     fn record(&mut self, start: u64, end: u64, prot: i32) -> io::Result<()> {
@@ -105,6 +113,9 @@ impl ProgramSpace {
     /// an inaccessible reservation that fails if anything (the monitor's memory) is
     /// there. On failure nothing is claimed.
     fn claim(&mut self, addr: u64, end: u64) -> io::Result<()> {
+        if self.touches_fixed(addr, end) {
+            return Err(errno(libc::EPERM));
+        }
         let mut gaps = Vec::new();
         let mut at = addr;
         for &(s, e, _) in self.owned.iter() {
@@ -210,6 +221,9 @@ impl ProgramSpace {
     pub fn munmap(&mut self, addr: u64, len: u64) -> io::Result<()> {
         let len = page_up(len).ok_or(errno(libc::EINVAL))?;
         let end = addr.checked_add(len).filter(|&e| addr % PAGE == 0 && len > 0 && e <= USER_END).ok_or(errno(libc::EINVAL))?;
+        if self.touches_fixed(addr, end) {
+            return Err(errno(libc::EPERM));
+        }
         let parts: Vec<(u64, u64)> = self.owned.iter().filter(|r| r.1 > addr && r.0 < end && r.2 != libc::PROT_NONE).map(|r| (r.0.max(addr), r.1.min(end))).collect();
         for (s, e) in parts {
             self.quarantine(s, e);
@@ -230,6 +244,9 @@ impl ProgramSpace {
         if !self.owns(addr, end) {
             return Err(errno(libc::ENOMEM));
         }
+        if self.touches_fixed(addr, end) {
+            return Err(errno(libc::EPERM));
+        }
         self.check_limit(addr, end, prot)?;
         // SAFETY: the range is the program's (checked above).
         if unsafe { libc::mprotect(addr as *mut libc::c_void, len as usize, prot) } != 0 {
@@ -245,7 +262,7 @@ impl ProgramSpace {
         let old_len = page_up(old_len).ok_or(errno(libc::EINVAL))?;
         let new_len = page_up(new_len).filter(|&l| l > 0 && l <= USER_END).ok_or(errno(libc::EINVAL))?;
         let old_end = old.checked_add(old_len).filter(|&e| old % PAGE == 0 && e <= USER_END).ok_or(errno(libc::EINVAL))?;
-        if old_len == 0 || flags & !(libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) != 0 || !self.contains(old, old_len) {
+        if old_len == 0 || flags & !(libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) != 0 || !self.contains(old, old_len) || self.touches_fixed(old, old_end) {
             return Err(errno(libc::EINVAL));
         }
         let prot = self.owned.iter().find(|r| r.0 <= old && r.1 > old).map_or(libc::PROT_NONE, |r| r.2);
@@ -316,7 +333,7 @@ impl ProgramSpace {
 
     /// Everything the program owns, quarantined (before `execve` loads a new image).
     pub fn clear(&mut self) {
-        let all: Vec<(u64, u64)> = self.owned.iter().filter(|r| r.2 != libc::PROT_NONE).map(|r| (r.0, r.1)).collect();
+        let all: Vec<(u64, u64)> = self.owned.iter().filter(|r| r.2 != libc::PROT_NONE && !self.touches_fixed(r.0, r.1)).map(|r| (r.0, r.1)).collect();
         for (s, e) in all {
             self.quarantine(s, e);
         }
@@ -327,6 +344,7 @@ impl ProgramSpace {
     /// Adds a mapping that already exists in the process (the vDSO) to the program's
     /// ranges, with its protection.
     pub fn adopt(&mut self, start: u64, end: u64, prot: i32) -> io::Result<()> {
+        self.fixed.push((start, end));
         self.record(start, end, prot)
     }
 }

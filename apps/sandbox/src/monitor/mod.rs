@@ -51,6 +51,8 @@ pub struct Monitor {
     pub vdso: u64,
     /// Children the program forked (for `kill`).
     pub children: Mutex<Vec<i32>>,
+    /// The program's path (what `/proc/self/exe` reads as).
+    pub exe: Mutex<PathBuf>,
 }
 
 static MONITOR: OnceLock<Monitor> = OnceLock::new();
@@ -120,6 +122,15 @@ fn vdso_ranges() -> Vec<(u64, u64, i32)> {
     out
 }
 
+/// Where the monitor's own descriptors start: below the soft descriptor limit, high
+/// enough that programs do not reach it in practice.
+fn own_fd_base() -> i32 {
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one struct rlimit.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) };
+    (l.rlim_cur.min(1024) as i32 - 128).max(64)
+}
+
 /// Why the sandbox could not start the program.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -144,15 +155,22 @@ impl StartError {
 /// Loads and runs the program in the calling process, which becomes the sandbox: it
 /// returns only if the program cannot be started. Must be called before the process
 /// has other threads.
-pub fn start(policy: Policy, trace: bool, argv: Vec<OsString>, env: Vec<OsString>) -> Result<std::convert::Infallible, StartError> {
+pub fn start(mut policy: Policy, trace: bool, argv: Vec<OsString>, env: Vec<OsString>) -> Result<std::convert::Infallible, StartError> {
     let setup = |what: &str, e: &dyn std::fmt::Display| StartError::Setup(format!("{what}: {e}"));
     let name = argv.first().cloned().ok_or_else(|| StartError::Setup("no program given".into()))?;
     // Everything that can fail on bad input is checked before Dune mode.
     let exec = loader::prepare(&name, argv, &env)?;
+    let exe_path = std::fs::canonicalize(&exec.execfn).unwrap_or_else(|_| PathBuf::from(&exec.execfn));
+    // The monitor's descriptors go high, so the program numbers its own as natively.
+    let base = own_fd_base();
     // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor; stderr may be closed (then audit
     // lines are lost, nothing else).
-    let audit_fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 1000) };
+    let audit_fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, base) };
     audit::configure(if audit_fd >= 0 { audit_fd } else { 2 }, trace);
+    let mut own = policy.paths_mut().relocate(base).map_err(|e| setup("moving the policy's descriptors", &e))?;
+    if audit_fd >= 0 {
+        own.push(audit_fd);
+    }
     let options = libdune::Options::default();
     libdune::runtime::init(&options).map_err(|e| setup("cannot use KVM", &e))?;
     libdune::runtime::enter(&options).map_err(|e| setup("cannot enter Dune mode", &e))?;
@@ -171,7 +189,6 @@ pub fn start(policy: Policy, trace: bool, argv: Vec<OsString>, env: Vec<OsString
     drop(exec);
     space.brk_start = loaded.brk_start;
     space.brk_cur = loaded.brk_start;
-    let own = if audit_fd >= 0 { vec![audit_fd] } else { Vec::new() };
     let monitor = Monitor {
         policy,
         space: Mutex::new(space),
@@ -180,6 +197,7 @@ pub fn start(policy: Policy, trace: bool, argv: Vec<OsString>, env: Vec<OsString
         threads: AtomicUsize::new(1),
         vdso,
         children: Mutex::new(Vec::new()),
+        exe: Mutex::new(exe_path),
     };
     if MONITOR.set(monitor).is_err() {
         return Err(StartError::Setup("a sandbox already runs in this process".into()));

@@ -54,10 +54,15 @@ fn set_result(t: &mut Thread, r: R) -> Flow {
 pub fn clone(t: &mut Thread, nr: u64, a: [u64; 6]) -> Flow {
     let r = match nr as i64 {
         libc::SYS_fork | libc::SYS_vfork => fork(t, libc::SIGCHLD as u64, 0, 0, 0, 0),
-        // glibc falls back to clone when clone3 is not there.
-        libc::SYS_clone3 => Err(-(libc::ENOSYS as i64)),
         _ => {
-            let (flags, sp, ptid, ctid, tls) = (a[0], a[1], a[2], a[3], a[4]);
+            let (flags, sp, ptid, ctid, tls) = if nr as i64 == libc::SYS_clone3 {
+                match clone3_args(a[0], a[1]) {
+                    Ok(x) => x,
+                    Err(e) => return set_result(t, Err(e)),
+                }
+            } else {
+                (a[0], a[1], a[2], a[3], a[4])
+            };
             if flags & CLONE_THREAD != 0 {
                 if flags & !THREAD_FLAGS != 0 || flags & (CLONE_VM | libc::CLONE_SIGHAND as u64) != CLONE_VM | libc::CLONE_SIGHAND as u64 {
                     deny(&format!("clone({flags:#x})"), "thread flags the sandbox does not support", libc::EINVAL)
@@ -72,6 +77,26 @@ pub fn clone(t: &mut Thread, nr: u64, a: [u64; 6]) -> Flow {
         }
     };
     set_result(t, r)
+}
+
+/// `struct clone_args` copied in, as `clone`'s (flags | exit signal, stack top,
+/// parent tid, child tid, tls). Features `clone` lacks (pidfd, set_tid, cgroup) are
+/// refused.
+fn clone3_args(addr: u64, size: u64) -> Result<(u64, u64, u64, u64, u64), i64> {
+    if !(64..=4096).contains(&size) {
+        return Err(-(libc::EINVAL as i64));
+    }
+    let b = copy_in(addr, size as usize)?;
+    let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+    let (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) = (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7));
+    let rest_zero = b[64..].iter().all(|&x| x == 0);
+    // `pidfd` is read only with CLONE_PIDFD (glibc fills it in anyway).
+    let _ = pidfd;
+    if flags & libc::CLONE_PIDFD as u64 != 0 || !rest_zero || exit_signal > 64 || flags & 0xff != 0 {
+        return Err(-(libc::EINVAL as i64));
+    }
+    let sp = if stack != 0 { stack.checked_add(stack_size).ok_or(-(libc::EINVAL as i64))? } else { 0 };
+    Ok((flags | exit_signal, sp, parent_tid, child_tid, tls))
 }
 
 fn spawn(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> R {
@@ -251,7 +276,8 @@ pub fn execve(t: &mut Thread, nr: u64, a: [u64; 6]) -> Flow {
         return set_result(t, deny(&format!("execve(\"{shown}\")"), "from a program with several threads (not supported yet)", libc::EAGAIN));
     }
     // The point of no return: the old image goes.
-    close_on_exec();
+    let keep: Vec<i32> = std::iter::once(&exec.program).chain(exec.interp.iter()).map(|i| std::os::fd::AsRawFd::as_raw_fd(&i.file)).collect();
+    close_on_exec(&keep);
     signals::reset_on_exec();
     let opts = StackOptions { sysinfo_ehdr: (m().vdso != 0).then_some(m().vdso), hwcap2: signals::hwcap2(), ..StackOptions::default() };
     let mut space = m().space();
@@ -266,6 +292,7 @@ pub fn execve(t: &mut Thread, nr: u64, a: [u64; 6]) -> Flow {
     space.brk_start = loaded.brk_start;
     space.brk_cur = loaded.brk_start;
     drop(space);
+    let exe = std::path::PathBuf::from(&exec.execfn);
     drop(exec);
     match UserContext::new(loaded.entry, loaded.rsp) {
         Ok(ctx) => t.ctx = ctx,
@@ -273,6 +300,7 @@ pub fn execve(t: &mut Thread, nr: u64, a: [u64; 6]) -> Flow {
     }
     t.altstack = (0, libc::SS_DISABLE, 0);
     t.clear_tid = 0;
+    *m().exe.lock().unwrap_or_else(|e| e.into_inner()) = exe;
     Flow::Continue
 }
 
@@ -305,7 +333,9 @@ fn exec_prepare(nr: u64, a: [u64; 6]) -> Result<(loader::Exec, String), i64> {
         argv.push(canonical.clone().into_os_string());
     }
     let exec = loader::prepare(canonical.as_os_str(), argv, &env).map_err(|e| {
-        audit::line(&format!("execve(\"{shown}\"): {e}"));
+        if audit::tracing() {
+            audit::line(&format!("execve(\"{shown}\"): {e}"));
+        }
         -(match e.exit_code() {
             127 => libc::ENOENT,
             _ => libc::ENOEXEC,
@@ -320,11 +350,11 @@ fn exec_prepare(nr: u64, a: [u64; 6]) -> Result<(loader::Exec, String), i64> {
 }
 
 /// Closes the program's close-on-exec descriptors (never the monitor's).
-fn close_on_exec() {
+fn close_on_exec(keep: &[i32]) {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
     let fds: Vec<i32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
     for f in fds {
-        if m().is_own_fd(f as i64) {
+        if m().is_own_fd(f as i64) || keep.contains(&f) {
             continue;
         }
         // SAFETY: F_GETFD only reads the descriptor's flags.

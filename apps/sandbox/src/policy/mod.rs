@@ -63,8 +63,8 @@
 //! `@keyring`, `@setuid`, `capset`, `setfsuid`, `setfsgid`, `kcmp`, `migrate_pages`,
 //! `move_pages`, `name_to_handle_at`, the `@aio` `io_uring_*` calls and the hard floor.
 //! With arguments: `clone` with any namespace flag (`CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|
-//! NEWUSER|NEWPID|NEWNET`) is `EPERM`; `clone3` is `ENOSYS` (its flags are in memory, so
-//! libc falls back to `clone`); `personality` other than `0` (`PER_LINUX`) and
+//! NEWUSER|NEWPID|NEWNET`) is `EPERM`; `clone3` is allowed here because the monitor
+//! copies its arguments in and applies the same flag checks as for `clone`; `personality` other than `0` (`PER_LINUX`) and
 //! `0xffffffff` (query) is `EPERM`; `socket` other than `AF_UNIX`, `AF_INET`, `AF_INET6` is
 //! `EAFNOSUPPORT`; `ioctl(TIOCSTI)` and `ioctl(TIOCLINUX)` are `EPERM` (low 32 bits of the
 //! request compared, as the kernel does).
@@ -387,7 +387,12 @@ impl Policy {
         (h.action, &self.labels[h.label as usize])
     }
 
-    /// The file trees.
+    /// The file trees, to change (the monitor moves their descriptors).
+    pub fn paths_mut(&mut self) -> &mut Paths {
+        &mut self.paths
+    }
+
+    /// The file rules.
     pub fn paths(&self) -> &Paths {
         &self.paths
     }
@@ -643,13 +648,6 @@ impl Policy {
             errno: eperm,
             args: Vec::new(),
             label: "by builtin rule: denied calls".to_owned(),
-        });
-        rules.push(Rule {
-            nrs: nrs(&["clone3"]),
-            action: SeccompAction::Errno,
-            errno: libc::ENOSYS as u16,
-            args: Vec::new(),
-            label: "by builtin rule: clone3 flags cannot be checked, use clone".to_owned(),
         });
         for flag in [
             libc::CLONE_NEWNS,

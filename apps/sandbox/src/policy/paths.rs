@@ -292,6 +292,24 @@ impl Paths {
         self.trees.iter().map(|t| (join(&t.comps), t.writable))
     }
 
+    /// Moves the trees' descriptors to numbers at or above `min` (so a program sees
+    /// the descriptor numbers it would natively) and returns them all.
+    pub fn relocate(&mut self, min: i32) -> std::io::Result<Vec<i32>> {
+        let mut out = Vec::new();
+        for t in &mut self.trees {
+            let Some(fd) = &t.fd else { continue };
+            // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor for the same file.
+            let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+            if n < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: `n` was just made and is owned by nothing else.
+            t.fd = Some(unsafe { OwnedFd::from_raw_fd(n) });
+            out.push(n);
+        }
+        Ok(out)
+    }
+
     fn tree_at(&self, comps: &[Vec<u8>]) -> Option<&Tree> {
         self.trees.iter().find(|t| t.comps == comps)
     }
