@@ -304,8 +304,9 @@ fn sys_arch_prctl(t: &mut Thread, a: [u64; 6]) -> R {
     const GET_FS: u64 = 0x1003;
     match a[0] {
         SET_FS => {
-            if a[1] >= super::mem::USER_END {
-                return Err(NEG_EPERM);
+            // The thread pointer must point into the program's own memory (0 too).
+            if a[1] != 0 && !m().space().owns(a[1] & !4095, (a[1] & !4095) + 4096) {
+                return deny(&format!("arch_prctl(ARCH_SET_FS, {:#x})", a[1]), "not the program's memory", libc::EPERM);
             }
             t.ctx.fs_base = a[1];
             Ok(0)
@@ -514,11 +515,27 @@ fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
             if a[3] & MAP_ANONYMOUS as u64 == 0 {
                 fd(a[4])?;
             }
-            m().space().mmap(a[0], a[1], a[2] as i32, a[3] as i32, a[4] as i32, a[5]).map(|v| v as i64).map_err(|e| -(e.raw_os_error().unwrap_or(NEG_EINVAL as i32) as i64))
+            match m().space().mmap(a[0], a[1], a[2] as i32, a[3] as i32, a[4] as i32, a[5]) {
+                Ok(v) => Ok(v as i64),
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => deny(&format!("mmap({:#x}, {:#x}, MAP_FIXED)", a[0], a[1]), "range is not the program's memory", libc::EPERM),
+                Err(e) => Err(-(e.raw_os_error().unwrap_or(libc::EINVAL) as i64)),
+            }
         }
-        SYS_munmap => m().space().munmap(a[0], a[1]).map(|_| 0).map_err(|e| -(e.raw_os_error().unwrap_or(libc::EINVAL) as i64)),
-        SYS_mprotect => m().space().mprotect(a[0], a[1], a[2] as i32).map(|_| 0).map_err(|e| -(e.raw_os_error().unwrap_or(libc::EINVAL) as i64)),
-        SYS_mremap => m().space().mremap(a[0], a[1], a[2], a[3] as i32, a[4]).map(|v| v as i64).map_err(|e| -(e.raw_os_error().unwrap_or(libc::EINVAL) as i64)),
+        SYS_munmap | SYS_mprotect | SYS_mremap => {
+            let r = match n {
+                SYS_munmap => m().space().munmap(a[0], a[1]).map(|_| 0),
+                SYS_mprotect => m().space().mprotect(a[0], a[1], a[2] as i32).map(|_| 0),
+                _ => m().space().mremap(a[0], a[1], a[2], a[3] as i32, a[4]).map(|v| v as i64),
+            };
+            r.or_else(|e| {
+                let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
+                if errno == libc::EPERM || (n != SYS_munmap && !m().space().owns(a[0] & !4095, a[0].saturating_add(a[1].max(1)))) {
+                    deny(&format!("{}({:#x}, {:#x})", name(nr), a[0], a[1]), "range is not the program's memory", errno)
+                } else {
+                    Err(-(errno as i64))
+                }
+            })
+        }
         SYS_brk => Ok(m().space().brk(a[0]) as i64),
         SYS_madvise | SYS_msync | SYS_mlock | SYS_munlock | SYS_mlock2 => {
             let len = a[1].div_ceil(4096) * 4096;

@@ -216,12 +216,12 @@ impl ProgramSpace {
         let _ = self.record(addr, end, libc::PROT_NONE);
     }
 
-    /// The program's `munmap`: its own pages become an inaccessible reservation;
-    /// parts it does not own are left alone (Linux succeeds on unmapped ranges too).
+    /// The program's `munmap`: its own pages become an inaccessible reservation. A
+    /// range that is not all the program's is refused (it may be the monitor's).
     pub fn munmap(&mut self, addr: u64, len: u64) -> io::Result<()> {
         let len = page_up(len).ok_or(errno(libc::EINVAL))?;
         let end = addr.checked_add(len).filter(|&e| addr % PAGE == 0 && len > 0 && e <= USER_END).ok_or(errno(libc::EINVAL))?;
-        if self.touches_fixed(addr, end) {
+        if self.touches_fixed(addr, end) || !self.owns(addr, end) {
             return Err(errno(libc::EPERM));
         }
         let parts: Vec<(u64, u64)> = self.owned.iter().filter(|r| r.1 > addr && r.0 < end && r.2 != libc::PROT_NONE).map(|r| (r.0.max(addr), r.1.min(end))).collect();

@@ -63,7 +63,9 @@ pub fn clone(t: &mut Thread, nr: u64, a: [u64; 6]) -> Flow {
             } else {
                 (a[0], a[1], a[2], a[3], a[4])
             };
-            if flags & CLONE_THREAD != 0 {
+            if flags & CLONE_SETTLS != 0 && tls != 0 && !m().space().owns(tls & !4095, (tls & !4095) + 4096) {
+                deny(&format!("clone({flags:#x}, tls {tls:#x})"), "thread pointer is not the program's memory", libc::EPERM)
+            } else if flags & CLONE_THREAD != 0 {
                 if flags & !THREAD_FLAGS != 0 || flags & (CLONE_VM | libc::CLONE_SIGHAND as u64) != CLONE_VM | libc::CLONE_SIGHAND as u64 {
                     deny(&format!("clone({flags:#x})"), "thread flags the sandbox does not support", libc::EINVAL)
                 } else {

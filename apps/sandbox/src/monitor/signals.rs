@@ -151,7 +151,14 @@ pub fn sigaction(sig: u64, act: u64, oact: u64, size: u64) -> i64 {
             return -(libc::EFAULT as i64);
         }
         let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
-        new = Some(KSigaction { handler: w(0), flags: w(1), restorer: w(2), mask: w(3) });
+        let a = KSigaction { handler: w(0), flags: w(1), restorer: w(2), mask: w(3) };
+        // Handlers and restorers run in ring 3: they must be the program's code.
+        let code = |p: u64| p <= SIG_IGN || super::m().space().contains(p, 1);
+        if !code(a.handler) || (a.flags & SA_RESTORER != 0 && !code(a.restorer)) {
+            audit::deny(&format!("rt_sigaction({sig}, handler {:#x}, restorer {:#x})", a.handler, a.restorer), "not the program's memory");
+            return -(libc::EFAULT as i64);
+        }
+        new = Some(a);
     }
     let mut acts = actions();
     let old = acts[sig];
@@ -524,7 +531,12 @@ fn privileged(rip: u64) -> bool {
 
 /// `rt_sigpending(set, size)`.
 pub fn sigpending(t: &Thread, set: u64) -> i64 {
-    let p = QUEUE.with(|q| q.pending.load(Ordering::SeqCst)) & t.mask;
+    // Blocked signals wait in the kernel (the host mask is the program's); those the
+    // monitor caught before the program blocked them wait in its queue.
+    let mut host = 0u64;
+    // SAFETY: writes 8 bytes into `host`.
+    unsafe { libc::syscall(libc::SYS_rt_sigpending, &mut host as *mut u64, 8) };
+    let p = (QUEUE.with(|q| q.pending.load(Ordering::SeqCst)) | host) & t.mask;
     if super::calls::write_user(set, &p.to_le_bytes()) { 0 } else { -(libc::EFAULT as i64) }
 }
 
