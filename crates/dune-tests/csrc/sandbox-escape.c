@@ -255,11 +255,20 @@ int main(int argc, char **argv) {
 	}
 
 	/* ---- the program must be killed --------------------------------------------- */
-	if (!strcmp(name, "vmcall"))
-		__asm__ volatile("vmcall" ::: "memory");
-	else if (!strcmp(name, "vmmcall"))
-		__asm__ volatile("vmmcall" ::: "memory");
-	else if (!strcmp(name, "int80")) /* 32-bit exit(0): would exit 0 if it worked */
+	/* A hypercall from ring 3 carrying exit_group(42) as libdune's hypercall system
+	 * calls do: if it reached Linux the program would exit 42. It either faults
+	 * (#UD/#GP: killed) or fails with an error in rax (KVM refuses it at CPL 3). */
+	if (!strcmp(name, "vmcall") || !strcmp(name, "vmmcall")) {
+		long r;
+		if (!strcmp(name, "vmcall"))
+			__asm__ volatile("vmcall" : "=a"(r) : "a"(231L), "D"(42L) : "memory");
+		else
+			__asm__ volatile("vmmcall" : "=a"(r) : "a"(231L), "D"(42L) : "memory");
+		if (r >= 0)
+			escaped("hypercall returned success");
+		printf("%s failed with %ld\n", name, r);
+		contained();
+	} else if (!strcmp(name, "int80")) /* 32-bit exit(0): would exit 0 if it worked */
 		__asm__ volatile("mov $1, %%eax; xor %%ebx, %%ebx; int $0x80" ::: "eax", "ebx", "memory");
 	else if (!strcmp(name, "sysenter"))
 		__asm__ volatile("mov $1, %%eax; xor %%ebx, %%ebx; sysenter" ::: "eax", "ebx", "memory");
