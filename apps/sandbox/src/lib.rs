@@ -27,12 +27,13 @@ pub use policy::{Policy, PolicyError};
 pub struct Sandbox {
     policy: Policy,
     trace: bool,
+    stats: bool,
 }
 
 impl Sandbox {
     /// A sandbox that enforces `policy`.
     pub fn new(policy: Policy) -> Self {
-        Sandbox { policy, trace: false }
+        Sandbox { policy, trace: false, stats: false }
     }
 
     /// Logs every system call of the program with its arguments and verdict.
@@ -41,11 +42,19 @@ impl Sandbox {
         self
     }
 
+    /// When the program exits, writes what the monitor did: system calls by verdict
+    /// (emulated, forwarded, denied), exceptions, signals, and exits to the host.
+    pub fn stats(mut self, on: bool) -> Self {
+        self.stats = on;
+        self
+    }
+
     /// Runs `argv` (`argv[0]` found as `execvp` does) with environment `env` in the
     /// calling process, which becomes the sandbox: the process's exit status is the
     /// program's. Returns only when the program cannot be started. Call it before the
     /// process starts other threads.
     pub fn run(self, argv: Vec<OsString>, env: Vec<OsString>) -> Result<std::convert::Infallible, StartError> {
+        monitor::audit::stats_at_exit(self.stats);
         monitor::start(self.policy, self.trace, argv, env)
     }
 }

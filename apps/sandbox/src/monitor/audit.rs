@@ -39,7 +39,98 @@ pub fn line(text: &str) {
     unsafe { libc::write(fd(), b.as_ptr().cast(), b.len()) };
 }
 
-/// A denied call or killed program: always written.
+std::thread_local! {
+    /// Whether a denial was reported since the last [`take_denied`].
+    static DENIED: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    /// The last denial line of this thread and how often it repeated since.
+    static LAST: core::cell::RefCell<(String, u64)> = const { core::cell::RefCell::new((String::new(), 0)) };
+}
+
+/// A denied call: always reported, but a line identical to the thread's previous one
+/// is counted instead of written again (a program retrying a denied call in a loop
+/// would otherwise flood the log); the count is written with the next different line
+/// or at exit.
 pub fn deny(what: &str, why: &str) {
-    line(&format!("denied {what}: {why}"));
+    DENIED.with(|d| d.set(true));
+    let text = format!("denied {what}: {why}");
+    let repeated = LAST.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.0 == text {
+            l.1 += 1;
+            return None;
+        }
+        let before = (l.1 > 0).then(|| format!("(the previous denial repeated {} more times)", l.1));
+        *l = (text.clone(), 0);
+        Some(before)
+    });
+    match repeated {
+        None => {}
+        Some(before) => {
+            if let Some(b) = before {
+                line(&b);
+            }
+            line(&text);
+        }
+    }
+}
+
+/// Whether this thread reported a denial since the last call (and clears it).
+pub fn take_denied() -> bool {
+    DENIED.with(|d| d.replace(false))
+}
+
+/// Writes the pending repeat count of this thread's last denial (before exit).
+pub fn flush() {
+    LAST.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.1 > 0 {
+            line(&format!("(the previous denial repeated {} more times)", l.1));
+            l.1 = 0;
+        }
+    });
+}
+
+/// What the monitor did, process-wide (`--stats`).
+pub struct Stats {
+    pub emulated: core::sync::atomic::AtomicU64,
+    pub forwarded: core::sync::atomic::AtomicU64,
+    pub denied: core::sync::atomic::AtomicU64,
+    pub exceptions: core::sync::atomic::AtomicU64,
+    pub signals: core::sync::atomic::AtomicU64,
+}
+
+/// The counters.
+pub static STATS: Stats = Stats {
+    emulated: core::sync::atomic::AtomicU64::new(0),
+    forwarded: core::sync::atomic::AtomicU64::new(0),
+    denied: core::sync::atomic::AtomicU64::new(0),
+    exceptions: core::sync::atomic::AtomicU64::new(0),
+    signals: core::sync::atomic::AtomicU64::new(0),
+};
+
+static STATS_AT_EXIT: AtomicBool = AtomicBool::new(false);
+
+/// Prints the counters when the program exits (`--stats`).
+pub fn stats_at_exit(on: bool) {
+    STATS_AT_EXIT.store(on, Ordering::Relaxed);
+}
+
+/// Before the process ends: the repeat count, and the counters if asked for.
+pub fn at_exit() {
+    flush();
+    if !STATS_AT_EXIT.load(Ordering::Relaxed) {
+        return;
+    }
+    let s = &STATS;
+    let c = libdune::runtime::counters();
+    let (e, f, d) = (s.emulated.load(Ordering::Relaxed), s.forwarded.load(Ordering::Relaxed), s.denied.load(Ordering::Relaxed));
+    line(&format!(
+        "stats: {} system calls ({e} emulated, {f} forwarded, {d} denied), {} exceptions, {} signals delivered; exits to the host: {} system calls, {} traps, {} interruptions",
+        e + f + d,
+        s.exceptions.load(Ordering::Relaxed),
+        s.signals.load(Ordering::Relaxed),
+        c.syscalls.load(Ordering::Relaxed),
+        c.traps.load(Ordering::Relaxed),
+        c.interrupts.load(Ordering::Relaxed)
+    ));
 }

@@ -28,8 +28,14 @@ const NEG_EINVAL: i64 = -(libc::EINVAL as i64);
 const NEG_EPERM: i64 = -(libc::EPERM as i64);
 const NEG_ENOSYS: i64 = -(libc::ENOSYS as i64);
 
+std::thread_local! {
+    /// System calls this thread made in Linux (to tell forwarded calls from emulated).
+    static RAW_CALLS: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+}
+
 /// Performs a system call in Linux (one exit to the host, through the runtime).
 pub fn raw(nr: i64, a: [u64; 6]) -> i64 {
+    RAW_CALLS.with(|c| c.set(c.get() + 1));
     let r: i64;
     // SAFETY: the arguments were checked by the caller for this call: descriptors
     // and pointers are the program's (or the monitor's own copies).
@@ -119,6 +125,8 @@ pub fn handle(t: &mut Thread) -> Flow {
     let nr = tf.rax;
     let a = [tf.rdi, tf.rsi, tf.rdx, tf.r10, tf.r8, tf.r9];
     t.last_call = (nr, a);
+    let raw_before = RAW_CALLS.with(|c| c.get());
+    audit::take_denied();
     let (action, why) = m().policy.explain(nr, &a);
     let verdict;
     let r: R = match action {
@@ -135,7 +143,7 @@ pub fn handle(t: &mut Thread) -> Flow {
             }
         }
         Action::Errno(e) => {
-            verdict = " (denied by policy)";
+            verdict = "denied by policy";
             audit::deny(&format!("{}({:#x}, {:#x}, {:#x}, ...)", name(nr), a[0], a[1], a[2]), why);
             Err(-(e as i64))
         }
@@ -157,8 +165,17 @@ pub fn handle(t: &mut Thread) -> Flow {
         Ok(v) => v,
         Err(e) => e,
     };
+    let (counter, kind) = if audit::take_denied() || matches!(action, Action::Errno(_)) {
+        (&audit::STATS.denied, "denied")
+    } else if RAW_CALLS.with(|c| c.get()) != raw_before {
+        (&audit::STATS.forwarded, "forwarded")
+    } else {
+        (&audit::STATS.emulated, "emulated")
+    };
+    counter.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     if audit::tracing() {
-        audit::line(&format!("{}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x}) = {v}{verdict}", name(nr), a[0], a[1], a[2], a[3], a[4], a[5]));
+        let verdict = if verdict.is_empty() { kind } else { verdict.trim() };
+        audit::line(&format!("{}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x}) = {v} [{verdict}]", name(nr), a[0], a[1], a[2], a[3], a[4], a[5]));
     }
     t.ctx.tf.rax = v as u64;
     Flow::Continue

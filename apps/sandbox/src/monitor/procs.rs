@@ -201,6 +201,7 @@ pub fn exit_thread_now(code: u64) -> ! {
 
 /// `exit_group`: the whole program ends with `code`.
 pub fn exit_group(code: u64) -> ! {
+    audit::at_exit();
     loop {
         raw(libc::SYS_exit_group, [code, 0, 0, 0, 0, 0]);
     }

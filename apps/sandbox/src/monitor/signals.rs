@@ -282,6 +282,7 @@ pub fn deliver(t: &mut Thread) {
             }
             t.last_call.0 = u64::MAX;
         }
+        audit::STATS.signals.fetch_add(1, Ordering::Relaxed);
         if push_frame(t, sig, &act, &info).is_err() {
             kill(t, libc::SIGSEGV, &format!("signal {sig}: the program's stack cannot take a signal frame (rsp {:#x})", t.ctx.tf.rsp));
         }
@@ -305,6 +306,7 @@ fn default_action(sig: usize) {
 
 /// Ends the program by `sig` (default action), with a report line.
 pub fn kill(t: &Thread, sig: i32, why: &str) -> ! {
+    audit::at_exit();
     audit::line(&format!("killed the program with signal {sig}: {why} (rip {:#x})", t.ctx.tf.rip));
     // SAFETY: resets the disposition and raises the signal; SIGKILL if it returns.
     unsafe {
@@ -480,6 +482,7 @@ pub fn sigreturn(t: &mut Thread) -> Flow {
 /// it has one and does not block it; otherwise the program ends by that signal with
 /// a report. A privileged instruction always ends it.
 pub fn exception(t: &mut Thread, vector: u8, err: u64, addr: u64) -> Flow {
+    audit::STATS.exceptions.fetch_add(1, Ordering::Relaxed);
     let (sig, code, what) = match vector {
         0 => (libc::SIGFPE, 1, "divide error"),
         1 | 3 => (libc::SIGTRAP, 1, "debug trap"),

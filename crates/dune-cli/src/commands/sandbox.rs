@@ -43,6 +43,10 @@ pub struct Args {
     /// Log every system call with its arguments and verdict to stderr.
     #[arg(long)]
     pub trace: bool,
+    /// When the program exits, print the monitor's counts: system calls by verdict
+    /// (emulated, forwarded, denied), exceptions, signals, exits to the host.
+    #[arg(long)]
+    pub stats: bool,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM [ARGS]...")]
     pub argv: Vec<OsString>,
@@ -69,7 +73,7 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
         s.push(v);
         s
     }).collect();
-    match Sandbox::new(policy).trace(args.trace).run(args.argv.clone(), env) {
+    match Sandbox::new(policy).trace(args.trace).stats(args.stats).run(args.argv.clone(), env) {
         Ok(never) => match never {},
         Err(e) => Err(Error::Sandbox(e)),
     }
