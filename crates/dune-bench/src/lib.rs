@@ -54,7 +54,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE", value_parser = parse_plot_path)]
     pub plot: Option<PathBuf>,
     /// Only these rows, comma-separated (getpid, pagefault, pagewalk, ptrace, seccomp-trap,
-    /// seccomp-notify, trap, appel1, appel1-uffd, appel2, appel2-uffd, softdirty).
+    /// seccomp-notify, sandbox-emulated, sandbox-forwarded, sandbox-denied, trap, appel1,
+    /// appel1-uffd, appel2, appel2-uffd, softdirty).
     #[arg(long, value_name = "ROWS", value_delimiter = ',', value_parser = parse_row)]
     pub rows: Vec<String>,
     /// Exit with status 2 if the Dune way could not run (default: 0, with a warning).
@@ -146,11 +147,25 @@ pub fn run(settings: Settings, rows: &[&'static Row], progress: bool) -> Report 
     let mut ctx = Ctx::linux(settings);
     let linux_timer_overhead = ctx.timer_overhead();
     let linux: Vec<Outcome> = rows.iter().map(|r| run_way(r, r.linux, &mut ctx, progress, "Linux")).collect();
-    let (dune, dune_outcomes) = if rows.iter().any(|r| matches!(r.dune, Way::Run(_))) {
+    // Dune ways that start a process of their own run from here, before this process
+    // has a Dune-mode thread.
+    let process: Vec<Option<Outcome>> = rows
+        .iter()
+        .map(|r| match r.dune {
+            Way::Process(f) => Some(run_way(r, Way::Run(f), &mut ctx, progress, "Dune, own process")),
+            _ => None,
+        })
+        .collect();
+    let (dune, mut dune_outcomes) = if rows.iter().any(|r| matches!(r.dune, Way::Run(_))) {
         run_dune(settings, rows, progress)
     } else {
         (DuneStatus::NotNeeded, rows.iter().map(|r| not_run(r.dune)).collect())
     };
+    for (slot, p) in dune_outcomes.iter_mut().zip(process) {
+        if let Some(p) = p {
+            *slot = p;
+        }
+    }
     let rows = rows
         .iter()
         .zip(linux)
@@ -183,6 +198,8 @@ fn not_run(way: Way) -> Outcome {
         Way::Run(_) => Outcome::Refused,
         Way::Pending(why) => Outcome::Pending(why),
         Way::None => Outcome::Absent,
+        // Replaced by the outcome `run` measured from the Linux side.
+        Way::Process(_) => Outcome::Refused,
     }
 }
 

@@ -445,6 +445,7 @@ mod tests {
                     crate::rows::Way::Run(_) => measured(1000.0, Some(1.0)),
                     crate::rows::Way::Pending(w) => Outcome::Pending(w),
                     crate::rows::Way::None => Outcome::Absent,
+                    crate::rows::Way::Process(_) => measured(1000.0, Some(1.0)),
                 },
             })
             .collect();

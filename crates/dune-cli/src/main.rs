@@ -48,6 +48,10 @@ enum Command {
     /// that checks every system call (default: deny).
     #[command(after_help = commands::sandbox::EXIT_STATUS_HELP)]
     Sandbox(commands::sandbox::Args),
+    /// The program `dune bench` runs inside and outside the sandbox for its
+    /// sandbox rows (KIND REPS OPS).
+    #[command(hide = true, name = "sandbox-bench-child")]
+    SandboxBenchChild { kind: String, reps: usize, ops: u64 },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Sandbox(args) => commands::sandbox::run(args),
+        Command::SandboxBenchChild { kind, reps, ops } => Ok(ExitCode::from(dune_bench::rows::sandbox::child_main(kind, *reps, *ops) as u8)),
     };
     match result {
         Ok(code) => code,

@@ -11,6 +11,7 @@ mod fault;
 mod intercept;
 mod memory;
 mod privileged;
+pub mod sandbox;
 mod softdirty;
 mod syscall;
 mod uffd;
@@ -29,6 +30,9 @@ pub enum Way {
     Pending(&'static str),
     /// There is no such way (a Linux-only alternative has no Dune side).
     None,
+    /// Measured by this function from the Linux side: it runs a separate process that
+    /// enters Dune mode itself (`dune sandbox`).
+    Process(RowFn),
 }
 
 impl std::fmt::Debug for Way {
@@ -37,6 +41,7 @@ impl std::fmt::Debug for Way {
             Way::Run(_) => write!(f, "Run"),
             Way::Pending(why) => write!(f, "Pending({why:?})"),
             Way::None => write!(f, "None"),
+            Way::Process(_) => write!(f, "Process"),
         }
     }
 }
@@ -130,6 +135,33 @@ pub static ROWS: &[Row] = &[
         paper: None,
         linux: Way::Run(intercept::seccomp_notify),
         dune: Way::None,
+    },
+    Row {
+        name: "sandbox-emulated",
+        label: "sandbox: emulated call",
+        op: "a system call the sandbox monitor answers in ring 0 (arch_prctl GET_FS), end to end from ring 3",
+        alternative_to: Some("ptrace"),
+        paper: None,
+        linux: Way::Run(sandbox::linux_emulated),
+        dune: Way::Process(sandbox::sandbox_emulated),
+    },
+    Row {
+        name: "sandbox-forwarded",
+        label: "sandbox: forwarded call",
+        op: "getpid from ring 3, checked by the sandbox monitor and performed in Linux",
+        alternative_to: Some("ptrace"),
+        paper: None,
+        linux: Way::Run(sandbox::linux_forwarded),
+        dune: Way::Process(sandbox::sandbox_forwarded),
+    },
+    Row {
+        name: "sandbox-denied",
+        label: "sandbox: denied call",
+        op: "an unknown system call from ring 3, refused by the sandbox monitor (ENOSYS)",
+        alternative_to: Some("ptrace"),
+        paper: None,
+        linux: Way::Run(sandbox::linux_denied),
+        dune: Way::Process(sandbox::sandbox_denied),
     },
     Row {
         name: "trap",
