@@ -14,6 +14,7 @@
 //! The entry point is [`Sandbox`]: build a policy, then [`Sandbox::run`] replaces the
 //! calling process with the sandboxed program, as `execve` would.
 
+pub mod bench;
 pub mod loader;
 pub mod monitor;
 pub mod policy;
