@@ -101,15 +101,21 @@ fn wait_port(port: u16, child: &mut Child) -> Result<(), BenchError> {
 /// Runs wrk; returns (requests per second, requests).
 fn wrk(wrk: &Path, port: u16, conns: u32, secs: u32) -> Result<(f64, u64), BenchError> {
     let out = Command::new(wrk)
-        .args(["-t1", &format!("-c{conns}"), &format!("-d{secs}s"), &format!("http://127.0.0.1:{port}/index.html")])
+        .args(["-t1", "--timeout", "30s", &format!("-c{conns}"), &format!("-d{secs}s"), &format!("http://127.0.0.1:{port}/index.html")])
         .output()
         .map_err(|e| failed(format!("wrk: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let rps = text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).and_then(|v| v.trim().parse().ok());
     let reqs = text.lines().find_map(|l| l.split_once(" requests in ")).and_then(|(n, _)| n.trim().parse().ok());
-    let errors = text.lines().any(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
+    // A socket error or two at the end of a run (connections cut when wrk stops) is
+    // normal; non-2xx answers or more errors than 1 in 1000 requests are not.
+    let socket_errors: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map_or(0, |l| l.split(',').filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok()).sum());
+    let bad = text.lines().any(|l| l.contains("Non-2xx"));
     match (rps, reqs) {
-        (Some(r), Some(n)) if !errors && n > 0 => Ok((r, n)),
+        (Some(r), Some(n)) if !bad && n > 0 && socket_errors * 1000 <= n => Ok((r, n)),
         _ => Err(failed(format!("wrk did not report clean results:\n{text}"))),
     }
 }
@@ -135,7 +141,7 @@ pub fn lighttpd(o: &Options) -> Result<Vec<Web>, BenchError> {
     std::fs::write(
         &conf,
         format!(
-            "server.document-root = \"{}\"\nserver.port = {port}\nserver.bind = \"127.0.0.1\"\nindex-file.names = (\"index.html\")\nmimetype.assign = (\".html\" => \"text/html\")\nserver.max-worker = 0\nserver.max-connections = 1024\nserver.max-fds = 2048\n",
+            "server.document-root = \"{}\"\nserver.port = {port}\nserver.bind = \"127.0.0.1\"\nindex-file.names = (\"index.html\")\nmimetype.assign = (\".html\" => \"text/html\")\nserver.max-worker = 0\nserver.max-connections = 1024\nserver.max-fds = 2048\nserver.max-keep-alive-requests = 1000000\n",
             dir.display()
         ),
     )

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +37,13 @@ static void *worker(void *arg) {
 		pthread_mutex_unlock(&lock);
 	}
 	return (void *)(mine + (long)arg * 0);
+}
+
+static void *spin(void *arg) {
+	(void)arg;
+	for (volatile unsigned long i = 0;; i++)
+		;
+	return NULL;
 }
 
 static volatile sig_atomic_t alarms, usr1, chld, on_alt;
@@ -169,6 +177,29 @@ int main(int argc, char **argv) {
 		CHECK(read(p[0], &b, 1) == -1 && errno == EINTR && alarms == 1);
 		printf("signals: ok (spun %llu)\n", (unsigned long long)(spin > 0));
 		return 0;
+	}
+	if (!strcmp(what, "vdso")) {
+		/* Time through the vDSO: no system call should reach the monitor. */
+		struct timespec ts;
+		long long last = 0;
+		for (int i = 0; i < 20000; i++) {
+			CHECK(clock_gettime(CLOCK_MONOTONIC, &ts) == 0);
+			long long now = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+			CHECK(now >= last);
+			last = now;
+		}
+		printf("vdso: ok\n");
+		return 0;
+	}
+	if (!strcmp(what, "exit-group")) {
+		/* Threads spinning in ring 3 forever; exit from main must end them all. */
+		pthread_t t;
+		for (int i = 0; i < 4; i++)
+			CHECK(pthread_create(&t, NULL, spin, NULL) == 0);
+		usleep(20000);
+		printf("exit-group: ok\n");
+		fflush(stdout);
+		exit(0);
 	}
 	return 2;
 }

@@ -92,6 +92,34 @@ fn c_threads_fork_exec_signals_timers() {
 }
 
 #[test]
+fn vdso_time_needs_no_system_call_and_exit_group_ends_every_thread() {
+    let out = sandbox(&["--stats"], &[WORKLOAD, "vdso"]);
+    assert_eq!(ok(&out), "vdso: ok\n");
+    let err = text(&out.stderr);
+    let line = err.lines().find(|l| l.contains("] stats: ")).unwrap_or_else(|| panic!("{}", show(&out)));
+    let calls: u64 = line.split("stats: ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(u64::MAX);
+    assert!(calls < 1000, "20,000 clock_gettime calls must go through the vDSO, not the monitor: {line}");
+    let out = sandbox(&[], &[WORKLOAD, "exit-group"]);
+    assert_eq!(ok(&out), "exit-group: ok\n");
+}
+
+#[test]
+fn scripts_and_docker_default_profile() {
+    let dir = std::env::temp_dir().join(format!("dune-sandbox-script-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("hello.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"script says $1\"\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = ok(&sandbox(&["--allow-read", dir.to_str().unwrap()], &[script.to_str().unwrap(), "hi"]));
+    assert_eq!(out, "script says hi\n");
+    // Docker's own default seccomp profile, unchanged, as the policy.
+    let docker = dune_tests::repo().join("apps/sandbox/policy/docker-default.json");
+    let out = ok(&sandbox(&["--policy", docker.to_str().unwrap()], &["/usr/bin/python3", "-c", "import os; print(os.getpid() > 0)"]));
+    assert_eq!(out, "True\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn files_need_allow_read_and_allow_write() {
     let dir = std::env::temp_dir().join(format!("dune-sandbox-files-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

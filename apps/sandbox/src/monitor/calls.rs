@@ -119,12 +119,55 @@ fn name(nr: u64) -> String {
     syscalls::name(nr).map_or_else(|| format!("syscall_{nr}"), str::to_string)
 }
 
+/// Which arguments of `nr` are paths (for `--trace`).
+fn path_args(nr: u64) -> &'static [usize] {
+    use libc::*;
+    #[allow(non_upper_case_globals)] // libc's SYS_* names
+    match nr as i64 {
+        SYS_open | SYS_creat | SYS_stat | SYS_lstat | SYS_access | SYS_readlink | SYS_mkdir | SYS_unlink | SYS_rmdir | SYS_chmod
+        | SYS_chown | SYS_lchown | SYS_truncate | SYS_chdir | SYS_execve | SYS_statfs | SYS_mknod | SYS_utime | SYS_utimes => &[0],
+        SYS_openat | SYS_openat2 | SYS_newfstatat | SYS_statx | SYS_faccessat | SYS_faccessat2 | SYS_readlinkat | SYS_mkdirat
+        | SYS_unlinkat | SYS_fchmodat | SYS_fchownat | SYS_execveat | SYS_utimensat | SYS_mknodat | SYS_inotify_add_watch | SYS_futimesat => &[1],
+        SYS_rename | SYS_link | SYS_symlink => &[0, 1],
+        SYS_renameat | SYS_renameat2 | SYS_linkat => &[1, 3],
+        SYS_symlinkat => &[0, 2],
+        _ => &[],
+    }
+}
+
+/// `name(args)` as strace writes it: paths as strings, small numbers in decimal,
+/// addresses in hex. Reads the paths from program memory (only under `--trace`).
+fn describe(nr: u64, a: &[u64; 6]) -> String {
+    let paths = path_args(nr);
+    // Up to the last non-zero argument (the table does not record each call's arity).
+    let n = a.iter().rposition(|&v| v != 0).map_or(0, |i| i + 1).max(paths.iter().max().map_or(0, |&i| i + 1));
+    let mut out = format!("{}(", name(nr));
+    for (i, &v) in a.iter().enumerate().take(n) {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        if paths.contains(&i) && v != 0 {
+            match cstr_in(v, 256) {
+                Ok(p) => out.push_str(&format!("{:?}", String::from_utf8_lossy(&p))),
+                Err(_) => out.push_str(&format!("{v:#x}")),
+            }
+        } else if (v as i64).unsigned_abs() < 1 << 20 {
+            out.push_str(&(v as i64).to_string());
+        } else {
+            out.push_str(&format!("{v:#x}"));
+        }
+    }
+    out.push(')');
+    out
+}
+
 /// Handles the system call ring 3 just made (`t.ctx.tf`).
 pub fn handle(t: &mut Thread) -> Flow {
     let tf = &t.ctx.tf;
     let nr = tf.rax;
     let a = [tf.rdi, tf.rsi, tf.rdx, tf.r10, tf.r8, tf.r9];
     t.last_call = (nr, a);
+    let shown = if audit::tracing() { describe(nr, &a) } else { String::new() };
     let raw_before = RAW_CALLS.with(|c| c.get());
     audit::take_denied();
     let (action, why) = m().policy.explain(nr, &a);
@@ -175,7 +218,8 @@ pub fn handle(t: &mut Thread) -> Flow {
     counter.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     if audit::tracing() {
         let verdict = if verdict.is_empty() { kind } else { verdict.trim() };
-        audit::line(&format!("{}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x}) = {v} [{verdict}]", name(nr), a[0], a[1], a[2], a[3], a[4], a[5]));
+        let errno = if (-4095..0).contains(&v) { format!(" ({})", std::io::Error::from_raw_os_error(-v as i32)) } else { String::new() };
+        audit::line(&format!("{shown} = {v}{errno} [{verdict}]"));
     }
     t.ctx.tf.rax = v as u64;
     Flow::Continue
