@@ -28,6 +28,58 @@
 //! `root`, `exe`, everything below `fd/` and `map_files/`, for every pid and task, and
 //! `/proc/kcore`, `/proc/kmem`, `/proc/sysrq-trigger`.
 //!
+//! # The fast path
+//!
+//! The walk above costs two system calls per component (plus a `readlinkat` per
+//! symlink), and inside the sandbox every one of them is a VM exit. [`Paths::open`] and
+//! [`Paths::check`] therefore first try to let the kernel do the walk with `openat2(2)`
+//! relative to the tree's root fd, with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`: the
+//! kernel then refuses (`EXDEV`) anything that would leave the root's directory —
+//! absolute symlinks, `..` above it — and every magic link. The walk remains the
+//! definition; the fast path is only taken where it provably gives the walk's answer,
+//! and falls back to the walk otherwise:
+//!
+//! - The path, made absolute against `base`, must contain no `..` (the walk's `..` is
+//!   lexical, the kernel's physical; they differ after a non-directory, for instance), and
+//!   the innermost tree holding it lexically must be *isolated*, decided when trees are
+//!   added: no other tree lies inside it or contains it, its root is a directory opened
+//!   once (not a per-lookup `/proc/self` tree), and it is neither `/` nor below `/proc`
+//!   (so nothing [`hard_denied`] can lie beneath it). The path must be strictly below the
+//!   root (a tree root itself keeps the walk's special handling), and a request to write
+//!   needs a read-write tree (a read-only one may hold a symlink into a read-write tree:
+//!   the walk decides).
+//! - Soundness: with the tree isolated and the path free of `..`, the walk reaches the
+//!   tree's root fd without a system call (every proper prefix of the root is outside all
+//!   trees), and from there resolves exactly what the kernel resolves beneath that fd:
+//!   it follows the same relative symlinks, and its lexical `..` inside a spliced target
+//!   matches the kernel's physical one as long as the kernel succeeds. Whatever the
+//!   kernel reaches is physically beneath the root, so the walk's canonical path starts
+//!   with the tree's and, the tree being isolated, the innermost tree is the same one:
+//!   same object, same `writable`; no tree root or ancestor of one can be reached
+//!   ([`Access::Mutate`]), and no hard-denied entry (the tree is neither `/` nor in
+//!   `/proc`; a magic link, say on a procfs mounted elsewhere, makes the kernel fail with
+//!   `ELOOP` under `RESOLVE_NO_MAGICLINKS`, and the walk decides).
+//! - Errors: only errors the walk must give at the same point are returned as they are
+//!   (`ENOENT`, `EEXIST` for [`Paths::open`]; `ENOENT`, `ENOTDIR` for [`Paths::check`],
+//!   whose kernel walk follows no symlink at all). Everything else — `EXDEV` (left the
+//!   tree: maybe into another allowed tree), `ELOOP`, `EAGAIN`, `EACCES`
+//!   (`fs.protected_symlinks`, search permission before a `..`), `ENOTDIR`/`EISDIR`
+//!   (trailing `/` in a symlink target), `EINVAL` (flags `openat2` rejects but `openat`
+//!   ignores), `ENOSYS` (before Linux 5.6: then `openat2` is not tried again) — falls back
+//!   to the walk, which gives the authoritative answer.
+//! - [`Paths::open`] is one `openat2` with the program's flags (symlinks followed by the
+//!   kernel). A path ending in `/` uses the walk.
+//! - [`Paths::check`] must also return the parent and a `canonical` path, which the
+//!   monitor stores as the working directory (`chdir`) and loads (`execve`). It opens the
+//!   parent with `openat2(root, dirs, O_PATH|O_DIRECTORY, … | RESOLVE_NO_SYMLINKS)` (or
+//!   duplicates the root fd), then the entry with `openat(parent, name,
+//!   O_PATH|O_NOFOLLOW)`, or, when the final symlink is to be followed, with `openat2(…,
+//!   O_PATH, RESOLVE_NO_SYMLINKS)`. No symlink was crossed, so the lexical path is the
+//!   canonical one; a symlink anywhere (`ELOOP`) falls back to the walk.
+//!
+//! So `open("/usr/share/foo/bar.html")` with `/usr` allowed costs one system call instead
+//! of nine, and a `stat` of it two instead of eight (and no `close`s of intermediate fds).
+//!
 //! # The remaining races (honestly)
 //!
 //! - Every directory is held open while walking, so renaming a directory *after* it was
@@ -48,6 +100,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// An errno value to return to the program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,12 +161,17 @@ struct Tree {
     fd: Option<OwnedFd>,
     path: CString,
     writable: bool,
+    /// Whether the root is a directory (pinned by `fd`, so it cannot change).
+    is_dir: bool,
+    /// Whether lookups below this tree may take the `openat2` fast path (see the module
+    /// documentation): recomputed by [`Paths::add`] for every tree.
+    fast: bool,
 }
 
 impl Tree {
     fn root(&self) -> Result<OwnedFd, Errno> {
         match &self.fd {
-            Some(fd) => fd.try_clone().map_err(|_| Errno(libc::EMFILE)),
+            Some(fd) => dup(fd.as_fd()),
             None => open_path(&self.path, libc::O_PATH | libc::O_CLOEXEC, 0)
                 .map_err(|_| Errno(libc::EACCES)),
         }
@@ -192,8 +250,104 @@ fn cstr(name: &[u8]) -> Result<CString, Errno> {
     CString::new(name).map_err(|_| Errno(libc::EINVAL))
 }
 
+/// Set when `openat2` turned out to be missing (Linux before 5.6): the fast path is off.
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+#[cfg(test)]
+thread_local! {
+    /// System calls (other than `close`) made by the resolver on this thread.
+    static SYSCALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// Lookups answered by the fast path on this thread.
+    static FAST_HITS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one system call of the resolver (tests only).
+#[inline]
+fn counted() {
+    #[cfg(test)]
+    SYSCALLS.with(|c| c.set(c.get() + 1));
+}
+
+/// Counts one lookup answered by the fast path (tests only).
+#[inline]
+fn fast_hit() {
+    #[cfg(test)]
+    FAST_HITS.with(|c| c.set(c.get() + 1));
+}
+
+/// A new descriptor for the file `fd` is open on.
+fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    counted();
+    fd.try_clone_to_owned().map_err(|_| Errno(libc::EMFILE))
+}
+
+/// `struct open_how` of `<linux/openat2.h>` (libc's is `#[non_exhaustive]`).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `openat2(dir, path, {flags, mode, resolve})`.
+fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &CStr,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> Result<OwnedFd, Errno> {
+    counted();
+    let how = OpenHow {
+        // Zero-extended: a sign-extended flag word would set bits openat2 refuses.
+        flags: u64::from(flags as u32),
+        mode: u64::from(mode),
+        resolve,
+    };
+    // SAFETY: `dir` is live for the duration of the call, `path` is NUL-terminated, `how`
+    // is a valid `struct open_how` whose exact size is passed, and openat2 retains none
+    // of the pointers.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: openat2 just returned this fd (it fits an int) and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// For an error of a fast-path `openat2`: `Some(e)` when it is one of `definite`, which
+/// the walk is known to give too; `None` to fall back to the walk.
+fn definite(e: Errno, definite: &[i32]) -> Option<Errno> {
+    if e.0 == libc::ENOSYS {
+        NO_OPENAT2.store(true, Ordering::Relaxed);
+    }
+    definite.contains(&e.0).then_some(e)
+}
+
+/// `a/b/c` from components (none of them empty).
+fn rel_path(parts: &[&[u8]]) -> Option<CString> {
+    CString::new(parts.join(&b'/')).ok()
+}
+
+/// What the fast path needs: an isolated tree and the components below its root.
+struct FastTarget<'a> {
+    tree: &'a Tree,
+    root: BorrowedFd<'a>,
+    /// The components below the tree's root: at least one, none `.`, `..` or empty.
+    rest: Vec<&'a [u8]>,
+}
+
 /// `openat(dir, name, flags, mode)`.
 fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    counted();
     // SAFETY: `dir` is a live fd for the duration of the call, `name` is NUL-terminated,
     // and openat does not retain either pointer.
     let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode) };
@@ -206,6 +360,7 @@ fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> Result<Own
 
 /// `open(path, flags, mode)`.
 fn open_path(path: &CStr, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    counted();
     // SAFETY: `path` is NUL-terminated and open does not retain the pointer.
     let fd = unsafe { libc::open(path.as_ptr(), flags, mode) };
     if fd < 0 {
@@ -217,6 +372,7 @@ fn open_path(path: &CStr, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
 
 /// The `st_mode` file type bits of `fd`.
 fn file_type(fd: BorrowedFd<'_>) -> Result<u32, Errno> {
+    counted();
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `fd` is live and `st` points to writable memory of the size fstat fills.
     let r = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) };
@@ -229,6 +385,7 @@ fn file_type(fd: BorrowedFd<'_>) -> Result<u32, Errno> {
 
 /// The target of the symlink `fd` (opened `O_PATH|O_NOFOLLOW`).
 fn read_link(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
+    counted();
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
     // SAFETY: `fd` is live, the empty path is NUL-terminated, and `buf` has `buf.len()`
     // writable bytes, which is the size passed.
@@ -277,14 +434,40 @@ impl Paths {
             && comps
                 .get(1)
                 .is_some_and(|s| s == b"self" || s == b"thread-self");
+        let is_dir = file_type(fd.as_fd()).ok() == Some(libc::S_IFDIR);
         let fd = if per_lookup { None } else { Some(fd) };
         self.trees.push(Tree {
             comps,
             fd,
             path: c,
             writable,
+            is_dir,
+            fast: false,
         });
+        self.mark_fast();
         Ok(())
+    }
+
+    /// Decides for every tree whether lookups below it may use the fast path: its root is
+    /// a directory held open, it is neither `/` nor in `/proc` (nothing hard-denied lies
+    /// below it), and no other tree is inside it or contains it.
+    fn mark_fast(&mut self) {
+        let fast: Vec<bool> = self
+            .trees
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                t.is_dir
+                    && t.fd.is_some()
+                    && t.comps.first().is_some_and(|c| c != b"proc")
+                    && self.trees.iter().enumerate().all(|(j, u)| {
+                        i == j || !(u.comps.starts_with(&t.comps) || t.comps.starts_with(&u.comps))
+                    })
+            })
+            .collect();
+        for (t, f) in self.trees.iter_mut().zip(fast) {
+            t.fast = f;
+        }
     }
 
     /// The trees: `(path, writable)`.
@@ -331,6 +514,168 @@ impl Paths {
     /// that wants `want`; `follow` says whether a final symlink is followed. The entry
     /// need not exist (then `node` is `None`), but its directory must.
     pub fn check(
+        &self,
+        base: &Path,
+        path: &[u8],
+        follow: bool,
+        want: Access,
+    ) -> Result<ResolvedPath, Errno> {
+        if let Some(r) = self.check_fast(base, path, follow, want) {
+            return r;
+        }
+        self.check_walk(base, path, follow, want)
+    }
+
+    /// The isolated tree holding the `..`-free absolute form of `path`, strictly below
+    /// its root, if the fast path may be tried for it at all (see the module
+    /// documentation). Makes no system call.
+    fn fast_target<'a>(
+        &'a self,
+        base: &'a Path,
+        path: &'a [u8],
+        want: Access,
+    ) -> Option<FastTarget<'a>> {
+        if NO_OPENAT2.load(Ordering::Relaxed)
+            || path.is_empty()
+            || path.contains(&0)
+            || path.len() >= libc::PATH_MAX as usize
+        {
+            return None;
+        }
+        let mut comps: Vec<&[u8]> = Vec::new();
+        if !path.starts_with(b"/") {
+            let b = base.as_os_str().as_bytes();
+            if !b.starts_with(b"/") || b.contains(&0) {
+                return None;
+            }
+            comps.extend(split(b));
+        }
+        comps.extend(split(path));
+        if comps.contains(&&b".."[..]) {
+            return None;
+        }
+        let tree = self
+            .trees
+            .iter()
+            .filter(|t| {
+                t.comps.len() <= comps.len()
+                    && t.comps.iter().zip(&comps).all(|(a, b)| a.as_slice() == *b)
+            })
+            .max_by_key(|t| t.comps.len())?;
+        if !tree.fast || tree.comps.len() == comps.len() {
+            return None;
+        }
+        if want != Access::Read && !tree.writable {
+            return None;
+        }
+        let root = tree.fd.as_ref()?.as_fd();
+        let rest = comps.split_off(tree.comps.len());
+        Some(FastTarget { tree, root, rest })
+    }
+
+    /// [`Paths::check`] by `openat2`; `None` to fall back to the walk.
+    fn check_fast(
+        &self,
+        base: &Path,
+        path: &[u8],
+        follow: bool,
+        want: Access,
+    ) -> Option<Result<ResolvedPath, Errno>> {
+        let f = self.fast_target(base, path, want)?;
+        let follow = follow || path.ends_with(b"/");
+        let (name, dirs) = f.rest.split_last()?;
+        let name = cstr(name).ok()?;
+        // No symlink may be crossed (then the lexical path is the canonical one), nor a
+        // magic link; `..` does not occur.
+        let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_SYMLINKS;
+        let parent = if dirs.is_empty() {
+            dup(f.root)
+        } else {
+            openat2(
+                f.root,
+                &rel_path(dirs)?,
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                0,
+                resolve,
+            )
+        };
+        let parent = match parent {
+            Ok(p) => p,
+            Err(e) => {
+                // Without symlinks and `..`, the walk fails at the same component.
+                let e = definite(e, &[libc::ENOENT, libc::ENOTDIR])?;
+                fast_hit();
+                return Some(Err(e));
+            }
+        };
+        let node = if follow {
+            // A final symlink fails with ELOOP: the walk follows it.
+            openat2(parent.as_fd(), &name, libc::O_PATH | libc::O_CLOEXEC, 0, resolve)
+        } else {
+            openat(
+                parent.as_fd(),
+                &name,
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0,
+            )
+        };
+        let node = match node {
+            Ok(n) => Some(n),
+            Err(Errno(libc::ENOENT)) => None,
+            Err(e) => {
+                definite(e, &[]);
+                return None;
+            }
+        };
+        fast_hit();
+        let mut canonical = Vec::with_capacity(path.len() + 64);
+        for c in f.tree.comps.iter().map(Vec::as_slice).chain(f.rest.iter().copied()) {
+            canonical.push(b'/');
+            canonical.extend_from_slice(c);
+        }
+        Some(Ok(ResolvedPath {
+            canonical: PathBuf::from(std::ffi::OsStr::from_bytes(&canonical)),
+            parent: Some(parent),
+            name,
+            node,
+            writable: f.tree.writable,
+        }))
+    }
+
+    /// [`Paths::open`] by one `openat2` beneath the tree's root; `None` to fall back to
+    /// the walk.
+    fn open_fast(
+        &self,
+        base: &Path,
+        path: &[u8],
+        flags: i32,
+        mode: u32,
+        want: Access,
+    ) -> Option<Result<OwnedFd, Errno>> {
+        if path.ends_with(b"/") {
+            return None;
+        }
+        let f = self.fast_target(base, path, want)?;
+        // openat2 refuses a mode without O_CREAT/O_TMPFILE and bits beyond 07777, which
+        // openat ignores.
+        let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+        let mode = if creates { mode & 0o7777 } else { 0 };
+        let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+        match openat2(f.root, &rel_path(&f.rest)?, flags, mode, resolve) {
+            Ok(fd) => {
+                fast_hit();
+                Some(Ok(fd))
+            }
+            Err(e) => {
+                let e = definite(e, &[libc::ENOENT, libc::EEXIST])?;
+                fast_hit();
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// [`Paths::check`] by walking component by component: the definition.
+    fn check_walk(
         &self,
         base: &Path,
         path: &[u8],
@@ -486,12 +831,17 @@ impl Paths {
     /// the trees. Writing (`O_WRONLY`, `O_RDWR`, `O_CREAT`, `O_TRUNC`) needs a read-write
     /// tree. The program's flags are passed through (`O_CLOEXEC` only if it asked).
     pub fn open(&self, base: &Path, path: &[u8], flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
-        let write = flags & libc::O_ACCMODE != libc::O_RDONLY
-            || flags & (libc::O_CREAT | libc::O_TRUNC) != 0;
+        if let Some(r) = self.open_fast(base, path, flags, mode, open_access(flags)) {
+            return r;
+        }
+        self.open_walk(base, path, flags, mode)
+    }
+
+    /// [`Paths::open`] through [`Paths::check_walk`].
+    fn open_walk(&self, base: &Path, path: &[u8], flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
         let excl_create = flags & (libc::O_CREAT | libc::O_EXCL) == libc::O_CREAT | libc::O_EXCL;
         let follow = flags & libc::O_NOFOLLOW == 0 && !excl_create;
-        let want = if write { Access::Write } else { Access::Read };
-        let r = self.check(base, path, follow, want)?;
+        let r = self.check_walk(base, path, follow, open_access(flags))?;
         if let Some(parent) = &r.parent {
             return openat(parent.as_fd(), &r.name, flags | libc::O_NOFOLLOW, mode);
         }
@@ -501,7 +851,7 @@ impl Paths {
             return Err(Errno(libc::EEXIST));
         }
         if flags & libc::O_PATH != 0 {
-            return node.try_clone().map_err(|_| Errno(libc::EMFILE));
+            return dup(node.as_fd());
         }
         let proc_path = cstr(format!("/proc/self/fd/{}", node.as_raw_fd()).as_bytes())?;
         open_path(
@@ -509,6 +859,16 @@ impl Paths {
             flags & !(libc::O_NOFOLLOW | libc::O_CREAT),
             mode,
         )
+    }
+}
+
+/// What opening with `flags` needs: writing (`O_WRONLY`, `O_RDWR`, `O_CREAT`, `O_TRUNC`)
+/// needs a read-write tree.
+fn open_access(flags: i32) -> Access {
+    if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & (libc::O_CREAT | libc::O_TRUNC) != 0 {
+        Access::Write
+    } else {
+        Access::Read
     }
 }
 
