@@ -929,6 +929,355 @@ mod tests {
         Ok(std::fs::read(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap())
     }
 
+    /// A small deterministic generator (xorshift64*), enough to pick path components.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+            &v[self.below(v.len())]
+        }
+    }
+
+    fn ino(fd: BorrowedFd<'_>) -> (u64, u64) {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `fd` is live and `st` points to writable memory of the size fstat fills.
+        assert_eq!(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) }, 0);
+        // SAFETY: fstat succeeded, so it initialised `st`.
+        let st = unsafe { st.assume_init() };
+        (st.st_dev, st.st_ino)
+    }
+
+    fn opt_ino(fd: &Option<OwnedFd>) -> Option<(u64, u64)> {
+        fd.as_ref().map(|f| ino(f.as_fd()))
+    }
+
+    /// Comparable outcome of a check: canonical path, parent and node inodes, name,
+    /// writable.
+    type CheckOutcome = Result<(PathBuf, Option<(u64, u64)>, Option<(u64, u64)>, Vec<u8>, bool), Errno>;
+
+    fn check_outcome(r: Result<ResolvedPath, Errno>) -> CheckOutcome {
+        r.map(|r| {
+            (
+                r.canonical,
+                opt_ino(&r.parent),
+                opt_ino(&r.node),
+                r.name.as_bytes().to_vec(),
+                r.writable,
+            )
+        })
+    }
+
+    fn fast_hits() -> u32 {
+        FAST_HITS.with(|c| c.get())
+    }
+
+    fn syscalls() -> u32 {
+        SYSCALLS.with(|c| c.get())
+    }
+
+    /// Trees for the differential test, below `d`:
+    /// - `a` read-write with the read-only tree `a/ro` inside (neither takes the fast path);
+    /// - `b` read-only and `c` read-write, isolated (fast path);
+    /// - `e`, a symlink to `c/dir`, read-only (an isolated tree whose root is a link);
+    /// - `n` read-only with the read-write tree `n/w` inside;
+    /// - `tf`, a file, read-write; `secret` outside every tree.
+    ///
+    /// `a`, `b`, `c` hold the same files and a zoo of links: relative, absolute, into the
+    /// other trees, out of all trees, loops, `..` after a directory and after a file,
+    /// trailing `/`, dangling.
+    fn differential_setup(d: &Path) -> Paths {
+        let w = |p: &str, s: &[u8]| std::fs::write(d.join(p), s).unwrap();
+        let l = |target: &str, p: &str| symlink(target, d.join(p)).unwrap();
+        let ds = d.display().to_string();
+        for x in ["a", "b", "c"] {
+            std::fs::create_dir_all(d.join(x).join("dir/s/empty")).unwrap();
+            w(&format!("{x}/f"), b"f");
+            w(&format!("{x}/dir/g"), b"g");
+            w(&format!("{x}/dir/s/h"), b"h");
+            for (target, name) in [
+                ("dir/g", "l_rel"),
+                ("dir", "l_dir"),
+                ("dir/s/..", "l_sdot"),
+                ("f/..", "l_fdot"),
+                ("l_dir/s/../g", "l_linkdot"),
+                ("../b/f", "l_up"),
+                ("../c/dir", "l_upc"),
+                ("../secret/k", "l_esc"),
+                (&format!("{ds}/{x}/f"), "l_abs"),
+                (&format!("{ds}/b/dir"), "l_absb"),
+                ("l_loop2", "l_loop1"),
+                ("l_loop1", "l_loop2"),
+                ("nothing_here", "l_dang"),
+                ("dir/new_in_dir", "l_dangd"),
+                (".", "l_self"),
+                ("/", "l_root"),
+                ("f/", "l_slash"),
+                ("dir/", "l_dslash"),
+                ("l_rel", "l_chain"),
+                ("ro/r", "l_ro"),
+                ("../ro", "dir/l_ro2"),
+                ("../f", "dir/l_back"),
+                ("../../dir/g", "dir/s/l_top"),
+                (&format!("../../{x}/f"), "dir/l_out"),
+                ("../../e/g", "dir/l_e"),
+                ("../../../../../../../../..", "dir/s/l_dd"),
+            ] {
+                l(target, &format!("{x}/{name}"));
+            }
+        }
+        std::fs::create_dir_all(d.join("a/ro")).unwrap();
+        w("a/ro/r", b"r");
+        std::fs::create_dir_all(d.join("n/w")).unwrap();
+        w("n/f", b"nf");
+        w("n/w/f", b"nwf");
+        l("w/f", "n/l_w");
+        l("../f", "n/w/l_up");
+        std::fs::create_dir_all(d.join("secret")).unwrap();
+        w("secret/k", b"k");
+        w("tf", b"tf");
+        l("c/dir", "e");
+        let mut p = Paths::default();
+        for (t, rw) in [
+            ("a", true),
+            ("a/ro", false),
+            ("b", false),
+            ("c", true),
+            ("e", false),
+            ("n", false),
+            ("n/w", true),
+            ("tf", true),
+        ] {
+            p.add(&d.join(t), rw).unwrap();
+        }
+        let fast: Vec<_> = p
+            .trees
+            .iter()
+            .filter(|t| t.fast)
+            .map(|t| join(&t.comps))
+            .collect();
+        assert_eq!(fast, [d.join("b"), d.join("c"), d.join("e")]);
+        p
+    }
+
+    /// The fast path gives exactly the walk's answers, for random paths over a tree full
+    /// of awkward links, for every kind of access, follow flag and a range of open flags.
+    #[test]
+    fn fast_path_agrees_with_the_walk() {
+        let t = TempDir::new("differential");
+        let d = &t.0;
+        let p = differential_setup(d);
+        let names: &[&str] = &[
+            "a", "b", "c", "e", "n", "w", "tf", "secret", "ro", "r", "f", "dir", "g", "s", "h",
+            "k", "empty", "missing", "new_in_dir", "nothing_here", "l_rel", "l_dir", "l_sdot",
+            "l_fdot", "l_linkdot", "l_up", "l_upc", "l_esc", "l_abs", "l_absb", "l_loop1",
+            "l_dang", "l_dangd", "l_self", "l_root", "l_slash", "l_dslash", "l_chain", "l_ro",
+            "l_back", "l_top", "l_out", "l_e", "l_dd", "l_w", "l_up", ".", "..", "", "dir",
+            "dir", "s", "l_ro", "l_ro", "l_ro2", "l_w",
+        ];
+        let firsts: &[&str] = &["b", "c", "e", "b", "c", "e", "a", "a", "n", "n", "tf", "secret"];
+        let bases: Vec<PathBuf> = ["", "a", "b", "c/dir", "c/dir/s", "e", "n", "n/w"]
+            .iter()
+            .map(|b| if b.is_empty() { d.clone() } else { d.join(b) })
+            .collect();
+        let open_flags = [
+            libc::O_RDONLY,
+            libc::O_RDONLY | libc::O_NOFOLLOW,
+            libc::O_PATH,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            libc::O_WRONLY,
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            libc::O_WRONLY | libc::O_CREAT,
+            libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW,
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut mismatches = Vec::new();
+        let (mut lookups, mut link_opens, hits0) = (0u32, 0u32, fast_hits());
+        for _ in 0..4000 {
+            let base = rng.pick(&bases).clone();
+            let mut path = match rng.below(10) {
+                0..=5 => d.as_os_str().as_bytes().to_vec(),
+                6 => Vec::new(),
+                _ => b"/".to_vec(),
+            };
+            let in_d = !path.is_empty() && path != b"/";
+            for i in 0..1 + rng.below(5) {
+                if i > 0 || !path.is_empty() {
+                    path.push(b'/');
+                }
+                // Mostly into a tree, and mostly the isolated ones.
+                let c = if i == 0 && in_d { rng.pick(firsts) } else { rng.pick(names) };
+                path.extend_from_slice(c.as_bytes());
+            }
+            if rng.below(10) == 0 {
+                path.push(b'/');
+            }
+            for want in [Access::Read, Access::Write, Access::Mutate] {
+                for follow in [true, false] {
+                    lookups += 1;
+                    let fast = check_outcome(p.check(&base, &path, follow, want));
+                    let walk = check_outcome(p.check_walk(&base, &path, follow, want));
+                    if fast != walk {
+                        mismatches.push(format!(
+                            "check({base:?}, {:?}, follow={follow}, {want:?}): fast {fast:?}, walk {walk:?}",
+                            String::from_utf8_lossy(&path)
+                        ));
+                    }
+                }
+            }
+            for flags in open_flags {
+                lookups += 1;
+                let h = fast_hits();
+                // The fast path first: if it creates a file, the walk opens the same one.
+                let fast = p
+                    .open(&base, &path, flags | libc::O_CLOEXEC, 0o600)
+                    .map(|f| ino(f.as_fd()));
+                let walk = p
+                    .open_walk(&base, &path, flags | libc::O_CLOEXEC, 0o600)
+                    .map(|f| ino(f.as_fd()));
+                if fast_hits() > h && path.windows(2).any(|w| w == b"l_") {
+                    link_opens += 1;
+                }
+                if fast != walk {
+                    mismatches.push(format!(
+                        "open({base:?}, {:?}, {flags:#o}): fast {fast:?}, walk {walk:?}",
+                        String::from_utf8_lossy(&path)
+                    ));
+                }
+            }
+        }
+        assert!(
+            mismatches.is_empty(),
+            "{} mismatches:\n{}",
+            mismatches.len(),
+            mismatches[..mismatches.len().min(30)].join("\n")
+        );
+        let hits = fast_hits() - hits0;
+        eprintln!(
+            "{hits} of {lookups} lookups answered by the fast path, {link_opens} opens through links"
+        );
+        assert!(link_opens > 200, "fast opens through links: {link_opens}");
+        assert!(hits > lookups / 10, "fast path barely used: {hits} of {lookups}");
+    }
+
+    /// Directed cases on top of the random ones: exclusive creation, file roots, tree
+    /// roots, a `..` and writes that must be refused or allowed exactly as the walk does.
+    #[test]
+    fn fast_path_directed_cases() {
+        let t = TempDir::new("directed");
+        let d = &t.0;
+        let p = differential_setup(d);
+        let b = |s: &str| d.join(s).into_os_string().into_vec();
+        use std::os::unix::ffi::OsStringExt;
+        let root = Path::new("/");
+        let excl = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
+        // Exclusive creation: created once by the fast path, then EEXIST from both.
+        let h0 = fast_hits();
+        assert!(p.open(root, &b("c/dir/x1"), excl, 0o600).is_ok());
+        assert_eq!(fast_hits(), h0 + 1);
+        assert_eq!(p.open(root, &b("c/dir/x1"), excl, 0o600).err(), Some(Errno(libc::EEXIST)));
+        assert_eq!(p.open_walk(root, &b("c/dir/x1"), excl, 0o600).err(), Some(Errno(libc::EEXIST)));
+        assert_eq!(p.open(root, &b("c/l_dang"), excl, 0o600).err(), Some(Errno(libc::EEXIST)));
+        // A dangling link followed by O_CREAT creates its target, inside the tree only.
+        assert!(p.open(root, &b("c/l_dangd"), libc::O_WRONLY | libc::O_CREAT, 0o600).is_ok());
+        assert!(d.join("c/dir/new_in_dir").exists());
+        // Writes into the read-only tree b through c's link, and into b directly: refused.
+        assert_eq!(p.open(root, &b("c/l_up"), libc::O_WRONLY, 0).err(), Some(Errno(libc::EACCES)));
+        assert_eq!(p.open(root, &b("b/f"), libc::O_WRONLY, 0).err(), Some(Errno(libc::EACCES)));
+        // A link in the read-write tree a into the read-only tree a/ro inside it, and one in
+        // the read-only n into the read-write n/w inside it.
+        assert_eq!(p.open(root, &b("a/l_ro"), libc::O_WRONLY, 0).err(), Some(Errno(libc::EACCES)));
+        assert_eq!(
+            p.check(root, &b("a/dir/l_ro2/new"), true, Access::Write).err(),
+            Some(Errno(libc::EACCES))
+        );
+        assert!(p.open(root, &b("n/l_w"), libc::O_WRONLY, 0).is_ok());
+        assert_eq!(p.open(root, &b("n/w/l_up"), libc::O_WRONLY, 0).err(), Some(Errno(libc::EACCES)));
+        // b's link into c is writable: the walk decides.
+        assert!(p.open(root, &b("b/l_upc/g"), libc::O_WRONLY, 0).is_ok());
+        // Escapes.
+        for esc in ["c/l_esc", "c/l_root/etc/passwd", "c/dir/s/l_dd/etc/passwd", "c/l_abs"] {
+            let want = if esc == "c/l_abs" { None } else { Some(Errno(libc::EACCES)) };
+            assert_eq!(p.open(root, &b(esc), libc::O_RDONLY, 0).err(), want, "{esc}");
+        }
+        // Mode bits beyond 07777 and a mode without O_CREAT are ignored as open(2) does.
+        assert!(p.open(root, &b("c/f"), libc::O_RDONLY, 0o170_777).is_ok());
+        assert!(p.open(root, &b("c/dir/x2"), libc::O_WRONLY | libc::O_CREAT, 0o100_644).is_ok());
+        // Tree roots and file roots keep the walk's handling.
+        assert!(p.open(root, &b("c"), libc::O_RDONLY | libc::O_DIRECTORY, 0).is_ok());
+        assert!(p.open(root, &b("tf"), libc::O_RDWR, 0).is_ok());
+        assert_eq!(p.open(root, &b("tf/x"), libc::O_RDONLY, 0).err(), Some(Errno(libc::ENOTDIR)));
+        let r = p.check(root, &b("c"), false, Access::Mutate).err();
+        assert_eq!(r, Some(Errno(libc::EACCES)));
+        // canonical: lexical when no link is crossed, the walk's when one is.
+        let r = p.check(root, &b("c/dir/s"), true, Access::Read).unwrap();
+        assert_eq!(r.canonical, d.join("c/dir/s"));
+        let r = p.check(root, &b("c/l_dir/s"), true, Access::Read).unwrap();
+        assert_eq!(r.canonical, d.join("c/dir/s"));
+        let r = p.check(root, &b("e/s/h"), true, Access::Read).unwrap();
+        assert_eq!((r.canonical, r.writable), (d.join("e/s/h"), false));
+        let r = p.check(&d.join("c/dir"), b"s/../g", true, Access::Read).unwrap();
+        assert_eq!(r.canonical, d.join("c/dir/g"));
+    }
+
+    /// The fast path makes at most two system calls for a plain path in an isolated tree
+    /// (the walk makes two per component).
+    #[test]
+    fn fast_path_system_call_counts() {
+        let t = TempDir::new("count");
+        let d = &t.0;
+        std::fs::create_dir_all(d.join("usr/share/foo")).unwrap();
+        std::fs::create_dir_all(d.join("usr/lib")).unwrap();
+        std::fs::write(d.join("usr/lib/os-release"), b"ID=dune").unwrap();
+        std::fs::write(d.join("usr/share/foo/bar.html"), b"<p>").unwrap();
+        let mut p = Paths::default();
+        p.add(&d.join("usr"), false).unwrap();
+        let root = Path::new("/");
+        let count = |f: &dyn Fn()| {
+            let (n, h) = (syscalls(), fast_hits());
+            f();
+            (syscalls() - n, fast_hits() - h)
+        };
+        for rel in ["usr/lib/os-release", "usr/share/foo/bar.html", "usr/lib/missing"] {
+            let path = d.join(rel);
+            let path = path.as_os_str().as_bytes();
+            let exists = !rel.ends_with("missing");
+            let open = count(&|| assert_eq!(p.open(root, path, libc::O_RDONLY, 0).is_ok(), exists));
+            let open_walk =
+                count(&|| assert_eq!(p.open_walk(root, path, libc::O_RDONLY, 0).is_ok(), exists));
+            let check = count(&|| {
+                assert_eq!(p.check(root, path, true, Access::Read).unwrap().node.is_some(), exists)
+            });
+            let check_walk = count(&|| {
+                let r = p.check_walk(root, path, true, Access::Read).unwrap();
+                assert_eq!(r.node.is_some(), exists);
+            });
+            let stat_rel = count(&|| {
+                assert!(p.check(&d.join("usr/lib"), b"os-release", false, Access::Read).is_ok())
+            });
+            eprintln!(
+                "{rel}: open {} (walk {}), check {} (walk {}), relative check {}",
+                open.0, open_walk.0, check.0, check_walk.0, stat_rel.0
+            );
+            if NO_OPENAT2.load(Ordering::Relaxed) {
+                eprintln!("openat2 is missing here: fast path not measured");
+                return;
+            }
+            assert_eq!(open, (1, 1), "{rel}: open");
+            assert_eq!(check, (2, 1), "{rel}: check");
+            assert_eq!(stat_rel, (2, 1), "{rel}: relative check");
+            assert!(open_walk.0 > 2 * open.0 && check_walk.0 > check.0, "{rel}");
+        }
+    }
+
     #[test]
     fn reads_inside_and_refuses_outside() {
         let (t, p) = setup("basic");
