@@ -587,7 +587,8 @@ impl Paths {
         let name = cstr(name).ok()?;
         // No symlink may be crossed (then the lexical path is the canonical one), nor a
         // magic link; `..` does not occur.
-        let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_SYMLINKS;
+        let resolve =
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_SYMLINKS;
         let parent = if dirs.is_empty() {
             dup(f.root)
         } else {
@@ -610,7 +611,13 @@ impl Paths {
         };
         let node = if follow {
             // A final symlink fails with ELOOP: the walk follows it.
-            openat2(parent.as_fd(), &name, libc::O_PATH | libc::O_CLOEXEC, 0, resolve)
+            openat2(
+                parent.as_fd(),
+                &name,
+                libc::O_PATH | libc::O_CLOEXEC,
+                0,
+                resolve,
+            )
         } else {
             openat(
                 parent.as_fd(),
@@ -629,7 +636,13 @@ impl Paths {
         };
         fast_hit();
         let mut canonical = Vec::with_capacity(path.len() + 64);
-        for c in f.tree.comps.iter().map(Vec::as_slice).chain(f.rest.iter().copied()) {
+        for c in f
+            .tree
+            .comps
+            .iter()
+            .map(Vec::as_slice)
+            .chain(f.rest.iter().copied())
+        {
             canonical.push(b'/');
             canonical.extend_from_slice(c);
         }
@@ -962,7 +975,16 @@ mod tests {
 
     /// Comparable outcome of a check: canonical path, parent and node inodes, name,
     /// writable.
-    type CheckOutcome = Result<(PathBuf, Option<(u64, u64)>, Option<(u64, u64)>, Vec<u8>, bool), Errno>;
+    type CheckOutcome = Result<
+        (
+            PathBuf,
+            Option<(u64, u64)>,
+            Option<(u64, u64)>,
+            Vec<u8>,
+            bool,
+        ),
+        Errno,
+    >;
 
     fn check_outcome(r: Result<ResolvedPath, Errno>) -> CheckOutcome {
         r.map(|r| {
@@ -1076,14 +1098,66 @@ mod tests {
         let d = &t.0;
         let p = differential_setup(d);
         let names: &[&str] = &[
-            "a", "b", "c", "e", "n", "w", "tf", "secret", "ro", "r", "f", "dir", "g", "s", "h",
-            "k", "empty", "missing", "new_in_dir", "nothing_here", "l_rel", "l_dir", "l_sdot",
-            "l_fdot", "l_linkdot", "l_up", "l_upc", "l_esc", "l_abs", "l_absb", "l_loop1",
-            "l_dang", "l_dangd", "l_self", "l_root", "l_slash", "l_dslash", "l_chain", "l_ro",
-            "l_back", "l_top", "l_out", "l_e", "l_dd", "l_w", "l_up", ".", "..", "", "dir",
-            "dir", "s", "l_ro", "l_ro", "l_ro2", "l_w",
+            "a",
+            "b",
+            "c",
+            "e",
+            "n",
+            "w",
+            "tf",
+            "secret",
+            "ro",
+            "r",
+            "f",
+            "dir",
+            "g",
+            "s",
+            "h",
+            "k",
+            "empty",
+            "missing",
+            "new_in_dir",
+            "nothing_here",
+            "l_rel",
+            "l_dir",
+            "l_sdot",
+            "l_fdot",
+            "l_linkdot",
+            "l_up",
+            "l_upc",
+            "l_esc",
+            "l_abs",
+            "l_absb",
+            "l_loop1",
+            "l_dang",
+            "l_dangd",
+            "l_self",
+            "l_root",
+            "l_slash",
+            "l_dslash",
+            "l_chain",
+            "l_ro",
+            "l_back",
+            "l_top",
+            "l_out",
+            "l_e",
+            "l_dd",
+            "l_w",
+            "l_up",
+            ".",
+            "..",
+            "",
+            "dir",
+            "dir",
+            "s",
+            "l_ro",
+            "l_ro",
+            "l_ro2",
+            "l_w",
         ];
-        let firsts: &[&str] = &["b", "c", "e", "b", "c", "e", "a", "a", "n", "n", "tf", "secret"];
+        let firsts: &[&str] = &[
+            "b", "c", "e", "b", "c", "e", "a", "a", "n", "n", "tf", "secret",
+        ];
         let bases: Vec<PathBuf> = ["", "a", "b", "c/dir", "c/dir/s", "e", "n", "n/w"]
             .iter()
             .map(|b| if b.is_empty() { d.clone() } else { d.join(b) })
@@ -1114,7 +1188,11 @@ mod tests {
                     path.push(b'/');
                 }
                 // Mostly into a tree, and mostly the isolated ones.
-                let c = if i == 0 && in_d { rng.pick(firsts) } else { rng.pick(names) };
+                let c = if i == 0 && in_d {
+                    rng.pick(firsts)
+                } else {
+                    rng.pick(names)
+                };
                 path.extend_from_slice(c.as_bytes());
             }
             if rng.below(10) == 0 {
@@ -1165,7 +1243,10 @@ mod tests {
             "{hits} of {lookups} lookups answered by the fast path, {link_opens} opens through links"
         );
         assert!(link_opens > 200, "fast opens through links: {link_opens}");
-        assert!(hits > lookups / 10, "fast path barely used: {hits} of {lookups}");
+        assert!(
+            hits > lookups / 10,
+            "fast path barely used: {hits} of {lookups}"
+        );
     }
 
     /// Directed cases on top of the random ones: exclusive creation, file roots, tree
@@ -1183,38 +1264,87 @@ mod tests {
         let h0 = fast_hits();
         assert!(p.open(root, &b("c/dir/x1"), excl, 0o600).is_ok());
         assert_eq!(fast_hits(), h0 + 1);
-        assert_eq!(p.open(root, &b("c/dir/x1"), excl, 0o600).err(), Some(Errno(libc::EEXIST)));
-        assert_eq!(p.open_walk(root, &b("c/dir/x1"), excl, 0o600).err(), Some(Errno(libc::EEXIST)));
-        assert_eq!(p.open(root, &b("c/l_dang"), excl, 0o600).err(), Some(Errno(libc::EEXIST)));
+        assert_eq!(
+            p.open(root, &b("c/dir/x1"), excl, 0o600).err(),
+            Some(Errno(libc::EEXIST))
+        );
+        assert_eq!(
+            p.open_walk(root, &b("c/dir/x1"), excl, 0o600).err(),
+            Some(Errno(libc::EEXIST))
+        );
+        assert_eq!(
+            p.open(root, &b("c/l_dang"), excl, 0o600).err(),
+            Some(Errno(libc::EEXIST))
+        );
         // A dangling link followed by O_CREAT creates its target, inside the tree only.
-        assert!(p.open(root, &b("c/l_dangd"), libc::O_WRONLY | libc::O_CREAT, 0o600).is_ok());
+        assert!(p
+            .open(root, &b("c/l_dangd"), libc::O_WRONLY | libc::O_CREAT, 0o600)
+            .is_ok());
         assert!(d.join("c/dir/new_in_dir").exists());
         // Writes into the read-only tree b through c's link, and into b directly: refused.
-        assert_eq!(p.open(root, &b("c/l_up"), libc::O_WRONLY, 0).err(), Some(Errno(libc::EACCES)));
-        assert_eq!(p.open(root, &b("b/f"), libc::O_WRONLY, 0).err(), Some(Errno(libc::EACCES)));
+        assert_eq!(
+            p.open(root, &b("c/l_up"), libc::O_WRONLY, 0).err(),
+            Some(Errno(libc::EACCES))
+        );
+        assert_eq!(
+            p.open(root, &b("b/f"), libc::O_WRONLY, 0).err(),
+            Some(Errno(libc::EACCES))
+        );
         // A link in the read-write tree a into the read-only tree a/ro inside it, and one in
         // the read-only n into the read-write n/w inside it.
-        assert_eq!(p.open(root, &b("a/l_ro"), libc::O_WRONLY, 0).err(), Some(Errno(libc::EACCES)));
         assert_eq!(
-            p.check(root, &b("a/dir/l_ro2/new"), true, Access::Write).err(),
+            p.open(root, &b("a/l_ro"), libc::O_WRONLY, 0).err(),
+            Some(Errno(libc::EACCES))
+        );
+        assert_eq!(
+            p.check(root, &b("a/dir/l_ro2/new"), true, Access::Write)
+                .err(),
             Some(Errno(libc::EACCES))
         );
         assert!(p.open(root, &b("n/l_w"), libc::O_WRONLY, 0).is_ok());
-        assert_eq!(p.open(root, &b("n/w/l_up"), libc::O_WRONLY, 0).err(), Some(Errno(libc::EACCES)));
+        assert_eq!(
+            p.open(root, &b("n/w/l_up"), libc::O_WRONLY, 0).err(),
+            Some(Errno(libc::EACCES))
+        );
         // b's link into c is writable: the walk decides.
         assert!(p.open(root, &b("b/l_upc/g"), libc::O_WRONLY, 0).is_ok());
         // Escapes.
-        for esc in ["c/l_esc", "c/l_root/etc/passwd", "c/dir/s/l_dd/etc/passwd", "c/l_abs"] {
-            let want = if esc == "c/l_abs" { None } else { Some(Errno(libc::EACCES)) };
-            assert_eq!(p.open(root, &b(esc), libc::O_RDONLY, 0).err(), want, "{esc}");
+        for esc in [
+            "c/l_esc",
+            "c/l_root/etc/passwd",
+            "c/dir/s/l_dd/etc/passwd",
+            "c/l_abs",
+        ] {
+            let want = if esc == "c/l_abs" {
+                None
+            } else {
+                Some(Errno(libc::EACCES))
+            };
+            assert_eq!(
+                p.open(root, &b(esc), libc::O_RDONLY, 0).err(),
+                want,
+                "{esc}"
+            );
         }
         // Mode bits beyond 07777 and a mode without O_CREAT are ignored as open(2) does.
         assert!(p.open(root, &b("c/f"), libc::O_RDONLY, 0o170_777).is_ok());
-        assert!(p.open(root, &b("c/dir/x2"), libc::O_WRONLY | libc::O_CREAT, 0o100_644).is_ok());
+        assert!(p
+            .open(
+                root,
+                &b("c/dir/x2"),
+                libc::O_WRONLY | libc::O_CREAT,
+                0o100_644
+            )
+            .is_ok());
         // Tree roots and file roots keep the walk's handling.
-        assert!(p.open(root, &b("c"), libc::O_RDONLY | libc::O_DIRECTORY, 0).is_ok());
+        assert!(p
+            .open(root, &b("c"), libc::O_RDONLY | libc::O_DIRECTORY, 0)
+            .is_ok());
         assert!(p.open(root, &b("tf"), libc::O_RDWR, 0).is_ok());
-        assert_eq!(p.open(root, &b("tf/x"), libc::O_RDONLY, 0).err(), Some(Errno(libc::ENOTDIR)));
+        assert_eq!(
+            p.open(root, &b("tf/x"), libc::O_RDONLY, 0).err(),
+            Some(Errno(libc::ENOTDIR))
+        );
         let r = p.check(root, &b("c"), false, Access::Mutate).err();
         assert_eq!(r, Some(Errno(libc::EACCES)));
         // canonical: lexical when no link is crossed, the walk's when one is.
@@ -1224,7 +1354,9 @@ mod tests {
         assert_eq!(r.canonical, d.join("c/dir/s"));
         let r = p.check(root, &b("e/s/h"), true, Access::Read).unwrap();
         assert_eq!((r.canonical, r.writable), (d.join("e/s/h"), false));
-        let r = p.check(&d.join("c/dir"), b"s/../g", true, Access::Read).unwrap();
+        let r = p
+            .check(&d.join("c/dir"), b"s/../g", true, Access::Read)
+            .unwrap();
         assert_eq!(r.canonical, d.join("c/dir/g"));
     }
 
@@ -1246,7 +1378,11 @@ mod tests {
             f();
             (syscalls() - n, fast_hits() - h)
         };
-        for rel in ["usr/lib/os-release", "usr/share/foo/bar.html", "usr/lib/missing"] {
+        for rel in [
+            "usr/lib/os-release",
+            "usr/share/foo/bar.html",
+            "usr/lib/missing",
+        ] {
             let path = d.join(rel);
             let path = path.as_os_str().as_bytes();
             let exists = !rel.ends_with("missing");
@@ -1254,14 +1390,22 @@ mod tests {
             let open_walk =
                 count(&|| assert_eq!(p.open_walk(root, path, libc::O_RDONLY, 0).is_ok(), exists));
             let check = count(&|| {
-                assert_eq!(p.check(root, path, true, Access::Read).unwrap().node.is_some(), exists)
+                assert_eq!(
+                    p.check(root, path, true, Access::Read)
+                        .unwrap()
+                        .node
+                        .is_some(),
+                    exists
+                )
             });
             let check_walk = count(&|| {
                 let r = p.check_walk(root, path, true, Access::Read).unwrap();
                 assert_eq!(r.node.is_some(), exists);
             });
             let stat_rel = count(&|| {
-                assert!(p.check(&d.join("usr/lib"), b"os-release", false, Access::Read).is_ok())
+                assert!(p
+                    .check(&d.join("usr/lib"), b"os-release", false, Access::Read)
+                    .is_ok())
             });
             eprintln!(
                 "{rel}: open {} (walk {}), check {} (walk {}), relative check {}",
