@@ -12,9 +12,12 @@
 //!   calls; arguments are copied in once, checked, then used.
 //!
 //! The entry point is [`Sandbox`]: build a policy, then [`Sandbox::run`] replaces the
-//! calling process with the sandboxed program, as `execve` would.
+//! calling process with the sandboxed program, as `execve` would. The same from C:
+//! [`capi`] (`include/dune/sandbox.h`, `libdune_sandbox.a`/`.so`). [`bench`] holds
+//! the application benchmarks (`dune bench --sandbox`).
 
 pub mod bench;
+pub mod capi;
 pub mod loader;
 pub mod monitor;
 pub mod policy;

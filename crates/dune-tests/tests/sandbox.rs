@@ -155,6 +155,36 @@ fn trace_logs_calls_and_verdicts() {
     assert!(err.contains("denied open(\"/etc/shadow\""), "{}", show(&out));
 }
 
+#[test]
+fn c_api_static_and_shared() {
+    const BUILD_C: &str = "build them on the host first with apps/sandbox/build-c.sh (scripts/test does)";
+    let inputs = ["apps/sandbox/src", "apps/sandbox/include", "apps/sandbox/tests/c", "crates/libdune/src"];
+    for bin in ["sandbox-capi", "sandbox-capi-shared"] {
+        let exe = fresh(profile_dir().join(bin), &inputs, BUILD_C);
+        let mut cmd = Command::new(&exe);
+        cmd.env_remove("LD_LIBRARY_PATH").args(["-", "/etc", "/usr/bin/busybox", "sh", "-c", "echo from C; cat /etc/shadow"]);
+        let out = run_bounded(cmd);
+        // The program ran (ring 3, built-in policy): its output, its exit status, the
+        // monitor's denial of /etc/shadow.
+        assert_eq!(text(&out.stdout), "from C\n", "{bin}: {}", show(&out));
+        assert!(text(&out.stderr).contains("denied open(\"/etc/shadow\""), "{bin}: {}", show(&out));
+        // A malformed policy: no sandbox, the file and line in the message.
+        let bad = std::env::temp_dir().join(format!("dune-capi-policy-{}.json", std::process::id()));
+        std::fs::write(&bad, "{\"defaultAction\": \"SCMP_ACT_NOPE\"}\n").unwrap();
+        let mut cmd = Command::new(&exe);
+        cmd.args([bad.to_str().unwrap(), "/etc", "/bin/true"]);
+        let out = run_bounded(cmd);
+        assert_eq!(out.status.code(), Some(4), "{bin}: {}", show(&out));
+        assert!(text(&out.stdout).starts_with(&format!("policy error: {}:1:", bad.display())), "{bin}: {}", show(&out));
+        // A missing program: the shell's 127 and a message.
+        let mut cmd = Command::new(&exe);
+        cmd.args(["-", "/etc", "/no/such/program"]);
+        let out = run_bounded(cmd);
+        assert_eq!(out.status.code(), Some(127), "{bin}: {}", show(&out));
+        std::fs::remove_file(&bad).unwrap();
+    }
+}
+
 // ---- bad input ------------------------------------------------------------------
 
 #[test]

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds the sandbox's C API (libdune_sandbox.a, libdune_sandbox.so) and its C test
+# program, apps/sandbox/tests/c/sandbox-capi.c, into <target>/debug/sandbox-capi
+# (static) and <target>/debug/sandbox-capi-shared, on the host; the lane test
+# (crates/dune-tests/tests/sandbox.rs) runs them. scripts/test calls this.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+cd "$repo"
+target=${CARGO_TARGET_DIR:-$repo/target}
+case $target in /*) ;; *) target=$repo/$target ;; esac
+cc=${CC:-cc}
+cargo build -q -p dune-sandbox
+lib=$target/debug
+cflags=(-std=gnu11 -O1 -g -Wall -Wextra -Werror -I "$repo/apps/sandbox/include")
+"$cc" "${cflags[@]}" apps/sandbox/tests/c/sandbox-capi.c -o "$lib/sandbox-capi" "$lib/libdune_sandbox.a" -lpthread -ldl -lm
+"$cc" "${cflags[@]}" apps/sandbox/tests/c/sandbox-capi.c -o "$lib/sandbox-capi-shared" -L "$lib" -ldune_sandbox -Wl,-rpath,"$lib" -lpthread -ldl -lm
