@@ -162,7 +162,7 @@ fn c_api_static_and_shared() {
     for bin in ["sandbox-capi", "sandbox-capi-shared"] {
         let exe = fresh(profile_dir().join(bin), &inputs, BUILD_C);
         let mut cmd = Command::new(&exe);
-        cmd.env_remove("LD_LIBRARY_PATH").args(["-", "/etc", "/usr/bin/busybox", "sh", "-c", "echo from C; cat /etc/shadow"]);
+        cmd.env_remove("LD_LIBRARY_PATH").args(["-", "/usr/share", "/usr/bin/busybox", "sh", "-c", "echo from C; cat /etc/shadow"]);
         let out = run_bounded(cmd);
         // The program ran (ring 3, built-in policy): its output, its exit status, the
         // monitor's denial of /etc/shadow.
