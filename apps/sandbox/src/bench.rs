@@ -205,7 +205,7 @@ pub fn cpu(o: &Options) -> Result<Vec<Cpu>, BenchError> {
     while text.len() < size {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         text.push_str(words[(x >> 33) as usize % words.len()]);
-        text.push(if (x >> 20) % 11 == 0 { '\n' } else { ' ' });
+        text.push(if (x >> 20).is_multiple_of(11) { '\n' } else { ' ' });
     }
     let input = dir.join("input.txt");
     std::fs::write(&input, &text).map_err(failed)?;

@@ -173,7 +173,7 @@ impl ProgramSpace {
         }
         let fixed = flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) != 0;
         if fixed {
-            let end = addr.checked_add(len).filter(|&e| addr % PAGE == 0 && e <= USER_END).ok_or(errno(libc::EINVAL))?;
+            let end = addr.checked_add(len).filter(|&e| addr.is_multiple_of(PAGE) && e <= USER_END).ok_or(errno(libc::EINVAL))?;
             if flags & libc::MAP_FIXED_NOREPLACE != 0 && self.owned.iter().any(|r| r.2 != libc::PROT_NONE && r.1 > addr && r.0 < end) {
                 return Err(errno(libc::EEXIST));
             }
@@ -195,7 +195,7 @@ impl ProgramSpace {
             self.check_limit(0, len, prot)?;
             // A hint is only a hint: without MAP_FIXED the kernel never replaces a
             // mapping, so wherever it puts the range, it was free.
-            let hint = if addr % PAGE == 0 { addr } else { 0 };
+            let hint = if addr.is_multiple_of(PAGE) { addr } else { 0 };
             let got = mmap_raw(hint, len, prot, flags, fd, off)?;
             if got.checked_add(len).is_none_or(|e| e > USER_END) {
                 // SAFETY: the mapping just made, nothing refers to it.
@@ -220,7 +220,7 @@ impl ProgramSpace {
     /// range that is not all the program's is refused (it may be the monitor's).
     pub fn munmap(&mut self, addr: u64, len: u64) -> io::Result<()> {
         let len = page_up(len).ok_or(errno(libc::EINVAL))?;
-        let end = addr.checked_add(len).filter(|&e| addr % PAGE == 0 && len > 0 && e <= USER_END).ok_or(errno(libc::EINVAL))?;
+        let end = addr.checked_add(len).filter(|&e| addr.is_multiple_of(PAGE) && len > 0 && e <= USER_END).ok_or(errno(libc::EINVAL))?;
         if self.touches_fixed(addr, end) || !self.owns(addr, end) {
             return Err(errno(libc::EPERM));
         }
@@ -234,7 +234,7 @@ impl ProgramSpace {
     /// The program's `mprotect`: only on its own accessible-or-reserved pages.
     pub fn mprotect(&mut self, addr: u64, len: u64, prot: i32) -> io::Result<()> {
         let len = page_up(len).ok_or(errno(libc::EINVAL))?;
-        let end = addr.checked_add(len).filter(|&e| addr % PAGE == 0 && e <= USER_END).ok_or(errno(libc::EINVAL))?;
+        let end = addr.checked_add(len).filter(|&e| addr.is_multiple_of(PAGE) && e <= USER_END).ok_or(errno(libc::EINVAL))?;
         if prot & !(libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) != 0 {
             return Err(errno(libc::EINVAL));
         }
@@ -261,7 +261,7 @@ impl ProgramSpace {
     pub fn mremap(&mut self, old: u64, old_len: u64, new_len: u64, flags: i32, new_addr: u64) -> io::Result<u64> {
         let old_len = page_up(old_len).ok_or(errno(libc::EINVAL))?;
         let new_len = page_up(new_len).filter(|&l| l > 0 && l <= USER_END).ok_or(errno(libc::EINVAL))?;
-        let old_end = old.checked_add(old_len).filter(|&e| old % PAGE == 0 && e <= USER_END).ok_or(errno(libc::EINVAL))?;
+        let old_end = old.checked_add(old_len).filter(|&e| old.is_multiple_of(PAGE) && e <= USER_END).ok_or(errno(libc::EINVAL))?;
         if old_len == 0 || flags & !(libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) != 0 || !self.contains(old, old_len) || self.touches_fixed(old, old_end) {
             return Err(errno(libc::EINVAL));
         }
@@ -283,7 +283,7 @@ impl ProgramSpace {
             return Ok(old);
         }
         let target = if flags & libc::MREMAP_FIXED != 0 {
-            let end = new_addr.checked_add(new_len).filter(|&e| new_addr % PAGE == 0 && e <= USER_END).ok_or(errno(libc::EINVAL))?;
+            let end = new_addr.checked_add(new_len).filter(|&e| new_addr.is_multiple_of(PAGE) && e <= USER_END).ok_or(errno(libc::EINVAL))?;
             if new_addr < old_end && old < end {
                 return Err(errno(libc::EINVAL));
             }
@@ -351,13 +351,13 @@ impl ProgramSpace {
 
 impl Space for ProgramSpace {
     fn reserve(&mut self, at: Placement, len: u64) -> io::Result<u64> {
-        if len == 0 || len % PAGE != 0 || len > USER_END {
+        if len == 0 || !len.is_multiple_of(PAGE) || len > USER_END {
             return Err(errno(libc::EINVAL));
         }
         let base = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
         match at {
             Placement::Exactly(a) => {
-                let end = a.checked_add(len).filter(|&e| a % PAGE == 0 && e <= USER_END).ok_or(errno(libc::EINVAL))?;
+                let end = a.checked_add(len).filter(|&e| a.is_multiple_of(PAGE) && e <= USER_END).ok_or(errno(libc::EINVAL))?;
                 if self.owned.iter().any(|r| r.2 != libc::PROT_NONE && r.1 > a && r.0 < end) {
                     return Err(errno(libc::EEXIST));
                 }

@@ -3,7 +3,7 @@
 //!
 //! Host dispositions mirror the program's: `SIG_DFL` and `SIG_IGN` stay the kernel's
 //! (so default actions — termination with the right status, stop, core — are the
-//! kernel's own), and a signal with a program handler is caught by [`on_signal`] in
+//! kernel's own), and a signal with a program handler is caught by `on_signal` in
 //! ring 0 (the runtime delivers it there) and queued for the thread. Before the
 //! thread returns to ring 3 the monitor pushes an `rt_sigframe` on the program's
 //! stack and enters its handler. SIGSEGV and SIGBUS are always the monitor's (its
@@ -483,7 +483,7 @@ pub fn sigreturn(t: &mut Thread) -> Flow {
 /// a report. A privileged instruction always ends it.
 pub fn exception(t: &mut Thread, vector: u8, err: u64, addr: u64) -> Flow {
     audit::STATS.exceptions.fetch_add(1, Ordering::Relaxed);
-    let (sig, code, what) = match vector {
+    let (sig, code, what): (i32, i32, &str) = match vector {
         0 => (libc::SIGFPE, 1, "divide error"),
         1 | 3 => (libc::SIGTRAP, 1, "debug trap"),
         4 => (libc::SIGSEGV, 0x80, "overflow"),
@@ -506,7 +506,7 @@ pub fn exception(t: &mut Thread, vector: u8, err: u64, addr: u64) -> Flow {
     }
     let mut info = [0u8; 128];
     info[0..4].copy_from_slice(&sig.to_le_bytes());
-    info[8..12].copy_from_slice(&(code as i32).to_le_bytes());
+    info[8..12].copy_from_slice(&code.to_le_bytes());
     info[16..24].copy_from_slice(&(if vector == 14 { addr } else { 0 }).to_le_bytes());
     t.last_call.0 = u64::MAX;
     if push_frame(t, sig as usize, &act, &info).is_err() {

@@ -8,9 +8,9 @@
 //! - **denied**: refused by the call table (an unknown call number: `ENOSYS`, with one
 //!   audit line for the whole run, repeats being counted).
 //!
-//! Both ways run the same child, `dune sandbox-bench-child KIND REPS OPS` (this
-//! binary): natively for the Linux column, under `dune sandbox --stats` for the Dune
-//! column. The child times its own loop with the TSC and checks every answer; the
+//! The Linux column makes the same calls natively in this process. The Dune column
+//! runs `dune sandbox --stats -- dune sandbox-bench-child KIND REPS OPS` (this
+//! binary): the child times its own loop with the TSC and checks every answer; the
 //! monitor's `--stats` line gives the machine-independent counts (system calls by
 //! verdict and exits to the host), net of a run with no operations.
 
@@ -79,17 +79,15 @@ fn number_before(s: &str, word: &str) -> Option<u64> {
     s[..i].trim_end().rsplit(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
-fn spawn(sandboxed: bool, kind: &str, reps: usize, ops: u64) -> Result<Run, RowError> {
+fn spawn(kind: &str, reps: usize, ops: u64) -> Result<Run, RowError> {
     let exe = std::env::current_exe().map_err(|e| RowError::Os { step: "current_exe", source: e })?;
     let mut cmd = Command::new(&exe);
-    if sandboxed {
-        cmd.args(["sandbox", "--stats", "--allow-read"]).arg(&exe).arg("--").arg(&exe);
-    }
+    cmd.args(["sandbox", "--stats", "--allow-read"]).arg(&exe).arg("--").arg(&exe);
     cmd.args(["sandbox-bench-child", kind, &reps.to_string(), &ops.to_string()]);
     let out = cmd.output().map_err(|e| RowError::Os { step: "spawning the benchmark child", source: e })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(125) && sandboxed {
+    if out.status.code() == Some(125) {
         return Err(RowError::Unsupported(format!("dune sandbox cannot enter Dune mode: {}", stderr.trim())));
     }
     verify!(out.status.success(), "the {kind} child failed ({}): {}", out.status, stderr.trim());
@@ -102,16 +100,15 @@ fn spawn(sandboxed: bool, kind: &str, reps: usize, ops: u64) -> Result<Run, RowE
     Ok(Run { ticks, stats })
 }
 
-fn measure(ctx: &mut Ctx, sandboxed: bool, kind: &str) -> Result<Measured, RowError> {
+fn measure(ctx: &mut Ctx, kind: &str) -> Result<Measured, RowError> {
     let s = ctx.settings();
     let ops: u64 = ctx.pick(2000, 200);
-    let full = spawn(sandboxed, kind, s.warmup + s.reps, ops)?;
+    let full = spawn(kind, s.warmup + s.reps, ops)?;
     let mut per_op: Vec<f64> = full.ticks[s.warmup..].iter().map(|&t| t.saturating_sub(ctx.timer_overhead()) as f64 / ops as f64).collect();
     per_op.sort_by(f64::total_cmp);
-    let mut exits = None;
-    let mut check = format!("{} {kind} calls in the child, each answer checked", ops as usize * (s.warmup + s.reps));
-    if sandboxed {
-        let empty = spawn(true, kind, s.warmup + s.reps, 0)?;
+    let mut check = format!("{} {kind} calls in the sandboxed child, each answer checked", ops as usize * (s.warmup + s.reps));
+    let exits = {
+        let empty = spawn(kind, s.warmup + s.reps, 0)?;
         let (Some(f), Some(e)) = (full.stats, empty.stats) else {
             return Err(RowError::Verify("the monitor printed no --stats line".into()));
         };
@@ -124,9 +121,9 @@ fn measure(ctx: &mut Ctx, sandboxed: bool, kind: &str) -> Result<Measured, RowEr
             _ => (0.0, 0.0, 1.0),
         };
         verify!((em - want_em).abs() < 0.01 && (fw - want_fw).abs() < 0.01 && (de - want_de).abs() < 0.01, "the monitor counted {em:.2} emulated, {fw:.2} forwarded, {de:.2} denied per {kind} call");
-        exits = Some(ExitsPerOp { exits: host, io_exits: Some(host), irq_exits: None, halt_exits: None, syscalls: host, traps: 0.0, bracket_exits: 0 });
         check.push_str(&format!("; the monitor counted each as {kind}, {host:.2} exits to the host per call"));
-    }
+        Some(ExitsPerOp { exits: host, io_exits: Some(host), irq_exits: None, halt_exits: None, syscalls: host, traps: 0.0, bracket_exits: 0 })
+    };
     Ok(Measured {
         summary: Summary {
             median: crate::measure::median(&per_op),
@@ -142,27 +139,45 @@ fn measure(ctx: &mut Ctx, sandboxed: bool, kind: &str) -> Result<Measured, RowEr
     })
 }
 
+/// The Linux way, in this process: the same calls, answered by Linux.
+fn native(ctx: &mut Ctx, kind: &str) -> Result<Measured, RowError> {
+    let ops: u64 = ctx.pick(2000, 200);
+    // SAFETY: getpid has no effect.
+    let pid = unsafe { libc::getpid() } as i64;
+    let mut n = 0u64;
+    let summary = ctx.repeat(|rep| {
+        rep.time(ops, || {
+            for _ in 0..ops {
+                verify!(op(kind, pid), "a {kind} call got a wrong answer");
+                n += 1;
+            }
+            Ok(())
+        })?
+    })?;
+    Ok(Measured { summary, check: format!("{n} {kind} calls, each answer checked") })
+}
+
 /// Native: `arch_prctl(ARCH_GET_FS)`.
 pub fn linux_emulated(ctx: &mut Ctx) -> Result<Measured, RowError> {
-    measure(ctx, false, "emulated")
+    native(ctx, "emulated")
 }
 /// Native: `getpid`.
 pub fn linux_forwarded(ctx: &mut Ctx) -> Result<Measured, RowError> {
-    measure(ctx, false, "forwarded")
+    native(ctx, "forwarded")
 }
 /// Native: an unknown system call.
 pub fn linux_denied(ctx: &mut Ctx) -> Result<Measured, RowError> {
-    measure(ctx, false, "denied")
+    native(ctx, "denied")
 }
 /// In `dune sandbox`: emulated by the monitor.
 pub fn sandbox_emulated(ctx: &mut Ctx) -> Result<Measured, RowError> {
-    measure(ctx, true, "emulated")
+    measure(ctx, "emulated")
 }
 /// In `dune sandbox`: forwarded to Linux.
 pub fn sandbox_forwarded(ctx: &mut Ctx) -> Result<Measured, RowError> {
-    measure(ctx, true, "forwarded")
+    measure(ctx, "forwarded")
 }
 /// In `dune sandbox`: denied.
 pub fn sandbox_denied(ctx: &mut Ctx) -> Result<Measured, RowError> {
-    measure(ctx, true, "denied")
+    measure(ctx, "denied")
 }

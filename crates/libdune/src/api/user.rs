@@ -107,7 +107,7 @@ pub fn is_user_range(start: u64, len: u64) -> bool {
 }
 
 fn set_user_range(start: u64, len: u64, user: bool) -> Result<()> {
-    if start % 4096 != 0 || len % 4096 != 0 {
+    if !start.is_multiple_of(4096) || !len.is_multiple_of(4096) {
         return Err(Error::InvalidOption { name: "range", why: "not page-aligned" });
     }
     let end = start.checked_add(len).ok_or(Error::InvalidOption { name: "range", why: "wraps around" })?;
