@@ -11,6 +11,7 @@ pub use dune_bench::EXIT_STATUS_HELP;
 
 /// Options of `dune bench`.
 #[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
 pub struct Args {
     #[command(flatten)]
     pub bench: dune_bench::Args,
