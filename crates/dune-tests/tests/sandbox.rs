@@ -120,6 +120,23 @@ fn scripts_and_docker_default_profile() {
 }
 
 #[test]
+fn policy_limits_on_threads_and_memory() {
+    let dir = std::env::temp_dir().join(format!("dune-sandbox-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("limits.json");
+    std::fs::write(&policy, "{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\",\n  \"dune\": { \"limits\": { \"threads\": 3, \"memory\": 268435456 } }\n}\n").unwrap();
+    let p = policy.to_str().unwrap();
+    // Eight threads at once: the fourth pthread_create fails (EAGAIN), with an audit line.
+    let out = sandbox(&["--policy", p], &[WORKLOAD, "threads"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    audited(&out, "the policy allows 3 threads");
+    // 256 MiB of memory: python3 runs, but a 512 MiB buffer is a MemoryError.
+    let code = "import sys\ntry:\n  b = bytearray(512 << 20)\n  print('allocated')\nexcept MemoryError:\n  print('MemoryError')\nb = bytearray(16 << 20); print(len(b))\n";
+    assert_eq!(ok(&sandbox(&["--policy", p], &["/usr/bin/python3", "-c", code])), "MemoryError\n16777216\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn files_need_allow_read_and_allow_write() {
     let dir = std::env::temp_dir().join(format!("dune-sandbox-files-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -79,8 +79,26 @@ fn number_before(s: &str, word: &str) -> Option<u64> {
     s[..i].trim_end().rsplit(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
+/// The `dune` binary: `DUNE_BIN`, this program if it is `dune`, or a `dune` next to
+/// it (or one directory up, for test binaries in `deps/`).
+fn dune_binary() -> Result<std::path::PathBuf, RowError> {
+    if let Some(p) = std::env::var_os("DUNE_BIN") {
+        return Ok(p.into());
+    }
+    let me = std::env::current_exe().map_err(|e| RowError::Os { step: "current_exe", source: e })?;
+    if me.file_name().is_some_and(|n| n == "dune") {
+        return Ok(me);
+    }
+    me.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|d| d.join("dune"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| RowError::Unsupported("the sandbox rows run `dune sandbox`: no `dune` binary next to this program (set DUNE_BIN)".into()))
+}
+
 fn spawn(kind: &str, reps: usize, ops: u64) -> Result<Run, RowError> {
-    let exe = std::env::current_exe().map_err(|e| RowError::Os { step: "current_exe", source: e })?;
+    let exe = dune_binary()?;
     let mut cmd = Command::new(&exe);
     cmd.args(["sandbox", "--stats", "--allow-read"]).arg(&exe).arg("--").arg(&exe);
     cmd.args(["sandbox-bench-child", kind, &reps.to_string(), &ops.to_string()]);
