@@ -12,12 +12,13 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 /// All rows, in table order (`dune_bench::ROWS`).
-const ROWS: [&str; 12] = [
-    "getpid", "pagefault", "pagewalk", "ptrace", "seccomp-trap", "seccomp-notify", "trap", "appel1", "appel1-uffd",
-    "appel2", "appel2-uffd", "softdirty",
+const ROWS: [&str; 15] = [
+    "getpid", "pagefault", "pagewalk", "ptrace", "seccomp-trap", "seccomp-notify", "sandbox-emulated", "sandbox-forwarded",
+    "sandbox-denied", "trap", "appel1", "appel1-uffd", "appel2", "appel2-uffd", "softdirty",
 ];
 /// Rows whose Dune way libdune can run today.
-const DUNE_RUNS: [&str; 7] = ["getpid", "pagefault", "pagewalk", "ptrace", "trap", "appel1", "appel2"];
+const DUNE_RUNS: [&str; 10] =
+    ["getpid", "pagefault", "pagewalk", "ptrace", "sandbox-emulated", "sandbox-forwarded", "sandbox-denied", "trap", "appel1", "appel2"];
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dune-bench-test-{}", std::process::id()));
@@ -97,6 +98,13 @@ fn quick_bench_runs_and_verifies_every_row() {
     let io = num(&getpid["io_exits_per_op"], "io_exits_per_op");
     assert!((io - 1.0).abs() <= 0.05, "getpid: {io} I/O exits per op: {getpid}");
     assert_eq!(num(&getpid["forwarded_syscalls_per_op"], "syscalls"), 1.0);
+    // The sandbox: an emulated call never leaves the VM, a forwarded one is one exit,
+    // a denied one none (its single audit line is shared by the whole run).
+    for (name, want) in [("sandbox-emulated", 0.0), ("sandbox-forwarded", 1.0), ("sandbox-denied", 0.0)] {
+        let e = &rows.iter().find(|r| r["name"] == name).expect("row")["dune"]["exits"];
+        let io = num(&e["io_exits_per_op"], "io_exits_per_op");
+        assert!((io - want).abs() < 0.02, "{name}: {io} exits to the host per call: {e}");
+    }
     // A first touch under nested paging is handled inside KVM: no exit reaches the runtime.
     let pf = &rows[1]["dune"]["exits"];
     assert!(num(&pf["io_exits_per_op"], "io_exits_per_op") < 0.05, "page fault: {pf}");
