@@ -46,6 +46,18 @@ static void *spin(void *arg) {
 	return NULL;
 }
 
+static void *block_read(void *arg) {
+	char c;
+	read(*(int *)arg, &c, 1);
+	return NULL;
+}
+
+static void *sleeper(void *arg) {
+	(void)arg;
+	sleep(1000);
+	return NULL;
+}
+
 static volatile sig_atomic_t alarms, usr1, chld, on_alt;
 static char altstack[65536];
 
@@ -190,6 +202,19 @@ int main(int argc, char **argv) {
 		}
 		printf("vdso: ok\n");
 		return 0;
+	}
+	if (!strcmp(what, "exec-threads")) {
+		/* execve from a program with threads busy in ring 3, blocked in read and
+		 * sleeping: they all end, the new image runs. */
+		pthread_t t;
+		static int p[2];
+		CHECK(pipe(p) == 0);
+		CHECK(pthread_create(&t, NULL, spin, NULL) == 0);
+		CHECK(pthread_create(&t, NULL, block_read, &p[0]) == 0);
+		CHECK(pthread_create(&t, NULL, sleeper, NULL) == 0);
+		usleep(20000);
+		execl("/bin/echo", "echo", "exec-threads: ok", (char *)NULL);
+		return 1;
 	}
 	if (!strcmp(what, "exit-group")) {
 		/* Threads spinning in ring 3 forever; exit from main must end them all. */

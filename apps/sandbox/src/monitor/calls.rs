@@ -798,6 +798,11 @@ fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
             opt(a[2], 16)?;
             fwd(n, [b.as_ptr() as u64, a[1], a[2], 8, 0, 0])
         }
+        SYS_kill | SYS_tgkill | SYS_tkill | SYS_rt_sigqueueinfo | SYS_rt_tgsigqueueinfo
+            if a[if n == SYS_tgkill || n == SYS_rt_tgsigqueueinfo { 2 } else { 1 }] == signals::MONITOR_SIGNAL as u64 =>
+        {
+            deny(&format!("{}(.., {})", name(nr), signals::MONITOR_SIGNAL), "the monitor's own signal", libc::EINVAL)
+        }
         SYS_kill => {
             kill_target(a[0] as i32 as i64).or_else(|_| deny(&format!("kill({}, {})", a[0] as i32, a[1]), "not the sandbox's own process or child", libc::EPERM).map(|_| ()))?;
             fwd(n, a)

@@ -53,6 +53,11 @@ pub struct Monitor {
     pub children: Mutex<Vec<i32>>,
     /// The program's path (what `/proc/self/exe` reads as).
     pub exe: Mutex<PathBuf>,
+    /// Host thread ids of the monitor threads running program threads.
+    pub tids: Mutex<Vec<i32>>,
+    /// Bumped by `execve` in a program with several threads: every other program
+    /// thread ends when it sees a new value.
+    pub exec_gen: core::sync::atomic::AtomicU64,
 }
 
 static MONITOR: OnceLock<Monitor> = OnceLock::new();
@@ -88,11 +93,13 @@ pub struct Thread {
     pub saved_mask: Option<u64>,
     /// The last system call (number, arguments), for restarting it.
     pub last_call: (u64, [u64; 6]),
+    /// This thread is the one running `execve` (the others end).
+    pub execing: bool,
 }
 
 impl Thread {
     pub fn new(ctx: UserContext, mask: u64) -> Self {
-        Thread { ctx, mask, altstack: (0, libc::SS_DISABLE, 0), clear_tid: 0, saved_mask: None, last_call: (0, [0; 6]) }
+        Thread { ctx, mask, altstack: (0, libc::SS_DISABLE, 0), clear_tid: 0, saved_mask: None, last_call: (0, [0; 6]), execing: false }
     }
 }
 
@@ -175,6 +182,7 @@ pub fn start(mut policy: Policy, trace: bool, argv: Vec<OsString>, env: Vec<OsSt
     libdune::runtime::init(&options).map_err(|e| setup("cannot use KVM", &e))?;
     libdune::runtime::enter(&options).map_err(|e| setup("cannot enter Dune mode", &e))?;
     uaccess::install().map_err(|e| setup("installing the fault handler", &e))?;
+    signals::install_monitor_signal().map_err(|e| setup("installing the monitor's signal", &e))?;
     let cwd = std::env::current_dir().map_err(|e| setup("current directory", &e))?;
     let mut space = ProgramSpace::new(policy.limits().memory.unwrap_or(0));
     let mut vdso = 0;
@@ -198,6 +206,9 @@ pub fn start(mut policy: Policy, trace: bool, argv: Vec<OsString>, env: Vec<OsSt
         vdso,
         children: Mutex::new(Vec::new()),
         exe: Mutex::new(exe_path),
+        // SAFETY: gettid has no effect.
+        tids: Mutex::new(vec![unsafe { libc::syscall(libc::SYS_gettid) } as i32]),
+        exec_gen: core::sync::atomic::AtomicU64::new(0),
     };
     if MONITOR.set(monitor).is_err() {
         return Err(StartError::Setup("a sandbox already runs in this process".into()));
@@ -213,7 +224,13 @@ pub fn start(mut policy: Policy, trace: bool, argv: Vec<OsString>, env: Vec<OsSt
 
 /// Runs one program thread until it ends.
 pub fn thread_loop(t: &mut Thread) {
+    let gen = m().exec_gen.load(core::sync::atomic::Ordering::SeqCst);
     loop {
+        if m().exec_gen.load(core::sync::atomic::Ordering::SeqCst) != gen && !t.execing {
+            // Another thread of the program called execve: this one ends.
+            procs::thread_gone();
+            return;
+        }
         signals::deliver(t);
         // SAFETY: ring 3 reaches only user memory (the program's); the context is
         // the program's own.

@@ -125,6 +125,7 @@ fn spawn(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) ->
         if flags & CLONE_CHILD_SETTID != 0 {
             write_user(ctid, &tid.to_le_bytes());
         }
+        m().tids.lock().unwrap_or_else(|e| e.into_inner()).push(tid);
         let _ = tx.send(tid);
         let mut th = Thread::new(ctx, mask);
         if flags & CLONE_CHILD_CLEARTID != 0 {
@@ -161,6 +162,7 @@ fn fork(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> 
         children.clear();
         drop((space, cwd, children));
         m().threads.store(1, Ordering::SeqCst);
+        *m().tids.lock().unwrap_or_else(|e| e.into_inner()) = vec![gettid()];
         if sp != 0 {
             t.ctx.tf.rsp = sp;
         }
@@ -189,7 +191,43 @@ pub fn exit_thread(t: &mut Thread, code: u64) -> Flow {
     if m().threads.fetch_sub(1, Ordering::SeqCst) == 1 {
         exit_group(code);
     }
+    forget_tid();
     Flow::ThreadExit
+}
+
+fn forget_tid() {
+    let me = gettid();
+    m().tids.lock().unwrap_or_else(|e| e.into_inner()).retain(|&t| t != me);
+}
+
+/// A program thread ends because another one called `execve`.
+pub fn thread_gone() {
+    forget_tid();
+    m().threads.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Before `execve` in a program with several threads: ends every other program
+/// thread, as Linux does, and waits for them (each sees `exec_gen` change when it
+/// next comes back to the monitor; the monitor's signal brings back those in ring 3
+/// or blocked in a call).
+fn end_other_threads(t: &mut Thread) -> Result<(), i64> {
+    t.execing = true;
+    m().exec_gen.fetch_add(1, Ordering::SeqCst);
+    let me = gettid();
+    let start = std::time::Instant::now();
+    while m().threads.load(Ordering::SeqCst) > 1 {
+        let others: Vec<i32> = m().tids.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().filter(|&x| x != me).collect();
+        for tid in others {
+            // SAFETY: a signal to a thread of this process, whose handler does nothing.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signals::MONITOR_SIGNAL) };
+        }
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            t.execing = false;
+            return Err(-(libc::EAGAIN as i64));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Ok(())
 }
 
 /// Ends the calling host thread (the main thread's program thread ended first).
@@ -276,7 +314,9 @@ pub fn execve(t: &mut Thread, nr: u64, a: [u64; 6]) -> Flow {
         audit::line(&format!("execve(\"{shown}\") = 0"));
     }
     if m().threads.load(Ordering::SeqCst) > 1 {
-        return set_result(t, deny(&format!("execve(\"{shown}\")"), "from a program with several threads (not supported yet)", libc::EAGAIN));
+        if let Err(e) = end_other_threads(t) {
+            return set_result(t, deny(&format!("execve(\"{shown}\")"), "the program's other threads did not end", -e as i32));
+        }
     }
     // The point of no return: the old image goes.
     let keep: Vec<i32> = std::iter::once(&exec.program).chain(exec.interp.iter()).map(|i| std::os::fd::AsRawFd::as_raw_fd(&i.file)).collect();

@@ -55,8 +55,28 @@ pub fn bit(sig: usize) -> u64 {
     1u64 << (sig - 1)
 }
 
-/// Signals the host mask never blocks (the monitor's fix-ups, and the unblockable).
-const HOST_UNBLOCKABLE: u64 = (1 << (libc::SIGSEGV - 1)) | (1 << (libc::SIGBUS - 1)) | (1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1));
+/// The monitor's own signal (the last real-time one): brings a program thread back
+/// to the monitor (in ring 3 or blocked in a call) when another thread calls
+/// `execve`. The program cannot handle, block or send it.
+pub const MONITOR_SIGNAL: i32 = 64;
+
+/// Signals the host mask never blocks (the monitor's fix-ups and its own signal, and
+/// the unblockable).
+const HOST_UNBLOCKABLE: u64 = (1 << (libc::SIGSEGV - 1)) | (1 << (libc::SIGBUS - 1)) | (1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1)) | (1 << (MONITOR_SIGNAL - 1));
+
+extern "C" fn on_monitor_signal(_sig: libc::c_int) {}
+
+/// Installs the handler of [`MONITOR_SIGNAL`] (it only interrupts).
+pub fn install_monitor_signal() -> std::io::Result<()> {
+    // SAFETY: a zeroed sigaction is valid; the handler does nothing.
+    let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
+    sa.sa_sigaction = on_monitor_signal as *const () as usize;
+    // SAFETY: installs a handler for the signal the monitor keeps for itself.
+    if unsafe { libc::sigaction(MONITOR_SIGNAL, &sa, core::ptr::null_mut()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 struct Queue {
     pending: AtomicU64,
@@ -90,7 +110,7 @@ pub fn queue_sent(sig: i32, info: *const libc::siginfo_t) {
 }
 
 fn host_action(sig: usize, handler: u64) {
-    if sig == libc::SIGSEGV as usize || sig == libc::SIGBUS as usize || sig == libc::SIGKILL as usize || sig == libc::SIGSTOP as usize {
+    if sig == MONITOR_SIGNAL as usize || sig == libc::SIGSEGV as usize || sig == libc::SIGBUS as usize || sig == libc::SIGKILL as usize || sig == libc::SIGSTOP as usize {
         return;
     }
     // SAFETY: a zeroed sigaction is valid; the handler only queues.
@@ -138,7 +158,7 @@ pub fn set_mask(t: &mut Thread, m: u64) {
 /// `rt_sigaction(sig, act, oact, size)`.
 pub fn sigaction(sig: u64, act: u64, oact: u64, size: u64) -> i64 {
     let sig = sig as usize;
-    if size != 8 || !(1..NSIG).contains(&sig) {
+    if size != 8 || !(1..NSIG).contains(&sig) || sig == MONITOR_SIGNAL as usize {
         return -(libc::EINVAL as i64);
     }
     let mut new = None;
