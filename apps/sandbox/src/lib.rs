@@ -32,12 +32,13 @@ pub struct Sandbox {
     policy: Policy,
     trace: bool,
     stats: bool,
+    exitless: bool,
 }
 
 impl Sandbox {
     /// A sandbox that enforces `policy`.
     pub fn new(policy: Policy) -> Self {
-        Sandbox { policy, trace: false, stats: false }
+        Sandbox { policy, trace: false, stats: false, exitless: false }
     }
 
     /// Logs every system call of the program with its arguments and verdict.
@@ -53,12 +54,21 @@ impl Sandbox {
         self
     }
 
+    /// Forwards I/O calls through helper threads that poll shared memory, with no VM
+    /// exit in the common case (`monitor::exitless`). Costs a polling CPU while the
+    /// program is busy; worth it only with a CPU to spare.
+    pub fn exitless(mut self, on: bool) -> Self {
+        self.exitless = on;
+        self
+    }
+
     /// Runs `argv` (`argv[0]` found as `execvp` does) with environment `env` in the
     /// calling process, which becomes the sandbox: the process's exit status is the
     /// program's. Returns only when the program cannot be started. Call it before the
     /// process starts other threads.
     pub fn run(self, argv: Vec<OsString>, env: Vec<OsString>) -> Result<std::convert::Infallible, StartError> {
         monitor::audit::stats_at_exit(self.stats);
-        monitor::start(self.policy, self.trace, argv, env)
+        let helpers = if self.exitless { std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8) } else { 0 };
+        monitor::start(self.policy, self.trace, helpers, argv, env)
     }
 }

@@ -141,6 +141,33 @@ fn policy_limits_on_threads_and_memory() {
 }
 
 #[test]
+fn exitless_forwarding_keeps_semantics_and_avoids_exits() {
+    // The same programs with calls forwarded through polling helpers: threads, fork
+    // and exec, signals (a timer interrupting a blocking read through the helper).
+    for (what, want) in [("threads", "threads: counter 160000, per-thread 160000\n"), ("fork-exec", "child-exec\nfork-exec: ok\n"), ("signals", "signals: ok (spun 1)\n")] {
+        let out = sandbox(&["--exitless"], &[WORKLOAD, what]);
+        assert_eq!(ok(&out), want, "{what}: {}", show(&out));
+    }
+    // Many reads and writes through a pipe in one process: forwarded without exits.
+    // (Forked children have no helpers: only one process is measured.)
+    let code = "import os\nr, w = os.pipe()\nn = 0\nfor _ in range(5000):\n  os.write(w, b'x'); n += len(os.read(r, 1))\nprint(n)\n";
+    let out = sandbox(&["--exitless", "--stats"], &["/usr/bin/python3", "-c", code]);
+    assert_eq!(ok(&out), "5000\n");
+    let err = text(&out.stderr);
+    let stats: Vec<&str> = err.lines().filter(|l| l.contains("] stats: ")).collect();
+    assert!(!stats.is_empty(), "{}", show(&out));
+    // The shell and its forked children (which have no helpers) print stats too; the
+    // exitless process is the one with the most forwarded calls.
+    let num = |l: &str, w: &str| -> u64 {
+        let i = l.find(w).unwrap_or(0);
+        l[..i].trim_end().rsplit(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    let exits = |l: &str| num(&l[l.find("exits to the host:").unwrap_or(0)..], "system calls");
+    let busiest = stats.iter().max_by_key(|l| num(l, "forwarded")).unwrap();
+    assert!(num(busiest, "forwarded") > 4000 && exits(busiest) * 2 < num(busiest, "forwarded"), "{busiest}");
+}
+
+#[test]
 fn files_need_allow_read_and_allow_write() {
     let dir = std::env::temp_dir().join(format!("dune-sandbox-files-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

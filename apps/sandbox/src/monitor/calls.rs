@@ -50,6 +50,13 @@ fn ret(r: i64) -> R {
 }
 
 fn fwd(nr: i64, a: [u64; 6]) -> R {
+    if super::exitless::thread_agnostic(nr) {
+        if let Some(r) = super::exitless::call(nr, a) {
+            // Forwarded, through the thread's helper (no exit).
+            RAW_CALLS.with(|c| c.set(c.get() + 1));
+            return ret(r);
+        }
+    }
     ret(raw(nr, a))
 }
 

@@ -19,6 +19,7 @@
 
 pub mod audit;
 pub mod calls;
+pub mod exitless;
 pub mod files;
 pub mod mem;
 pub mod net;
@@ -162,7 +163,7 @@ impl StartError {
 /// Loads and runs the program in the calling process, which becomes the sandbox: it
 /// returns only if the program cannot be started. Must be called before the process
 /// has other threads.
-pub fn start(mut policy: Policy, trace: bool, argv: Vec<OsString>, env: Vec<OsString>) -> Result<std::convert::Infallible, StartError> {
+pub fn start(mut policy: Policy, trace: bool, exitless_helpers: usize, argv: Vec<OsString>, env: Vec<OsString>) -> Result<std::convert::Infallible, StartError> {
     let setup = |what: &str, e: &dyn std::fmt::Display| StartError::Setup(format!("{what}: {e}"));
     let name = argv.first().cloned().ok_or_else(|| StartError::Setup("no program given".into()))?;
     // Everything that can fail on bad input is checked before Dune mode.
@@ -180,6 +181,8 @@ pub fn start(mut policy: Policy, trace: bool, argv: Vec<OsString>, env: Vec<OsSt
     }
     let options = libdune::Options::default();
     libdune::runtime::init(&options).map_err(|e| setup("cannot use KVM", &e))?;
+    // Exitless helpers are ordinary Linux threads: made before this thread enters.
+    exitless::start_helpers(exitless_helpers).map_err(|e| setup("starting the exitless helpers", &e))?;
     libdune::runtime::enter(&options).map_err(|e| setup("cannot enter Dune mode", &e))?;
     uaccess::install().map_err(|e| setup("installing the fault handler", &e))?;
     signals::install_monitor_signal().map_err(|e| setup("installing the monitor's signal", &e))?;
@@ -216,6 +219,7 @@ pub fn start(mut policy: Policy, trace: bool, argv: Vec<OsString>, env: Vec<OsSt
     let ctx = UserContext::new(loaded.entry, loaded.rsp).map_err(|e| setup("ring-3 context", &e))?;
     let mask = signals::current_host_mask();
     let mut t = Thread::new(ctx, mask);
+    exitless::attach();
     thread_loop(&mut t);
     // The main program thread ended with `exit` while others may still run: end
     // this thread only, as Linux does.

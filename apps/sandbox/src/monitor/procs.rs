@@ -131,7 +131,9 @@ fn spawn(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) ->
         if flags & CLONE_CHILD_CLEARTID != 0 {
             th.clear_tid = ctid;
         }
+        super::exitless::attach();
         thread_loop(&mut th);
+        super::exitless::detach();
     });
     if spawned.is_err() {
         m().threads.fetch_sub(1, Ordering::SeqCst);
@@ -159,6 +161,7 @@ fn fork(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> 
         return Err(-(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EAGAIN) as i64));
     }
     if pid == 0 {
+        super::exitless::forget_after_fork();
         children.clear();
         drop((space, cwd, children));
         m().threads.store(1, Ordering::SeqCst);

@@ -104,6 +104,11 @@ fn queue(sig: usize, info: *const u8) {
     });
 }
 
+/// Whether a signal for the program waits in this thread's queue.
+pub fn program_signal_pending() -> bool {
+    QUEUE.with(|q| q.pending.load(Ordering::SeqCst) != 0)
+}
+
 /// A SIGSEGV or SIGBUS that a process sent (not a fault): the program's.
 pub fn queue_sent(sig: i32, info: *const libc::siginfo_t) {
     queue(sig as usize, info as *const u8);

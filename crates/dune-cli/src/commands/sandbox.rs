@@ -43,6 +43,10 @@ pub struct Args {
     /// Log every system call with its arguments and verdict to stderr.
     #[arg(long)]
     pub trace: bool,
+    /// Forward I/O calls through helper threads polling shared memory: no VM exit
+    /// per call while the program is busy (needs a CPU to spare for the polling).
+    #[arg(long)]
+    pub exitless: bool,
     /// When the program exits, print the monitor's counts: system calls by verdict
     /// (emulated, forwarded, denied), exceptions, signals, exits to the host.
     #[arg(long)]
@@ -73,7 +77,7 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
         s.push(v);
         s
     }).collect();
-    match Sandbox::new(policy).trace(args.trace).stats(args.stats).run(args.argv.clone(), env) {
+    match Sandbox::new(policy).trace(args.trace).stats(args.stats).exitless(args.exitless).run(args.argv.clone(), env) {
         Ok(never) => match never {},
         Err(e) => Err(Error::Sandbox(e)),
     }
