@@ -150,9 +150,9 @@ fn exitless_forwarding_keeps_semantics_and_avoids_exits() {
     }
     // Many reads and writes through a pipe in one process: forwarded without exits.
     // (Forked children have no helpers: only one process is measured.)
-    let code = "import os\nr, w = os.pipe()\nn = 0\nfor _ in range(5000):\n  os.write(w, b'x'); n += len(os.read(r, 1))\nprint(n)\n";
+    let code = "import os\nr, w = os.pipe()\nn = 0\nfor _ in range(2500):\n  os.write(w, b'x'); n += len(os.read(r, 1))\nprint(n)\n";
     let out = sandbox(&["--exitless", "--stats"], &["/usr/bin/python3", "-c", code]);
-    assert_eq!(ok(&out), "5000\n");
+    assert_eq!(ok(&out), "2500\n");
     let err = text(&out.stderr);
     let stats: Vec<&str> = err.lines().filter(|l| l.contains("] stats: ")).collect();
     assert!(!stats.is_empty(), "{}", show(&out));
