@@ -54,7 +54,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE", value_parser = parse_plot_path)]
     pub plot: Option<PathBuf>,
     /// Only these rows, comma-separated (getpid, pagefault, pagewalk, ptrace, seccomp-trap,
-    /// seccomp-notify, sandbox-emulated, sandbox-forwarded, sandbox-denied, trap, appel1,
+    /// seccomp-notify, sandbox-emulated, sandbox-forwarded, sandbox-exitless, sandbox-denied, trap, appel1,
     /// appel1-uffd, appel2, appel2-uffd, softdirty).
     #[arg(long, value_name = "ROWS", value_delimiter = ',', value_parser = parse_row)]
     pub rows: Vec<String>,

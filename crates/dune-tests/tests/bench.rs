@@ -12,13 +12,15 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 /// All rows, in table order (`dune_bench::ROWS`).
-const ROWS: [&str; 15] = [
+const ROWS: [&str; 16] = [
     "getpid", "pagefault", "pagewalk", "ptrace", "seccomp-trap", "seccomp-notify", "sandbox-emulated", "sandbox-forwarded",
-    "sandbox-denied", "trap", "appel1", "appel1-uffd", "appel2", "appel2-uffd", "softdirty",
+    "sandbox-exitless", "sandbox-denied", "trap", "appel1", "appel1-uffd", "appel2", "appel2-uffd", "softdirty",
 ];
 /// Rows whose Dune way libdune can run today.
-const DUNE_RUNS: [&str; 10] =
-    ["getpid", "pagefault", "pagewalk", "ptrace", "sandbox-emulated", "sandbox-forwarded", "sandbox-denied", "trap", "appel1", "appel2"];
+const DUNE_RUNS: [&str; 11] = [
+    "getpid", "pagefault", "pagewalk", "ptrace", "sandbox-emulated", "sandbox-forwarded", "sandbox-exitless", "sandbox-denied", "trap",
+    "appel1", "appel2",
+];
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dune-bench-test-{}", std::process::id()));

@@ -155,6 +155,15 @@ pub static ROWS: &[Row] = &[
         dune: Way::Process(sandbox::sandbox_forwarded),
     },
     Row {
+        name: "sandbox-exitless",
+        label: "sandbox: forwarded, exitless",
+        op: "getpid from ring 3 forwarded by the sandbox monitor through a polling helper thread (--exitless)",
+        alternative_to: None,
+        paper: None,
+        linux: Way::Run(sandbox::linux_forwarded),
+        dune: Way::Process(sandbox::sandbox_exitless),
+    },
+    Row {
         name: "sandbox-denied",
         label: "sandbox: denied call",
         op: "an unknown system call from ring 3, refused by the sandbox monitor (ENOSYS)",
