@@ -247,6 +247,49 @@ int main(int argc, char **argv) {
 		REFUSED(socket(AF_PACKET, SOCK_RAW, 0));
 		contained();
 	}
+	if (!strcmp(name, "gs-selector")) {
+		/* A selector load sets ring 3's GS base (to 0): the entry code must not
+		 * trust it. System calls and page 0 after that. */
+		unsigned short sel = 0x1b;
+		__asm__ volatile("mov %0, %%gs" ::"r"(sel));
+		if (syscall(SYS_getpid) <= 0)
+			escaped("getpid after the GS load");
+		if (mmap((void *)0, 4096, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED)
+			escaped("mapped page 0");
+		sel = 0;
+		__asm__ volatile("mov %0, %%gs" ::"r"(sel));
+		struct timespec ts;
+		if (syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts) != 0)
+			escaped("clock_gettime after the null GS load");
+		contained();
+	}
+	if (!strcmp(name, "runtime-fds")) {
+		/* Pass every descriptor number over a socket: only the program's own may go
+		 * (the runtime's VM and vCPU descriptors and the monitor's must not). */
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
+			return 2;
+		for (int fd = 3; fd < 65536; fd++) {
+			if (fd == sv[0] || fd == sv[1])
+				continue;
+			char c = 'x', cbuf[CMSG_SPACE(sizeof(int))];
+			struct iovec iov = { &c, 1 };
+			struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+			struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+			if (sendmsg(sv[0], &m, 0) >= 0) {
+				char what[64];
+				snprintf(what, sizeof what, "sent descriptor %d", fd);
+				escaped(what);
+			}
+			if (fd > 4096)
+				fd += 1023; /* sample the high range */
+		}
+		contained();
+	}
 	if (!strcmp(name, "signals-to-others")) {
 		REFUSED(kill(1, 0));
 		REFUSED(kill(getppid(), 0));

@@ -362,6 +362,12 @@ fn escape_symlinks_out_of_a_writable_tree() {
 }
 
 #[test]
+fn escape_gs_selector_page_zero_and_runtime_descriptors() {
+    refused("gs-selector", &[], &[]);
+    refused("runtime-fds", &[], &[]);
+}
+
+#[test]
 fn escape_network_and_signals_to_other_processes() {
     audited(&refused("network", &[], &[]), "not allowed by the network rules");
     audited(&refused("signals-to-others", &[], &[]), "denied kill(1");

@@ -106,9 +106,14 @@ pub fn cstr_in(addr: u64, max: usize) -> Result<Vec<u8>, i64> {
     Err(-(libc::ENAMETOOLONG as i64))
 }
 
-/// A descriptor argument: the monitor's own are not the program's.
+/// A descriptor argument: the monitor's own and the runtime's (at or above its
+/// descriptor base: the VM, vCPUs, /dev/kvm) are not the program's.
 pub fn fd(x: u64) -> Result<(), i64> {
-    if m().is_own_fd(x as i32 as i64) { Err(NEG_EBADF) } else { Ok(()) }
+    let f = x as i32;
+    if m().is_own_fd(f as i64) || libdune::runtime::descriptor_base().is_some_and(|b| f >= b) {
+        return Err(NEG_EBADF);
+    }
+    Ok(())
 }
 
 /// A denial: one audit line, then `-errno`.
@@ -806,7 +811,7 @@ fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
             fwd(n, [b.as_ptr() as u64, a[1], a[2], 8, 0, 0])
         }
         SYS_kill | SYS_tgkill | SYS_tkill | SYS_rt_sigqueueinfo | SYS_rt_tgsigqueueinfo
-            if a[if n == SYS_tgkill || n == SYS_rt_tgsigqueueinfo { 2 } else { 1 }] == signals::MONITOR_SIGNAL as u64 =>
+            if a[if n == SYS_tgkill || n == SYS_rt_tgsigqueueinfo { 2 } else { 1 }] as i32 == signals::MONITOR_SIGNAL =>
         {
             deny(&format!("{}(.., {})", name(nr), signals::MONITOR_SIGNAL), "the monitor's own signal", libc::EINVAL)
         }

@@ -162,7 +162,7 @@ pub fn thread_agnostic(nr: i64) -> bool {
         libc::SYS_getpid | libc::SYS_read | libc::SYS_write | libc::SYS_readv | libc::SYS_writev | libc::SYS_pread64 | libc::SYS_pwrite64
             | libc::SYS_sendfile | libc::SYS_recvfrom | libc::SYS_sendto | libc::SYS_recvmsg | libc::SYS_sendmsg
             | libc::SYS_accept | libc::SYS_accept4 | libc::SYS_epoll_wait | libc::SYS_epoll_ctl | libc::SYS_close
-            | libc::SYS_fstat | libc::SYS_lseek | libc::SYS_getdents64 | libc::SYS_shutdown | libc::SYS_setsockopt
+            | libc::SYS_fstat | libc::SYS_lseek | libc::SYS_shutdown | libc::SYS_setsockopt
             | libc::SYS_getsockopt | libc::SYS_poll
     )
 }

@@ -12,6 +12,8 @@ use super::{audit, m};
 use crate::policy::{Access, Errno, ResolvedPath};
 
 const MAX_PATH: usize = 4096;
+/// An empty C string in the monitor's memory.
+static EMPTY_CSTR: [u8; 1] = [0];
 
 fn err(e: Errno) -> i64 {
     -(e.0 as i64)
@@ -77,7 +79,8 @@ fn path_stat(dirfd: u64, addr: u64, buf: u64, flags: u64) -> R {
     user(buf, 144)?;
     if flags & libc::AT_EMPTY_PATH as u64 != 0 && cstr_in(addr, 1).map(|v| v.is_empty()).unwrap_or(false) {
         fd(dirfd)?;
-        return fwd_ret(raw(libc::SYS_newfstatat, [dirfd, addr, buf, flags, 0, 0]));
+        // The monitor's own empty string: the program's could change after the check.
+        return fwd_ret(raw(libc::SYS_newfstatat, [dirfd, EMPTY_CSTR.as_ptr() as u64, buf, flags, 0, 0]));
     }
     let follow = flags & libc::AT_SYMLINK_NOFOLLOW as u64 == 0;
     let r = resolve("stat", dirfd, addr, follow, Access::Read)?;
@@ -116,7 +119,7 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             user(a[4], 256)?;
             if a[2] & AT_EMPTY_PATH as u64 != 0 && cstr_in(a[1], 1).map(|v| v.is_empty()).unwrap_or(false) {
                 fd(a[0])?;
-                return fwd_ret(raw(n, a));
+                return fwd_ret(raw(n, [a[0], EMPTY_CSTR.as_ptr() as u64, a[2], a[3], a[4], 0]));
             }
             let r = resolve("statx", a[0], a[1], a[2] & AT_SYMLINK_NOFOLLOW as u64 == 0, Access::Read)?;
             let (d, name, empty) = target(&r)?;

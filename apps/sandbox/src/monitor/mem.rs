@@ -18,6 +18,8 @@ use crate::loader::map::RangeMap;
 use crate::loader::{Placement, Space};
 
 const PAGE: u64 = 4096;
+/// The lowest address the program may map.
+const MIN_ADDR: u64 = 0x1_0000;
 /// End of the lower half (user space) of the address space.
 pub const USER_END: u64 = 0x7fff_ffff_f000;
 
@@ -113,7 +115,7 @@ impl ProgramSpace {
     /// an inaccessible reservation that fails if anything (the monitor's memory) is
     /// there. On failure nothing is claimed.
     fn claim(&mut self, addr: u64, end: u64) -> io::Result<()> {
-        if self.touches_fixed(addr, end) {
+        if self.touches_fixed(addr, end) || addr < MIN_ADDR {
             return Err(errno(libc::EPERM));
         }
         let mut gaps = Vec::new();
@@ -172,6 +174,12 @@ impl ProgramSpace {
             return Err(errno(libc::EINVAL));
         }
         let fixed = flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) != 0;
+        // The lowest 64 KiB stay unmapped whatever the process's privileges (Linux's
+        // mmap_min_addr for unprivileged processes): a null dereference in the
+        // monitor or the runtime must never find program data.
+        if fixed && addr < MIN_ADDR {
+            return Err(errno(libc::EPERM));
+        }
         if fixed {
             let end = addr.checked_add(len).filter(|&e| addr.is_multiple_of(PAGE) && e <= USER_END).ok_or(errno(libc::EINVAL))?;
             if flags & libc::MAP_FIXED_NOREPLACE != 0 && self.owned.iter().any(|r| r.2 != libc::PROT_NONE && r.1 > addr && r.0 < end) {

@@ -76,12 +76,12 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
         }
         SYS_accept | SYS_accept4 | SYS_getsockname | SYS_getpeername => {
             fd(a[0])?;
-            if a[1] != 0 {
-                user(a[2], 4)?;
-                let l = copy_in(a[2], 4)?;
-                user(a[1], u32::from_le_bytes(l[..4].try_into().unwrap_or_default()) as u64)?;
-            }
-            ret(raw(n, a))
+            // The kernel reads the length when it writes the address, maybe long after
+            // a check (accept blocks): it gets monitor copies of both, copied out after.
+            let Some((mut buf, mut len)) = out_addr(a[1], a[2])? else { return ret(raw(n, a)) };
+            let r = ret(raw(n, [a[0], buf.as_mut_ptr() as u64, &mut len as *mut u32 as u64, a[3], 0, 0]))?;
+            copy_out_addr(a[1], a[2], &buf, len)?;
+            Ok(r)
         }
         SYS_sendto => {
             fd(a[0])?;
@@ -95,12 +95,10 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
         SYS_recvfrom => {
             fd(a[0])?;
             user(a[1], a[2])?;
-            if a[4] != 0 {
-                user(a[5], 4)?;
-                let l = copy_in(a[5], 4)?;
-                user(a[4], u32::from_le_bytes(l[..4].try_into().unwrap_or_default()) as u64)?;
-            }
-            ret(raw(n, a))
+            let Some((mut buf, mut len)) = out_addr(a[4], a[5])? else { return ret(raw(n, a)) };
+            let r = ret(raw(n, [a[0], a[1], a[2], a[3], buf.as_mut_ptr() as u64, &mut len as *mut u32 as u64]))?;
+            copy_out_addr(a[4], a[5], &buf, len)?;
+            Ok(r)
         }
         SYS_sendmsg | SYS_recvmsg => {
             fd(a[0])?;
@@ -126,19 +124,24 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             }
             Ok(done)
         }
+        SYS_setsockopt | SYS_getsockopt if dangerous_sockopt(a[1] as i32, a[2] as i32) => {
+            deny(&format!("{}(.., {}, {})", if n == SYS_setsockopt { "setsockopt" } else { "getsockopt" }, a[1] as i32, a[2] as i32), "option whose value holds pointers the kernel follows", EPERM)
+        }
         SYS_setsockopt => {
             fd(a[0])?;
-            opt(a[3], a[4])?;
-            ret(raw(n, a))
+            if a[4] > 4096 {
+                return Err(-(EINVAL as i64));
+            }
+            // The value, copied: the kernel reads it once, from the monitor.
+            let v = if a[3] != 0 { copy_in(a[3], a[4] as usize)? } else { Vec::new() };
+            ret(raw(n, [a[0], a[1], a[2], if a[3] != 0 { v.as_ptr() as u64 } else { 0 }, a[4], 0]))
         }
         SYS_getsockopt => {
             fd(a[0])?;
-            if a[3] != 0 {
-                user(a[4], 4)?;
-                let l = copy_in(a[4], 4)?;
-                user(a[3], u32::from_le_bytes(l[..4].try_into().unwrap_or_default()) as u64)?;
-            }
-            ret(raw(n, a))
+            let Some((mut buf, mut len)) = out_addr(a[3], a[4])? else { return ret(raw(n, a)) };
+            let r = ret(raw(n, [a[0], a[1], a[2], buf.as_mut_ptr() as u64, &mut len as *mut u32 as u64, 0]))?;
+            copy_out_addr(a[3], a[4], &buf, len)?;
+            Ok(r)
         }
         _ => Err(-(ENOSYS as i64)),
     }
@@ -190,6 +193,39 @@ fn msg(n: i64, sock: u64, addr: u64, flags: u64) -> R {
     Ok(r)
 }
 
+/// Socket options whose value the kernel treats as holding pointers, or that attach
+/// programs: `TCP_ZEROCOPY_RECEIVE` (it writes to addresses in the value), the
+/// classic and eBPF socket filters.
+fn dangerous_sockopt(level: i32, name: i32) -> bool {
+    (level == libc::IPPROTO_TCP && name == 35)
+        || (level == libc::SOL_SOCKET && matches!(name, libc::SO_ATTACH_FILTER | libc::SO_ATTACH_BPF | 51 | 52 | libc::SO_DETACH_FILTER))
+}
+
+/// For a call that writes a value and its length (`addr`, `*lenp`): a monitor buffer
+/// of the program's length (at most 4 KiB) and that length, or `None` when `addr`
+/// is null.
+fn out_addr(addr: u64, lenp: u64) -> Result<Option<(Vec<u8>, u32)>, i64> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let l = copy_in(lenp, 4)?;
+    let len = u32::from_le_bytes(l[..4].try_into().unwrap_or_default());
+    if len > 4096 {
+        return Err(-(libc::EINVAL as i64));
+    }
+    user(addr, len as u64)?;
+    Ok(Some((vec![0u8; len as usize], len)))
+}
+
+/// Copies the value (cut to the buffer, as the kernel does) and its full length out.
+fn copy_out_addr(addr: u64, lenp: u64, buf: &[u8], len: u32) -> Result<(), i64> {
+    let n = (len as usize).min(buf.len());
+    if !write_user(addr, &buf[..n]) || !write_user(lenp, &len.to_le_bytes()) {
+        return Err(-(libc::EFAULT as i64));
+    }
+    Ok(())
+}
+
 /// Descriptors passed with SCM_RIGHTS must be the program's.
 fn check_rights(ctl: &[u8]) -> Result<(), i64> {
     let mut at = 0usize;
@@ -197,7 +233,7 @@ fn check_rights(ctl: &[u8]) -> Result<(), i64> {
         let len = u64::from_le_bytes(ctl[at..at + 8].try_into().unwrap_or_default()) as usize;
         let level = i32::from_le_bytes(ctl[at + 8..at + 12].try_into().unwrap_or_default());
         let kind = i32::from_le_bytes(ctl[at + 12..at + 16].try_into().unwrap_or_default());
-        if len < 16 || at + len > ctl.len() {
+        if len < 16 || len > ctl.len() - at {
             return Err(-(libc::EINVAL as i64));
         }
         if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
@@ -205,7 +241,7 @@ fn check_rights(ctl: &[u8]) -> Result<(), i64> {
                 fd(i32::from_le_bytes(f.try_into().unwrap_or_default()) as u64)?;
             }
         }
-        at += (len + 7) & !7;
+        at = at.saturating_add((len + 7) & !7);
     }
     Ok(())
 }

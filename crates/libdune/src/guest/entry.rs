@@ -108,6 +108,10 @@ dune_enter_trampoline:
     .globl dune_syscall_entry
     .type dune_syscall_entry, @function
 dune_syscall_entry:
+    // GS base may be ring 3's own (a selector load changes it): take the trusted
+    // Percpu pointer from KERNEL_GS_BASE. From ring 0 both hold it, so this changes
+    // nothing; from ring 3 the trap path puts it back into KERNEL_GS_BASE.
+    swapgs
     testb $1, %gs:{pc_in_user}
     jnz 1f
     out %al, ${port_syscall}
@@ -122,7 +126,7 @@ dune_syscall_entry:
     push $0
     push %rax
     mov ${syscall_vector}, %eax
-    jmp dune_trap_common
+    jmp dune_trap_common_gs_ok
     .size dune_syscall_entry, . - dune_syscall_entry
 
     // Host resumes here (rflags already restored, rcx = return rip) when it changed the
@@ -182,6 +186,12 @@ dune_trap_stubs:
     .globl dune_trap_common
     .type dune_trap_common, @function
 dune_trap_common:
+    // From ring 3 (CS in the CPU's frame, above the two words the stub pushed) the GS
+    // base is untrusted: swap in the Percpu pointer from KERNEL_GS_BASE first.
+    testb $3, 24(%rsp)
+    jz dune_trap_common_gs_ok
+    swapgs
+dune_trap_common_gs_ok:
     push %r15
     push %r14
     push %r13
@@ -206,6 +216,11 @@ dune_trap_common:
     testb $3, {tf_cs}(%rbp)
     jz 1f
     movq $0, %gs:{pc_in_user}       // ring-0 code now: its syscalls go to the host
+    mov $0xc0000102, %ecx           // KERNEL_GS_BASE: the Percpu pointer again
+    mov %gs:0, %rax                 // (swapgs left ring 3's GS base there)
+    mov %rax, %rdx
+    shr $32, %rdx
+    wrmsr
     mov $0xc0000100, %ecx           // MSR_FS_BASE: save the user's, load ring 0's
     rdmsr
     mov %eax, %gs:{pc_user_fs}

@@ -294,6 +294,10 @@ impl Vcpu {
     /// Loads a complete state: system registers, general registers, FPU/vector state.
     pub fn load(&mut self, sregs: &kvm_sregs, regs: &kvm_regs, fpu: &FpuState) -> Result<()> {
         self.fd.set_sregs(sregs).map_err(Error::kvm("KVM_SET_SREGS"))?;
+        // KERNEL_GS_BASE holds the Percpu pointer too: the entry code `swapgs`es on
+        // every entry from ring 3, whose GS base ring 3 can change (a selector load).
+        let kgs = Msrs::from_entries(&[msr_entry(msr::KERNEL_GS_BASE, sregs.gs.base)]).map_err(|_| Error::TableFull("MSR list"))?;
+        self.fd.set_msrs(&kgs).map_err(Error::kvm("KVM_SET_MSRS"))?;
         let fresh;
         let xsave = match fpu {
             FpuState::Full(x) => x,
