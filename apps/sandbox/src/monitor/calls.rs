@@ -324,9 +324,19 @@ fn sys_fcntl(a: [u64; 6]) -> R {
         libc::F_GETLK | libc::F_SETLK | libc::F_SETLKW | libc::F_OFD_GETLK | libc::F_OFD_SETLK | libc::F_OFD_SETLKW => {
             user(a[2], 32)?;
         }
-        16 | 15 => user(a[2], 8)?, // F_GETOWN_EX, F_SETOWN_EX
+        16 => user(a[2], 8)?, // F_GETOWN_EX
+        15 => {
+            // F_SETOWN_EX: { type, pid }; the signal goes to that thread, process or group.
+            let b = copy_in(a[2], 8)?;
+            let (kind, pid) = (i32::from_le_bytes(b[0..4].try_into().unwrap_or_default()), i32::from_le_bytes(b[4..8].try_into().unwrap_or_default()));
+            let target = if kind == 2 { -(pid as i64) } else { pid as i64 };
+            if kind == 0 { own_pid(pid as i64)? } else { kill_target(target)? }
+            return fwd(libc::SYS_fcntl, [a[0], a[1], b.as_ptr() as u64, 0, 0, 0]);
+        }
+        libc::F_SETOWN => kill_target(a[2] as i32 as i64)?,
+        10 if !sendable(a[2] as i32 as i64) => return deny(&format!("fcntl(F_SETSIG, {})", a[2] as i32), "a signal the monitor keeps", libc::EINVAL),
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL | libc::F_SETFL | libc::F_GETOWN
-        | libc::F_SETOWN | libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ | libc::F_ADD_SEALS | libc::F_GET_SEALS | 10 | 11 /* F_SETSIG, F_GETSIG */
+        | libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ | libc::F_ADD_SEALS | libc::F_GET_SEALS | 10 | 11 /* F_SETSIG, F_GETSIG */
         | libc::F_SETLEASE | libc::F_GETLEASE | libc::F_NOTIFY => {}
         c => return deny(&format!("fcntl({}, {c})", a[0] as i32), "command not in the sandbox's list", libc::EINVAL),
     }
@@ -395,10 +405,53 @@ fn sys_arch_prctl(t: &mut Thread, a: [u64; 6]) -> R {
 fn kill_target(pid: i64) -> Result<(), i64> {
     // SAFETY: getpid/getpgrp have no effect.
     let (me, pg) = unsafe { (libc::getpid() as i64, libc::getpgrp() as i64) };
-    if pid == me || pid == 0 || pid == -pg || m().children.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|&c| c as i64 == pid || -(c as i64) == pid) {
+    // The process group only when the sandbox leads it: otherwise it holds the
+    // shell or the launcher too.
+    let own_group = pg == me;
+    if pid == me || (own_group && (pid == 0 || pid == -pg)) || m().children.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|&c| c as i64 == pid || -(c as i64) == pid) {
         return Ok(());
     }
     Err(NEG_EPERM)
+}
+
+/// A pid argument of a call that acts on a process or thread: 0, this process, one
+/// of its threads, or a child.
+fn own_pid(pid: i64) -> Result<(), i64> {
+    // SAFETY: getpid has no effect; tgkill with signal 0 only checks that `pid` is a
+    // thread of this process.
+    let mine = pid == 0 || unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), pid as i32, 0) } == 0;
+    if mine || m().children.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|&c| c as i64 == pid) {
+        Ok(())
+    } else {
+        Err(NEG_EPERM)
+    }
+}
+
+/// Signal numbers the program may ask the kernel to send (to itself): not the
+/// monitor's, nor the faults the monitor keeps.
+fn sendable(sig: i64) -> bool {
+    (0..64).contains(&sig) && sig as i32 != libc::SIGSEGV && sig as i32 != libc::SIGBUS
+}
+
+/// [`writable_fd`], for `files` (`futimens` is `utimensat(fd, NULL)`).
+pub fn writable_fd_pub(f: u64) -> Result<(), i64> {
+    writable_fd(f)
+}
+
+/// A descriptor whose file the program changes through it (fchmod, fchown,
+/// futimens): the file must lie in a read-write tree, as for the path calls.
+fn writable_fd(f: u64) -> Result<(), i64> {
+    fd(f)?;
+    let p = std::fs::read_link(format!("/proc/self/fd/{}", f as i32)).map_err(|_| NEG_EBADF)?;
+    if !p.is_absolute() {
+        // A pipe or socket: no file in a tree.
+        return Ok(());
+    }
+    let cwd = m().cwd.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match m().policy.paths().check(&cwd, p.as_os_str().as_encoded_bytes(), false, crate::policy::Access::Write) {
+        Ok(_) => Ok(()),
+        Err(_) => deny(&format!("fchmod/fchown/futimens on {}", p.display()), "not in a read-write tree", libc::EPERM).map(|_| ()),
+    }
 }
 
 fn sigqueue_info(a: &[u64; 6], at: usize) -> Result<Vec<u8>, i64> {
@@ -576,7 +629,7 @@ fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
         | SYS_fchmodat | SYS_chown | SYS_lchown | SYS_fchownat | SYS_utimensat | SYS_truncate | SYS_chdir | SYS_fchdir | SYS_mknod
         | SYS_mknodat | SYS_statfs | SYS_inotify_add_watch | SYS_getcwd | SYS_utime | SYS_utimes | SYS_futimesat => files::call(n, a),
         SYS_fchmod | SYS_fchown => {
-            fd(a[0])?;
+            writable_fd(a[0])?;
             fwd(n, a)
         }
         SYS_getxattr | SYS_lgetxattr | SYS_fgetxattr | SYS_listxattr | SYS_llistxattr | SYS_flistxattr => Err(-(ENOTSUP as i64)),
@@ -640,6 +693,16 @@ fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
             if n == SYS_personality && a[0] != 0 && a[0] != 0xffff_ffff {
                 return deny(&format!("personality({:#x})", a[0]), "only PER_LINUX is allowed", libc::EPERM);
             }
+            // Calls naming another process: only this one, its threads or children.
+            if matches!(n, SYS_getpgid | SYS_getsid | SYS_setpgid) {
+                own_pid(a[0] as i32 as i64)?;
+            }
+            if matches!(n, SYS_getpriority | SYS_setpriority | SYS_ioprio_get) && (a[0] != 0 /* PRIO_PROCESS / IOPRIO_WHO_PROCESS=1 */ && !(n == SYS_ioprio_get && a[0] == 1)) {
+                return deny(&format!("{}({}, {})", name(nr), a[0], a[1] as i32), "only the program's own processes", libc::EPERM);
+            }
+            if matches!(n, SYS_getpriority | SYS_setpriority | SYS_ioprio_get) {
+                own_pid(a[1] as i32 as i64)?;
+            }
             fwd(n, a)
         }
         SYS_getgroups => {
@@ -652,15 +715,13 @@ fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
             user(a[2], 4)?;
             fwd(n, a)
         }
-        SYS_sched_getaffinity => {
-            user(a[2], a[1])?;
-            fwd(n, a)
-        }
-        SYS_sched_setaffinity => {
+        SYS_sched_getaffinity | SYS_sched_setaffinity => {
+            own_pid(a[0] as i32 as i64)?;
             user(a[2], a[1])?;
             fwd(n, a)
         }
         SYS_sched_getparam => {
+            own_pid(a[0] as i32 as i64)?;
             user(a[1], 4)?;
             fwd(n, a)
         }
@@ -712,6 +773,10 @@ fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
             if a[1] != 0 {
                 let b = copy_in(a[1], 64)?;
                 let notify = i32::from_le_bytes(b[12..16].try_into().unwrap_or_default());
+                let signo = i32::from_le_bytes(b[8..12].try_into().unwrap_or_default());
+                if notify != 1 /* SIGEV_NONE */ && !sendable(signo as i64) {
+                    return deny(&format!("timer_create(signal {signo})"), "a signal the monitor keeps", libc::EINVAL);
+                }
                 if notify & 4 != 0 {
                     let tid = i32::from_le_bytes(b[16..20].try_into().unwrap_or_default());
                     // SAFETY: getpid has no effect; tgkill with signal 0 only checks.
@@ -805,7 +870,9 @@ fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
             fwd(n, [mk.as_ptr() as u64, 8, 0, 0, 0, 0])
         }
         SYS_rt_sigtimedwait => {
-            let b = copy_in(a[0], 8)?;
+            let mut b = copy_in(a[0], 8)?;
+            let set = u64::from_le_bytes(b[..8].try_into().unwrap_or_default()) & !signals::bit(signals::MONITOR_SIGNAL as usize);
+            b[..8].copy_from_slice(&set.to_le_bytes());
             opt(a[1], 128)?;
             opt(a[2], 16)?;
             fwd(n, [b.as_ptr() as u64, a[1], a[2], 8, 0, 0])
