@@ -433,14 +433,9 @@ fn sendable(sig: i64) -> bool {
     (0..64).contains(&sig) && sig as i32 != libc::SIGSEGV && sig as i32 != libc::SIGBUS
 }
 
-/// [`writable_fd`], for `files` (`futimens` is `utimensat(fd, NULL)`).
-pub fn writable_fd_pub(f: u64) -> Result<(), i64> {
-    writable_fd(f)
-}
-
 /// A descriptor whose file the program changes through it (fchmod, fchown,
 /// futimens): the file must lie in a read-write tree, as for the path calls.
-fn writable_fd(f: u64) -> Result<(), i64> {
+pub fn writable_fd(f: u64) -> Result<(), i64> {
     fd(f)?;
     let p = std::fs::read_link(format!("/proc/self/fd/{}", f as i32)).map_err(|_| NEG_EBADF)?;
     if !p.is_absolute() {
@@ -664,8 +659,9 @@ fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
         }
         SYS_brk => Ok(m().space().brk(a[0]) as i64),
         SYS_madvise | SYS_msync | SYS_mlock | SYS_munlock | SYS_mlock2 => {
-            let len = a[1].div_ceil(4096) * 4096;
-            if !m().space().owns(a[0] & !4095, (a[0] & !4095).saturating_add(len)) {
+            // The pages the kernel acts on: from the start's page to the end's.
+            let end = a[0].checked_add(a[1]).and_then(|e| e.checked_add(4095)).map(|e| e & !4095).unwrap_or(u64::MAX);
+            if !m().space().owns(a[0] & !4095, end) {
                 return deny(&format!("{}({:#x}, {:#x})", name(nr), a[0], a[1]), "range is not the program's memory", libc::ENOMEM);
             }
             fwd(n, a)

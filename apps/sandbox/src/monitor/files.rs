@@ -210,7 +210,7 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
         SYS_utimensat => {
             opt(a[2], 32)?;
             if a[1] == 0 {
-                super::calls::writable_fd_pub(a[0])?;
+                super::calls::writable_fd(a[0])?;
                 return fwd_ret(raw(n, a));
             }
             let r = resolve("utimensat", a[0], a[1], a[3] & AT_SYMLINK_NOFOLLOW as u64 == 0, Access::Write)?;
