@@ -7,6 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// How long a program may run before it counts as hung.
 pub const RUN_LIMIT: Duration = Duration::from_secs(120);
 
+/// How long output may stay open after the program ended (a descendant may hold it).
+const STREAM_GRACE: Duration = Duration::from_secs(30);
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -46,6 +49,7 @@ pub fn fresh(exe: PathBuf, inputs: &[&str], how_to_build: &str) -> PathBuf {
 /// failure, never a stuck test run.
 pub fn run_bounded(mut cmd: Command) -> Output {
     use std::io::Read;
+    use std::sync::mpsc;
     let what = format!("{cmd:?}");
     let mut child = cmd
         .env_remove("DUNE_ALLOW_EMULATED")
@@ -53,17 +57,21 @@ pub fn run_bounded(mut cmd: Command) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-    let (mut out, mut err) = (child.stdout.take().expect("stdout"), child.stderr.take().expect("stderr"));
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
+    // Each stream is read on a thread that reports through a channel: a descendant
+    // that outlives the program (a hung forked child) keeps the pipe open, and
+    // waiting for end-of-file then would hang the test run instead of failing it.
+    let reader = |mut r: Box<dyn Read + Send>| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            let _ = tx.send(v);
+        });
+        rx
+    };
+    let out_rx = reader(Box::new(child.stdout.take().expect("stdout")));
+    let err_rx = reader(Box::new(child.stderr.take().expect("stderr")));
+    let collect = |rx: &mpsc::Receiver<Vec<u8>>| rx.recv_timeout(STREAM_GRACE).unwrap_or_else(|_| b"<stream still held open by a descendant>".to_vec());
     let t0 = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().expect("wait") {
@@ -72,10 +80,11 @@ pub fn run_bounded(mut cmd: Command) -> Output {
         if t0.elapsed() > RUN_LIMIT {
             let _ = child.kill();
             let st = child.wait().expect("wait");
-            let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
+            let stderr = String::from_utf8_lossy(&collect(&err_rx)).into_owned();
             panic!("{what}: hung for {RUN_LIMIT:?} and was killed ({st:?})\nstderr:\n{stderr}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Output { status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default() }
+    let (stdout, stderr) = (collect(&out_rx), collect(&err_rx));
+    Output { status, stdout, stderr }
 }

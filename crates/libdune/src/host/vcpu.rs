@@ -296,8 +296,7 @@ impl Vcpu {
         self.fd.set_sregs(sregs).map_err(Error::kvm("KVM_SET_SREGS"))?;
         // KERNEL_GS_BASE holds the Percpu pointer too: the entry code `swapgs`es on
         // every entry from ring 3, whose GS base ring 3 can change (a selector load).
-        let kgs = Msrs::from_entries(&[msr_entry(msr::KERNEL_GS_BASE, sregs.gs.base)]).map_err(|_| Error::TableFull("MSR list"))?;
-        self.fd.set_msrs(&kgs).map_err(Error::kvm("KVM_SET_MSRS"))?;
+        self.set_msr(msr::KERNEL_GS_BASE, sregs.gs.base)?;
         let fresh;
         let xsave = match fpu {
             FpuState::Full(x) => x,
@@ -312,6 +311,30 @@ impl Vcpu {
         // dynamically enabled (larger) xfeatures are used by this VM.
         unsafe { self.fd.set_xsave(xsave) }.map_err(Error::kvm("KVM_SET_XSAVE"))?;
         self.fd.set_regs(regs).map_err(Error::kvm("KVM_SET_REGS"))
+    }
+
+    /// Sets one MSR without allocating (`Msrs` is heap-backed): this runs on exit
+    /// paths, among them a forked child's first steps, where another thread of the
+    /// parent may have held the allocator's lock at the moment of the fork.
+    fn set_msr(&self, index: u32, data: u64) -> Result<()> {
+        /// `struct kvm_msrs` with room for one entry.
+        #[repr(C)]
+        struct OneMsr {
+            head: kvm_bindings::kvm_msrs,
+            entry: kvm_msr_entry,
+        }
+        /// `_IOW(KVMIO, 0x89, struct kvm_msrs)`.
+        const KVM_SET_MSRS: libc::c_ulong = 0x4008_ae89;
+        let one = OneMsr { head: kvm_bindings::kvm_msrs { nmsrs: 1, ..Default::default() }, entry: msr_entry(index, data) };
+        // SAFETY: KVM_SET_MSRS reads `nmsrs` (1) entries that follow the header, and
+        // `one` holds exactly that, laid out as the kernel's struct (repr(C)); the
+        // descriptor is this vCPU's. The kernel returns the number of MSRs it set.
+        let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), KVM_SET_MSRS, &one) };
+        match r {
+            1 => Ok(()),
+            -1 => Err(Error::kvm("KVM_SET_MSRS")(kvm_ioctls::Error::last())),
+            _ => Err(Error::kvm("KVM_SET_MSRS")(kvm_ioctls::Error::new(libc::EINVAL))),
+        }
     }
 
     /// The vCPU's whole FPU/vector state, for a thread or child to inherit.
