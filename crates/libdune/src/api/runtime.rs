@@ -25,3 +25,11 @@ pub fn reserved_memory() -> Vec<(u64, u64)> {
     crate::host::reserved::for_each_range(|s, e| v.push((s, e)));
     v
 }
+
+/// A number that changes whenever the runtime maps or unmaps memory of its own (a new
+/// vCPU area, host stack or arena chunk). A page table built from [`crate::vm::pgroot`]
+/// for [`crate::user::UserContext::cr3`] must map the runtime's memory as `pgroot`
+/// does; rebuilding the shared part when this changes keeps it so.
+pub fn memory_generation() -> u64 {
+    crate::host::reserved::generation()
+}

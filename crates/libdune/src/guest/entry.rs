@@ -216,7 +216,11 @@ dune_trap_common_gs_ok:
     testb $3, {tf_cs}(%rbp)
     jz 1f
     movq $0, %gs:{pc_in_user}       // ring-0 code now: its syscalls go to the host
-    mov $0xc0000102, %ecx           // KERNEL_GS_BASE: the Percpu pointer again
+    mov %gs:{pc_kernel_cr3}, %rax   // a compartment's table: back to the process's
+    test %rax, %rax
+    jz 8f
+    mov %rax, %cr3
+8:  mov $0xc0000102, %ecx           // KERNEL_GS_BASE: the Percpu pointer again
     mov %gs:0, %rax                 // (swapgs left ring 3's GS base there)
     mov %rax, %rdx
     shr $32, %rdx
@@ -274,6 +278,10 @@ dune_trap_common_gs_ok:
     mov %gs:{pc_user_fs}+4, %edx
     wrmsr
     movq $1, %gs:{pc_in_user}
+    mov %gs:{pc_user_cr3}, %rax     // a compartment's table again (only the IST
+    test %rax, %rax                 // stack and this block are touched from here on)
+    jz 6f
+    mov %rax, %cr3
 6:  mov %rbx, %gs:{tss_ist1}
     decq %gs:{pc_trap_depth}
     mov %rbp, %rsp
@@ -332,11 +340,20 @@ __dune_jump_to_user:
     jmp 2f
 1:  fxrstor64 (%r12)
 2:
-    push {tf_ss}(%rbx)
-    push {tf_rsp}(%rbx)
-    push {tf_rflags}(%rbx)
-    push {tf_cs}(%rbx)
-    push {tf_rip}(%rbx)
+    // The frame goes to Percpu.uframe, not the stack: after the switch to user_cr3
+    // (a compartment's table) only the per-vCPU block is sure to be mapped.
+    mov {tf_rax}(%rbx), %rax
+    mov %rax, %gs:{pc_uframe}
+    mov {tf_rip}(%rbx), %rax
+    mov %rax, %gs:{pc_uframe}+8
+    mov {tf_cs}(%rbx), %rax
+    mov %rax, %gs:{pc_uframe}+16
+    mov {tf_rflags}(%rbx), %rax
+    mov %rax, %gs:{pc_uframe}+24
+    mov {tf_rsp}(%rbx), %rax
+    mov %rax, %gs:{pc_uframe}+32
+    mov {tf_ss}(%rbx), %rax
+    mov %rax, %gs:{pc_uframe}+40
     mov {tf_rsi}(%rbx), %rsi
     mov {tf_rdx}(%rbx), %rdx
     mov {tf_rcx}(%rbx), %rcx
@@ -349,9 +366,16 @@ __dune_jump_to_user:
     mov {tf_r13}(%rbx), %r13
     mov {tf_r14}(%rbx), %r14
     mov {tf_r15}(%rbx), %r15
-    mov {tf_rax}(%rbx), %rax
     mov {tf_rdi}(%rbx), %rdi
     mov {tf_rbx}(%rbx), %rbx
+    cli                             // nothing may run in ring 0 on user_cr3
+    mov %gs:{pc_user_cr3}, %rax
+    test %rax, %rax
+    jz 4f
+    mov %rax, %cr3
+4:  mov %gs:0, %rsp
+    lea {pc_uframe}+8(%rsp), %rsp   // the iretq frame; IF comes back with its rflags
+    mov %gs:{pc_uframe}, %rax
     movq $1, %gs:{pc_in_user}
     iretq
     .size __dune_jump_to_user, . - __dune_jump_to_user
@@ -474,6 +498,9 @@ dune_signal_restorer:
     pc_user_fs = const offset_of!(Percpu, user_fs),
     pc_trap_depth = const offset_of!(Percpu, trap_depth),
     pc_user_fpu = const offset_of!(Percpu, user_fpu),
+    pc_kernel_cr3 = const offset_of!(Percpu, kernel_cr3),
+    pc_user_cr3 = const offset_of!(Percpu, user_cr3),
+    pc_uframe = const offset_of!(Percpu, uframe),
     tss_ist1 = const TSS_IST1,
     level = const TRAP_LEVEL_STACK,
     syscall_vector = const SYSCALL_VECTOR,

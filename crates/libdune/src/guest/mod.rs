@@ -52,6 +52,15 @@ pub struct Percpu {
     pub user_fpu: u64,
     /// The `user::UserContext` of the `user::run_user` session on this vCPU (0: none).
     pub session: u64,
+    /// CR3 the trap path loads first on every entry from ring 3 during a session whose
+    /// context has its own page table (0: keep CR3): ring-0 code never runs on a
+    /// compartment's table, whose copies of data pages it must not see.
+    pub kernel_cr3: u64,
+    /// CR3 loaded just before `iretq` to ring 3 (0: keep CR3).
+    pub user_cr3: u64,
+    /// Ring 3's rax and `iretq` frame (rip, cs, rflags, rsp, ss), staged here so that
+    /// nothing after the switch to `user_cr3` touches memory other than this block.
+    pub uframe: [u64; 6],
 }
 
 /// Where the GDT and TSS live inside the per-vCPU area's first page.

@@ -68,6 +68,13 @@ pub struct UserContext {
     pub tf: DuneTf,
     /// FS base (thread pointer) of ring 3.
     pub fs_base: u64,
+    /// The CR3 value ring 3 runs with (a page table of its own, with PCID bits when
+    /// [`crate::vm::pcid_enabled`]), or 0 to run on the current one. Every entry
+    /// from ring 3 goes back to the CR3 `run_user` was called with before any other
+    /// ring-0 code runs, so ring 0 never depends on what that table maps beyond the
+    /// runtime's own memory (kept in step by the caller, see
+    /// [`crate::runtime::memory_generation`]) and the entry code's text.
+    pub cr3: u64,
     fpu: FpuImage,
     exit: UserExit,
 }
@@ -96,7 +103,7 @@ impl UserContext {
         if ptr.is_null() {
             return Err(Error::InvalidOption { name: "UserContext", why: "out of memory" });
         }
-        let mut c = UserContext { tf: DuneTf { rip, rsp, rflags: rflags::FIXED | rflags::IF, ..Default::default() }, fs_base: 0, fpu: FpuImage { ptr, len }, exit: UserExit::Syscall };
+        let mut c = UserContext { tf: DuneTf { rip, rsp, rflags: rflags::FIXED | rflags::IF, ..Default::default() }, fs_base: 0, cr3: 0, fpu: FpuImage { ptr, len }, exit: UserExit::Syscall };
         c.fpu_mut()[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
         c.fpu_mut()[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
         Ok(c)
@@ -173,17 +180,34 @@ pub unsafe fn run_user(ctx: &mut UserContext) -> UserExit {
     let pc = percpu();
     // SAFETY: this vCPU's Percpu; `session` is read by this vCPU's trap path only
     // while the session runs, and `ctx` outlives the session.
+    let (kernel_cr3, user_cr3) = if ctx.cr3 == 0 { (0, 0) } else { (current_cr3_keep(), ctx.cr3) };
+    // SAFETY: as above; the CR3 fields are read by this vCPU's entry code only.
     unsafe {
         (*pc).user_fs = ctx.fs_base;
         (*pc).session = ctx as *mut UserContext as u64;
+        (*pc).kernel_cr3 = kernel_cr3;
+        (*pc).user_cr3 = user_cr3;
     }
     // SAFETY: the frame was sanitised for ring 3 above; the image is ctx's own,
     // 64-byte aligned and of the size the entry code uses (checked loads: see
     // fpu_image_ok). `leave` fills ctx and ends the session through ret_from_user.
     unsafe { entry::__dune_jump_to_user(&t, ctx.fpu.ptr) };
     // SAFETY: as above.
-    unsafe { (*pc).session = 0 };
+    unsafe {
+        (*pc).session = 0;
+        (*pc).kernel_cr3 = 0;
+        (*pc).user_cr3 = 0;
+    }
     ctx.exit
+}
+
+/// The current CR3, to load again on entries from ring 3: with the no-flush bit when
+/// PCIDs are on (its translations stay valid), as it is otherwise.
+fn current_cr3_keep() -> u64 {
+    let cr3: u64;
+    // SAFETY: reading CR3 in ring 0 has no side effects.
+    unsafe { core::arch::asm!("mov {0}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
+    if crate::vm::pcid_enabled() { cr3 | (1 << 63) } else { cr3 }
 }
 
 /// Ends the current [`run_user`] session from the trap path: saves ring 3's frame, FS

@@ -36,6 +36,15 @@ static RANGES: [(AtomicU64, AtomicU64); MAX_RANGES] = [const { (AtomicU64::new(0
 /// Slots below this index may be in use.
 static RANGES_HIGH: AtomicUsize = AtomicUsize::new(0);
 
+/// Bumped whenever a runtime mapping is recorded or forgotten.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Changes whenever the set of runtime mappings changes (see
+/// `runtime::memory_generation`).
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
 /// Records `[start, start+len)` as runtime memory. Returns false when the table is full
 /// (the mapping then works but is not protected).
 pub fn record(start: u64, len: u64) -> bool {
@@ -46,6 +55,7 @@ pub fn record(start: u64, len: u64) -> bool {
         if s.compare_exchange(0, start, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             e.store(start + len, Ordering::Release);
             RANGES_HIGH.fetch_max(i + 1, Ordering::AcqRel);
+            GENERATION.fetch_add(1, Ordering::AcqRel);
             return true;
         }
     }
@@ -59,6 +69,7 @@ pub fn forget(start: u64) {
         if s.load(Ordering::Acquire) == start {
             e.store(0, Ordering::Release);
             s.store(0, Ordering::Release);
+            GENERATION.fetch_add(1, Ordering::AcqRel);
             return;
         }
     }
