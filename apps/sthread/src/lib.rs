@@ -2,10 +2,457 @@
 //! from a pristine snapshot of the program and recycled by restoring only the pages
 //! whose dirty bit is set.
 //!
-//! Not built yet: this crate is the place the sthreads issue fills. Planned layout
-//! (see `apps/README.md`):
+//! An sthread runs a function in guest ring 3 on a page table of its own
+//! ([`compartment`]): the program's code and read-only data, a private copy of its
+//! writable globals as they were at [`init`], its own stack, and the tags its
+//! [`Policy`] grants. Nothing else of the process is mapped for it: not the heap,
+//! not other stacks, not other sthreads' tags. Its system calls come back to ring 0
+//! ([`calls`]), are checked against the policy and performed with copies of its
+//! buffers. Any violation ends that sthread alone; [`join`] reports why.
 //!
-//! - `policy`: tags, memory, descriptor and system-call grants, callgates;
-//! - `compartment`: page tables per sthread, PCIDs, snapshot and dirty-bit reset;
-//! - `capi`: the Wedge-on-Dune `sthread.h` API (`libsthread.a`, `libsthread.so`);
-//! - `bench`: its rows for `dune bench` (create, context switch, http request).
+//! Every entry from ring 3 switches back to the process's own table before any
+//! other ring-0 code runs (`libdune::user::UserContext::cr3`), so the runtime never
+//! works on a compartment's copies of its globals.
+//!
+//! Layout:
+//! - [`policy`]: tags, memory, descriptor and system-call grants, callgates;
+//! - [`tag`]: tag memory and its allocator (`smalloc`, `sfree`);
+//! - `image`: the snapshot taken by [`init`];
+//! - `pt`, [`compartment`]: page tables per compartment, dirty-bit reset;
+//! - [`calls`]: the system calls an sthread can be granted and their checks;
+//! - `pcid`: PCIDs per Linux thread;
+//! - [`capi`]: the Wedge-on-Dune `sthread.h` API (`libsthread.a`, `libsthread.so`);
+//! - [`bench`]: the rows of `dune bench` (Table 5).
+
+
+pub mod calls;
+pub mod capi;
+pub mod compartment;
+mod error;
+mod image;
+mod pcid;
+pub mod policy;
+mod pt;
+pub mod tag;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+
+use libdune::user::{self, UserContext, UserExit};
+
+pub use calls::Violation;
+use calls::{Fds, Outcome};
+use compartment::{Compartment, STACK_SLOT};
+pub use error::{Error, Result};
+use image::Image;
+pub use policy::{MemProt, Policy, FD_READ, FD_WRITE};
+pub use tag::TagId;
+
+/// Compartments kept for reuse.
+const POOL_MAX: usize = 64;
+/// Compartments at once (stack slots).
+const SLOTS: usize = 4096;
+/// Callgates may call callgates this deep.
+const GATE_DEPTH: u32 = 8;
+
+/// The address window: tags, then stacks, then the exit sentinel's page.
+struct Window {
+    tags: u64,
+    stacks: u64,
+    sentinel: u64,
+}
+
+/// Everything after `init`.
+struct Global {
+    image: Image,
+    window: Window,
+    state: Mutex<State>,
+    done: Condvar,
+}
+
+/// Mutable state.
+struct State {
+    tags: tag::Tags,
+    pool: Vec<Box<Compartment>>,
+    free_slots: Vec<usize>,
+    next_id: u64,
+    sthreads: HashMap<u32, Entry>,
+    gens: u32,
+    /// Compartments alive (pooled or running).
+    live: usize,
+    /// Tags granted to sthreads that are running, with counts.
+    busy: HashMap<TagId, usize>,
+}
+
+enum Entry {
+    Running,
+    Done(core::result::Result<u64, Violation>),
+}
+
+static GLOBAL: OnceLock<Global> = OnceLock::new();
+
+fn global() -> Result<&'static Global> {
+    GLOBAL.get().ok_or(Error::NotInitialized)
+}
+
+fn lock(g: &Global) -> MutexGuard<'_, State> {
+    g.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether this code runs in Dune's ring 3 (inside an sthread), where the API is
+/// refused. Dune's user code segment is not Linux's (0x33), so an ordinary process
+/// before `init` is not mistaken for one.
+pub(crate) fn in_ring3() -> bool {
+    let cs: u16;
+    // SAFETY: reading CS has no side effects.
+    unsafe { core::arch::asm!("mov {0:x}, cs", out(reg) cs, options(nomem, nostack, preserves_flags)) };
+    cs == dune_x86::gdt::USER_CS
+}
+
+/// Enters Dune mode if needed and takes the snapshot every sthread starts from:
+/// the writable globals and this thread's TLS as they are now. Idempotent.
+pub fn init() -> Result<()> {
+    if in_ring3() {
+        return Err(Error::NotPermitted("from an sthread"));
+    }
+    if GLOBAL.get().is_some() {
+        return Ok(());
+    }
+    if !libdune::in_dune_mode() {
+        libdune::enter()?;
+    }
+    // One reservation: 16 GiB of tags, 8 GiB of stack slots, a sentinel page.
+    let tags_len = tag::TAGS as u64 * tag::TAG_MAX;
+    let stacks_len = SLOTS as u64 * STACK_SLOT;
+    let len = tags_len + stacks_len + (2 << 20);
+    // SAFETY: a fresh inaccessible reservation; nothing is mapped in it until the
+    // tags map their chunks with MAP_FIXED.
+    let base = unsafe { libc::mmap(core::ptr::null_mut(), len as usize, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0) };
+    if base == libc::MAP_FAILED {
+        return Err(Error::NoMemory("reserving the sthread window"));
+    }
+    let base = (base as u64).next_multiple_of(2 << 20);
+    let window = Window { tags: base, stacks: base + tags_len, sentinel: base + tags_len + stacks_len - (2 << 20) + pt::PAGE };
+    let image = Image::take()?;
+    let state = State {
+        tags: tag::Tags::new(window.tags),
+        pool: Vec::new(),
+        // The last slot holds the sentinel page: never a stack.
+        free_slots: (0..SLOTS - 1).rev().collect(),
+        next_id: 1,
+        sthreads: HashMap::new(),
+        gens: 0,
+        live: 0,
+        busy: HashMap::new(),
+    };
+    let _ = GLOBAL.set(Global { image, window, state: Mutex::new(state), done: Condvar::new() });
+    Ok(())
+}
+
+/// A new tag.
+pub fn tag_new() -> Result<TagId> {
+    let g = global()?;
+    lock(g).tags.create()
+}
+
+/// Deletes a tag: `Busy` while a running sthread holds a grant of it.
+pub fn tag_delete(tag: TagId) -> Result<()> {
+    let g = global()?;
+    let mut st = lock(g);
+    st.tags.get(tag)?;
+    if st.busy.get(&tag).copied().unwrap_or(0) > 0 {
+        return Err(Error::Busy);
+    }
+    // Pooled compartments that map it go.
+    let (keep, drop): (Vec<_>, Vec<_>) = st.pool.drain(..).partition(|c| !c.key.iter().any(|&(t, _)| t == tag));
+    st.pool = keep;
+    for c in drop {
+        retire(&mut st, c);
+    }
+    st.tags.delete(tag)
+}
+
+/// `size` bytes of tag memory (16-byte aligned).
+pub fn smalloc(tag: TagId, size: usize) -> Result<*mut u8> {
+    let g = global()?;
+    lock(g).tags.alloc(tag, size as u64).map(|a| a as *mut u8)
+}
+
+/// Returns tag memory from [`smalloc`].
+pub fn sfree(p: *mut u8) -> Result<()> {
+    let g = global()?;
+    lock(g).tags.free(p as u64)
+}
+
+/// Size of a block from [`smalloc`].
+pub fn ssize(p: *mut u8) -> Option<usize> {
+    let g = global().ok()?;
+    lock(g).tags.size_of(p as u64).map(|n| n as usize)
+}
+
+/// An sthread's handle: a slot and a generation, so a stale handle never names a
+/// later sthread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Handle(pub u32);
+
+/// The body of an sthread: runs in ring 3 with its argument.
+pub type Body = extern "C" fn(*mut core::ffi::c_void) -> *mut core::ffi::c_void;
+
+/// One sthread in flight.
+struct Job {
+    comp: Box<Compartment>,
+    ctx: UserContext,
+    policy: Arc<Policy>,
+    fds: Fds,
+    /// The context stopped at a system call not yet answered.
+    pending: bool,
+}
+
+/// Starts `body(arg)` in a compartment under `policy`. It runs at once on this
+/// thread; if it would block, it carries on on a thread of its own and this
+/// returns. A compartment left by an earlier sthread with the same memory grants is
+/// reused (reset by its dirty bits) when there is one.
+pub fn create(policy: &Policy, body: Body, arg: *mut core::ffi::c_void) -> Result<Handle> {
+    if in_ring3() {
+        return Err(Error::NotPermitted("from an sthread"));
+    }
+    let g = global()?;
+    if !policy.gates_within_creators() {
+        return Err(Error::NotPermitted("a callgate's policy exceeds its creator's"));
+    }
+    let (comp, handle) = {
+        let mut st = lock(g);
+        for &(t, _) in &policy.mem {
+            st.tags.get(t)?;
+        }
+        let comp = take_compartment(g, &mut st, &policy.mem)?;
+        for &(t, _) in &policy.mem {
+            *st.busy.entry(t).or_default() += 1;
+        }
+        st.gens = st.gens.wrapping_add(1);
+        let handle = Handle(st.gens.max(1));
+        st.sthreads.insert(handle.0, Entry::Running);
+        (comp, handle)
+    };
+    let ctx = match start_context(g, &comp, body as u64, arg as u64, 0) {
+        Ok(c) => c,
+        Err(e) => {
+            let mut st = lock(g);
+            st.sthreads.remove(&handle.0);
+            release(g, &mut st, comp, &policy.mem);
+            return Err(e);
+        }
+    };
+    let mut job = Job { comp, ctx, policy: Arc::new(policy.clone()), fds: Fds { opened: Vec::new(), closed: Vec::new() }, pending: false };
+    match drive(g, &mut job, false, 0) {
+        Some(r) => finish(g, handle, job, r),
+        None => {
+            // Blocked: the rest runs on a thread of its own.
+            std::thread::Builder::new()
+                .name("sthread".into())
+                .spawn(move || {
+                    let r = drive(g, &mut job, true, 0).unwrap_or(Err(Violation::Exception { vector: 0xff, rip: 0 }));
+                    finish(g, handle, job, r);
+                })
+                .map_err(|_| Error::NoMemory("a thread for a blocked sthread"))?;
+        }
+    }
+    Ok(handle)
+}
+
+/// Waits for an sthread and returns its value, or the violation that ended it.
+pub fn join(h: Handle) -> Result<core::result::Result<u64, Violation>> {
+    if in_ring3() {
+        return Err(Error::NotPermitted("from an sthread"));
+    }
+    let g = global()?;
+    let mut st = lock(g);
+    loop {
+        match st.sthreads.get(&h.0) {
+            None => return Err(Error::NoSuchSthread),
+            Some(Entry::Done(_)) => {
+                let Some(Entry::Done(r)) = st.sthreads.remove(&h.0) else { unreachable!() };
+                return Ok(r);
+            }
+            Some(Entry::Running) => st = g.done.wait(st).unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+}
+
+/// Counters for tests and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Compartments alive (pooled or running).
+    pub compartments: usize,
+    /// Compartments pooled for reuse.
+    pub pooled: usize,
+    /// Sthreads not yet joined.
+    pub sthreads: usize,
+    /// PCIDs this thread's cache holds.
+    pub pcids: usize,
+}
+
+/// Current counters.
+pub fn stats() -> Result<Stats> {
+    let g = global()?;
+    let st = lock(g);
+    Ok(Stats { compartments: st.live, pooled: st.pool.len(), sthreads: st.sthreads.len(), pcids: pcid::held() })
+}
+
+/// Forces full TLB flushes on every switch even where PCIDs exist (tests of both paths).
+pub fn set_pcid(enabled: bool) {
+    pcid::set_enabled(enabled);
+}
+
+fn take_compartment(g: &Global, st: &mut State, key: &[(TagId, MemProt)]) -> Result<Box<Compartment>> {
+    if let Some(i) = st.pool.iter().position(|c| c.key == key) {
+        return Ok(st.pool.swap_remove(i));
+    }
+    let slot = st.free_slots.pop().ok_or(Error::NoMemory("too many compartments"))?;
+    let id = st.next_id;
+    st.next_id += 1;
+    let top = g.window.stacks + (slot as u64 + 1) * STACK_SLOT;
+    match Compartment::build(id, key.to_vec(), slot, top, &g.image, &st.tags) {
+        Ok(c) => {
+            st.live += 1;
+            Ok(Box::new(c))
+        }
+        Err(e) => {
+            st.free_slots.push(slot);
+            Err(e)
+        }
+    }
+}
+
+fn retire(st: &mut State, mut c: Box<Compartment>) {
+    c.destroy();
+    pcid::forget(c.id);
+    st.free_slots.push(c.slot);
+    st.live -= 1;
+}
+
+/// A compartment back to the pool (or freed), after its sthread ended.
+fn release(g: &Global, st: &mut State, mut c: Box<Compartment>, mem: &[(TagId, MemProt)]) {
+    for &(t, _) in mem {
+        if let Some(n) = st.busy.get_mut(&t) {
+            *n = n.saturating_sub(1);
+        }
+    }
+    if c.reset(&g.image).is_ok() && st.pool.len() < POOL_MAX {
+        st.pool.push(c);
+    } else {
+        retire(st, c);
+    }
+}
+
+/// A context that runs `entry(rdi, rsi)` on `c`'s stack, returning to the sentinel.
+fn start_context(g: &Global, c: &Compartment, entry: u64, rdi: u64, rsi: u64) -> Result<UserContext> {
+    c.prime_stack(g.window.sentinel)?;
+    let mut ctx = UserContext::new(entry, c.stack_top - 8)?;
+    ctx.tf.rdi = rdi;
+    ctx.tf.rsi = rsi;
+    ctx.fs_base = g.image.fs_base;
+    Ok(ctx)
+}
+
+fn finish(g: &Global, h: Handle, mut job: Job, r: core::result::Result<u64, Violation>) {
+    for (fd, _) in job.fds.opened.drain(..) {
+        // SAFETY: a descriptor the sthread opened and no one else uses.
+        unsafe { libc::close(fd) };
+    }
+    let mut st = lock(g);
+    release(g, &mut st, job.comp, &job.policy.mem);
+    if let Some(e) = st.sthreads.get_mut(&h.0) {
+        *e = Entry::Done(r);
+    }
+    drop(st);
+    g.done.notify_all();
+}
+
+/// Runs a job until it ends (Some) or, unless `may_block`, would block (None).
+fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Option<core::result::Result<u64, Violation>> {
+    loop {
+        if job.pending {
+            match calls::handle(&job.comp, &job.policy, &mut job.fds, &mut job.ctx.tf, may_block) {
+                Outcome::Resume => {}
+                Outcome::Exit(v) => return Some(Ok(v)),
+                Outcome::Violated(v) => return Some(Err(v)),
+                Outcome::WouldBlock => return None,
+                Outcome::Gate { entry, arg } => match job.policy.gates.iter().find(|gt| gt.entry == entry) {
+                    None => return Some(Err(Violation::Callgate { entry })),
+                    Some(gate) => {
+                        let gate = gate.clone();
+                        job.ctx.tf.rax = match call_gate(g, &gate, arg, depth + 1) {
+                            Ok(Ok(v)) => v,
+                            Ok(Err(v)) => (-(v.errno() as i64)) as u64,
+                            Err(e) => (-(e.errno() as i64)) as u64,
+                        };
+                    }
+                },
+            }
+            job.pending = false;
+        }
+        {
+            let st = lock(g);
+            if job.comp.sync(&g.image, &st.tags).is_err() {
+                return Some(Err(Violation::Exception { vector: 0xff, rip: job.ctx.tf.rip }));
+            }
+        }
+        job.ctx.cr3 = pcid::cr3_for(job.comp.id, job.comp.tlb_gen, job.comp.root());
+        // SAFETY: ring 3 runs on the compartment's table, which maps for ring 3 only
+        // what the policy grants; every entry from it returns to this table first.
+        let exit = unsafe { user::run_user(&mut job.ctx) };
+        match exit {
+            UserExit::Syscall => job.pending = true,
+            UserExit::Exception { vector: 14, err, addr } => {
+                if addr == g.window.sentinel && job.ctx.tf.rip == g.window.sentinel {
+                    return Some(Ok(job.ctx.tf.rax));
+                }
+                let handled = {
+                    let st = lock(g);
+                    job.comp.fault(addr, err, &g.image, &st.tags)
+                };
+                if !matches!(handled, Ok(true)) {
+                    return Some(Err(Violation::Memory { addr, rip: job.ctx.tf.rip, write: err & 2 != 0 }));
+                }
+            }
+            UserExit::Exception { vector, .. } => return Some(Err(Violation::Exception { vector, rip: job.ctx.tf.rip })),
+            UserExit::Interrupt { vector } if vector == user::SIGNAL_VECTOR => user::poll_signals(),
+            UserExit::Interrupt { .. } => {}
+        }
+    }
+}
+
+/// Runs callgate `gate` with the untrusted `arg` in a compartment of its own, on
+/// this thread; the caller waits and never holds the gate's rights.
+fn call_gate(g: &'static Global, gate: &policy::Gate, arg: u64, depth: u32) -> Result<core::result::Result<u64, Violation>> {
+    if depth > GATE_DEPTH {
+        return Err(Error::NotPermitted("callgates nested too deep"));
+    }
+    let comp = {
+        let mut st = lock(g);
+        for &(t, _) in &gate.policy.mem {
+            st.tags.get(t)?;
+        }
+        let c = take_compartment(g, &mut st, &gate.policy.mem)?;
+        for &(t, _) in &gate.policy.mem {
+            *st.busy.entry(t).or_default() += 1;
+        }
+        c
+    };
+    let ctx = match start_context(g, &comp, gate.entry, gate.trusted, arg) {
+        Ok(c) => c,
+        Err(e) => {
+            release(g, &mut lock(g), comp, &gate.policy.mem);
+            return Err(e);
+        }
+    };
+    let mut job = Job { comp, ctx, policy: Arc::new((*gate.policy).clone()), fds: Fds { opened: Vec::new(), closed: Vec::new() }, pending: false };
+    let r = drive(g, &mut job, true, depth).unwrap_or(Err(Violation::Exception { vector: 0xff, rip: 0 }));
+    for (fd, _) in job.fds.opened.drain(..) {
+        // SAFETY: a descriptor the gate opened.
+        unsafe { libc::close(fd) };
+    }
+    release(g, &mut lock(g), job.comp, &gate.policy.mem);
+    Ok(r)
+}

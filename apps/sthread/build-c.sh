@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds the sthread C API as libsthread.a and libsthread.so (the names the original
+# Wedge-on-Dune library had, so its programs link with -lsthread) next to
+# include/sthread.h, and the C test program apps/sthread/tests/c/sthread-test.c
+# into <target>/debug/sthread-test (static) and sthread-test-shared. The lane test
+# (crates/dune-tests/tests/sthread.rs) runs them; scripts/test calls this.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+cd "$repo"
+target=${CARGO_TARGET_DIR:-$repo/target}
+case $target in /*) ;; *) target=$repo/$target ;; esac
+cc=${CC:-cc}
+cargo build -q -p dune-sthread
+lib=$target/debug
+out=$lib/sthread
+mkdir -p "$out"
+cp -f "$lib/libdune_sthread.a" "$out/libsthread.a"
+cp -f "$lib/libdune_sthread.so" "$out/libsthread.so"
+cflags=(-std=gnu11 -O1 -g -Wall -Wextra -Werror -I "$repo/apps/sthread/include")
+"$cc" "${cflags[@]}" apps/sthread/tests/c/sthread-test.c -o "$lib/sthread-test" -L "$out" -Wl,-Bstatic -lsthread -Wl,-Bdynamic -lpthread -ldl -lm
+"$cc" "${cflags[@]}" apps/sthread/tests/c/sthread-test.c -o "$lib/sthread-test-shared" -L "$out" -lsthread -Wl,-rpath,"$out" -lpthread -ldl -lm

@@ -1,0 +1,141 @@
+//! The pristine image every sthread starts from, taken once by [`crate::init`].
+//!
+//! - **Read-only memory** of every loaded object (code, rodata, the vDSO): shared,
+//!   mapped for ring 3 on first use, never writable.
+//! - **Writable globals** (`.data`, `.bss`, `.got` of every object) and the static
+//!   TLS block and thread control block of the thread that called `init`: copied
+//!   into pages of the page allocator at `init`. Each compartment gets its own copy
+//!   of those copies, so it sees the globals *as they were at init*.
+//! - Not the heap, not any stack, not anything mapped later: none of it is visible.
+
+use std::collections::BTreeMap;
+use std::ffi::c_void;
+
+use libdune::page;
+
+use crate::error::{Error, Result};
+use crate::pt::PAGE;
+
+/// A page-aligned range `[start, end)` ring 3 may read (and execute when `exec`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shared {
+    pub start: u64,
+    pub end: u64,
+    pub exec: bool,
+}
+
+/// The snapshot.
+pub(crate) struct Image {
+    /// Read-only ranges, sorted.
+    pub shared: Vec<Shared>,
+    /// Writable pages: VA -> guest-physical address of the pristine copy.
+    pub private: BTreeMap<u64, u64>,
+    /// FS base ring 3 runs with: the `init` thread's, over its private TLS pages.
+    pub fs_base: u64,
+}
+
+fn down(a: u64) -> u64 {
+    a & !(PAGE - 1)
+}
+
+fn up(a: u64) -> u64 {
+    (a + PAGE - 1) & !(PAGE - 1)
+}
+
+struct Scan {
+    shared: Vec<Shared>,
+    writable: Vec<(u64, u64)>,
+    tls: u64,
+}
+
+extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> i32 {
+    // SAFETY: dl_iterate_phdr passes a valid info for the duration of the call, and
+    // `data` is the Scan the caller passed.
+    let (info, scan) = unsafe { (&*info, &mut *(data as *mut Scan)) };
+    for i in 0..info.dlpi_phnum as usize {
+        // SAFETY: dlpi_phdr has dlpi_phnum entries.
+        let ph = unsafe { &*info.dlpi_phdr.add(i) };
+        let start = info.dlpi_addr.wrapping_add(ph.p_vaddr);
+        match ph.p_type {
+            libc::PT_LOAD if ph.p_memsz > 0 => {
+                let (s, e) = (down(start), up(start + ph.p_memsz));
+                if ph.p_flags & libc::PF_W != 0 {
+                    scan.writable.push((s, e));
+                } else {
+                    scan.shared.push(Shared { start: s, end: e, exec: ph.p_flags & libc::PF_X != 0 });
+                }
+            }
+            libc::PT_TLS => scan.tls += ph.p_memsz + ph.p_align.max(16),
+            _ => {}
+        }
+    }
+    0
+}
+
+/// glibc's `struct pthread` (the TCB FS points at) fits in this much above FS.
+const TCB_ABOVE: u64 = 2 * PAGE;
+/// Room below FS for the static TLS surplus glibc keeps for `dlopen`ed modules.
+const TLS_SURPLUS: u64 = 2 * PAGE;
+
+impl Image {
+    /// Takes the snapshot. Dune mode; call once.
+    pub(crate) fn take() -> Result<Image> {
+        let mut scan = Scan { shared: Vec::new(), writable: Vec::new(), tls: 0 };
+        // SAFETY: the callback matches dl_iterate_phdr's type and only reads.
+        unsafe { libc::dl_iterate_phdr(Some(each_object), &mut scan as *mut Scan as *mut c_void) };
+        let mut fs: u64 = 0;
+        // SAFETY: ARCH_GET_FS writes one u64.
+        if unsafe { libc::syscall(libc::SYS_arch_prctl, 0x1003, &mut fs as *mut u64) } != 0 || fs == 0 {
+            return Err(Error::Internal("reading the FS base"));
+        }
+        let mut private = BTreeMap::new();
+        let tls = (down(fs.saturating_sub(scan.tls + TLS_SURPLUS)), up(fs + TCB_ABOVE));
+        for (i, &(s, e)) in scan.writable.iter().chain(std::iter::once(&tls)).enumerate() {
+            let is_tls = i == scan.writable.len();
+            let mut va = s;
+            while va < e {
+                let mut vec = [0u8; 1];
+                // SAFETY: mincore only reports whether the page is mapped (ENOMEM if not).
+                if is_tls && unsafe { libc::mincore(va as *mut c_void, PAGE as usize, vec.as_mut_ptr()) } != 0 {
+                    va += PAGE;
+                    continue;
+                }
+                if let std::collections::btree_map::Entry::Vacant(v) = private.entry(va) {
+                    let pa = page::alloc()?;
+                    let to = page::pa_to_va(pa).ok_or(Error::Internal("page without an alias"))?;
+                    // SAFETY: `va` is a page of a loaded object's writable segment or of
+                    // this thread's TLS block, mapped read-write for the process; `to`
+                    // is the alias of the fresh page.
+                    unsafe { core::ptr::copy_nonoverlapping(va as *const u8, to, PAGE as usize) };
+                    v.insert(pa);
+                }
+                va += PAGE;
+            }
+        }
+        // The vDSO's data pages ([vvar], [vvar_vclock]): its code (a loaded object,
+        // above) reads them.
+        if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {
+            for l in maps.lines().filter(|l| l.ends_with("[vvar]") || l.ends_with("[vvar_vclock]")) {
+                let range = l.split_whitespace().next().unwrap_or("");
+                if let Some((a, b)) = range.split_once('-') {
+                    if let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) {
+                        scan.shared.push(Shared { start: a, end: b, exec: false });
+                    }
+                }
+            }
+        }
+        let mut shared: Vec<Shared> = scan.shared.into_iter().collect();
+        shared.sort_by_key(|r| r.start);
+        Ok(Image { shared, private, fs_base: fs })
+    }
+
+    /// The read-only range holding `va`, if any (never one with a private page).
+    pub(crate) fn shared_at(&self, va: u64) -> Option<Shared> {
+        let p = down(va);
+        if self.private.contains_key(&p) {
+            return None;
+        }
+        let i = self.shared.partition_point(|r| r.end <= p);
+        self.shared.get(i).copied().filter(|r| r.start <= p)
+    }
+}
