@@ -46,7 +46,19 @@ struct sthread_violation {
 	unsigned long rip;
 };
 
+/* Counters, for tests and benchmarks. */
+struct sthread_counters {
+	long compartments;   /* alive: pooled or running */
+	long pooled;         /* kept for reuse */
+	long sthreads;       /* created, not yet joined */
+	long pcids;          /* PCIDs held by the calling thread */
+	long runtime_pages;  /* pages of the Dune runtime in use (tables, page allocator) */
+};
+
 extern int sthread_init(void);
+extern int sthread_counters(struct sthread_counters *c);
+/* 0: flush the whole TLB on every switch even where the CPU has PCIDs. */
+extern void sthread_set_pcid(int enabled);
 extern int sthread_create(sthread_t *st, sc_t *sc, stcb_t cb, void *arg);
 extern int sthread_join(sthread_t st, void **ret);
 extern int sthread_join_why(sthread_t st, void **ret, struct sthread_violation *why);

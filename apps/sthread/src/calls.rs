@@ -106,9 +106,32 @@ fn ready(fd: i32, events: i16) -> bool {
     unsafe { libc::poll(&mut p, 1, 0) != 0 }
 }
 
+/// Maps what the policy allows of a range before a copy (see `Compartment::ensure`).
+pub(crate) type Ensure<'a> = &'a dyn Fn(&mut Compartment, u64, usize, bool) -> bool;
+
+/// A C string of at most `max` bytes at `va`, page by page.
+fn string_in(c: &mut Compartment, ensure: Ensure<'_>, va: u64, max: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = va;
+    while out.len() < max {
+        let n = ((4096 - (at & 4095)) as usize).min(max - out.len());
+        let mut buf = vec![0u8; n];
+        if !ensure(c, at, n, false) || !c.copy_in(at, &mut buf) {
+            return None;
+        }
+        if let Some(z) = buf.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..z]);
+            return Some(out);
+        }
+        out.extend_from_slice(&buf);
+        at = at.checked_add(n as u64)?;
+    }
+    None
+}
+
 /// Handles the call in `tf` (number in rax, arguments in rdi, rsi, rdx, r10, r8, r9).
 /// `may_block`: false when the caller would rather hand the sthread off than block.
-pub(crate) fn handle(c: &Compartment, policy: &Policy, fds: &mut Fds, tf: &mut libdune::trap::TrapFrame, may_block: bool) -> Outcome {
+pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, fds: &mut Fds, tf: &mut libdune::trap::TrapFrame, may_block: bool) -> Outcome {
     use libc::*;
     let nr = tf.rax as i64;
     let a = [tf.rdi, tf.rsi, tf.rdx, tf.r10, tf.r8, tf.r9];
@@ -141,7 +164,7 @@ pub(crate) fn handle(c: &Compartment, policy: &Policy, fds: &mut Fds, tf: &mut l
             }
             let n = (a[2] as usize).min(BOUNCE);
             // Check the destination before the call consumes any data.
-            if n > 0 && !c.pieces_ok(a[1], n, true) {
+            if !ensure(c, a[1], n, true) {
                 return Outcome::Violated(Violation::Pointer { addr: a[1], nr });
             }
             let mut buf = vec![0u8; n];
@@ -174,7 +197,7 @@ pub(crate) fn handle(c: &Compartment, policy: &Policy, fds: &mut Fds, tf: &mut l
             }
             let n = (a[2] as usize).min(BOUNCE);
             let mut buf = vec![0u8; n];
-            if !c.copy_in(a[1], &mut buf) {
+            if !ensure(c, a[1], n, false) || !c.copy_in(a[1], &mut buf) {
                 return Outcome::Violated(Violation::Pointer { addr: a[1], nr });
             }
             // SAFETY: the host call reads n bytes from buf.
@@ -231,7 +254,7 @@ pub(crate) fn handle(c: &Compartment, policy: &Policy, fds: &mut Fds, tf: &mut l
             } else {
                 // SAFETY: viewing a plain struct as its bytes.
                 let bytes = unsafe { core::slice::from_raw_parts((&st as *const libc::stat).cast::<u8>(), core::mem::size_of::<libc::stat>()) };
-                if !c.copy_out(a[1], bytes) {
+                if !ensure(c, a[1], bytes.len(), true) || !c.copy_out(a[1], bytes) {
                     return Outcome::Violated(Violation::Pointer { addr: a[1], nr });
                 }
                 0
@@ -242,7 +265,7 @@ pub(crate) fn handle(c: &Compartment, policy: &Policy, fds: &mut Fds, tf: &mut l
             if dirfd != AT_FDCWD && fds.mode(policy, dirfd) == 0 {
                 return Outcome::Violated(Violation::Descriptor { fd: dirfd, nr });
             }
-            let Some(mut p) = c.string_in(path, PATH_LEN) else {
+            let Some(mut p) = string_in(c, ensure, path, PATH_LEN) else {
                 return Outcome::Violated(Violation::Pointer { addr: path, nr });
             };
             p.push(0);
@@ -283,7 +306,7 @@ pub(crate) fn handle(c: &Compartment, policy: &Policy, fds: &mut Fds, tf: &mut l
                 errno()
             } else {
                 let n = if nr == SYS_getrandom { r as usize } else { len };
-                if !c.copy_out(ptr, &buf[..n]) {
+                if !ensure(c, ptr, n, true) || !c.copy_out(ptr, &buf[..n]) {
                     return Outcome::Violated(Violation::Pointer { addr: ptr, nr });
                 }
                 r
@@ -294,7 +317,7 @@ pub(crate) fn handle(c: &Compartment, policy: &Policy, fds: &mut Fds, tf: &mut l
                 return Outcome::WouldBlock;
             }
             let mut ts = [0u8; 16];
-            if !c.copy_in(a[0], &mut ts) {
+            if !ensure(c, a[0], 16, false) || !c.copy_in(a[0], &mut ts) {
                 return Outcome::Violated(Violation::Pointer { addr: a[0], nr });
             }
             // SAFETY: a timespec read from the sthread's copy; no remainder pointer.

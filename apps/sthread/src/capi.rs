@@ -304,3 +304,39 @@ pub extern "C" fn cgate(entry: Option<extern "C" fn(*mut c_void, *mut c_void) ->
     }
     r as *mut c_void
 }
+
+/// `struct sthread_counters`.
+#[repr(C)]
+pub struct Counters {
+    compartments: i64,
+    pooled: i64,
+    sthreads: i64,
+    pcids: i64,
+    runtime_pages: i64,
+}
+
+/// `sthread_counters`.
+///
+/// # Safety
+/// `c` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn sthread_counters(c: *mut Counters) -> c_int {
+    if c.is_null() {
+        return fail(Error::Invalid("null"));
+    }
+    guard(-1, || match crate::stats() {
+        Ok(s) => {
+            let pages = libdune::runtime::mem_stats().map_or(-1, |m| m.runtime_pages as i64);
+            // SAFETY: as promised.
+            unsafe { c.write(Counters { compartments: s.compartments as i64, pooled: s.pooled as i64, sthreads: s.sthreads as i64, pcids: s.pcids as i64, runtime_pages: pages }) };
+            0
+        }
+        Err(e) => fail(e),
+    })
+}
+
+/// `sthread_set_pcid`.
+#[no_mangle]
+pub extern "C" fn sthread_set_pcid(enabled: c_int) {
+    crate::set_pcid(enabled != 0);
+}

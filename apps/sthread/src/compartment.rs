@@ -219,24 +219,25 @@ impl Compartment {
         })
     }
 
-    /// A C string of at most `max` bytes at `va`.
-    pub(crate) fn string_in(&self, va: u64, max: usize) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut at = va;
-        while out.len() < max {
-            let n = ((PAGE - (at & (PAGE - 1))) as usize).min(max - out.len());
-            let mut buf = vec![0u8; n];
-            if !self.copy_in(at, &mut buf) {
-                return None;
-            }
-            if let Some(z) = buf.iter().position(|&b| b == 0) {
-                out.extend_from_slice(&buf[..z]);
-                return Some(out);
-            }
-            out.extend_from_slice(&buf);
-            at += n as u64;
+    /// Maps, as a first touch from ring 3 would, whatever of `[va, va+len)` the
+    /// policy allows but is not mapped yet (code and rodata used first, stack pages,
+    /// grown tags). False if any page stays out of reach.
+    pub(crate) fn ensure(&mut self, va: u64, len: usize, write: bool, image: &Image, tags: &Tags) -> bool {
+        if len == 0 {
+            return true;
         }
-        None
+        let Some(end) = va.checked_add(len as u64) else { return false };
+        let mut p = va & !(PAGE - 1);
+        while p < end {
+            if self.table.translate(p, write).is_none() && !matches!(self.fault(p, if write { 2 } else { 0 }, image, tags), Ok(true)) {
+                return false;
+            }
+            if self.table.translate(p, write).is_none() {
+                return false;
+            }
+            p += PAGE;
+        }
+        true
     }
 
     /// Writes the exit sentinel as the return address at the top of the stack.

@@ -48,10 +48,74 @@ struct Scan {
     tls: u64,
 }
 
+/// Binds every lazily bound PLT slot of the object now, in the process (not in a
+/// compartment): the dynamic loader's lazy resolver reads its own bookkeeping
+/// (`link_map`s in memory it allocated before `main`), which no compartment maps,
+/// and a binding made inside a compartment would be undone by every reset.
+///
+/// # Safety
+/// `info` describes a loaded object whose dynamic section the loader has relocated.
+unsafe fn bind_now(info: &libc::dl_phdr_info) {
+    const DT_PLTRELSZ: i64 = 2;
+    const DT_STRTAB: i64 = 5;
+    const DT_SYMTAB: i64 = 6;
+    const DT_FLAGS: i64 = 30;
+    const DT_FLAGS_1: i64 = 0x6fff_fffb;
+    const DT_JMPREL: i64 = 23;
+    const R_X86_64_JUMP_SLOT: u64 = 7;
+    let base = info.dlpi_addr;
+    // SAFETY (whole function): the phdrs, dynamic section, symbol and string tables
+    // and relocations are the loaded object's, as the loader mapped them.
+    let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+    let Some(dynph) = phdrs.iter().find(|p| p.p_type == libc::PT_DYNAMIC) else { return };
+    let (mut jmprel, mut relsz, mut symtab, mut strtab, mut now) = (0u64, 0u64, 0u64, 0u64, false);
+    let mut d = base.wrapping_add(dynph.p_vaddr) as *const [i64; 2];
+    loop {
+        let [tag, val] = unsafe { d.read() };
+        match tag {
+            0 => break,
+            DT_JMPREL => jmprel = val as u64,
+            DT_PLTRELSZ => relsz = val as u64,
+            DT_SYMTAB => symtab = val as u64,
+            DT_STRTAB => strtab = val as u64,
+            DT_FLAGS => now |= val & 8 != 0,
+            DT_FLAGS_1 => now |= val & 1 != 0,
+            _ => {}
+        }
+        d = unsafe { d.add(1) };
+    }
+    if now || jmprel == 0 || symtab == 0 || strtab == 0 {
+        return;
+    }
+    // The loader relocates these in place; an unrelocated one is an offset.
+    let fix = |a: u64| if a < base { a + base } else { a };
+    let (jmprel, symtab, strtab) = (fix(jmprel), fix(symtab), fix(strtab));
+    for i in 0..relsz / 24 {
+        let [off, rinfo, _] = unsafe { (jmprel as *const [u64; 3]).add(i as usize).read() };
+        if rinfo & 0xffff_ffff != R_X86_64_JUMP_SLOT {
+            continue;
+        }
+        let sym = symtab + (rinfo >> 32) * 24;
+        let name = strtab + unsafe { (sym as *const u32).read() } as u64;
+        let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name as *const libc::c_char) };
+        if !f.is_null() {
+            unsafe { (base.wrapping_add(off) as *mut u64).write(f as u64) };
+        }
+    }
+}
+
 extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> i32 {
     // SAFETY: dl_iterate_phdr passes a valid info for the duration of the call, and
     // `data` is the Scan the caller passed.
     let (info, scan) = unsafe { (&*info, &mut *(data as *mut Scan)) };
+    // SAFETY: dl_iterate_phdr reports loaded, relocated objects. The vDSO (no PLT,
+    // a read-only dynamic section) is left alone.
+    // SAFETY: dlpi_name is a NUL-terminated string or null.
+    let vdso = !info.dlpi_name.is_null() && unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) }.to_bytes().starts_with(b"linux-vdso");
+    if !vdso {
+        // SAFETY: as above.
+        unsafe { bind_now(info) };
+    }
     for i in 0..info.dlpi_phnum as usize {
         // SAFETY: dlpi_phdr has dlpi_phnum entries.
         let ph = unsafe { &*info.dlpi_phdr.add(i) };
@@ -83,12 +147,18 @@ impl Image {
         let mut scan = Scan { shared: Vec::new(), writable: Vec::new(), tls: 0 };
         // SAFETY: the callback matches dl_iterate_phdr's type and only reads.
         unsafe { libc::dl_iterate_phdr(Some(each_object), &mut scan as *mut Scan as *mut c_void) };
-        let mut fs: u64 = 0;
-        // SAFETY: ARCH_GET_FS writes one u64.
-        if unsafe { libc::syscall(libc::SYS_arch_prctl, 0x1003, &mut fs as *mut u64) } != 0 || fs == 0 {
-            return Err(Error::Internal("reading the FS base"));
+        // The thread pointer: glibc's TCB starts with a pointer to itself (the x86-64
+        // TLS ABI), which is the FS base.
+        let fs: u64;
+        // SAFETY: reads the first word of this thread's TCB.
+        unsafe { core::arch::asm!("mov {0}, fs:0", out(reg) fs, options(nostack, readonly, preserves_flags)) };
+        if fs == 0 {
+            return Err(Error::Internal("no thread pointer"));
         }
         let mut private = BTreeMap::new();
+        if std::env::var_os("DUNE_STHREAD_DEBUG").is_some() {
+            eprintln!("sthread image: fs {fs:#x} tls {:#x} writable {:x?}", scan.tls, scan.writable);
+        }
         let tls = (down(fs.saturating_sub(scan.tls + TLS_SURPLUS)), up(fs + TCB_ABOVE));
         for (i, &(s, e)) in scan.writable.iter().chain(std::iter::once(&tls)).enumerate() {
             let is_tls = i == scan.writable.len();

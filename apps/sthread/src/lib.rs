@@ -373,7 +373,11 @@ fn finish(g: &Global, h: Handle, mut job: Job, r: core::result::Result<u64, Viol
 fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Option<core::result::Result<u64, Violation>> {
     loop {
         if job.pending {
-            match calls::handle(&job.comp, &job.policy, &mut job.fds, &mut job.ctx.tf, may_block) {
+            let ensure = |c: &mut Compartment, va: u64, len: usize, write: bool| {
+                let st = lock(g);
+                c.ensure(va, len, write, &g.image, &st.tags)
+            };
+            match calls::handle(&mut job.comp, &ensure, &job.policy, &mut job.fds, &mut job.ctx.tf, may_block) {
                 Outcome::Resume => {}
                 Outcome::Exit(v) => return Some(Ok(v)),
                 Outcome::Violated(v) => return Some(Err(v)),
