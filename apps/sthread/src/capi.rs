@@ -56,6 +56,7 @@ fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
 unsafe fn policy<'a>(sc: *mut Sc) -> Option<&'a mut Policy> {
     // SAFETY: as promised; a policy pointer is only trusted with our magic.
     let sc = unsafe { sc.as_mut()? };
+    // SAFETY: with our magic, `policy` came from Box::into_raw in sc_init.
     (sc.magic == MAGIC && !sc.policy.is_null()).then(|| unsafe { &mut *sc.policy })
 }
 

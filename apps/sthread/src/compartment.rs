@@ -33,6 +33,9 @@ pub(crate) struct Compartment {
     /// must be flushed before this table runs again.
     pub tlb_gen: u64,
     runtime_gen: u64,
+    /// The context the last sthread ran in, kept so starting the next one allocates
+    /// nothing (an allocation may reach the host).
+    pub ctx: Option<libdune::user::UserContext>,
 }
 
 fn alias(pa: u64) -> Result<*mut u8> {
@@ -54,7 +57,7 @@ fn pgroot_pa(va: u64) -> Option<u64> {
 impl Compartment {
     /// A fresh compartment for memory grants `key`, with stack slot `slot` at `stack_top`.
     pub(crate) fn build(id: u64, key: Vec<(TagId, MemProt)>, slot: usize, stack_top: u64, image: &Image, tags: &Tags) -> Result<Compartment> {
-        let mut c = Compartment { id, key, table: Table::new()?, private: Vec::new(), slot, stack_top, stack: Vec::new(), cow: Vec::new(), tlb_gen: 0, runtime_gen: libdune::runtime::memory_generation() };
+        let mut c = Compartment { id, key, table: Table::new()?, private: Vec::new(), slot, stack_top, stack: Vec::new(), cow: Vec::new(), tlb_gen: 0, runtime_gen: libdune::runtime::memory_generation(), ctx: None };
         let r = c.populate(image, tags, true);
         if let Err(e) = r {
             c.destroy();

@@ -64,13 +64,13 @@ unsafe fn bind_now(info: &libc::dl_phdr_info) {
     const DT_JMPREL: i64 = 23;
     const R_X86_64_JUMP_SLOT: u64 = 7;
     let base = info.dlpi_addr;
-    // SAFETY (whole function): the phdrs, dynamic section, symbol and string tables
-    // and relocations are the loaded object's, as the loader mapped them.
+    // SAFETY: the object's program headers, as dl_iterate_phdr describes them.
     let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
     let Some(dynph) = phdrs.iter().find(|p| p.p_type == libc::PT_DYNAMIC) else { return };
     let (mut jmprel, mut relsz, mut symtab, mut strtab, mut now) = (0u64, 0u64, 0u64, 0u64, false);
     let mut d = base.wrapping_add(dynph.p_vaddr) as *const [i64; 2];
     loop {
+        // SAFETY: the loaded object's dynamic section, read up to its DT_NULL.
         let [tag, val] = unsafe { d.read() };
         match tag {
             0 => break,
@@ -82,6 +82,7 @@ unsafe fn bind_now(info: &libc::dl_phdr_info) {
             DT_FLAGS_1 => now |= val & 1 != 0,
             _ => {}
         }
+        // SAFETY: the next entry of the same section (DT_NULL not seen yet).
         d = unsafe { d.add(1) };
     }
     if now || jmprel == 0 || symtab == 0 || strtab == 0 {
@@ -91,14 +92,19 @@ unsafe fn bind_now(info: &libc::dl_phdr_info) {
     let fix = |a: u64| if a < base { a + base } else { a };
     let (jmprel, symtab, strtab) = (fix(jmprel), fix(symtab), fix(strtab));
     for i in 0..relsz / 24 {
+        // SAFETY: one of DT_PLTRELSZ / 24 Elf64_Rela entries at DT_JMPREL.
         let [off, rinfo, _] = unsafe { (jmprel as *const [u64; 3]).add(i as usize).read() };
         if rinfo & 0xffff_ffff != R_X86_64_JUMP_SLOT {
             continue;
         }
         let sym = symtab + (rinfo >> 32) * 24;
+        // SAFETY: st_name of a symbol the relocation names, in DT_SYMTAB.
         let name = strtab + unsafe { (sym as *const u32).read() } as u64;
+        // SAFETY: a NUL-terminated name in the object's DT_STRTAB.
         let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name as *const libc::c_char) };
         if !f.is_null() {
+            // SAFETY: the relocation's GOT slot, writable while binding is lazy (a
+            // BIND_NOW object, whose GOT may be read-only, was skipped above).
             unsafe { (base.wrapping_add(off) as *mut u64).write(f as u64) };
         }
     }

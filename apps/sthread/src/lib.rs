@@ -50,6 +50,15 @@ pub use tag::TagId;
 
 /// Compartments kept for reuse.
 const POOL_MAX: usize = 64;
+
+/// Whether finished compartments are kept for reuse (see [`set_recycle`]).
+static RECYCLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// With `false`, every sthread gets a freshly built compartment, freed when it ends
+/// (to measure the fresh path; reuse is the default).
+pub fn set_recycle(on: bool) {
+    RECYCLE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
 /// Compartments at once (stack slots).
 const SLOTS: usize = 4096;
 /// Callgates may call callgates this deep.
@@ -73,7 +82,7 @@ struct Global {
 /// Mutable state.
 struct State {
     tags: tag::Tags,
-    pool: Vec<Box<Compartment>>,
+    pool: Vec<Compartment>,
     free_slots: Vec<usize>,
     next_id: u64,
     sthreads: HashMap<u32, Entry>,
@@ -82,6 +91,8 @@ struct State {
     live: usize,
     /// Tags granted to sthreads that are running, with counts.
     busy: HashMap<TagId, usize>,
+    /// Threads waiting in `join` (a notification is a system call: only for them).
+    waiters: usize,
 }
 
 enum Entry {
@@ -144,6 +155,7 @@ pub fn init() -> Result<()> {
         gens: 0,
         live: 0,
         busy: HashMap::new(),
+        waiters: 0,
     };
     let _ = GLOBAL.set(Global { image, window, state: Mutex::new(state), done: Condvar::new() });
     Ok(())
@@ -200,7 +212,7 @@ pub type Body = extern "C" fn(*mut core::ffi::c_void) -> *mut core::ffi::c_void;
 
 /// One sthread in flight.
 struct Job {
-    comp: Box<Compartment>,
+    comp: Compartment,
     ctx: UserContext,
     policy: Arc<Policy>,
     fds: Fds,
@@ -213,6 +225,24 @@ struct Job {
 /// returns. A compartment left by an earlier sthread with the same memory grants is
 /// reused (reset by its dirty bits) when there is one.
 pub fn create(policy: &Policy, body: Body, arg: *mut core::ffi::c_void) -> Result<Handle> {
+    create_at(policy, body as usize as u64, arg as u64, 0)
+}
+
+extern "C" fn trampoline(f: usize, arg: usize) -> usize {
+    // SAFETY: `spawn` passes a `fn(usize) -> usize` in this register.
+    let f = unsafe { core::mem::transmute::<usize, fn(usize) -> usize>(f) };
+    f(arg)
+}
+
+/// The safe Rust API: runs `f(arg)` in an sthread under `policy`. Whatever `f` does
+/// cannot harm the caller: it sees only what `policy` grants, and a violation ends
+/// it ([`join`] says why). `f` sees the program's globals as they were at [`init`].
+pub fn spawn(policy: &Policy, f: fn(usize) -> usize, arg: usize) -> Result<Handle> {
+    create_at(policy, trampoline as extern "C" fn(usize, usize) -> usize as usize as u64, f as usize as u64, arg as u64)
+}
+
+/// Starts `entry(rdi, rsi)` in a compartment.
+fn create_at(policy: &Policy, entry: u64, rdi: u64, rsi: u64) -> Result<Handle> {
     if in_ring3() {
         return Err(Error::NotPermitted("from an sthread"));
     }
@@ -220,7 +250,7 @@ pub fn create(policy: &Policy, body: Body, arg: *mut core::ffi::c_void) -> Resul
     if !policy.gates_within_creators() {
         return Err(Error::NotPermitted("a callgate's policy exceeds its creator's"));
     }
-    let (comp, handle) = {
+    let (mut comp, handle) = {
         let mut st = lock(g);
         for &(t, _) in &policy.mem {
             st.tags.get(t)?;
@@ -234,7 +264,7 @@ pub fn create(policy: &Policy, body: Body, arg: *mut core::ffi::c_void) -> Resul
         st.sthreads.insert(handle.0, Entry::Running);
         (comp, handle)
     };
-    let ctx = match start_context(g, &comp, body as u64, arg as u64, 0) {
+    let ctx = match start_context(g, &mut comp, entry, rdi, rsi) {
         Ok(c) => c,
         Err(e) => {
             let mut st = lock(g);
@@ -274,7 +304,11 @@ pub fn join(h: Handle) -> Result<core::result::Result<u64, Violation>> {
                 let Some(Entry::Done(r)) = st.sthreads.remove(&h.0) else { unreachable!() };
                 return Ok(r);
             }
-            Some(Entry::Running) => st = g.done.wait(st).unwrap_or_else(|e| e.into_inner()),
+            Some(Entry::Running) => {
+                st.waiters += 1;
+                st = g.done.wait(st).unwrap_or_else(|e| e.into_inner());
+                st.waiters -= 1;
+            }
         }
     }
 }
@@ -304,7 +338,7 @@ pub fn set_pcid(enabled: bool) {
     pcid::set_enabled(enabled);
 }
 
-fn take_compartment(g: &Global, st: &mut State, key: &[(TagId, MemProt)]) -> Result<Box<Compartment>> {
+fn take_compartment(g: &Global, st: &mut State, key: &[(TagId, MemProt)]) -> Result<Compartment> {
     if let Some(i) = st.pool.iter().position(|c| c.key == key) {
         return Ok(st.pool.swap_remove(i));
     }
@@ -315,7 +349,7 @@ fn take_compartment(g: &Global, st: &mut State, key: &[(TagId, MemProt)]) -> Res
     match Compartment::build(id, key.to_vec(), slot, top, &g.image, &st.tags) {
         Ok(c) => {
             st.live += 1;
-            Ok(Box::new(c))
+            Ok(c)
         }
         Err(e) => {
             st.free_slots.push(slot);
@@ -324,7 +358,7 @@ fn take_compartment(g: &Global, st: &mut State, key: &[(TagId, MemProt)]) -> Res
     }
 }
 
-fn retire(st: &mut State, mut c: Box<Compartment>) {
+fn retire(st: &mut State, mut c: Compartment) {
     c.destroy();
     pcid::forget(c.id);
     st.free_slots.push(c.slot);
@@ -332,30 +366,47 @@ fn retire(st: &mut State, mut c: Box<Compartment>) {
 }
 
 /// A compartment back to the pool (or freed), after its sthread ended.
-fn release(g: &Global, st: &mut State, mut c: Box<Compartment>, mem: &[(TagId, MemProt)]) {
+fn release(g: &Global, st: &mut State, mut c: Compartment, mem: &[(TagId, MemProt)]) {
     for &(t, _) in mem {
         if let Some(n) = st.busy.get_mut(&t) {
             *n = n.saturating_sub(1);
         }
     }
-    if c.reset(&g.image).is_ok() && st.pool.len() < POOL_MAX {
+    if RECYCLE.load(std::sync::atomic::Ordering::Relaxed) && c.reset(&g.image).is_ok() && st.pool.len() < POOL_MAX {
         st.pool.push(c);
     } else {
         retire(st, c);
     }
 }
 
-/// A context that runs `entry(rdi, rsi)` on `c`'s stack, returning to the sentinel.
-fn start_context(g: &Global, c: &Compartment, entry: u64, rdi: u64, rsi: u64) -> Result<UserContext> {
+/// A context that runs `entry(rdi, rsi)` on `c`'s stack, returning to the sentinel:
+/// the compartment's kept one, with every register and the FPU state reset.
+fn start_context(g: &Global, c: &mut Compartment, entry: u64, rdi: u64, rsi: u64) -> Result<UserContext> {
     c.prime_stack(g.window.sentinel)?;
-    let mut ctx = UserContext::new(entry, c.stack_top - 8)?;
+    let mut ctx = match c.ctx.take() {
+        Some(mut old) if FRESH_FPU.get().is_some_and(|p| p.len() == old.fpu().len()) => {
+            old.fpu_mut().copy_from_slice(FRESH_FPU.get().map_or(&[][..], |p| &p[..]));
+            old.tf = libdune::trap::TrapFrame { rip: entry, rsp: c.stack_top - 8, rflags: 0x202, ..Default::default() };
+            old
+        }
+        _ => {
+            let f = UserContext::new(entry, c.stack_top - 8)?;
+            FRESH_FPU.get_or_init(|| f.fpu().to_vec());
+            f
+        }
+    };
     ctx.tf.rdi = rdi;
     ctx.tf.rsi = rsi;
     ctx.fs_base = g.image.fs_base;
+    ctx.cr3 = 0;
     Ok(ctx)
 }
 
+/// The FPU image of a new context (FCW 0x37f, MXCSR 0x1f80, nothing else).
+static FRESH_FPU: OnceLock<Vec<u8>> = OnceLock::new();
+
 fn finish(g: &Global, h: Handle, mut job: Job, r: core::result::Result<u64, Violation>) {
+    job.comp.ctx = Some(job.ctx);
     for (fd, _) in job.fds.opened.drain(..) {
         // SAFETY: a descriptor the sthread opened and no one else uses.
         unsafe { libc::close(fd) };
@@ -365,8 +416,11 @@ fn finish(g: &Global, h: Handle, mut job: Job, r: core::result::Result<u64, Viol
     if let Some(e) = st.sthreads.get_mut(&h.0) {
         *e = Entry::Done(r);
     }
+    let waiting = st.waiters > 0;
     drop(st);
-    g.done.notify_all();
+    if waiting {
+        g.done.notify_all();
+    }
 }
 
 /// Runs a job until it ends (Some) or, unless `may_block`, would block (None).
@@ -433,7 +487,7 @@ fn call_gate(g: &'static Global, gate: &policy::Gate, arg: u64, depth: u32) -> R
     if depth > GATE_DEPTH {
         return Err(Error::NotPermitted("callgates nested too deep"));
     }
-    let comp = {
+    let mut comp = {
         let mut st = lock(g);
         for &(t, _) in &gate.policy.mem {
             st.tags.get(t)?;
@@ -444,7 +498,7 @@ fn call_gate(g: &'static Global, gate: &policy::Gate, arg: u64, depth: u32) -> R
         }
         c
     };
-    let ctx = match start_context(g, &comp, gate.entry, gate.trusted, arg) {
+    let ctx = match start_context(g, &mut comp, gate.entry, gate.trusted, arg) {
         Ok(c) => c,
         Err(e) => {
             release(g, &mut lock(g), comp, &gate.policy.mem);
@@ -457,6 +511,7 @@ fn call_gate(g: &'static Global, gate: &policy::Gate, arg: u64, depth: u32) -> R
         // SAFETY: a descriptor the gate opened.
         unsafe { libc::close(fd) };
     }
+    job.comp.ctx = Some(job.ctx);
     release(g, &mut lock(g), job.comp, &gate.policy.mem);
     Ok(r)
 }

@@ -131,3 +131,56 @@ impl Policy {
         self.gates.iter().all(|g| nested_ok(&g.policy))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_checked_calls_can_be_granted() {
+        let mut p = Policy::new();
+        assert!(p.syscall(libc::SYS_getpid).is_ok());
+        for nr in [libc::SYS_execve, libc::SYS_mmap, libc::SYS_fork, libc::SYS_ptrace, -1, 1023, 1024, 100_000] {
+            assert!(p.syscall(nr).is_err(), "{nr} granted");
+        }
+        assert!(p.allows(libc::SYS_getpid) && !p.allows(libc::SYS_getppid) && !p.allows(5000));
+        assert!(p.fd(-1, FD_READ).is_err() && p.fd(3, 0).is_err() && p.fd(3, 4).is_err());
+    }
+
+    #[test]
+    fn within_compares_every_kind_of_grant() {
+        let mut big = Policy::new();
+        big.mem(1, MemProt::Write).mem(2, MemProt::Read);
+        big.fd(3, FD_READ | FD_WRITE).unwrap();
+        big.syscall(libc::SYS_getpid).unwrap();
+        let mut small = Policy::new();
+        small.mem(1, MemProt::CopyOnWrite).fd(3, FD_READ).unwrap().syscall(libc::SYS_getpid).unwrap();
+        assert!(small.within(&big) && !big.within(&small));
+        let mut more = small.clone();
+        more.mem(2, MemProt::Write);
+        assert!(!more.within(&big), "write where only read is granted");
+        let mut fd = small.clone();
+        fd.fd(4, FD_READ).unwrap();
+        assert!(!fd.within(&big));
+        let mut sys = small.clone();
+        sys.syscall(libc::SYS_gettid).unwrap();
+        assert!(!sys.within(&big));
+    }
+
+    #[test]
+    fn nested_gates_may_not_exceed_their_creator() {
+        let mut key = Policy::new();
+        key.mem(7, MemProt::Read);
+        // The master attaches a gate with more than the sthread: allowed.
+        let mut st = Policy::new();
+        st.gate(0x1000, key.clone(), 0).unwrap();
+        assert!(st.gates_within_creators());
+        // A gate carrying a gate with more than itself: refused.
+        let mut outer = Policy::new();
+        outer.gate(0x2000, key.clone(), 0).unwrap();
+        let mut holder = Policy::new();
+        holder.gate(0x3000, outer, 0).unwrap();
+        assert!(!holder.gates_within_creators());
+        assert!(Policy::new().gate(0, key, 0).is_err());
+    }
+}

@@ -68,9 +68,10 @@ impl Table {
         self.owned.insert(new);
         let (from, to) = (slots(src)?, slots(new)?);
         for i in 0..512 {
-            // SAFETY: both are 512-entry table pages.
-            let e = read(unsafe { from.add(i) });
-            write(unsafe { to.add(i) }, if e & P != 0 { e & !U } else { 0 });
+            // SAFETY: both are 512-entry table pages and i < 512.
+            let (f, t) = unsafe { (from.add(i), to.add(i)) };
+            let e = read(f);
+            write(t, if e & P != 0 { e & !U } else { 0 });
         }
         Ok(new)
     }

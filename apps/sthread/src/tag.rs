@@ -163,3 +163,42 @@ impl Tag {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window() -> u64 {
+        // SAFETY: a fresh inaccessible reservation for four tag slots.
+        let p = unsafe { libc::mmap(core::ptr::null_mut(), (4 * TAG_MAX) as usize, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0) };
+        assert_ne!(p, libc::MAP_FAILED);
+        p as u64
+    }
+
+    #[test]
+    fn blocks_are_aligned_reused_coalesced_and_grow() {
+        let mut t = Tags::new(window());
+        let id = t.create().unwrap();
+        let a = t.alloc(id, 10).unwrap();
+        let b = t.alloc(id, 100).unwrap();
+        assert_eq!(a % 16, 0);
+        assert_eq!(b, a + 16);
+        assert_eq!(t.size_of(b), Some(112));
+        t.free(a).unwrap();
+        t.free(b).unwrap();
+        assert!(t.free(b).is_err(), "double free");
+        // Coalesced: one block the size of both comes back at a.
+        assert_eq!(t.alloc(id, 128).unwrap(), a);
+        // Growth past the first chunk, contiguous in the slot.
+        let big = t.alloc(id, 1 << 20).unwrap();
+        // SAFETY: the block is mapped read-write.
+        unsafe { ((big + (1 << 20) - 1) as *mut u8).write(1) };
+        assert!(t.alloc(id, TAG_MAX).is_err(), "beyond 16 MiB");
+        // Stale and foreign ids.
+        t.delete(id).unwrap();
+        assert!(t.alloc(id, 8).is_err() && t.get(id).is_err());
+        let id2 = t.create().unwrap();
+        assert_ne!(id, id2, "a recreated slot has a new generation");
+        assert!(t.free(a).is_err());
+    }
+}

@@ -13,6 +13,7 @@ mod memory;
 mod privileged;
 pub mod sandbox;
 mod softdirty;
+mod sthread;
 mod syscall;
 mod uffd;
 
@@ -171,6 +172,33 @@ pub static ROWS: &[Row] = &[
         paper: None,
         linux: Way::Run(sandbox::linux_denied),
         dune: Way::Process(sandbox::sandbox_denied),
+    },
+    Row {
+        name: "sthread-create",
+        label: "sthread create",
+        op: "create + join an isolated context: fork + _exit + waitpid (Linux), a recycled sthread (Dune); paper: Table 5, µs at 2.4 GHz",
+        alternative_to: None,
+        paper: paper(81.0 * 2400.0, 2.0 * 2400.0),
+        linux: Way::Run(sthread::fork_wait),
+        dune: Way::Run(sthread::sthread_recycled),
+    },
+    Row {
+        name: "sthread-create-fresh",
+        label: "sthread create, fresh",
+        op: "create + join: pthread_create, no isolation (Linux), an sthread in a freshly built compartment (Dune)",
+        alternative_to: None,
+        paper: None,
+        linux: Way::Run(sthread::pthread_join),
+        dune: Way::Run(sthread::sthread_fresh),
+    },
+    Row {
+        name: "sthread-switch",
+        label: "sthread switch",
+        op: "one switch between isolated contexts: processes over pipes (Linux), an sthread and its callgate (Dune); paper: Table 5, µs at 2.4 GHz",
+        alternative_to: None,
+        paper: paper(0.49 * 2400.0, 0.15 * 2400.0),
+        linux: Way::Run(sthread::pipe_switch),
+        dune: Way::Run(sthread::sthread_switch),
     },
     Row {
         name: "trap",

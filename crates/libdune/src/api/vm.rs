@@ -324,11 +324,22 @@ pub unsafe fn load_cr3(cr3: u64) {
 }
 
 /// Whether process-context identifiers are on (CR4.PCIDE): the CPU and KVM offer PCID.
+/// Read once: every vCPU gets the same CR4, and a CR4 read is a VM exit on AMD.
 pub fn pcid_enabled() -> bool {
-    let cr4: u64;
-    // SAFETY: reading CR4 in Dune mode (ring 0) has no side effects.
-    unsafe { core::arch::asm!("mov {0}, cr4", out(reg) cr4, options(nostack, nomem, preserves_flags)) };
-    cr4 & dune_x86::regs::cr4::PCIDE != 0
+    use core::sync::atomic::{AtomicU8, Ordering};
+    static PCIDE: AtomicU8 = AtomicU8::new(0);
+    match PCIDE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let cr4: u64;
+            // SAFETY: reading CR4 in Dune mode (ring 0) has no side effects.
+            unsafe { core::arch::asm!("mov {0}, cr4", out(reg) cr4, options(nostack, nomem, preserves_flags)) };
+            let on = cr4 & dune_x86::regs::cr4::PCIDE != 0;
+            PCIDE.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+            on
+        }
+    }
 }
 
 /// Switches this vCPU to `root` tagged with `pcid` (1 to 4095; 0 is the process's own
