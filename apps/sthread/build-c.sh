@@ -19,3 +19,4 @@ cp -f "$lib/libdune_sthread.so" "$out/libsthread.so"
 cflags=(-std=gnu11 -O1 -g -Wall -Wextra -Werror -I "$repo/apps/sthread/include")
 "$cc" "${cflags[@]}" apps/sthread/tests/c/sthread-test.c -o "$lib/sthread-test" -L "$out" -Wl,-Bstatic -lsthread -Wl,-Bdynamic -lpthread -ldl -lm
 "$cc" "${cflags[@]}" apps/sthread/tests/c/sthread-test.c -o "$lib/sthread-test-shared" -L "$out" -lsthread -Wl,-rpath,"$out" -lpthread -ldl -lm
+"$cc" "${cflags[@]}" apps/sthread/tests/c/sthread-httpd.c -o "$lib/sthread-httpd" -L "$out" -Wl,-Bstatic -lsthread -Wl,-Bdynamic -lpthread -ldl -lm

@@ -20,8 +20,8 @@ const PATH_LEN: usize = 4096;
 /// A private system call: a callgate (rdi = entry, rsi = NULL, rdx = argument).
 pub const SYS_CGATE: i64 = 0x5744_0001;
 
-/// Calls a policy can grant. `read`, `write` (on granted descriptors) and `exit` are
-/// always allowed.
+/// Calls a policy can grant. `read`, `write` and `close` (on granted descriptors)
+/// and `exit` are always allowed, as in the original.
 pub fn supported(nr: i64) -> bool {
     use libc::*;
     matches!(
@@ -142,8 +142,10 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
         }
         return Outcome::Gate { entry: a[0], arg: a[2] };
     }
-    let always = matches!(nr, SYS_read | SYS_write | SYS_exit | SYS_exit_group);
-    if !(always || (supported(nr) && policy.allows(nr))) {
+    let always = matches!(nr, SYS_read | SYS_write | SYS_close | SYS_exit | SYS_exit_group);
+    // open() is openat(AT_FDCWD) in today's libc: a grant of SYS_open covers it.
+    let open_any = policy.allows(SYS_open);
+    if !(always || (supported(nr) && (policy.allows(nr) || (nr == SYS_openat && open_any)))) {
         return Outcome::Violated(Violation::Syscall { nr, rip: tf.rip });
     }
     let fd = a[0] as i32;
@@ -262,6 +264,12 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
         }
         SYS_open | SYS_openat => {
             let (dirfd, path, flags, mode) = if nr == SYS_open { (AT_FDCWD, a[0], a[1], a[2]) } else { (a[0] as i32, a[1], a[2], a[3]) };
+            // Any path needs SYS_open. Otherwise openat works only beneath a granted
+            // directory descriptor, resolved by the kernel so that neither `..`, an
+            // absolute path nor a symlink leaves it (openat2 RESOLVE_BENEATH).
+            if dirfd == AT_FDCWD && !open_any {
+                return Outcome::Violated(Violation::Descriptor { fd: dirfd, nr });
+            }
             if dirfd != AT_FDCWD && fds.mode(policy, dirfd) == 0 {
                 return Outcome::Violated(Violation::Descriptor { fd: dirfd, nr });
             }
@@ -272,8 +280,23 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
             // Descriptors the sthread opens are never inherited by programs the
             // creator runs later.
             let flags = flags as i32 | O_CLOEXEC;
-            // SAFETY: p is NUL-terminated.
-            let r = unsafe { libc::openat(dirfd, p.as_ptr().cast(), flags, mode as libc::c_uint) };
+            let r = if dirfd == AT_FDCWD || open_any {
+                // SAFETY: p is NUL-terminated.
+                unsafe { libc::openat(dirfd, p.as_ptr().cast(), flags, mode as libc::c_uint) }
+            } else {
+                /// `struct open_how`.
+                #[repr(C)]
+                struct OpenHow {
+                    flags: u64,
+                    mode: u64,
+                    resolve: u64,
+                }
+                const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+                const RESOLVE_BENEATH: u64 = 0x08;
+                let how = OpenHow { flags: flags as u32 as u64, mode: if flags & (O_CREAT | O_TMPFILE) != 0 { mode & 0o7777 } else { 0 }, resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+                // SAFETY: p is NUL-terminated; `how` is a struct open_how of the size passed.
+                unsafe { libc::syscall(SYS_openat2, dirfd, p.as_ptr(), &how as *const OpenHow, core::mem::size_of::<OpenHow>()) as i32 }
+            };
             if r < 0 {
                 errno()
             } else {

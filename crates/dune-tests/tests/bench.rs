@@ -12,14 +12,14 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 /// All rows, in table order (`dune_bench::ROWS`).
-const ROWS: [&str; 16] = [
+const ROWS: [&str; 19] = [
     "getpid", "pagefault", "pagewalk", "ptrace", "seccomp-trap", "seccomp-notify", "sandbox-emulated", "sandbox-forwarded",
-    "sandbox-exitless", "sandbox-denied", "trap", "appel1", "appel1-uffd", "appel2", "appel2-uffd", "softdirty",
+    "sandbox-exitless", "sandbox-denied", "sthread-create", "sthread-create-fresh", "sthread-switch", "trap", "appel1", "appel1-uffd", "appel2", "appel2-uffd", "softdirty",
 ];
 /// Rows whose Dune way libdune can run today.
-const DUNE_RUNS: [&str; 11] = [
-    "getpid", "pagefault", "pagewalk", "ptrace", "sandbox-emulated", "sandbox-forwarded", "sandbox-exitless", "sandbox-denied", "trap",
-    "appel1", "appel2",
+const DUNE_RUNS: [&str; 14] = [
+    "getpid", "pagefault", "pagewalk", "ptrace", "sandbox-emulated", "sandbox-forwarded", "sandbox-exitless", "sandbox-denied",
+    "sthread-create", "sthread-create-fresh", "sthread-switch", "trap", "appel1", "appel2",
 ];
 
 fn scratch(name: &str) -> PathBuf {
@@ -114,7 +114,9 @@ fn quick_bench_runs_and_verifies_every_row() {
     // ring 0, a fault handled in ring 0, the appel rounds. No exit reaches the runtime
     // (forwarded calls, traps), none is port I/O. (KVM may still exit for host
     // interrupts, which it handles itself: exits_per_op is not asserted.)
-    for name in ["ptrace", "trap", "appel1", "appel2"] {
+    // A recycled sthread's create + join and a switch through a callgate are such
+    // features too: nothing reaches the runtime.
+    for name in ["ptrace", "trap", "appel1", "appel2", "sthread-create", "sthread-switch"] {
         let e = &rows.iter().find(|r| r["name"] == name).expect("row")["dune"]["exits"];
         assert_eq!(num(&e["io_exits_per_op"], "io_exits_per_op"), 0.0, "{name}: {e}");
         assert_eq!(num(&e["forwarded_syscalls_per_op"], "syscalls"), 0.0, "{name}: {e}");

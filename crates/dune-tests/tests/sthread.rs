@@ -91,3 +91,71 @@ fn callgates_sign_without_exposing_the_key() {
 fn the_api_refuses_from_inside_an_sthread() {
     scenario("ring3-api");
 }
+
+/// The privilege-separated web server (`sthread-httpd.c`): requests are served and
+/// signed through the callgate; the parser's deliberate arbitrary-read bug, aimed at
+/// the key, ends only that request's sthread; a path out of the document root is
+/// refused by the kernel; the server keeps serving.
+#[test]
+fn web_server_keeps_its_key_out_of_reach() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = std::env::temp_dir().join(format!("sthread-httpd-{}", std::process::id()));
+    let docroot = dir.join("www");
+    std::fs::create_dir_all(&docroot).unwrap();
+    std::fs::write(docroot.join("index.html"), "<h1>hello from an sthread</h1>\n").unwrap();
+    let key = format!("PRIVATE-KEY-{:x}", std::process::id() as u64 * 0x9e37_79b9);
+    std::fs::write(dir.join("key"), &key).unwrap();
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let mut child = Command::new(exe("sthread-httpd"))
+        .args([&port.to_string(), docroot.to_str().unwrap(), dir.join("key").to_str().unwrap(), "4"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A hang fails the test instead of stalling the run.
+    let pid = child.id() as i32;
+    std::thread::spawn(move || {
+        std::thread::sleep(dune_tests::RUN_LIMIT);
+        // SAFETY: signals the server started above (at worst a reused pid after it ended).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = first.split("key at ").nth(1).map(str::trim).unwrap_or_else(|| panic!("no key address in {first:?}")).to_string();
+    let get = |req: &str| -> String {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        let mut r = String::new();
+        let _ = s.read_to_string(&mut r);
+        r
+    };
+    let fnv = |mut h: u64, b: &[u8]| {
+        for &c in b {
+            h ^= c as u64;
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+        h
+    };
+    let body = "<h1>hello from an sthread</h1>\n";
+    let sig = format!("{:016x}", fnv(fnv(0xcbf2_9ce4_8422_2325, key.as_bytes()), body.as_bytes()));
+    let ok = get("GET /index.html HTTP/1.0\r\n\r\n");
+    assert!(ok.starts_with("HTTP/1.0 200") && ok.contains(&format!("X-Signature: {sig}")) && ok.ends_with(body), "{ok}");
+    let attack = get(&format!("GET /index.html HTTP/1.0\r\nX-Debug: {}\r\n\r\n", addr.trim_start_matches("0x")));
+    assert!(attack.starts_with("HTTP/1.0 500"), "{attack}");
+    let k8: Vec<String> = key.as_bytes()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!attack.contains(&key[..8]) && !attack.contains(&k8.join("")) && !attack.contains("X-Debug-Value"), "{attack}");
+    let escape = get("GET /../key HTTP/1.0\r\n\r\n");
+    assert!(escape.starts_with("HTTP/1.0 404") && !escape.contains(&key), "{escape}");
+    let again = get("GET / HTTP/1.0\r\n\r\n");
+    assert!(again.starts_with("HTTP/1.0 200") && again.contains(&sig), "{again}");
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success() && rest.contains("served 3 violations 1"), "{status:?} {rest} {err}");
+    assert!(err.contains("violation kind 1"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
