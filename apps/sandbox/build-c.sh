@@ -4,11 +4,7 @@
 # (static) and <target>/debug/sandbox-capi-shared, on the host; the lane test
 # (crates/dune-tests/tests/sandbox.rs) runs them. scripts/test calls this.
 set -euo pipefail
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
-cd "$repo"
-target=${CARGO_TARGET_DIR:-$repo/target}
-case $target in /*) ;; *) target=$repo/$target ;; esac
-cc=${CC:-cc}
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/c-env.sh"
 cargo build -q -p dune-sandbox
 lib=$target/debug
 cflags=(-std=gnu11 -O1 -g -Wall -Wextra -Werror -I "$repo/apps/sandbox/include")

@@ -5,11 +5,7 @@
 # into <target>/debug/sthread-test (static) and sthread-test-shared. The lane test
 # (crates/dune-tests/tests/sthread.rs) runs them; scripts/test calls this.
 set -euo pipefail
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
-cd "$repo"
-target=${CARGO_TARGET_DIR:-$repo/target}
-case $target in /*) ;; *) target=$repo/$target ;; esac
-cc=${CC:-cc}
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/c-env.sh"
 cargo build -q -p dune-sthread
 lib=$target/debug
 out=$lib/sthread

@@ -14,11 +14,7 @@
 #
 #   crates/libdune-c/build-c.sh        (CARGO_TARGET_DIR and CC are honoured)
 set -euo pipefail
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
-cd "$repo"
-target=${CARGO_TARGET_DIR:-$repo/target}
-case $target in /*) ;; *) target=$repo/$target ;; esac
-cc=${CC:-cc}
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/c-env.sh"
 
 cargo build -q -p libdune-c -p dune-examples
 

@@ -21,10 +21,10 @@
 //! - `pt`, [`compartment`]: page tables per compartment, dirty-bit reset;
 //! - [`calls`]: the system calls an sthread can be granted and their checks;
 //! - `pcid`: PCIDs per Linux thread;
-//! - [`capi`]: the Wedge-on-Dune `sthread.h` API (`libsthread.a`, `libsthread.so`);
-//! - [`bench`]: the rows of `dune bench` (Table 5).
-
-
+//! - [`capi`]: the Wedge-on-Dune `sthread.h` API (`libsthread.a`, `libsthread.so`).
+//!
+//! Its rows of `dune bench` (Table 5: create, switch) are in `dune-bench`'s
+//! `rows/sthread.rs`; the C tests and the web-server demo in `tests/c/`.
 pub mod calls;
 pub mod capi;
 pub mod compartment;
