@@ -52,6 +52,9 @@ enum Command {
     /// sandbox rows (KIND REPS OPS).
     #[command(hide = true, name = "sandbox-bench-child")]
     SandboxBenchChild { kind: String, reps: usize, ops: u64 },
+    /// The server `dune bench` measures for its sthread http row (N requests).
+    #[command(hide = true, name = "sthread-bench-server")]
+    SthreadBenchServer { requests: u64 },
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Sandbox(args) => commands::sandbox::run(args),
         Command::SandboxBenchChild { kind, reps, ops } => Ok(ExitCode::from(dune_bench::rows::sandbox::child_main(kind, *reps, *ops) as u8)),
+        Command::SthreadBenchServer { requests } => Ok(ExitCode::from(dune_bench::rows::sthread::server_main(*requests) as u8)),
     };
     match result {
         Ok(code) => code,

@@ -12,14 +12,15 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 /// All rows, in table order (`dune_bench::ROWS`).
-const ROWS: [&str; 19] = [
+const ROWS: [&str; 21] = [
     "getpid", "pagefault", "pagewalk", "ptrace", "seccomp-trap", "seccomp-notify", "sandbox-emulated", "sandbox-forwarded",
-    "sandbox-exitless", "sandbox-denied", "sthread-create", "sthread-create-fresh", "sthread-switch", "trap", "appel1", "appel1-uffd", "appel2", "appel2-uffd", "softdirty",
+    "sandbox-exitless", "sandbox-denied", "sthread-create", "sthread-create-fresh", "sthread-switch", "sthread-http",
+    "sthread-http-pthread", "trap", "appel1", "appel1-uffd", "appel2", "appel2-uffd", "softdirty",
 ];
 /// Rows whose Dune way libdune can run today.
-const DUNE_RUNS: [&str; 14] = [
+const DUNE_RUNS: [&str; 15] = [
     "getpid", "pagefault", "pagewalk", "ptrace", "sandbox-emulated", "sandbox-forwarded", "sandbox-exitless", "sandbox-denied",
-    "sthread-create", "sthread-create-fresh", "sthread-switch", "trap", "appel1", "appel2",
+    "sthread-create", "sthread-create-fresh", "sthread-switch", "sthread-http", "trap", "appel1", "appel2",
 ];
 
 fn scratch(name: &str) -> PathBuf {

@@ -13,7 +13,7 @@ mod memory;
 mod privileged;
 pub mod sandbox;
 mod softdirty;
-mod sthread;
+pub mod sthread;
 mod syscall;
 mod uffd;
 
@@ -199,6 +199,24 @@ pub static ROWS: &[Row] = &[
         paper: paper(0.49 * 2400.0, 0.15 * 2400.0),
         linux: Way::Run(sthread::pipe_switch),
         dune: Way::Run(sthread::sthread_switch),
+    },
+    Row {
+        name: "sthread-http",
+        label: "http request",
+        op: "latency of one request over loopback, a page served in an isolated context: a forked child (Linux), an sthread holding only its connection (Dune, a separate server process); paper: Table 5, µs at 2.4 GHz",
+        alternative_to: None,
+        paper: paper(454.0 * 2400.0, 362.0 * 2400.0),
+        linux: Way::Run(sthread::http_fork),
+        dune: Way::Process(sthread::http_sthread),
+    },
+    Row {
+        name: "sthread-http-pthread",
+        label: "http request, pthread",
+        op: "the same request served in a thread per request (no isolation)",
+        alternative_to: Some("sthread-http"),
+        paper: None,
+        linux: Way::Run(sthread::http_pthread),
+        dune: Way::None,
     },
     Row {
         name: "trap",

@@ -84,7 +84,7 @@ fn number_before(s: &str, word: &str) -> Option<u64> {
 
 /// The `dune` binary: `DUNE_BIN`, this program if it is `dune`, or a `dune` next to
 /// it (or one directory up, for test binaries in `deps/`).
-fn dune_binary() -> Result<std::path::PathBuf, RowError> {
+pub(crate) fn dune_binary() -> Result<std::path::PathBuf, RowError> {
     if let Some(p) = std::env::var_os("DUNE_BIN") {
         return Ok(p.into());
     }

@@ -202,3 +202,192 @@ pub fn sthread_switch(ctx: &mut Ctx) -> Result<Measured, RowError> {
     })?;
     Ok(Measured { summary, check: format!("{n} callgate round trips, the answers' sum checked") })
 }
+
+// ---- http request latency (Table 5's third column) ----
+
+/// The page every server answers with.
+const PAGE_BODY: &[u8] = b"<html><body>hello from a compartment</body></html>\n";
+const RESPONSE_HEAD: &[u8] = b"HTTP/1.0 200 OK\r\nContent-Length: 52\r\n\r\n";
+
+/// Serves one request on `conn` (read the request, answer the page). Used by every
+/// server: in a forked child, in a thread, and in an sthread (ring 3, where it may
+/// only read and write `conn`). Returns 1 when it answered.
+fn serve(conn: usize) -> usize {
+    let fd = conn as i32;
+    let mut buf = [0u8; 1024];
+    let mut n = 0usize;
+    while n < buf.len() {
+        // SAFETY: reads into the rest of a local buffer.
+        let k = unsafe { libc::read(fd, buf[n..].as_mut_ptr().cast(), buf.len() - n) };
+        if k <= 0 {
+            break;
+        }
+        n += k as usize;
+        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    if n < 4 || &buf[..4] != b"GET " {
+        return 0;
+    }
+    // SAFETY: writes from static byte strings.
+    let ok = unsafe {
+        libc::write(fd, RESPONSE_HEAD.as_ptr().cast(), RESPONSE_HEAD.len()) == RESPONSE_HEAD.len() as isize
+            && libc::write(fd, PAGE_BODY.as_ptr().cast(), PAGE_BODY.len()) == PAGE_BODY.len() as isize
+    };
+    ok as usize
+}
+
+fn listener() -> Result<(std::net::TcpListener, u16), RowError> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| RowError::Os { step: "bind", source: e })?;
+    let port = l.local_addr().map_err(|e| RowError::Os { step: "local_addr", source: e })?.port();
+    Ok((l, port))
+}
+
+/// One request as a client sees it: connect, send, read the whole answer.
+fn request(port: u16) -> Result<(), RowError> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| RowError::Os { step: "connect", source: e })?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").map_err(|e| RowError::Os { step: "send", source: e })?;
+    let mut r = Vec::new();
+    s.read_to_end(&mut r).map_err(|e| RowError::Os { step: "receive", source: e })?;
+    verify!(r.starts_with(RESPONSE_HEAD) && r.ends_with(PAGE_BODY), "a wrong answer ({} bytes)", r.len());
+    Ok(())
+}
+
+/// Times `total` requests against a server on `port`.
+fn client(ctx: &mut Ctx, port: u16, per_rep: u64) -> Result<crate::measure::Summary, RowError> {
+    ctx.repeat(|rep| {
+        rep.time(per_rep, || {
+            for _ in 0..per_rep {
+                request(port)?;
+            }
+            Ok(())
+        })?
+    })
+}
+
+fn requests(ctx: &Ctx) -> u64 {
+    ctx.pick(50, 10)
+}
+
+/// A server thread: `per_conn` handles each accepted connection; it stops after `n`.
+fn server_thread(l: std::net::TcpListener, n: u64, per_conn: fn(i32) -> bool) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let mut ok = 0;
+        for _ in 0..n {
+            let Ok((c, _)) = l.accept() else { break };
+            ok += per_conn(c.as_raw_fd()) as u64;
+        }
+        ok
+    })
+}
+
+fn total(ctx: &Ctx) -> u64 {
+    let s = ctx.settings();
+    (s.warmup + s.reps) as u64 * requests(ctx)
+}
+
+/// Linux: a forked child per request (the paper's "fork" column).
+pub fn http_fork(ctx: &mut Ctx) -> Result<Measured, RowError> {
+    let (l, port) = listener()?;
+    let n = total(ctx);
+    let server = server_thread(l, n, |fd| {
+        // SAFETY: the child serves one connection with read/write and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let r = serve(fd as usize);
+            // SAFETY: ends the child.
+            unsafe { libc::_exit(if r == 1 { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: reaps the child just forked.
+        pid > 0 && unsafe { libc::waitpid(pid, &mut status, 0) } == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+    });
+    let per = requests(ctx);
+    let summary = client(ctx, port, per)?;
+    let served = server.join().map_err(|_| RowError::Verify("the server thread panicked".into()))?;
+    verify!(served == n, "{served} of {n} requests served by their children");
+    Ok(Measured { summary, check: format!("{n} requests, each in a forked child, every answer checked") })
+}
+
+/// Linux: a thread per request (no isolation).
+pub fn http_pthread(ctx: &mut Ctx) -> Result<Measured, RowError> {
+    let (l, port) = listener()?;
+    let n = total(ctx);
+    let server = server_thread(l, n, |fd| std::thread::spawn(move || serve(fd as usize)).join().ok() == Some(1));
+    let per = requests(ctx);
+    let summary = client(ctx, port, per)?;
+    let served = server.join().map_err(|_| RowError::Verify("the server thread panicked".into()))?;
+    verify!(served == n, "{served} of {n} requests served by their threads");
+    Ok(Measured { summary, check: format!("{n} requests, each in a thread, every answer checked") })
+}
+
+/// Dune: a separate `dune sthread-bench-server` process serves each request in an
+/// sthread that may only read and write its connection; this process is the client.
+pub fn http_sthread(ctx: &mut Ctx) -> Result<Measured, RowError> {
+    use std::io::BufRead;
+    let n = total(ctx);
+    let mut child = std::process::Command::new(super::sandbox::dune_binary()?)
+        .args(["sthread-bench-server", &n.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| RowError::Os { step: "spawning the sthread server", source: e })?;
+    let mut out = std::io::BufReader::new(child.stdout.take().ok_or_else(|| RowError::Verify("no stdout".into()))?);
+    let mut line = String::new();
+    let _ = out.read_line(&mut line);
+    let Some(port) = line.strip_prefix("ready ").and_then(|p| p.trim().parse::<u16>().ok()) else {
+        let _ = child.kill();
+        let out = child.wait_with_output().map_err(|e| RowError::Os { step: "waiting for the server", source: e })?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() == Some(125) {
+            return Err(RowError::Unsupported(format!("the sthread server cannot enter Dune mode: {}", err.trim())));
+        }
+        return Err(RowError::Verify(format!("the sthread server did not start: {line:?} {}", err.trim())));
+    };
+    let per = requests(ctx);
+    let r = client(ctx, port, per);
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+    let status = child.wait().map_err(|e| RowError::Os { step: "waiting for the server", source: e })?;
+    let summary = r?;
+    verify!(status.success() && rest.contains(&format!("served {n} ")), "the sthread server: {status} {rest:?}");
+    let exits = rest.split_whitespace().skip_while(|w| *w != "exits").nth(1).unwrap_or("?");
+    Ok(Measured { summary, check: format!("{n} requests, each in an sthread holding only its connection, every answer checked; {exits} exits to the host per request in the server") })
+}
+
+/// `dune sthread-bench-server N`: serves N requests on a loopback port it prints
+/// (`ready PORT`), each in an sthread granted only its connection; then prints
+/// `served N exits E` (forwarded system calls per request). Exit status 125 when
+/// Dune mode is unavailable.
+pub fn server_main(n: u64) -> i32 {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::Ordering::Relaxed;
+    if let Err(e) = dune_sthread::init() {
+        eprintln!("sthread-bench-server: {e}");
+        return 125;
+    }
+    let Ok((l, port)) = listener() else {
+        eprintln!("sthread-bench-server: cannot listen");
+        return 1;
+    };
+    println!("ready {port}");
+    let c = libdune::runtime::counters();
+    let before = c.syscalls.load(Relaxed);
+    let mut served = 0u64;
+    for _ in 0..n {
+        let Ok((conn, _)) = l.accept() else { break };
+        let mut policy = Policy::new();
+        if policy.fd(conn.as_raw_fd(), dune_sthread::FD_READ | dune_sthread::FD_WRITE).is_err() {
+            break;
+        }
+        if let Ok(h) = dune_sthread::spawn(&policy, serve, conn.as_raw_fd() as usize) {
+            served += matches!(dune_sthread::join(h), Ok(Ok(1))) as u64;
+        }
+    }
+    let exits = (c.syscalls.load(Relaxed) - before) as f64 / n.max(1) as f64;
+    println!("served {served} exits {exits:.2}");
+    if served == n { 0 } else { 1 }
+}
