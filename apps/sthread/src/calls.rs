@@ -270,7 +270,11 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
             if dirfd == AT_FDCWD && !open_any {
                 return Outcome::Violated(Violation::Descriptor { fd: dirfd, nr });
             }
-            if dirfd != AT_FDCWD && fds.mode(policy, dirfd) == 0 {
+            // Beneath a directory granted read-only, files open read-only: creating,
+            // truncating or writing needs the directory granted for writing.
+            let writes = (flags as i32) & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_TMPFILE) != 0;
+            let need_dir = if writes && !open_any { FD_READ | FD_WRITE } else { FD_READ };
+            if dirfd != AT_FDCWD && fds.mode(policy, dirfd) & need_dir != need_dir {
                 return Outcome::Violated(Violation::Descriptor { fd: dirfd, nr });
             }
             let Some(mut p) = string_in(c, ensure, path, PATH_LEN) else {

@@ -57,6 +57,11 @@ fn system_call_violations_are_contained() {
 }
 
 #[test]
+fn openat_stays_beneath_a_granted_directory() {
+    scenario("directories");
+}
+
+#[test]
 fn pointer_arguments_are_checked_and_copied() {
     scenario("pointers");
 }

@@ -352,10 +352,12 @@ pub fn http_sthread(ctx: &mut Ctx) -> Result<Measured, RowError> {
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut out, &mut rest);
     let status = child.wait().map_err(|e| RowError::Os { step: "waiting for the server", source: e })?;
-    let summary = r?;
+    let mut summary = r?;
     verify!(status.success() && rest.contains(&format!("served {n} ")), "the sthread server: {status} {rest:?}");
-    let exits = rest.split_whitespace().skip_while(|w| *w != "exits").nth(1).unwrap_or("?");
-    Ok(Measured { summary, check: format!("{n} requests, each in an sthread holding only its connection, every answer checked; {exits} exits to the host per request in the server") })
+    // The server's runtime counted its forwarded system calls: each is one exit to the host.
+    let exits: f64 = rest.split_whitespace().skip_while(|w| *w != "exits").nth(1).and_then(|e| e.parse().ok()).ok_or_else(|| RowError::Verify(format!("no exit count from the server: {rest:?}")))?;
+    summary.exits = Some(crate::measure::ExitsPerOp { exits, io_exits: Some(exits), irq_exits: None, halt_exits: None, syscalls: exits, traps: 0.0, bracket_exits: 0 });
+    Ok(Measured { summary, check: format!("{n} requests, each in an sthread holding only its connection, every answer checked; {exits:.2} exits to the host per request in the server") })
 }
 
 /// `dune sthread-bench-server N`: serves N requests on a loopback port it prints
