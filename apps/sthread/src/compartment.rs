@@ -101,6 +101,11 @@ impl Compartment {
         self.table.root()
     }
 
+    /// Whether the runtime's own memory changed since the table was built.
+    pub(crate) fn needs_sync(&self) -> bool {
+        libdune::runtime::memory_generation() != self.runtime_gen
+    }
+
     /// Rebuilds the shared part if the runtime's own memory changed since (new vCPU
     /// areas or stacks must be mapped for the entry code).
     pub(crate) fn sync(&mut self, image: &Image, tags: &Tags) -> Result<()> {
@@ -232,10 +237,10 @@ impl Compartment {
         let Some(end) = va.checked_add(len as u64) else { return false };
         let mut p = va & !(PAGE - 1);
         while p < end {
-            if self.table.translate(p, write).is_none() && !matches!(self.fault(p, if write { 2 } else { 0 }, image, tags), Ok(true)) {
-                return false;
-            }
-            if self.table.translate(p, write).is_none() {
+            // Reachable already, or mapped now as a first touch would and reachable then.
+            let reachable = self.table.translate(p, write).is_some()
+                || (matches!(self.fault(p, if write { 2 } else { 0 }, image, tags), Ok(true)) && self.table.translate(p, write).is_some());
+            if !reachable {
                 return false;
             }
             p += PAGE;

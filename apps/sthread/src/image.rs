@@ -162,9 +162,6 @@ impl Image {
             return Err(Error::Internal("no thread pointer"));
         }
         let mut private = BTreeMap::new();
-        if std::env::var_os("DUNE_STHREAD_DEBUG").is_some() {
-            eprintln!("sthread image: fs {fs:#x} tls {:#x} writable {:x?}", scan.tls, scan.writable);
-        }
         let tls = (down(fs.saturating_sub(scan.tls + TLS_SURPLUS)), up(fs + TCB_ABOVE));
         for (i, &(s, e)) in scan.writable.iter().chain(std::iter::once(&tls)).enumerate() {
             let is_tls = i == scan.writable.len();

@@ -250,30 +250,21 @@ fn create_at(policy: &Policy, entry: u64, rdi: u64, rsi: u64) -> Result<Handle> 
     if !policy.gates_within_creators() {
         return Err(Error::NotPermitted("a callgate's policy exceeds its creator's"));
     }
-    let (mut comp, handle) = {
+    let (comp, handle) = {
         let mut st = lock(g);
-        for &(t, _) in &policy.mem {
-            st.tags.get(t)?;
-        }
-        let comp = take_compartment(g, &mut st, &policy.mem)?;
-        for &(t, _) in &policy.mem {
-            *st.busy.entry(t).or_default() += 1;
-        }
+        let comp = acquire(g, &mut st, &policy.mem)?;
         st.gens = st.gens.wrapping_add(1);
         let handle = Handle(st.gens.max(1));
         st.sthreads.insert(handle.0, Entry::Running);
         (comp, handle)
     };
-    let ctx = match start_context(g, &mut comp, entry, rdi, rsi) {
-        Ok(c) => c,
+    let mut job = match start_job(g, comp, Arc::new(policy.clone()), entry, rdi, rsi) {
+        Ok(j) => j,
         Err(e) => {
-            let mut st = lock(g);
-            st.sthreads.remove(&handle.0);
-            release(g, &mut st, comp, &policy.mem);
+            lock(g).sthreads.remove(&handle.0);
             return Err(e);
         }
     };
-    let mut job = Job { comp, ctx, policy: Arc::new(policy.clone()), fds: Fds { opened: Vec::new(), closed: Vec::new() }, pending: false };
     match drive(g, &mut job, false, 0) {
         Some(r) => finish(g, handle, job, r),
         None => {
@@ -405,14 +396,46 @@ fn start_context(g: &Global, c: &mut Compartment, entry: u64, rdi: u64, rsi: u64
 /// The FPU image of a new context (FCW 0x37f, MXCSR 0x1f80, nothing else).
 static FRESH_FPU: OnceLock<Vec<u8>> = OnceLock::new();
 
-fn finish(g: &Global, h: Handle, mut job: Job, r: core::result::Result<u64, Violation>) {
-    job.comp.ctx = Some(job.ctx);
+/// Takes a compartment for memory grants `mem`: the tags must exist, and are marked
+/// held by a running sthread until [`end_job`].
+fn acquire(g: &Global, st: &mut State, mem: &[(TagId, MemProt)]) -> Result<Compartment> {
+    for &(t, _) in mem {
+        st.tags.get(t)?;
+    }
+    let comp = take_compartment(g, st, mem)?;
+    for &(t, _) in mem {
+        *st.busy.entry(t).or_default() += 1;
+    }
+    Ok(comp)
+}
+
+/// A job running `entry(rdi, rsi)` in `comp` under `policy` (the compartment goes
+/// back if the context cannot be made).
+fn start_job(g: &Global, mut comp: Compartment, policy: Arc<Policy>, entry: u64, rdi: u64, rsi: u64) -> Result<Job> {
+    match start_context(g, &mut comp, entry, rdi, rsi) {
+        Ok(ctx) => Ok(Job { comp, ctx, policy, fds: Fds { opened: Vec::new(), closed: Vec::new() }, pending: false }),
+        Err(e) => {
+            release(g, &mut lock(g), comp, &policy.mem);
+            Err(e)
+        }
+    }
+}
+
+/// After a job ended: closes what it opened, keeps its context with the compartment
+/// and gives the compartment back. Returns the state, still locked.
+fn end_job(g: &Global, mut job: Job) -> MutexGuard<'_, State> {
     for (fd, _) in job.fds.opened.drain(..) {
-        // SAFETY: a descriptor the sthread opened and no one else uses.
+        // SAFETY: a descriptor the sthread or callgate opened and no one else uses.
         unsafe { libc::close(fd) };
     }
+    job.comp.ctx = Some(job.ctx);
     let mut st = lock(g);
     release(g, &mut st, job.comp, &job.policy.mem);
+    st
+}
+
+fn finish(g: &Global, h: Handle, job: Job, r: core::result::Result<u64, Violation>) {
+    let mut st = end_job(g, job);
     if let Some(e) = st.sthreads.get_mut(&h.0) {
         *e = Entry::Done(r);
     }
@@ -450,7 +473,8 @@ fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Opti
             }
             job.pending = false;
         }
-        {
+        // Only when the runtime's memory changed: this runs on every switch to ring 3.
+        if job.comp.needs_sync() {
             let st = lock(g);
             if job.comp.sync(&g.image, &st.tags).is_err() {
                 return Some(Err(Violation::Exception { vector: 0xff, rip: job.ctx.tf.rip }));
@@ -487,31 +511,9 @@ fn call_gate(g: &'static Global, gate: &policy::Gate, arg: u64, depth: u32) -> R
     if depth > GATE_DEPTH {
         return Err(Error::NotPermitted("callgates nested too deep"));
     }
-    let mut comp = {
-        let mut st = lock(g);
-        for &(t, _) in &gate.policy.mem {
-            st.tags.get(t)?;
-        }
-        let c = take_compartment(g, &mut st, &gate.policy.mem)?;
-        for &(t, _) in &gate.policy.mem {
-            *st.busy.entry(t).or_default() += 1;
-        }
-        c
-    };
-    let ctx = match start_context(g, &mut comp, gate.entry, gate.trusted, arg) {
-        Ok(c) => c,
-        Err(e) => {
-            release(g, &mut lock(g), comp, &gate.policy.mem);
-            return Err(e);
-        }
-    };
-    let mut job = Job { comp, ctx, policy: Arc::new((*gate.policy).clone()), fds: Fds { opened: Vec::new(), closed: Vec::new() }, pending: false };
+    let comp = acquire(g, &mut lock(g), &gate.policy.mem)?;
+    let mut job = start_job(g, comp, Arc::new((*gate.policy).clone()), gate.entry, gate.trusted, arg)?;
     let r = drive(g, &mut job, true, depth).unwrap_or(Err(Violation::Exception { vector: 0xff, rip: 0 }));
-    for (fd, _) in job.fds.opened.drain(..) {
-        // SAFETY: a descriptor the gate opened.
-        unsafe { libc::close(fd) };
-    }
-    job.comp.ctx = Some(job.ctx);
-    release(g, &mut lock(g), job.comp, &gate.policy.mem);
+    drop(end_job(g, job));
     Ok(r)
 }

@@ -255,7 +255,7 @@ fn request(port: u16) -> Result<(), RowError> {
     Ok(())
 }
 
-/// Times `total` requests against a server on `port`.
+/// Times `per_rep` requests per repetition against a server on `port`.
 fn client(ctx: &mut Ctx, port: u16, per_rep: u64) -> Result<crate::measure::Summary, RowError> {
     ctx.repeat(|rep| {
         rep.time(per_rep, || {
@@ -289,39 +289,42 @@ fn total(ctx: &Ctx) -> u64 {
     (s.warmup + s.reps) as u64 * requests(ctx)
 }
 
-/// Linux: a forked child per request (the paper's "fork" column).
-pub fn http_fork(ctx: &mut Ctx) -> Result<Measured, RowError> {
+/// A server in this process handling each connection with `per_conn`, and the
+/// client timing requests against it; `how` names the handling in the check.
+fn http_in_process(ctx: &mut Ctx, per_conn: fn(i32) -> bool, how: &str) -> Result<Measured, RowError> {
     let (l, port) = listener()?;
     let n = total(ctx);
-    let server = server_thread(l, n, |fd| {
-        // SAFETY: the child serves one connection with read/write and exits.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let r = serve(fd as usize);
-            // SAFETY: ends the child.
-            unsafe { libc::_exit(if r == 1 { 0 } else { 1 }) };
-        }
-        let mut status = 0;
-        // SAFETY: reaps the child just forked.
-        pid > 0 && unsafe { libc::waitpid(pid, &mut status, 0) } == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
-    });
+    let server = server_thread(l, n, per_conn);
     let per = requests(ctx);
     let summary = client(ctx, port, per)?;
     let served = server.join().map_err(|_| RowError::Verify("the server thread panicked".into()))?;
-    verify!(served == n, "{served} of {n} requests served by their children");
-    Ok(Measured { summary, check: format!("{n} requests, each in a forked child, every answer checked") })
+    verify!(served == n, "{served} of {n} requests served, each {how}");
+    Ok(Measured { summary, check: format!("{n} requests, each {how}, every answer checked") })
+}
+
+/// Linux: a forked child per request (the paper's "fork" column).
+pub fn http_fork(ctx: &mut Ctx) -> Result<Measured, RowError> {
+    http_in_process(
+        ctx,
+        |fd| {
+            // SAFETY: the child serves one connection with read/write and exits.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let r = serve(fd as usize);
+                // SAFETY: ends the child.
+                unsafe { libc::_exit(if r == 1 { 0 } else { 1 }) };
+            }
+            let mut status = 0;
+            // SAFETY: reaps the child just forked.
+            pid > 0 && unsafe { libc::waitpid(pid, &mut status, 0) } == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+        },
+        "in a forked child",
+    )
 }
 
 /// Linux: a thread per request (no isolation).
 pub fn http_pthread(ctx: &mut Ctx) -> Result<Measured, RowError> {
-    let (l, port) = listener()?;
-    let n = total(ctx);
-    let server = server_thread(l, n, |fd| std::thread::spawn(move || serve(fd as usize)).join().ok() == Some(1));
-    let per = requests(ctx);
-    let summary = client(ctx, port, per)?;
-    let served = server.join().map_err(|_| RowError::Verify("the server thread panicked".into()))?;
-    verify!(served == n, "{served} of {n} requests served by their threads");
-    Ok(Measured { summary, check: format!("{n} requests, each in a thread, every answer checked") })
+    http_in_process(ctx, |fd| std::thread::spawn(move || serve(fd as usize)).join().ok() == Some(1), "in a thread")
 }
 
 /// Dune: a separate `dune sthread-bench-server` process serves each request in an
