@@ -1,12 +1,247 @@
 //! A conservative, non-moving mark-sweep garbage collector for C and Rust programs
 //! whose dirty pages can come from the guest page table (paper §5.3).
 //!
-//! Not built yet: this crate is the place the garbage-collector issue fills. Planned
-//! layout (see `apps/README.md`), after bdwgc's split of the dirty-page interface and
-//! MMTk's split of plan from policy:
-//!
-//! - `dirty`: one trait for "which pages were written since the last collection" and
-//!   one file per source (none, mprotect, soft-dirty, uffd, dune-fault, dune-dirty);
-//! - `heap`, `mark`, `sweep`, `roots`: the collector;
-//! - `capi`: the core of bdwgc's `gc.h`, as a static and a shared library;
-//! - `bench`: `dune bench gc` (GCBench, LinkedList, HashMap, XML; Boehm GC as a peer).
+//! **Work in progress** (branch `gc-wip`): the heap, conservative marking from the
+//! data/bss segments, the calling thread's stack and registers and registered roots,
+//! sweeping, generational collection with sticky mark bits driven by a dirty-page
+//! source (`none`, `mprotect`, `soft-dirty`). Not yet: threads, the Dune sources, the
+//! C API, finalizers, returning memory. See `DESIGN.md`.
+
+mod dirty;
+mod heap;
+
+use std::sync::Mutex;
+
+pub use dirty::{DirtySource, MprotectSource, NoneSource, SoftDirtySource};
+use heap::{Heap, BLOCK};
+
+/// Collections a generational collector makes between full ones.
+const FULL_EVERY: u32 = 8;
+/// Collect when this much was allocated since the last collection (at least).
+const MIN_TRIGGER: usize = 1 << 20;
+
+struct Gc {
+    heap: Heap,
+    source: Box<dyn DirtySource>,
+    generational: bool,
+    minors_since_full: u32,
+    roots: Vec<(usize, usize)>,
+    stats: Stats,
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Collections (`GC_gc_no`).
+    pub collections: u64,
+    /// Full ones among them.
+    pub full: u64,
+    /// Bytes ever allocated.
+    pub total_bytes: u64,
+    /// Committed heap.
+    pub heap_bytes: usize,
+    /// Live after the last sweep.
+    pub live_bytes: usize,
+    /// Dirty pages the last minor collection rescanned.
+    pub dirty_pages: usize,
+}
+
+static GC: Mutex<Option<Gc>> = Mutex::new(None);
+
+fn with<T>(f: impl FnOnce(&mut Gc) -> T) -> Option<T> {
+    let mut g = GC.lock().unwrap_or_else(|e| e.into_inner());
+    g.as_mut().map(f)
+}
+
+/// Starts the collector with a dirty source (`DUNE_GC_DIRTY` names it when `None`;
+/// default `none`). Idempotent.
+pub fn init(source: Option<&str>) -> Result<(), String> {
+    let mut g = GC.lock().unwrap_or_else(|e| e.into_inner());
+    if g.is_some() {
+        return Ok(());
+    }
+    let heap = Heap::new().ok_or("reserving the heap")?;
+    let name = source.map(str::to_owned).or_else(|| std::env::var("DUNE_GC_DIRTY").ok()).unwrap_or_else(|| "none".into());
+    let source: Box<dyn DirtySource> = match name.as_str() {
+        "none" => Box::new(NoneSource),
+        "mprotect" => Box::new(MprotectSource::new(64 << 30)?),
+        "soft-dirty" => Box::new(SoftDirtySource::new()?),
+        other => return Err(format!("DUNE_GC_DIRTY: unknown or not yet built source {other:?} (none, mprotect, soft-dirty)")),
+    };
+    *g = Some(Gc { heap, source, generational: false, minors_since_full: 0, roots: Vec::new(), stats: Stats::default() });
+    Ok(())
+}
+
+/// Generational collection driven by the dirty source (`GC_enable_incremental`).
+pub fn enable_generational() {
+    with(|g| g.generational = g.source.name() != "none");
+}
+
+/// `size` bytes, zeroed, scanned for pointers (`GC_malloc`); null when out of memory.
+pub fn malloc(size: usize) -> *mut u8 {
+    alloc(size, false)
+}
+
+/// `size` bytes that hold no pointers (`GC_malloc_atomic`).
+pub fn malloc_atomic(size: usize) -> *mut u8 {
+    alloc(size, true)
+}
+
+fn alloc(size: usize, atomic: bool) -> *mut u8 {
+    with(|g| {
+        if g.heap.allocated_since >= MIN_TRIGGER.max(g.heap.live_bytes / 3) {
+            collect_locked(g, false);
+        }
+        let p = g.heap.alloc(size, atomic).or_else(|| {
+            collect_locked(g, true);
+            g.heap.alloc(size, atomic)
+        });
+        g.stats.total_bytes = g.heap.total_allocated;
+        p.map_or(core::ptr::null_mut(), |p| p as *mut u8)
+    })
+    .unwrap_or(core::ptr::null_mut())
+}
+
+/// Frees an object now (`GC_free`).
+pub fn free(p: *mut u8) {
+    with(|g| g.heap.free(p as usize));
+}
+
+/// Adds `[start, end)` to the roots (`GC_add_roots`).
+pub fn add_roots(start: usize, end: usize) {
+    with(|g| g.roots.push((start, end)));
+}
+
+/// A full collection (`GC_gcollect`).
+pub fn collect() {
+    with(|g| collect_locked(g, true));
+}
+
+/// A collection as the collector would choose it (minor when generational).
+pub fn collect_minor() {
+    with(|g| collect_locked(g, false));
+}
+
+/// The counters.
+pub fn stats() -> Stats {
+    with(|g| g.stats).unwrap_or_default()
+}
+
+extern "C" fn each_object(info: *mut libc::dl_phdr_info, _: usize, data: *mut libc::c_void) -> i32 {
+    // SAFETY: dl_iterate_phdr passes a valid info; data is our Vec.
+    let (info, out) = unsafe { (&*info, &mut *(data as *mut Vec<(usize, usize)>)) };
+    for i in 0..info.dlpi_phnum as usize {
+        // SAFETY: dlpi_phdr has dlpi_phnum entries.
+        let ph = unsafe { &*info.dlpi_phdr.add(i) };
+        if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 {
+            let s = (info.dlpi_addr + ph.p_vaddr) as usize;
+            out.push((s, s + ph.p_memsz as usize));
+        }
+    }
+    0
+}
+
+/// The data and bss segments of every loaded object.
+fn static_roots() -> Vec<(usize, usize)> {
+    let mut v = Vec::new();
+    // SAFETY: the callback matches dl_iterate_phdr's type.
+    unsafe { libc::dl_iterate_phdr(Some(each_object), &mut v as *mut _ as *mut libc::c_void) };
+    v
+}
+
+/// The calling thread's stack, from just below the callee-saved registers spilled
+/// here to its top.
+fn stack_top() -> usize {
+    // SAFETY: queries this thread's attributes into locals.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        let (mut addr, mut size) = (core::ptr::null_mut(), 0usize);
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) == 0 {
+            libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+            libc::pthread_attr_destroy(&mut attr);
+        }
+        addr as usize + size
+    }
+}
+
+struct Marker<'a> {
+    heap: &'a mut Heap,
+    stack: Vec<(usize, usize)>,
+}
+
+impl Marker<'_> {
+    fn candidate(&mut self, w: usize) {
+        if let Some((start, size, atomic)) = self.heap.object_at(w) {
+            if self.heap.mark(start) && !atomic {
+                self.stack.push((start, size));
+            }
+        }
+    }
+
+    /// Every aligned word of `[lo, hi)`.
+    fn scan(&mut self, lo: usize, hi: usize) {
+        let mut p = (lo + 7) & !7;
+        while p + 8 <= hi {
+            // SAFETY: callers pass readable memory (roots, the stack, heap objects).
+            let w = unsafe { (p as *const usize).read_volatile() };
+            self.candidate(w);
+            p += 8;
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some((s, n)) = self.stack.pop() {
+            self.scan(s, s + n);
+        }
+    }
+}
+
+#[inline(never)]
+fn collect_locked(g: &mut Gc, force_full: bool) {
+    let full = force_full || !g.generational || g.minors_since_full >= FULL_EVERY;
+    // Callee-saved registers may hold the only pointer to an object: spill them.
+    let mut regs = [0usize; 6];
+    // SAFETY: stores registers into a local array.
+    unsafe {
+        core::arch::asm!("mov [{0}], rbx", "mov [{0}+8], rbp", "mov [{0}+16], r12", "mov [{0}+24], r13", "mov [{0}+32], r14", "mov [{0}+40], r15", in(reg) regs.as_mut_ptr(), options(nostack));
+    }
+    let sp = regs.as_ptr() as usize;
+    let dirty = if full { None } else { g.source.harvest(g.heap.base, g.heap.committed).ok() };
+    let full = full || dirty.is_none();
+    if full {
+        g.heap.clear_marks();
+    }
+    let roots = static_roots();
+    let top = stack_top();
+    let mut m = Marker { heap: &mut g.heap, stack: Vec::new() };
+    for &(lo, hi) in roots.iter().chain(g.roots.iter()) {
+        m.scan(lo, hi);
+    }
+    m.scan(regs.as_ptr() as usize, regs.as_ptr() as usize + 48);
+    if top > sp {
+        m.scan(sp, top);
+    }
+    let mut dirty_pages = 0;
+    if let Some(d) = &dirty {
+        // Old (marked) objects on pages written since: their new pointers count.
+        let mut objs = Vec::new();
+        for (b, &is) in d.iter().enumerate() {
+            if is && b < m.heap.blocks() {
+                dirty_pages += 1;
+                m.heap.marked_in_block(b, &mut objs);
+            }
+        }
+        m.stack.extend(objs);
+    }
+    m.drain();
+    core::hint::black_box(&regs);
+    g.heap.sweep();
+    let _ = g.source.arm(g.heap.base, g.heap.committed);
+    g.minors_since_full = if full { 0 } else { g.minors_since_full + 1 };
+    g.stats.collections += 1;
+    g.stats.full += full as u64;
+    g.stats.heap_bytes = g.heap.committed;
+    g.stats.live_bytes = g.heap.live_bytes;
+    g.stats.dirty_pages = dirty_pages;
+    let _ = BLOCK;
+}

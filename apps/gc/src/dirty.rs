@@ -1,0 +1,162 @@
+//! Where the dirty pages come from: one trait, one implementation per source.
+
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::heap::BLOCK;
+
+/// Which pages of the heap were written since the last `arm`.
+pub trait DirtySource: Send {
+    /// Its name (`DUNE_GC_DIRTY`).
+    fn name(&self) -> &'static str;
+    /// Starts tracking `[base, base+len)` afresh: every later write is reported by
+    /// the next `harvest`.
+    fn arm(&mut self, base: usize, len: usize) -> Result<(), String>;
+    /// Pages written since `arm` (one bool per page of `[base, base+len)`).
+    fn harvest(&mut self, base: usize, len: usize) -> Result<Vec<bool>, String>;
+}
+
+/// No tracking: every collection is a full one.
+pub struct NoneSource;
+
+impl DirtySource for NoneSource {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+    fn arm(&mut self, _: usize, _: usize) -> Result<(), String> {
+        Ok(())
+    }
+    fn harvest(&mut self, _: usize, len: usize) -> Result<Vec<bool>, String> {
+        Ok(vec![true; len / BLOCK])
+    }
+}
+
+// ---- mprotect + SIGSEGV ----
+
+static MP_BASE: AtomicUsize = AtomicUsize::new(0);
+static MP_LEN: AtomicUsize = AtomicUsize::new(0);
+static MP_BITS: AtomicUsize = AtomicUsize::new(0);
+static MP_FAULTS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn on_segv(sig: i32, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SIGSEGV.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let (base, len, bits) = (MP_BASE.load(Ordering::Acquire), MP_LEN.load(Ordering::Acquire), MP_BITS.load(Ordering::Acquire));
+    if bits != 0 && addr >= base && addr < base + len {
+        let page = (addr - base) / BLOCK;
+        // SAFETY: `bits` is the mapped bitmap with one bit per heap page.
+        let word = unsafe { &*(bits as *const AtomicU64).add(page / 64) };
+        word.fetch_or(1 << (page % 64), Ordering::AcqRel);
+        MP_FAULTS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: unprotects one page of the heap (async-signal-safe).
+        if unsafe { libc::mprotect((base + page * BLOCK) as *mut _, BLOCK, libc::PROT_READ | libc::PROT_WRITE) } == 0 {
+            return;
+        }
+    }
+    // Not ours: the default action, on return the access repeats and kills.
+    // SAFETY: resets one signal's disposition.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+}
+
+/// Write protection with `mprotect`, write faults caught with SIGSEGV (Boehm's
+/// MPROTECT_VDB; in Dune mode, the paper's "Dune" row).
+pub struct MprotectSource {
+    bitmap_len: usize,
+}
+
+impl MprotectSource {
+    /// Installs the handler and the bitmap for a heap reservation of `reserve` bytes.
+    pub fn new(reserve: usize) -> Result<MprotectSource, String> {
+        let bitmap_len = (reserve / BLOCK).div_ceil(64) * 8;
+        // SAFETY: a fresh anonymous mapping for the bitmap.
+        let p = unsafe { libc::mmap(core::ptr::null_mut(), bitmap_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0) };
+        if p == libc::MAP_FAILED {
+            return Err("mapping the dirty bitmap".into());
+        }
+        MP_BITS.store(p as usize, Ordering::Release);
+        // SAFETY: installs a SA_SIGINFO handler; the struct is zeroed first.
+        unsafe {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = on_segv as extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void) as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            if libc::sigaction(libc::SIGSEGV, &sa, core::ptr::null_mut()) != 0 {
+                return Err("installing the SIGSEGV handler".into());
+            }
+        }
+        Ok(MprotectSource { bitmap_len })
+    }
+
+    /// Write faults taken so far.
+    pub fn faults() -> u64 {
+        MP_FAULTS.load(Ordering::Relaxed)
+    }
+}
+
+impl DirtySource for MprotectSource {
+    fn name(&self) -> &'static str {
+        "mprotect"
+    }
+    fn arm(&mut self, base: usize, len: usize) -> Result<(), String> {
+        let bits = MP_BITS.load(Ordering::Acquire);
+        // SAFETY: clears the bitmap this source mapped.
+        unsafe { core::ptr::write_bytes(bits as *mut u8, 0, self.bitmap_len) };
+        MP_BASE.store(base, Ordering::Release);
+        MP_LEN.store(len, Ordering::Release);
+        // SAFETY: protects the collector's own committed heap.
+        if len > 0 && unsafe { libc::mprotect(base as *mut _, len, libc::PROT_READ) } != 0 {
+            return Err("mprotect".into());
+        }
+        Ok(())
+    }
+    fn harvest(&mut self, base: usize, len: usize) -> Result<Vec<bool>, String> {
+        let armed = MP_LEN.load(Ordering::Acquire);
+        let bits = MP_BITS.load(Ordering::Acquire) as *const AtomicU64;
+        let _ = base;
+        // Pages committed after arm were never protected: dirty for all we know.
+        Ok((0..len / BLOCK)
+            .map(|p| {
+                // SAFETY: p is within the bitmap (one bit per reserved page).
+                p * BLOCK >= armed || unsafe { &*bits.add(p / 64) }.load(Ordering::Acquire) & (1 << (p % 64)) != 0
+            })
+            .collect())
+    }
+}
+
+// ---- Linux soft-dirty ----
+
+/// `/proc/self/clear_refs` ("4") and pagemap bit 55 (Boehm's SOFT_VDB, its default
+/// since 8.2).
+pub struct SoftDirtySource;
+
+impl SoftDirtySource {
+    /// The source, if this kernel tracks soft-dirty bits (CONFIG_MEM_SOFT_DIRTY):
+    /// probed by clearing, writing a page and reading its bit back.
+    pub fn new() -> Result<SoftDirtySource, String> {
+        let mut s = SoftDirtySource;
+        let page = Box::new([0u8; 2 * BLOCK]);
+        let p = (page.as_ptr() as usize + BLOCK - 1) & !(BLOCK - 1);
+        s.arm(p, BLOCK)?;
+        // SAFETY: a byte of our own buffer.
+        unsafe { (p as *mut u8).write_volatile(1) };
+        if s.harvest(p, BLOCK)?.first() != Some(&true) {
+            return Err("soft-dirty: this kernel does not track soft-dirty bits (CONFIG_MEM_SOFT_DIRTY)".into());
+        }
+        Ok(s)
+    }
+}
+
+impl DirtySource for SoftDirtySource {
+    fn name(&self) -> &'static str {
+        "soft-dirty"
+    }
+    fn arm(&mut self, _: usize, _: usize) -> Result<(), String> {
+        std::fs::write("/proc/self/clear_refs", "4").map_err(|e| format!("clearing soft-dirty bits: {e}"))
+    }
+    fn harvest(&mut self, base: usize, len: usize) -> Result<Vec<bool>, String> {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::open("/proc/self/pagemap").map_err(|e| format!("pagemap: {e}"))?;
+        let pages = len / BLOCK;
+        let mut buf = vec![0u8; pages * 8];
+        f.read_exact_at(&mut buf, (base / BLOCK * 8) as u64).map_err(|e| format!("reading pagemap: {e}"))?;
+        Ok(buf.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) & (1 << 55) != 0).collect())
+    }
+}

@@ -1,0 +1,306 @@
+//! The heap: one reservation, committed in chunks, 4 KiB blocks of one size class
+//! each (or runs of blocks for large objects). All metadata lives off the heap, so
+//! the collector's own writes never touch (and never dirty) heap pages except when
+//! it zeroes a fresh allocation.
+
+pub(crate) const BLOCK: usize = 4096;
+pub(crate) const GRANULE: usize = 16;
+const SLOTS_MAX: usize = BLOCK / GRANULE;
+const WORDS: usize = SLOTS_MAX / 64;
+/// Small-object size classes (bytes); larger objects take whole blocks.
+pub(crate) const CLASSES: [usize; 14] = [16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048];
+const RESERVE: usize = 64 << 30;
+const CHUNK: usize = 1 << 20;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    Free,
+    Small { class: u8 },
+    LargeHead { blocks: u32 },
+    LargeCont { head: u32 },
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct Meta {
+    pub kind: Kind,
+    pub atomic: bool,
+    pub alloc: [u64; WORDS],
+    pub mark: [u64; WORDS],
+}
+
+impl Meta {
+    const FREE: Meta = Meta { kind: Kind::Free, atomic: false, alloc: [0; WORDS], mark: [0; WORDS] };
+}
+
+fn bit(b: &[u64; WORDS], i: usize) -> bool {
+    b[i / 64] & (1 << (i % 64)) != 0
+}
+
+fn set(b: &mut [u64; WORDS], i: usize, v: bool) {
+    if v {
+        b[i / 64] |= 1 << (i % 64);
+    } else {
+        b[i / 64] &= !(1 << (i % 64));
+    }
+}
+
+pub(crate) struct Heap {
+    pub base: usize,
+    pub committed: usize,
+    pub meta: Vec<Meta>,
+    /// Per class: a block that may have a free slot.
+    cursor: [usize; CLASSES.len()],
+    /// Bytes of live objects after the last sweep, and allocated since.
+    pub live_bytes: usize,
+    pub allocated_since: usize,
+    pub total_allocated: u64,
+}
+
+impl Heap {
+    pub(crate) fn new() -> Option<Heap> {
+        // SAFETY: a fresh inaccessible reservation.
+        let p = unsafe { libc::mmap(core::ptr::null_mut(), RESERVE, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0) };
+        (p != libc::MAP_FAILED).then(|| Heap { base: p as usize, committed: 0, meta: Vec::new(), cursor: [usize::MAX; CLASSES.len()], live_bytes: 0, allocated_since: 0, total_allocated: 0 })
+    }
+
+    pub(crate) fn class_of(size: usize) -> Option<usize> {
+        CLASSES.iter().position(|&c| c >= size)
+    }
+
+    pub(crate) fn blocks(&self) -> usize {
+        self.meta.len()
+    }
+
+    pub(crate) fn block_addr(&self, b: usize) -> usize {
+        self.base + b * BLOCK
+    }
+
+    /// Commits `n` more blocks (a chunk at least).
+    fn grow(&mut self, n: usize) -> bool {
+        let add = (n * BLOCK).max(CHUNK).next_multiple_of(CHUNK);
+        if self.committed + add > RESERVE {
+            return false;
+        }
+        // SAFETY: makes part of our own reservation accessible.
+        if unsafe { libc::mprotect((self.base + self.committed) as *mut _, add, libc::PROT_READ | libc::PROT_WRITE) } != 0 {
+            return false;
+        }
+        self.committed += add;
+        self.meta.resize(self.committed / BLOCK, Meta::FREE);
+        true
+    }
+
+    fn free_run(&mut self, n: usize) -> Option<usize> {
+        let mut run = 0;
+        for i in 0..self.meta.len() {
+            if self.meta[i].kind == Kind::Free {
+                run += 1;
+                if run == n {
+                    return Some(i + 1 - n);
+                }
+            } else {
+                run = 0;
+            }
+        }
+        let start = self.meta.len() - run;
+        self.grow(n - run).then_some(start)
+    }
+
+    /// An object of `size` bytes, zeroed; None when out of memory.
+    pub(crate) fn alloc(&mut self, size: usize, atomic: bool) -> Option<usize> {
+        let size = size.max(1);
+        let p = match Self::class_of(size) {
+            Some(c) => self.alloc_small(c, atomic)?,
+            None => {
+                let n = size.div_ceil(BLOCK);
+                let b = self.free_run(n)?;
+                self.meta[b] = Meta { kind: Kind::LargeHead { blocks: n as u32 }, atomic, ..Meta::FREE };
+                set(&mut self.meta[b].alloc, 0, true);
+                for i in 1..n {
+                    self.meta[b + i] = Meta { kind: Kind::LargeCont { head: b as u32 }, ..Meta::FREE };
+                }
+                self.block_addr(b)
+            }
+        };
+        let bytes = self.object_size(p);
+        // SAFETY: a fresh object of `bytes` bytes in committed heap memory.
+        unsafe { core::ptr::write_bytes(p as *mut u8, 0, bytes) };
+        self.allocated_since += bytes;
+        self.total_allocated += bytes as u64;
+        Some(p)
+    }
+
+    fn alloc_small(&mut self, c: usize, atomic: bool) -> Option<usize> {
+        let size = CLASSES[c];
+        let slots = BLOCK / size;
+        let fits = |m: &Meta| matches!(m.kind, Kind::Small { class } if class as usize == c) && m.atomic == atomic && (0..slots).any(|i| !bit(&m.alloc, i));
+        let mut b = self.cursor[c];
+        if b >= self.meta.len() || !fits(&self.meta[b]) {
+            b = match (0..self.meta.len()).find(|&i| fits(&self.meta[i])) {
+                Some(i) => i,
+                None => {
+                    let i = self.free_run(1)?;
+                    self.meta[i] = Meta { kind: Kind::Small { class: c as u8 }, atomic, ..Meta::FREE };
+                    i
+                }
+            };
+            self.cursor[c] = b;
+        }
+        let m = &mut self.meta[b];
+        let slot = (0..slots).find(|&i| !bit(&m.alloc, i))?;
+        set(&mut m.alloc, slot, true);
+        Some(self.base + b * BLOCK + slot * size)
+    }
+
+    /// The object containing `p` (an interior pointer counts): its start, size and
+    /// whether it is atomic (holds no pointers).
+    pub(crate) fn object_at(&self, p: usize) -> Option<(usize, usize, bool)> {
+        let off = p.checked_sub(self.base)?;
+        if off >= self.committed {
+            return None;
+        }
+        let b = off / BLOCK;
+        match self.meta[b].kind {
+            Kind::Free => None,
+            Kind::Small { class } => {
+                let size = CLASSES[class as usize];
+                let slot = (off % BLOCK) / size;
+                (slot < BLOCK / size && bit(&self.meta[b].alloc, slot)).then(|| (self.block_addr(b) + slot * size, size, self.meta[b].atomic))
+            }
+            Kind::LargeHead { blocks } => bit(&self.meta[b].alloc, 0).then(|| (self.block_addr(b), blocks as usize * BLOCK, self.meta[b].atomic)),
+            Kind::LargeCont { head } => {
+                let h = head as usize;
+                match self.meta[h].kind {
+                    Kind::LargeHead { blocks } => Some((self.block_addr(h), blocks as usize * BLOCK, self.meta[h].atomic)),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    pub(crate) fn object_size(&self, p: usize) -> usize {
+        self.object_at(p).map_or(0, |o| o.1)
+    }
+
+    /// Sets the mark of the object at `start`; false if it was set already.
+    pub(crate) fn mark(&mut self, start: usize) -> bool {
+        let off = start - self.base;
+        let b = off / BLOCK;
+        let slot = match self.meta[b].kind {
+            Kind::Small { class } => (off % BLOCK) / CLASSES[class as usize],
+            _ => 0,
+        };
+        let m = &mut self.meta[b];
+        if bit(&m.mark, slot) {
+            return false;
+        }
+        set(&mut m.mark, slot, true);
+        true
+    }
+
+    pub(crate) fn is_marked(&self, start: usize) -> bool {
+        let off = start - self.base;
+        let b = off / BLOCK;
+        let slot = match self.meta[b].kind {
+            Kind::Small { class } => (off % BLOCK) / CLASSES[class as usize],
+            _ => 0,
+        };
+        bit(&self.meta[b].mark, slot)
+    }
+
+    pub(crate) fn clear_marks(&mut self) {
+        for m in &mut self.meta {
+            m.mark = [0; WORDS];
+        }
+    }
+
+    /// The marked objects overlapping block `b` (for rescanning dirty pages).
+    pub(crate) fn marked_in_block(&self, b: usize, out: &mut Vec<(usize, usize)>) {
+        match self.meta[b].kind {
+            Kind::Small { class } if !self.meta[b].atomic => {
+                let size = CLASSES[class as usize];
+                for s in 0..BLOCK / size {
+                    if bit(&self.meta[b].alloc, s) && bit(&self.meta[b].mark, s) {
+                        out.push((self.block_addr(b) + s * size, size));
+                    }
+                }
+            }
+            Kind::LargeHead { .. } | Kind::LargeCont { .. } => {
+                if let Some((start, size, false)) = self.object_at(self.block_addr(b)) {
+                    if self.is_marked(start) {
+                        out.push((start, size));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Frees every allocated, unmarked object. Returns (objects, bytes) freed.
+    pub(crate) fn sweep(&mut self) -> (usize, usize) {
+        let (mut n, mut bytes, mut live) = (0, 0, 0);
+        for b in 0..self.meta.len() {
+            match self.meta[b].kind {
+                Kind::Small { class } => {
+                    let size = CLASSES[class as usize];
+                    let m = &mut self.meta[b];
+                    let mut any = false;
+                    for s in 0..BLOCK / size {
+                        if bit(&m.alloc, s) {
+                            if bit(&m.mark, s) {
+                                any = true;
+                                live += size;
+                            } else {
+                                set(&mut m.alloc, s, false);
+                                n += 1;
+                                bytes += size;
+                            }
+                        }
+                    }
+                    if !any {
+                        *m = Meta::FREE;
+                    }
+                }
+                Kind::LargeHead { blocks } => {
+                    let size = blocks as usize * BLOCK;
+                    if bit(&self.meta[b].mark, 0) {
+                        live += size;
+                    } else {
+                        for i in 0..blocks as usize {
+                            self.meta[b + i] = Meta::FREE;
+                        }
+                        n += 1;
+                        bytes += size;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.live_bytes = live;
+        self.allocated_since = 0;
+        (n, bytes)
+    }
+
+    /// Frees one object now (`GC_free`).
+    pub(crate) fn free(&mut self, p: usize) -> bool {
+        let Some((start, _, _)) = self.object_at(p) else { return false };
+        if start != p {
+            return false;
+        }
+        let b = (p - self.base) / BLOCK;
+        match self.meta[b].kind {
+            Kind::Small { class } => {
+                let s = (p - self.block_addr(b)) / CLASSES[class as usize];
+                set(&mut self.meta[b].alloc, s, false);
+                set(&mut self.meta[b].mark, s, false);
+            }
+            Kind::LargeHead { blocks } => {
+                for i in 0..blocks as usize {
+                    self.meta[b + i] = Meta::FREE;
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+}
