@@ -7,6 +7,7 @@
 //! source (`none`, `mprotect`, `soft-dirty`). Not yet: threads, the Dune sources, the
 //! C API, finalizers, returning memory. See `DESIGN.md`.
 
+pub mod capi;
 mod dirty;
 mod heap;
 
@@ -120,6 +121,26 @@ pub fn collect() {
 /// A collection as the collector would choose it (minor when generational).
 pub fn collect_minor() {
     with(|g| collect_locked(g, false));
+}
+
+/// Whether `init` ran.
+pub fn initialized() -> bool {
+    with(|_| ()).is_some()
+}
+
+/// Whether collection is generational.
+pub fn is_generational() -> bool {
+    with(|g| g.generational).unwrap_or(false)
+}
+
+/// The dirty source's name.
+pub fn source_name() -> &'static str {
+    with(|g| g.source.name()).unwrap_or("none")
+}
+
+/// Size and kind (atomic) of the object starting at `p`.
+pub fn size_of(p: *mut u8) -> Option<(usize, bool)> {
+    with(|g| g.heap.object_at(p as usize).filter(|o| o.0 == p as usize).map(|o| (o.1, o.2))).flatten()
 }
 
 /// The counters.
@@ -243,5 +264,6 @@ fn collect_locked(g: &mut Gc, force_full: bool) {
     g.stats.heap_bytes = g.heap.committed;
     g.stats.live_bytes = g.heap.live_bytes;
     g.stats.dirty_pages = dirty_pages;
+    capi::publish_gc_no(g.stats.collections);
     let _ = BLOCK;
 }

@@ -133,3 +133,38 @@ fn every_source_full_and_generational() {
         }
     }
 }
+
+/// The C API, a GCBench-shaped program built against include/gc.h and the static
+/// library, with every source in full and generational mode.
+#[test]
+fn c_api_program_keeps_live_data() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    let lib = target.join("libdune_gc.a");
+    assert!(lib.is_file(), "{} missing: run `cargo build -p dune-gc` first", lib.display());
+    let exe = target.join("gcbench-mini");
+    let cc = Command::new("cc")
+        .args(["-O1", "-Wall", "-Werror", "-I"])
+        .arg(root.join("include"))
+        .arg(root.join("tests/c/gcbench-mini.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(&lib)
+        .args(["-lpthread", "-ldl", "-lm"])
+        .status()
+        .unwrap();
+    assert!(cc.success());
+    for src in ["none", "mprotect"] {
+        for inc in [false, true] {
+            let mut cmd = Command::new(&exe);
+            cmd.env("DUNE_GC_DIRTY", src);
+            if inc {
+                cmd.env("INCREMENTAL", "1");
+            }
+            let out = cmd.output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success() && stdout.starts_with(&format!("ok source={src}")), "{src} {inc}: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+            eprintln!("{}", stdout.trim());
+        }
+    }
+}

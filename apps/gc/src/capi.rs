@@ -1,0 +1,139 @@
+//! The core of bdwgc's `gc.h` (`include/gc.h`), as `libdune_gc.a`/`.so`.
+
+use std::ffi::c_void;
+
+/// `GC_gc_no`: collections so far (a data symbol in bdwgc; programs read it).
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static mut GC_gc_no: usize = 0;
+
+pub(crate) fn publish_gc_no(n: u64) {
+    // SAFETY: written under the collector's lock; C readers read a word.
+    unsafe { core::ptr::addr_of_mut!(GC_gc_no).write_volatile(n as usize) };
+}
+
+/// `GC_init`: starts the collector (source from `DUNE_GC_DIRTY`); exits with a
+/// message if it cannot, as bdwgc aborts.
+#[no_mangle]
+pub extern "C" fn GC_init() {
+    if let Err(e) = crate::init(None) {
+        eprintln!("dune-gc: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn ensure() {
+    if !crate::initialized() {
+        GC_init();
+    }
+}
+
+/// `GC_malloc`.
+#[no_mangle]
+pub extern "C" fn GC_malloc(n: usize) -> *mut c_void {
+    ensure();
+    crate::malloc(n).cast()
+}
+
+/// `GC_malloc_atomic`.
+#[no_mangle]
+pub extern "C" fn GC_malloc_atomic(n: usize) -> *mut c_void {
+    ensure();
+    crate::malloc_atomic(n).cast()
+}
+
+/// `GC_realloc`: keeps the kind and min(old, new) bytes.
+#[no_mangle]
+pub extern "C" fn GC_realloc(old: *mut c_void, n: usize) -> *mut c_void {
+    ensure();
+    if old.is_null() {
+        return GC_malloc(n);
+    }
+    if n == 0 {
+        crate::free(old.cast());
+        return core::ptr::null_mut();
+    }
+    let Some((size, atomic)) = crate::size_of(old.cast()) else { return core::ptr::null_mut() };
+    if n <= size {
+        return old;
+    }
+    let new = if atomic { crate::malloc_atomic(n) } else { crate::malloc(n) };
+    if !new.is_null() {
+        // SAFETY: both are GC objects of at least `size` bytes.
+        unsafe { core::ptr::copy_nonoverlapping(old as *const u8, new, size) };
+        crate::free(old.cast());
+    }
+    new.cast()
+}
+
+/// `GC_free`.
+#[no_mangle]
+pub extern "C" fn GC_free(p: *mut c_void) {
+    if !p.is_null() {
+        crate::free(p.cast());
+    }
+}
+
+/// `GC_gcollect`.
+#[no_mangle]
+pub extern "C" fn GC_gcollect() {
+    ensure();
+    crate::collect();
+}
+
+/// `GC_enable_incremental`: generational collection (unless `GC_DISABLE_INCREMENTAL`).
+#[no_mangle]
+pub extern "C" fn GC_enable_incremental() {
+    ensure();
+    if std::env::var_os("GC_DISABLE_INCREMENTAL").is_none() {
+        crate::enable_generational();
+    }
+}
+
+/// `GC_is_incremental_mode`.
+#[no_mangle]
+pub extern "C" fn GC_is_incremental_mode() -> i32 {
+    crate::is_generational() as i32
+}
+
+/// `GC_get_heap_size`.
+#[no_mangle]
+pub extern "C" fn GC_get_heap_size() -> usize {
+    crate::stats().heap_bytes
+}
+
+/// `GC_get_free_bytes`.
+#[no_mangle]
+pub extern "C" fn GC_get_free_bytes() -> usize {
+    let s = crate::stats();
+    s.heap_bytes.saturating_sub(s.live_bytes)
+}
+
+/// `GC_get_total_bytes`.
+#[no_mangle]
+pub extern "C" fn GC_get_total_bytes() -> usize {
+    crate::stats().total_bytes as usize
+}
+
+/// `GC_get_gc_no`.
+#[no_mangle]
+pub extern "C" fn GC_get_gc_no() -> usize {
+    crate::stats().collections as usize
+}
+
+/// `GC_add_roots`.
+#[no_mangle]
+pub extern "C" fn GC_add_roots(lo: *mut c_void, hi: *mut c_void) {
+    ensure();
+    crate::add_roots(lo as usize, hi as usize);
+}
+
+/// `GC_dirty_source` (extension): the source's name.
+#[no_mangle]
+pub extern "C" fn GC_dirty_source() -> *const u8 {
+    match crate::source_name() {
+        "mprotect" => c"mprotect".as_ptr().cast(),
+        "soft-dirty" => c"soft-dirty".as_ptr().cast(),
+        _ => c"none".as_ptr().cast(),
+    }
+}
