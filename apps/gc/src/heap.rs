@@ -36,6 +36,17 @@ fn bit(b: &[u64; WORDS], i: usize) -> bool {
     b[i / 64] & (1 << (i % 64)) != 0
 }
 
+/// The first clear bit below `n`.
+fn first_zero(b: &[u64; WORDS], n: usize) -> Option<usize> {
+    for (w, &word) in b.iter().enumerate() {
+        if word != u64::MAX {
+            let i = w * 64 + (!word).trailing_zeros() as usize;
+            return (i < n).then_some(i);
+        }
+    }
+    None
+}
+
 fn set(b: &mut [u64; WORDS], i: usize, v: bool) {
     if v {
         b[i / 64] |= 1 << (i % 64);
@@ -48,8 +59,10 @@ pub(crate) struct Heap {
     pub base: usize,
     pub committed: usize,
     pub meta: Vec<Meta>,
-    /// Per class: a block that may have a free slot.
-    cursor: [usize; CLASSES.len()],
+    /// Per class and kind (scanned, atomic): blocks that may have a free slot.
+    avail: Vec<Vec<usize>>,
+    /// Wholly free blocks (rebuilt by each sweep; more may lie beyond).
+    free_blocks: Vec<usize>,
     /// Bytes of live objects after the last sweep, and allocated since.
     pub live_bytes: usize,
     pub allocated_since: usize,
@@ -60,7 +73,7 @@ impl Heap {
     pub(crate) fn new() -> Option<Heap> {
         // SAFETY: a fresh inaccessible reservation.
         let p = unsafe { libc::mmap(core::ptr::null_mut(), RESERVE, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0) };
-        (p != libc::MAP_FAILED).then(|| Heap { base: p as usize, committed: 0, meta: Vec::new(), cursor: [usize::MAX; CLASSES.len()], live_bytes: 0, allocated_since: 0, total_allocated: 0 })
+        (p != libc::MAP_FAILED).then(|| Heap { base: p as usize, committed: 0, meta: Vec::new(), avail: vec![Vec::new(); 2 * CLASSES.len()], free_blocks: Vec::new(), live_bytes: 0, allocated_since: 0, total_allocated: 0 })
     }
 
     pub(crate) fn class_of(size: usize) -> Option<usize> {
@@ -133,23 +146,43 @@ impl Heap {
     fn alloc_small(&mut self, c: usize, atomic: bool) -> Option<usize> {
         let size = CLASSES[c];
         let slots = BLOCK / size;
-        let fits = |m: &Meta| matches!(m.kind, Kind::Small { class } if class as usize == c) && m.atomic == atomic && (0..slots).any(|i| !bit(&m.alloc, i));
-        let mut b = self.cursor[c];
-        if b >= self.meta.len() || !fits(&self.meta[b]) {
-            b = match (0..self.meta.len()).find(|&i| fits(&self.meta[i])) {
-                Some(i) => i,
+        let list = 2 * c + atomic as usize;
+        loop {
+            let b = match self.avail[list].last() {
+                Some(&b) => b,
                 None => {
-                    let i = self.free_run(1)?;
-                    self.meta[i] = Meta { kind: Kind::Small { class: c as u8 }, atomic, ..Meta::FREE };
-                    i
+                    let b = self.take_free_block()?;
+                    self.meta[b] = Meta { kind: Kind::Small { class: c as u8 }, atomic, ..Meta::FREE };
+                    self.avail[list].push(b);
+                    b
                 }
             };
-            self.cursor[c] = b;
+            let m = &mut self.meta[b];
+            let ours = matches!(m.kind, Kind::Small { class } if class as usize == c) && m.atomic == atomic;
+            match first_zero(&m.alloc, slots).filter(|_| ours) {
+                Some(slot) => {
+                    set(&mut m.alloc, slot, true);
+                    return Some(self.base + b * BLOCK + slot * size);
+                }
+                None => {
+                    self.avail[list].pop();
+                }
+            }
         }
-        let m = &mut self.meta[b];
-        let slot = (0..slots).find(|&i| !bit(&m.alloc, i))?;
-        set(&mut m.alloc, slot, true);
-        Some(self.base + b * BLOCK + slot * size)
+    }
+
+    fn take_free_block(&mut self) -> Option<usize> {
+        while let Some(b) = self.free_blocks.pop() {
+            if self.meta[b].kind == Kind::Free {
+                return Some(b);
+            }
+        }
+        let start = self.meta.len();
+        if !self.grow(1) {
+            return None;
+        }
+        self.free_blocks.extend((start + 1..self.meta.len()).rev());
+        Some(start)
     }
 
     /// The object containing `p` (an interior pointer counts): its start, size and
@@ -278,6 +311,17 @@ impl Heap {
         }
         self.live_bytes = live;
         self.allocated_since = 0;
+        for l in &mut self.avail {
+            l.clear();
+        }
+        self.free_blocks.clear();
+        for b in (0..self.meta.len()).rev() {
+            match self.meta[b].kind {
+                Kind::Free => self.free_blocks.push(b),
+                Kind::Small { class } => self.avail[2 * class as usize + self.meta[b].atomic as usize].push(b),
+                _ => {}
+            }
+        }
         (n, bytes)
     }
 
