@@ -160,3 +160,63 @@ impl DirtySource for SoftDirtySource {
         Ok(buf.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) & (1 << 55) != 0).collect())
     }
 }
+
+// ---- Dune: the guest page table's dirty bits ----
+
+/// Reads and clears the D bits of the heap's entries in the process's guest page
+/// table, then drops this vCPU's cached translations, so the next write to any of
+/// those pages sets D again (a TLB entry that still says "dirty" would let writes go
+/// unrecorded). Single-threaded for now: other vCPUs would need a shootdown.
+pub struct DuneDirtySource;
+
+impl DuneDirtySource {
+    /// The source, in Dune mode.
+    pub fn new() -> Result<DuneDirtySource, String> {
+        if !libdune::in_dune_mode() {
+            return Err("dune-dirty: not in Dune mode (run the program with `dune run`, or enter first)".into());
+        }
+        Ok(DuneDirtySource)
+    }
+
+    /// Clears D over the range, collecting the pages that had it.
+    fn sweep_bits(base: usize, len: usize, mut out: Option<&mut Vec<bool>>) -> Result<(), String> {
+        use core::ops::ControlFlow;
+        use dune_x86::paging::{PageSize, PTE_D};
+        let root = libdune::vm::pgroot().map_err(|e| e.to_string())?;
+        let _walked = libdune::vm::walk(root, base as u64, (base + len) as u64, |va, pte, size| {
+            let old = pte.clear_bits(PTE_D);
+            if old.contains(PTE_D) {
+                if let Some(out) = out.as_deref_mut() {
+                    let n = match size {
+                        PageSize::Size4K => 1,
+                        PageSize::Size2M => 512,
+                        PageSize::Size1G => 512 * 512,
+                    };
+                    let first = (va as usize).saturating_sub(base) / BLOCK;
+                    for p in first..(first + n).min(out.len()) {
+                        out[p] = true;
+                    }
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        })
+        .map_err(|e| e.to_string())?;
+        // The clears above are in memory; cached translations still say "dirty".
+        libdune::vm::flush_tlb();
+        Ok(())
+    }
+}
+
+impl DirtySource for DuneDirtySource {
+    fn name(&self) -> &'static str {
+        "dune-dirty"
+    }
+    fn arm(&mut self, base: usize, len: usize) -> Result<(), String> {
+        Self::sweep_bits(base, len, None)
+    }
+    fn harvest(&mut self, base: usize, len: usize) -> Result<Vec<bool>, String> {
+        let mut out = vec![false; len / BLOCK];
+        Self::sweep_bits(base, len, Some(&mut out))?;
+        Ok(out)
+    }
+}

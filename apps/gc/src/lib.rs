@@ -13,7 +13,7 @@ mod heap;
 
 use std::sync::Mutex;
 
-pub use dirty::{DirtySource, MprotectSource, NoneSource, SoftDirtySource};
+pub use dirty::{DirtySource, DuneDirtySource, MprotectSource, NoneSource, SoftDirtySource};
 use heap::{Heap, BLOCK};
 
 /// Collections a generational collector makes between full ones.
@@ -67,7 +67,8 @@ pub fn init(source: Option<&str>) -> Result<(), String> {
         "none" => Box::new(NoneSource),
         "mprotect" => Box::new(MprotectSource::new(64 << 30)?),
         "soft-dirty" => Box::new(SoftDirtySource::new()?),
-        other => return Err(format!("DUNE_GC_DIRTY: unknown or not yet built source {other:?} (none, mprotect, soft-dirty)")),
+        "dune-dirty" => Box::new(DuneDirtySource::new()?),
+        other => return Err(format!("DUNE_GC_DIRTY: unknown or not yet built source {other:?} (none, mprotect, soft-dirty, dune-dirty)")),
     };
     *g = Some(Gc { heap, source, generational: false, minors_since_full: 0, roots: Vec::new(), stats: Stats::default() });
     Ok(())

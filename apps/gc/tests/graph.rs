@@ -29,6 +29,9 @@ fn obj(p: usize) -> &'static mut [usize; 1 + FIELDS] {
 }
 
 fn run(source: &str, generational: bool) {
+    if source.starts_with("dune") {
+        libdune::enter().expect("entering Dune mode");
+    }
     if let Err(e) = dune_gc::init(Some(source)) {
         // A source this kernel lacks must say so at init (never run and miss writes).
         println!("UNAVAILABLE {e}");
@@ -166,5 +169,26 @@ fn c_api_program_keeps_live_data() {
             assert!(out.status.success() && stdout.starts_with(&format!("ok source={src}")), "{src} {inc}: {stdout} {}", String::from_utf8_lossy(&out.stderr));
             eprintln!("{}", stdout.trim());
         }
+    }
+}
+
+/// dune-dirty, in Dune mode: needs hardware virtualization (the QEMU lane:
+/// `DUNE_GC_LANE=1 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER=scripts/vm-run cargo test -p dune-gc`).
+/// WIP: to move into crates/dune-tests' lane tests when the crate lands.
+#[test]
+fn dune_dirty_in_dune_mode() {
+    if std::env::var_os("DUNE_GC_LANE").is_none() {
+        eprintln!("NOT RUN: dune-dirty needs the lane (DUNE_GC_LANE=1)");
+        return;
+    }
+    for gen in ["0", "1"] {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "every_source_full_and_generational", "--nocapture", "--test-threads=1"])
+            .env("GC_GRAPH_CHILD", format!("dune-dirty:{gen}"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && !stdout.contains("UNAVAILABLE"), "dune-dirty gen={gen}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        eprintln!("dune-dirty gen={gen}: {}", stdout.lines().find(|l| l.contains("generational=")).unwrap_or("?"));
     }
 }
