@@ -167,7 +167,9 @@ impl DirtySource for SoftDirtySource {
 /// table, then drops this vCPU's cached translations, so the next write to any of
 /// those pages sets D again (a TLB entry that still says "dirty" would let writes go
 /// unrecorded). Single-threaded for now: other vCPUs would need a shootdown.
-pub struct DuneDirtySource;
+pub struct DuneDirtySource {
+    flush: bool,
+}
 
 impl DuneDirtySource {
     /// The source, in Dune mode.
@@ -175,11 +177,20 @@ impl DuneDirtySource {
         if !libdune::in_dune_mode() {
             return Err("dune-dirty: not in Dune mode (run the program with `dune run`, or enter first)".into());
         }
-        Ok(DuneDirtySource)
+        Ok(DuneDirtySource { flush: true })
+    }
+
+    /// The same source without its TLB invalidation: wrong on purpose, for the test
+    /// that must catch exactly that mistake.
+    #[doc(hidden)]
+    pub fn without_flush_for_test() -> Result<DuneDirtySource, String> {
+        let mut s = Self::new()?;
+        s.flush = false;
+        Ok(s)
     }
 
     /// Clears D over the range, collecting the pages that had it.
-    fn sweep_bits(base: usize, len: usize, mut out: Option<&mut Vec<bool>>) -> Result<(), String> {
+    fn sweep_bits(&self, base: usize, len: usize, mut out: Option<&mut Vec<bool>>) -> Result<(), String> {
         use core::ops::ControlFlow;
         use dune_x86::paging::{PageSize, PTE_D};
         let root = libdune::vm::pgroot().map_err(|e| e.to_string())?;
@@ -202,7 +213,9 @@ impl DuneDirtySource {
         })
         .map_err(|e| e.to_string())?;
         // The clears above are in memory; cached translations still say "dirty".
-        libdune::vm::flush_tlb();
+        if self.flush {
+            libdune::vm::flush_tlb();
+        }
         Ok(())
     }
 }
@@ -212,11 +225,11 @@ impl DirtySource for DuneDirtySource {
         "dune-dirty"
     }
     fn arm(&mut self, base: usize, len: usize) -> Result<(), String> {
-        Self::sweep_bits(base, len, None)
+        self.sweep_bits(base, len, None)
     }
     fn harvest(&mut self, base: usize, len: usize) -> Result<Vec<bool>, String> {
         let mut out = vec![false; len / BLOCK];
-        Self::sweep_bits(base, len, Some(&mut out))?;
+        self.sweep_bits(base, len, Some(&mut out))?;
         Ok(out)
     }
 }
