@@ -10,6 +10,7 @@
 pub mod capi;
 mod dirty;
 mod heap;
+mod threads;
 
 use std::sync::Mutex;
 
@@ -144,6 +145,17 @@ pub fn size_of(p: *mut u8) -> Option<(usize, bool)> {
     with(|g| g.heap.object_at(p as usize).filter(|o| o.0 == p as usize).map(|o| (o.1, o.2))).flatten()
 }
 
+/// Makes the calling thread's stack and registers roots (every thread that holds
+/// pointers to collected memory must register; `unregister_thread` before it ends).
+pub fn register_thread() {
+    threads::register(stack_top());
+}
+
+/// See [`register_thread`].
+pub fn unregister_thread() {
+    threads::unregister();
+}
+
 /// The counters.
 pub fn stats() -> Stats {
     with(|g| g.stats).unwrap_or_default()
@@ -233,6 +245,7 @@ fn collect_locked(g: &mut Gc, force_full: bool) {
     if full {
         g.heap.clear_marks();
     }
+    let others = threads::stop_others();
     let roots = static_roots();
     let top = stack_top();
     let mut m = Marker { heap: &mut g.heap, stack: Vec::new() };
@@ -242,6 +255,9 @@ fn collect_locked(g: &mut Gc, force_full: bool) {
     m.scan(regs.as_ptr() as usize, regs.as_ptr() as usize + 48);
     if top > sp {
         m.scan(sp, top);
+    }
+    for &(lo, hi) in &others {
+        m.scan(lo, hi);
     }
     let mut dirty_pages = 0;
     if let Some(d) = &dirty {
@@ -259,6 +275,7 @@ fn collect_locked(g: &mut Gc, force_full: bool) {
     core::hint::black_box(&regs);
     g.heap.sweep();
     let _ = g.source.arm(g.heap.base, g.heap.committed);
+    threads::resume();
     g.minors_since_full = if full { 0 } else { g.minors_since_full + 1 };
     g.stats.collections += 1;
     g.stats.full += full as u64;

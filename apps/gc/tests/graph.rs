@@ -236,3 +236,65 @@ fn dune_dirty_sees_writes_through_a_cached_dirty_translation() {
     eprintln!("with the flush: {}/50 second writes seen; without: {}/50", seen[0], seen[1]);
     assert!(seen[1] < 50, "without the flush every write was still seen: this machine cannot validate the invalidation (QEMU or an exit flushed the TLB)");
 }
+
+/// Threads: four registered threads each keep a private list alive only from their
+/// own stacks (and registers) while allocating, so collections happen while they
+/// run; every list must survive intact. With mprotect, generational.
+#[test]
+fn threads_keep_their_own_lists_alive() {
+    if std::env::var("GC_THREADS_CHILD").is_err() {
+        for src in ["none", "mprotect"] {
+            let out = Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "threads_keep_their_own_lists_alive", "--nocapture", "--test-threads=1"])
+                .env("GC_THREADS_CHILD", src)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{src}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        }
+        return;
+    }
+    let src = std::env::var("GC_THREADS_CHILD").unwrap();
+    dune_gc::init(Some(&src)).unwrap();
+    dune_gc::enable_generational();
+    let hs: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                dune_gc::register_thread();
+                // A list of 3000 nodes [next, value], reachable only from this stack.
+                let mut head = 0usize;
+                for i in 0..3000usize {
+                    let n = dune_gc::malloc(16) as *mut usize;
+                    // SAFETY: a fresh 16-byte object.
+                    unsafe {
+                        n.write(head);
+                        n.add(1).write(t * 1_000_000 + i);
+                    }
+                    head = n as usize;
+                    // Garbage, to make collections happen meanwhile.
+                    let _ = dune_gc::malloc(200);
+                }
+                let mut sum = 0usize;
+                let mut count = 0usize;
+                let mut p = core::hint::black_box(head);
+                // Bounded: a list whose nodes were freed and reused may have become a cycle.
+                while p != 0 && count <= 3000 {
+                    // SAFETY: the list's nodes, alive if the collector is right.
+                    unsafe {
+                        sum += *(p as *const usize).add(1) - t * 1_000_000;
+                        p = *(p as *const usize);
+                    }
+                    count += 1;
+                }
+                dune_gc::unregister_thread();
+                (count, sum)
+            })
+        })
+        .collect();
+    for h in hs {
+        let (count, sum) = h.join().unwrap();
+        assert_eq!((count, sum), (3000, 3000 * 2999 / 2));
+    }
+    let s = dune_gc::stats();
+    assert!(s.collections > 0, "{s:?}");
+    eprintln!("threads {src}: {s:?}");
+}
