@@ -233,3 +233,101 @@ impl DirtySource for DuneDirtySource {
         Ok(out)
     }
 }
+
+// ---- Dune: guest PTE write protection, a ring-0 fault handler, invlpg ----
+
+static DF_BASE: AtomicUsize = AtomicUsize::new(0);
+static DF_LEN: AtomicUsize = AtomicUsize::new(0);
+static DF_ROOT: AtomicU64 = AtomicU64::new(0);
+static DF_BITS: AtomicUsize = AtomicUsize::new(0);
+static DF_FAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// The ring-0 page-fault handler: a write to a write-protected heap page records the
+/// page, makes its entry writable again and drops that one translation. No exit.
+fn on_write_fault(addr: u64, err: u64, _tf: &mut libdune::trap::TrapFrame) -> bool {
+    use dune_x86::paging::{Create, PTE_W};
+    let (base, len, bits) = (DF_BASE.load(Ordering::Acquire), DF_LEN.load(Ordering::Acquire), DF_BITS.load(Ordering::Acquire));
+    let a = addr as usize;
+    // A write (bit 1) to a present page (bit 0) of the tracked heap.
+    if err & 3 != 3 || bits == 0 || a < base || a >= base + len {
+        return false;
+    }
+    let Ok((pte, size)) = libdune::vm::lookup(libdune::vm::Root(DF_ROOT.load(Ordering::Acquire)), addr, Create::None) else { return false };
+    let pages = match size {
+        dune_x86::paging::PageSize::Size4K => 1,
+        dune_x86::paging::PageSize::Size2M => 512,
+        dune_x86::paging::PageSize::Size1G => 512 * 512,
+    };
+    let first = if pages == 1 { (a - base) / BLOCK } else { (a & !(pages * BLOCK - 1)).saturating_sub(base) / BLOCK };
+    for p in first..(first + pages).min(len / BLOCK) {
+        // SAFETY: `bits` is the mapped bitmap with one bit per heap page.
+        let word = unsafe { &*(bits as *const AtomicU64).add(p / 64) };
+        word.fetch_or(1 << (p % 64), Ordering::AcqRel);
+    }
+    pte.set_bits(PTE_W);
+    libdune::vm::flush_tlb_one(addr);
+    DF_FAULTS.fetch_add(1, Ordering::Relaxed);
+    true
+}
+
+/// Write-protects the heap's entries in the guest page table; the first write to
+/// each page faults in ring 0 (the paper's "Dune TLB" row). Single-threaded for now.
+pub struct DuneFaultSource {
+    bitmap_len: usize,
+}
+
+impl DuneFaultSource {
+    /// Installs the handler (it is the process's only page-fault handler).
+    pub fn new(reserve: usize) -> Result<DuneFaultSource, String> {
+        if !libdune::in_dune_mode() {
+            return Err("dune-fault: not in Dune mode".into());
+        }
+        let bitmap_len = (reserve / BLOCK).div_ceil(64) * 8;
+        // SAFETY: a fresh anonymous mapping for the bitmap.
+        let p = unsafe { libc::mmap(core::ptr::null_mut(), bitmap_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE, -1, 0) };
+        if p == libc::MAP_FAILED {
+            return Err("mapping the dirty bitmap".into());
+        }
+        DF_BITS.store(p as usize, Ordering::Release);
+        DF_ROOT.store(libdune::vm::pgroot().map_err(|e| e.to_string())?.0, Ordering::Release);
+        libdune::trap::register_pgflt_handler(on_write_fault);
+        Ok(DuneFaultSource { bitmap_len })
+    }
+
+    /// Write faults handled so far.
+    pub fn faults() -> u64 {
+        DF_FAULTS.load(Ordering::Relaxed)
+    }
+}
+
+impl DirtySource for DuneFaultSource {
+    fn name(&self) -> &'static str {
+        "dune-fault"
+    }
+    fn arm(&mut self, base: usize, len: usize) -> Result<(), String> {
+        use core::ops::ControlFlow;
+        use dune_x86::paging::PTE_W;
+        // SAFETY: clears the bitmap this source mapped.
+        unsafe { core::ptr::write_bytes(DF_BITS.load(Ordering::Acquire) as *mut u8, 0, self.bitmap_len) };
+        DF_BASE.store(base, Ordering::Release);
+        DF_LEN.store(len, Ordering::Release);
+        let root = libdune::vm::Root(DF_ROOT.load(Ordering::Acquire));
+        let _walked = libdune::vm::walk(root, base as u64, (base + len) as u64, |_, pte, _| {
+            pte.clear_bits(PTE_W);
+            ControlFlow::<()>::Continue(())
+        })
+        .map_err(|e| e.to_string())?;
+        libdune::vm::flush_tlb();
+        Ok(())
+    }
+    fn harvest(&mut self, _base: usize, len: usize) -> Result<Vec<bool>, String> {
+        let armed = DF_LEN.load(Ordering::Acquire);
+        let bits = DF_BITS.load(Ordering::Acquire) as *const AtomicU64;
+        Ok((0..len / BLOCK)
+            .map(|p| {
+                // SAFETY: p is within the bitmap (one bit per reserved page).
+                p * BLOCK >= armed || unsafe { &*bits.add(p / 64) }.load(Ordering::Acquire) & (1 << (p % 64)) != 0
+            })
+            .collect())
+    }
+}

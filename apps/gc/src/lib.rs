@@ -14,7 +14,7 @@ mod threads;
 
 use std::sync::Mutex;
 
-pub use dirty::{DirtySource, DuneDirtySource, MprotectSource, NoneSource, SoftDirtySource};
+pub use dirty::{DirtySource, DuneDirtySource, DuneFaultSource, MprotectSource, NoneSource, SoftDirtySource};
 use heap::{Heap, BLOCK};
 
 /// Collections a generational collector makes between full ones.
@@ -69,7 +69,8 @@ pub fn init(source: Option<&str>) -> Result<(), String> {
         "mprotect" => Box::new(MprotectSource::new(64 << 30)?),
         "soft-dirty" => Box::new(SoftDirtySource::new()?),
         "dune-dirty" => Box::new(DuneDirtySource::new()?),
-        other => return Err(format!("DUNE_GC_DIRTY: unknown or not yet built source {other:?} (none, mprotect, soft-dirty, dune-dirty)")),
+        "dune-fault" => Box::new(DuneFaultSource::new(64 << 30)?),
+        other => return Err(format!("DUNE_GC_DIRTY: unknown or not yet built source {other:?} (none, mprotect, soft-dirty, dune-dirty, dune-fault)")),
     };
     *g = Some(Gc { heap, source, generational: false, minors_since_full: 0, roots: Vec::new(), stats: Stats::default() });
     Ok(())

@@ -183,15 +183,15 @@ fn dune_dirty_in_dune_mode() {
         eprintln!("NOT RUN: dune-dirty needs the lane (DUNE_GC_LANE=1)");
         return;
     }
-    for gen in ["0", "1"] {
+    for (src, gen) in [("dune-dirty", "0"), ("dune-dirty", "1"), ("dune-fault", "1")] {
         let out = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "every_source_full_and_generational", "--nocapture", "--test-threads=1"])
-            .env("GC_GRAPH_CHILD", format!("dune-dirty:{gen}"))
+            .env("GC_GRAPH_CHILD", format!("{src}:{gen}"))
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && !stdout.contains("UNAVAILABLE"), "dune-dirty gen={gen}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        eprintln!("dune-dirty gen={gen}: {}", stdout.lines().find(|l| l.contains("generational=")).unwrap_or("?"));
+        assert!(out.status.success() && !stdout.contains("UNAVAILABLE"), "{src} gen={gen}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        eprintln!("{src} gen={gen}: {}", stdout.lines().find(|l| l.contains("generational=")).unwrap_or("?"));
     }
 }
 
