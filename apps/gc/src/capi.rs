@@ -134,6 +134,9 @@ pub extern "C" fn GC_dirty_source() -> *const u8 {
     match crate::source_name() {
         "mprotect" => c"mprotect".as_ptr().cast(),
         "soft-dirty" => c"soft-dirty".as_ptr().cast(),
+        "uffd" => c"uffd".as_ptr().cast(),
+        "dune-fault" => c"dune-fault".as_ptr().cast(),
+        "dune-dirty" => c"dune-dirty".as_ptr().cast(),
         _ => c"none".as_ptr().cast(),
     }
 }

@@ -13,6 +13,11 @@ pub trait DirtySource: Send {
     fn arm(&mut self, base: usize, len: usize) -> Result<(), String>;
     /// Pages written since `arm` (one bool per page of `[base, base+len)`).
     fn harvest(&mut self, base: usize, len: usize) -> Result<Vec<bool>, String>;
+    /// Whether `harvest` also starts tracking afresh (reading and clearing are one
+    /// step), so no `arm` is needed after a collection that harvested.
+    fn harvest_rearms(&self) -> bool {
+        false
+    }
 }
 
 /// No tracking: every collection is a full one.
@@ -224,6 +229,9 @@ impl DirtySource for DuneDirtySource {
     fn name(&self) -> &'static str {
         "dune-dirty"
     }
+    fn harvest_rearms(&self) -> bool {
+        true
+    }
     fn arm(&mut self, base: usize, len: usize) -> Result<(), String> {
         self.sweep_bits(base, len, None)
     }
@@ -329,5 +337,170 @@ impl DirtySource for DuneFaultSource {
                 p * BLOCK >= armed || unsafe { &*bits.add(p / 64) }.load(Ordering::Acquire) & (1 << (p % 64)) != 0
             })
             .collect())
+    }
+}
+
+// ---- userfaultfd write-protect, async mode, read with PAGEMAP_SCAN (Linux 6.7+) ----
+
+const UFFD_USER_MODE_ONLY: i32 = 1;
+const UFFD_API: u64 = 0xaa;
+const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
+const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
+/// `_IOWR(0xaa, 0x3f, struct uffdio_api)`, `_IOWR(0xaa, 0x00, struct uffdio_register)`.
+const UFFDIO_API_IOCTL: u64 = 0xc018_aa3f;
+const UFFDIO_REGISTER: u64 = 0xc020_aa00;
+/// `_IOWR('f', 16, struct pm_scan_arg)`.
+const PAGEMAP_SCAN: u64 = 0xc060_6610;
+const PM_SCAN_WP_MATCHING: u64 = 1 << 0;
+const PM_SCAN_CHECK_WPASYNC: u64 = 1 << 1;
+const PAGE_IS_WRITTEN: u64 = 1 << 1;
+
+#[repr(C)]
+#[derive(Default)]
+struct UffdioApi {
+    api: u64,
+    features: u64,
+    ioctls: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct UffdioRegister {
+    start: u64,
+    len: u64,
+    mode: u64,
+    ioctls: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct PmScanArg {
+    size: u64,
+    flags: u64,
+    start: u64,
+    end: u64,
+    walk_end: u64,
+    vec: u64,
+    vec_len: u64,
+    max_pages: u64,
+    category_inverted: u64,
+    category_mask: u64,
+    category_anyof_mask: u64,
+    return_mask: u64,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct PageRegion {
+    start: u64,
+    end: u64,
+    categories: u64,
+}
+
+/// userfaultfd write protection in asynchronous mode: the kernel resolves each
+/// first write itself (no fault reaches the process), and `PAGEMAP_SCAN` reads
+/// the written pages and write-protects them again in one call.
+pub struct UffdSource {
+    uffd: i32,
+    pagemap: i32,
+}
+
+impl UffdSource {
+    /// Registers `[base, base+reserve)` (the heap reservation). A kernel without
+    /// asynchronous write protection or `PAGEMAP_SCAN` is refused with the reason.
+    pub fn new(base: usize, reserve: usize) -> Result<UffdSource, String> {
+        let os = |what: &str| format!("uffd: {what}: {}", std::io::Error::last_os_error());
+        // SAFETY: the userfaultfd system call takes flags only.
+        let uffd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK | UFFD_USER_MODE_ONLY) } as i32;
+        if uffd < 0 {
+            return Err(os("userfaultfd (vm.unprivileged_userfaultfd=0 without CAP_SYS_PTRACE, or no CONFIG_USERFAULTFD)"));
+        }
+        let close = |e: String| {
+            // SAFETY: our own descriptor.
+            unsafe { libc::close(uffd) };
+            e
+        };
+        let mut api = UffdioApi { api: UFFD_API, features: UFFD_FEATURE_WP_ASYNC, ioctls: 0 };
+        // SAFETY: UFFDIO_API with a valid struct.
+        if unsafe { libc::ioctl(uffd, UFFDIO_API_IOCTL as _, &mut api) } != 0 {
+            return Err(close(os("this kernel has no asynchronous write protection (UFFD_FEATURE_WP_ASYNC, Linux 6.7+)")));
+        }
+        let mut reg = UffdioRegister { start: base as u64, len: reserve as u64, mode: UFFDIO_REGISTER_MODE_WP, ioctls: 0 };
+        // SAFETY: UFFDIO_REGISTER over the heap reservation, with a valid struct.
+        if unsafe { libc::ioctl(uffd, UFFDIO_REGISTER as _, &mut reg) } != 0 {
+            return Err(close(os("registering the heap for write protection")));
+        }
+        // SAFETY: opens a proc file.
+        let pagemap = unsafe { libc::open(c"/proc/self/pagemap".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if pagemap < 0 {
+            return Err(close(os("/proc/self/pagemap")));
+        }
+        let s = UffdSource { uffd, pagemap };
+        // Probe PAGEMAP_SCAN on an empty range.
+        s.scan(base, 0, &mut |_, _| {}).map_err(|e| format!("uffd: this kernel has no PAGEMAP_SCAN (Linux 6.7+): {e}"))?;
+        Ok(s)
+    }
+
+    /// Calls `f(start, end)` for each written range of `[base, base+len)` and
+    /// write-protects it again.
+    fn scan(&self, base: usize, len: usize, f: &mut dyn FnMut(usize, usize)) -> Result<(), String> {
+        let mut regions = [PageRegion::default(); 256];
+        let (mut at, end) = (base as u64, (base + len) as u64);
+        loop {
+            let mut arg = PmScanArg {
+                size: core::mem::size_of::<PmScanArg>() as u64,
+                flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+                start: at,
+                end,
+                vec: regions.as_mut_ptr() as u64,
+                vec_len: regions.len() as u64,
+                category_mask: PAGE_IS_WRITTEN,
+                return_mask: PAGE_IS_WRITTEN,
+                ..PmScanArg::default()
+            };
+            // SAFETY: PAGEMAP_SCAN with a valid argument and output vector.
+            let n = unsafe { libc::ioctl(self.pagemap, PAGEMAP_SCAN as _, &mut arg) };
+            if n < 0 {
+                return Err(std::io::Error::last_os_error().to_string());
+            }
+            for r in &regions[..n as usize] {
+                f(r.start as usize, r.end as usize);
+            }
+            if arg.walk_end >= end || arg.walk_end <= at {
+                return Ok(());
+            }
+            at = arg.walk_end;
+        }
+    }
+}
+
+impl Drop for UffdSource {
+    fn drop(&mut self) {
+        // SAFETY: our own descriptors.
+        unsafe {
+            libc::close(self.pagemap);
+            libc::close(self.uffd);
+        }
+    }
+}
+
+impl DirtySource for UffdSource {
+    fn name(&self) -> &'static str {
+        "uffd"
+    }
+    fn harvest_rearms(&self) -> bool {
+        true
+    }
+    fn arm(&mut self, base: usize, len: usize) -> Result<(), String> {
+        self.scan(base, len, &mut |_, _| {})
+    }
+    fn harvest(&mut self, base: usize, len: usize) -> Result<Vec<bool>, String> {
+        let mut out = vec![false; len / BLOCK];
+        self.scan(base, len, &mut |s, e| {
+            for p in (s - base) / BLOCK..((e - base) / BLOCK).min(out.len()) {
+                out[p] = true;
+            }
+        })?;
+        Ok(out)
     }
 }

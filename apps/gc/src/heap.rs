@@ -9,7 +9,7 @@ const SLOTS_MAX: usize = BLOCK / GRANULE;
 const WORDS: usize = SLOTS_MAX / 64;
 /// Small-object size classes (bytes); larger objects take whole blocks.
 pub(crate) const CLASSES: [usize; 14] = [16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048];
-const RESERVE: usize = 64 << 30;
+pub(crate) const RESERVE: usize = 64 << 30;
 const CHUNK: usize = 1 << 20;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -8,14 +8,16 @@
 //! C API, finalizers, returning memory. See `DESIGN.md`.
 
 pub mod capi;
+#[doc(hidden)]
+pub mod check;
 mod dirty;
 mod heap;
 mod threads;
 
 use std::sync::Mutex;
 
-pub use dirty::{DirtySource, DuneDirtySource, DuneFaultSource, MprotectSource, NoneSource, SoftDirtySource};
-use heap::{Heap, BLOCK};
+pub use dirty::{DirtySource, DuneDirtySource, DuneFaultSource, MprotectSource, NoneSource, SoftDirtySource, UffdSource};
+use heap::{Heap, RESERVE};
 
 /// Collections a generational collector makes between full ones.
 const FULL_EVERY: u32 = 8;
@@ -64,13 +66,18 @@ pub fn init(source: Option<&str>) -> Result<(), String> {
     }
     let heap = Heap::new().ok_or("reserving the heap")?;
     let name = source.map(str::to_owned).or_else(|| std::env::var("DUNE_GC_DIRTY").ok()).unwrap_or_else(|| "none".into());
+    if name.starts_with("dune-") && !libdune::in_dune_mode() {
+        libdune::enter().map_err(|e| format!("{name}: entering Dune mode: {e}"))?;
+    }
+    threads::flush_on_resume(name.starts_with("dune-"));
     let source: Box<dyn DirtySource> = match name.as_str() {
         "none" => Box::new(NoneSource),
-        "mprotect" => Box::new(MprotectSource::new(64 << 30)?),
+        "mprotect" => Box::new(MprotectSource::new(RESERVE)?),
         "soft-dirty" => Box::new(SoftDirtySource::new()?),
+        "uffd" => Box::new(UffdSource::new(heap.base, RESERVE)?),
         "dune-dirty" => Box::new(DuneDirtySource::new()?),
-        "dune-fault" => Box::new(DuneFaultSource::new(64 << 30)?),
-        other => return Err(format!("DUNE_GC_DIRTY: unknown or not yet built source {other:?} (none, mprotect, soft-dirty, dune-dirty, dune-fault)")),
+        "dune-fault" => Box::new(DuneFaultSource::new(RESERVE)?),
+        other => return Err(format!("DUNE_GC_DIRTY: unknown source {other:?} (none, mprotect, soft-dirty, uffd, dune-fault, dune-dirty)")),
     };
     *g = Some(Gc { heap, source, generational: false, minors_since_full: 0, roots: Vec::new(), stats: Stats::default() });
     Ok(())
@@ -149,11 +156,16 @@ pub fn size_of(p: *mut u8) -> Option<(usize, bool)> {
 /// Makes the calling thread's stack and registers roots (every thread that holds
 /// pointers to collected memory must register; `unregister_thread` before it ends).
 pub fn register_thread() {
-    threads::register(stack_top());
+    let top = stack_top();
+    // Under the collector's lock: a collection sees a thread wholly or not at all.
+    let _g = GC.lock().unwrap_or_else(|e| e.into_inner());
+    threads::register(top);
 }
 
 /// See [`register_thread`].
 pub fn unregister_thread() {
+    // Under the collector's lock: no collection is signalling this thread as it goes.
+    let _g = GC.lock().unwrap_or_else(|e| e.into_inner());
     threads::unregister();
 }
 
@@ -241,12 +253,14 @@ fn collect_locked(g: &mut Gc, force_full: bool) {
         core::arch::asm!("mov [{0}], rbx", "mov [{0}+8], rbp", "mov [{0}+16], r12", "mov [{0}+24], r13", "mov [{0}+32], r14", "mov [{0}+40], r15", in(reg) regs.as_mut_ptr(), options(nostack));
     }
     let sp = regs.as_ptr() as usize;
+    // The world stops first: a write between the harvest and the re-arm below would
+    // otherwise be lost.
+    let others = threads::stop_others();
     let dirty = if full { None } else { g.source.harvest(g.heap.base, g.heap.committed).ok() };
     let full = full || dirty.is_none();
     if full {
         g.heap.clear_marks();
     }
-    let others = threads::stop_others();
     let roots = static_roots();
     let top = stack_top();
     let mut m = Marker { heap: &mut g.heap, stack: Vec::new() };
@@ -275,7 +289,9 @@ fn collect_locked(g: &mut Gc, force_full: bool) {
     m.drain();
     core::hint::black_box(&regs);
     g.heap.sweep();
-    let _ = g.source.arm(g.heap.base, g.heap.committed);
+    if dirty.is_none() || !g.source.harvest_rearms() {
+        let _ = g.source.arm(g.heap.base, g.heap.committed);
+    }
     threads::resume();
     g.minors_since_full = if full { 0 } else { g.minors_since_full + 1 };
     g.stats.collections += 1;
@@ -284,5 +300,4 @@ fn collect_locked(g: &mut Gc, force_full: bool) {
     g.stats.live_bytes = g.heap.live_bytes;
     g.stats.dirty_pages = dirty_pages;
     capi::publish_gc_no(g.stats.collections);
-    let _ = BLOCK;
 }

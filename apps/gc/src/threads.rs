@@ -18,6 +18,15 @@ struct Entry {
 static THREADS: Mutex<Vec<&'static Entry>> = Mutex::new(Vec::new());
 static STOPPED: AtomicUsize = AtomicUsize::new(0);
 static RESUME: AtomicBool = AtomicBool::new(false);
+/// Dune sources: a stopped thread drops its vCPU's translations before it runs
+/// again, so none it cached before the collector cleared D or W bits survives (the
+/// collector flushes its own; this replaces a shootdown while the others wait).
+static FLUSH_ON_RESUME: AtomicBool = AtomicBool::new(false);
+
+/// See [`FLUSH_ON_RESUME`].
+pub fn flush_on_resume(on: bool) {
+    FLUSH_ON_RESUME.store(on, Ordering::Release);
+}
 
 extern "C" fn on_stop(_: i32) {
     // Spill callee-saved registers to this frame: the collector scans from here.
@@ -26,11 +35,11 @@ extern "C" fn on_stop(_: i32) {
     unsafe {
         core::arch::asm!("mov [{0}], rbx", "mov [{0}+8], rbp", "mov [{0}+16], r12", "mov [{0}+24], r13", "mov [{0}+32], r14", "mov [{0}+40], r15", in(reg) regs.as_mut_ptr(), options(nostack));
     }
-    // SAFETY: pthread_self is async-signal-safe.
-    let me = unsafe { libc::pthread_self() };
-    // try_lock: the collector holds no lock on THREADS while threads stop (it copied them).
-    if let Some(e) = registered(me) {
-        e.sp.store(regs.as_ptr() as usize, Ordering::Release);
+    // The thread's own entry, without a lock (several handlers run at once).
+    let e = MINE.with(|m| m.get());
+    if e != 0 {
+        // SAFETY: entries are leaked, never freed; set by `register` on this thread.
+        unsafe { &*(e as *const Entry) }.sp.store(regs.as_ptr() as usize, Ordering::Release);
     }
     STOPPED.fetch_add(1, Ordering::AcqRel);
     while !RESUME.load(Ordering::Acquire) {
@@ -39,14 +48,16 @@ extern "C" fn on_stop(_: i32) {
         unsafe { libc::sched_yield() };
     }
     core::hint::black_box(&regs);
+    if FLUSH_ON_RESUME.load(Ordering::Acquire) {
+        libdune::vm::flush_tlb();
+    }
     STOPPED.fetch_sub(1, Ordering::AcqRel);
 }
 
-static SNAPSHOT: Mutex<Vec<&'static Entry>> = Mutex::new(Vec::new());
-
-fn registered(me: libc::pthread_t) -> Option<&'static Entry> {
-    let g = SNAPSHOT.try_lock().ok()?;
-    g.iter().find(|e| e.thread == me).copied()
+thread_local! {
+    /// This thread's entry (0 when unregistered): a plain TLS word the stop handler
+    /// reads without taking a lock.
+    static MINE: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
 }
 
 /// Registers the calling thread (its stack and registers become roots).
@@ -64,6 +75,7 @@ pub fn register(top: usize) {
     // SAFETY: pthread_self has no preconditions.
     let e: &'static Entry = Box::leak(Box::new(Entry { thread: unsafe { libc::pthread_self() }, top, sp: AtomicUsize::new(0) }));
     THREADS.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+    MINE.with(|m| m.set(e as *const Entry as usize));
 }
 
 /// Unregisters the calling thread (before it exits).
@@ -71,6 +83,7 @@ pub fn unregister() {
     // SAFETY: pthread_self has no preconditions.
     let me = unsafe { libc::pthread_self() };
     THREADS.lock().unwrap_or_else(|e| e.into_inner()).retain(|e| e.thread != me);
+    MINE.with(|m| m.set(0));
 }
 
 /// Stops every other registered thread and returns their stack ranges; `resume`
@@ -79,7 +92,6 @@ pub fn stop_others() -> Vec<(usize, usize)> {
     // SAFETY: pthread_self has no preconditions.
     let me = unsafe { libc::pthread_self() };
     let others: Vec<&'static Entry> = THREADS.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|e| e.thread != me).copied().collect();
-    *SNAPSHOT.lock().unwrap_or_else(|e| e.into_inner()) = others.clone();
     RESUME.store(false, Ordering::Release);
     let mut sent = 0;
     for e in &others {
