@@ -1,11 +1,11 @@
 //! A conservative, non-moving mark-sweep garbage collector for C and Rust programs
 //! whose dirty pages can come from the guest page table (paper §5.3).
 //!
-//! **Work in progress** (branch `gc-wip`): the heap, conservative marking from the
-//! data/bss segments, the calling thread's stack and registers and registered roots,
-//! sweeping, generational collection with sticky mark bits driven by a dirty-page
-//! source (`none`, `mprotect`, `soft-dirty`). Not yet: threads, the Dune sources, the
-//! C API, finalizers, returning memory. See `DESIGN.md`.
+//! Dirty pages come from a [`DirtySource`] chosen at run time (`DUNE_GC_DIRTY` or
+//! [`init`]): `none`, `mprotect`, `soft-dirty`, `uffd`, `dune-fault`, `dune-dirty`.
+//! Roots are the data and bss segments of every loaded object, the stacks and
+//! registers of registered threads, and registered ranges. `capi` is bdwgc's
+//! `gc.h` core. See `DESIGN.md`.
 
 pub mod capi;
 #[doc(hidden)]
