@@ -1,7 +1,10 @@
-/* dune-gc: the core of bdwgc's gc.h, source-compatible (work in progress).
- * A C program switches from Boehm GC by changing the include path and the library. */
+/* dune-gc: the core of bdwgc's gc.h, source-compatible. A C program switches from
+ * Boehm GC by changing the include path and the library (-ldune_gc).
+ * The dirty-page source comes from DUNE_GC_DIRTY: none, mprotect, soft-dirty, uffd,
+ * dune-fault, dune-dirty (the last two enter Dune mode unless already in it). */
 #ifndef GC_H
 #define GC_H
+#define DUNE_GC 1
 
 #include <stddef.h>
 
@@ -32,8 +35,19 @@ extern size_t GC_get_total_bytes(void);
 extern GC_word GC_gc_no;
 extern GC_word GC_get_gc_no(void);
 extern void GC_add_roots(void *low, void *high_plus_1);
-/* Which dirty-page source runs ("none", "mprotect", "soft-dirty"): an extension. */
+typedef enum { GC_EVENT_START, GC_EVENT_MARK_START, GC_EVENT_MARK_END, GC_EVENT_RECLAIM_START, GC_EVENT_RECLAIM_END, GC_EVENT_END } GC_EventType;
+typedef void (*GC_on_collection_event_proc)(GC_EventType);
+/* Called with GC_EVENT_START and GC_EVENT_END around each collection. */
+extern void GC_set_on_collection_event(GC_on_collection_event_proc);
+#define GC_PROTECTS_NONE 0
+#define GC_PROTECTS_POINTER_HEAP 1
+extern int GC_incremental_protection_needs(void);
+
+/* Extensions. Which dirty-page source runs (see above). */
 extern const char *GC_dirty_source(void);
+/* Write faults the source took, and dirty pages collections rescanned. */
+extern size_t GC_dune_faults(void);
+extern size_t GC_dune_dirty_pages(void);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,46 @@ pub(crate) fn publish_gc_no(n: u64) {
     unsafe { core::ptr::addr_of_mut!(GC_gc_no).write_volatile(n as usize) };
 }
 
+/// `GC_EVENT_START` and `GC_EVENT_END` of bdwgc's `GC_EventType`.
+pub(crate) const EVENT_START: u32 = 0;
+pub(crate) const EVENT_END: u32 = 5;
+static ON_EVENT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+pub(crate) fn event(e: u32) {
+    let f = ON_EVENT.load(core::sync::atomic::Ordering::Acquire);
+    if f != 0 {
+        // SAFETY: set by GC_set_on_collection_event from a function of this type.
+        let f: extern "C" fn(u32) = unsafe { core::mem::transmute::<usize, extern "C" fn(u32)>(f) };
+        f(e);
+    }
+}
+
+/// `GC_set_on_collection_event`: called at the start and end of each collection
+/// (with the collector's lock held: it must not allocate).
+#[no_mangle]
+pub extern "C" fn GC_set_on_collection_event(f: Option<extern "C" fn(u32)>) {
+    ON_EVENT.store(f.map_or(0, |f| f as usize), core::sync::atomic::Ordering::Release);
+}
+
+/// `GC_incremental_protection_needs`: `GC_PROTECTS_POINTER_HEAP` (1) when the
+/// source write-protects the heap (mprotect, dune-fault), else `GC_PROTECTS_NONE`.
+#[no_mangle]
+pub extern "C" fn GC_incremental_protection_needs() -> i32 {
+    matches!(crate::source_name(), "mprotect" | "dune-fault") as i32
+}
+
+/// `GC_dune_faults` (extension): write faults the dirty source took.
+#[no_mangle]
+pub extern "C" fn GC_dune_faults() -> usize {
+    crate::stats().faults as usize
+}
+
+/// `GC_dune_dirty_pages` (extension): dirty pages all collections rescanned.
+#[no_mangle]
+pub extern "C" fn GC_dune_dirty_pages() -> usize {
+    crate::stats().dirty_pages_total as usize
+}
+
 /// `GC_init`: starts the collector (source from `DUNE_GC_DIRTY`); exits with a
 /// message if it cannot, as bdwgc aborts.
 #[no_mangle]

@@ -18,6 +18,10 @@ pub trait DirtySource: Send {
     fn harvest_rearms(&self) -> bool {
         false
     }
+    /// Write faults taken so far (sources that take them).
+    fn faults(&self) -> u64 {
+        0
+    }
 }
 
 /// No tracking: every collection is a full one.
@@ -99,6 +103,9 @@ impl MprotectSource {
 impl DirtySource for MprotectSource {
     fn name(&self) -> &'static str {
         "mprotect"
+    }
+    fn faults(&self) -> u64 {
+        MP_FAULTS.load(Ordering::Relaxed)
     }
     fn arm(&mut self, base: usize, len: usize) -> Result<(), String> {
         let bits = MP_BITS.load(Ordering::Acquire);
@@ -311,6 +318,9 @@ impl DuneFaultSource {
 impl DirtySource for DuneFaultSource {
     fn name(&self) -> &'static str {
         "dune-fault"
+    }
+    fn faults(&self) -> u64 {
+        DF_FAULTS.load(Ordering::Relaxed)
     }
     fn arm(&mut self, base: usize, len: usize) -> Result<(), String> {
         use core::ops::ControlFlow;

@@ -126,7 +126,7 @@ impl Heap {
             Some(c) => self.alloc_small(c, atomic)?,
             None => {
                 let n = size.div_ceil(BLOCK);
-                let b = self.free_run(n)?;
+                let b = if n == 1 { self.take_free_block()? } else { self.free_run(n)? };
                 self.meta[b] = Meta { kind: Kind::LargeHead { blocks: n as u32 }, atomic, ..Meta::FREE };
                 set(&mut self.meta[b].alloc, 0, true);
                 for i in 1..n {

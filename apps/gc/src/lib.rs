@@ -7,6 +7,8 @@
 //! registers of registered threads, and registered ranges. `capi` is bdwgc's
 //! `gc.h` core. See `DESIGN.md`.
 
+#[doc(hidden)]
+pub mod bench;
 pub mod capi;
 #[doc(hidden)]
 pub mod check;
@@ -22,13 +24,18 @@ use heap::{Heap, RESERVE};
 /// Collections a generational collector makes between full ones.
 const FULL_EVERY: u32 = 8;
 /// Collect when this much was allocated since the last collection (at least).
-const MIN_TRIGGER: usize = 1 << 20;
+const MIN_TRIGGER: usize = 4 << 20;
+/// ... or a third of the committed heap (bdwgc's free-space divisor is 3), when more.
+const TRIGGER_DIVISOR: usize = 3;
 
 struct Gc {
     heap: Heap,
     source: Box<dyn DirtySource>,
     generational: bool,
     minors_since_full: u32,
+    /// Live bytes after the last full collection: old garbage that minor
+    /// collections keep (sticky marks) beyond twice that forces a full one.
+    live_after_full: usize,
     roots: Vec<(usize, usize)>,
     stats: Stats,
 }
@@ -48,9 +55,18 @@ pub struct Stats {
     pub live_bytes: usize,
     /// Dirty pages the last minor collection rescanned.
     pub dirty_pages: usize,
+    /// Dirty pages all collections rescanned.
+    pub dirty_pages_total: u64,
+    /// Write faults the source took (mprotect: signals; dune-fault: ring-0 faults).
+    pub faults: u64,
 }
 
 static GC: Mutex<Option<Gc>> = Mutex::new(None);
+/// The counters as of the last collection, readable without the collector's lock
+/// (a collection-event callback runs under it and may ask for them).
+static PUBLISHED: Mutex<Stats> = Mutex::new(Stats { collections: 0, full: 0, total_bytes: 0, heap_bytes: 0, live_bytes: 0, dirty_pages: 0, dirty_pages_total: 0, faults: 0 });
+/// Bytes ever allocated (updated by every allocation).
+static TOTAL_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 fn with<T>(f: impl FnOnce(&mut Gc) -> T) -> Option<T> {
     let mut g = GC.lock().unwrap_or_else(|e| e.into_inner());
@@ -79,7 +95,7 @@ pub fn init(source: Option<&str>) -> Result<(), String> {
         "dune-fault" => Box::new(DuneFaultSource::new(RESERVE)?),
         other => return Err(format!("DUNE_GC_DIRTY: unknown source {other:?} (none, mprotect, soft-dirty, uffd, dune-fault, dune-dirty)")),
     };
-    *g = Some(Gc { heap, source, generational: false, minors_since_full: 0, roots: Vec::new(), stats: Stats::default() });
+    *g = Some(Gc { heap, source, generational: false, minors_since_full: 0, live_after_full: 0, roots: Vec::new(), stats: Stats::default() });
     Ok(())
 }
 
@@ -100,14 +116,14 @@ pub fn malloc_atomic(size: usize) -> *mut u8 {
 
 fn alloc(size: usize, atomic: bool) -> *mut u8 {
     with(|g| {
-        if g.heap.allocated_since >= MIN_TRIGGER.max(g.heap.live_bytes / 3) {
+        if g.heap.allocated_since >= MIN_TRIGGER.max(g.heap.committed / TRIGGER_DIVISOR) {
             collect_locked(g, false);
         }
         let p = g.heap.alloc(size, atomic).or_else(|| {
             collect_locked(g, true);
             g.heap.alloc(size, atomic)
         });
-        g.stats.total_bytes = g.heap.total_allocated;
+        TOTAL_BYTES.store(g.heap.total_allocated, core::sync::atomic::Ordering::Relaxed);
         p.map_or(core::ptr::null_mut(), |p| p as *mut u8)
     })
     .unwrap_or(core::ptr::null_mut())
@@ -171,7 +187,9 @@ pub fn unregister_thread() {
 
 /// The counters.
 pub fn stats() -> Stats {
-    with(|g| g.stats).unwrap_or_default()
+    let mut s = *PUBLISHED.lock().unwrap_or_else(|e| e.into_inner());
+    s.total_bytes = TOTAL_BYTES.load(core::sync::atomic::Ordering::Relaxed);
+    s
 }
 
 extern "C" fn each_object(info: *mut libc::dl_phdr_info, _: usize, data: *mut libc::c_void) -> i32 {
@@ -245,7 +263,8 @@ impl Marker<'_> {
 
 #[inline(never)]
 fn collect_locked(g: &mut Gc, force_full: bool) {
-    let full = force_full || !g.generational || g.minors_since_full >= FULL_EVERY;
+    capi::event(capi::EVENT_START);
+    let full = force_full || !g.generational || g.minors_since_full >= FULL_EVERY || g.heap.live_bytes > 2 * g.live_after_full + MIN_TRIGGER;
     // Callee-saved registers may hold the only pointer to an object: spill them.
     let mut regs = [0usize; 6];
     // SAFETY: stores registers into a local array.
@@ -294,10 +313,17 @@ fn collect_locked(g: &mut Gc, force_full: bool) {
     }
     threads::resume();
     g.minors_since_full = if full { 0 } else { g.minors_since_full + 1 };
+    if full {
+        g.live_after_full = g.heap.live_bytes;
+    }
     g.stats.collections += 1;
     g.stats.full += full as u64;
     g.stats.heap_bytes = g.heap.committed;
     g.stats.live_bytes = g.heap.live_bytes;
     g.stats.dirty_pages = dirty_pages;
+    g.stats.dirty_pages_total += dirty_pages as u64;
+    g.stats.faults = g.source.faults();
+    *PUBLISHED.lock().unwrap_or_else(|e| e.into_inner()) = g.stats;
     capi::publish_gc_no(g.stats.collections);
+    capi::event(capi::EVENT_END);
 }
