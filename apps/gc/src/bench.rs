@@ -1,8 +1,8 @@
 //! `dune bench gc`: the paper's Table 6 (§5.3) in one run. Each benchmark program
 //! (`apps/gc/bench`, built by `apps/gc/build-c.sh` against dune-gc and against
 //! Debian's bdwgc) runs once per collector and dirty source, in a process of its
-//! own; the Dune rows run under `dune run --stats`, which reports the process's
-//! exits. This module runs them, parses their `result` lines and formats the table,
+//! own; in the Dune rows the collector enters Dune mode at `GC_INIT` and libdune
+//! reports the exits (`DUNE_STATS=1`). This module runs them, parses their `result` lines and formats the table,
 //! the paper's figures beside it, a JSON document and an SVG chart.
 
 use std::fmt::Write as _;
@@ -37,12 +37,13 @@ pub struct Variant {
     pub incremental: bool,
     /// Forces bdwgc onto mprotect (`GC_USE_GETWRITEWATCH=0`).
     pub force_mprotect: bool,
-    /// Under `dune run --stats`.
-    pub dune_run: bool,
+    /// In Dune mode: the collector enters it at `GC_INIT` (`DUNE_GC_ENTER=1` for
+    /// sources that do not need it), and `DUNE_STATS=1` reports the exits.
+    pub dune_mode: bool,
 }
 
-const fn v(label: &'static str, paper: Option<&'static str>, bdwgc: bool, source: &'static str, incremental: bool, force_mprotect: bool, dune_run: bool) -> Variant {
-    Variant { label, paper, bdwgc, source, incremental, force_mprotect, dune_run }
+const fn v(label: &'static str, paper: Option<&'static str>, bdwgc: bool, source: &'static str, incremental: bool, force_mprotect: bool, dune_mode: bool) -> Variant {
+    Variant { label, paper, bdwgc, source, incremental, force_mprotect, dune_mode }
 }
 
 /// Every row, Linux first.
@@ -54,7 +55,7 @@ pub const VARIANTS: [Variant; 10] = [
     v("dune-gc mprotect", Some("Normal"), false, "mprotect", true, false, false),
     v("dune-gc soft-dirty", None, false, "soft-dirty", true, false, false),
     v("dune-gc uffd", None, false, "uffd", true, false, false),
-    v("dune-gc mprotect, dune run", Some("Dune"), false, "mprotect", true, false, true),
+    v("dune-gc mprotect, Dune mode", Some("Dune"), false, "mprotect", true, false, true),
     v("dune-gc dune-fault", Some("Dune TLB"), false, "dune-fault", true, false, true),
     v("dune-gc dune-dirty", Some("Dune dirty"), false, "dune-dirty", true, false, true),
 ];
@@ -77,7 +78,7 @@ pub struct Outcome {
     pub pause_total_us: f64,
     pub faults: u64,
     pub dirty_pages: u64,
-    /// From `dune run --stats`: system calls forwarded, faults, signals, interrupted runs.
+    /// From libdune's `DUNE_STATS=1` line: system calls forwarded, faults, signals, interrupted runs.
     pub exits: Option<[u64; 4]>,
 }
 
@@ -85,8 +86,6 @@ pub struct Outcome {
 pub struct Options {
     /// Where `dune-NAME` and `bdwgc-NAME` are.
     pub dir: PathBuf,
-    /// The `dune` executable (for `dune run --stats`).
-    pub dune: PathBuf,
     /// Work divisor (1: the paper's sizes).
     pub scale: u64,
     /// Programs to run.
@@ -125,14 +124,11 @@ pub fn run_one(o: &Options, program: &'static str, variant: usize) -> Outcome {
         out.error = Some(format!("{} missing: build it with apps/gc/build-c.sh", exe.display()));
         return out;
     }
-    let mut cmd = if v.dune_run {
-        let mut c = Command::new(&o.dune);
-        c.args(["run", "--stats", "--"]).arg(&exe);
-        c
-    } else {
-        Command::new(&exe)
-    };
-    cmd.arg(o.scale.to_string()).env_remove("DUNE_STATS").env_remove("GC_BENCH_INCREMENTAL").env_remove("DUNE_GC_DIRTY");
+    let mut cmd = Command::new(&exe);
+    cmd.arg(o.scale.to_string()).env_remove("DUNE_STATS").env_remove("GC_BENCH_INCREMENTAL").env_remove("DUNE_GC_DIRTY").env_remove("DUNE_GC_ENTER");
+    if v.dune_mode {
+        cmd.env("DUNE_GC_ENTER", "1").env("DUNE_STATS", "1");
+    }
     if !v.bdwgc {
         cmd.env("DUNE_GC_DIRTY", v.source);
     }
@@ -185,14 +181,13 @@ pub fn run_one(o: &Options, program: &'static str, variant: usize) -> Outcome {
             out.faults = field(line, "faults");
             out.dirty_pages = field(line, "dirty_pages");
             out.exits = exits(&stderr);
-            if v.dune_run && out.exits.is_none() {
-                out.error = Some("dune run --stats printed no counters".into());
+            if v.dune_mode && out.exits.is_none() {
+                out.error = Some("no exit counters (DUNE_STATS=1 printed none)".into());
             }
         }
         (Ok(st), _) => {
             let why = stderr.lines().rev().find(|l| !l.trim().is_empty() && !l.starts_with("dune: stats")).unwrap_or("no result line").trim();
-            // dune run exits 125 when this machine cannot enter Dune mode.
-            let unavailable = (why.contains("dune-gc: ") && (why.contains("kernel") || why.contains("userfaultfd"))) || (v.dune_run && st.code() == Some(125));
+            let unavailable = why.contains("dune-gc: ") && (why.contains("kernel") || why.contains("userfaultfd") || why.contains("entering Dune mode"));
             out.error = Some(if unavailable { format!("unavailable: {}", why.trim_start_matches("dune-gc: ").trim_start_matches("dune: ")) } else { format!("failed ({st}): {why}") });
         }
         (Err(e), _) => out.error = Some(e),
@@ -251,13 +246,13 @@ pub fn report(rows: &[Outcome], header: &str, scale: u64, virtual_time: bool) ->
             s,
             "{p:<12} {:>7.0} {:>9.0} {:>8.0} | {:>8.0} {:>8.2} {:>8.2} {:>9.2} | {:>8} {:>8} {:>9}",
             t[0], t[1], t[2], t[3], t[4] / t[3], t[5] / t[3], t[6] / t[3],
-            ours("dune-gc mprotect, dune run"), ours("dune-gc dune-fault"), ours("dune-gc dune-dirty")
+            ours("dune-gc mprotect, Dune mode"), ours("dune-gc dune-fault"), ours("dune-gc dune-dirty")
         );
     }
     let _ = writeln!(s, "\nGoals: dune-dirty against bdwgc with mprotect (the paper: 26-41% faster on the first three, 0.2% slower on XML), and on XML against the best Linux row:");
     for (p, t) in PAPER.iter() {
         let (Some(dd), Some(bm)) = (ms_of(rows, p, "dune-gc dune-dirty"), ms_of(rows, p, "bdwgc mprotect")) else { continue };
-        let best_linux = rows.iter().filter(|r| r.program == *p && r.error.is_none() && !VARIANTS[r.variant].dune_run).map(|r| r.ms).fold(f64::INFINITY, f64::min);
+        let best_linux = rows.iter().filter(|r| r.program == *p && r.error.is_none() && !VARIANTS[r.variant].dune_mode).map(|r| r.ms).fold(f64::INFINITY, f64::min);
         let _ = writeln!(
             s,
             "  {p:<11} dune-dirty {:.1} ms vs bdwgc mprotect {:.1} ms: {:+.0}% (paper {:+.0}%); vs best Linux row {:.1} ms: {:+.0}%",

@@ -82,7 +82,13 @@ pub fn init(source: Option<&str>) -> Result<(), String> {
     }
     let heap = Heap::new().ok_or("reserving the heap")?;
     let name = source.map(str::to_owned).or_else(|| std::env::var("DUNE_GC_DIRTY").ok()).unwrap_or_else(|| "none".into());
-    if name.starts_with("dune-") && !libdune::in_dune_mode() {
+    // The Dune sources need Dune mode, and DUNE_GC_ENTER=1 asks for it with any
+    // source (the paper's "Dune" row: mprotect in Dune mode).
+    let enter = name.starts_with("dune-") || std::env::var_os("DUNE_GC_ENTER").is_some_and(|v| v == "1");
+    if enter && !libdune::in_dune_mode() {
+        if ring0() {
+            return Err(format!("{name}: this process is in Dune mode under another copy of libdune (dune run, with the collector linked statically); run it without dune run: the collector enters Dune mode itself"));
+        }
         libdune::enter().map_err(|e| format!("{name}: entering Dune mode: {e}"))?;
     }
     threads::flush_on_resume(name.starts_with("dune-"));
@@ -97,6 +103,14 @@ pub fn init(source: Option<&str>) -> Result<(), String> {
     };
     *g = Some(Gc { heap, source, generational: false, minors_since_full: 0, live_after_full: 0, roots: Vec::new(), stats: Stats::default() });
     Ok(())
+}
+
+/// Whether this thread runs in ring 0 (CS's privilege level), whoever put it there.
+fn ring0() -> bool {
+    let cs: u16;
+    // SAFETY: reads the CS selector; no memory access.
+    unsafe { core::arch::asm!("mov {0:x}, cs", out(reg) cs, options(nomem, nostack, preserves_flags)) };
+    cs & 3 == 0
 }
 
 /// Generational collection driven by the dirty source (`GC_enable_incremental`).

@@ -93,7 +93,6 @@ fn gc(args: &Args) -> Result<ExitCode, Error> {
     }
     let o = bench::Options {
         dir: args.gc_dir.clone().unwrap_or_else(|| bench::default_dir(&dune)),
-        dune,
         scale,
         programs,
         limit: std::time::Duration::from_secs(if scale >= 10 { 600 } else { 3600 }),
