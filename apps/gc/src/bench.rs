@@ -103,7 +103,7 @@ fn field<T: std::str::FromStr + Default>(line: &str, key: &str) -> T {
 fn exits(stderr: &str) -> Option<[u64; 4]> {
     let mut total = None::<[u64; 4]>;
     for l in stderr.lines().filter(|l| l.starts_with("dune: stats: pid")) {
-        let rest = l.split_once("): ").or_else(|| l.splitn(3, ':').nth(2).map(|r| ("", r)))?.1;
+        let rest = l.splitn(4, ':').nth(3)?;
         let nums: Vec<u64> = rest.split([',', ';']).take(4).filter_map(|p| p.split_whitespace().next()?.parse().ok()).collect();
         if nums.len() == 4 {
             let t = total.get_or_insert([0; 4]);
@@ -358,5 +358,24 @@ pub fn default_dir(dune: &Path) -> PathBuf {
         rel
     } else {
         d.join("gc")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exit_counters_are_summed_over_processes() {
+        let err = "noise\ndune: stats: pid 12: 30 system calls forwarded, 2 faults reached the runtime, 7 signals delivered, 1 interrupted runs; 9 memslots (40 MiB)\ndune: stats: pid 13: 1 system calls forwarded, 0 faults reached the runtime, 0 signals delivered, 0 interrupted runs\n";
+        assert_eq!(super::exits(err), Some([31, 2, 7, 1]));
+        assert_eq!(super::exits("nothing"), None);
+    }
+
+    #[test]
+    fn result_fields_parse() {
+        let l = "result gcbench collector=dune-gc source=dune-dirty mode=generational collections=12 alloc_bytes=99 ms=1.5";
+        assert_eq!(super::field::<u64>(l, "collections"), 12);
+        assert_eq!(super::field::<f64>(l, "ms"), 1.5);
+        assert_eq!(super::field::<String>(l, "source"), "dune-dirty");
+        assert_eq!(super::field::<u64>(l, "faults"), 0);
     }
 }
