@@ -16,6 +16,6 @@ out=$rel/gc
 mkdir -p "$out"
 for b in gcbench linkedlist hashmap xml; do
 	$cc -O2 -g -Wall -Werror -I "$repo/apps/gc/include" "$repo/apps/gc/bench/$b.c" -o "$out/dune-$b" "$rel/libdune_gc.a" -lpthread -ldl -lm
-	$cc -O2 -g -Wall -Werror -DGC_THREADS -I /usr/include/gc "$repo/apps/gc/bench/$b.c" -o "$out/bdwgc-$b" -lgc
+	$cc -O2 -g -Wall -Werror -DGC_THREADS -I /usr/include/gc "$repo/apps/gc/bench/$b.c" -o "$out/bdwgc-$b" -lgc -lm
 done
 echo "apps/gc: $out/{dune,bdwgc}-{gcbench,linkedlist,hashmap,xml}"

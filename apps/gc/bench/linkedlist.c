@@ -1,4 +1,6 @@
-/* LinkedList: for i < 10,000, build a list of 10i+1 nodes and sum it. */
+/* LinkedList: for i < 10,000, build a list of 10i+1 nodes and sum it. The work
+ * grows with the square of the list count, so a divisor d makes it 10,000/sqrt(d). */
+#include <math.h>
 #include "bench.h"
 
 typedef struct Cell { struct Cell *next; long value; } Cell;
@@ -6,7 +8,7 @@ typedef struct Cell { struct Cell *next; long value; } Cell;
 int main(int argc, char **argv)
 {
 	long scale = bench_begin(argc, argv);
-	long n = 10000 / scale;
+	long n = (long)(10000 / sqrt((double)scale));
 	for (long i = 0; i < n; i++) {
 		long len = 10 * i + 1;
 		Cell *head = NULL;

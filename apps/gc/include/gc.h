@@ -43,6 +43,28 @@ extern void GC_set_on_collection_event(GC_on_collection_event_proc);
 #define GC_PROTECTS_POINTER_HEAP 1
 extern int GC_incremental_protection_needs(void);
 
+/* Finalizers: fn(obj, cd) runs once after obj becomes unreachable. */
+typedef void (*GC_finalization_proc)(void *obj, void *client_data);
+extern void GC_register_finalizer(void *obj, GC_finalization_proc fn, void *cd, GC_finalization_proc *ofn, void **ocd);
+extern void GC_register_finalizer_ignore_self(void *obj, GC_finalization_proc fn, void *cd, GC_finalization_proc *ofn, void **ocd);
+extern void GC_register_finalizer_no_order(void *obj, GC_finalization_proc fn, void *cd, GC_finalization_proc *ofn, void **ocd);
+extern int GC_invoke_finalizers(void);
+extern size_t GC_get_unmapped_bytes(void);
+
+/* Threads: a thread that holds pointers to collected memory must be registered.
+ * With GC_THREADS defined, pthread_create does that for the new thread. */
+struct GC_stack_base;
+extern int GC_register_my_thread(const struct GC_stack_base *);
+extern int GC_unregister_my_thread(void);
+extern void GC_allow_register_threads(void);
+#if defined(GC_THREADS) && !defined(GC_NO_THREAD_REDIRECTS)
+#include <pthread.h>
+extern int GC_pthread_create(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+extern int GC_pthread_join(pthread_t, void **);
+#define pthread_create GC_pthread_create
+#define pthread_join GC_pthread_join
+#endif
+
 /* Extensions. Which dirty-page source runs (see above). */
 extern const char *GC_dirty_source(void);
 /* Write faults the source took, and dirty pages collections rescanned. */

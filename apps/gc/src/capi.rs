@@ -180,3 +180,114 @@ pub extern "C" fn GC_dirty_source() -> *const u8 {
         _ => c"none".as_ptr().cast(),
     }
 }
+
+/// `GC_finalization_proc`.
+pub type FinalizationProc = Option<extern "C" fn(*mut c_void, *mut c_void)>;
+
+/// `GC_register_finalizer`: `f(obj, cd)` runs once after `obj` becomes unreachable
+/// (objects it reaches stay alive until then); `f == NULL` removes it. The previous
+/// registration goes to `*ofn`, `*ocd` when those are not null.
+#[no_mangle]
+pub extern "C" fn GC_register_finalizer(obj: *mut c_void, f: FinalizationProc, cd: *mut c_void, ofn: *mut FinalizationProc, ocd: *mut *mut c_void) {
+    ensure();
+    // SAFETY: same ABI: both take two pointers and return nothing.
+    let f = f.map(|f| unsafe { core::mem::transmute::<extern "C" fn(*mut c_void, *mut c_void), crate::FinalizerFn>(f) });
+    let old = crate::register_finalizer(obj.cast(), f, cd.cast()).ok().flatten();
+    // SAFETY: the caller passes null or valid out-pointers, as bdwgc requires.
+    unsafe {
+        if !ofn.is_null() {
+            // SAFETY (inner): the same ABI, back.
+            *ofn = old.map(|(f, _)| core::mem::transmute::<crate::FinalizerFn, extern "C" fn(*mut c_void, *mut c_void)>(f));
+        }
+        if !ocd.is_null() {
+            *ocd = old.map_or(core::ptr::null_mut(), |(_, cd)| cd.cast());
+        }
+    }
+}
+
+/// `GC_register_finalizer_ignore_self` and `_no_order`: the same here (finalizers
+/// are not ordered among themselves).
+#[no_mangle]
+pub extern "C" fn GC_register_finalizer_ignore_self(obj: *mut c_void, f: FinalizationProc, cd: *mut c_void, ofn: *mut FinalizationProc, ocd: *mut *mut c_void) {
+    GC_register_finalizer(obj, f, cd, ofn, ocd);
+}
+
+/// See [`GC_register_finalizer_ignore_self`].
+#[no_mangle]
+pub extern "C" fn GC_register_finalizer_no_order(obj: *mut c_void, f: FinalizationProc, cd: *mut c_void, ofn: *mut FinalizationProc, ocd: *mut *mut c_void) {
+    GC_register_finalizer(obj, f, cd, ofn, ocd);
+}
+
+/// `GC_invoke_finalizers`: runs the finalizers that are ready; how many ran.
+#[no_mangle]
+pub extern "C" fn GC_invoke_finalizers() -> i32 {
+    crate::run_finalizers() as i32
+}
+
+/// `GC_get_unmapped_bytes`: heap memory returned to the OS.
+#[no_mangle]
+pub extern "C" fn GC_get_unmapped_bytes() -> usize {
+    crate::stats().released_bytes
+}
+
+/// `GC_register_my_thread`: the calling thread's stack and registers become roots
+/// (the stack base argument is ignored: the thread's own attributes say it).
+/// Returns 0 (`GC_SUCCESS`).
+#[no_mangle]
+pub extern "C" fn GC_register_my_thread(_sb: *const c_void) -> i32 {
+    ensure();
+    crate::register_thread();
+    0
+}
+
+/// `GC_unregister_my_thread`.
+#[no_mangle]
+pub extern "C" fn GC_unregister_my_thread() -> i32 {
+    crate::unregister_thread();
+    0
+}
+
+/// `GC_allow_register_threads`: nothing to do.
+#[no_mangle]
+pub extern "C" fn GC_allow_register_threads() {
+    ensure();
+}
+
+struct Start {
+    f: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+}
+
+extern "C" fn start_registered(p: *mut c_void) -> *mut c_void {
+    // SAFETY: GC_pthread_create passes a Box<Start> it leaked for this thread.
+    let s = unsafe { Box::from_raw(p as *mut Start) };
+    crate::register_thread();
+    // The argument may be the only reference to collected memory: keep it on this
+    // (scanned) stack until the start routine has it.
+    let arg = core::hint::black_box(s.arg);
+    let r = (s.f)(arg);
+    crate::unregister_thread();
+    r
+}
+
+/// `GC_pthread_create` (what `pthread_create` means with `GC_THREADS`): the new
+/// thread is registered for its whole life.
+#[no_mangle]
+pub extern "C" fn GC_pthread_create(t: *mut libc::pthread_t, attr: *const libc::pthread_attr_t, f: extern "C" fn(*mut c_void) -> *mut c_void, arg: *mut c_void) -> i32 {
+    ensure();
+    let s = Box::into_raw(Box::new(Start { f, arg }));
+    // SAFETY: the caller's pointers, as for pthread_create; `s` is ours to pass.
+    let r = unsafe { libc::pthread_create(t, attr, start_registered, s.cast()) };
+    if r != 0 {
+        // SAFETY: the thread was not created; `s` is still ours.
+        drop(unsafe { Box::from_raw(s) });
+    }
+    r
+}
+
+/// `GC_pthread_join`.
+#[no_mangle]
+pub extern "C" fn GC_pthread_join(t: libc::pthread_t, ret: *mut *mut c_void) -> i32 {
+    // SAFETY: the caller's arguments, as for pthread_join.
+    unsafe { libc::pthread_join(t, ret) }
+}

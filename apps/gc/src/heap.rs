@@ -18,6 +18,9 @@ pub(crate) enum Kind {
     Small { class: u8 },
     LargeHead { blocks: u32 },
     LargeCont { head: u32 },
+    /// Block 0, never used: the collector's own statics hold the heap's base
+    /// address, which would otherwise keep the object there alive forever.
+    Reserved,
 }
 
 #[derive(Clone, Copy)]
@@ -67,13 +70,18 @@ pub(crate) struct Heap {
     pub live_bytes: usize,
     pub allocated_since: usize,
     pub total_allocated: u64,
+    /// Per block: full collections it has been wholly free in a row, and whether its
+    /// memory went back to the OS (MADV_DONTNEED; it reads as zeros when reused).
+    idle: Vec<u8>,
+    released: Vec<bool>,
+    pub released_bytes: usize,
 }
 
 impl Heap {
     pub(crate) fn new() -> Option<Heap> {
         // SAFETY: a fresh inaccessible reservation.
         let p = unsafe { libc::mmap(core::ptr::null_mut(), RESERVE, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0) };
-        (p != libc::MAP_FAILED).then(|| Heap { base: p as usize, committed: 0, meta: Vec::new(), avail: vec![Vec::new(); 2 * CLASSES.len()], free_blocks: Vec::new(), live_bytes: 0, allocated_since: 0, total_allocated: 0 })
+        (p != libc::MAP_FAILED).then(|| Heap { base: p as usize, committed: 0, meta: Vec::new(), avail: vec![Vec::new(); 2 * CLASSES.len()], free_blocks: Vec::new(), live_bytes: 0, allocated_since: 0, total_allocated: 0, idle: Vec::new(), released: Vec::new(), released_bytes: 0 })
     }
 
     pub(crate) fn class_of(size: usize) -> Option<usize> {
@@ -98,25 +106,35 @@ impl Heap {
         if unsafe { libc::mprotect((self.base + self.committed) as *mut _, add, libc::PROT_READ | libc::PROT_WRITE) } != 0 {
             return false;
         }
+        let first = self.committed == 0;
         self.committed += add;
         self.meta.resize(self.committed / BLOCK, Meta::FREE);
+        if first {
+            self.meta[0].kind = Kind::Reserved;
+        }
+        self.idle.resize(self.meta.len(), 0);
+        self.released.resize(self.meta.len(), false);
         true
     }
 
     fn free_run(&mut self, n: usize) -> Option<usize> {
-        let mut run = 0;
-        for i in 0..self.meta.len() {
-            if self.meta[i].kind == Kind::Free {
-                run += 1;
-                if run == n {
-                    return Some(i + 1 - n);
+        loop {
+            let mut run = 0;
+            for i in 0..self.meta.len() {
+                if self.meta[i].kind == Kind::Free {
+                    run += 1;
+                    if run == n {
+                        return Some(i + 1 - n);
+                    }
+                } else {
+                    run = 0;
                 }
-            } else {
-                run = 0;
+            }
+            // A free run at the end grows into the new chunk.
+            if !self.grow(n - run) {
+                return None;
             }
         }
-        let start = self.meta.len() - run;
-        self.grow(n - run).then_some(start)
     }
 
     /// An object of `size` bytes, zeroed; None when out of memory.
@@ -127,6 +145,9 @@ impl Heap {
             None => {
                 let n = size.div_ceil(BLOCK);
                 let b = if n == 1 { self.take_free_block()? } else { self.free_run(n)? };
+                for i in b..b + n {
+                    self.reuse(i);
+                }
                 self.meta[b] = Meta { kind: Kind::LargeHead { blocks: n as u32 }, atomic, ..Meta::FREE };
                 set(&mut self.meta[b].alloc, 0, true);
                 for i in 1..n {
@@ -152,6 +173,7 @@ impl Heap {
                 Some(&b) => b,
                 None => {
                     let b = self.take_free_block()?;
+                    self.reuse(b);
                     self.meta[b] = Meta { kind: Kind::Small { class: c as u8 }, atomic, ..Meta::FREE };
                     self.avail[list].push(b);
                     b
@@ -171,18 +193,56 @@ impl Heap {
         }
     }
 
-    fn take_free_block(&mut self) -> Option<usize> {
-        while let Some(b) = self.free_blocks.pop() {
-            if self.meta[b].kind == Kind::Free {
-                return Some(b);
+    /// Block `b` is being used again.
+    fn reuse(&mut self, b: usize) {
+        self.idle[b] = 0;
+        if std::mem::replace(&mut self.released[b], false) {
+            self.released_bytes -= BLOCK;
+        }
+    }
+
+    /// After a full collection: blocks wholly free for `after` full collections in a
+    /// row go back to the OS, in runs (one `madvise` per run). Returns the bytes
+    /// released now.
+    pub(crate) fn release_idle(&mut self, after: u8) -> usize {
+        for (m, idle) in self.meta.iter().zip(self.idle.iter_mut()) {
+            *idle = if m.kind == Kind::Free { idle.saturating_add(1) } else { 0 };
+        }
+        let releasable = |h: &Heap, b: usize| h.meta[b].kind == Kind::Free && !h.released[b] && h.idle[b] >= after;
+        let (mut now, mut b) = (0, 0);
+        while b < self.meta.len() {
+            if !releasable(self, b) {
+                b += 1;
+                continue;
+            }
+            let start = b;
+            while b < self.meta.len() && releasable(self, b) {
+                b += 1;
+            }
+            // SAFETY: whole free blocks of our own committed heap; nothing points
+            // into them (free), and they read back as zeros.
+            if unsafe { libc::madvise((self.base + start * BLOCK) as *mut _, (b - start) * BLOCK, libc::MADV_DONTNEED) } == 0 {
+                self.released[start..b].fill(true);
+                self.released_bytes += (b - start) * BLOCK;
+                now += (b - start) * BLOCK;
             }
         }
-        let start = self.meta.len();
-        if !self.grow(1) {
-            return None;
+        now
+    }
+
+    fn take_free_block(&mut self) -> Option<usize> {
+        loop {
+            while let Some(b) = self.free_blocks.pop() {
+                if self.meta[b].kind == Kind::Free {
+                    return Some(b);
+                }
+            }
+            let start = self.meta.len();
+            if !self.grow(1) {
+                return None;
+            }
+            self.free_blocks.extend((start..self.meta.len()).rev());
         }
-        self.free_blocks.extend((start + 1..self.meta.len()).rev());
-        Some(start)
     }
 
     /// The object containing `p` (an interior pointer counts): its start, size and
@@ -194,7 +254,7 @@ impl Heap {
         }
         let b = off / BLOCK;
         match self.meta[b].kind {
-            Kind::Free => None,
+            Kind::Free | Kind::Reserved => None,
             Kind::Small { class } => {
                 let size = CLASSES[class as usize];
                 let slot = (off % BLOCK) / size;

@@ -37,8 +37,26 @@ struct Gc {
     /// collections keep (sticky marks) beyond twice that forces a full one.
     live_after_full: usize,
     roots: Vec<(usize, usize)>,
+    /// Registered finalizers (object start, function, client data).
+    finalizers: Vec<Finalizer>,
+    /// Finalizers of objects found unreachable, not yet run (their objects and
+    /// client data stay alive until they have).
+    ready: Vec<Finalizer>,
     stats: Stats,
 }
+
+/// `fn(obj, client_data)`, run once after `obj` became unreachable.
+pub type FinalizerFn = extern "C" fn(*mut u8, *mut u8);
+
+#[derive(Clone, Copy)]
+struct Finalizer {
+    obj: usize,
+    f: FinalizerFn,
+    cd: usize,
+}
+
+/// Blocks wholly free for this many full collections in a row go back to the OS.
+const RELEASE_AFTER: u8 = 2;
 
 /// Counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,12 +77,16 @@ pub struct Stats {
     pub dirty_pages_total: u64,
     /// Write faults the source took (mprotect: signals; dune-fault: ring-0 faults).
     pub faults: u64,
+    /// Heap memory returned to the OS (not counted in `heap_bytes`).
+    pub released_bytes: usize,
+    /// Finalizers run.
+    pub finalized: u64,
 }
 
 static GC: Mutex<Option<Gc>> = Mutex::new(None);
 /// The counters as of the last collection, readable without the collector's lock
 /// (a collection-event callback runs under it and may ask for them).
-static PUBLISHED: Mutex<Stats> = Mutex::new(Stats { collections: 0, full: 0, total_bytes: 0, heap_bytes: 0, live_bytes: 0, dirty_pages: 0, dirty_pages_total: 0, faults: 0 });
+static PUBLISHED: Mutex<Stats> = Mutex::new(Stats { collections: 0, full: 0, total_bytes: 0, heap_bytes: 0, live_bytes: 0, dirty_pages: 0, dirty_pages_total: 0, faults: 0, released_bytes: 0, finalized: 0 });
 /// Bytes ever allocated (updated by every allocation).
 static TOTAL_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
@@ -101,7 +123,7 @@ pub fn init(source: Option<&str>) -> Result<(), String> {
         "dune-fault" => Box::new(DuneFaultSource::new(RESERVE)?),
         other => return Err(format!("DUNE_GC_DIRTY: unknown source {other:?} (none, mprotect, soft-dirty, uffd, dune-fault, dune-dirty)")),
     };
-    *g = Some(Gc { heap, source, generational: false, minors_since_full: 0, live_after_full: 0, roots: Vec::new(), stats: Stats::default() });
+    *g = Some(Gc { heap, source, generational: false, minors_since_full: 0, live_after_full: 0, roots: Vec::new(), finalizers: Vec::new(), ready: Vec::new(), stats: Stats::default() });
     Ok(())
 }
 
@@ -129,7 +151,7 @@ pub fn malloc_atomic(size: usize) -> *mut u8 {
 }
 
 fn alloc(size: usize, atomic: bool) -> *mut u8 {
-    with(|g| {
+    let p = with(|g| {
         if g.heap.allocated_since >= MIN_TRIGGER.max(g.heap.committed / TRIGGER_DIVISOR) {
             collect_locked(g, false);
         }
@@ -140,12 +162,58 @@ fn alloc(size: usize, atomic: bool) -> *mut u8 {
         TOTAL_BYTES.store(g.heap.total_allocated, core::sync::atomic::Ordering::Relaxed);
         p.map_or(core::ptr::null_mut(), |p| p as *mut u8)
     })
-    .unwrap_or(core::ptr::null_mut())
+    .unwrap_or(core::ptr::null_mut());
+    run_finalizers();
+    p
+}
+
+/// Registers `f(obj, cd)` to run once after `obj` (the start of a collected
+/// object) becomes unreachable; `None` removes it. Objects reachable from `obj`
+/// stay alive until it has run. Returns the previous registration, or `Err` if
+/// `obj` is not the start of an object.
+pub fn register_finalizer(obj: *mut u8, f: Option<FinalizerFn>, cd: *mut u8) -> Result<Option<(FinalizerFn, *mut u8)>, ()> {
+    with(|g| {
+        if g.heap.object_at(obj as usize).map(|o| o.0) != Some(obj as usize) {
+            return Err(());
+        }
+        let old = g.finalizers.iter().position(|x| x.obj == obj as usize).map(|i| g.finalizers.swap_remove(i));
+        if let Some(f) = f {
+            g.finalizers.push(Finalizer { obj: obj as usize, f, cd: cd as usize });
+        }
+        Ok(old.map(|o| (o.f, o.cd as *mut u8)))
+    })
+    .unwrap_or(Err(()))
+}
+
+std::thread_local! {
+    static FINALIZING: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Runs the finalizers of objects the last collections found unreachable, outside
+/// the collector's lock (a finalizer may allocate). Returns how many ran.
+pub fn run_finalizers() -> usize {
+    if FINALIZING.with(|f| f.replace(true)) {
+        return 0;
+    }
+    let mut n = 0;
+    while let Some(fin) = with(|g| g.ready.pop()).flatten() {
+        (fin.f)(fin.obj as *mut u8, fin.cd as *mut u8);
+        n += 1;
+    }
+    if n > 0 {
+        PUBLISHED.lock().unwrap_or_else(|e| e.into_inner()).finalized += n as u64;
+    }
+    FINALIZING.with(|f| f.set(false));
+    n
 }
 
 /// Frees an object now (`GC_free`).
 pub fn free(p: *mut u8) {
-    with(|g| g.heap.free(p as usize));
+    with(|g| {
+        if g.heap.free(p as usize) {
+            g.finalizers.retain(|f| f.obj != p as usize);
+        }
+    });
 }
 
 /// Adds `[start, end)` to the roots (`GC_add_roots`).
@@ -156,11 +224,13 @@ pub fn add_roots(start: usize, end: usize) {
 /// A full collection (`GC_gcollect`).
 pub fn collect() {
     with(|g| collect_locked(g, true));
+    run_finalizers();
 }
 
 /// A collection as the collector would choose it (minor when generational).
 pub fn collect_minor() {
     with(|g| collect_locked(g, false));
+    run_finalizers();
 }
 
 /// Whether `init` ran.
@@ -307,6 +377,13 @@ fn collect_locked(g: &mut Gc, force_full: bool) {
     for &(lo, hi) in &others {
         m.scan(lo, hi);
     }
+    // Finalizers' client data, and objects whose finalizers have yet to run.
+    for f in g.finalizers.iter().chain(g.ready.iter()) {
+        m.candidate(f.cd);
+    }
+    for f in &g.ready {
+        m.candidate(f.obj);
+    }
     let mut dirty_pages = 0;
     if let Some(d) = &dirty {
         // Old (marked) objects on pages written since: their new pointers count.
@@ -320,8 +397,26 @@ fn collect_locked(g: &mut Gc, force_full: bool) {
         m.stack.extend(objs);
     }
     m.drain();
+    // Finalizable objects nothing reaches: their finalizers are ready, and they (and
+    // what they reach) survive until those have run.
+    let mut i = 0;
+    while i < g.finalizers.len() {
+        if m.heap.is_marked(g.finalizers[i].obj) {
+            i += 1;
+        } else {
+            let f = g.finalizers.swap_remove(i);
+            g.ready.push(f);
+        }
+    }
+    for f in &g.ready {
+        m.candidate(f.obj);
+    }
+    m.drain();
     core::hint::black_box(&regs);
     g.heap.sweep();
+    if full {
+        g.heap.release_idle(RELEASE_AFTER);
+    }
     if dirty.is_none() || !g.source.harvest_rearms() {
         let _ = g.source.arm(g.heap.base, g.heap.committed);
     }
@@ -332,12 +427,18 @@ fn collect_locked(g: &mut Gc, force_full: bool) {
     }
     g.stats.collections += 1;
     g.stats.full += full as u64;
-    g.stats.heap_bytes = g.heap.committed;
+    g.stats.heap_bytes = g.heap.committed - g.heap.released_bytes;
+    g.stats.released_bytes = g.heap.released_bytes;
     g.stats.live_bytes = g.heap.live_bytes;
     g.stats.dirty_pages = dirty_pages;
     g.stats.dirty_pages_total += dirty_pages as u64;
     g.stats.faults = g.source.faults();
-    *PUBLISHED.lock().unwrap_or_else(|e| e.into_inner()) = g.stats;
+    {
+        let mut p = PUBLISHED.lock().unwrap_or_else(|e| e.into_inner());
+        let finalized = p.finalized;
+        *p = g.stats;
+        p.finalized = finalized;
+    }
     capi::publish_gc_no(g.stats.collections);
     capi::event(capi::EVENT_END);
 }

@@ -94,3 +94,30 @@ fn c_api_program_keeps_live_data() {
     }
 }
 
+
+/// Finalizers, memory returned to the OS and threads made by `pthread_create`
+/// under `GC_THREADS`, through `gc.h` (apps/gc/tests/c/features.c), with every
+/// source Linux offers here, generational.
+#[test]
+fn c_api_finalizers_release_and_threads() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    let lib = target.join("libdune_gc.a");
+    assert!(lib.is_file(), "{} missing: run `cargo build -p dune-gc` first", lib.display());
+    let exe = target.join("gc-features");
+    let cc = Command::new("cc").args(["-O1", "-Wall", "-Werror", "-I"]).arg(root.join("include")).arg(root.join("tests/c/features.c")).arg("-o").arg(&exe).arg(&lib).args(["-lpthread", "-ldl", "-lm"]).status().unwrap();
+    assert!(cc.success());
+    for src in ["none", "mprotect", "uffd"] {
+        for scenario in ["finalizers", "release", "threads"] {
+            let out = Command::new(&exe).arg(scenario).env("DUNE_GC_DIRTY", src).env("INCREMENTAL", "1").output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if src == "uffd" && stderr.contains("kernel") {
+                eprintln!("uffd: {}", stderr.trim());
+                continue;
+            }
+            assert!(out.status.success() && stdout.contains(&format!("ok {scenario} source={src}")), "{src} {scenario}: {stdout}\n{stderr}");
+            eprint!("{stdout}");
+        }
+    }
+}

@@ -99,7 +99,7 @@ fn bench_gc_runs_every_program_every_way() {
     assert!(stdout.contains("The paper's Table 6") && stdout.contains("WARNING: this CPU is emulated"), "{stdout}");
     let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let rows = doc["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 40, "4 programs x 10 ways");
+    assert_eq!(rows.len(), 44, "4 programs x 11 ways");
     for r in rows {
         let (p, v) = (r["program"].as_str().unwrap(), r["variant"].as_str().unwrap());
         if let Some(e) = r["error"].as_str() {
