@@ -2,7 +2,8 @@
 # Builds the collector's C library (release: libdune_gc.a, libdune_gc.so) and the
 # benchmark programs of apps/gc/bench twice: against dune-gc's gc.h and library
 # (target/release/gc/dune-NAME) and against Debian's bdwgc (-lgc, the peer:
-# target/release/gc/bdwgc-NAME). Installs libgc-dev with apt-get if missing.
+# target/release/gc/bdwgc-NAME), and tests/c/features.c (target/release/gc/features).
+# Installs libgc-dev with apt-get if missing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/c-env.sh"
 if ! [ -f /usr/include/gc/gc.h ]; then
@@ -18,4 +19,6 @@ for b in gcbench linkedlist hashmap xml; do
 	$cc -O2 -g -Wall -Werror -I "$repo/apps/gc/include" "$repo/apps/gc/bench/$b.c" -o "$out/dune-$b" "$rel/libdune_gc.a" -lpthread -ldl -lm
 	$cc -O2 -g -Wall -Werror -DGC_THREADS -I /usr/include/gc "$repo/apps/gc/bench/$b.c" -o "$out/bdwgc-$b" -lgc -lm
 done
-echo "apps/gc: $out/{dune,bdwgc}-{gcbench,linkedlist,hashmap,xml}"
+# The C API's feature test, for the lane (finalizers, memory returned, threads).
+$cc -O1 -g -Wall -Werror -I "$repo/apps/gc/include" "$repo/apps/gc/tests/c/features.c" -o "$out/features" "$rel/libdune_gc.a" -lpthread -ldl -lm
+echo "apps/gc: $out/{dune,bdwgc}-{gcbench,linkedlist,hashmap,xml} and $out/features"
