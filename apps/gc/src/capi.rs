@@ -187,8 +187,11 @@ pub type FinalizationProc = Option<extern "C" fn(*mut c_void, *mut c_void)>;
 /// `GC_register_finalizer`: `f(obj, cd)` runs once after `obj` becomes unreachable
 /// (objects it reaches stay alive until then); `f == NULL` removes it. The previous
 /// registration goes to `*ofn`, `*ocd` when those are not null.
+///
+/// # Safety
+/// `ofn` and `ocd` are null or valid for writes.
 #[no_mangle]
-pub extern "C" fn GC_register_finalizer(obj: *mut c_void, f: FinalizationProc, cd: *mut c_void, ofn: *mut FinalizationProc, ocd: *mut *mut c_void) {
+pub unsafe extern "C" fn GC_register_finalizer(obj: *mut c_void, f: FinalizationProc, cd: *mut c_void, ofn: *mut FinalizationProc, ocd: *mut *mut c_void) {
     ensure();
     // SAFETY: same ABI: both take two pointers and return nothing.
     let f = f.map(|f| unsafe { core::mem::transmute::<extern "C" fn(*mut c_void, *mut c_void), crate::FinalizerFn>(f) });
@@ -207,15 +210,23 @@ pub extern "C" fn GC_register_finalizer(obj: *mut c_void, f: FinalizationProc, c
 
 /// `GC_register_finalizer_ignore_self` and `_no_order`: the same here (finalizers
 /// are not ordered among themselves).
+///
+/// # Safety
+/// As [`GC_register_finalizer`].
 #[no_mangle]
-pub extern "C" fn GC_register_finalizer_ignore_self(obj: *mut c_void, f: FinalizationProc, cd: *mut c_void, ofn: *mut FinalizationProc, ocd: *mut *mut c_void) {
-    GC_register_finalizer(obj, f, cd, ofn, ocd);
+pub unsafe extern "C" fn GC_register_finalizer_ignore_self(obj: *mut c_void, f: FinalizationProc, cd: *mut c_void, ofn: *mut FinalizationProc, ocd: *mut *mut c_void) {
+    // SAFETY: the caller's out-pointers, under the same contract.
+    unsafe { GC_register_finalizer(obj, f, cd, ofn, ocd) };
 }
 
 /// See [`GC_register_finalizer_ignore_self`].
+///
+/// # Safety
+/// As [`GC_register_finalizer`].
 #[no_mangle]
-pub extern "C" fn GC_register_finalizer_no_order(obj: *mut c_void, f: FinalizationProc, cd: *mut c_void, ofn: *mut FinalizationProc, ocd: *mut *mut c_void) {
-    GC_register_finalizer(obj, f, cd, ofn, ocd);
+pub unsafe extern "C" fn GC_register_finalizer_no_order(obj: *mut c_void, f: FinalizationProc, cd: *mut c_void, ofn: *mut FinalizationProc, ocd: *mut *mut c_void) {
+    // SAFETY: the caller's out-pointers, under the same contract.
+    unsafe { GC_register_finalizer(obj, f, cd, ofn, ocd) };
 }
 
 /// `GC_invoke_finalizers`: runs the finalizers that are ready; how many ran.
@@ -272,8 +283,11 @@ extern "C" fn start_registered(p: *mut c_void) -> *mut c_void {
 
 /// `GC_pthread_create` (what `pthread_create` means with `GC_THREADS`): the new
 /// thread is registered for its whole life.
+///
+/// # Safety
+/// As `pthread_create`: `t` valid for writes, `attr` null or initialized.
 #[no_mangle]
-pub extern "C" fn GC_pthread_create(t: *mut libc::pthread_t, attr: *const libc::pthread_attr_t, f: extern "C" fn(*mut c_void) -> *mut c_void, arg: *mut c_void) -> i32 {
+pub unsafe extern "C" fn GC_pthread_create(t: *mut libc::pthread_t, attr: *const libc::pthread_attr_t, f: extern "C" fn(*mut c_void) -> *mut c_void, arg: *mut c_void) -> i32 {
     ensure();
     let s = Box::into_raw(Box::new(Start { f, arg }));
     // SAFETY: the caller's pointers, as for pthread_create; `s` is ours to pass.
@@ -286,8 +300,11 @@ pub extern "C" fn GC_pthread_create(t: *mut libc::pthread_t, attr: *const libc::
 }
 
 /// `GC_pthread_join`.
+///
+/// # Safety
+/// As `pthread_join`: a joinable thread, `ret` null or valid for writes.
 #[no_mangle]
-pub extern "C" fn GC_pthread_join(t: libc::pthread_t, ret: *mut *mut c_void) -> i32 {
+pub unsafe extern "C" fn GC_pthread_join(t: libc::pthread_t, ret: *mut *mut c_void) -> i32 {
     // SAFETY: the caller's arguments, as for pthread_join.
     unsafe { libc::pthread_join(t, ret) }
 }

@@ -12,12 +12,14 @@ pub mod bench;
 pub mod capi;
 #[doc(hidden)]
 pub mod check;
+mod rust;
 mod dirty;
 mod heap;
 mod threads;
 
 use std::sync::Mutex;
 
+pub use rust::{init_rust, spawn, Gc, GcAllocator};
 pub use dirty::{DirtySource, DuneDirtySource, DuneFaultSource, MprotectSource, NoneSource, SoftDirtySource, UffdSource};
 use heap::{Heap, RESERVE};
 
@@ -28,7 +30,7 @@ const MIN_TRIGGER: usize = 4 << 20;
 /// ... or a third of the committed heap (bdwgc's free-space divisor is 3), when more.
 const TRIGGER_DIVISOR: usize = 3;
 
-struct Gc {
+struct Collector {
     heap: Heap,
     source: Box<dyn DirtySource>,
     generational: bool,
@@ -83,22 +85,49 @@ pub struct Stats {
     pub finalized: u64,
 }
 
-static GC: Mutex<Option<Gc>> = Mutex::new(None);
+static GC: Mutex<Option<Collector>> = Mutex::new(None);
 /// The counters as of the last collection, readable without the collector's lock
 /// (a collection-event callback runs under it and may ask for them).
 static PUBLISHED: Mutex<Stats> = Mutex::new(Stats { collections: 0, full: 0, total_bytes: 0, heap_bytes: 0, live_bytes: 0, dirty_pages: 0, dirty_pages_total: 0, faults: 0, released_bytes: 0, finalized: 0 });
 /// Bytes ever allocated (updated by every allocation).
 static TOTAL_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-fn with<T>(f: impl FnOnce(&mut Gc) -> T) -> Option<T> {
-    let mut g = GC.lock().unwrap_or_else(|e| e.into_inner());
-    g.as_mut().map(f)
+std::thread_local! {
+    /// Set while this thread holds the collector's lock: the collector's own
+    /// allocations then come from the system allocator, not the collected heap
+    /// (see [`GcAllocator`]).
+    static IN_GC: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// The collector's lock, with [`IN_GC`] set while it is held.
+struct Locked(std::sync::MutexGuard<'static, Option<Collector>>, bool);
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        IN_GC.with(|c| c.set(self.1));
+    }
+}
+
+fn lock() -> Locked {
+    let g = GC.lock().unwrap_or_else(|e| e.into_inner());
+    Locked(g, IN_GC.with(|c| c.replace(true)))
+}
+
+/// Whether this thread holds the collector's lock.
+pub(crate) fn inside() -> bool {
+    IN_GC.with(|c| c.get())
+}
+
+fn with<T>(f: impl FnOnce(&mut Collector) -> T) -> Option<T> {
+    let mut g = lock();
+    g.0.as_mut().map(f)
 }
 
 /// Starts the collector with a dirty source (`DUNE_GC_DIRTY` names it when `None`;
 /// default `none`). Idempotent.
 pub fn init(source: Option<&str>) -> Result<(), String> {
-    let mut g = GC.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = lock();
+    let g = &mut guard.0;
     if g.is_some() {
         return Ok(());
     }
@@ -123,7 +152,8 @@ pub fn init(source: Option<&str>) -> Result<(), String> {
         "dune-fault" => Box::new(DuneFaultSource::new(RESERVE)?),
         other => return Err(format!("DUNE_GC_DIRTY: unknown source {other:?} (none, mprotect, soft-dirty, uffd, dune-fault, dune-dirty)")),
     };
-    *g = Some(Gc { heap, source, generational: false, minors_since_full: 0, live_after_full: 0, roots: Vec::new(), finalizers: Vec::new(), ready: Vec::new(), stats: Stats::default() });
+    rust::set_heap(heap.base);
+    **g = Some(Collector { heap, source, generational: false, minors_since_full: 0, live_after_full: 0, roots: Vec::new(), finalizers: Vec::new(), ready: Vec::new(), stats: Stats::default() });
     Ok(())
 }
 
@@ -171,10 +201,10 @@ fn alloc(size: usize, atomic: bool) -> *mut u8 {
 /// object) becomes unreachable; `None` removes it. Objects reachable from `obj`
 /// stay alive until it has run. Returns the previous registration, or `Err` if
 /// `obj` is not the start of an object.
-pub fn register_finalizer(obj: *mut u8, f: Option<FinalizerFn>, cd: *mut u8) -> Result<Option<(FinalizerFn, *mut u8)>, ()> {
+pub fn register_finalizer(obj: *mut u8, f: Option<FinalizerFn>, cd: *mut u8) -> Result<Option<(FinalizerFn, *mut u8)>, NotAnObject> {
     with(|g| {
         if g.heap.object_at(obj as usize).map(|o| o.0) != Some(obj as usize) {
-            return Err(());
+            return Err(NotAnObject(obj as usize));
         }
         let old = g.finalizers.iter().position(|x| x.obj == obj as usize).map(|i| g.finalizers.swap_remove(i));
         if let Some(f) = f {
@@ -182,8 +212,21 @@ pub fn register_finalizer(obj: *mut u8, f: Option<FinalizerFn>, cd: *mut u8) -> 
         }
         Ok(old.map(|o| (o.f, o.cd as *mut u8)))
     })
-    .unwrap_or(Err(()))
+    .unwrap_or(Err(NotAnObject(obj as usize)))
 }
+
+/// A finalizer was registered for an address that is not the start of a collected
+/// object (or before the collector started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAnObject(pub usize);
+
+impl core::fmt::Display for NotAnObject {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:#x} is not the start of a collected object", self.0)
+    }
+}
+
+impl std::error::Error for NotAnObject {}
 
 std::thread_local! {
     static FINALIZING: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
@@ -258,14 +301,14 @@ pub fn size_of(p: *mut u8) -> Option<(usize, bool)> {
 pub fn register_thread() {
     let top = stack_top();
     // Under the collector's lock: a collection sees a thread wholly or not at all.
-    let _g = GC.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = lock();
     threads::register(top);
 }
 
 /// See [`register_thread`].
 pub fn unregister_thread() {
     // Under the collector's lock: no collection is signalling this thread as it goes.
-    let _g = GC.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = lock();
     threads::unregister();
 }
 
@@ -346,7 +389,7 @@ impl Marker<'_> {
 }
 
 #[inline(never)]
-fn collect_locked(g: &mut Gc, force_full: bool) {
+fn collect_locked(g: &mut Collector, force_full: bool) {
     capi::event(capi::EVENT_START);
     let full = force_full || !g.generational || g.minors_since_full >= FULL_EVERY || g.heap.live_bytes > 2 * g.live_after_full + MIN_TRIGGER;
     // Callee-saved registers may hold the only pointer to an object: spill them.

@@ -51,6 +51,22 @@ fn threads_keep_their_own_lists_alive() {
     linux_sources(&["threads"]);
 }
 
+/// The Rust API (`Gc<T>` with `GcAllocator` as the global allocator):
+/// `dune-gc-rust` checks lists held in a collected `Vec` against a model.
+#[test]
+fn rust_api_lists_in_a_collected_vec() {
+    for src in ["none", "mprotect", "uffd"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_dune-gc-rust")).arg(src).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if src == "uffd" && out.status.code() == Some(3) {
+            eprintln!("{}", stdout.trim());
+            continue;
+        }
+        assert!(out.status.success() && stdout.starts_with(&format!("ok rust {src}")), "{src}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        eprintln!("{}", stdout.trim());
+    }
+}
+
 #[test]
 fn unknown_source_is_refused_by_name() {
     let out = Command::new(env!("CARGO_BIN_EXE_dune-gc-check")).args(["graph", "dirtyish", "full"]).output().unwrap();

@@ -62,6 +62,21 @@ fn dune_sources_with_threads() {
     check(true, &["threads", "mprotect"]);
 }
 
+/// The Rust API (`Gc<T>`, `GcAllocator`) with the Dune sources.
+#[test]
+fn rust_api_with_dune_sources() {
+    for src in ["dune-dirty", "dune-fault"] {
+        let out = run_bounded({
+            let mut c = Command::new(exe("dune-gc-rust"));
+            c.arg(src);
+            c
+        });
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && stdout.starts_with(&format!("ok rust {src}")), "{src}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        eprintln!("{}", stdout.trim());
+    }
+}
+
 /// Finalizers, memory returned to the OS and C threads (`pthread_create` under
 /// `GC_THREADS`) with the Dune sources (apps/gc/tests/c/features.c).
 #[test]
