@@ -39,6 +39,11 @@ impl DirtySource for NoneSource {
     }
 }
 
+/// Write faults any source took so far (one source runs per process).
+pub(crate) fn faults_now() -> u64 {
+    MP_FAULTS.load(Ordering::Relaxed) + DF_FAULTS.load(Ordering::Relaxed)
+}
+
 // ---- mprotect + SIGSEGV ----
 
 static MP_BASE: AtomicUsize = AtomicUsize::new(0);

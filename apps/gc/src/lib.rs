@@ -316,6 +316,7 @@ pub fn unregister_thread() {
 pub fn stats() -> Stats {
     let mut s = *PUBLISHED.lock().unwrap_or_else(|e| e.into_inner());
     s.total_bytes = TOTAL_BYTES.load(core::sync::atomic::Ordering::Relaxed);
+    s.faults = dirty::faults_now();
     s
 }
 
