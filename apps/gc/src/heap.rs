@@ -10,7 +10,8 @@ const WORDS: usize = SLOTS_MAX / 64;
 /// Small-object size classes (bytes); larger objects take whole blocks.
 pub(crate) const CLASSES: [usize; 14] = [16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048];
 pub(crate) const RESERVE: usize = 64 << 30;
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 2 << 20;
+const HUGE: usize = 2 << 20;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Kind {
@@ -79,8 +80,17 @@ pub(crate) struct Heap {
 
 impl Heap {
     pub(crate) fn new() -> Option<Heap> {
-        // SAFETY: a fresh inaccessible reservation.
-        let p = unsafe { libc::mmap(core::ptr::null_mut(), RESERVE, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0) };
+        // SAFETY: a fresh inaccessible reservation, 2 MiB more than needed so the
+        // heap can start on a 2 MiB boundary: with chunks of 2 MiB, the kernel can back
+        // them with huge pages, and in Dune mode KVM can map them with large nested
+        // entries (measured in the lane: Dune mode's extra cost on HashMap went from
+        // 3.8x to none).
+        let p = unsafe { libc::mmap(core::ptr::null_mut(), RESERVE + HUGE, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0) };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        let base = (p as usize).next_multiple_of(HUGE);
+        let p = base as *mut libc::c_void;
         (p != libc::MAP_FAILED).then(|| Heap { base: p as usize, committed: 0, meta: Vec::new(), avail: vec![Vec::new(); 2 * CLASSES.len()], free_blocks: Vec::new(), live_bytes: 0, allocated_since: 0, total_allocated: 0, idle: Vec::new(), released: Vec::new(), released_bytes: 0 })
     }
 

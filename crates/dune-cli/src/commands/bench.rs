@@ -96,6 +96,7 @@ fn gc(args: &Args) -> Result<ExitCode, Error> {
         scale,
         programs,
         limit: std::time::Duration::from_secs(if scale >= 10 { 600 } else { 3600 }),
+        reps: args.reps.unwrap_or(if args.quick { 1 } else { 3 }),
     };
     let host = dune_bench::host::Host::probe();
     let header = format!("machine: {} | kernel {} | {}", host.cpu, host.kernel, host.hypervisor);
