@@ -13,6 +13,23 @@ pub(crate) const RESERVE: usize = 64 << 30;
 const CHUNK: usize = 2 << 20;
 const HUGE: usize = 2 << 20;
 
+/// `SLOT_OF[class][granule]`: the slot of class `class` that granule `granule` of a
+/// block falls in (no division on the marking path).
+static SLOT_OF: [[u8; SLOTS_MAX]; CLASSES.len()] = {
+    let mut t = [[0u8; SLOTS_MAX]; CLASSES.len()];
+    let mut c = 0;
+    while c < CLASSES.len() {
+        let mut g = 0;
+        while g < SLOTS_MAX {
+            let slot = g * GRANULE / CLASSES[c];
+            t[c][g] = if slot < 255 { slot as u8 } else { 255 };
+            g += 1;
+        }
+        c += 1;
+    }
+    t
+};
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Kind {
     Free,
@@ -257,18 +274,20 @@ impl Heap {
 
     /// The object containing `p` (an interior pointer counts): its start, size and
     /// whether it is atomic (holds no pointers).
+    #[inline]
     pub(crate) fn object_at(&self, p: usize) -> Option<(usize, usize, bool)> {
-        let off = p.checked_sub(self.base)?;
+        let off = p.wrapping_sub(self.base);
         if off >= self.committed {
             return None;
         }
         let b = off / BLOCK;
-        match self.meta[b].kind {
+        let m = self.meta.get(b)?;
+        match m.kind {
             Kind::Free | Kind::Reserved => None,
             Kind::Small { class } => {
                 let size = CLASSES[class as usize];
-                let slot = (off % BLOCK) / size;
-                (slot < BLOCK / size && bit(&self.meta[b].alloc, slot)).then(|| (self.block_addr(b) + slot * size, size, self.meta[b].atomic))
+                let slot = SLOT_OF[class as usize][(off % BLOCK) / GRANULE] as usize;
+                (slot < BLOCK / size && bit(&m.alloc, slot)).then(|| (self.block_addr(b) + slot * size, size, m.atomic))
             }
             Kind::LargeHead { blocks } => bit(&self.meta[b].alloc, 0).then(|| (self.block_addr(b), blocks as usize * BLOCK, self.meta[b].atomic)),
             Kind::LargeCont { head } => {
@@ -286,11 +305,12 @@ impl Heap {
     }
 
     /// Sets the mark of the object at `start`; false if it was set already.
+    #[inline]
     pub(crate) fn mark(&mut self, start: usize) -> bool {
         let off = start - self.base;
         let b = off / BLOCK;
         let slot = match self.meta[b].kind {
-            Kind::Small { class } => (off % BLOCK) / CLASSES[class as usize],
+            Kind::Small { class } => SLOT_OF[class as usize][(off % BLOCK) / GRANULE] as usize,
             _ => 0,
         };
         let m = &mut self.meta[b];
@@ -305,7 +325,7 @@ impl Heap {
         let off = start - self.base;
         let b = off / BLOCK;
         let slot = match self.meta[b].kind {
-            Kind::Small { class } => (off % BLOCK) / CLASSES[class as usize],
+            Kind::Small { class } => SLOT_OF[class as usize][(off % BLOCK) / GRANULE] as usize,
             _ => 0,
         };
         bit(&self.meta[b].mark, slot)

@@ -91,6 +91,10 @@ static GC: Mutex<Option<Collector>> = Mutex::new(None);
 static PUBLISHED: Mutex<Stats> = Mutex::new(Stats { collections: 0, full: 0, total_bytes: 0, heap_bytes: 0, live_bytes: 0, dirty_pages: 0, dirty_pages_total: 0, faults: 0, released_bytes: 0, finalized: 0 });
 /// Bytes ever allocated (updated by every allocation).
 static TOTAL_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// Whether `init` ran (read on every C allocation, without the lock).
+static STARTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// Whether finalizers are waiting to run (checked after every allocation).
+static FINALIZERS_READY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 std::thread_local! {
     /// Set while this thread holds the collector's lock: the collector's own
@@ -153,6 +157,7 @@ pub fn init(source: Option<&str>) -> Result<(), String> {
         other => return Err(format!("DUNE_GC_DIRTY: unknown source {other:?} (none, mprotect, soft-dirty, uffd, dune-fault, dune-dirty)")),
     };
     rust::set_heap(heap.base);
+    STARTED.store(true, core::sync::atomic::Ordering::Release);
     **g = Some(Collector { heap, source, generational: false, minors_since_full: 0, live_after_full: 0, roots: Vec::new(), finalizers: Vec::new(), ready: Vec::new(), stats: Stats::default() });
     Ok(())
 }
@@ -235,9 +240,10 @@ std::thread_local! {
 /// Runs the finalizers of objects the last collections found unreachable, outside
 /// the collector's lock (a finalizer may allocate). Returns how many ran.
 pub fn run_finalizers() -> usize {
-    if FINALIZING.with(|f| f.replace(true)) {
+    if !FINALIZERS_READY.load(core::sync::atomic::Ordering::Acquire) || FINALIZING.with(|f| f.replace(true)) {
         return 0;
     }
+    FINALIZERS_READY.store(false, core::sync::atomic::Ordering::Release);
     let mut n = 0;
     while let Some(fin) = with(|g| g.ready.pop()).flatten() {
         (fin.f)(fin.obj as *mut u8, fin.cd as *mut u8);
@@ -278,7 +284,7 @@ pub fn collect_minor() {
 
 /// Whether `init` ran.
 pub fn initialized() -> bool {
-    with(|_| ()).is_some()
+    STARTED.load(core::sync::atomic::Ordering::Acquire)
 }
 
 /// Whether collection is generational.
@@ -363,6 +369,7 @@ struct Marker<'a> {
 }
 
 impl Marker<'_> {
+    #[inline]
     fn candidate(&mut self, w: usize) {
         if let Some((start, size, atomic)) = self.heap.object_at(w) {
             if self.heap.mark(start) && !atomic {
@@ -450,6 +457,7 @@ fn collect_locked(g: &mut Collector, force_full: bool) {
         } else {
             let f = g.finalizers.swap_remove(i);
             g.ready.push(f);
+            FINALIZERS_READY.store(true, core::sync::atomic::Ordering::Release);
         }
     }
     for f in &g.ready {
