@@ -107,7 +107,8 @@ static void release(void)
 	printf("rss %ld MiB -> %ld MiB, returned %zu MiB\n", before, after, GC_get_unmapped_bytes() >> 20);
 	CHECK(GC_get_unmapped_bytes() >= 80u << 20, "only %zu bytes returned", GC_get_unmapped_bytes());
 	CHECK(before - after >= 80, "resident memory %ld MiB -> %ld MiB", before, after);
-	CHECK(GC_get_heap_size() + (80u << 20) <= heap, "heap size %zu -> %zu", heap, GC_get_heap_size());
+	/* (The heap size is published by collections: `heap` was read before the last.) */
+	CHECK(GC_get_heap_size() < (16u << 20), "heap size %zu -> %zu", heap, GC_get_heap_size());
 	/* Reused memory reads as zeros. */
 	for (int i = 0; i < N; i++) {
 		char *p = GC_MALLOC(64 * 1024);
