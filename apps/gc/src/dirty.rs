@@ -41,28 +41,90 @@ impl DirtySource for NoneSource {
 
 /// Write faults any source took so far (one source runs per process).
 pub(crate) fn faults_now() -> u64 {
-    MP_FAULTS.load(Ordering::Relaxed) + DF_FAULTS.load(Ordering::Relaxed)
+    MPROTECT.faults.load(Ordering::Relaxed) + DUNE_FAULT.faults.load(Ordering::Relaxed)
+}
+
+/// What a fault-driven source shares with its fault handler: the armed range, a
+/// bitmap with one bit per page of the reservation (mapped once, never freed, so a
+/// handler can always use it), and the count of faults.
+struct FaultPages {
+    base: AtomicUsize,
+    len: AtomicUsize,
+    bits: AtomicUsize,
+    bitmap_len: AtomicUsize,
+    faults: AtomicU64,
+}
+
+impl FaultPages {
+    const fn new() -> FaultPages {
+        FaultPages { base: AtomicUsize::new(0), len: AtomicUsize::new(0), bits: AtomicUsize::new(0), bitmap_len: AtomicUsize::new(0), faults: AtomicU64::new(0) }
+    }
+
+    /// Maps the bitmap for a reservation of `reserve` bytes (once).
+    fn map(&self, reserve: usize) -> Result<(), String> {
+        if self.bits.load(Ordering::Acquire) != 0 {
+            return Ok(());
+        }
+        let len = (reserve / BLOCK).div_ceil(64) * 8;
+        // SAFETY: a fresh anonymous mapping for the bitmap.
+        let p = unsafe { libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0) };
+        if p == libc::MAP_FAILED {
+            return Err("mapping the dirty bitmap".into());
+        }
+        self.bitmap_len.store(len, Ordering::Release);
+        self.bits.store(p as usize, Ordering::Release);
+        Ok(())
+    }
+
+    /// Clears the bitmap and arms `[base, base+len)`.
+    fn arm(&self, base: usize, len: usize) {
+        // SAFETY: clears the bitmap `map` mapped, of `bitmap_len` bytes.
+        unsafe { core::ptr::write_bytes(self.bits.load(Ordering::Acquire) as *mut u8, 0, self.bitmap_len.load(Ordering::Acquire)) };
+        self.base.store(base, Ordering::Release);
+        self.len.store(len, Ordering::Release);
+    }
+
+    /// From a fault handler: records pages `[first, first+n)` (clipped to the armed
+    /// range) if `addr` is in the armed range; false if it is not.
+    fn record(&self, addr: usize, first: usize, n: usize) -> bool {
+        let (base, len, bits) = (self.base.load(Ordering::Acquire), self.len.load(Ordering::Acquire), self.bits.load(Ordering::Acquire));
+        if bits == 0 || addr < base || addr >= base + len {
+            return false;
+        }
+        for p in first..(first + n).min(len / BLOCK) {
+            // SAFETY: `bits` is the mapped bitmap, one bit per page of the reservation.
+            let word = unsafe { &*(bits as *const AtomicU64).add(p / 64) };
+            word.fetch_or(1 << (p % 64), Ordering::AcqRel);
+        }
+        self.faults.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// One bool per page of `len` bytes: recorded, or committed after the arm (never
+    /// protected, so dirty for all anyone knows).
+    fn harvest(&self, len: usize) -> Vec<bool> {
+        let armed = self.len.load(Ordering::Acquire);
+        let bits = self.bits.load(Ordering::Acquire) as *const AtomicU64;
+        (0..len / BLOCK)
+            .map(|p| {
+                // SAFETY: p is within the bitmap (one bit per reserved page).
+                p * BLOCK >= armed || unsafe { &*bits.add(p / 64) }.load(Ordering::Acquire) & (1 << (p % 64)) != 0
+            })
+            .collect()
+    }
 }
 
 // ---- mprotect + SIGSEGV ----
 
-static MP_BASE: AtomicUsize = AtomicUsize::new(0);
-static MP_LEN: AtomicUsize = AtomicUsize::new(0);
-static MP_BITS: AtomicUsize = AtomicUsize::new(0);
-static MP_FAULTS: AtomicU64 = AtomicU64::new(0);
+static MPROTECT: FaultPages = FaultPages::new();
 
 extern "C" fn on_segv(sig: i32, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SIGSEGV.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let (base, len, bits) = (MP_BASE.load(Ordering::Acquire), MP_LEN.load(Ordering::Acquire), MP_BITS.load(Ordering::Acquire));
-    if bits != 0 && addr >= base && addr < base + len {
-        let page = (addr - base) / BLOCK;
-        // SAFETY: `bits` is the mapped bitmap with one bit per heap page.
-        let word = unsafe { &*(bits as *const AtomicU64).add(page / 64) };
-        word.fetch_or(1 << (page % 64), Ordering::AcqRel);
-        MP_FAULTS.fetch_add(1, Ordering::Relaxed);
+    let page = addr.wrapping_sub(MPROTECT.base.load(Ordering::Acquire)) / BLOCK;
+    if MPROTECT.record(addr, page, 1) {
         // SAFETY: unprotects one page of the heap (async-signal-safe).
-        if unsafe { libc::mprotect((base + page * BLOCK) as *mut _, BLOCK, libc::PROT_READ | libc::PROT_WRITE) } == 0 {
+        if unsafe { libc::mprotect((addr & !(BLOCK - 1)) as *mut _, BLOCK, libc::PROT_READ | libc::PROT_WRITE) } == 0 {
             return;
         }
     }
@@ -73,20 +135,12 @@ extern "C" fn on_segv(sig: i32, info: *mut libc::siginfo_t, _: *mut libc::c_void
 
 /// Write protection with `mprotect`, write faults caught with SIGSEGV (Boehm's
 /// MPROTECT_VDB; in Dune mode, the paper's "Dune" row).
-pub struct MprotectSource {
-    bitmap_len: usize,
-}
+pub struct MprotectSource;
 
 impl MprotectSource {
     /// Installs the handler and the bitmap for a heap reservation of `reserve` bytes.
     pub fn new(reserve: usize) -> Result<MprotectSource, String> {
-        let bitmap_len = (reserve / BLOCK).div_ceil(64) * 8;
-        // SAFETY: a fresh anonymous mapping for the bitmap.
-        let p = unsafe { libc::mmap(core::ptr::null_mut(), bitmap_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0) };
-        if p == libc::MAP_FAILED {
-            return Err("mapping the dirty bitmap".into());
-        }
-        MP_BITS.store(p as usize, Ordering::Release);
+        MPROTECT.map(reserve)?;
         // SAFETY: installs a SA_SIGINFO handler; the struct is zeroed first.
         unsafe {
             let mut sa: libc::sigaction = core::mem::zeroed();
@@ -96,12 +150,7 @@ impl MprotectSource {
                 return Err("installing the SIGSEGV handler".into());
             }
         }
-        Ok(MprotectSource { bitmap_len })
-    }
-
-    /// Write faults taken so far.
-    pub fn faults() -> u64 {
-        MP_FAULTS.load(Ordering::Relaxed)
+        Ok(MprotectSource)
     }
 }
 
@@ -110,31 +159,18 @@ impl DirtySource for MprotectSource {
         "mprotect"
     }
     fn faults(&self) -> u64 {
-        MP_FAULTS.load(Ordering::Relaxed)
+        MPROTECT.faults.load(Ordering::Relaxed)
     }
     fn arm(&mut self, base: usize, len: usize) -> Result<(), String> {
-        let bits = MP_BITS.load(Ordering::Acquire);
-        // SAFETY: clears the bitmap this source mapped.
-        unsafe { core::ptr::write_bytes(bits as *mut u8, 0, self.bitmap_len) };
-        MP_BASE.store(base, Ordering::Release);
-        MP_LEN.store(len, Ordering::Release);
+        MPROTECT.arm(base, len);
         // SAFETY: protects the collector's own committed heap.
         if len > 0 && unsafe { libc::mprotect(base as *mut _, len, libc::PROT_READ) } != 0 {
             return Err("mprotect".into());
         }
         Ok(())
     }
-    fn harvest(&mut self, base: usize, len: usize) -> Result<Vec<bool>, String> {
-        let armed = MP_LEN.load(Ordering::Acquire);
-        let bits = MP_BITS.load(Ordering::Acquire) as *const AtomicU64;
-        let _ = base;
-        // Pages committed after arm were never protected: dirty for all we know.
-        Ok((0..len / BLOCK)
-            .map(|p| {
-                // SAFETY: p is within the bitmap (one bit per reserved page).
-                p * BLOCK >= armed || unsafe { &*bits.add(p / 64) }.load(Ordering::Acquire) & (1 << (p % 64)) != 0
-            })
-            .collect())
+    fn harvest(&mut self, _base: usize, len: usize) -> Result<Vec<bool>, String> {
+        Ok(MPROTECT.harvest(len))
     }
 }
 
@@ -256,45 +292,36 @@ impl DirtySource for DuneDirtySource {
 
 // ---- Dune: guest PTE write protection, a ring-0 fault handler, invlpg ----
 
-static DF_BASE: AtomicUsize = AtomicUsize::new(0);
-static DF_LEN: AtomicUsize = AtomicUsize::new(0);
+static DUNE_FAULT: FaultPages = FaultPages::new();
 static DF_ROOT: AtomicU64 = AtomicU64::new(0);
-static DF_BITS: AtomicUsize = AtomicUsize::new(0);
-static DF_FAULTS: AtomicU64 = AtomicU64::new(0);
 
 /// The ring-0 page-fault handler: a write to a write-protected heap page records the
 /// page, makes its entry writable again and drops that one translation. No exit.
 fn on_write_fault(addr: u64, err: u64, _tf: &mut libdune::trap::TrapFrame) -> bool {
-    use dune_x86::paging::{Create, PTE_W};
-    let (base, len, bits) = (DF_BASE.load(Ordering::Acquire), DF_LEN.load(Ordering::Acquire), DF_BITS.load(Ordering::Acquire));
-    let a = addr as usize;
-    // A write (bit 1) to a present page (bit 0) of the tracked heap.
-    if err & 3 != 3 || bits == 0 || a < base || a >= base + len {
+    use dune_x86::paging::{Create, PageSize, PTE_W};
+    // A write (bit 1) to a present page (bit 0).
+    if err & 3 != 3 {
         return false;
     }
     let Ok((pte, size)) = libdune::vm::lookup(libdune::vm::Root(DF_ROOT.load(Ordering::Acquire)), addr, Create::None) else { return false };
     let pages = match size {
-        dune_x86::paging::PageSize::Size4K => 1,
-        dune_x86::paging::PageSize::Size2M => 512,
-        dune_x86::paging::PageSize::Size1G => 512 * 512,
+        PageSize::Size4K => 1,
+        PageSize::Size2M => 512,
+        PageSize::Size1G => 512 * 512,
     };
-    let first = if pages == 1 { (a - base) / BLOCK } else { (a & !(pages * BLOCK - 1)).saturating_sub(base) / BLOCK };
-    for p in first..(first + pages).min(len / BLOCK) {
-        // SAFETY: `bits` is the mapped bitmap with one bit per heap page.
-        let word = unsafe { &*(bits as *const AtomicU64).add(p / 64) };
-        word.fetch_or(1 << (p % 64), Ordering::AcqRel);
+    let a = addr as usize;
+    let first = (a & !(pages * BLOCK - 1)).saturating_sub(DUNE_FAULT.base.load(Ordering::Acquire)) / BLOCK;
+    if !DUNE_FAULT.record(a, first, pages) {
+        return false;
     }
     pte.set_bits(PTE_W);
     libdune::vm::flush_tlb_one(addr);
-    DF_FAULTS.fetch_add(1, Ordering::Relaxed);
     true
 }
 
 /// Write-protects the heap's entries in the guest page table; the first write to
-/// each page faults in ring 0 (the paper's "Dune TLB" row). Single-threaded for now.
-pub struct DuneFaultSource {
-    bitmap_len: usize,
-}
+/// each page faults in ring 0 (the paper's "Dune TLB" row).
+pub struct DuneFaultSource;
 
 impl DuneFaultSource {
     /// Installs the handler (it is the process's only page-fault handler).
@@ -302,21 +329,10 @@ impl DuneFaultSource {
         if !libdune::in_dune_mode() {
             return Err("dune-fault: not in Dune mode".into());
         }
-        let bitmap_len = (reserve / BLOCK).div_ceil(64) * 8;
-        // SAFETY: a fresh anonymous mapping for the bitmap.
-        let p = unsafe { libc::mmap(core::ptr::null_mut(), bitmap_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE, -1, 0) };
-        if p == libc::MAP_FAILED {
-            return Err("mapping the dirty bitmap".into());
-        }
-        DF_BITS.store(p as usize, Ordering::Release);
+        DUNE_FAULT.map(reserve)?;
         DF_ROOT.store(libdune::vm::pgroot().map_err(|e| e.to_string())?.0, Ordering::Release);
         libdune::trap::register_pgflt_handler(on_write_fault);
-        Ok(DuneFaultSource { bitmap_len })
-    }
-
-    /// Write faults handled so far.
-    pub fn faults() -> u64 {
-        DF_FAULTS.load(Ordering::Relaxed)
+        Ok(DuneFaultSource)
     }
 }
 
@@ -325,15 +341,12 @@ impl DirtySource for DuneFaultSource {
         "dune-fault"
     }
     fn faults(&self) -> u64 {
-        DF_FAULTS.load(Ordering::Relaxed)
+        DUNE_FAULT.faults.load(Ordering::Relaxed)
     }
     fn arm(&mut self, base: usize, len: usize) -> Result<(), String> {
         use core::ops::ControlFlow;
         use dune_x86::paging::PTE_W;
-        // SAFETY: clears the bitmap this source mapped.
-        unsafe { core::ptr::write_bytes(DF_BITS.load(Ordering::Acquire) as *mut u8, 0, self.bitmap_len) };
-        DF_BASE.store(base, Ordering::Release);
-        DF_LEN.store(len, Ordering::Release);
+        DUNE_FAULT.arm(base, len);
         let root = libdune::vm::Root(DF_ROOT.load(Ordering::Acquire));
         let _walked = libdune::vm::walk(root, base as u64, (base + len) as u64, |_, pte, _| {
             pte.clear_bits(PTE_W);
@@ -344,14 +357,7 @@ impl DirtySource for DuneFaultSource {
         Ok(())
     }
     fn harvest(&mut self, _base: usize, len: usize) -> Result<Vec<bool>, String> {
-        let armed = DF_LEN.load(Ordering::Acquire);
-        let bits = DF_BITS.load(Ordering::Acquire) as *const AtomicU64;
-        Ok((0..len / BLOCK)
-            .map(|p| {
-                // SAFETY: p is within the bitmap (one bit per reserved page).
-                p * BLOCK >= armed || unsafe { &*bits.add(p / 64) }.load(Ordering::Acquire) & (1 << (p % 64)) != 0
-            })
-            .collect())
+        Ok(DUNE_FAULT.harvest(len))
     }
 }
 

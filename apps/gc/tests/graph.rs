@@ -75,26 +75,32 @@ fn unknown_source_is_refused_by_name() {
     assert!(stdout.contains("unknown source \"dirtyish\""), "{stdout}");
 }
 
-/// The C API, a GCBench-shaped program built against include/gc.h and the static
-/// library, with every source in full and generational mode.
-#[test]
-fn c_api_program_keeps_live_data() {
+/// Builds `tests/c/NAME.c` against include/gc.h and the static library.
+fn build_c(name: &str) -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
     let lib = target.join("libdune_gc.a");
     assert!(lib.is_file(), "{} missing: run `cargo build -p dune-gc` first", lib.display());
-    let exe = target.join("gcbench-mini");
+    let exe = target.join(format!("gc-{name}"));
     let cc = Command::new("cc")
         .args(["-O1", "-Wall", "-Werror", "-I"])
         .arg(root.join("include"))
-        .arg(root.join("tests/c/gcbench-mini.c"))
+        .arg(root.join(format!("tests/c/{name}.c")))
         .arg("-o")
         .arg(&exe)
         .arg(&lib)
         .args(["-lpthread", "-ldl", "-lm"])
         .status()
         .unwrap();
-    assert!(cc.success());
+    assert!(cc.success(), "compiling tests/c/{name}.c");
+    exe
+}
+
+/// The C API, a GCBench-shaped program built against include/gc.h and the static
+/// library, with every source in full and generational mode.
+#[test]
+fn c_api_program_keeps_live_data() {
+    let exe = build_c("gcbench-mini");
     for src in ["none", "mprotect", "uffd"] {
         for inc in [false, true] {
             let mut cmd = Command::new(&exe);
@@ -110,19 +116,12 @@ fn c_api_program_keeps_live_data() {
     }
 }
 
-
 /// Finalizers, memory returned to the OS and threads made by `pthread_create`
 /// under `GC_THREADS`, through `gc.h` (apps/gc/tests/c/features.c), with every
 /// source Linux offers here, generational.
 #[test]
 fn c_api_finalizers_release_and_threads() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
-    let lib = target.join("libdune_gc.a");
-    assert!(lib.is_file(), "{} missing: run `cargo build -p dune-gc` first", lib.display());
-    let exe = target.join("gc-features");
-    let cc = Command::new("cc").args(["-O1", "-Wall", "-Werror", "-I"]).arg(root.join("include")).arg(root.join("tests/c/features.c")).arg("-o").arg(&exe).arg(&lib).args(["-lpthread", "-ldl", "-lm"]).status().unwrap();
-    assert!(cc.success());
+    let exe = build_c("features");
     for src in ["none", "mprotect", "uffd"] {
         for scenario in ["finalizers", "release", "threads"] {
             let out = Command::new(&exe).arg(scenario).env("DUNE_GC_DIRTY", src).env("INCREMENTAL", "1").output().unwrap();
