@@ -100,12 +100,21 @@ fn c_api_finalizers_release_and_threads_in_dune_mode() {
 /// flush (the negative control) the lane must miss some, or it could not tell.
 #[test]
 fn dune_dirty_sees_writes_through_a_cached_dirty_translation() {
-    let line = check(false, &["tlb"]);
-    let nums: Vec<u32> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
-    // "with the flush W/50 ..., without WO/50"
-    assert!(nums.len() >= 4, "{line}");
-    assert_eq!(nums[0], 50, "{line}");
-    assert!(nums[2] < 50, "without the flush every write was still seen: this machine cannot validate the invalidation: {line}");
+    // Every attempt must see all 50 writes with the flush (`check` fails otherwise).
+    // The negative control needs one attempt where the lane kept a stale translation:
+    // an exit in the window (other tests run beside this one) flushes QEMU's TLB too.
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        let line = check(false, &["tlb"]);
+        let nums: Vec<u32> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+        // "with the flush W/50 ..., without WO/50"
+        assert!(nums.len() >= 4 && nums[0] == 50, "{line}");
+        if nums[2] < 50 {
+            return;
+        }
+        lines.push(line);
+    }
+    panic!("without the flush every write was still seen, 3 times: this machine cannot validate the invalidation: {lines:?}");
 }
 
 /// `dune bench gc` with a small work divisor: every program with every collector
