@@ -91,6 +91,8 @@ static GC: Mutex<Option<Collector>> = Mutex::new(None);
 static PUBLISHED: Mutex<Stats> = Mutex::new(Stats { collections: 0, full: 0, total_bytes: 0, heap_bytes: 0, live_bytes: 0, dirty_pages: 0, dirty_pages_total: 0, faults: 0, released_bytes: 0, finalized: 0 });
 /// Bytes ever allocated (updated by every allocation).
 static TOTAL_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// `DUNE_GC_TRACE=1`: one line per collection on stderr (phase times, dirty pages).
+static TRACE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// Whether `init` ran (read on every C allocation, without the lock).
 static STARTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// Whether finalizers are waiting to run (checked after every allocation).
@@ -157,6 +159,7 @@ pub fn init(source: Option<&str>) -> Result<(), String> {
         other => return Err(format!("DUNE_GC_DIRTY: unknown source {other:?} (none, mprotect, soft-dirty, uffd, dune-fault, dune-dirty)")),
     };
     rust::set_heap(heap.base);
+    TRACE.store(std::env::var_os("DUNE_GC_TRACE").is_some_and(|v| v == "1"), core::sync::atomic::Ordering::Relaxed);
     STARTED.store(true, core::sync::atomic::Ordering::Release);
     **g = Some(Collector { heap, source, generational: false, minors_since_full: 0, live_after_full: 0, roots: Vec::new(), finalizers: Vec::new(), ready: Vec::new(), stats: Stats::default() });
     Ok(())
@@ -410,7 +413,9 @@ fn collect_locked(g: &mut Collector, force_full: bool) {
     // The world stops first: a write between the harvest and the re-arm below would
     // otherwise be lost.
     let others = threads::stop_others();
+    let t0 = std::time::Instant::now();
     let dirty = if full { None } else { g.source.harvest(g.heap.base, g.heap.committed).ok() };
+    let t_harvest = t0.elapsed();
     let full = full || dirty.is_none();
     if full {
         g.heap.clear_marks();
@@ -465,14 +470,31 @@ fn collect_locked(g: &mut Collector, force_full: bool) {
     }
     m.drain();
     core::hint::black_box(&regs);
+    let t_mark = t0.elapsed();
     g.heap.sweep();
+    let t_sweep = t0.elapsed();
     if full {
         g.heap.release_idle(RELEASE_AFTER);
     }
     if dirty.is_none() || !g.source.harvest_rearms() {
         let _ = g.source.arm(g.heap.base, g.heap.committed);
     }
+    let t_arm = t0.elapsed();
     threads::resume();
+    if TRACE.load(core::sync::atomic::Ordering::Relaxed) {
+        eprintln!(
+            "dune-gc: collection {} {}: harvest {:?}, mark {:?}, sweep {:?}, arm {:?}; {} dirty pages; heap {} KiB, live {} KiB",
+            g.stats.collections + 1,
+            if full { "full" } else { "minor" },
+            t_harvest,
+            t_mark - t_harvest,
+            t_sweep - t_mark,
+            t_arm - t_sweep,
+            dirty.as_ref().map_or(0, |d| d.iter().filter(|&&x| x).count()),
+            g.heap.committed >> 10,
+            g.heap.live_bytes >> 10
+        );
+    }
     g.minors_since_full = if full { 0 } else { g.minors_since_full + 1 };
     if full {
         g.live_after_full = g.heap.live_bytes;
