@@ -18,10 +18,6 @@ pub trait DirtySource: Send {
     fn harvest_rearms(&self) -> bool {
         false
     }
-    /// Write faults taken so far (sources that take them).
-    fn faults(&self) -> u64 {
-        0
-    }
 }
 
 /// No tracking: every collection is a full one.
@@ -158,9 +154,6 @@ impl DirtySource for MprotectSource {
     fn name(&self) -> &'static str {
         "mprotect"
     }
-    fn faults(&self) -> u64 {
-        MPROTECT.faults.load(Ordering::Relaxed)
-    }
     fn arm(&mut self, base: usize, len: usize) -> Result<(), String> {
         MPROTECT.arm(base, len);
         // SAFETY: protects the collector's own committed heap.
@@ -216,6 +209,21 @@ impl DirtySource for SoftDirtySource {
 
 // ---- Dune: the guest page table's dirty bits ----
 
+/// `Split(n)`: the first `n` bytes of the heap are split already.
+#[derive(Default)]
+struct Split(usize);
+
+impl Split {
+    /// Splits whatever of `[base, base+len)` is not split yet.
+    fn extend(&mut self, root: libdune::vm::Root, base: usize, len: usize) -> Result<(), String> {
+        if len > self.0 {
+            split_to_pages(root, base, self.0, len)?;
+            self.0 = len;
+        }
+        Ok(())
+    }
+}
+
 /// Splits the guest page table's large entries over `[base+from, base+to)` into 4 KiB
 /// ones, so each D and W bit speaks for one heap page, not 512 (a 2 MiB-aligned heap
 /// is mapped with 2 MiB entries; measured in the lane, the coarse bits made minor
@@ -243,8 +251,7 @@ fn split_to_pages(root: libdune::vm::Root, base: usize, from: usize, to: usize) 
 /// unrecorded). Single-threaded for now: other vCPUs would need a shootdown.
 pub struct DuneDirtySource {
     flush: bool,
-    /// Bytes of the heap whose entries are already 4 KiB ones.
-    split: usize,
+    split: Split,
 }
 
 impl DuneDirtySource {
@@ -253,7 +260,7 @@ impl DuneDirtySource {
         if !libdune::in_dune_mode() {
             return Err("dune-dirty: not in Dune mode (run the program with `dune run`, or enter first)".into());
         }
-        Ok(DuneDirtySource { flush: true, split: 0 })
+        Ok(DuneDirtySource { flush: true, split: Split::default() })
     }
 
     /// The same source without its TLB invalidation: wrong on purpose, for the test
@@ -270,10 +277,7 @@ impl DuneDirtySource {
         use core::ops::ControlFlow;
         use dune_x86::paging::{PageSize, PTE_D};
         let root = libdune::vm::pgroot().map_err(|e| e.to_string())?;
-        if len > self.split {
-            split_to_pages(root, base, self.split, len)?;
-            self.split = len;
-        }
+        self.split.extend(root, base, len)?;
         let _walked = libdune::vm::walk(root, base as u64, (base + len) as u64, |va, pte, size| {
             let old = pte.clear_bits(PTE_D);
             if old.contains(PTE_D) {
@@ -349,8 +353,7 @@ fn on_write_fault(addr: u64, err: u64, _tf: &mut libdune::trap::TrapFrame) -> bo
 /// Write-protects the heap's entries in the guest page table; the first write to
 /// each page faults in ring 0 (the paper's "Dune TLB" row).
 pub struct DuneFaultSource {
-    /// Bytes of the heap whose entries are already 4 KiB ones.
-    split: usize,
+    split: Split,
 }
 
 impl DuneFaultSource {
@@ -362,7 +365,7 @@ impl DuneFaultSource {
         DUNE_FAULT.map(reserve)?;
         DF_ROOT.store(libdune::vm::pgroot().map_err(|e| e.to_string())?.0, Ordering::Release);
         libdune::trap::register_pgflt_handler(on_write_fault);
-        Ok(DuneFaultSource { split: 0 })
+        Ok(DuneFaultSource { split: Split::default() })
     }
 }
 
@@ -370,18 +373,12 @@ impl DirtySource for DuneFaultSource {
     fn name(&self) -> &'static str {
         "dune-fault"
     }
-    fn faults(&self) -> u64 {
-        DUNE_FAULT.faults.load(Ordering::Relaxed)
-    }
     fn arm(&mut self, base: usize, len: usize) -> Result<(), String> {
         use core::ops::ControlFlow;
         use dune_x86::paging::PTE_W;
         DUNE_FAULT.arm(base, len);
         let root = libdune::vm::Root(DF_ROOT.load(Ordering::Acquire));
-        if len > self.split {
-            split_to_pages(root, base, self.split, len)?;
-            self.split = len;
-        }
+        self.split.extend(root, base, len)?;
         let _walked = libdune::vm::walk(root, base as u64, (base + len) as u64, |_, pte, _| {
             pte.clear_bits(PTE_W);
             ControlFlow::<()>::Continue(())

@@ -167,8 +167,8 @@ impl Heap {
     /// An object of `size` bytes, zeroed; None when out of memory.
     pub(crate) fn alloc(&mut self, size: usize, atomic: bool) -> Option<usize> {
         let size = size.max(1);
-        let p = match Self::class_of(size) {
-            Some(c) => self.alloc_small(c, atomic)?,
+        let (p, bytes) = match Self::class_of(size) {
+            Some(c) => (self.alloc_small(c, atomic)?, CLASSES[c]),
             None => {
                 let n = size.div_ceil(BLOCK);
                 let b = if n == 1 { self.take_free_block()? } else { self.free_run(n)? };
@@ -180,10 +180,9 @@ impl Heap {
                 for i in 1..n {
                     self.meta[b + i] = Meta { kind: Kind::LargeCont { head: b as u32 }, ..Meta::FREE };
                 }
-                self.block_addr(b)
+                (self.block_addr(b), n * BLOCK)
             }
         };
-        let bytes = self.object_size(p);
         // SAFETY: a fresh object of `bytes` bytes in committed heap memory.
         unsafe { core::ptr::write_bytes(p as *mut u8, 0, bytes) };
         self.allocated_since += bytes;
@@ -298,10 +297,6 @@ impl Heap {
                 }
             }
         }
-    }
-
-    pub(crate) fn object_size(&self, p: usize) -> usize {
-        self.object_at(p).map_or(0, |o| o.1)
     }
 
     /// Sets the mark of the object at `start`; false if it was set already.

@@ -77,7 +77,8 @@ pub struct Stats {
     pub dirty_pages: usize,
     /// Dirty pages all collections rescanned.
     pub dirty_pages_total: u64,
-    /// Write faults the source took (mprotect: signals; dune-fault: ring-0 faults).
+    /// Write faults the source took so far (mprotect: signals; dune-fault: ring-0
+    /// faults); read live by [`stats`].
     pub faults: u64,
     /// Heap memory returned to the OS (not counted in `heap_bytes`).
     pub released_bytes: usize,
@@ -506,7 +507,6 @@ fn collect_locked(g: &mut Collector, force_full: bool) {
     g.stats.live_bytes = g.heap.live_bytes;
     g.stats.dirty_pages = dirty_pages;
     g.stats.dirty_pages_total += dirty_pages as u64;
-    g.stats.faults = g.source.faults();
     {
         let mut p = PUBLISHED.lock().unwrap_or_else(|e| e.into_inner());
         let finalized = p.finalized;
