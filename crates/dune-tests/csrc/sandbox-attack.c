@@ -1,0 +1,776 @@
+/* The sandbox's red-team suite: escapes found by attacking the sandbox white-box,
+ * with the code in hand. One attack per subcommand; each one is an escape that
+ * worked on an earlier version, kept so that it never works again.
+ *
+ *   sandbox-attack NAME [ARGS...]
+ *
+ * The usual policy is `--allow-read / --allow-write RW` (what the red team used),
+ * run as root in the lane. An attack prints "ESCAPED: NAME: what" and exits 1 when
+ * it got out, or "contained: NAME" and exits 0 when every attempt failed. Where the
+ * effect can only be seen from outside (a signal to a process that is not the
+ * sandbox's, a lock another process sees), the attack prints what it did and the
+ * test checks.
+ *
+ * Families (issue 16, round 0; the attacks the issue reports):
+ *   listen-unbound, sendto-unbound   network without a rule (implicit binds)
+ *   core-dump RO                     a core written as root into a read-only tree
+ *   dontfork                         monitor memory in a MADV_DONTFORK hole after fork
+ *   fchmod-race RO RW                check by path, act by number
+ *   resolver-race RO RW              the resolver's descriptors renumbered under it
+ *   raw-sockets                      raw and packet sockets
+ *   setid-files RW                   set-id files left in the writable tree
+ *   madvise-advice                   MADV_SOFT_OFFLINE and friends
+ * and what the issue saw in the code:
+ *   mremap-race                      mremap's hole reused by a monitor mapping
+ *   reused-pid                       a reaped child's pid, reused outside
+ *   limits-across-processes          threads and memory counted per process only
+ *   locks-on-read-only RO            leases and locks on files the program may only read
+ *   terminal-ioctls                  TIOCSTI and terminal modes on the outer terminal
+ *   devices                          device nodes under an allowed tree
+ *   sockopt-pointers                 setsockopt values the kernel follows (iptables)
+ *   proc-fd-listing                  /proc/self/fd shows the monitor's descriptors
+ *   exec-fd-swap                     the exec loader's descriptor swapped
+ *   rlimit-as                        the program's RLIMIT_AS starving the monitor
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *name;
+
+static void escaped(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void escaped(const char *fmt, ...) {
+	va_list ap;
+	va_start(ap, fmt);
+	printf("ESCAPED: %s: ", name);
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	fflush(stdout);
+	exit(1);
+}
+
+static void contained(void) {
+	printf("contained: %s\n", name);
+	fflush(stdout);
+	exit(0);
+}
+
+static double now(void) {
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void need(int argc, int n) {
+	if (argc < n) {
+		fprintf(stderr, "%s: missing arguments\n", name);
+		exit(2);
+	}
+}
+
+/* ---- network without a rule -------------------------------------------------------- */
+
+static int port_of(int s, char *addr, size_t n) {
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof ss;
+	if (getsockname(s, (struct sockaddr *)&ss, &l))
+		return -1;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &a->sin_addr, addr, n);
+		return ntohs(a->sin_port);
+	}
+	struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+	inet_ntop(AF_INET6, &a->sin6_addr, addr, n);
+	return ntohs(a->sin6_port);
+}
+
+static void listen_unbound(void) {
+	int fams[] = { AF_INET, AF_INET6 };
+	for (int i = 0; i < 2; i++) {
+		int s = socket(fams[i], SOCK_STREAM, 0);
+		if (s < 0)
+			continue;
+		if (listen(s, 1) == 0) {
+			char a[64] = "";
+			int p = port_of(s, a, sizeof a);
+			escaped("listening on %s port %d with no rule", a, p);
+		}
+		close(s);
+	}
+	contained();
+}
+
+/* With a rule that allows sending to 127.0.0.1:9 only: sendto on an unbound UDP
+ * socket binds it to the wildcard address, where anyone may send to it. */
+static void sendto_unbound(void) {
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(9) };
+	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+	if (sendto(s, "x", 1, 0, (struct sockaddr *)&to, sizeof to) == 1) {
+		char a[64] = "";
+		int p = port_of(s, a, sizeof a);
+		if (p > 0 && !strcmp(a, "0.0.0.0"))
+			escaped("sendto bound the socket to %s:%d with no bind rule", a, p);
+	}
+	contained();
+}
+
+/* ---- core dumps ------------------------------------------------------------------------ */
+
+static int has_core(const char *dir) {
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		n += !strncmp(e->d_name, "core", 4);
+	closedir(d);
+	return n;
+}
+
+static void core_dump(const char *ro) {
+	pid_t c = fork();
+	if (c == 0) {
+		if (chdir(ro))
+			_exit(3);
+		struct rlimit r = { RLIM_INFINITY, RLIM_INFINITY };
+		setrlimit(RLIMIT_CORE, &r);
+		prctl(PR_SET_DUMPABLE, 1);
+		signal(SIGQUIT, SIG_DFL);
+		raise(SIGQUIT);
+		_exit(4);
+	}
+	int st = 0;
+	waitpid(c, &st, 0);
+	if (WIFSIGNALED(st) && WCOREDUMP(st))
+		escaped("the kernel says it dumped core (status %#x)", st);
+	if (has_core(ro))
+		escaped("a core file appeared in the read-only tree %s", ro);
+	if (has_core("."))
+		escaped("a core file appeared in the working directory");
+	contained();
+}
+
+/* ---- MADV_DONTFORK, then fork ------------------------------------------------------ */
+
+static sigjmp_buf probe_jmp;
+static void probe_fault(int sig) {
+	(void)sig;
+	siglongjmp(probe_jmp, 1);
+}
+
+/* Whether the page at p reads (without dying). */
+static int readable(volatile const char *p, char *first) {
+	if (sigsetjmp(probe_jmp, 1))
+		return 0;
+	*first = *p;
+	return 1;
+}
+
+static void *sleeper(void *a) {
+	(void)a;
+	usleep(200 * 1000);
+	return NULL;
+}
+
+/* [start, end) of the monitor's executable (`dune`), from /proc/self/maps: memory
+ * holding pointers into it is the monitor's (a thread stack, a heap block). */
+static uintptr_t dune_lo, dune_hi;
+static void find_dune(void) {
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long s, e;
+		char path[256] = "";
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %255s", &s, &e, path) == 3 && strlen(path) >= 5 && !strcmp(path + strlen(path) - 5, "/dune")) {
+			if (!dune_lo || s < dune_lo)
+				dune_lo = s;
+			if (e > dune_hi)
+				dune_hi = e;
+		}
+	}
+	if (f)
+		fclose(f);
+	if (!dune_lo) {
+		fprintf(stderr, "no dune mapping in /proc/self/maps\n");
+		exit(2);
+	}
+}
+
+static void dontfork(void) {
+	find_dune();
+	const size_t len = 64 << 20;
+	unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		exit(2);
+	memset(p, 0xab, len);
+	if (madvise(p, len, MADV_DONTFORK) != 0)
+		printf("MADV_DONTFORK refused: %s\n", strerror(errno));
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		/* New monitor mappings in the child: threads (stacks, vCPUs), memory. */
+		pthread_t t[8];
+		for (int i = 0; i < 8; i++)
+			pthread_create(&t[i], NULL, sleeper, NULL);
+		struct sigaction sa = { .sa_handler = probe_fault, .sa_flags = SA_NODEFER };
+		sigaction(SIGSEGV, &sa, NULL);
+		sigaction(SIGBUS, &sa, NULL);
+		int monitor = 0, mapped = 0;
+		for (size_t off = 0; off < len; off += 4096) {
+			char first;
+			if (!readable((volatile char *)p + off, &first))
+				continue;
+			mapped++;
+			for (size_t i = 0; i < 4096; i += 8) {
+				uintptr_t v = *(volatile uintptr_t *)(p + off + i);
+				if (v >= dune_lo && v < dune_hi) {
+					monitor++;
+					break;
+				}
+			}
+		}
+		for (int i = 0; i < 8; i++)
+			pthread_join(t[i], NULL);
+		printf("child: %d pages of the dropped range readable, %d with pointers into the monitor\n", mapped, monitor);
+		fflush(stdout);
+		_exit(monitor ? 1 : 0);
+	}
+	int st = 0;
+	waitpid(c, &st, 0);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 1)
+		escaped("the forked child read the monitor's memory in the MADV_DONTFORK hole");
+	if (!WIFEXITED(st))
+		escaped("the forked child died (status %#x): the monitor broke", st);
+	contained();
+}
+
+/* ---- check by path, act by number ---------------------------------------------------- */
+
+static volatile int race_stop;
+static int race_victim, race_good, race_slot;
+
+static void *swapper(void *a) {
+	(void)a;
+	while (!race_stop) {
+		dup2(race_victim, race_slot);
+		dup2(race_good, race_slot);
+	}
+	return NULL;
+}
+
+static void fchmod_race(const char *ro, const char *rw) {
+	struct stat before;
+	if (stat(ro, &before))
+		exit(2);
+	char f[512];
+	snprintf(f, sizeof f, "%s/fchmod-target", rw);
+	race_good = open(f, O_RDWR | O_CREAT, 0644);
+	race_victim = open(ro, O_RDONLY | O_DIRECTORY);
+	if (race_good < 0 || race_victim < 0)
+		exit(2);
+	race_slot = 200;
+	dup2(race_good, race_slot);
+	pthread_t t;
+	pthread_create(&t, NULL, swapper, NULL);
+	struct timespec times[2] = { { 12345, 0 }, { 12345, 0 } };
+	int n = 0;
+	for (double end = now() + 6; now() < end; n++) {
+		fchmod(race_slot, 0700);
+		futimens(race_slot, times);
+		fchown(race_slot, -1, 4321);
+	}
+	race_stop = 1;
+	pthread_join(t, NULL);
+	struct stat after;
+	stat(ro, &after);
+	printf("%d rounds\n", n);
+	if ((after.st_mode & 07777) != (before.st_mode & 07777))
+		escaped("the read-only directory's mode changed from %o to %o", before.st_mode & 07777, after.st_mode & 07777);
+	if (after.st_mtim.tv_sec == 12345)
+		escaped("the read-only directory's times changed");
+	if (after.st_gid != before.st_gid)
+		escaped("the read-only directory's group changed to %d", after.st_gid);
+	contained();
+}
+
+/* ---- the resolver's descriptors ---------------------------------------------------- */
+
+static volatile int flood_stop;
+static int flood_victim;
+
+static void *flooder(void *a) {
+	(void)a;
+	while (!flood_stop)
+		for (int k = 3; k < 48; k++)
+			if (k != flood_victim)
+				dup2(flood_victim, k);
+	return NULL;
+}
+
+static int entries(const char *dir) {
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+static void resolver_race(const char *ro, const char *rw) {
+	int before = entries(ro);
+	char sub[512];
+	snprintf(sub, sizeof sub, "%s/res", rw);
+	mkdir(sub, 0755);
+	flood_victim = open(ro, O_RDONLY | O_DIRECTORY);
+	if (flood_victim < 0)
+		exit(2);
+	/* Out of the way of the numbers the flooder takes. */
+	int hi = fcntl(flood_victim, F_DUPFD, 100);
+	close(flood_victim);
+	flood_victim = hi;
+	pthread_t t;
+	pthread_create(&t, NULL, flooder, NULL);
+	char p[600];
+	int n = 0;
+	for (double end = now() + 6; now() < end; n++) {
+		snprintf(p, sizeof p, "%s/d%d", sub, n);
+		mkdir(p, 0755);
+		snprintf(p, sizeof p, "%s/f%d", sub, n);
+		int fd = open(p, O_CREAT | O_WRONLY, 0644);
+		if (fd >= 48)
+			close(fd);
+		snprintf(p, sizeof p, "%s/l%d", sub, n);
+		symlink("/etc/passwd", p);
+	}
+	flood_stop = 1;
+	pthread_join(t, NULL);
+	int after = entries(ro);
+	printf("%d rounds\n", n);
+	if (after != before)
+		escaped("%d new entries appeared in the read-only directory %s", after - before, ro);
+	contained();
+}
+
+/* ---- raw and packet sockets ----------------------------------------------------------- */
+
+static void raw_sockets(void) {
+	struct {
+		int dom, type, proto;
+		const char *what;
+	} t[] = {
+		{ AF_INET, SOCK_PACKET, htons(0x0003), "AF_INET SOCK_PACKET" },
+		{ AF_INET, SOCK_RAW, IPPROTO_ICMP, "raw ICMP" },
+		{ AF_INET, SOCK_RAW, IPPROTO_RAW, "raw IPv4" },
+		{ AF_INET6, SOCK_RAW, IPPROTO_ICMPV6, "raw ICMPv6" },
+		{ AF_INET, SOCK_DGRAM, IPPROTO_ICMP, "ICMP datagram (ping)" },
+		{ AF_INET, SOCK_STREAM, IPPROTO_SCTP, "SCTP" },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		int s = socket(t[i].dom, t[i].type, t[i].proto);
+		if (s >= 0)
+			escaped("opened a %s socket", t[i].what);
+	}
+	contained();
+}
+
+/* ---- set-id files ---------------------------------------------------------------------- */
+
+static void check_setid(const char *p, const char *how) {
+	struct stat st;
+	if (stat(p, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID)) && S_ISREG(st.st_mode))
+		escaped("%s left %s with mode %o", how, p, st.st_mode & 07777);
+}
+
+static void setid_files(const char *rw) {
+	char p[512];
+	snprintf(p, sizeof p, "%s/suid-open", rw);
+	int fd = open(p, O_CREAT | O_WRONLY, 04755);
+	if (fd >= 0)
+		close(fd);
+	check_setid(p, "open(O_CREAT, 04755)");
+	snprintf(p, sizeof p, "%s/suid-fchmod", rw);
+	fd = open(p, O_CREAT | O_WRONLY, 0755);
+	fchmod(fd, 04755);
+	close(fd);
+	check_setid(p, "fchmod(04755)");
+	snprintf(p, sizeof p, "%s/sgid-chmod", rw);
+	close(open(p, O_CREAT | O_WRONLY, 0755));
+	chmod(p, 02755);
+	check_setid(p, "chmod(02755)");
+	snprintf(p, sizeof p, "%s/sgid-fchmodat", rw);
+	close(open(p, O_CREAT | O_WRONLY, 0755));
+	fchmodat(AT_FDCWD, p, 06755, 0);
+	check_setid(p, "fchmodat(06755)");
+	snprintf(p, sizeof p, "%s/suid-mknod", rw);
+	mknod(p, S_IFREG | 04755, 0);
+	check_setid(p, "mknod(S_IFREG|04755)");
+	snprintf(p, sizeof p, "%s/suid-creat", rw);
+	fd = creat(p, 04711);
+	if (fd >= 0)
+		close(fd);
+	check_setid(p, "creat(04711)");
+	snprintf(p, sizeof p, "%s/suid-openat2", rw);
+	struct {
+		uint64_t flags, mode, resolve;
+	} how = { O_CREAT | O_WRONLY, 04755, 0 };
+	fd = syscall(SYS_openat2, AT_FDCWD, p, &how, sizeof how);
+	if (fd >= 0)
+		close(fd);
+	check_setid(p, "openat2(O_CREAT, 04755)");
+	contained();
+}
+
+static void madvise_advice(void) {
+	char *p = mmap(NULL, 4 << 12, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	memset(p, 1, 4 << 12);
+	if (madvise(p, 4096, 101 /* MADV_SOFT_OFFLINE */) == 0)
+		escaped("MADV_SOFT_OFFLINE took a host page out of service");
+	if (madvise(p + 4096, 4096, 12 /* MADV_MERGEABLE */) == 0)
+		escaped("MADV_MERGEABLE (page sharing with other processes)");
+	if (madvise(p + 8192, 4096, 200) == 0)
+		escaped("an unknown advice passed");
+	contained();
+}
+
+/* ---- what the issue saw in the code ------------------------------------------------ */
+
+static volatile int mr_stop;
+static void *thread_churn(void *a) {
+	(void)a;
+	while (!mr_stop) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, sleeper, NULL) == 0)
+			pthread_join(t, NULL);
+	}
+	return NULL;
+}
+
+static void mremap_race(void) {
+	pthread_t t;
+	pthread_create(&t, NULL, thread_churn, NULL);
+	int n = 0;
+	for (double end = now() + 6; now() < end; n++) {
+		char *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			continue;
+		p[0] = 1;
+		char *q = mremap(p, 1 << 20, 2 << 20, MREMAP_MAYMOVE);
+		munmap(q == MAP_FAILED ? p : q, 2 << 20);
+	}
+	mr_stop = 1;
+	pthread_join(t, NULL);
+	printf("%d rounds\n", n);
+	contained();
+}
+
+/* The test reuses the pid outside the sandbox between the two lines. */
+static void reused_pid(void) {
+	pid_t c = fork();
+	if (c == 0)
+		_exit(0);
+	int st;
+	waitpid(c, &st, 0);
+	printf("reaped %d\n", c);
+	fflush(stdout);
+	char line[64];
+	if (!fgets(line, sizeof line, stdin))
+		exit(2);
+	int r = kill(c, SIGTERM);
+	printf("kill: %d (%s)\n", r, r ? strerror(errno) : "sent");
+	fflush(stdout);
+	contained();
+}
+
+/* Run with limits {threads: 4, memory: 96 MiB, processes: 4}: children each within
+ * the limits, together far beyond them. */
+static void limits_across_processes(void) {
+	int fds[2];
+	if (pipe(fds))
+		exit(2);
+	int forks = 0;
+	for (int i = 0; i < 8; i++) {
+		pid_t c = fork();
+		if (c < 0)
+			break;
+		forks++;
+		if (c == 0) {
+			int threads = 0;
+			pthread_t t[3];
+			for (int k = 0; k < 3; k++)
+				threads += pthread_create(&t[k], NULL, sleeper, NULL) == 0;
+			size_t len = 40 << 20;
+			char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			int mb = 0;
+			if (m != MAP_FAILED) {
+				memset(m, 1, len);
+				mb = 40;
+			}
+			char msg[32];
+			int n = snprintf(msg, sizeof msg, "%d %d\n", threads, mb);
+			if (write(fds[1], msg, n) < 0)
+				_exit(2);
+			for (int k = 0; k < threads; k++)
+				pthread_join(t[k], NULL);
+			usleep(300 * 1000);
+			_exit(0);
+		}
+	}
+	close(fds[1]);
+	FILE *in = fdopen(fds[0], "r");
+	int threads = 1, mb = 0, a, b;
+	while (fscanf(in, "%d %d", &a, &b) == 2) {
+		threads += a + 1;
+		mb += b;
+	}
+	while (wait(NULL) > 0)
+		;
+	printf("%d processes, %d threads, %d MiB at once\n", forks + 1, threads, mb);
+	if (forks + 1 > 4)
+		escaped("%d processes under a limit of 4", forks + 1);
+	if (threads > 4)
+		escaped("%d threads under a limit of 4", threads);
+	if (mb > 96)
+		escaped("%d MiB under a limit of 96", mb);
+	contained();
+}
+
+/* Locks on a file the program may only read: seen in /proc/locks, where every
+ * process on the machine sees them. */
+static int lock_lines(ino_t ino) {
+	FILE *f = fopen("/proc/locks", "r");
+	char line[256];
+	int n = 0;
+	if (!f)
+		return -1;
+	/* "1: POSIX  ADVISORY  READ 1234 00:1f:12345 0 EOF" */
+	while (fgets(line, sizeof line, f)) {
+		for (char *tok = strtok(line, " \n"); tok; tok = strtok(NULL, " \n")) {
+			unsigned maj, min;
+			unsigned long in;
+			if (sscanf(tok, "%x:%x:%lu", &maj, &min, &in) == 3 && in == ino)
+				n++;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+static void locks_on_read_only(const char *ro) {
+	char p[512];
+	snprintf(p, sizeof p, "%s/marker", ro);
+	int fd = open(p, O_RDONLY);
+	if (fd < 0)
+		exit(2);
+	struct stat st;
+	fstat(fd, &st);
+	int before = lock_lines(st.st_ino);
+	if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0 && lock_lines(st.st_ino) > before)
+		escaped("a lease on %s, a file the program may only read", p);
+	if (flock(fd, LOCK_SH) == 0 && lock_lines(st.st_ino) > before)
+		escaped("flock on %s, a file the program may only read", p);
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+	if (fcntl(fd, F_SETLK, &fl) == 0 && lock_lines(st.st_ino) > before)
+		escaped("a POSIX read lock on %s, a file the program may only read", p);
+	contained();
+}
+
+/* Run with a terminal as stdin (the test gives it a pty). */
+static void terminal_ioctls(void) {
+	if (!isatty(0))
+		printf("stdin is not a terminal\n");
+	char c = 'x';
+	if (ioctl(0, TIOCSTI, &c) == 0)
+		escaped("TIOCSTI pushed input into the outer terminal");
+	struct termios t;
+	if (tcgetattr(0, &t) == 0) {
+		t.c_lflag &= ~ECHO;
+		if (tcsetattr(0, TCSANOW, &t) == 0)
+			escaped("changed the outer terminal's modes (echo off)");
+	}
+	if (ioctl(0, TIOCSPGRP, &(pid_t){ getpid() }) == 0)
+		escaped("made itself the terminal's foreground group");
+	contained();
+}
+
+static void devices(void) {
+	const char *devs[] = { "/dev/port", "/dev/mem", "/dev/kmsg", "/dev/kvm", "/dev/vda", "/dev/sda", "/dev/watchdog", "/dev/rtc0", "/dev/snapshot", "/dev/cpu/0/msr" };
+	for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) {
+		int fd = open(devs[i], O_RDONLY | O_NONBLOCK);
+		if (fd >= 0)
+			escaped("opened the device %s, which no rule names", devs[i]);
+	}
+	contained();
+}
+
+static void sockopt_pointers(void) {
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	char buf[512] = { 0 };
+	socklen_t l = 84;
+	/* IPT_SO_GET_INFO with table "filter": the kernel answers only if it reached
+	 * iptables. */
+	strcpy(buf, "filter");
+	errno = 0;
+	if (getsockopt(s, IPPROTO_IP, 64, buf, &l) == 0)
+		escaped("iptables answered IPT_SO_GET_INFO");
+	if (errno != ENOPROTOOPT && errno != EPERM && errno != EACCES && errno != EINVAL)
+		escaped("IPT_SO_GET_INFO reached the kernel (%s)", strerror(errno));
+	errno = 0;
+	if (setsockopt(s, IPPROTO_IP, 64 /* IPT_SO_SET_REPLACE */, buf, 200) == 0 || (errno != ENOPROTOOPT && errno != EPERM && errno != EACCES))
+		escaped("IPT_SO_SET_REPLACE reached the kernel (%s)", strerror(errno));
+	contained();
+}
+
+static void proc_fd_listing(void) {
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	if (!d)
+		exit(2);
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		int fd = atoi(e->d_name);
+		if (fd != dirfd(d) && fcntl(fd, F_GETFD) < 0 && errno == EBADF)
+			escaped("/proc/self/fd lists descriptor %d, which the program cannot use", fd);
+	}
+	closedir(d);
+	struct rlimit r;
+	getrlimit(RLIMIT_NOFILE, &r);
+	printf("RLIMIT_NOFILE %lu/%lu\n", (unsigned long)r.rlim_cur, (unsigned long)r.rlim_max);
+	contained();
+}
+
+/* A sibling renumbers low descriptors while the first thread execs /bin/true: the
+ * loader must load /bin/true, not the file the sibling put in its place. */
+static volatile int swap_stop;
+static int swap_src;
+static void *exec_swapper(void *a) {
+	(void)a;
+	while (!swap_stop)
+		for (int k = 3; k < 40; k++)
+			if (k != swap_src)
+				dup2(swap_src, k);
+	return NULL;
+}
+
+static void exec_fd_swap(const char *rw) {
+	char script[512];
+	snprintf(script, sizeof script, "%s/impostor", rw);
+	FILE *f = fopen(script, "w");
+	fprintf(f, "#!/bin/sh\necho IMPOSTOR\n");
+	fclose(f);
+	chmod(script, 0755);
+	swap_src = open(script, O_RDONLY);
+	int hi = fcntl(swap_src, F_DUPFD, 100);
+	close(swap_src);
+	swap_src = hi;
+	for (int i = 0; i < 20; i++) {
+		pid_t c = fork();
+		if (c == 0) {
+			pthread_t t;
+			pthread_create(&t, NULL, exec_swapper, NULL);
+			usleep(1000);
+			execl("/bin/echo", "/bin/echo", "genuine", (char *)NULL);
+			_exit(3);
+		}
+		int st;
+		waitpid(c, &st, 0);
+	}
+	/* The test checks that IMPOSTOR never appears in the output. */
+	contained();
+}
+
+/* The program lowers RLIMIT_AS and RLIMIT_DATA as far as it likes: the monitor's
+ * own memory must not be what runs out. */
+static void rlimit_as(void) {
+	struct rlimit r = { 16 << 20, 16 << 20 };
+	setrlimit(RLIMIT_AS, &r);
+	setrlimit(RLIMIT_DATA, &r);
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		if (pthread_create(&t[i], NULL, sleeper, NULL) == 0)
+			pthread_join(t[i], NULL);
+	char *p = malloc(64 << 20);
+	printf("after the limits: threads ran, malloc(64 MiB) %s\n", p ? "worked" : "failed");
+	contained();
+}
+
+int main(int argc, char **argv) {
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc < 2) {
+		fprintf(stderr, "usage: sandbox-attack NAME [ARGS...]\n");
+		return 2;
+	}
+	name = argv[1];
+	if (!strcmp(name, "listen-unbound"))
+		listen_unbound();
+	else if (!strcmp(name, "sendto-unbound"))
+		sendto_unbound();
+	else if (!strcmp(name, "core-dump"))
+		need(argc, 3), core_dump(argv[2]);
+	else if (!strcmp(name, "dontfork"))
+		dontfork();
+	else if (!strcmp(name, "fchmod-race"))
+		need(argc, 4), fchmod_race(argv[2], argv[3]);
+	else if (!strcmp(name, "resolver-race"))
+		need(argc, 4), resolver_race(argv[2], argv[3]);
+	else if (!strcmp(name, "raw-sockets"))
+		raw_sockets();
+	else if (!strcmp(name, "setid-files"))
+		need(argc, 3), setid_files(argv[2]);
+	else if (!strcmp(name, "madvise-advice"))
+		madvise_advice();
+	else if (!strcmp(name, "mremap-race"))
+		mremap_race();
+	else if (!strcmp(name, "reused-pid"))
+		reused_pid();
+	else if (!strcmp(name, "limits-across-processes"))
+		limits_across_processes();
+	else if (!strcmp(name, "locks-on-read-only"))
+		need(argc, 3), locks_on_read_only(argv[2]);
+	else if (!strcmp(name, "terminal-ioctls"))
+		terminal_ioctls();
+	else if (!strcmp(name, "devices"))
+		devices();
+	else if (!strcmp(name, "sockopt-pointers"))
+		sockopt_pointers();
+	else if (!strcmp(name, "proc-fd-listing"))
+		proc_fd_listing();
+	else if (!strcmp(name, "exec-fd-swap"))
+		need(argc, 3), exec_fd_swap(argv[2]);
+	else if (!strcmp(name, "rlimit-as"))
+		rlimit_as();
+	fprintf(stderr, "unknown attack %s\n", name);
+	return 2;
+}

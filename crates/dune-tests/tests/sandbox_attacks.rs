@@ -1,0 +1,251 @@
+//! The sandbox's red-team suite (`csrc/sandbox-attack.c`), in the VM lane.
+//!
+//! Each attack is an escape that worked on an earlier version of the sandbox,
+//! found by attacking it white-box with the code in hand; each must now be
+//! contained. The policy is the red team's: everything readable (`--allow-read /`),
+//! one writable tree, run as root in the lane. Every test makes its own read-only
+//! and read-write directories and checks them after the attack too.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use dune_tests::{fresh, profile_dir, run_bounded};
+
+const BUILD: &str = "build it on the host first with `cargo build -p dune-cli` (scripts/test does)";
+const ATTACK: &str = env!("SANDBOX_ATTACK");
+
+fn dune() -> PathBuf {
+    fresh(profile_dir().join("dune"), &["crates/dune-cli/src", "apps/sandbox/src", "crates/libdune/src"], BUILD)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn show(out: &Output) -> String {
+    format!("{:?}\nstdout:\n{}\nstderr:\n{}", out.status, text(&out.stdout), text(&out.stderr))
+}
+
+/// A read-only directory (with a file `marker`) and a read-write one, removed on drop.
+struct Dirs {
+    root: PathBuf,
+}
+
+impl Dirs {
+    fn new(tag: &str) -> Dirs {
+        let root = std::env::temp_dir().join(format!("dune-attack-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("ro")).unwrap();
+        std::fs::create_dir_all(root.join("rw")).unwrap();
+        std::fs::write(root.join("ro/marker"), "read-only\n").unwrap();
+        std::fs::set_permissions(root.join("ro"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        Dirs { root }
+    }
+    fn ro(&self) -> String {
+        self.root.join("ro").to_string_lossy().into_owned()
+    }
+    fn rw(&self) -> String {
+        self.root.join("rw").to_string_lossy().into_owned()
+    }
+    /// The red team's policy: read everything, write `rw`.
+    fn policy(&self) -> Vec<String> {
+        vec!["--allow-read".into(), "/".into(), "--allow-write".into(), self.rw()]
+    }
+    fn ro_entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.root.join("ro")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn command(opts: &[String], attack: &[&str]) -> Command {
+    let mut cmd = Command::new(dune());
+    cmd.env_remove("LD_LIBRARY_PATH");
+    cmd.arg("sandbox").args(opts).arg("--").arg(ATTACK).args(attack);
+    cmd
+}
+
+/// Runs an attack under `opts` and requires it contained: its last line says so,
+/// it exited 0, and no line says it escaped.
+fn contained(opts: &[String], attack: &[&str]) -> Output {
+    let out = run_bounded(command(opts, attack));
+    let name = attack[0];
+    assert!(!text(&out.stdout).contains("ESCAPED"), "{name}: {}", show(&out));
+    assert_eq!(text(&out.stdout).lines().last(), Some(format!("contained: {name}").as_str()), "{name}: {}", show(&out));
+    assert!(out.status.success(), "{name}: {}", show(&out));
+    out
+}
+
+// ---- round 0: the escapes issue 16 reports -------------------------------------------------
+
+#[test]
+fn network_without_a_rule_through_implicit_binds() {
+    let d = Dirs::new("net");
+    contained(&d.policy(), &["listen-unbound"]);
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), "127.0.0.1:9".to_string()]);
+    contained(&opts, &["sendto-unbound"]);
+}
+
+#[test]
+fn no_core_dump_into_a_read_only_tree() {
+    let d = Dirs::new("core");
+    contained(&d.policy(), &["core-dump", &d.ro()]);
+    assert_eq!(d.ro_entries(), ["marker"]);
+}
+
+#[test]
+fn monitor_memory_never_shows_in_a_dontfork_hole() {
+    let d = Dirs::new("dontfork");
+    contained(&d.policy(), &["dontfork"]);
+}
+
+#[test]
+fn fchmod_futimens_fchown_act_on_what_was_checked() {
+    let d = Dirs::new("fchmod");
+    let before = std::fs::metadata(d.ro()).unwrap();
+    contained(&d.policy(), &["fchmod-race", &d.ro(), &d.rw()]);
+    let after = std::fs::metadata(d.ro()).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((before.mode(), before.gid(), before.mtime()), (after.mode(), after.gid(), after.mtime()));
+}
+
+#[test]
+fn the_resolvers_descriptors_cannot_be_renumbered() {
+    let d = Dirs::new("resolver");
+    contained(&d.policy(), &["resolver-race", &d.ro(), &d.rw()]);
+    assert_eq!(d.ro_entries(), ["marker"]);
+}
+
+#[test]
+fn raw_and_packet_sockets_are_refused() {
+    let d = Dirs::new("raw");
+    contained(&d.policy(), &["raw-sockets"]);
+}
+
+#[test]
+fn no_set_id_files_and_no_dangerous_madvise() {
+    let d = Dirs::new("setid");
+    contained(&d.policy(), &["setid-files", &d.rw()]);
+    for e in std::fs::read_dir(d.rw()).unwrap() {
+        let e = e.unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = e.metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o6000, 0, "{:?} has mode {mode:o}", e.path());
+    }
+    contained(&d.policy(), &["madvise-advice"]);
+}
+
+// ---- round 0: what the issue saw in the code ------------------------------------------------
+
+#[test]
+fn mremap_never_frees_what_a_monitor_mapping_can_take() {
+    let d = Dirs::new("mremap");
+    contained(&d.policy(), &["mremap-race"]);
+}
+
+/// The attack forks a child and reaps it; a process outside the sandbox then takes
+/// the child's pid; the attack kills that pid. The outside process must survive.
+#[test]
+fn a_reaped_childs_pid_reused_outside_is_never_signalled() {
+    let d = Dirs::new("pid");
+    let mut cmd = command(&d.policy(), &["reused-pid"]);
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+    let pid: i32 = first.strip_prefix("reaped ").and_then(|p| p.trim().parse().ok()).unwrap_or_else(|| panic!("unexpected output {first:?}"));
+    // Have the next process made on the machine take that pid.
+    let mut outsider = None;
+    for _ in 0..20 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", pid - 1)).expect("ns_last_pid (root in the lane)");
+        let s = Command::new("/bin/sleep").arg("60").spawn().unwrap();
+        if s.id() as i32 == pid {
+            outsider = Some(s);
+            break;
+        }
+        let mut s = s;
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    let mut outsider = outsider.expect("could not make a process with the reaped child's pid");
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let alive = outsider.try_wait().unwrap().is_none();
+    let _ = outsider.kill();
+    let _ = outsider.wait();
+    assert!(alive, "ESCAPED: the sandbox signalled pid {pid}, a process outside it: {rest:?}");
+    assert!(status.success(), "{status:?} {rest:?}");
+}
+
+#[test]
+fn limits_hold_across_processes() {
+    let d = Dirs::new("limits");
+    let policy = d.root.join("limits.json");
+    std::fs::write(&policy, "{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\",\n  \"dune\": { \"readOnly\": [\"/\"], \"limits\": { \"threads\": 4, \"processes\": 4, \"memory\": 100663296 } }\n}\n").unwrap();
+    let opts = vec!["--policy".to_string(), policy.to_string_lossy().into_owned()];
+    contained(&opts, &["limits-across-processes"]);
+}
+
+#[test]
+fn no_locks_or_leases_on_read_only_files() {
+    let d = Dirs::new("locks");
+    contained(&d.policy(), &["locks-on-read-only", &d.ro()]);
+}
+
+#[test]
+fn the_outer_terminal_is_not_the_programs() {
+    let d = Dirs::new("tty");
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors; the name and settings are not asked for.
+    let r = unsafe { libc::openpty(&mut master, &mut slave, core::ptr::null_mut(), core::ptr::null(), core::ptr::null()) };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both were just made by openpty and are owned here alone.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut cmd = command(&d.policy(), &["terminal-ioctls"]);
+    cmd.stdin(Stdio::from(slave));
+    let out = run_bounded(cmd);
+    drop(master);
+    assert!(!text(&out.stdout).contains("ESCAPED") && text(&out.stdout).ends_with("contained: terminal-ioctls\n"), "{}", show(&out));
+}
+
+#[test]
+fn devices_no_rule_names_cannot_be_opened() {
+    let d = Dirs::new("dev");
+    contained(&d.policy(), &["devices"]);
+}
+
+#[test]
+fn socket_options_the_kernel_follows_are_refused() {
+    let d = Dirs::new("sockopt");
+    contained(&d.policy(), &["sockopt-pointers"]);
+}
+
+#[test]
+fn proc_self_fd_shows_only_the_programs_descriptors() {
+    let d = Dirs::new("procfd");
+    contained(&d.policy(), &["proc-fd-listing"]);
+}
+
+#[test]
+fn the_exec_loaders_descriptor_cannot_be_swapped() {
+    let d = Dirs::new("execfd");
+    let out = contained(&d.policy(), &["exec-fd-swap", &d.rw()]);
+    assert!(!text(&out.stdout).contains("IMPOSTOR"), "ESCAPED: the loader ran the swapped-in file: {}", show(&out));
+}
+
+#[test]
+fn the_programs_rlimit_as_does_not_starve_the_monitor() {
+    let d = Dirs::new("rlimit");
+    let out = contained(&d.policy(), &["rlimit-as"]);
+    assert!(text(&out.stdout).contains("after the limits"), "{}", show(&out));
+}
