@@ -3,7 +3,7 @@
 
 use kvm_ioctls::Kvm;
 
-use super::{Check, Probe, Status};
+use super::types::{Check, Probe, Status};
 
 /// `KVM_CAP_IRQCHIP`, then creates a VM and an in-kernel irqchip on it and
 /// drops both. No memslots, no vCPUs.

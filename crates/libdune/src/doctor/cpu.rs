@@ -4,7 +4,7 @@
 
 use kvm_bindings::KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
 
-use super::{Check, Probe, Status, MIN_MAXPHYADDR};
+use super::types::{Check, Probe, Status, MIN_MAXPHYADDR};
 
 /// The parts of `/proc/cpuinfo` the doctor reads (first processor only).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

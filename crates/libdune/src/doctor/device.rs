@@ -8,7 +8,7 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 use kvm_bindings::KVM_API_VERSION;
 use kvm_ioctls::Kvm;
 
-use super::{Check, Probe, Status, KVM_DEVICE};
+use super::types::{Check, Probe, Status, KVM_DEVICE};
 
 /// Oldest kernel with every capability the runtime uses
 /// (`KVM_CAP_VCPU_ATTRIBUTES` / `KVM_VCPU_TSC_OFFSET` arrived in 5.16).

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use super::{Check, Probe, Status, KVM_DEVICE, PVM_MODULE, PVM_REASON};
+use super::types::{Check, Probe, Status, KVM_DEVICE, PVM_MODULE, PVM_REASON};
 
 /// Present when Intel VT-x KVM is loaded (also when built in: it has parameters).
 const INTEL_MODULE: &str = "/sys/module/kvm_intel";

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use super::{Check, Hypervisor, Probe, Report, Status, Verdict};
+use super::hypervisor::Hypervisor;
+use super::types::{Check, Probe, Report, Status, Verdict};
 
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
