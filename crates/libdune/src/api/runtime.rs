@@ -17,6 +17,62 @@ pub fn descriptor_base() -> Option<i32> {
     (b != i32::MAX).then_some(b)
 }
 
+/// Where an application's own reserved descriptors start ([`dup_reserved`]), once the
+/// VM exists: above the runtime's, out of the program's reach.
+pub fn application_descriptor_floor() -> Option<i32> {
+    let b = crate::host::reserved::app_floor();
+    (b != i32::MAX).then_some(b)
+}
+
+/// A close-on-exec duplicate of `fd` at the application's reserved numbers (from
+/// [`application_descriptor_floor`]): above the program's `RLIMIT_NOFILE`, so the
+/// program can neither name it nor `dup2` onto it, and left out of listings of
+/// `/proc/self/fd`. The caller keeps `fd` (and closes it). For an application that runs
+/// untrusted code in ring 3 and holds descriptors of its own (the sandbox's monitor);
+/// its ring-0 calls may use the duplicate once it called [`guard_descriptors`].
+pub fn dup_reserved(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let r = if crate::guest::in_dune_mode() {
+        crate::guest::dispatch::service(crate::guest::entry::SERVICE_DUP_APP, fd.as_raw_fd() as u64)
+    } else {
+        crate::host::reserved::dup_app(fd.as_raw_fd()).map_or_else(|e| -(e as i64), |f| f as i64)
+    };
+    if r < 0 {
+        return Err(std::io::Error::from_raw_os_error(-r as i32));
+    }
+    // SAFETY: the service made this descriptor just now and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// Declares that this process runs its untrusted code in ring 3 and checks that
+/// code's descriptor arguments itself: ring-0 calls may use the application's reserved
+/// numbers, and the caller takes [`exclusive_descriptors`] around the program's
+/// `close`, `dup2`, `dup3` and `close_range` (the runtime no longer does: the
+/// application's own pins would block it).
+pub fn guard_descriptors() {
+    crate::host::reserved::set_app_mode();
+}
+
+/// Held while a descriptor sits at a low number (below the program's limit) that the
+/// runtime or the application will use or move: see [`pin_descriptors`].
+pub use crate::host::reserved::Pin as DescriptorPin;
+/// Held while a call that replaces or closes a given descriptor number runs.
+pub use crate::host::reserved::Exclusive as DescriptorsExclusive;
+
+/// Pins descriptor numbers: until the pin drops, no `close`, `dup2`, `dup3` or
+/// `close_range` of the program runs, so a descriptor the caller just opened (at the
+/// lowest free number, which the program can name) stays the caller's. Shared; never
+/// hold it across a call that can block for long.
+pub fn pin_descriptors() -> DescriptorPin {
+    crate::host::reserved::pin()
+}
+
+/// For an application after [`guard_descriptors`]: taken around the program's calls
+/// that replace or close a given number. Waits for every [`DescriptorPin`].
+pub fn exclusive_descriptors() -> DescriptorsExclusive {
+    crate::host::reserved::exclusive()
+}
+
 /// The runtime's own mappings, `(start, end)`: host stacks, page tables, vCPU areas,
 /// fixed tables, `kvm_run` areas. `munmap`, `mmap(MAP_FIXED)`, `mremap`, `mprotect`
 /// and destructive `madvise` over them fail with `EPERM`.

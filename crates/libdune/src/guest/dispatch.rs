@@ -135,6 +135,19 @@ pub fn passthrough(tf: &mut DuneTf) {
     }
 }
 
+/// Asks the host for runtime service `which` (`entry::SERVICE_*`) with `arg`: work
+/// that must run natively on the host side, such as opening descriptors above the
+/// program's limit. Returns the service's result (`-errno` on failure).
+pub fn service(which: u64, arg: u64) -> i64 {
+    let ret: i64;
+    // SAFETY: `out` exits to the host, which reads rdi and rsi and returns with rax
+    // set; no memory is passed.
+    unsafe {
+        core::arch::asm!("out {p}, al", p = const super::entry::PORT_SERVICE, in("rdi") which, in("rsi") arg, inlateout("rax") 0i64 => ret, options(nostack, nomem));
+    }
+    ret
+}
+
 /// Drops every translation of this vCPU, for all PCIDs (toggling CR4.PGE; Intel SDM
 /// vol. 3A, 4.10.4.1).
 pub fn flush_tlb_all_pcids() {

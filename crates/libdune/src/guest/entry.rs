@@ -31,6 +31,12 @@ pub const PORT_TRAP: u16 = 0x0e;
 /// I/O port of `guest::dispatch::passthrough`: "perform the ring-3 system call in the
 /// frame at rdi".
 pub const PORT_PASSTHROUGH: u16 = 0x0f;
+/// I/O port of `guest::dispatch::service`: "a runtime service; rdi = which
+/// (`SERVICE_*`), rsi = its argument; the result in rax".
+pub const PORT_SERVICE: u16 = 0x10;
+/// Service: a close-on-exec duplicate of descriptor rsi at the application's reserved
+/// numbers (`runtime::dup_reserved`).
+pub const SERVICE_DUP_APP: u64 = 1;
 /// Size of one IDT stub; the stub for vector `v` is at `dune_trap_stubs + v * TRAP_STUB_SIZE`.
 pub const TRAP_STUB_SIZE: usize = 16;
 /// Bytes below `rsp` that ring-0 code must not touch: the System V red zone.

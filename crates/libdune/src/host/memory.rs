@@ -600,6 +600,13 @@ impl Memory {
         }
     }
 
+    /// Whether any of `[start, end)` is user memory.
+    pub fn is_user_anywhere(&self, start: u64, end: u64) -> bool {
+        let us = self.user.as_slice();
+        let i = us.partition_point(|&(_, e)| e <= start);
+        us.get(i).is_some_and(|&(s, _)| s < end)
+    }
+
     /// Whether all of `[start, end)` is user memory.
     pub fn is_user(&self, start: u64, end: u64) -> bool {
         start < end && { let (u, e) = self.user_run(start, end); u && e == end }
@@ -770,6 +777,29 @@ impl Memory {
     pub fn resync_all(&mut self, vm: &VmFd) -> Result<()> {
         self.map_all(vm)?;
         self.reclaim(vm)
+    }
+
+    /// Takes user memory away from every gap between the process's mappings: the
+    /// kernel unmapped it behind the runtime's back (in a forked child, the ranges
+    /// marked `MADV_DONTFORK`), so whatever is mapped there next is not the program's.
+    pub fn prune_user(&mut self, vm: &VmFd) -> Result<()> {
+        let mut failed = None;
+        let mut prev = 0u64;
+        let mut gap = |m: &mut Self, s: u64, e: u64| {
+            if s < e && m.is_user_anywhere(s, e) {
+                if let Err(err) = m.set_user(vm, s, e, false) {
+                    failed = Some(err);
+                }
+            }
+        };
+        procmap::for_each(|v: &Vma| {
+            gap(self, prev, v.start.min(USER_END));
+            prev = v.end;
+            true
+        })
+        .map_err(Error::ProcMaps)?;
+        gap(self, prev.min(USER_END), USER_END);
+        failed.map_or(Ok(()), Err)
     }
 
     /// Registers every region again in a new VM (a forked child: KVM refuses the parent's).

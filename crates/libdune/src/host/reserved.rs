@@ -16,12 +16,25 @@
 //!   as for a descriptor that is not open. The runtime opens its descriptors with the
 //!   soft limit raised for a moment ([`with_fd_room`]), so a program that exhausted or
 //!   lowered its limit does not stop the runtime.
+//! - **The application's descriptors.** The top of the reserved numbers (from
+//!   [`app_floor`]) is for an application that runs untrusted code in ring 3 and keeps
+//!   descriptors of its own (the sandbox's monitor): [`dup_app`] moves one there. Once
+//!   the application says it guards the program's descriptor calls itself
+//!   ([`set_app_mode`]), ring-0 calls may use those numbers; the runtime's own stay
+//!   refused.
+//! - **Descriptor numbers in flight.** A descriptor is always born at the lowest free
+//!   number, below the program's limit, and moved up from there. Between the two a
+//!   sibling thread could `dup2` another file onto that number or close it. So every
+//!   such window holds [`pin`] (shared), and the calls that replace or close a given
+//!   number (`close`, `dup2`, `dup3`, `close_range`) hold [`exclusive`] while they run:
+//!   the guard takes it for the guest's calls, or, in application mode, the
+//!   application for the program's.
 //!
 //! Layer 1 of the host: uses only `sys`. Tables are fixed and lock-free (or guarded
 //! by a spin lock that is never held across a blocking call): they are used on exit
 //! paths, which must not allocate.
 
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::sys;
 
@@ -117,6 +130,8 @@ pub unsafe fn unmap(addr: *mut u8, len: usize) {
 /// Descriptors the runtime may hold at once: the KVM device, the VM, one per vCPU, a
 /// few spare. Threads in Dune mode beyond this fail to start with `EAGAIN`.
 pub const FD_ROOM: i32 = 1040;
+/// Descriptors an application may hold at once in the reserved numbers ([`dup_app`]).
+pub const APP_ROOM: i32 = 1024;
 /// Highest descriptor number the runtime places its own at (exclusive), whatever the
 /// hard limit: the kernel's descriptor table grows to the highest open number and is
 /// copied on fork, so it is kept to 64 Ki entries (512 KiB).
@@ -126,6 +141,10 @@ pub const FD_CEILING: i32 = 1 << 16;
 static FD_BASE: AtomicI32 = AtomicI32::new(i32::MAX);
 /// The runtime's descriptors end below this number (the soft limit while opening one).
 static FD_END: AtomicI32 = AtomicI32::new(i32::MAX);
+/// The application's descriptors start here (see [`dup_app`]).
+static APP_FLOOR: AtomicI32 = AtomicI32::new(i32::MAX);
+/// The application guards the program's descriptor calls itself ([`set_app_mode`]).
+static APP_MODE: AtomicBool = AtomicBool::new(false);
 /// `RLIMIT_NOFILE` as the program sees it (soft, hard).
 static SOFT: AtomicU64 = AtomicU64::new(0);
 static HARD: AtomicU64 = AtomicU64::new(0);
@@ -138,10 +157,29 @@ pub fn fd_base() -> i32 {
     FD_BASE.load(Ordering::Acquire)
 }
 
-/// Whether `fd` (as a system-call argument) names a runtime descriptor.
+/// Where the application's descriptors start (`i32::MAX` before [`init_fds`]).
+pub fn app_floor() -> i32 {
+    APP_FLOOR.load(Ordering::Acquire)
+}
+
+/// Whether `fd` (as a system-call argument) names a runtime descriptor: any reserved
+/// number, or in application mode the runtime's part of them.
 pub fn is_runtime_fd(fd: u64) -> bool {
     let fd = fd as i32;
-    fd >= 0 && fd >= fd_base()
+    fd >= 0 && fd >= fd_base() && (!app_mode() || fd < app_floor())
+}
+
+/// The application guards the program's descriptor calls (ring 3 cannot make a call
+/// the runtime sees; ring 0 is the application): ring-0 calls may use the
+/// application's reserved numbers, and the guard no longer serializes `close` and
+/// `dup2` ([`exclusive`]) itself.
+pub fn set_app_mode() {
+    APP_MODE.store(true, Ordering::Release);
+}
+
+/// Whether [`set_app_mode`] was called.
+pub fn app_mode() -> bool {
+    APP_MODE.load(Ordering::Acquire)
 }
 
 /// `RLIMIT_NOFILE` as the program sees it.
@@ -175,11 +213,14 @@ fn set_real_nofile(soft: u64, hard: u64) -> i64 {
     unsafe { sys::syscall6(libc::SYS_prlimit64 as u64, [0, libc::RLIMIT_NOFILE as u64, &l as *const _ as u64, 0, 0, 0]) }
 }
 
-/// The numbers for a hard limit: (first runtime number, end of the runtime's room).
-pub fn plan_fds(hard: u64) -> (i32, i32) {
+/// The numbers for a hard limit: (first runtime number, first application number,
+/// end of the reserved room). A tiny hard limit gives the program half of it and
+/// splits the rest.
+pub fn plan_fds(hard: u64) -> (i32, i32, i32) {
     let end = hard.min(FD_CEILING as u64) as i32;
-    let base = (end - FD_ROOM).max(end / 2);
-    (base, end)
+    let base = (end - FD_ROOM - APP_ROOM).max(end / 2);
+    let app = (end - APP_ROOM).max(base + (end - base) / 2);
+    (base, app, end)
 }
 
 /// Reserves the descriptor numbers at and above [`plan_fds`]'s base for the runtime
@@ -191,7 +232,7 @@ pub fn init_fds() {
         return;
     }
     let (soft, hard) = real_nofile();
-    let (base, end) = plan_fds(hard);
+    let (base, app, end) = plan_fds(hard);
     let vhard = hard.min(base as u64);
     let vsoft = soft.min(vhard);
     if soft > vsoft {
@@ -200,6 +241,7 @@ pub fn init_fds() {
     SOFT.store(vsoft, Ordering::Release);
     HARD.store(vhard, Ordering::Release);
     FD_END.store(end, Ordering::Release);
+    APP_FLOOR.store(app, Ordering::Release);
     FD_BASE.store(base, Ordering::Release);
 }
 
@@ -247,7 +289,97 @@ pub fn dup_high(fd: i32) -> Result<i32, i32> {
     let base = fd_base();
     let at = if base == i32::MAX { 0 } else { base };
     // SAFETY: duplicating a descriptor the runtime owns; no memory is passed.
-    sys::check(unsafe { sys::syscall(libc::SYS_fcntl, fd as u64, libc::F_DUPFD_CLOEXEC as u64, at as u64) }).map(|f| f as i32)
+    let high = sys::check(unsafe { sys::syscall(libc::SYS_fcntl, fd as u64, libc::F_DUPFD_CLOEXEC as u64, at as u64) })? as i32;
+    if base != i32::MAX && high >= app_floor() {
+        // The runtime's part is full: the next number is the application's.
+        // SAFETY: the duplicate just made, owned by nothing.
+        unsafe { sys::syscall(libc::SYS_close, high as u64, 0, 0) };
+        return Err(libc::EMFILE);
+    }
+    Ok(high)
+}
+
+/// A close-on-exec duplicate of `fd` at the application's reserved numbers
+/// ([`app_floor`] and up), made with the soft limit raised for the moment. Runs on
+/// the host side (the guest asks through the runtime's service exit).
+pub fn dup_app(fd: i32) -> Result<i32, i32> {
+    let floor = app_floor();
+    if floor == i32::MAX {
+        return Err(libc::EBADF);
+    }
+    // SAFETY: duplicating a descriptor of the process; no memory is passed.
+    with_fd_room(|| sys::check(unsafe { sys::syscall(libc::SYS_fcntl, fd as u64, libc::F_DUPFD_CLOEXEC as u64, floor as u64) })).map(|f| f as i32)
+}
+
+// ---- descriptor numbers in flight -------------------------------------------------------
+
+/// The lock of [`pin`] and [`exclusive`]: the number of pins, plus [`WRITER`] while a
+/// call that replaces a number runs and [`WAITING`] while one waits for the pins.
+static FD_LOCK: AtomicU32 = AtomicU32::new(0);
+const WRITER: u32 = 1 << 31;
+const WAITING: u32 = 1 << 30;
+
+fn futex(word: &AtomicU32, op: i32, val: u32) {
+    // SAFETY: a futex operation on a static word; no timeout, no second word.
+    unsafe { sys::syscall6(libc::SYS_futex as u64, [word.as_ptr() as u64, op as u64, val as u64, 0, 0, 0]) };
+}
+
+/// Held while a descriptor sits at a number below the program's limit that is not
+/// the program's (between its birth and its move up, or while the application uses
+/// a temporary): no `close`, `dup2`, `dup3` or `close_range` can replace it meanwhile.
+/// Shared: any number of threads may hold one. Never hold it across a call that can
+/// block for long, or across a `close` of the guest's that takes [`exclusive`].
+pub struct Pin(());
+
+/// Takes a [`Pin`] (waits while a replacing call runs or waits).
+pub fn pin() -> Pin {
+    loop {
+        let s = FD_LOCK.load(Ordering::Acquire);
+        if s & (WRITER | WAITING) == 0 {
+            if FD_LOCK.compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                return Pin(());
+            }
+            continue;
+        }
+        futex(&FD_LOCK, libc::FUTEX_WAIT, s);
+    }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let s = FD_LOCK.fetch_sub(1, Ordering::AcqRel);
+        if s & !(WRITER | WAITING) == 1 && s & WAITING != 0 {
+            futex(&FD_LOCK, libc::FUTEX_WAKE, i32::MAX as u32);
+        }
+    }
+}
+
+/// Held while a call that replaces or closes a given descriptor number runs: no
+/// [`Pin`] is held meanwhile. One at a time; waiting ones go before new pins.
+pub struct Exclusive(());
+
+/// Takes [`Exclusive`].
+pub fn exclusive() -> Exclusive {
+    loop {
+        let s = FD_LOCK.load(Ordering::Acquire);
+        if s & !WAITING == 0 {
+            if FD_LOCK.compare_exchange_weak(s, WRITER, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                return Exclusive(());
+            }
+            continue;
+        }
+        if s & WAITING == 0 && FD_LOCK.compare_exchange_weak(s, s | WAITING, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            continue;
+        }
+        futex(&FD_LOCK, libc::FUTEX_WAIT, s | WAITING);
+    }
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        FD_LOCK.store(0, Ordering::Release);
+        futex(&FD_LOCK, libc::FUTEX_WAKE, i32::MAX as u32);
+    }
 }
 
 #[cfg(test)]
@@ -256,11 +388,12 @@ mod tests {
 
     #[test]
     fn fd_plan_keeps_the_table_small_and_leaves_room() {
-        assert_eq!(plan_fds(1 << 20), ((1 << 16) - FD_ROOM, 1 << 16));
-        assert_eq!(plan_fds(4096), (4096 - FD_ROOM, 4096));
-        // A tiny hard limit: half for the program, half for the runtime.
-        assert_eq!(plan_fds(1024), (512, 1024));
-        assert_eq!(plan_fds(u64::MAX), ((1 << 16) - FD_ROOM, 1 << 16));
+        let top = 1 << 16;
+        assert_eq!(plan_fds(1 << 20), (top - FD_ROOM - APP_ROOM, top - APP_ROOM, top));
+        assert_eq!(plan_fds(4096), (4096 - FD_ROOM - APP_ROOM, 4096 - APP_ROOM, 4096));
+        // A tiny hard limit: half for the program, the rest split.
+        assert_eq!(plan_fds(1024), (512, 768, 1024));
+        assert_eq!(plan_fds(u64::MAX), (top - FD_ROOM - APP_ROOM, top - APP_ROOM, top));
     }
 
     #[test]
@@ -275,5 +408,26 @@ mod tests {
         assert!(!overlaps(a - 0x1000, a));
         forget(a);
         assert!(!overlaps(a, a + 0x3000));
+    }
+
+    #[test]
+    fn pins_exclude_a_replacing_call_and_not_each_other() {
+        let (a, b) = (pin(), pin());
+        assert_eq!(FD_LOCK.load(Ordering::Acquire), 2);
+        let t = std::thread::spawn(|| {
+            let _x = exclusive();
+            assert_eq!(FD_LOCK.load(Ordering::Acquire) & WRITER, WRITER);
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // The writer waits for both pins, and new pins wait behind it.
+        assert!(!t.is_finished());
+        assert_ne!(FD_LOCK.load(Ordering::Acquire) & WAITING, 0);
+        drop(a);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!t.is_finished());
+        drop(b);
+        t.join().unwrap();
+        let _c = pin();
+        assert_eq!(FD_LOCK.load(Ordering::Acquire), 1);
     }
 }

@@ -129,6 +129,7 @@ pub(crate) fn run(ctx: &mut ThreadCtx) -> ! {
             Exit::Io(entry::PORT_TRAP) => fault::handle(ctx, thread_start),
             Exit::Hypercall => hypercall::from_exit(ctx, thread_start),
             Exit::Io(entry::PORT_PASSTHROUGH) => syscall::passthrough_tf(ctx, thread_start),
+            Exit::Io(entry::PORT_SERVICE) => syscall::service(ctx),
             Exit::Io(_) => report::die_fatal(&ctx.vcpu.fd, "out to an unknown I/O port"),
             Exit::Interrupted => {
                 COUNTERS.interrupts.fetch_add(1, Ordering::Relaxed);

@@ -137,6 +137,10 @@ impl State {
         self.vm.set_tss_address(0xfffb_d000).map_err(Error::kvm("KVM_SET_TSS_ADDR"))?;
         self.vm.create_irq_chip().map_err(Error::kvm("KVM_CREATE_IRQCHIP"))?;
         self.mem.reregister(&self.vm)?;
+        // The child's memory is what the kernel gave it, not the parent's record: a
+        // range marked MADV_DONTFORK is gone, and so is any user memory there.
+        self.mem.resync_all(&self.vm)?;
+        self.mem.prune_user(&self.vm)?;
         // The parent's other vCPUs do not run in the child: never wait for them.
         crate::guest::shootdown::mark_gone_except(vcpu.percpu());
         vcpu.recreate(&self.vm, &self.template)?;

@@ -100,6 +100,11 @@ fn descriptors(nr: u64, a: &[u64; 6]) -> Option<Verdict> {
     }
 }
 
+/// Calls that replace or close the descriptor at a given number.
+pub fn replaces_descriptors(nr: u64) -> bool {
+    matches!(nr as i64, libc::SYS_close | libc::SYS_dup2 | libc::SYS_dup3 | libc::SYS_close_range)
+}
+
 fn is_self(pid: u64) -> bool {
     pid as i32 == 0 || pid as i64 == sys::getpid()
 }

@@ -17,7 +17,7 @@ use crate::host::memory::{page_range, PAGE, USER_END};
 use crate::host::pagetable::Perms;
 use crate::host::report::{die_fatal, die_runtime_error, warn_runtime_error};
 use crate::host::state::{map_range, unmap_range, with_state, write_stats, Resume, ThreadCtx, COUNTERS, STATS_AT_EXIT};
-use crate::host::{procmap, sys};
+use crate::host::{procmap, reserved, sys};
 
 use super::thread::{self, ThreadEntry};
 use super::exec;
@@ -66,6 +66,10 @@ fn passthrough(nr: u64, args: [u64; 6]) -> i64 {
 }
 
 pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: ThreadEntry, nr: u64, a: [u64; 6]) -> (i64, Resume) {
+    // A call that replaces or closes a given number waits until no descriptor is in
+    // flight there (`reserved::pin`); in application mode the application does this
+    // for the program's calls, and its own must not wait on its own pins.
+    let _exclusive = (guard::replaces_descriptors(nr) && !reserved::app_mode()).then(reserved::exclusive);
     match guard::check(nr, &a, std::os::fd::AsRawFd::as_raw_fd(&ctx.vcpu.fd)) {
         Verdict::Answer(ret) => return (ret, Resume::Normal),
         Verdict::Rewrite(b) => return (passthrough(nr, b), Resume::Normal),
@@ -80,6 +84,11 @@ pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: Threa
                 return (ret, Resume::Normal);
             }
             let (s, e) = page_range(ret as u64, (ret as u64).saturating_add(a[1]));
+            if a[3] & libc::MAP_FIXED as u64 == 0 {
+                // Address space the kernel just handed out was free: whatever user
+                // memory was declared there is gone (`user::add_user_range` again).
+                fresh_space(s, e);
+            }
             let res = if a[3] & libc::MAP_GROWSDOWN as u64 != 0 {
                 mem_sync(s, e)
             } else {
@@ -107,6 +116,10 @@ pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: Threa
             }
             // Old range gone (or shrunk), new range wherever the kernel put it.
             let (old, old_len, new, new_len) = (a[0], a[1], ret as u64, a[2]);
+            if new != old && a[3] & libc::MREMAP_FIXED as u64 == 0 {
+                let (s, e) = page_range(new, new.saturating_add(new_len));
+                fresh_space(s, e);
+            }
             let res = unmap_range(old, old.saturating_add(old_len)).and_then(|_| mem_sync(new, new.saturating_add(new_len)));
             (if res.is_err() { -(libc::ENOMEM as i64) } else { ret }, Resume::FlushTlb)
         }
@@ -176,6 +189,11 @@ fn getdents64(a: [u64; 6]) -> i64 {
 
 /// Runs `f` when the call succeeded; a failure of `f` means the VM could not follow a
 /// change the kernel made, which leaves the guest unable to use that memory: report it.
+/// `[start, end)` was free address space a moment ago: it holds no user memory.
+fn fresh_space(start: u64, end: u64) {
+    let _ = with_state(|st| if st.mem.is_user_anywhere(start, end) { st.mem.set_user(&st.vm, start, end, false) } else { Ok(()) });
+}
+
 fn after_ok(ret: i64, f: impl FnOnce() -> crate::Result<()>) -> (i64, Resume) {
     if sys::check(ret).is_ok() {
         if let Err(e) = f() {
@@ -232,6 +250,24 @@ fn arch_prctl(ctx: &mut ThreadCtx, nr: u64, a: [u64; 6]) -> (i64, Resume) {
 /// ring-3 passthrough or a hypercall gets `ENOSYS` for them.
 pub(super) fn needs_syscall_return(nr: u64) -> bool {
     matches!(nr as i64, libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork | libc::SYS_rt_sigreturn)
+}
+
+/// A runtime service the guest asked for (`guest::dispatch::service`): rdi says which,
+/// rsi is its argument, the result goes to rax.
+pub fn service(ctx: &mut ThreadCtx) {
+    let (which, arg) = {
+        let r = &ctx.vcpu.fd.sync_regs().regs;
+        (r.rdi, r.rsi)
+    };
+    let ret = match which {
+        entry::SERVICE_DUP_APP => match reserved::dup_app(arg as i32) {
+            Ok(fd) => fd as i64,
+            Err(e) => -(e as i64),
+        },
+        _ => -(libc::ENOSYS as i64),
+    };
+    ctx.vcpu.fd.sync_regs_mut().regs.rax = ret as u64;
+    ctx.vcpu.fd.set_sync_dirty_reg(SyncReg::Register);
 }
 
 /// A system call made in ring 3 that a ring-0 handler passes to Linux
