@@ -188,10 +188,14 @@ pub unsafe fn run_user(ctx: &mut UserContext) -> UserExit {
         (*pc).kernel_cr3 = kernel_cr3;
         (*pc).user_cr3 = user_cr3;
     }
+    // Ring 0's FPU control state is the caller's (callee-saved in the System V ABI):
+    // ring 3 may change MXCSR, the x87 control word and stack; they come back below.
+    let saved = FpuControl::save();
     // SAFETY: the frame was sanitised for ring 3 above; the image is ctx's own,
     // 64-byte aligned and of the size the entry code uses (checked loads: see
     // fpu_image_ok). `leave` fills ctx and ends the session through ret_from_user.
     unsafe { entry::__dune_jump_to_user(&t, ctx.fpu.ptr) };
+    saved.restore();
     // SAFETY: as above.
     unsafe {
         (*pc).session = 0;
@@ -199,6 +203,40 @@ pub unsafe fn run_user(ctx: &mut UserContext) -> UserExit {
         (*pc).user_cr3 = 0;
     }
     ctx.exit
+}
+
+/// The FPU state the System V ABI makes callee-saved: MXCSR's control bits and the
+/// x87 control word. Ring 3 returns with its own registers loaded (the entry code
+/// saves them into the session's image and leaves them in place).
+struct FpuControl {
+    mxcsr: u32,
+    fcw: u16,
+}
+
+impl FpuControl {
+    fn save() -> Self {
+        let (mut mxcsr, mut fcw) = (0u32, 0u16);
+        // SAFETY: stmxcsr and fnstcw store 4 and 2 bytes into locals; SSE is on in
+        // Dune mode (CR4.OSFXSR).
+        unsafe {
+            core::arch::asm!("stmxcsr [{0}]", "fnstcw [{1}]", in(reg) &mut mxcsr, in(reg) &mut fcw, options(nostack, preserves_flags));
+        }
+        FpuControl { mxcsr, fcw }
+    }
+
+    /// Back to the saved control state with an empty x87 stack, and the upper halves
+    /// of the vector registers cleared (no AVX-SSE transition penalty in ring 0).
+    fn restore(&self) {
+        // SAFETY: fninit empties the x87 stack and resets its control word; fldcw and
+        // ldmxcsr load values read from this CPU before (valid by construction); the
+        // vector registers are caller-saved, so nothing live is in them here.
+        unsafe {
+            core::arch::asm!("fninit", "fldcw [{1}]", "ldmxcsr [{0}]", in(reg) &self.mxcsr, in(reg) &self.fcw, options(nostack, preserves_flags));
+            if xfeatures() & 4 != 0 {
+                core::arch::asm!("vzeroupper", options(nomem, nostack, preserves_flags));
+            }
+        }
+    }
 }
 
 /// The current CR3, to load again on entries from ring 3: with the no-flush bit when
