@@ -33,12 +33,13 @@ pub struct Sandbox {
     trace: bool,
     stats: bool,
     exitless: bool,
+    strict: bool,
 }
 
 impl Sandbox {
     /// A sandbox that enforces `policy`.
     pub fn new(policy: Policy) -> Self {
-        Sandbox { policy, trace: false, stats: false, exitless: false }
+        Sandbox { policy, trace: false, stats: false, exitless: false, strict: false }
     }
 
     /// Logs every system call of the program with its arguments and verdict.
@@ -62,13 +63,23 @@ impl Sandbox {
         self
     }
 
+    /// Refuses to run when the kernel lacks a layer of confinement (Landlock,
+    /// seccomp) instead of warning and running with the monitor's checks alone.
+    pub fn strict(mut self, on: bool) -> Self {
+        self.strict = on;
+        self
+    }
+
     /// Runs `argv` (`argv[0]` found as `execvp` does) with environment `env` in the
     /// calling process, which becomes the sandbox: the process's exit status is the
     /// program's. Returns only when the program cannot be started. Call it before the
     /// process starts other threads.
     pub fn run(self, argv: Vec<OsString>, env: Vec<OsString>) -> Result<std::convert::Infallible, StartError> {
         monitor::audit::stats_at_exit(self.stats);
-        let helpers = if self.exitless { std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8) } else { 0 };
-        monitor::start(self.policy, self.trace, helpers, argv, env)
+        // A helper polls on a CPU of its own: with one CPU it would only take turns
+        // with the thread waiting for it, so calls are forwarded the ordinary way.
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let helpers = if self.exitless && cpus > 1 { cpus.clamp(1, 8) } else { 0 };
+        monitor::start(self.policy, monitor::confine::Options { trace: self.trace, strict: self.strict }, helpers, argv, env)
     }
 }

@@ -193,9 +193,13 @@ fn shown(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// How [`prepare_with`] opens a file: plainly ([`prepare`]), or through a policy's
+/// path rules (the sandbox's monitor).
+pub type Opener<'a> = &'a dyn Fn(&Path) -> io::Result<File>;
+
 /// Opens `path` as the kernel's `open_exec` does: a regular file with an execute bit.
-fn open_exec(path: &Path) -> Result<(File, u64), io::Error> {
-    let file = File::open(path)?;
+fn open_exec(path: &Path, open: Opener<'_>) -> Result<(File, u64), io::Error> {
+    let file = open(path)?;
     let meta = file.metadata()?;
     if meta.is_dir() {
         return Err(io::Error::from_raw_os_error(libc::EISDIR));
@@ -220,6 +224,12 @@ fn open_error(path: &Path, e: io::Error) -> LoadError {
 /// `argv` is its argument vector (`argv[0]` included), `env` its environment.
 /// Nothing is mapped.
 pub fn prepare(name: &OsStr, argv: Vec<OsString>, env: &[OsString]) -> Result<Exec, LoadError> {
+    prepare_with(name, argv, env, &|p| File::open(p))
+}
+
+/// [`prepare`], opening the program, its `#!` interpreters and its `PT_INTERP` with
+/// `open`.
+pub fn prepare_with(name: &OsStr, argv: Vec<OsString>, env: &[OsString], open: Opener<'_>) -> Result<Exec, LoadError> {
     let path_var = env
         .iter()
         .find_map(|e| e.as_bytes().strip_prefix(b"PATH=").map(|v| OsStr::from_bytes(v).to_os_string()))
@@ -235,7 +245,7 @@ pub fn prepare(name: &OsStr, argv: Vec<OsString>, env: &[OsString]) -> Result<Ex
     let mut path = found;
     let mut depth = 0;
     let (file, info) = loop {
-        let (file, size) = open_exec(&path).map_err(|e| open_error(&path, e))?;
+        let (file, size) = open_exec(&path, open).map_err(|e| open_error(&path, e))?;
         let mut head = vec![0u8; script::LINE_MAX.min(size as usize)];
         std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).map_err(|e| LoadError::Open { path: shown(&path), source: e })?;
         if let Some(sb) = script::parse(&head) {
@@ -263,7 +273,7 @@ pub fn prepare(name: &OsStr, argv: Vec<OsString>, env: &[OsString]) -> Result<Ex
         Some(name) => {
             let ipath = PathBuf::from(OsStr::from_bytes(name));
             let bad = |error| LoadError::BadInterpreter { path: shown(&path), interp: shown(&ipath), error };
-            let (ifile, isize) = match open_exec(&ipath) {
+            let (ifile, isize) = match open_exec(&ipath, open) {
                 Ok(v) => v,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     return Err(LoadError::MissingInterpreter { path: shown(&path), interp: shown(&ipath) })

@@ -110,6 +110,25 @@ pub static STATS: Stats = Stats {
 
 static STATS_AT_EXIT: AtomicBool = AtomicBool::new(false);
 
+/// The kernel layers the sandbox runs under (`confine::Layers`), for `--stats`.
+static LAYERS: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// Records the kernel layers in force; with `missing` ones, a warning line now.
+pub fn set_layers(layers: String, missing: &[&str]) {
+    if !missing.is_empty() {
+        line(&format!("warning: this kernel gives no {}: only the monitor enforces what they would", missing.join(", ")));
+    }
+    if STATS_AT_EXIT.load(Ordering::Relaxed) {
+        line(&format!("layers: {layers}"));
+    }
+    *LAYERS.lock().unwrap_or_else(|e| e.into_inner()) = layers;
+}
+
+/// The kernel layers in force.
+pub fn layers() -> String {
+    LAYERS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// Prints the counters when the program exits (`--stats`).
 pub fn stats_at_exit(on: bool) {
     STATS_AT_EXIT.store(on, Ordering::Relaxed);

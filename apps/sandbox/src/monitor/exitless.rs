@@ -179,7 +179,7 @@ pub fn call(nr: i64, a: [u64; 6]) -> Option<i64> {
     slot.req.store(seq, SeqCst);
     if slot.helper_sleeps.load(SeqCst) != 0 {
         // One exit to wake an idle helper.
-        super::calls::raw(libc::SYS_futex, [slot.req.as_ptr() as u64, libc::FUTEX_WAKE as u64, 1, 0, 0, 0]);
+        raw(libc::SYS_futex, [slot.req.as_ptr() as u64, libc::FUTEX_WAKE as u64, 1, 0, 0, 0]);
     }
     let mut spins = 0;
     let mut interrupted = false;
@@ -197,7 +197,7 @@ pub fn call(nr: i64, a: [u64; 6]) -> Option<i64> {
         }
         slot.guest_sleeps.store(1, SeqCst);
         if slot.done.load(SeqCst) != seq {
-            let r = super::calls::raw(libc::SYS_futex, [slot.done.as_ptr() as u64, libc::FUTEX_WAIT as u64, seq.wrapping_sub(1) as u64, 0, 0, 0]);
+            let r = raw(libc::SYS_futex, [slot.done.as_ptr() as u64, libc::FUTEX_WAIT as u64, seq.wrapping_sub(1) as u64, 0, 0, 0]);
             if r == -(libc::EINTR as i64) && !interrupted && signals::program_signal_pending() {
                 interrupt(slot);
                 interrupted = true;
@@ -209,9 +209,17 @@ pub fn call(nr: i64, a: [u64; 6]) -> Option<i64> {
     Some(slot.ret.load(SeqCst) as i64)
 }
 
+/// A system call of the monitor's own (a futex, a signal to a helper): `-errno` on
+/// failure.
+fn raw(nr: i64, a: [u64; 6]) -> i64 {
+    // SAFETY: futex and tgkill calls on the monitor's own words and threads.
+    let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
+    if r == -1 { -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as i64) } else { r }
+}
+
 /// Interrupts the helper's call with the monitor's signal (it returns `EINTR`).
 fn interrupt(slot: &Slot) {
     // SAFETY: getpid has no effect.
     let pid = unsafe { libc::getpid() } as u64;
-    super::calls::raw(libc::SYS_tgkill, [pid, slot.tid.load(SeqCst) as u64, signals::MONITOR_SIGNAL as u64, 0, 0, 0]);
+    raw(libc::SYS_tgkill, [pid, slot.tid.load(SeqCst) as u64, signals::MONITOR_SIGNAL as u64, 0, 0, 0]);
 }

@@ -3,13 +3,27 @@
 //! allowed trees, write access only in read-write trees), and the call is then made
 //! on the descriptors the resolver holds (`*at(parent, name)`), never on the
 //! program's string again.
+//!
+//! The resolver's descriptors are born at the program's numbers: a call holds a
+//! [`fdtable::pin`] from the resolution until it is done with them, and moves the one
+//! it needs up ([`fdtable::own`]) before anything that can block (opening a FIFO).
+//! Mode bits are allowlisted: set-user-ID and set-group-ID bits never reach a file
+//! (stripped when a file is created, refused by `chmod`); a set-group-ID directory is
+//! allowed (it only passes its group on). Device nodes open only when a rule names
+//! them ([`crate::policy::Paths::device_allowed`]).
 
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::path::PathBuf;
 
-use super::calls::{c, copy_in, cstr_in, fd, opt, raw, user, R};
-use super::{audit, m};
+use super::fdtable::{self, fd};
+use super::state::m;
+use super::sys::{deny, raw, R};
+use super::user::{c, copy_in, copy_out, cstr_in, opt, user};
+use super::audit;
 use crate::policy::{Access, Errno, ResolvedPath};
+
+/// Mode bits no file the program creates or changes may have.
+const SETID: u64 = (libc::S_ISUID | libc::S_ISGID) as u64;
 
 const MAX_PATH: usize = 4096;
 /// An empty C string in the monitor's memory.
@@ -22,7 +36,7 @@ fn err(e: Errno) -> i64 {
 /// The directory a relative path starts from: the current directory or `dirfd`'s.
 fn base(dirfd: u64) -> Result<PathBuf, i64> {
     if dirfd as i32 == libc::AT_FDCWD {
-        return Ok(m().cwd.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        return Ok(m().cwd());
     }
     fd(dirfd)?;
     let p = std::fs::read_link(format!("/proc/self/fd/{}", dirfd as i32)).map_err(|_| -(libc::EBADF as i64))?;
@@ -61,14 +75,36 @@ fn target(r: &ResolvedPath) -> Result<(i32, std::ffi::CString, bool), i64> {
     }
 }
 
+/// Opens `p` (relative to `b`) as the policy allows: in one `openat2` when the fast
+/// path applies, else by the walk, pinned until the descriptor the final open goes
+/// through has moved up; the final open itself (which may block) holds nothing.
+fn open_checked(b: &std::path::Path, p: &[u8], flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    let paths = m().policy.paths();
+    if let Some(r) = paths.open_direct(b, p, flags, mode) {
+        return r;
+    }
+    let plan = {
+        let _pin = fdtable::pin();
+        paths.plan_open(b, p, flags, mode)?.move_via(own)?
+    };
+    plan.finish()
+}
+
+/// [`fdtable::own`] for the resolver's descriptors.
+fn own(f: OwnedFd) -> Result<OwnedFd, Errno> {
+    fdtable::own(f).map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EMFILE)))
+}
+
 fn path_open(dirfd: u64, addr: u64, flags: u64, mode: u64) -> R {
     let p = path_arg(addr)?;
     let b = base(dirfd)?;
-    match m().policy.paths().open(&b, &p, flags as i32, mode as u32) {
+    // A new file never gets a set-id bit.
+    let mode = mode & !SETID;
+    match open_checked(&b, &p, flags as i32, mode as u32) {
         Ok(f) => Ok(f.into_raw_fd() as i64),
         Err(e) => {
             if e.0 == libc::EACCES || e.0 == libc::EXDEV {
-                audit::deny(&format!("open(\"{}\", {flags:#o})", String::from_utf8_lossy(&p)), "outside the allowed trees");
+                audit::deny(&format!("open(\"{}\", {flags:#o})", String::from_utf8_lossy(&p)), "outside the allowed trees, or a device no rule names");
             }
             Err(err(e))
         }
@@ -93,9 +129,9 @@ fn fwd_ret(r: i64) -> R {
     if r < 0 && r > -4096 { Err(r) } else { Ok(r) }
 }
 
-/// Handles the path calls (see `calls`).
+/// The open calls (see `calls`): `open`, `creat`, `openat`, `openat2`.
 #[allow(non_upper_case_globals)] // libc's SYS_* names
-pub fn call(n: i64, a: [u64; 6]) -> R {
+pub fn open(n: i64, a: [u64; 6]) -> R {
     use libc::*;
     let cwd = AT_FDCWD as u32 as u64;
     match n {
@@ -112,6 +148,18 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             let w = |i: usize| u64::from_le_bytes(how[i * 8..i * 8 + 8].try_into().unwrap_or_default());
             path_open(a[0], a[1], w(0), w(1))
         }
+        _ => Err(-(ENOSYS as i64)),
+    }
+}
+
+/// The other path calls (see `calls`). None of them blocks, so each holds a pin for
+/// the whole call: the resolver's descriptors stay its own until they close.
+#[allow(non_upper_case_globals)] // libc's SYS_* names
+pub fn call(n: i64, a: [u64; 6]) -> R {
+    use libc::*;
+    let cwd = AT_FDCWD as u32 as u64;
+    let _pin = fdtable::pin();
+    match n {
         SYS_stat => path_stat(cwd, a[0], a[1], 0),
         SYS_lstat => path_stat(cwd, a[0], a[1], AT_SYMLINK_NOFOLLOW as u64),
         SYS_newfstatat => path_stat(a[0], a[1], a[2], a[3]),
@@ -142,7 +190,8 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             if p == b"/proc/self/exe" || p == format!("/proc/{}/exe", std::process::id()).as_bytes() {
                 let exe = m().exe.lock().unwrap_or_else(|e| e.into_inner()).clone().into_os_string().into_encoded_bytes();
                 let k = exe.len().min(size as usize);
-                return if super::calls::write_user(buf, &exe[..k]) { Ok(k as i64) } else { Err(-(EFAULT as i64)) };
+                copy_out(buf, &exe[..k])?;
+                return Ok(k as i64);
             }
             let r = resolve("readlink", dirfd, addr, false, Access::Read)?;
             let (d, name, _) = target(&r)?;
@@ -150,6 +199,9 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
         }
         SYS_mkdir | SYS_mkdirat => {
             let (dirfd, addr, mode) = if n == SYS_mkdir { (cwd, a[0], a[1]) } else { (a[0], a[1], a[2]) };
+            // A set-group-ID directory only passes its group on; set-user-ID means
+            // nothing on a directory.
+            let mode = mode & !(S_ISUID as u64);
             let r = resolve("mkdir", dirfd, addr, false, Access::Write)?;
             let (d, name, _) = target(&r)?;
             fwd_ret(raw(SYS_mkdirat, [d as u64, name.as_ptr() as u64, mode, 0, 0, 0]))
@@ -187,9 +239,15 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             let (d, name, _) = target(&r)?;
             fwd_ret(raw(SYS_symlinkat, [content.as_ptr() as u64, d as u64, name.as_ptr() as u64, 0, 0, 0]))
         }
-        SYS_chmod | SYS_fchmodat => {
-            let (dirfd, addr, mode) = if n == SYS_chmod { (cwd, a[0], a[1]) } else { (a[0], a[1], a[2]) };
-            let r = resolve("chmod", dirfd, addr, true, Access::Write)?;
+        SYS_chmod | SYS_fchmodat | SYS_fchmodat2 => {
+            let (dirfd, addr, mode, flags) = if n == SYS_chmod { (cwd, a[0], a[1], 0) } else { (a[0], a[1], a[2], if n == SYS_fchmodat2 { a[3] } else { 0 }) };
+            if flags & !(AT_SYMLINK_NOFOLLOW as u64) != 0 {
+                return Err(-(EINVAL as i64));
+            }
+            if mode & SETID != 0 {
+                return deny(&format!("chmod(\"{}\", {mode:o})", String::from_utf8_lossy(&cstr_in(addr, 4096).unwrap_or_default())), "set-user-ID and set-group-ID bits are not allowed", EPERM);
+            }
+            let r = resolve("chmod", dirfd, addr, flags == 0, Access::Write)?;
             let (d, name, empty) = target(&r)?;
             if empty {
                 return Err(-(EPERM as i64));
@@ -209,10 +267,6 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
         }
         SYS_utimensat => {
             opt(a[2], 32)?;
-            if a[1] == 0 {
-                super::calls::writable_fd(a[0])?;
-                return fwd_ret(raw(n, a));
-            }
             let r = resolve("utimensat", a[0], a[1], a[3] & AT_SYMLINK_NOFOLLOW as u64 == 0, Access::Write)?;
             let (d, name, empty) = target(&r)?;
             let fl = AT_SYMLINK_NOFOLLOW as u64 | if empty { AT_EMPTY_PATH as u64 } else { 0 };
@@ -240,7 +294,8 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
         SYS_truncate => {
             let p = path_arg(a[0])?;
             let b = base(cwd)?;
-            let f = m().policy.paths().open(&b, &p, O_WRONLY | O_CLOEXEC, 0).map_err(err)?;
+            // Non-blocking: a FIFO must not hold the pin (truncate refuses it anyway).
+            let f = m().policy.paths().open(&b, &p, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0).map_err(err)?;
             fwd_ret(raw(SYS_ftruncate, [f.as_raw_fd() as u64, a[1], 0, 0, 0, 0]))
         }
         SYS_chdir => {
@@ -260,23 +315,21 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
         }
         SYS_getcwd => {
             user(a[0], a[1])?;
-            let cwd = m().cwd.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let mut b = cwd.into_os_string().into_encoded_bytes();
+            let mut b = m().cwd().into_os_string().into_encoded_bytes();
             b.push(0);
             if b.len() as u64 > a[1] {
                 return Err(-(ERANGE as i64));
             }
-            if !super::calls::write_user(a[0], &b) {
-                return Err(-(EFAULT as i64));
-            }
+            copy_out(a[0], &b)?;
             Ok(b.len() as i64)
         }
         SYS_mknod | SYS_mknodat => {
             let (dirfd, addr, mode, dev) = if n == SYS_mknod { (cwd, a[0], a[1], a[2]) } else { (a[0], a[1], a[2], a[3]) };
             let kind = mode as u32 & S_IFMT;
             if !(kind == S_IFIFO || kind == S_IFREG || kind == S_IFSOCK || kind == 0) {
-                return super::calls::deny("mknod", "device nodes are not allowed", EPERM);
+                return deny("mknod", "device nodes are not allowed", EPERM);
             }
+            let mode = mode & !SETID;
             let r = resolve("mknod", dirfd, addr, false, Access::Write)?;
             let (d, name, _) = target(&r)?;
             fwd_ret(raw(SYS_mknodat, [d as u64, name.as_ptr() as u64, mode, dev, 0, 0]))

@@ -1,419 +1,96 @@
-//! The program's address space: every range it owns, and the memory calls.
-//!
-//! The monitor tracks each page range the program owns and its protection. Only
-//! these ranges are user memory (`libdune::user::add_user_range`): ring 3 reaches
-//! nothing else, and every pointer the program passes must lie in them.
-//!
-//! Address space, once the program's, stays the program's: `munmap` replaces the
-//! pages with an inaccessible reservation instead of giving the range back to Linux.
-//! So the monitor's own allocations can never land where the program still has a
-//! pointer (a sibling thread unmapping a buffer between the monitor's check and the
-//! kernel's use of it cannot make the kernel read the monitor's memory), and the
-//! user-memory ranges never cover monitor memory.
+//! Memory calls: `mmap`, `munmap`, `mprotect`, `mremap` and `brk` are emulated on the
+//! program's space ([`super::space`]); `madvise` advice is allowlisted; the rest act
+//! only on the program's own pages.
 
-use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use super::fdtable::fd;
+use super::state::m;
+use super::sys::{deny, fwd, neg, R};
+use super::user::user;
 
-use crate::loader::map::RangeMap;
-use crate::loader::{Placement, Space};
-
-const PAGE: u64 = 4096;
-/// The lowest address the program may map.
-const MIN_ADDR: u64 = 0x1_0000;
-/// End of the lower half (user space) of the address space.
-pub const USER_END: u64 = 0x7fff_ffff_f000;
-
-fn errno(e: i32) -> io::Error {
-    io::Error::from_raw_os_error(e)
+/// `mmap(addr, len, prot, flags, fd, off)`.
+pub fn mmap(a: [u64; 6]) -> R {
+    if a[3] & libc::MAP_ANONYMOUS as u64 == 0 {
+        fd(a[4])?;
+    }
+    match m().space().mmap(a[0], a[1], a[2] as i32, a[3] as i32, a[4] as i32, a[5]) {
+        Ok(v) => Ok(v as i64),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => deny(&format!("mmap({:#x}, {:#x}, MAP_FIXED)", a[0], a[1]), "range is not the program's memory", libc::EPERM),
+        Err(e) => Err(neg(e.raw_os_error().unwrap_or(libc::EINVAL))),
+    }
 }
 
-/// The program's address space.
-#[derive(Debug)]
-pub struct ProgramSpace {
-    /// Owned ranges and their protection (`PROT_NONE` for reservations and
-    /// quarantined ranges).
-    owned: RangeMap<i32>,
-    /// Bytes the program has mapped accessible (for the memory limit).
-    accessible: u64,
-    /// Limit on `accessible` (policy), 0 for none.
-    pub limit: u64,
-    /// Program break: start, current end (page-rounded up for the mapping).
-    pub brk_start: u64,
-    pub brk_cur: u64,
-    /// Mappings the program shares with the monitor (the vDSO): never replaced.
-    fixed: Vec<(u64, u64)>,
-}
-
-fn mmap_raw(addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off: u64) -> io::Result<u64> {
-    // SAFETY: callers pass MAP_FIXED only over ranges the program owns (no monitor
-    // object lives there); otherwise the kernel picks a free range.
-    let p = unsafe { libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) };
-    if p < 0 {
-        // libc::syscall returns -1 and sets errno.
-        return Err(io::Error::last_os_error());
-    }
-    Ok(p as u64)
-}
-
-fn page_up(x: u64) -> Option<u64> {
-    x.checked_add(PAGE - 1).map(|v| v & !(PAGE - 1))
-}
-
-impl ProgramSpace {
-    /// An empty space.
-    pub fn new(limit: u64) -> Self {
-        ProgramSpace { owned: RangeMap::default(), accessible: 0, limit, brk_start: 0, brk_cur: 0, fixed: Vec::new() }
-    }
-
-    /// Whether `[addr, addr+len)` lies entirely in the program's ranges (any
-    /// protection but none). `len == 0` is always fine.
-    pub fn contains(&self, addr: u64, len: u64) -> bool {
-        if len == 0 {
-            return true;
-        }
-        match addr.checked_add(len) {
-            Some(end) if end <= USER_END => self.owned.covers(addr, end, |p| *p != libc::PROT_NONE),
-            _ => false,
-        }
-    }
-
-    /// Whether the program owns all of `[addr, end)` (inaccessible parts included).
-    pub fn owns(&self, addr: u64, end: u64) -> bool {
-        addr < end && self.owned.covers(addr, end, |_| true)
-    }
-
-    /// Whether `[addr, end)` touches a mapping shared with the monitor (the vDSO),
-    /// which the program may use but never replace, move or change.
-    fn touches_fixed(&self, addr: u64, end: u64) -> bool {
-        self.fixed.iter().any(|&(s, e)| s < end && addr < e)
-    }
-
-    fn record(&mut self, start: u64, end: u64, prot: i32) -> io::Result<()> {
-        let before: u64 = self.accessible_in(start, end);
-        self.owned.set(start, end, Some(prot));
-        let after = if prot == libc::PROT_NONE { 0 } else { end - start };
-        self.accessible = self.accessible - before + after;
-        libdune::user::add_user_range(start, end - start).map_err(|_| errno(libc::ENOMEM))
-    }
-
-    fn accessible_in(&self, start: u64, end: u64) -> u64 {
-        self.owned.iter().filter(|r| r.2 != libc::PROT_NONE && r.1 > start && r.0 < end).map(|r| r.1.min(end) - r.0.max(start)).sum()
-    }
-
-    fn check_limit(&self, start: u64, end: u64, prot: i32) -> io::Result<()> {
-        if self.limit == 0 || prot == libc::PROT_NONE {
-            return Ok(());
-        }
-        let grow = (end - start) - self.accessible_in(start, end);
-        if self.accessible + grow > self.limit {
-            return Err(errno(libc::ENOMEM));
-        }
-        Ok(())
-    }
-
-    /// Makes `[addr, end)` the program's: ranges it does not own yet are claimed with
-    /// an inaccessible reservation that fails if anything (the monitor's memory) is
-    /// there. On failure nothing is claimed.
-    fn claim(&mut self, addr: u64, end: u64) -> io::Result<()> {
-        if self.touches_fixed(addr, end) || addr < MIN_ADDR {
-            return Err(errno(libc::EPERM));
-        }
-        let mut gaps = Vec::new();
-        let mut at = addr;
-        for &(s, e, _) in self.owned.iter() {
-            if e <= at {
-                continue;
-            }
-            if s >= end {
-                break;
-            }
-            if s > at {
-                gaps.push((at, s));
-            }
-            at = e;
-        }
-        if at < end {
-            gaps.push((at, end));
-        }
-        let mut done: Vec<(u64, u64)> = Vec::new();
-        for &(s, e) in &gaps {
-            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE;
-            match mmap_raw(s, e - s, libc::PROT_NONE, flags, -1, 0) {
-                Ok(p) if p == s => done.push((s, e)),
-                res => {
-                    if let Ok(p) = res {
-                        // A kernel that took the flag as a hint.
-                        // SAFETY: the mapping just made, nothing refers to it.
-                        unsafe { libc::munmap(p as *mut libc::c_void, (e - s) as usize) };
-                    }
-                    for &(s, e) in &done {
-                        // SAFETY: reservations made above, nothing refers to them.
-                        unsafe { libc::munmap(s as *mut libc::c_void, (e - s) as usize) };
-                    }
-                    return Err(errno(libc::EPERM));
-                }
-            }
-        }
-        for (s, e) in done {
-            self.record(s, e, libc::PROT_NONE)?;
-        }
-        Ok(())
-    }
-
-    /// The program's `mmap`. Returns the address.
-    pub fn mmap(&mut self, addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off: u64) -> io::Result<u64> {
-        let len = page_up(len).filter(|&l| l > 0 && l <= USER_END).ok_or(errno(libc::EINVAL))?;
-        if prot & !(libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) != 0 {
-            return Err(errno(libc::EINVAL));
-        }
-        // Flags the monitor passes on; others (MAP_GROWSDOWN, MAP_32BIT, MAP_HUGETLB…)
-        // are refused rather than half-emulated.
-        let known = libc::MAP_SHARED | libc::MAP_PRIVATE | libc::MAP_SHARED_VALIDATE | libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE
-            | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_POPULATE | libc::MAP_STACK | libc::MAP_DENYWRITE | libc::MAP_EXECUTABLE;
-        if flags & !known != 0 {
-            return Err(errno(libc::EINVAL));
-        }
-        let fixed = flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) != 0;
-        // The lowest 64 KiB stay unmapped whatever the process's privileges (Linux's
-        // mmap_min_addr for unprivileged processes): a null dereference in the
-        // monitor or the runtime must never find program data.
-        if fixed && addr < MIN_ADDR {
-            return Err(errno(libc::EPERM));
-        }
-        if fixed {
-            let end = addr.checked_add(len).filter(|&e| addr.is_multiple_of(PAGE) && e <= USER_END).ok_or(errno(libc::EINVAL))?;
-            if flags & libc::MAP_FIXED_NOREPLACE != 0 && self.owned.iter().any(|r| r.2 != libc::PROT_NONE && r.1 > addr && r.0 < end) {
-                return Err(errno(libc::EEXIST));
-            }
-            self.check_limit(addr, end, prot)?;
-            self.claim(addr, end)?;
-            let fl = (flags & !libc::MAP_FIXED_NOREPLACE) | libc::MAP_FIXED;
-            match mmap_raw(addr, len, prot, fl, fd, off) {
-                Ok(_) => {
-                    self.record(addr, end, prot)?;
-                    Ok(addr)
-                }
-                Err(e) => {
-                    // The kernel may have removed what was there: keep it reserved.
-                    self.quarantine(addr, end);
-                    Err(e)
-                }
-            }
+/// `munmap`, `mprotect`, `mremap`.
+pub fn remap(n: i64, a: [u64; 6]) -> R {
+    let r = match n {
+        libc::SYS_munmap => m().space().munmap(a[0], a[1]).map(|_| 0),
+        libc::SYS_mprotect => m().space().mprotect(a[0], a[1], a[2] as i32).map(|_| 0),
+        _ => m().space().mremap(a[0], a[1], a[2], a[3] as i32, a[4]).map(|v| v as i64),
+    };
+    r.or_else(|e| {
+        let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
+        if errno == libc::EPERM || (n != libc::SYS_munmap && !m().space().owns(a[0] & !4095, a[0].saturating_add(a[1].max(1)))) {
+            deny(&format!("{}({:#x}, {:#x})", super::sys::name(n as u64), a[0], a[1]), "range is not the program's memory", errno)
         } else {
-            self.check_limit(0, len, prot)?;
-            // A hint is only a hint: without MAP_FIXED the kernel never replaces a
-            // mapping, so wherever it puts the range, it was free.
-            let hint = if addr.is_multiple_of(PAGE) { addr } else { 0 };
-            let got = mmap_raw(hint, len, prot, flags, fd, off)?;
-            if got.checked_add(len).is_none_or(|e| e > USER_END) {
-                // SAFETY: the mapping just made, nothing refers to it.
-                unsafe { libc::munmap(got as *mut libc::c_void, len as usize) };
-                return Err(errno(libc::ENOMEM));
-            }
-            self.record(got, got + len, prot)?;
-            Ok(got)
+            Err(neg(errno))
         }
-    }
-
-    /// Replaces `[addr, end)` (owned) with an inaccessible reservation.
-    fn quarantine(&mut self, addr: u64, end: u64) {
-        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED;
-        // Cannot fail for lack of memory (PROT_NONE, no reserve); if it did, the range
-        // is left as it was and stays the program's.
-        let _ = mmap_raw(addr, end - addr, libc::PROT_NONE, flags, -1, 0);
-        let _ = self.record(addr, end, libc::PROT_NONE);
-    }
-
-    /// The program's `munmap`: its own pages become an inaccessible reservation. A
-    /// range that is not all the program's is refused (it may be the monitor's).
-    pub fn munmap(&mut self, addr: u64, len: u64) -> io::Result<()> {
-        let len = page_up(len).ok_or(errno(libc::EINVAL))?;
-        let end = addr.checked_add(len).filter(|&e| addr.is_multiple_of(PAGE) && len > 0 && e <= USER_END).ok_or(errno(libc::EINVAL))?;
-        if self.touches_fixed(addr, end) || !self.owns(addr, end) {
-            return Err(errno(libc::EPERM));
-        }
-        let parts: Vec<(u64, u64)> = self.owned.iter().filter(|r| r.1 > addr && r.0 < end && r.2 != libc::PROT_NONE).map(|r| (r.0.max(addr), r.1.min(end))).collect();
-        for (s, e) in parts {
-            self.quarantine(s, e);
-        }
-        Ok(())
-    }
-
-    /// The program's `mprotect`: only on its own accessible-or-reserved pages.
-    pub fn mprotect(&mut self, addr: u64, len: u64, prot: i32) -> io::Result<()> {
-        let len = page_up(len).ok_or(errno(libc::EINVAL))?;
-        let end = addr.checked_add(len).filter(|&e| addr.is_multiple_of(PAGE) && e <= USER_END).ok_or(errno(libc::EINVAL))?;
-        if prot & !(libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) != 0 {
-            return Err(errno(libc::EINVAL));
-        }
-        if len == 0 {
-            return Ok(());
-        }
-        if !self.owns(addr, end) {
-            return Err(errno(libc::ENOMEM));
-        }
-        if self.touches_fixed(addr, end) {
-            return Err(errno(libc::EPERM));
-        }
-        self.check_limit(addr, end, prot)?;
-        // SAFETY: the range is the program's (checked above).
-        if unsafe { libc::mprotect(addr as *mut libc::c_void, len as usize, prot) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        self.record(addr, end, prot)
-    }
-
-    /// The program's `mremap`: the old range must be its own; a new place is claimed
-    /// first (inside its own space, or fresh), then the kernel moves the pages, then
-    /// the old range is quarantined.
-    pub fn mremap(&mut self, old: u64, old_len: u64, new_len: u64, flags: i32, new_addr: u64) -> io::Result<u64> {
-        let old_len = page_up(old_len).ok_or(errno(libc::EINVAL))?;
-        let new_len = page_up(new_len).filter(|&l| l > 0 && l <= USER_END).ok_or(errno(libc::EINVAL))?;
-        let old_end = old.checked_add(old_len).filter(|&e| old.is_multiple_of(PAGE) && e <= USER_END).ok_or(errno(libc::EINVAL))?;
-        if old_len == 0 || flags & !(libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) != 0 || !self.contains(old, old_len) || self.touches_fixed(old, old_end) {
-            return Err(errno(libc::EINVAL));
-        }
-        let prot = self.owned.iter().find(|r| r.0 <= old && r.1 > old).map_or(libc::PROT_NONE, |r| r.2);
-        self.check_limit(0, new_len.saturating_sub(old_len), prot)?;
-        if flags & libc::MREMAP_MAYMOVE == 0 {
-            // In place: growing takes only free space right after (never a mapping).
-            // SAFETY: the old range is the program's; the kernel grows only into
-            // unmapped space.
-            let r = unsafe { libc::syscall(libc::SYS_mremap, old, old_len, new_len, 0, 0) };
-            if r < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if new_len > old_len {
-                self.record(old_end, old + new_len, prot)?;
-            } else if new_len < old_len {
-                self.quarantine(old + new_len, old_end);
-            }
-            return Ok(old);
-        }
-        let target = if flags & libc::MREMAP_FIXED != 0 {
-            let end = new_addr.checked_add(new_len).filter(|&e| new_addr.is_multiple_of(PAGE) && e <= USER_END).ok_or(errno(libc::EINVAL))?;
-            if new_addr < old_end && old < end {
-                return Err(errno(libc::EINVAL));
-            }
-            self.claim(new_addr, end)?;
-            new_addr
-        } else {
-            let r = mmap_raw(0, new_len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)?;
-            self.record(r, r + new_len, libc::PROT_NONE)?;
-            r
-        };
-        // SAFETY: both ranges are the program's; MREMAP_FIXED replaces only the
-        // reservation claimed above.
-        let r = unsafe { libc::syscall(libc::SYS_mremap, old, old_len, new_len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED, target) };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        self.record(target, target + new_len, prot)?;
-        self.quarantine(old, old_end);
-        Ok(target)
-    }
-
-    /// The program's `brk`: grows and shrinks an anonymous mapping after the image.
-    pub fn brk(&mut self, want: u64) -> u64 {
-        if self.brk_start == 0 || want < self.brk_start {
-            return self.brk_cur;
-        }
-        let (Some(cur_top), Some(new_top)) = (page_up(self.brk_cur), page_up(want)) else { return self.brk_cur };
-        if new_top > cur_top {
-            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
-            if self.check_limit(cur_top, new_top, libc::PROT_READ | libc::PROT_WRITE).is_err() {
-                return self.brk_cur;
-            }
-            let ok = if self.owns(cur_top, new_top) {
-                mmap_raw(cur_top, new_top - cur_top, libc::PROT_READ | libc::PROT_WRITE, (flags & !libc::MAP_FIXED_NOREPLACE) | libc::MAP_FIXED, -1, 0).is_ok()
-            } else {
-                matches!(mmap_raw(cur_top, new_top - cur_top, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0), Ok(p) if p == cur_top)
-            };
-            if !ok || self.record(cur_top, new_top, libc::PROT_READ | libc::PROT_WRITE).is_err() {
-                return self.brk_cur;
-            }
-        } else if new_top < cur_top {
-            self.quarantine(new_top, cur_top);
-        }
-        self.brk_cur = want;
-        want
-    }
-
-    /// Everything the program owns, quarantined (before `execve` loads a new image).
-    pub fn clear(&mut self) {
-        let all: Vec<(u64, u64)> = self.owned.iter().filter(|r| r.2 != libc::PROT_NONE && !self.touches_fixed(r.0, r.1)).map(|r| (r.0, r.1)).collect();
-        for (s, e) in all {
-            self.quarantine(s, e);
-        }
-        self.brk_start = 0;
-        self.brk_cur = 0;
-    }
-
-    /// Adds a mapping that already exists in the process (the vDSO) to the program's
-    /// ranges, with its protection.
-    pub fn adopt(&mut self, start: u64, end: u64, prot: i32) -> io::Result<()> {
-        self.fixed.push((start, end));
-        self.record(start, end, prot)
-    }
+    })
 }
 
-impl Space for ProgramSpace {
-    fn reserve(&mut self, at: Placement, len: u64) -> io::Result<u64> {
-        if len == 0 || !len.is_multiple_of(PAGE) || len > USER_END {
-            return Err(errno(libc::EINVAL));
+/// `brk(addr)`.
+pub fn brk(a: [u64; 6]) -> R {
+    Ok(m().space().brk(a[0]) as i64)
+}
+
+/// `madvise` advice that only hints or drops the program's own pages. Not here:
+/// `MADV_HWPOISON` and `MADV_SOFT_OFFLINE` (they act on the machine's pages),
+/// `MADV_MERGEABLE` (pages shared with other processes: a side channel), and the
+/// fork advice, which the monitor keeps itself ([`fork_advice`]).
+const ADVICE: &[i32] = &[
+    libc::MADV_NORMAL,
+    libc::MADV_RANDOM,
+    libc::MADV_SEQUENTIAL,
+    libc::MADV_WILLNEED,
+    libc::MADV_DONTNEED,
+    libc::MADV_FREE,
+    libc::MADV_REMOVE,
+    libc::MADV_UNMERGEABLE,
+    libc::MADV_HUGEPAGE,
+    libc::MADV_NOHUGEPAGE,
+    libc::MADV_DONTDUMP,
+    libc::MADV_DODUMP,
+    20, // MADV_COLD
+    21, // MADV_PAGEOUT
+    22, // MADV_POPULATE_READ
+    23, // MADV_POPULATE_WRITE
+    24, // MADV_DONTNEED_LOCKED
+    25, // MADV_COLLAPSE
+];
+
+/// Fork advice, emulated (`space::ProgramSpace::fork_advice`).
+const FORK_ADVICE: &[i32] = &[libc::MADV_DONTFORK, libc::MADV_DOFORK, libc::MADV_WIPEONFORK, libc::MADV_KEEPONFORK];
+
+/// `madvise`, `msync`, `mlock`, `munlock`, `mlock2`: the pages the kernel acts on
+/// (from the start's page to the end's) must be the program's.
+pub fn advise(n: i64, a: [u64; 6]) -> R {
+    let end = a[0].checked_add(a[1]).and_then(|e| e.checked_add(4095)).map(|e| e & !4095).unwrap_or(u64::MAX);
+    if !m().space().owns(a[0] & !4095, end) {
+        return deny(&format!("{}({:#x}, {:#x})", super::sys::name(n as u64), a[0], a[1]), "range is not the program's memory", libc::ENOMEM);
+    }
+    if n == libc::SYS_madvise {
+        let advice = a[2] as i32;
+        if FORK_ADVICE.contains(&advice) {
+            return m().space().fork_advice(a[0], a[1], advice).map(|_| 0).map_err(|e| neg(e.raw_os_error().unwrap_or(libc::EINVAL)));
         }
-        let base = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
-        match at {
-            Placement::Exactly(a) => {
-                let end = a.checked_add(len).filter(|&e| a.is_multiple_of(PAGE) && e <= USER_END).ok_or(errno(libc::EINVAL))?;
-                if self.owned.iter().any(|r| r.2 != libc::PROT_NONE && r.1 > a && r.0 < end) {
-                    return Err(errno(libc::EEXIST));
-                }
-                // Over the program's own quarantined space, or fresh space; never
-                // over the monitor's.
-                self.claim(a, end).map_err(|_| errno(libc::EEXIST))?;
-                Ok(a)
-            }
-            Placement::Anywhere | Placement::Hint(_) => {
-                let hint = if let Placement::Hint(h) = at { h & !(PAGE - 1) } else { 0 };
-                let got = mmap_raw(hint, len, libc::PROT_NONE, base, -1, 0)?;
-                if got.checked_add(len).is_none_or(|e| e > USER_END) {
-                    // SAFETY: the mapping just made, nothing refers to it.
-                    unsafe { libc::munmap(got as *mut libc::c_void, len as usize) };
-                    return Err(errno(libc::ENOMEM));
-                }
-                self.record(got, got + len, libc::PROT_NONE)?;
-                Ok(got)
-            }
+        if !ADVICE.contains(&advice) {
+            return deny(&format!("madvise({:#x}, {:#x}, {advice})", a[0], a[1]), "advice not in the sandbox's list", libc::EINVAL);
         }
     }
+    fwd(n, a)
+}
 
-    fn map_file(&mut self, addr: u64, len: u64, prot: i32, fd: BorrowedFd<'_>, off: u64) -> io::Result<()> {
-        let end = addr.checked_add(len).filter(|&e| self.owns(addr, e)).ok_or(errno(libc::EINVAL))?;
-        mmap_raw(addr, len, prot, libc::MAP_PRIVATE | libc::MAP_FIXED, fd.as_raw_fd(), off)?;
-        self.record(addr, end, prot)
-    }
-
-    fn map_anon(&mut self, addr: u64, len: u64, prot: i32) -> io::Result<()> {
-        let end = addr.checked_add(len).filter(|&e| self.owns(addr, e)).ok_or(errno(libc::EINVAL))?;
-        mmap_raw(addr, len, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED, -1, 0)?;
-        self.record(addr, end, prot)
-    }
-
-    fn protect(&mut self, addr: u64, len: u64, prot: i32) -> io::Result<()> {
-        self.mprotect(addr, len, prot)
-    }
-
-    fn write(&mut self, addr: u64, bytes: &[u8]) -> io::Result<()> {
-        if !self.contains(addr, bytes.len() as u64) || !super::uaccess::write(addr, bytes) {
-            return Err(errno(libc::EFAULT));
-        }
-        Ok(())
-    }
-
-    fn unmap(&mut self, addr: u64, len: u64) -> io::Result<()> {
-        let end = addr.checked_add(len).filter(|&e| self.owns(addr, e)).ok_or(errno(libc::EINVAL))?;
-        self.quarantine(addr, end);
-        Ok(())
-    }
+/// `mincore(addr, len, vec)`.
+pub fn mincore(n: i64, a: [u64; 6]) -> R {
+    user(a[0] & !4095, a[1].div_ceil(4096) * 4096)?;
+    user(a[2], a[1].div_ceil(4096))?;
+    fwd(n, a)
 }

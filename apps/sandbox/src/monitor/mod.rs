@@ -9,108 +9,58 @@
 //! call table ([`calls`]) knows the call, the policy allows it, and its arguments —
 //! copied into the monitor's memory first where their contents matter — check out.
 //!
-//! - [`mem`]: the program's address space (the only user memory) and memory calls;
-//! - [`uaccess`]: copying to and from it safely from ring 0;
-//! - [`calls`]: the table of every system call and its handling, with [`files`] and
-//!   [`net`] for the calls that name paths and addresses, [`procs`] for threads,
-//!   processes and `execve`;
+//! The monitor's parts, from the bottom up (each uses only those above it in this
+//! list; `scripts/check-layers` keeps it so):
+//!
+//! - [`uaccess`] (copies from ring 0 that may fault), [`audit`] (audit lines,
+//!   `--trace`, `--stats`), [`limits`] (the sandbox-wide counts), [`space`] (the
+//!   program's address space: the only user memory);
+//! - [`state`]: the monitor and each program thread;
+//! - [`user`]: pointers and copies of program memory as call arguments;
 //! - [`signals`]: actions, masks, frames and `rt_sigreturn` for ring 3;
-//! - [`audit`]: audit lines and `--trace`.
+//! - [`exitless`]: forwarding through helper threads without exits;
+//! - [`sys`]: forwarding and denials; [`fdtable`]: descriptor arguments and the
+//!   monitor's own descriptors;
+//! - the families: [`io`], [`fds`], [`files`], [`net`], [`mem`], [`procs`], [`misc`],
+//!   [`sigcalls`];
+//! - [`calls`]: the table of every call, on top of the families;
+//! - [`confine`]: the kernel's line under all of it (Landlock, seccomp, no
+//!   capabilities, no core dumps, namespaces);
+//! - this file: [`start`] and the loop that runs each program thread.
 
 pub mod audit;
 pub mod calls;
+pub mod confine;
 pub mod exitless;
+pub mod fds;
+pub mod fdtable;
 pub mod files;
+pub mod io;
+pub mod limits;
 pub mod mem;
+pub mod misc;
 pub mod net;
 pub mod procs;
+pub mod sigcalls;
 pub mod signals;
+pub mod space;
+pub mod state;
+pub mod sys;
 pub mod uaccess;
+pub mod user;
 
 use std::ffi::OsString;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize};
+use std::sync::Mutex;
 
-use libdune::user::{self, UserContext, UserExit};
+use libdune::user::{UserContext, UserExit};
 
 use crate::loader::{self, StackOptions};
 use crate::policy::Policy;
-use mem::ProgramSpace;
-
-/// Process-wide monitor state (one program per process).
-pub struct Monitor {
-    pub policy: Policy,
-    pub space: Mutex<ProgramSpace>,
-    /// Descriptors of the monitor's own (audit): the program may not name them.
-    pub own_fds: RwLock<Vec<i32>>,
-    /// The program's current directory (absolute, canonical).
-    pub cwd: Mutex<PathBuf>,
-    /// Live program threads.
-    pub threads: AtomicUsize,
-    /// The vDSO's address (AT_SYSINFO_EHDR), 0 if none.
-    pub vdso: u64,
-    /// Children the program forked (for `kill`).
-    pub children: Mutex<Vec<i32>>,
-    /// The program's path (what `/proc/self/exe` reads as).
-    pub exe: Mutex<PathBuf>,
-    /// Host thread ids of the monitor threads running program threads.
-    pub tids: Mutex<Vec<i32>>,
-    /// Bumped by `execve` in a program with several threads: every other program
-    /// thread ends when it sees a new value.
-    pub exec_gen: core::sync::atomic::AtomicU64,
-}
-
-static MONITOR: OnceLock<Monitor> = OnceLock::new();
-
-/// The monitor (after [`start`]).
-pub fn m() -> &'static Monitor {
-    MONITOR.get().expect("the monitor is started before any program code runs")
-}
-
-impl Monitor {
-    /// The program's address space.
-    pub fn space(&self) -> MutexGuard<'_, ProgramSpace> {
-        self.space.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether `fd` is one of the monitor's own descriptors.
-    pub fn is_own_fd(&self, fd: i64) -> bool {
-        self.own_fds.read().unwrap_or_else(|e| e.into_inner()).iter().any(|&f| f as i64 == fd)
-    }
-}
-
-/// Per-thread state of a program thread, owned by its monitor thread.
-pub struct Thread {
-    pub ctx: UserContext,
-    /// The program's blocked-signal mask for this thread.
-    pub mask: u64,
-    /// `sigaltstack`: (sp, flags, size).
-    pub altstack: (u64, i32, u64),
-    /// `set_tid_address` / `CLONE_CHILD_CLEARTID`: cleared and woken at thread exit.
-    pub clear_tid: u64,
-    /// The mask to restore after a signal interrupts a call that waits with a
-    /// temporary one (sigsuspend, ppoll, pselect6, epoll_pwait).
-    pub saved_mask: Option<u64>,
-    /// The last system call (number, arguments), for restarting it.
-    pub last_call: (u64, [u64; 6]),
-    /// This thread is the one running `execve` (the others end).
-    pub execing: bool,
-}
-
-impl Thread {
-    pub fn new(ctx: UserContext, mask: u64) -> Self {
-        Thread { ctx, mask, altstack: (0, libc::SS_DISABLE, 0), clear_tid: 0, saved_mask: None, last_call: (0, [0; 6]), execing: false }
-    }
-}
-
-/// What handling an event decided about the thread.
-pub enum Flow {
-    /// Run ring 3 again.
-    Continue,
-    /// The thread has ended (its monitor thread returns).
-    ThreadExit,
-}
+use space::ProgramSpace;
+pub use state::{m, Flow, Monitor, Thread};
 
 /// The vDSO mapping and the vvar pages before it, from `/proc/self/maps`.
 fn vdso_ranges() -> Vec<(u64, u64, i32)> {
@@ -128,15 +78,6 @@ fn vdso_ranges() -> Vec<(u64, u64, i32)> {
         out.push((s, e, prot));
     }
     out
-}
-
-/// Where the monitor's own descriptors start: below the soft descriptor limit, high
-/// enough that programs do not reach it in practice.
-fn own_fd_base() -> i32 {
-    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes one struct rlimit.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) };
-    (l.rlim_cur.min(1024) as i32 - 128).max(64)
 }
 
 /// Why the sandbox could not start the program.
@@ -163,31 +104,37 @@ impl StartError {
 /// Loads and runs the program in the calling process, which becomes the sandbox: it
 /// returns only if the program cannot be started. Must be called before the process
 /// has other threads.
-pub fn start(mut policy: Policy, trace: bool, exitless_helpers: usize, argv: Vec<OsString>, env: Vec<OsString>) -> Result<std::convert::Infallible, StartError> {
+pub fn start(mut policy: Policy, opts: confine::Options, exitless_helpers: usize, argv: Vec<OsString>, env: Vec<OsString>) -> Result<std::convert::Infallible, StartError> {
     let setup = |what: &str, e: &dyn std::fmt::Display| StartError::Setup(format!("{what}: {e}"));
     let name = argv.first().cloned().ok_or_else(|| StartError::Setup("no program given".into()))?;
     // Everything that can fail on bad input is checked before Dune mode.
     let exec = loader::prepare(&name, argv, &env)?;
     let exe_path = std::fs::canonicalize(&exec.execfn).unwrap_or_else(|_| PathBuf::from(&exec.execfn));
-    // The monitor's descriptors go high, so the program numbers its own as natively.
-    let base = own_fd_base();
-    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor; stderr may be closed (then audit
-    // lines are lost, nothing else).
-    let audit_fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, base) };
-    audit::configure(if audit_fd >= 0 { audit_fd } else { 2 }, trace);
-    let mut own = policy.paths_mut().relocate(base).map_err(|e| setup("moving the policy's descriptors", &e))?;
-    if audit_fd >= 0 {
-        own.push(audit_fd);
-    }
     let options = libdune::Options::default();
     libdune::runtime::init(&options).map_err(|e| setup("cannot use KVM", &e))?;
+    // The monitor's descriptors go to its reserved numbers, above the program's limit:
+    // the program numbers its own as natively and can name none of the monitor's.
+    // SAFETY: descriptor 2 is only borrowed for the duplication; if stderr is closed
+    // the duplication fails and audit lines are lost, nothing else.
+    let audit_fd = libdune::runtime::dup_reserved(unsafe { std::os::fd::BorrowedFd::borrow_raw(2) }).ok();
+    audit::configure(audit_fd.as_ref().map_or(2, |f| f.as_raw_fd()), opts.trace);
+    std::mem::forget(audit_fd);
+    policy.paths_mut().relocate(&|f| libdune::runtime::dup_reserved(f)).map_err(|e| setup("moving the policy's descriptors", &e))?;
+    libdune::runtime::guard_descriptors();
+    let l = *policy.limits();
+    limits::init(l.processes, l.threads, l.memory).map_err(|e| setup("the limits' shared page", &e))?;
+    let rlimits = misc::snapshot_rlimits();
+    fds::note_outer_terminals();
+    // The kernel's line: whatever the monitor lets through, these refuse.
+    let layers = confine::apply(&policy, &opts).map_err(|e| setup("confining the sandbox", &e))?;
+    audit::set_layers(layers.to_string(), &layers.missing());
     // Exitless helpers are ordinary Linux threads: made before this thread enters.
     exitless::start_helpers(exitless_helpers).map_err(|e| setup("starting the exitless helpers", &e))?;
     libdune::runtime::enter(&options).map_err(|e| setup("cannot enter Dune mode", &e))?;
     uaccess::install().map_err(|e| setup("installing the fault handler", &e))?;
     signals::install_monitor_signal().map_err(|e| setup("installing the monitor's signal", &e))?;
     let cwd = std::env::current_dir().map_err(|e| setup("current directory", &e))?;
-    let mut space = ProgramSpace::new(policy.limits().memory.unwrap_or(0));
+    let mut space = ProgramSpace::new();
     let mut vdso = 0;
     for (s, e, prot) in vdso_ranges() {
         space.adopt(s, e, prot).map_err(|e| setup("vDSO", &e))?;
@@ -195,27 +142,28 @@ pub fn start(mut policy: Policy, trace: bool, exitless_helpers: usize, argv: Vec
             vdso = s;
         }
     }
-    let opts = StackOptions { sysinfo_ehdr: (vdso != 0).then_some(vdso), hwcap2: signals::hwcap2(), ..StackOptions::default() };
-    let loaded = loader::load(&exec, &mut space, &opts)?;
+    let stack = StackOptions { sysinfo_ehdr: (vdso != 0).then_some(vdso), hwcap2: signals::hwcap2(), ..StackOptions::default() };
+    let loaded = loader::load(&exec, &mut space, &stack)?;
     drop(exec);
     space.brk_start = loaded.brk_start;
     space.brk_cur = loaded.brk_start;
     let monitor = Monitor {
         policy,
         space: Mutex::new(space),
-        own_fds: RwLock::new(own),
         cwd: Mutex::new(cwd),
         threads: AtomicUsize::new(1),
         vdso,
-        children: Mutex::new(Vec::new()),
         exe: Mutex::new(exe_path),
         // SAFETY: gettid has no effect.
         tids: Mutex::new(vec![unsafe { libc::syscall(libc::SYS_gettid) } as i32]),
-        exec_gen: core::sync::atomic::AtomicU64::new(0),
+        exec_gen: AtomicU64::new(0),
+        dumpable: AtomicI32::new(1),
+        rlimits: Mutex::new(rlimits),
     };
-    if MONITOR.set(monitor).is_err() {
+    if !state::install(monitor) {
         return Err(StartError::Setup("a sandbox already runs in this process".into()));
     }
+    state::set_thread_loop(thread_loop);
     let ctx = UserContext::new(loaded.entry, loaded.rsp).map_err(|e| setup("ring-3 context", &e))?;
     let mask = signals::current_host_mask();
     let mut t = Thread::new(ctx, mask);
@@ -238,13 +186,13 @@ pub fn thread_loop(t: &mut Thread) {
         signals::deliver(t);
         // SAFETY: ring 3 reaches only user memory (the program's); the context is
         // the program's own.
-        let exit = unsafe { user::run_user(&mut t.ctx) };
+        let exit = unsafe { libdune::user::run_user(&mut t.ctx) };
         let flow = match exit {
             UserExit::Syscall => calls::handle(t),
             UserExit::Exception { vector, err, addr } => signals::exception(t, vector, err, addr),
             UserExit::Interrupt { vector } => {
-                if vector == user::SIGNAL_VECTOR {
-                    user::poll_signals();
+                if vector == libdune::user::SIGNAL_VECTOR {
+                    libdune::user::poll_signals();
                 }
                 Flow::Continue
             }

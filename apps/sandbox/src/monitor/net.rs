@@ -2,13 +2,24 @@
 //! checked against the policy's network rules (the paper's firewall); `AF_UNIX`
 //! paths go through the path rules and are then reached through the resolver's
 //! directory descriptor (`/proc/self/fd/N/name`), not the program's string.
+//!
+//! Allowlisted, not only checked: socket families, types and protocols (no raw,
+//! packet or SCTP sockets), and socket options (each level and name the sandbox
+//! knows; options whose values hold pointers the kernel follows, or that attach
+//! programs, are not among them). Implicit binds are binds: `listen` on an unbound
+//! socket, and a datagram sent from an unbound one, bind it to the wildcard address
+//! and a port the kernel picks, where anyone may reach it; they need a `bind` rule
+//! for that (`0.0.0.0/0` or `::/0`, any port or port 0). A UDP `connect` binds too,
+//! but the socket then takes datagrams from the peer alone: the `connect` rule
+//! covers it, as for TCP.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
-use super::calls::{copy_in, deny, fd, opt, raw, user, write_user, R};
-use super::m;
+use super::fdtable::{self, fd};
+use super::state::m;
+use super::sys::{deny, raw, R};
+use super::user::{copy_in, opt, user, write_user};
 use crate::policy::net::NetOp;
-use crate::policy::ResolvedPath;
 
 const MAX_ADDR: u64 = 128;
 
@@ -17,18 +28,23 @@ fn ret(r: i64) -> R {
 }
 
 /// Checks the address at `addr` (`len` bytes) for `op`; returns the bytes to pass
-/// to Linux instead, and for a unix path the resolved entry, whose descriptors must
-/// stay open until the call is made.
-fn checked_addr(op: NetOp, call: &str, addr: u64, len: u64) -> Result<(Vec<u8>, Option<ResolvedPath>), i64> {
+/// to Linux instead, and for a unix path the directory the path is reached through,
+/// moved to the monitor's reserved numbers (the call may block: no pin is held), which
+/// must stay open until the call is made.
+fn checked_addr(op: NetOp, call: &str, addr: u64, len: u64) -> Result<(Vec<u8>, Option<OwnedFd>), i64> {
     if len > MAX_ADDR {
         return Err(-(libc::EINVAL as i64));
     }
     let sa = copy_in(addr, len as usize)?;
-    let cwd = m().cwd.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let cwd = m().cwd();
+    let pin = fdtable::pin();
     match m().policy.check_sockaddr(op, &sa, &cwd) {
         Ok(None) => Ok((sa, None)),
         Ok(Some(r)) => {
-            let Some(parent) = r.parent.as_ref() else { return Err(-(libc::EACCES as i64)) };
+            let Some(parent) = r.parent else { return Err(-(libc::EACCES as i64)) };
+            let parent = fdtable::own(parent).map_err(|e| -(e.raw_os_error().unwrap_or(libc::EMFILE) as i64))?;
+            drop(r.node);
+            drop(pin);
             let path = format!("/proc/self/fd/{}/{}", parent.as_raw_fd(), r.name.to_string_lossy());
             if path.len() >= 108 {
                 return Err(-(libc::ENAMETOOLONG as i64));
@@ -36,7 +52,7 @@ fn checked_addr(op: NetOp, call: &str, addr: u64, len: u64) -> Result<(Vec<u8>, 
             let mut out = vec![0u8; 2 + path.len() + 1];
             out[0..2].copy_from_slice(&(libc::AF_UNIX as u16).to_le_bytes());
             out[2..2 + path.len()].copy_from_slice(path.as_bytes());
-            Ok((out, Some(r)))
+            Ok((out, Some(parent)))
         }
         Err(e) => Err(deny(&format!("{call} to {}", describe(&sa)), "address not allowed by the network rules", e.0).unwrap_err()),
     }
@@ -54,19 +70,25 @@ fn describe(sa: &[u8]) -> String {
 pub fn call(n: i64, a: [u64; 6]) -> R {
     use libc::*;
     match n {
-        SYS_socket => {
-            let dom = a[0] as i32;
-            if !matches!(dom, AF_UNIX | AF_INET | AF_INET6) {
-                return deny(&format!("socket({dom}, ...)"), "only unix, inet and inet6 sockets", EAFNOSUPPORT);
+        SYS_socket | SYS_socketpair => {
+            let (dom, ty, proto) = (a[0] as i32, a[1] as i32, a[2] as i32);
+            let call = if n == SYS_socket { "socket" } else { "socketpair" };
+            if !matches!(dom, AF_UNIX | AF_INET | AF_INET6) || (n == SYS_socketpair && dom != AF_UNIX) {
+                return deny(&format!("{call}({dom}, ...)"), "only unix, inet and inet6 sockets (socketpair: unix)", EAFNOSUPPORT);
+            }
+            if let Err(why) = socket_kind(dom, ty, proto) {
+                return deny(&format!("{call}({dom}, {ty:#x}, {proto})"), why, if why.starts_with("flags") { EINVAL } else { EPROTONOSUPPORT });
+            }
+            if n == SYS_socketpair {
+                user(a[3], 8)?;
             }
             ret(raw(n, a))
         }
-        SYS_socketpair => {
-            user(a[3], 8)?;
-            if a[0] as i32 != AF_UNIX {
-                return Err(-(EAFNOSUPPORT as i64));
-            }
-            ret(raw(n, a))
+        SYS_listen => {
+            // On an unbound socket, listen binds it to the wildcard address first.
+            let p = fdtable::private(a[0])?;
+            implicit_bind("listen", &p)?;
+            ret(raw(n, [p.as_raw_fd() as u64, a[1], 0, 0, 0, 0]))
         }
         SYS_bind | SYS_connect => {
             fd(a[0])?;
@@ -90,7 +112,10 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
                 return ret(raw(n, a));
             }
             let (sa, _keep) = checked_addr(NetOp::Send, "sendto", a[4], a[5])?;
-            ret(raw(n, [a[0], a[1], a[2], a[3], sa.as_ptr() as u64, sa.len() as u64]))
+            // Sent from an unbound datagram socket, it binds to the wildcard address.
+            let p = fdtable::private(a[0])?;
+            implicit_bind("sendto", &p)?;
+            ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], a[3], sa.as_ptr() as u64, sa.len() as u64]))
         }
         SYS_recvfrom => {
             fd(a[0])?;
@@ -124,9 +149,11 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             }
             Ok(done)
         }
-        SYS_setsockopt | SYS_getsockopt if dangerous_sockopt(a[1] as i32, a[2] as i32) => {
-            deny(&format!("{}(.., {}, {})", if n == SYS_setsockopt { "setsockopt" } else { "getsockopt" }, a[1] as i32, a[2] as i32), "option whose value holds pointers the kernel follows", EPERM)
-        }
+        SYS_setsockopt | SYS_getsockopt if !sockopt_allowed(a[1] as i32, a[2] as i32, n == SYS_setsockopt) => deny(
+            &format!("{}(.., {}, {})", if n == SYS_setsockopt { "setsockopt" } else { "getsockopt" }, a[1] as i32, a[2] as i32),
+            "option not in the sandbox's list",
+            ENOPROTOOPT,
+        ),
         SYS_setsockopt => {
             fd(a[0])?;
             if a[4] > 4096 {
@@ -166,10 +193,16 @@ fn msg(n: i64, sock: u64, addr: u64, flags: u64) -> R {
     let mut name_copy = (Vec::new(), None);
     let mut ctl_copy = Vec::new();
     if n == libc::SYS_sendmsg {
+        let mut sock = sock;
+        let mut private = None;
         if name != 0 && namelen != 0 {
             name_copy = checked_addr(NetOp::Send, "sendmsg", name, namelen)?;
             h[0..8].copy_from_slice(&(name_copy.0.as_ptr() as u64).to_le_bytes());
             h[8..12].copy_from_slice(&(name_copy.0.len() as u32).to_le_bytes());
+            let p = fdtable::private(sock)?;
+            implicit_bind("sendmsg", &p)?;
+            sock = p.as_raw_fd() as u64;
+            private = Some(p);
         }
         if control != 0 && controllen != 0 {
             if controllen > 4096 {
@@ -180,7 +213,7 @@ fn msg(n: i64, sock: u64, addr: u64, flags: u64) -> R {
             h[32..40].copy_from_slice(&(ctl_copy.as_ptr() as u64).to_le_bytes());
         }
         let r = raw(n, [sock, h.as_ptr() as u64, flags, 0, 0, 0]);
-        drop((name_copy, ctl_copy));
+        drop((name_copy, ctl_copy, private));
         return ret(r);
     }
     opt(name, namelen)?;
@@ -193,12 +226,73 @@ fn msg(n: i64, sock: u64, addr: u64, flags: u64) -> R {
     Ok(r)
 }
 
-/// Socket options whose value the kernel treats as holding pointers, or that attach
-/// programs: `TCP_ZEROCOPY_RECEIVE` (it writes to addresses in the value), the
-/// classic and eBPF socket filters.
-fn dangerous_sockopt(level: i32, name: i32) -> bool {
-    (level == libc::IPPROTO_TCP && name == 35)
-        || (level == libc::SOL_SOCKET && matches!(name, libc::SO_ATTACH_FILTER | libc::SO_ATTACH_BPF | 51 | 52 | libc::SO_DETACH_FILTER))
+/// Socket types and protocols the sandbox knows: stream, datagram and (unix)
+/// sequenced-packet sockets with their default protocol or its number; only the
+/// `SOCK_NONBLOCK` and `SOCK_CLOEXEC` flags. Not raw or packet sockets (`SOCK_RAW`,
+/// `SOCK_PACKET`), ICMP ("ping") sockets, SCTP, MPTCP or UDP-Lite.
+fn socket_kind(dom: i32, ty: i32, proto: i32) -> Result<(), &'static str> {
+    if ty & !(0xf | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+        return Err("flags other than SOCK_NONBLOCK and SOCK_CLOEXEC");
+    }
+    let ok = match (dom, ty & 0xf) {
+        (libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_DGRAM | libc::SOCK_SEQPACKET) => proto == 0 || proto == libc::PF_UNIX,
+        (libc::AF_INET | libc::AF_INET6, libc::SOCK_STREAM) => proto == 0 || proto == libc::IPPROTO_TCP,
+        (libc::AF_INET | libc::AF_INET6, libc::SOCK_DGRAM) => proto == 0 || proto == libc::IPPROTO_UDP,
+        _ => false,
+    };
+    if ok { Ok(()) } else { Err("only stream and datagram sockets (and unix sequenced packets) with their own protocol") }
+}
+
+/// Socket options by level and name. Read and written alike unless `get_only`; not
+/// here: options whose values hold pointers the kernel follows (`TCP_ZEROCOPY_RECEIVE`,
+/// the iptables and ip6tables tables), that attach programs (socket filters, eBPF),
+/// that need privileges the program does not have (`SO_MARK`, `IP_TRANSPARENT`,
+/// `TCP_REPAIR`, forced buffer sizes) or reach past the socket (`SO_BINDTODEVICE`,
+/// `SO_PEERPIDFD` and `SO_PASSPIDFD`, which hand out pidfds of other processes,
+/// `TCP_ULP`).
+fn sockopt_allowed(level: i32, name: i32, set: bool) -> bool {
+    const SOCKET: &[i32] = &[2, 5, 6, 7, 8, 9, 10, 12, 13, 15, 16, 18, 19, 20, 21, 29, 34, 35, 37, 40, 42, 43, 46, 47, 49, 60, 61, 63, 64, 65, 66, 67, 69, 70, 72, 73, 74, 75];
+    const SOCKET_GET: &[i32] = &[3, 4, 17, 28, 30, 31, 38, 39, 55, 56, 57, 59, 71];
+    const TCP: &[i32] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16, 17, 18, 23, 24, 25, 27, 30, 34, 36, 37];
+    const TCP_GET: &[i32] = &[11, 26, 28];
+    const IP: &[i32] = &[1, 2, 4, 6, 7, 8, 10, 11, 12, 13, 15, 18, 20, 22, 23, 24, 25, 26, 32, 33, 34, 35, 36, 51];
+    const IP_GET: &[i32] = &[14];
+    const IPV6: &[i32] = &[16, 17, 18, 19, 20, 21, 23, 25, 26, 49, 50, 51, 52, 66, 67, 70, 72, 73, 74, 76, 77, 78];
+    const IPV6_GET: &[i32] = &[24];
+    const UDP: &[i32] = &[1, 101, 102, 103, 104];
+    let (both, get): (&[i32], &[i32]) = match level {
+        libc::SOL_SOCKET => (SOCKET, SOCKET_GET),
+        libc::IPPROTO_TCP => (TCP, TCP_GET),
+        libc::IPPROTO_IP => (IP, IP_GET),
+        libc::IPPROTO_IPV6 => (IPV6, IPV6_GET),
+        libc::IPPROTO_UDP => (UDP, &[]),
+        _ => return false,
+    };
+    both.contains(&name) || (!set && get.contains(&name))
+}
+
+/// Checks the bind an operation makes on socket `p` (the monitor's duplicate) when it
+/// is an unbound IP socket: the wildcard address of its family, port 0.
+fn implicit_bind(call: &str, p: &OwnedFd) -> Result<(), i64> {
+    let mut ss = [0u8; 128];
+    let mut len = ss.len() as u32;
+    if raw(libc::SYS_getsockname, [p.as_raw_fd() as u64, ss.as_mut_ptr() as u64, &mut len as *mut u32 as u64, 0, 0, 0]) < 0 {
+        return Ok(());
+    }
+    let fam = u16::from_ne_bytes([ss[0], ss[1]]) as i32;
+    if !matches!(fam, libc::AF_INET | libc::AF_INET6) || u16::from_be_bytes([ss[2], ss[3]]) != 0 {
+        return Ok(());
+    }
+    // The wildcard address of the family, port 0: what the kernel binds it to.
+    let mut wild = vec![0u8; if fam == libc::AF_INET { 16 } else { 28 }];
+    wild[0..2].copy_from_slice(&(fam as u16).to_ne_bytes());
+    match m().policy.net().check(NetOp::Bind, &wild) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let addr = if fam == libc::AF_INET { "0.0.0.0" } else { "[::]" };
+            deny(&format!("{call} on an unbound socket (binds it to {addr}, a port the kernel picks)"), "not allowed by the network rules (bind)", e.0).map(|_| ())
+        }
+    }
 }
 
 /// For a call that writes a value and its length (`addr`, `*lenp`): a monitor buffer

@@ -1,23 +1,38 @@
-//! Threads, processes and programs: `clone`, `fork`, `vfork`, `execve`, `exit`.
+//! Threads, processes and programs (`clone`, `fork`, `vfork`, `execve`, `exit`,
+//! `wait`), and the processes the program may name (`kill` and the calls that take a
+//! pid).
 //!
 //! - A new program thread (`CLONE_THREAD`) is a new monitor thread — its own vCPU —
 //!   running the child's ring-3 context.
 //! - Any other `clone`, `fork` and `vfork` is a `fork` of the whole sandbox: the
 //!   child is the same monitor with the same policy, continuing the program's thread
 //!   with 0 in rax. `CLONE_VM` without `CLONE_THREAD` (vfork, posix_spawn) therefore
-//!   gets a copy of the memory, not a share of it; the parent does not wait.
+//!   gets a copy of the memory, not a share of it; the parent does not wait. The
+//!   child's memory is checked against the kernel's map, and the program's fork
+//!   advice applied ([`super::space::ProgramSpace::after_fork`]).
+//! - Children are held by pidfd: a signal to a child goes through its pidfd, so once
+//!   the child is reaped its pid, even reused by a process outside the sandbox, names
+//!   nothing the program may signal.
+//! - Threads, processes and memory count for the whole sandbox ([`super::limits`]).
 //! - `execve` loads the new image inside the same sandbox with the monitor's own
-//!   loader, after checking the program and its interpreter against the path rules.
+//!   loader, which opens the program and its interpreters through the path rules.
 //!   Nothing is ever executed outside the sandbox, and set-user-ID bits mean nothing.
 
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 
 use libdune::user::UserContext;
 
-use super::calls::{copy_in, cstr_in, deny, raw, write_user, R};
-use super::{audit, m, signals, thread_loop, Flow, Thread};
+use super::fdtable;
+use super::limits::{self, Kind};
+use super::signals;
+use super::state::{m, run_thread, Flow, Thread};
+use super::sys::{deny, fwd, neg, raw, ret, EPERM, R};
+use super::user::{copy_in, copy_out, cstr_in, opt, user, write_user};
+use super::{audit, exitless};
 use crate::loader::{self, StackOptions};
 use crate::policy::Access;
 
@@ -38,17 +53,53 @@ fn gettid() -> i32 {
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
 }
 
+fn getpid() -> i32 {
+    // SAFETY: getpid has no effect.
+    unsafe { libc::getpid() }
+}
+
 fn set_result(t: &mut Thread, r: R) -> Flow {
     let v = match r {
         Ok(v) => v,
         Err(e) => e,
     };
     if audit::tracing() {
-        audit::line(&format!("{} = {v}", super::calls::name_of(t.last_call.0)));
+        audit::line(&format!("{} = {v}", super::sys::name(t.last_call.0)));
     }
     t.ctx.tf.rax = v as u64;
     Flow::Continue
 }
+
+// ---- children ------------------------------------------------------------------------
+
+/// The program's children in this process, each with its pidfd (at the monitor's
+/// reserved numbers).
+static CHILDREN: Mutex<Vec<(i32, OwnedFd)>> = Mutex::new(Vec::new());
+
+fn children() -> std::sync::MutexGuard<'static, Vec<(i32, OwnedFd)>> {
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether `pid` is a child of this process that has not been reaped.
+fn is_child(pid: i64) -> bool {
+    children().iter().any(|(c, _)| *c as i64 == pid)
+}
+
+/// A child was reaped (`wait4`/`waitid` returned it): its pid means nothing now, and
+/// what it held of the limits goes back.
+fn reaped(pid: i32) {
+    children().retain(|(c, _)| *c != pid);
+    limits::process_gone(pid);
+}
+
+/// Sends `sig` (with `info`, or none) to child `pid` through its pidfd.
+fn signal_child(pid: i64, sig: u64, info: Option<&[u8]>) -> Option<R> {
+    let kids = children();
+    let (_, fd) = kids.iter().find(|(c, _)| *c as i64 == pid)?;
+    Some(ret(raw(libc::SYS_pidfd_send_signal, [fd.as_raw_fd() as u64, sig, info.map_or(0, |i| i.as_ptr() as u64), 0, 0, 0])))
+}
+
+// ---- clone, fork, vfork ------------------------------------------------------------
 
 /// `clone`, `clone3`, `fork`, `vfork`.
 pub fn clone(t: &mut Thread, nr: u64, a: [u64; 6]) -> Flow {
@@ -102,14 +153,20 @@ fn clone3_args(addr: u64, size: u64) -> Result<(u64, u64, u64, u64, u64), i64> {
 }
 
 fn spawn(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> R {
-    let max = m().policy.limits().threads.unwrap_or(0) as u64;
-    if max != 0 && m().threads.load(Ordering::SeqCst) as u64 >= max {
+    if flags & CLONE_PARENT_SETTID != 0 && !m().space().contains(ptid, 4) || flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID) != 0 && !m().space().contains(ctid, 4) {
+        return Err(neg(libc::EFAULT));
+    }
+    if !limits::reserve(Kind::Threads, 1) {
+        let max = limits::limit(Kind::Threads);
         return deny("clone(CLONE_THREAD)", &format!("the policy allows {max} threads"), libc::EAGAIN);
     }
-    if flags & CLONE_PARENT_SETTID != 0 && !m().space().contains(ptid, 4) || flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID) != 0 && !m().space().contains(ctid, 4) {
-        return Err(-(libc::EFAULT as i64));
-    }
-    let mut ctx = UserContext::new(t.ctx.tf.rip, t.ctx.tf.rsp).map_err(|_| -(libc::ENOMEM as i64))?;
+    let mut ctx = match UserContext::new(t.ctx.tf.rip, t.ctx.tf.rsp) {
+        Ok(c) => c,
+        Err(_) => {
+            limits::release(Kind::Threads, 1);
+            return Err(neg(libc::ENOMEM));
+        }
+    };
     ctx.tf = t.ctx.tf;
     ctx.tf.rax = 0;
     if sp != 0 {
@@ -131,15 +188,16 @@ fn spawn(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) ->
         if flags & CLONE_CHILD_CLEARTID != 0 {
             th.clear_tid = ctid;
         }
-        super::exitless::attach();
-        thread_loop(&mut th);
-        super::exitless::detach();
+        exitless::attach();
+        run_thread(&mut th);
+        exitless::detach();
     });
     if spawned.is_err() {
         m().threads.fetch_sub(1, Ordering::SeqCst);
-        return Err(-(libc::EAGAIN as i64));
+        limits::release(Kind::Threads, 1);
+        return Err(neg(libc::EAGAIN));
     }
-    let tid = rx.recv().map_err(|_| -(libc::EAGAIN as i64))?;
+    let tid = rx.recv().map_err(|_| neg(libc::EAGAIN))?;
     if flags & CLONE_PARENT_SETTID != 0 {
         write_user(ptid, &tid.to_le_bytes());
     }
@@ -150,20 +208,37 @@ fn fork(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> 
     if flags & 0xff != libc::SIGCHLD as u64 && flags & 0xff != 0 {
         return deny(&format!("clone({flags:#x})"), "exit signals other than SIGCHLD", libc::EINVAL);
     }
-    // Hold the monitor's locks across fork so the child gets them consistent.
+    // The child counts as a process, a thread and a copy of this process's memory.
+    let bytes = m().space().accessible();
+    if !limits::before_fork(bytes) {
+        return deny("fork", "the policy's limits on processes, threads or memory", libc::EAGAIN);
+    }
+    // Hold the monitor's locks across fork so the child gets them consistent, and a
+    // pin: the pidfd is born at the program's numbers.
+    let pin = fdtable::pin();
     let space = m().space();
     let cwd = m().cwd.lock().unwrap_or_else(|e| e.into_inner());
-    let mut children = m().children.lock().unwrap_or_else(|e| e.into_inner());
-    // SAFETY: fork from the monitor; the child continues this thread's loop with the
-    // locks above released as the guards drop, and nothing else of the parent's.
+    let mut kids = children();
+    // SAFETY: fork from the monitor (glibc's, so its locks are consistent in the
+    // child; the runtime gives the child a VM of its own); the child continues this
+    // thread's loop with the locks above released as the guards drop, and nothing
+    // else of the parent's.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(-(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EAGAIN) as i64));
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EAGAIN);
+        drop((space, cwd, kids, pin));
+        limits::fork_failed(bytes);
+        return Err(neg(e));
     }
     if pid == 0 {
-        super::exitless::forget_after_fork();
-        children.clear();
-        drop((space, cwd, children));
+        exitless::forget_after_fork();
+        // The parent's children are not this process's: their pidfds close.
+        kids.clear();
+        limits::after_fork_child(bytes);
+        drop((cwd, kids));
+        let mut space = space;
+        space.after_fork();
+        drop((space, pin));
         m().threads.store(1, Ordering::SeqCst);
         *m().tids.lock().unwrap_or_else(|e| e.into_inner()) = vec![gettid()];
         if sp != 0 {
@@ -178,13 +253,26 @@ fn fork(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> 
         t.clear_tid = if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 };
         return Ok(0);
     }
-    children.push(pid);
-    drop((space, cwd, children));
+    // The child's pidfd. It cannot have been reaped and its pid reused meanwhile:
+    // reaping it takes a wait this process makes, and a pid comes round again only
+    // after the whole pid space.
+    let pidfd = raw(libc::SYS_pidfd_open, [pid as u64, 0, 0, 0, 0, 0]);
+    if pidfd >= 0 {
+        // SAFETY: pidfd_open made this descriptor for this process alone.
+        let low = unsafe { fdtable::adopt(pidfd as i32) };
+        match fdtable::own(low) {
+            Ok(fd) => kids.push((pid, fd)),
+            Err(e) => audit::line(&format!("child {pid}: cannot keep its pidfd ({e}); the program may not signal it")),
+        }
+    }
+    drop((space, cwd, kids, pin));
     if flags & CLONE_PARENT_SETTID != 0 {
         write_user(ptid, &pid.to_le_bytes());
     }
     Ok(pid as i64)
 }
+
+// ---- exit --------------------------------------------------------------------------
 
 /// `exit`: ends the calling program thread (the process with the last one).
 pub fn exit_thread(t: &mut Thread, code: u64) -> Flow {
@@ -194,6 +282,7 @@ pub fn exit_thread(t: &mut Thread, code: u64) -> Flow {
     if m().threads.fetch_sub(1, Ordering::SeqCst) == 1 {
         exit_group(code);
     }
+    limits::release(Kind::Threads, 1);
     forget_tid();
     Flow::ThreadExit
 }
@@ -207,6 +296,7 @@ fn forget_tid() {
 pub fn thread_gone() {
     forget_tid();
     m().threads.fetch_sub(1, Ordering::SeqCst);
+    limits::release(Kind::Threads, 1);
 }
 
 /// Before `execve` in a program with several threads: ends every other program
@@ -243,43 +333,13 @@ pub fn exit_thread_now(code: u64) -> ! {
 /// `exit_group`: the whole program ends with `code`.
 pub fn exit_group(code: u64) -> ! {
     audit::at_exit();
+    limits::process_gone(getpid());
     loop {
         raw(libc::SYS_exit_group, [code, 0, 0, 0, 0, 0]);
     }
 }
 
-/// `close_range`, never over the monitor's own descriptors.
-pub fn close_range(first: u64, last: u64, flags: u64) -> R {
-    let (first, last) = (first as u32, last as u32);
-    if first > last {
-        return Err(-(libc::EINVAL as i64));
-    }
-    let mut own: Vec<u32> = m().own_fds.read().unwrap_or_else(|e| e.into_inner()).iter().map(|&f| f as u32).collect();
-    own.sort_unstable();
-    let mut at = first;
-    for f in own {
-        if f < at || f > last {
-            continue;
-        }
-        if f > at {
-            let r = raw(libc::SYS_close_range, [at as u64, (f - 1) as u64, flags, 0, 0, 0]);
-            if r < 0 {
-                return Err(r);
-            }
-        }
-        match f.checked_add(1) {
-            Some(n) => at = n,
-            None => return Ok(0),
-        }
-    }
-    if at <= last {
-        let r = raw(libc::SYS_close_range, [at as u64, last as u64, flags, 0, 0, 0]);
-        if r < 0 {
-            return Err(r);
-        }
-    }
-    Ok(0)
-}
+// ---- execve ------------------------------------------------------------------------
 
 fn string_vector(addr: u64) -> Result<Vec<OsString>, i64> {
     let mut out = Vec::new();
@@ -322,8 +382,7 @@ pub fn execve(t: &mut Thread, nr: u64, a: [u64; 6]) -> Flow {
         }
     }
     // The point of no return: the old image goes.
-    let keep: Vec<i32> = std::iter::once(&exec.program).chain(exec.interp.iter()).map(|i| std::os::fd::AsRawFd::as_raw_fd(&i.file)).collect();
-    close_on_exec(&keep);
+    close_on_exec();
     signals::reset_on_exec();
     let opts = StackOptions { sysinfo_ehdr: (m().vdso != 0).then_some(m().vdso), hwcap2: signals::hwcap2(), ..StackOptions::default() };
     let mut space = m().space();
@@ -350,27 +409,38 @@ pub fn execve(t: &mut Thread, nr: u64, a: [u64; 6]) -> Flow {
     Flow::Continue
 }
 
+/// Opens a file of the new image (the program, a `#!` interpreter, `PT_INTERP`)
+/// through the path rules, for reading, relative to `base`; the descriptor goes to
+/// the monitor's reserved numbers before the pin drops (a sibling thread cannot swap
+/// another file in for the loader). Non-blocking: a FIFO is refused by the loader.
+fn open_image(base: &std::path::Path, p: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let _pin = fdtable::pin();
+    let f = m().policy.paths().open(base, p.as_os_str().as_encoded_bytes(), libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC, 0).map_err(|e| std::io::Error::from_raw_os_error(e.0))?;
+    Ok(std::fs::File::from(fdtable::own(f)?))
+}
+
 fn exec_prepare(nr: u64, a: [u64; 6]) -> Result<(loader::Exec, String), i64> {
     let (dirfd, path, argv, envp, flags) = if nr as i64 == libc::SYS_execve { (libc::AT_FDCWD as u32 as u64, a[0], a[1], a[2], 0) } else { (a[0], a[1], a[2], a[3], a[4]) };
     if flags & !(libc::AT_SYMLINK_NOFOLLOW as u64) != 0 {
-        return Err(-(libc::EINVAL as i64));
+        return Err(neg(libc::EINVAL));
     }
     let p = cstr_in(path, 4096)?;
     let argv = string_vector(argv)?;
     let env = string_vector(envp)?;
     let shown = String::from_utf8_lossy(&p).into_owned();
     let base = if dirfd as i32 == libc::AT_FDCWD {
-        m().cwd.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        m().cwd()
     } else {
-        super::calls::fd(dirfd)?;
-        std::fs::read_link(format!("/proc/self/fd/{}", dirfd as i32)).map_err(|_| -(libc::EBADF as i64))?
+        fdtable::fd(dirfd)?;
+        std::fs::read_link(format!("/proc/self/fd/{}", dirfd as i32)).map_err(|_| neg(libc::EBADF))?
     };
     let check = |path: &[u8]| -> Result<std::path::PathBuf, i64> {
+        let _pin = fdtable::pin();
         m().policy.paths().check(&base, path, flags == 0, Access::Read).map(|r| r.canonical).map_err(|e| {
             if e.0 == libc::EACCES || e.0 == libc::EXDEV {
                 audit::deny(&format!("execve(\"{}\")", String::from_utf8_lossy(path)), "outside the allowed read trees");
             }
-            -(e.0 as i64)
+            neg(e.0)
         })
     };
     let canonical = check(&p)?;
@@ -378,36 +448,201 @@ fn exec_prepare(nr: u64, a: [u64; 6]) -> Result<(loader::Exec, String), i64> {
     if argv.is_empty() {
         argv.push(canonical.clone().into_os_string());
     }
-    let exec = loader::prepare(canonical.as_os_str(), argv, &env).map_err(|e| {
+    let root = std::path::PathBuf::from("/");
+    let exec = loader::prepare_with(canonical.as_os_str(), argv, &env, &|f| open_image(&root, f)).map_err(|e| {
         if audit::tracing() {
             audit::line(&format!("execve(\"{shown}\"): {e}"));
         }
-        -(match e.exit_code() {
+        neg(match e.exit_code() {
             127 => libc::ENOENT,
             _ => libc::ENOEXEC,
-        } as i64)
+        })
     })?;
     // What actually runs — a script's interpreter, the ELF interpreter — must be
-    // readable under the policy too.
+    // readable under the policy too (the opener enforced it; this names the file in
+    // the audit line).
     for img in std::iter::once(&exec.program).chain(exec.interp.iter()) {
         check(img.path.as_os_str().as_encoded_bytes())?;
     }
     Ok((exec, shown))
 }
 
-/// Closes the program's close-on-exec descriptors (never the monitor's).
-fn close_on_exec(keep: &[i32]) {
+/// Closes the program's close-on-exec descriptors (the monitor's sit above the
+/// program's numbers and are never listed): with the program's other threads gone,
+/// nothing else changes the table meanwhile.
+fn close_on_exec() {
+    let _x = fdtable::exclusive();
+    let limit = fdtable::program_limit();
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
-    let fds: Vec<i32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    let fds: Vec<i32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|&f| f < limit).collect();
     for f in fds {
-        if m().is_own_fd(f as i64) || keep.contains(&f) {
-            continue;
-        }
         // SAFETY: F_GETFD only reads the descriptor's flags.
         let fl = unsafe { libc::fcntl(f, libc::F_GETFD) };
         if fl >= 0 && fl & libc::FD_CLOEXEC != 0 {
             // SAFETY: a program descriptor marked close-on-exec, closed as exec would.
             unsafe { libc::close(f) };
         }
+    }
+}
+
+// ---- the processes the program may name ------------------------------------------------
+
+/// A target of `kill`: this process, a child (its pid), or this process's group when
+/// the sandbox leads it (otherwise the group holds the shell or the launcher too), or
+/// a child's group.
+pub fn kill_target(pid: i64) -> Result<(), i64> {
+    // SAFETY: getpgrp has no effect.
+    let (me, pg) = (getpid() as i64, unsafe { libc::getpgrp() } as i64);
+    let own_group = pg == me;
+    if pid == me || (own_group && (pid == 0 || pid == -pg)) || is_child(pid) || (pid < -1 && is_child(-pid)) {
+        return Ok(());
+    }
+    Err(EPERM)
+}
+
+/// A pid argument of a call that acts on a process or thread: 0, this process, one
+/// of its threads, or a child.
+pub fn own_pid(pid: i64) -> Result<(), i64> {
+    // SAFETY: tgkill with signal 0 only checks that `pid` is a thread of this process.
+    let mine = pid == 0 || unsafe { libc::syscall(libc::SYS_tgkill, getpid(), pid as i32, 0) } == 0;
+    if mine || is_child(pid) { Ok(()) } else { Err(EPERM) }
+}
+
+/// A pid argument of a call that changes a process (priority, affinity, scheduling,
+/// limits): this process or one of its threads only.
+fn self_pid(pid: i64) -> Result<(), i64> {
+    // SAFETY: as in own_pid.
+    if pid == 0 || unsafe { libc::syscall(libc::SYS_tgkill, getpid(), pid as i32, 0) } == 0 { Ok(()) } else { Err(EPERM) }
+}
+
+fn sigqueue_info(a: &[u64; 6], at: usize) -> Result<Vec<u8>, i64> {
+    let mut info = copy_in(a[at], 128)?;
+    // Only what a process may send itself (si_code < 0), as Linux requires.
+    let code = i32::from_le_bytes(info[8..12].try_into().unwrap_or_default());
+    if code >= 0 {
+        info[8..12].copy_from_slice(&(-1i32).to_le_bytes());
+    }
+    Ok(info)
+}
+
+/// `kill`, `tgkill`, `tkill`, `rt_sigqueueinfo`, `rt_tgsigqueueinfo`.
+#[allow(non_upper_case_globals)] // libc's SYS_* names
+pub fn kill(n: i64, a: [u64; 6]) -> R {
+    use libc::*;
+    let sig = a[if n == SYS_tgkill || n == SYS_rt_tgsigqueueinfo { 2 } else { 1 }];
+    if sig as i32 == signals::MONITOR_SIGNAL {
+        return deny(&format!("{}(.., {})", super::sys::name(n as u64), signals::MONITOR_SIGNAL), "the monitor's own signal", EINVAL);
+    }
+    let me = self::getpid() as i64;
+    match n {
+        SYS_kill => {
+            let pid = a[0] as i32 as i64;
+            if pid > 0 && pid != me {
+                // A child through its pidfd: a reaped child's pid names nothing.
+                return signal_child(pid, sig, None).unwrap_or_else(|| deny(&format!("kill({pid}, {sig})"), "not the sandbox's own process or child", EPERM));
+            }
+            if kill_target(pid).is_err() {
+                return deny(&format!("kill({pid}, {sig})"), "not the sandbox's own process or child", EPERM);
+            }
+            fwd(n, a)
+        }
+        SYS_tgkill | SYS_rt_tgsigqueueinfo if a[0] as i32 as i64 != me => deny(&format!("{}({}, ..)", super::sys::name(n as u64), a[0] as i32), "another process", EPERM),
+        SYS_tgkill => fwd(n, a),
+        // Only threads of this process: tgkill checks that.
+        SYS_tkill => fwd(SYS_tgkill, [me as u64, a[0], a[1], 0, 0, 0]),
+        SYS_rt_sigqueueinfo => {
+            let pid = a[0] as i32 as i64;
+            let info = sigqueue_info(&a, 2)?;
+            if pid != me {
+                return signal_child(pid, sig, Some(&info)).unwrap_or_else(|| deny(&format!("rt_sigqueueinfo({pid}, {sig})"), "not the sandbox's own process or child", EPERM));
+            }
+            fwd(n, [a[0], a[1], info.as_ptr() as u64, 0, 0, 0])
+        }
+        SYS_rt_tgsigqueueinfo => {
+            let info = sigqueue_info(&a, 3)?;
+            fwd(n, [a[0], a[1], a[2], info.as_ptr() as u64, 0, 0])
+        }
+        _ => Err(neg(ENOSYS)),
+    }
+}
+
+/// `wait4` and `waitid`: a reaped child is forgotten (its pidfd closes, what it held
+/// of the limits goes back).
+pub fn wait(n: i64, a: [u64; 6]) -> R {
+    if n == libc::SYS_wait4 {
+        opt(a[1], 4)?;
+        opt(a[3], 144)?;
+        let mut status = 0i32;
+        let pid = fwd(n, [a[0], &mut status as *mut i32 as u64, a[2], a[3], 0, 0])?;
+        if a[1] != 0 {
+            copy_out(a[1], &status.to_le_bytes())?;
+        }
+        if pid > 0 && (libc::WIFEXITED(status) || libc::WIFSIGNALED(status)) {
+            reaped(pid as i32);
+        }
+        return Ok(pid);
+    }
+    opt(a[2], 128)?;
+    opt(a[4], 144)?;
+    let mut info = [0u8; 128];
+    let r = fwd(n, [a[0], a[1], info.as_mut_ptr() as u64, a[3], a[4], 0])?;
+    if a[2] != 0 {
+        copy_out(a[2], &info)?;
+    }
+    let code = i32::from_le_bytes(info[8..12].try_into().unwrap_or_default());
+    let pid = i32::from_le_bytes(info[16..20].try_into().unwrap_or_default());
+    if pid > 0 && a[3] & libc::WNOWAIT as u64 == 0 && matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED) {
+        reaped(pid);
+    }
+    Ok(r)
+}
+
+/// Calls that take a pid: reading about this process, its threads or its children;
+/// changing this process or its threads only.
+#[allow(non_upper_case_globals)] // libc's SYS_* names
+pub fn pid_call(n: i64, a: [u64; 6]) -> R {
+    use libc::*;
+    match n {
+        SYS_getpgid | SYS_getsid => {
+            own_pid(a[0] as i32 as i64)?;
+            fwd(n, a)
+        }
+        SYS_setpgid => {
+            // The kernel allows only this process and its children.
+            own_pid(a[0] as i32 as i64)?;
+            fwd(n, a)
+        }
+        SYS_getpriority | SYS_setpriority | SYS_ioprio_get => {
+            // PRIO_PROCESS (0) / IOPRIO_WHO_PROCESS (1) only.
+            let which_ok = a[0] == 0 || (n == SYS_ioprio_get && a[0] == 1);
+            if !which_ok {
+                return deny(&format!("{}({}, {})", super::sys::name(n as u64), a[0], a[1] as i32), "only the program's own processes", EPERM);
+            }
+            let pid = a[1] as i32 as i64;
+            if n == SYS_setpriority { self_pid(pid)? } else { own_pid(pid)? }
+            fwd(n, a)
+        }
+        SYS_sched_getaffinity | SYS_sched_setaffinity => {
+            let pid = a[0] as i32 as i64;
+            if n == SYS_sched_setaffinity { self_pid(pid)? } else { own_pid(pid)? }
+            user(a[2], a[1])?;
+            fwd(n, a)
+        }
+        SYS_sched_getparam => {
+            own_pid(a[0] as i32 as i64)?;
+            user(a[1], 4)?;
+            fwd(n, a)
+        }
+        SYS_sched_getscheduler => {
+            own_pid(a[0] as i32 as i64)?;
+            fwd(n, a)
+        }
+        SYS_prlimit64 => {
+            if a[0] != 0 && a[0] as i32 != self::getpid() {
+                return deny("prlimit64", "another process", EPERM);
+            }
+            super::misc::rlimit(n, [a[1], a[2], a[3], 0, 0, 0])
+        }
+        _ => Err(neg(ENOSYS)),
     }
 }

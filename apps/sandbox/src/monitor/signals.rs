@@ -17,7 +17,9 @@ use std::sync::Mutex;
 
 use libdune::user;
 
-use super::{audit, uaccess, Flow, Thread};
+use super::state::{m, Flow, Thread};
+use super::user::{read_user, write_user};
+use super::{audit, uaccess};
 
 pub const NSIG: usize = 65;
 const SIG_DFL: u64 = 0;
@@ -49,6 +51,12 @@ static ACTIONS: Mutex<[KSigaction; NSIG]> = Mutex::new([KSigaction { handler: 0,
 
 fn actions() -> std::sync::MutexGuard<'static, [KSigaction; NSIG]> {
     ACTIONS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Signal numbers the program may ask the kernel to send (to itself): not the
+/// monitor's, nor the faults the monitor keeps.
+pub fn sendable(sig: i64) -> bool {
+    (0..64).contains(&sig) && sig as i32 != libc::SIGSEGV && sig as i32 != libc::SIGBUS
 }
 
 pub fn bit(sig: usize) -> u64 {
@@ -172,13 +180,13 @@ pub fn sigaction(sig: u64, act: u64, oact: u64, size: u64) -> i64 {
             return -(libc::EINVAL as i64);
         }
         let mut b = [0u8; 32];
-        if !super::calls::read_user(act, &mut b) {
+        if !read_user(act, &mut b) {
             return -(libc::EFAULT as i64);
         }
         let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         let a = KSigaction { handler: w(0), flags: w(1), restorer: w(2), mask: w(3) };
         // Handlers and restorers run in ring 3: they must be the program's code.
-        let code = |p: u64| p <= SIG_IGN || super::m().space().contains(p, 1);
+        let code = |p: u64| p <= SIG_IGN || m().space().contains(p, 1);
         if !code(a.handler) || (a.flags & SA_RESTORER != 0 && !code(a.restorer)) {
             audit::deny(&format!("rt_sigaction({sig}, handler {:#x}, restorer {:#x})", a.handler, a.restorer), "not the program's memory");
             return -(libc::EFAULT as i64);
@@ -192,7 +200,7 @@ pub fn sigaction(sig: u64, act: u64, oact: u64, size: u64) -> i64 {
         for (i, v) in [old.handler, old.flags, old.restorer, old.mask].iter().enumerate() {
             b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
         }
-        if !super::calls::write_user(oact, &b) {
+        if !write_user(oact, &b) {
             return -(libc::EFAULT as i64);
         }
     }
@@ -223,13 +231,13 @@ pub fn sigaltstack(t: &mut Thread, ss: u64, old: u64) -> i64 {
         b[0..8].copy_from_slice(&t.altstack.0.to_le_bytes());
         b[8..12].copy_from_slice(&flags.to_le_bytes());
         b[16..24].copy_from_slice(&t.altstack.2.to_le_bytes());
-        if !super::calls::write_user(old, &b) {
+        if !write_user(old, &b) {
             return -(libc::EFAULT as i64);
         }
     }
     if ss != 0 {
         let mut b = [0u8; 24];
-        if !super::calls::read_user(ss, &mut b) {
+        if !read_user(ss, &mut b) {
             return -(libc::EFAULT as i64);
         }
         if on_altstack(t, t.ctx.tf.rsp) {
@@ -393,7 +401,7 @@ fn push_frame(t: &mut Thread, sig: usize, act: &KSigaction, info: &[u8; 128]) ->
     let fp = (sp.wrapping_sub(fpu_len + 4)) & !63;
     let frame = ((fp.wrapping_sub(8 + UC_SIZE as u64 + 128)) & !15).wrapping_sub(8);
     let total = sp.wrapping_sub(frame);
-    if frame >= sp || !super::m().space().contains(frame, total) {
+    if frame >= sp || !m().space().contains(frame, total) {
         return Err(());
     }
     // The FPU image, with the software bytes Linux adds for XSAVE frames.
@@ -462,7 +470,7 @@ fn push_frame(t: &mut Thread, sig: usize, act: &KSigaction, info: &[u8; 128]) ->
 pub fn sigreturn(t: &mut Thread) -> Flow {
     let uc_addr = t.ctx.tf.rsp;
     let mut uc = vec![0u8; UC_SIZE];
-    if !super::calls::read_user(uc_addr, &mut uc) {
+    if !read_user(uc_addr, &mut uc) {
         kill(t, libc::SIGSEGV, "rt_sigreturn: the frame is not the program's memory");
     }
     let mc = UC_MCONTEXT;
@@ -475,7 +483,7 @@ pub fn sigreturn(t: &mut Thread) -> Flow {
     let fpstate = get(&uc, mc + SC_FPSTATE);
     if fpstate != 0 {
         let mut img = vec![0u8; t.ctx.fpu().len()];
-        if !super::calls::read_user(fpstate, &mut img) || !user::fpu_image_ok(&img) {
+        if !read_user(fpstate, &mut img) || !user::fpu_image_ok(&img) {
             audit::deny("rt_sigreturn", "malformed FPU state in the frame");
             kill(t, libc::SIGSEGV, "rt_sigreturn with a malformed FPU state");
         }
@@ -484,7 +492,7 @@ pub fn sigreturn(t: &mut Thread) -> Flow {
     }
     let r: Vec<u64> = (0..16).map(|i| get(&uc, mc + SC_REGS + i * 8)).collect();
     let rip = get(&uc, mc + SC_RIP);
-    if rip >= super::mem::USER_END {
+    if rip >= super::space::USER_END {
         kill(t, libc::SIGSEGV, "rt_sigreturn to a non-user address");
     }
     let tf = &mut t.ctx.tf;
@@ -545,7 +553,7 @@ pub fn exception(t: &mut Thread, vector: u8, err: u64, addr: u64) -> Flow {
 /// descriptor-table loads, invd/wbinvd, clts, swapgs, int n.
 fn privileged(rip: u64) -> bool {
     let mut b = [0u8; 4];
-    if !super::m().space().contains(rip, 4) || !uaccess::read(rip, &mut b) {
+    if !m().space().contains(rip, 4) || !uaccess::read(rip, &mut b) {
         return false;
     }
     // Skip one prefix (rex or operand size).
@@ -565,7 +573,7 @@ pub fn sigpending(t: &Thread, set: u64) -> i64 {
     // SAFETY: writes 8 bytes into `host`.
     unsafe { libc::syscall(libc::SYS_rt_sigpending, &mut host as *mut u64, 8) };
     let p = (QUEUE.with(|q| q.pending.load(Ordering::SeqCst)) | host) & t.mask;
-    if super::calls::write_user(set, &p.to_le_bytes()) { 0 } else { -(libc::EFAULT as i64) }
+    if write_user(set, &p.to_le_bytes()) { 0 } else { -(libc::EFAULT as i64) }
 }
 
 /// A host mask for a call that waits with a temporary program mask.

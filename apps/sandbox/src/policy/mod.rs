@@ -94,7 +94,7 @@ use std::path::Path;
 
 use net::{NetOp, NetPolicy, NetRule, NetVerdict};
 use oci::{CmpOp, KernelVersion, SeccompAction};
-pub use paths::{Access, Errno, Paths, ResolvedPath};
+pub use paths::{Access, Errno, OpenPlan, Paths, ResolvedPath};
 
 /// What the monitor does with one system call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,12 +149,14 @@ pub enum PolicyError {
     Net(#[from] net::NetRuleError),
 }
 
-/// Resource limits for the monitor to enforce.
+/// Resource limits, for the whole sandbox (all its processes together).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {
     /// Most threads alive at once, if limited.
     pub threads: Option<u32>,
-    /// Most bytes of memory mapped at once, if limited.
+    /// Most processes alive at once, if limited.
+    pub processes: Option<u32>,
+    /// Most bytes of memory mapped accessible at once, if limited.
     pub memory: Option<u64>,
 }
 
@@ -279,6 +281,7 @@ pub struct Policy {
     paths: Paths,
     net: NetPolicy,
     limits: Limits,
+    tty: bool,
 }
 
 const X32_LABEL: u32 = 0;
@@ -350,6 +353,7 @@ impl Policy {
             paths: Paths::default(),
             net: NetPolicy::default(),
             limits: Limits::default(),
+            tty: false,
         }
     }
 
@@ -410,6 +414,18 @@ impl Policy {
     /// Sets the limits.
     pub fn set_limits(&mut self, limits: Limits) -> &mut Self {
         self.limits = limits;
+        self
+    }
+
+    /// Whether the program may change the terminal the sandbox runs in (`--allow-tty`,
+    /// `"tty": true`): its modes, window size and foreground process group.
+    pub fn tty(&self) -> bool {
+        self.tty
+    }
+
+    /// Lets the program change the terminal the sandbox runs in (`--allow-tty`).
+    pub fn allow_tty(&mut self) -> &mut Self {
+        self.tty = true;
         self
     }
 
@@ -571,9 +587,11 @@ impl Policy {
             if let Some(l) = d.limits {
                 policy.limits = Limits {
                     threads: l.threads,
+                    processes: l.processes,
                     memory: l.memory,
                 };
             }
+            policy.tty = d.tty.unwrap_or(false);
         }
         Ok(policy)
     }

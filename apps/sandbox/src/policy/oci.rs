@@ -223,16 +223,23 @@ pub struct DuneSection {
     /// Resource limits.
     #[serde(default)]
     pub limits: Option<LimitsSpec>,
+    /// Whether the program may change the terminal the sandbox runs in (modes,
+    /// window size, foreground group).
+    #[serde(default)]
+    pub tty: Option<bool>,
 }
 
 /// `"limits"`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LimitsSpec {
-    /// Most threads alive at once.
+    /// Most threads alive at once, in all the sandbox's processes.
     #[serde(default)]
     pub threads: Option<u32>,
-    /// Most bytes of memory mapped at once.
+    /// Most processes alive at once.
+    #[serde(default)]
+    pub processes: Option<u32>,
+    /// Most bytes of memory mapped at once, in all the sandbox's processes.
     #[serde(default)]
     pub memory: Option<u64>,
 }

@@ -482,22 +482,21 @@ impl Paths {
         self.trees.iter().map(|t| (join(&t.comps), t.writable))
     }
 
-    /// Moves the trees' descriptors to numbers at or above `min` (so a program sees
-    /// the descriptor numbers it would natively) and returns them all.
-    pub fn relocate(&mut self, min: i32) -> std::io::Result<Vec<i32>> {
-        let mut out = Vec::new();
+    /// Moves the trees' descriptors: each is replaced by `dup(it)` (the sandbox's
+    /// monitor moves them above the program's descriptor numbers).
+    pub fn relocate(&mut self, dup: &dyn Fn(BorrowedFd<'_>) -> io::Result<OwnedFd>) -> io::Result<()> {
         for t in &mut self.trees {
-            let Some(fd) = &t.fd else { continue };
-            // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor for the same file.
-            let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
-            if n < 0 {
-                return Err(std::io::Error::last_os_error());
+            if let Some(fd) = &t.fd {
+                t.fd = Some(dup(fd.as_fd())?);
             }
-            // SAFETY: `n` was just made and is owned by nothing else.
-            t.fd = Some(unsafe { OwnedFd::from_raw_fd(n) });
-            out.push(n);
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Each tree with its root's descriptor (`None` for a per-lookup `/proc/self`
+    /// tree), whether it is writable, and whether its root is a directory.
+    pub fn roots(&self) -> impl Iterator<Item = (PathBuf, Option<BorrowedFd<'_>>, bool, bool)> + '_ {
+        self.trees.iter().map(|t| (join(&t.comps), t.fd.as_ref().map(|f| f.as_fd()), t.writable, t.is_dir))
     }
 
     fn tree_at(&self, comps: &[Vec<u8>]) -> Option<&Tree> {
@@ -680,7 +679,10 @@ impl Paths {
         // openat ignores.
         let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
         let mode = if creates { mode & 0o7777 } else { 0 };
-        let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+        // No mount point is crossed: device nodes live on their own file systems
+        // (devtmpfs), and a lookup that would reach one takes the walk, which checks
+        // the node before it opens it.
+        let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_XDEV;
         match openat2(f.root, &rel_path(&f.rest)?, flags, mode, resolve) {
             Ok(fd) => {
                 fast_hit();
@@ -849,37 +851,108 @@ impl Paths {
 
     /// Opens `path` for the program as `open(2)` would with `flags` and `mode`, confined to
     /// the trees. Writing (`O_WRONLY`, `O_RDWR`, `O_CREAT`, `O_TRUNC`) needs a read-write
-    /// tree. The program's flags are passed through (`O_CLOEXEC` only if it asked).
+    /// tree. The program's flags are passed through (`O_CLOEXEC` only if it asked). A
+    /// device node opens only when a rule names it ([`Paths::device_allowed`]).
     pub fn open(&self, base: &Path, path: &[u8], flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
-        if let Some(r) = self.open_fast(base, path, flags, mode, open_access(flags)) {
+        if let Some(r) = self.open_direct(base, path, flags, mode) {
             return r;
         }
-        self.open_walk(base, path, flags, mode)
+        self.plan_open(base, path, flags, mode)?.finish()
     }
 
-    /// [`Paths::open`] through [`Paths::check_walk`].
-    fn open_walk(&self, base: &Path, path: &[u8], flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    /// [`Paths::open`] in one `openat2` beneath the tree's root, where that gives the
+    /// walk's answer (see the module documentation); `None` to take the walk
+    /// ([`Paths::plan_open`]). Makes no descriptor but the result, so the caller need
+    /// not hold anything against sibling threads renumbering descriptors; it may block
+    /// (a FIFO).
+    pub fn open_direct(&self, base: &Path, path: &[u8], flags: i32, mode: u32) -> Option<Result<OwnedFd, Errno>> {
+        self.open_fast(base, path, flags, mode, open_access(flags))
+    }
+
+    /// [`Paths::open`] by the walk, up to the final `open`: the descriptors of the walk
+    /// are closed, but for the one the open goes through (the entry's directory, or
+    /// the entry itself for a tree root), held by the returned [`OpenPlan`].
+    pub fn plan_open(&self, base: &Path, path: &[u8], flags: i32, mode: u32) -> Result<OpenPlan, Errno> {
         let excl_create = flags & (libc::O_CREAT | libc::O_EXCL) == libc::O_CREAT | libc::O_EXCL;
         let follow = flags & libc::O_NOFOLLOW == 0 && !excl_create;
         let r = self.check_walk(base, path, follow, open_access(flags))?;
-        if let Some(parent) = &r.parent {
-            return openat(parent.as_fd(), &r.name, flags | libc::O_NOFOLLOW, mode);
+        let comps = normalise(r.canonical.as_os_str().as_bytes());
+        let device_ok = self.device_allowed(&comps);
+        if let Some(node) = &r.node {
+            if !device_ok && is_device(node.as_fd())? {
+                return Err(Errno(libc::EACCES));
+            }
+        }
+        if let Some(parent) = r.parent {
+            return Ok(OpenPlan { via: parent, name: Some(r.name), flags, mode, device_ok });
         }
         // A tree root: reopen the very inode its O_PATH fd holds.
         let node = r.node.ok_or(Errno(libc::EACCES))?;
         if excl_create {
             return Err(Errno(libc::EEXIST));
         }
-        if flags & libc::O_PATH != 0 {
-            return dup(node.as_fd());
-        }
-        let proc_path = cstr(format!("/proc/self/fd/{}", node.as_raw_fd()).as_bytes())?;
-        open_path(
-            &proc_path,
-            flags & !(libc::O_NOFOLLOW | libc::O_CREAT),
-            mode,
-        )
+        Ok(OpenPlan { via: node, name: None, flags, mode, device_ok })
     }
+
+    /// [`Paths::open`] by the walk alone (tests compare it with the fast path).
+    #[cfg(test)]
+    fn open_walk(&self, base: &Path, path: &[u8], flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+        self.plan_open(base, path, flags, mode)?.finish()
+    }
+
+    /// Whether a device node at canonical path `comps` may be opened: a rule names it
+    /// (its tree's root is the node itself), or the tree holding it is under `/dev`
+    /// (`--allow-write /dev/pts`). A rule for `/` does not name `/dev/port`.
+    pub fn device_allowed(&self, comps: &[Vec<u8>]) -> bool {
+        match self.innermost(comps) {
+            Some(t) => t.comps.len() == comps.len() || t.comps.first().is_some_and(|c| c == b"dev"),
+            None => false,
+        }
+    }
+}
+
+/// What [`Paths::plan_open`] leaves to do: the final `open`, through one descriptor.
+#[derive(Debug)]
+pub struct OpenPlan {
+    /// The entry's directory, or (`name` is `None`) the entry itself.
+    via: OwnedFd,
+    name: Option<CString>,
+    flags: i32,
+    mode: u32,
+    /// Whether the entry may be a device node.
+    device_ok: bool,
+}
+
+impl OpenPlan {
+    /// Replaces the descriptor the open goes through with `f(it)`: a caller that must
+    /// not leave it at its number (the sandbox's monitor, whose program can `dup2`
+    /// over it) moves it.
+    pub fn move_via(self, f: impl FnOnce(OwnedFd) -> Result<OwnedFd, Errno>) -> Result<OpenPlan, Errno> {
+        Ok(OpenPlan { via: f(self.via)?, ..self })
+    }
+
+    /// Performs the open.
+    pub fn finish(self) -> Result<OwnedFd, Errno> {
+        let fd = match &self.name {
+            Some(name) => openat(self.via.as_fd(), name, self.flags | libc::O_NOFOLLOW, self.mode)?,
+            None if self.flags & libc::O_PATH != 0 => return dup(self.via.as_fd()),
+            None => {
+                let proc_path = cstr(format!("/proc/self/fd/{}", self.via.as_raw_fd()).as_bytes())?;
+                open_path(&proc_path, self.flags & !(libc::O_NOFOLLOW | libc::O_CREAT), self.mode)?
+            }
+        };
+        // A node created or swapped in after the walk looked at it.
+        if !self.device_ok && self.flags & libc::O_PATH == 0 && is_device(fd.as_fd())? {
+            return Err(Errno(libc::EACCES));
+        }
+        Ok(fd)
+    }
+}
+
+/// Whether `fd` is a character or block device.
+fn is_device(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    let t = file_type(fd)?;
+    Ok(t == libc::S_IFCHR || t == libc::S_IFBLK)
 }
 
 /// What opening with `flags` needs: writing (`O_WRONLY`, `O_RDWR`, `O_CREAT`, `O_TRUNC`)

@@ -218,16 +218,18 @@ fn dune_section_and_builders() {
     let j = format!(
         r#"{{"defaultAction":"SCMP_ACT_ERRNO","dune":{{"readOnly":["/etc"],"readWrite":[{t:?}],
         "net":["127.0.0.1:8080"],"bind":["0.0.0.0/0:9000"],"connect":["[::1]:80"],
-        "limits":{{"threads":8,"memory":1048576}}}}}}"#
+        "limits":{{"threads":8,"processes":3,"memory":1048576}},"tty":true}}}}"#
     );
     let mut p = Policy::from_json_for_kernel(&j, "t", K).unwrap();
     assert_eq!(
         *p.limits(),
         Limits {
             threads: Some(8),
+            processes: Some(3),
             memory: Some(1 << 20)
         }
     );
+    assert!(p.tty());
     assert_eq!(p.net().bind_rules().len(), 2);
     assert_eq!(p.net().connect_rules().len(), 2);
     assert!(p.paths().trees().any(|(path, w)| path == t && w));

@@ -32,10 +32,15 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
     let report = libdune::doctor::run();
     let verdict = report.verdict();
     let code = exit_code(&verdict);
+    let layers = dune_sandbox::monitor::confine::probe();
     let text = if args.json {
-        to_json(&report, &verdict, code).to_pretty()
+        let mut v = to_json(&report, &verdict, code);
+        if let Value::Object(o) = &mut v {
+            o.push(("sandbox_layers", Value::Str(layers.to_string())));
+        }
+        v.to_pretty()
     } else {
-        report.to_string()
+        format!("{report}\nsandbox layers this kernel gives: {layers}")
     };
     let mut out = io::stdout().lock();
     writeln!(out, "{text}")

@@ -48,9 +48,18 @@ pub struct Args {
     #[arg(long)]
     pub exitless: bool,
     /// When the program exits, print the monitor's counts: system calls by verdict
-    /// (emulated, forwarded, denied), exceptions, signals, exits to the host.
+    /// (emulated, forwarded, denied), exceptions, signals, exits to the host; and at
+    /// start, the kernel's layers of confinement in force.
     #[arg(long)]
     pub stats: bool,
+    /// Refuse to run when the kernel lacks a layer of confinement (Landlock,
+    /// seccomp) instead of warning and relying on the monitor alone.
+    #[arg(long)]
+    pub strict: bool,
+    /// Let the program change the terminal the sandbox runs in (modes, window size,
+    /// foreground process group).
+    #[arg(long = "allow-tty")]
+    pub allow_tty: bool,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM [ARGS]...")]
     pub argv: Vec<OsString>,
@@ -71,13 +80,16 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
     for a in &args.allow_net {
         policy.allow_net(a).map_err(Error::Policy)?;
     }
+    if args.allow_tty {
+        policy.allow_tty();
+    }
     let env: Vec<OsString> = std::env::vars_os().map(|(k, v)| {
         let mut s = k;
         s.push("=");
         s.push(v);
         s
     }).collect();
-    match Sandbox::new(policy).trace(args.trace).stats(args.stats).exitless(args.exitless).run(args.argv.clone(), env) {
+    match Sandbox::new(policy).trace(args.trace).stats(args.stats).exitless(args.exitless).strict(args.strict).run(args.argv.clone(), env) {
         Ok(never) => match never {},
         Err(e) => Err(Error::Sandbox(e)),
     }

@@ -1,0 +1,223 @@
+//! Calls on descriptors themselves: closing and duplicating, `fcntl` and `ioctl`
+//! (allowlists of commands and requests), locks, and the metadata calls that act on
+//! an open file (`fchmod`, `fchown`, `futimens`).
+//!
+//! A check that depends on which file a descriptor names reads the monitor's private
+//! duplicate of it ([`fdtable::private`]) and the call then uses that duplicate, so a
+//! sibling thread renumbering descriptors in between changes nothing.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use super::fdtable::{self, fd};
+use super::state::m;
+use super::sys::{deny, fwd, raw, ret, EINVAL, R};
+use super::user::{copy_in, user, word32};
+use crate::policy::Access;
+
+/// `close(fd)`: no monitor descriptor is in flight at that number meanwhile.
+pub fn close(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    let _x = fdtable::exclusive();
+    fwd(n, a)
+}
+
+/// `close_range(first, last, flags)`: the runtime caps it below the reserved numbers.
+pub fn close_range(n: i64, a: [u64; 6]) -> R {
+    if a[0] as u32 > a[1] as u32 {
+        return Err(EINVAL);
+    }
+    let _x = fdtable::exclusive();
+    ret(raw(n, a))
+}
+
+/// `dup(fd)`: takes the lowest free number, never replaces one.
+pub fn dup(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    fwd(n, a)
+}
+
+/// `dup2(old, new)`, `dup3(old, new, flags)`: replace the descriptor at `new`.
+pub fn dup2(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    fd(a[1])?;
+    let _x = fdtable::exclusive();
+    fwd(n, a)
+}
+
+/// Whether the file `f` (a private duplicate) may be changed by the program: not a
+/// file in a tree (a pipe, socket, anonymous or deleted file), or a file in a
+/// read-write tree.
+fn writable(f: &OwnedFd) -> bool {
+    match fdtable::path_of(f.as_fd()) {
+        None => true,
+        Some(p) => m().policy.paths().check(&m().cwd(), p.as_os_str().as_encoded_bytes(), false, Access::Write).is_ok(),
+    }
+}
+
+/// The private duplicate of `f` if the program may change its file, else a denial
+/// naming `what`.
+fn writable_private(f: u64, what: &str) -> Result<OwnedFd, i64> {
+    let p = fdtable::private(f)?;
+    if writable(&p) {
+        return Ok(p);
+    }
+    let shown = fdtable::path_of(p.as_fd()).map_or_else(|| format!("descriptor {}", f as i32), |p| p.display().to_string());
+    deny(&format!("{what} on {shown}"), "not in a read-write tree", libc::EPERM).map(|_| p)
+}
+
+/// `fchmod(fd, mode)`: only files in read-write trees, never a set-id bit.
+pub fn fchmod(n: i64, a: [u64; 6]) -> R {
+    if a[1] & (libc::S_ISUID | libc::S_ISGID) as u64 != 0 {
+        return deny(&format!("fchmod({}, {:o})", a[0] as i32, a[1]), "set-user-ID and set-group-ID bits are not allowed", libc::EPERM);
+    }
+    let p = writable_private(a[0], "fchmod")?;
+    ret(raw(n, [p.as_raw_fd() as u64, a[1], 0, 0, 0, 0]))
+}
+
+/// `fchown(fd, uid, gid)`: only files in read-write trees.
+pub fn fchown(n: i64, a: [u64; 6]) -> R {
+    let p = writable_private(a[0], "fchown")?;
+    ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
+}
+
+/// `utimensat(fd, NULL, times, flags)` (`futimens`): only files in read-write trees.
+pub fn futimens(n: i64, a: [u64; 6]) -> R {
+    let times = if a[2] != 0 { Some(copy_in(a[2], 32)?) } else { None };
+    let p = writable_private(a[0], "futimens")?;
+    ret(raw(n, [p.as_raw_fd() as u64, 0, times.as_ref().map_or(0, |t| t.as_ptr() as u64), a[3], 0, 0]))
+}
+
+/// A lock on the file `f` names: taken on the private duplicate when the program may
+/// change the file; on a file it may only read (which other processes on the machine
+/// may lock and wait for), the lock succeeds without being taken: the program keeps
+/// working, and nothing outside can be made to wait.
+fn lock(f: u64, take: impl FnOnce(&OwnedFd) -> R) -> R {
+    let p = fdtable::private(f)?;
+    if writable(&p) {
+        take(&p)
+    } else {
+        Ok(0)
+    }
+}
+
+/// `flock(fd, op)`.
+pub fn flock(n: i64, a: [u64; 6]) -> R {
+    lock(a[0], |p| fwd(n, [p.as_raw_fd() as u64, a[1], 0, 0, 0, 0]))
+}
+
+/// `fcntl(fd, cmd, arg)`: commands by allowlist.
+pub fn fcntl(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    match a[1] as i32 {
+        libc::F_GETLK | libc::F_OFD_GETLK => {
+            user(a[2], 32)?;
+            fwd(n, a)
+        }
+        libc::F_SETLK | libc::F_SETLKW | libc::F_OFD_SETLK | libc::F_OFD_SETLKW => {
+            user(a[2], 32)?;
+            let fl = copy_in(a[2], 32)?;
+            lock(a[0], |p| fwd(n, [p.as_raw_fd() as u64, a[1], fl.as_ptr() as u64, 0, 0, 0]))
+        }
+        libc::F_SETLEASE => {
+            // A lease makes other processes' opens wait: only on files the program may
+            // change.
+            if a[2] as i32 == libc::F_UNLCK {
+                return fwd(n, a);
+            }
+            let p = fdtable::private(a[0])?;
+            if !writable(&p) {
+                return deny(&format!("fcntl({}, F_SETLEASE)", a[0] as i32), "a lease on a file outside the read-write trees", libc::EACCES);
+            }
+            fwd(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0])
+        }
+        16 => {
+            // F_GETOWN_EX
+            user(a[2], 8)?;
+            fwd(n, a)
+        }
+        15 => {
+            // F_SETOWN_EX: { type, pid }; the signal goes to that thread, process or group.
+            let b = copy_in(a[2], 8)?;
+            let (kind, pid) = (word32(&b, 0) as i32, word32(&b, 4) as i32);
+            let target = if kind == 2 { -(pid as i64) } else { pid as i64 };
+            if kind == 0 {
+                super::procs::own_pid(pid as i64)?
+            } else {
+                super::procs::kill_target(target)?
+            }
+            fwd(n, [a[0], a[1], b.as_ptr() as u64, 0, 0, 0])
+        }
+        libc::F_SETOWN => {
+            super::procs::kill_target(a[2] as i32 as i64)?;
+            fwd(n, a)
+        }
+        10 if !super::signals::sendable(a[2] as i32 as i64) => deny(&format!("fcntl(F_SETSIG, {})", a[2] as i32), "a signal the monitor keeps", libc::EINVAL),
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL | libc::F_SETFL | libc::F_GETOWN | libc::F_GETPIPE_SZ
+        | libc::F_SETPIPE_SZ | libc::F_ADD_SEALS | libc::F_GET_SEALS | 10 | 11 /* F_SETSIG, F_GETSIG */ | libc::F_GETLEASE | libc::F_NOTIFY => fwd(n, a),
+        c => deny(&format!("fcntl({}, {c})", a[0] as i32), "command not in the sandbox's list", libc::EINVAL),
+    }
+}
+
+/// Terminal requests that change the terminal (modes, window size, foreground group,
+/// flushing): they act on the terminal the sandbox was started from, which is not
+/// the program's unless the policy says so (`--allow-tty`).
+const TTY_CHANGES: &[u64] = &[0x5402, 0x5403, 0x5404, 0x5414, 0x5410, 0x540b, 0x540a, 0x5409, 0x5406, 0x5407, 0x5408];
+
+/// `ioctl(fd, request, arg)`: requests by allowlist, with the size of what `arg`
+/// points to (0: `arg` is a number).
+pub fn ioctl(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    let req = a[1] as u32 as u64;
+    const ALLOWED: &[(u64, u64)] = &[
+        (0x5401, 60), (0x5402, 60), (0x5403, 60), (0x5404, 60), // TCGETS, TCSETS, TCSETSW, TCSETSF
+        (0x5413, 8), (0x5414, 8), // TIOCGWINSZ, TIOCSWINSZ
+        (0x540f, 4), (0x5410, 4), // TIOCGPGRP, TIOCSPGRP
+        (0x541b, 4), (0x5421, 4), (0x5452, 4), // FIONREAD, FIONBIO, FIOASYNC
+        (0x5450, 0), (0x5451, 0), (0x540b, 0), (0x540a, 0), (0x5409, 0), // FIONCLEX, FIOCLEX, TCFLSH, TCXONC, TCSBRK
+        (0x5429, 4), // TIOCGSID
+        (0x80045430, 4), // TIOCGPTN
+        (0x40045431, 4), // TIOCSPTLCK
+    ];
+    let Some(&(_, size)) = ALLOWED.iter().find(|(r, _)| *r == req) else {
+        return deny(&format!("ioctl({}, {req:#x})", a[0] as i32), "request not in the sandbox's list", libc::ENOTTY);
+    };
+    if TTY_CHANGES.contains(&req) && !m().policy.tty() {
+        // Only a terminal the program opened itself (a pty it made) is its own.
+        let p = fdtable::private(a[0])?;
+        if is_outer_terminal(&p) {
+            return deny(&format!("ioctl({}, {req:#x})", a[0] as i32), "changes the terminal the sandbox runs in (--allow-tty)", libc::EPERM);
+        }
+    }
+    if size != 0 {
+        user(a[2], size)?;
+    }
+    fwd(n, [a[0], req, a[2], 0, 0, 0])
+}
+
+/// Terminals the sandbox was started on (the devices of its standard streams that
+/// are terminals), plus `/dev/tty` and `/dev/console`, which name them.
+static OUTER_TERMINALS: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+fn rdev(f: i32) -> Option<u64> {
+    // SAFETY: fstat writes one struct stat into the local; a bad descriptor is an error.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { libc::fstat(f, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFCHR).then_some(st.st_rdev)
+}
+
+/// Records the terminals the sandbox runs in (before the program starts).
+pub fn note_outer_terminals() {
+    let mut v = vec![libc::makedev(5, 0), libc::makedev(5, 1)];
+    for f in 0..3 {
+        // SAFETY: isatty only queries the descriptor.
+        if unsafe { libc::isatty(f) } == 1 {
+            v.extend(rdev(f));
+        }
+    }
+    *OUTER_TERMINALS.lock().unwrap_or_else(|e| e.into_inner()) = v;
+}
+
+/// Whether `f` is a terminal the sandbox runs in (rather than one the program made).
+fn is_outer_terminal(f: &OwnedFd) -> bool {
+    rdev(f.as_raw_fd()).is_some_and(|r| OUTER_TERMINALS.lock().unwrap_or_else(|e| e.into_inner()).contains(&r))
+}

@@ -1,0 +1,87 @@
+//! Descriptors: which numbers are the program's, and how the monitor holds its own.
+//!
+//! The program and the monitor share one descriptor table, and a sibling thread of
+//! the program can `dup2` or close any number below its limit at any moment. So:
+//!
+//! - **The monitor's descriptors never live at the program's numbers.** Every
+//!   descriptor the monitor keeps (tree roots, the audit descriptor, the exec
+//!   loader's files, children's pidfds, private duplicates) sits at the application's
+//!   reserved numbers above the program's `RLIMIT_NOFILE` (libdune's
+//!   `runtime::dup_reserved`): the program cannot name them ([`fd`] answers `EBADF`),
+//!   cannot `dup2` onto them (the kernel refuses numbers above its limit), and does
+//!   not see them in `/proc/self/fd`.
+//! - **A descriptor the monitor opens is born at a low number**, and while it is
+//!   there the monitor holds a [`pin`]: the program's `close`, `dup2`, `dup3` and
+//!   `close_range` take [`exclusive`] and wait. A pin is never held across a call that
+//!   can block (opening a FIFO, connecting): the descriptor moves up first ([`own`]).
+//! - **A check on a program descriptor and the call it guards act on one open
+//!   file**: [`private`] takes the monitor's own duplicate of whatever the number
+//!   names at that instant, the check reads that duplicate, and the call uses it.
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use libdune::runtime::{DescriptorPin, DescriptorsExclusive};
+
+use super::sys::EBADF;
+
+/// The first number the program cannot use (its `RLIMIT_NOFILE` is capped below it).
+pub fn program_limit() -> i32 {
+    libdune::runtime::descriptor_base().unwrap_or(i32::MAX)
+}
+
+/// A descriptor argument of the program's: numbers at or above [`program_limit`] are
+/// the runtime's or the monitor's, and do not exist for the program (`EBADF`).
+pub fn fd(x: u64) -> Result<(), i64> {
+    let f = x as i32;
+    if f >= program_limit() {
+        return Err(EBADF);
+    }
+    Ok(())
+}
+
+/// Pins descriptor numbers while the monitor holds one at a low number.
+pub fn pin() -> DescriptorPin {
+    libdune::runtime::pin_descriptors()
+}
+
+/// Taken around the program's calls that replace or close a given number.
+pub fn exclusive() -> DescriptorsExclusive {
+    libdune::runtime::exclusive_descriptors()
+}
+
+/// Moves `fd` up to the monitor's reserved numbers (a duplicate there; `fd` closes).
+/// Call with a [`pin`] held since `fd` was born.
+pub fn own(fd: OwnedFd) -> std::io::Result<OwnedFd> {
+    libdune::runtime::dup_reserved(std::os::fd::AsFd::as_fd(&fd))
+}
+
+/// The monitor's own duplicate of whatever the program's descriptor `f` names now
+/// (`EBADF` if nothing, or not the program's).
+pub fn private(f: u64) -> Result<OwnedFd, i64> {
+    fd(f)?;
+    if (f as i32) < 0 {
+        return Err(EBADF);
+    }
+    // SAFETY: the number is only borrowed for the duplication, which the runtime does
+    // atomically (F_DUPFD_CLOEXEC); if it is not open the call fails with EBADF.
+    let b = unsafe { BorrowedFd::borrow_raw(f as i32) };
+    libdune::runtime::dup_reserved(b).map_err(|e| -(e.raw_os_error().unwrap_or(libc::EBADF) as i64))
+}
+
+/// The path `fd` was opened at, as the kernel shows it (`None` for pipes, sockets,
+/// anonymous files, and files that were deleted).
+pub fn path_of(fd: BorrowedFd<'_>) -> Option<PathBuf> {
+    let p = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+    let b = p.as_os_str().as_encoded_bytes();
+    (p.is_absolute() && !b.ends_with(b" (deleted)")).then_some(p)
+}
+
+/// A raw descriptor the monitor just made (a syscall's result), owned.
+///
+/// # Safety
+/// `fd` must be a descriptor nothing else owns.
+pub unsafe fn adopt(fd: i32) -> OwnedFd {
+    // SAFETY: as the caller promises.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

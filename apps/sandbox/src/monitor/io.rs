@@ -1,0 +1,196 @@
+//! Data on descriptors: reads and writes, polling and event descriptors. Buffers are
+//! passed to Linux in place after the range check (their contents do not matter to
+//! the policy, and the program's address space never shrinks under them); what the
+//! monitor must interpret (I/O vectors, signal masks, `pselect6`'s argument block) is
+//! copied in and the copy is passed.
+
+use super::fdtable::fd;
+use super::signals;
+use super::state::Thread;
+use super::sys::{fwd, neg, EFAULT, EINVAL, R};
+use super::user::{c, copy_in, cstr_in, iovecs, opt, user, word};
+
+/// `read`, `write`, `pread64`, `pwrite64`, `getdents64`: a buffer of `a[2]` bytes.
+pub fn buffer(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    user(a[1], a[2])?;
+    fwd(n, a)
+}
+
+/// `readv`, `writev` and their positioned forms: the vectors copied in.
+pub fn vectored(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    let v = iovecs(a[1], a[2])?;
+    fwd(n, [a[0], v.as_ptr() as u64, a[2], a[3], a[4], a[5]])
+}
+
+/// Calls on a descriptor with plain numbers only (`lseek`, `fsync`, `ftruncate`…).
+pub fn on_fd(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    fwd(n, a)
+}
+
+/// `fstat` (144 bytes) and `fstatfs` (120 bytes).
+pub fn fstat(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    user(a[1], if n == libc::SYS_fstat { 144 } else { 120 })?;
+    fwd(n, a)
+}
+
+/// `sendfile(out, in, offset, count)`.
+pub fn sendfile(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    fd(a[1])?;
+    opt(a[2], 8)?;
+    fwd(n, a)
+}
+
+/// `splice` and `copy_file_range`: two descriptors and two optional offsets.
+pub fn splice(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    fd(a[2])?;
+    opt(a[1], 8)?;
+    opt(a[3], 8)?;
+    fwd(n, a)
+}
+
+/// `tee(in, out, len, flags)`.
+pub fn tee(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    fd(a[1])?;
+    fwd(n, a)
+}
+
+/// `pipe`, `pipe2`: two descriptors written back.
+pub fn pipe(n: i64, a: [u64; 6]) -> R {
+    user(a[0], 8)?;
+    fwd(n, a)
+}
+
+/// Calls that make a new descriptor from plain numbers (`epoll_create1`, `eventfd2`,
+/// `timerfd_create`, `inotify_init1`).
+pub fn create(n: i64, a: [u64; 6]) -> R {
+    fwd(n, a)
+}
+
+/// `memfd_create(name, flags)`: the name copied in.
+pub fn memfd_create(n: i64, a: [u64; 6]) -> R {
+    let name = c(&cstr_in(a[0], 250)?)?;
+    fwd(n, [name.as_ptr() as u64, a[1], 0, 0, 0, 0])
+}
+
+/// A sigset the program passes to a call that waits with it: copied, with the
+/// monitor's own signals unblocked.
+pub fn wait_mask(addr: u64, size: u64) -> Result<Option<[u8; 8]>, i64> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    if size != 8 {
+        return Err(EINVAL);
+    }
+    let b = copy_in(addr, 8)?;
+    Ok(Some(signals::host_wait_mask(word(&b, 0)).to_le_bytes()))
+}
+
+fn fd_set(addr: u64, n: u64) -> Result<(), i64> {
+    opt(addr, n.div_ceil(64) * 8)
+}
+
+/// `poll(fds, n, timeout)`.
+pub fn poll(n: i64, a: [u64; 6]) -> R {
+    user(a[0], a[1].saturating_mul(8))?;
+    fwd(n, a)
+}
+
+/// `ppoll(fds, n, timeout, sigmask, size)`.
+pub fn ppoll(t: &mut Thread, n: i64, a: [u64; 6]) -> R {
+    user(a[0], a[1].saturating_mul(8))?;
+    opt(a[2], 16)?;
+    let mk = wait_mask(a[3], a[4])?;
+    if mk.is_some() {
+        t.saved_mask = Some(t.mask);
+    }
+    fwd(n, [a[0], a[1], a[2], mk.as_ref().map_or(0, |b| b.as_ptr() as u64), a[4], 0])
+}
+
+/// `select(n, r, w, e, timeout)`.
+pub fn select(n: i64, a: [u64; 6]) -> R {
+    fd_set(a[1], a[0])?;
+    fd_set(a[2], a[0])?;
+    fd_set(a[3], a[0])?;
+    opt(a[4], 16)?;
+    fwd(n, a)
+}
+
+/// `pselect6(n, r, w, e, timeout, {sigmask, size})`.
+pub fn pselect6(t: &mut Thread, n: i64, a: [u64; 6]) -> R {
+    fd_set(a[1], a[0])?;
+    fd_set(a[2], a[0])?;
+    fd_set(a[3], a[0])?;
+    opt(a[4], 16)?;
+    let (mk, len) = if a[5] != 0 {
+        let b = copy_in(a[5], 16)?;
+        let (ss, len) = (word(&b, 0), word(&b, 8));
+        (wait_mask(ss, len)?, len)
+    } else {
+        (None, 0)
+    };
+    if mk.is_some() {
+        t.saved_mask = Some(t.mask);
+    }
+    let data = [mk.as_ref().map_or(0, |b| b.as_ptr() as u64), len];
+    fwd(n, [a[0], a[1], a[2], a[3], a[4], if a[5] != 0 { data.as_ptr() as u64 } else { 0 }])
+}
+
+/// `epoll_ctl(epfd, op, fd, event)`.
+pub fn epoll_ctl(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    fd(a[2])?;
+    opt(a[3], 12)?;
+    fwd(n, a)
+}
+
+/// `epoll_wait`, `epoll_pwait`, `epoll_pwait2`.
+pub fn epoll_wait(t: &mut Thread, n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    user(a[1], a[2].saturating_mul(12))?;
+    if n == libc::SYS_epoll_wait {
+        return fwd(n, a);
+    }
+    if n == libc::SYS_epoll_pwait2 {
+        opt(a[3], 16)?;
+    }
+    let mk = wait_mask(a[4], a[5])?;
+    if mk.is_some() {
+        t.saved_mask = Some(t.mask);
+    }
+    fwd(n, [a[0], a[1], a[2], a[3], mk.as_ref().map_or(0, |b| b.as_ptr() as u64), a[5]])
+}
+
+/// `timerfd_settime(fd, flags, new, old)` and `timerfd_gettime(fd, cur)`.
+pub fn timerfd(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    if n == libc::SYS_timerfd_settime {
+        user(a[2], 32)?;
+        opt(a[3], 32)?;
+    } else {
+        user(a[1], 32)?;
+    }
+    fwd(n, a)
+}
+
+/// `signalfd4(fd, mask, size, flags)`: the mask copied, the monitor's signal out.
+pub fn signalfd4(n: i64, a: [u64; 6]) -> R {
+    fd(a[0])?;
+    let mk = wait_mask(a[1], a[2])?.ok_or(EFAULT)?;
+    fwd(n, [a[0], mk.as_ptr() as u64, a[2], a[3], 0, 0])
+}
+
+/// `getrandom(buf, len, flags)`.
+pub fn getrandom(n: i64, a: [u64; 6]) -> R {
+    user(a[0], a[1])?;
+    if a[2] & !(libc::GRND_NONBLOCK | libc::GRND_RANDOM | 0x4 /* GRND_INSECURE */) as u64 != 0 {
+        return Err(neg(libc::EINVAL));
+    }
+    fwd(n, a)
+}
