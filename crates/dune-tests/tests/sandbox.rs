@@ -164,7 +164,16 @@ fn exitless_forwarding_keeps_semantics_and_avoids_exits() {
     };
     let exits = |l: &str| num(&l[l.find("exits to the host:").unwrap_or(0)..], "system calls");
     let busiest = stats.iter().max_by_key(|l| num(l, "forwarded")).unwrap();
-    assert!(num(busiest, "forwarded") > 4000 && exits(busiest) * 2 < num(busiest, "forwarded"), "{busiest}");
+    let (forwarded, exits) = (num(busiest, "forwarded"), exits(busiest));
+    assert!(forwarded > 4000, "{busiest}");
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        // A CPU to spare: the helper answers without exits.
+        assert!(exits * 2 < forwarded, "{busiest}");
+    } else {
+        // One CPU: no helper (it could only take turns with the thread waiting for
+        // it); every call takes the ordinary path, one exit each, no more.
+        assert!(exits >= forwarded && exits < forwarded + forwarded / 4, "{busiest}");
+    }
 }
 
 #[test]

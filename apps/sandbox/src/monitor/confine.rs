@@ -141,7 +141,7 @@ pub fn apply(policy: &Policy, opts: &Options) -> Result<Layers, ConfineError> {
         check("RLIMIT_CORE", libc::setrlimit(libc::RLIMIT_CORE, &zero) as libc::c_long)?;
     }
     l.not_dumpable = true;
-    l.seccomp = seccomp::install(!policy_uses_network(policy)).map_err(os("installing the seccomp filter"))?;
+    l.seccomp = seccomp::install().map_err(os("installing the seccomp filter"))?;
     if opts.strict {
         if let Some(m) = l.missing().first() {
             return Err(ConfineError::Missing((*m).into()));
@@ -504,9 +504,8 @@ pub mod seccomp {
         Any(u32, u32),
     }
 
-    /// The rules (see the module documentation); `no_ip`: the policy allows no IP
-    /// address, so no IP socket may even be made.
-    pub fn rules(no_ip: bool) -> Vec<Rule> {
+    /// The rules (see the module documentation).
+    pub fn rules() -> Vec<Rule> {
         use libc::*;
         let eperm = EPERM;
         let mut v: Vec<Rule> = [
@@ -530,10 +529,6 @@ pub mod seccomp {
         // Sockets: unix, inet and inet6 only; stream, datagram and sequenced packets.
         v.push(Rule { nr: SYS_socket, conds: vec![Cond::Ne(0, u32::MAX, AF_UNIX as u32), Cond::Ne(0, u32::MAX, AF_INET as u32), Cond::Ne(0, u32::MAX, AF_INET6 as u32)], err: EAFNOSUPPORT });
         v.push(Rule { nr: SYS_socket, conds: vec![Cond::Ne(1, 0xf, SOCK_STREAM as u32), Cond::Ne(1, 0xf, SOCK_DGRAM as u32), Cond::Ne(1, 0xf, SOCK_SEQPACKET as u32)], err: EPERM });
-        if no_ip {
-            v.push(Rule { nr: SYS_socket, conds: vec![Cond::Eq(0, u32::MAX, AF_INET as u32)], err: EACCES });
-            v.push(Rule { nr: SYS_socket, conds: vec![Cond::Eq(0, u32::MAX, AF_INET6 as u32)], err: EACCES });
-        }
         v.push(Rule { nr: SYS_socketpair, conds: vec![Cond::Ne(0, u32::MAX, AF_UNIX as u32)], err: EAFNOSUPPORT });
         // Socket filters (classic BPF needs no privilege) and TCP_ZEROCOPY_RECEIVE.
         for name in [SO_ATTACH_FILTER, SO_ATTACH_BPF, 51, 52] {
@@ -621,8 +616,8 @@ pub mod seccomp {
 
     /// Installs the filter on every thread of the process. False if the kernel has
     /// no seccomp filters.
-    pub fn install(no_ip: bool) -> std::io::Result<bool> {
-        let prog = compile(&rules(no_ip));
+    pub fn install() -> std::io::Result<bool> {
+        let prog = compile(&rules());
         #[repr(C)]
         struct Fprog {
             len: u16,
@@ -676,7 +671,7 @@ pub mod seccomp {
 
         #[test]
         fn the_filter_refuses_what_it_lists_and_allows_the_rest() {
-            let p = compile(&rules(false));
+            let p = compile(&rules());
             let e = |x| errno(x);
             assert_eq!(run(&p, libc::SYS_ptrace, [0; 6]), e(libc::EPERM));
             assert_eq!(run(&p, libc::SYS_getpid, [0; 6]), RET_ALLOW);
@@ -701,9 +696,6 @@ pub mod seccomp {
             assert_eq!(run(&p, 0x4000_0000 | libc::SYS_getpid, [0; 6]), e(libc::ENOSYS), "x32");
             assert_eq!(run(&p, libc::SYS_personality, [0x0040_0000, 0, 0, 0, 0, 0]), e(libc::EPERM));
             assert_eq!(run(&p, libc::SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0]), RET_ALLOW);
-            let no_ip = compile(&rules(true));
-            assert_eq!(run(&no_ip, libc::SYS_socket, [libc::AF_INET as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]), e(libc::EACCES));
-            assert_eq!(run(&no_ip, libc::SYS_socket, [libc::AF_UNIX as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]), RET_ALLOW);
         }
     }
 }
