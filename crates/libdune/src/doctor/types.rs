@@ -200,7 +200,7 @@ pub enum Verdict {
     },
 }
 
-/// Everything [`run`] found.
+/// Everything [`run`](super::run) found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
     /// One entry per probe, in the order they ran. Probes that need a working

@@ -328,7 +328,7 @@ fn futex(word: &AtomicU32, op: i32, val: u32) {
 /// the program's (between its birth and its move up, or while the application uses
 /// a temporary): no `close`, `dup2`, `dup3` or `close_range` can replace it meanwhile.
 /// Shared: any number of threads may hold one. Never hold it across a call that can
-/// block for long, or across a `close` of the guest's that takes [`exclusive`].
+/// block for long, or across a `close` of the guest's that takes the exclusive side.
 pub struct Pin(());
 
 /// Takes a [`Pin`] (waits while a replacing call runs or waits).
@@ -355,7 +355,7 @@ impl Drop for Pin {
 }
 
 /// Held while a call that replaces or closes a given descriptor number runs: no
-/// [`Pin`] is held meanwhile. One at a time; waiting ones go before new pins.
+/// `Pin` is held meanwhile. One at a time; waiting ones go before new pins.
 pub struct Exclusive(());
 
 /// Takes [`Exclusive`].
