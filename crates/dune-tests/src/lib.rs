@@ -47,7 +47,12 @@ pub fn fresh(exe: PathBuf, inputs: &[&str], how_to_build: &str) -> PathBuf {
 /// Runs `cmd` (without `DUNE_ALLOW_EMULATED`), collecting its output; a program
 /// still running after [`RUN_LIMIT`] is killed and the test fails: a hang is a
 /// failure, never a stuck test run.
-pub fn run_bounded(mut cmd: Command) -> Output {
+pub fn run_bounded(cmd: Command) -> Output {
+    run_bounded_for(cmd, RUN_LIMIT)
+}
+
+/// [`run_bounded`] with a limit of its own (a run meant to be long).
+pub fn run_bounded_for(mut cmd: Command, limit: Duration) -> Output {
     use std::io::Read;
     use std::sync::mpsc;
     let what = format!("{cmd:?}");
@@ -77,11 +82,13 @@ pub fn run_bounded(mut cmd: Command) -> Output {
         if let Some(st) = child.try_wait().expect("wait") {
             break st;
         }
-        if t0.elapsed() > RUN_LIMIT {
+        if t0.elapsed() > limit {
             let _ = child.kill();
             let st = child.wait().expect("wait");
             let stderr = String::from_utf8_lossy(&collect(&err_rx)).into_owned();
-            panic!("{what}: hung for {RUN_LIMIT:?} and was killed ({st:?})\nstderr:\n{stderr}");
+            let tail: Vec<&str> = stderr.lines().rev().take(200).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!("{what}: hung for {limit:?} and was killed ({st:?})\nstderr (last 200 lines):\n{}", tail.join("\n"));
         }
         std::thread::sleep(Duration::from_millis(20));
     };

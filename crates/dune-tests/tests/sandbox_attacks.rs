@@ -249,3 +249,223 @@ fn the_programs_rlimit_as_does_not_starve_the_monitor() {
     let out = contained(&d.policy(), &["rlimit-as"]);
     assert!(text(&out.stdout).contains("after the limits"), "{}", show(&out));
 }
+
+// ---- round 1: a second white-box pass over the layered monitor ------------------------------
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap().mode() & 0o7777
+}
+
+/// A limits-only policy (JSON): everything readable, `rw` writable if given.
+fn limits_policy(d: &Dirs, memory_mib: u64, rw: bool) -> Vec<String> {
+    let policy = d.root.join("limits.json");
+    let write = if rw { format!(", \"readWrite\": [\"{}\"]", d.rw()) } else { String::new() };
+    std::fs::write(&policy, format!("{{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\",\n  \"dune\": {{ \"readOnly\": [\"/\"]{write}, \"limits\": {{ \"memory\": {} }} }}\n}}\n", memory_mib << 20)).unwrap();
+    vec!["--policy".to_string(), policy.to_string_lossy().into_owned()]
+}
+
+/// Has the next process made on the machine take `pid` (`ns_last_pid`, root in the lane).
+fn spawn_with_pid(pid: i32, cmd: &mut dyn FnMut() -> Command) -> std::process::Child {
+    for _ in 0..20 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", pid - 1)).expect("ns_last_pid (root in the lane)");
+        let mut s = cmd().spawn().unwrap();
+        if s.id() as i32 == pid {
+            return s;
+        }
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    panic!("could not make a process with pid {pid}");
+}
+
+#[test]
+fn fchmodat2_nofollow_does_not_follow_the_link() {
+    let d = Dirs::new("fchmodat2");
+    let marker = d.root.join("ro/marker");
+    let before = mode(&marker);
+    contained(&d.policy(), &["fchmodat2-nofollow", &d.ro(), &d.rw()]);
+    assert_eq!(mode(&marker), before, "ESCAPED: the read-only marker's mode changed");
+}
+
+#[test]
+fn chmod_acts_on_the_name_it_checked() {
+    let d = Dirs::new("chmodrace");
+    let marker = d.root.join("ro/marker");
+    let before = mode(&marker);
+    contained(&d.policy(), &["chmod-race", &d.ro(), &d.rw()]);
+    assert_eq!(mode(&marker), before, "ESCAPED: the read-only marker's mode changed");
+}
+
+#[test]
+fn unix_connect_reaches_only_the_socket_it_checked() {
+    use std::os::unix::net::UnixListener;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let d = Dirs::new("unixrace");
+    let sock = d.root.join("outside.sock");
+    let l = UnixListener::bind(&sock).unwrap();
+    l.set_nonblocking(true).unwrap();
+    let (hits, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let (h, s) = (hits.clone(), stop.clone());
+    let server = std::thread::spawn(move || {
+        while !s.load(Ordering::Relaxed) {
+            match l.accept() {
+                Ok((mut c, _)) => {
+                    h.fetch_add(1, Ordering::Relaxed);
+                    let _ = c.write_all(b"OUTSIDE\n");
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+    });
+    let out = run_bounded(command(&d.policy(), &["unix-connect-race", &d.rw(), &sock.to_string_lossy()]));
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+    assert_eq!(hits.load(Ordering::Relaxed), 0, "ESCAPED: the outside socket took connections: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// The sandbox leads its process group, and a process outside it is in the group
+/// too (`dune sandbox -- prog | cat` under a job-control shell). kill(0) must not
+/// reach that process.
+#[test]
+fn kill_zero_never_reaches_an_outside_process_of_the_sandboxs_group() {
+    use std::os::unix::process::CommandExt;
+    let d = Dirs::new("pgrp");
+    let mut cmd = command(&d.policy(), &["group-kill"]);
+    cmd.process_group(0);
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+    assert!(first.starts_with("ready"), "unexpected output {first:?}");
+    let mut outsider = Command::new("/bin/sleep").arg("60").process_group(child.id() as i32).spawn().unwrap();
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let alive = outsider.try_wait().unwrap().is_none();
+    let _ = outsider.kill();
+    let _ = outsider.wait();
+    assert!(alive, "ESCAPED: the sandbox killed pid {}, a process outside it in its group: {rest:?}", outsider.id());
+    assert!(status.success(), "{status:?} {rest:?}");
+}
+
+/// SIGCHLD ignored: the kernel reaps the child. A process outside then takes its pid
+/// (leading a group of that number); F_SETOWN's SIGIO and kill(-pid) must not reach it.
+#[test]
+fn a_child_the_kernel_reaped_is_no_longer_a_target() {
+    use std::os::unix::process::CommandExt;
+    let d = Dirs::new("autoreap");
+    let mut cmd = command(&d.policy(), &["autoreap-reuse"]);
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+    let pid: i32 = first.strip_prefix("reaped ").and_then(|p| p.trim().parse().ok()).unwrap_or_else(|| panic!("unexpected output {first:?}"));
+    let mut outsider = spawn_with_pid(pid, &mut || {
+        let mut c = Command::new("/bin/sleep");
+        c.arg("60").process_group(0);
+        c
+    });
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let gone = outsider.try_wait().unwrap();
+    let _ = outsider.kill();
+    let _ = outsider.wait();
+    assert!(gone.is_none(), "ESCAPED: pid {pid}, a process outside the sandbox, ended ({gone:?}): {rest:?}");
+    assert!(status.success(), "{status:?} {rest:?}");
+}
+
+#[test]
+fn memory_mapped_low_is_not_subtracted_from_later_mappings() {
+    let d = Dirs::new("undercount");
+    contained(&limits_policy(&d, 64, false), &["mmap-undercount", "64"]);
+}
+
+#[test]
+fn an_execed_image_counts_against_the_memory_limit() {
+    let d = Dirs::new("execbss");
+    contained(&limits_policy(&d, 64, true), &["exec-bss", &d.rw(), "64"]);
+}
+
+#[test]
+fn no_wildcard_bind_through_a_dissolved_association() {
+    let d = Dirs::new("udprace");
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), "127.0.0.1:9".to_string()]);
+    contained(&opts, &["udp-bind-race"]);
+}
+
+#[test]
+fn no_memory_of_outside_processes_through_proc() {
+    let d = Dirs::new("environ");
+    let out = contained(&d.policy(), &["proc-environ"]);
+    eprintln!("{}", show(&out));
+}
+
+/// On tmpfs (the lane's /tmp is an overlay, which refuses whiteouts): Linux lets
+/// anyone make a whiteout (5.8 and later), a 0:0 character device node.
+#[test]
+fn no_whiteout_device_nodes() {
+    let d = Dirs::new("whiteout");
+    let shm = std::path::Path::new("/dev/shm").join(format!("dune-attack-whiteout-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&shm);
+    let rw = if std::fs::create_dir_all(&shm).is_ok() { shm.to_string_lossy().into_owned() } else { d.rw() };
+    let opts = vec!["--allow-read".to_string(), "/".to_string(), "--allow-write".to_string(), rw.clone()];
+    let out = run_bounded(command(&opts, &["rename-whiteout", &rw]));
+    let devices: Vec<String> = std::fs::read_dir(&rw)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| std::os::unix::fs::FileTypeExt::is_char_device(&e.file_type().unwrap()))
+        .map(|e| e.path().display().to_string())
+        .collect();
+    let _ = std::fs::remove_dir_all(&shm);
+    assert!(devices.is_empty(), "ESCAPED: device nodes in the writable tree {rw}: {devices:?}: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// With a network rule the sandbox shares the host's network namespace, so its
+/// abstract unix names: an autobound, listening socket is reachable from outside.
+#[test]
+fn no_autobound_abstract_socket_reachable_from_outside() {
+    let d = Dirs::new("abstract");
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), "127.0.0.1:9".to_string()]);
+    let mut child = command(&opts, &["abstract-autobind"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+    let mut connected = false;
+    if let Some(name) = first.strip_prefix("abstract ") {
+        // SAFETY: a socket, an address built in a local, connect and write on it.
+        unsafe {
+            let s = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            let mut sa: libc::sockaddr_un = core::mem::zeroed();
+            sa.sun_family = libc::AF_UNIX as u16;
+            for (i, b) in name.bytes().enumerate() {
+                sa.sun_path[1 + i] = b as libc::c_char;
+            }
+            let len = (core::mem::size_of::<libc::sa_family_t>() + 1 + name.len()) as u32;
+            if libc::connect(s, &sa as *const _ as *const libc::sockaddr, len) == 0 {
+                connected = true;
+                libc::write(s, b"from outside\n".as_ptr().cast(), 13);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            libc::close(s);
+        }
+    }
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(!connected, "ESCAPED: connected from outside to the sandbox's abstract socket {first:?}: {rest:?}");
+    assert!(status.success(), "{first:?} {status:?} {rest:?}");
+}
+
+#[test]
+fn fchmods_check_walks_on_descriptors_no_sibling_can_renumber() {
+    let d = Dirs::new("wwalk");
+    let marker = d.root.join("ro/marker");
+    let before = mode(&marker);
+    contained(&d.policy(), &["writable-walk-race", &d.ro(), &d.rw()]);
+    assert_eq!(mode(&marker), before, "ESCAPED: the read-only marker's mode changed");
+}

@@ -62,7 +62,7 @@ fn main() {
         }
     };
     let mut p = Probe { escaped: false };
-    // SAFETY (for every call below): plain system calls with NUL-terminated strings,
+    // SAFETY: (every call below) plain system calls with NUL-terminated strings,
     // local buffers and integer arguments; each result is only reported.
     unsafe {
         // ---- files (Landlock) -------------------------------------------------------

@@ -136,6 +136,11 @@ pub fn start_helpers(n: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The pool, locked (a forking thread holds it across `fork`).
+pub fn lock_pool() -> std::sync::MutexGuard<'static, Vec<&'static Slot>> {
+    FREE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Gives the calling program thread a helper, if one is free.
 pub fn attach() {
     let s = FREE.lock().unwrap_or_else(|e| e.into_inner()).pop();

@@ -196,7 +196,7 @@ pub fn ioctl(n: i64, a: [u64; 6]) -> R {
 
 /// Terminals the sandbox was started on (the devices of its standard streams that
 /// are terminals), plus `/dev/tty` and `/dev/console`, which name them.
-static OUTER_TERMINALS: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+static OUTER_TERMINALS: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
 
 fn rdev(f: i32) -> Option<u64> {
     // SAFETY: fstat writes one struct stat into the local; a bad descriptor is an error.
@@ -214,10 +214,10 @@ pub fn note_outer_terminals() {
             v.extend(rdev(f));
         }
     }
-    *OUTER_TERMINALS.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    let _ = OUTER_TERMINALS.set(v);
 }
 
 /// Whether `f` is a terminal the sandbox runs in (rather than one the program made).
 fn is_outer_terminal(f: &OwnedFd) -> bool {
-    rdev(f.as_raw_fd()).is_some_and(|r| OUTER_TERMINALS.lock().unwrap_or_else(|e| e.into_inner()).contains(&r))
+    rdev(f.as_raw_fd()).is_some_and(|r| OUTER_TERMINALS.get().is_some_and(|v| v.contains(&r)))
 }

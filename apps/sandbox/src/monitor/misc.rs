@@ -241,6 +241,8 @@ pub fn rlimit(n: i64, a: [u64; 6]) -> R {
         *entry = (res as u32, soft, hard);
         if matches!(res as u32, libc::RLIMIT_AS | libc::RLIMIT_DATA) {
             let bytes = kept.iter().filter(|e| matches!(e.0, libc::RLIMIT_AS | libc::RLIMIT_DATA)).map(|e| e.1).min().unwrap_or(u64::MAX);
+            // The space's lock is taken with no other held (fork takes them in order).
+            drop(kept);
             m().space().rlimit_bytes = bytes;
         }
     }

@@ -213,12 +213,21 @@ fn fork(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> 
     if !limits::before_fork(bytes) {
         return deny("fork", "the policy's limits on processes, threads or memory", libc::EAGAIN);
     }
-    // Hold the monitor's locks across fork so the child gets them consistent, and a
-    // pin: the pidfd is born at the program's numbers.
+    // Hold every lock of the monitor across fork, in one order, so the child gets
+    // them consistent (another thread holding one at the moment of fork would leave it
+    // locked for ever in the child), and a pin: the pidfd is born at the program's
+    // numbers.
     let pin = fdtable::pin();
     let space = m().space();
     let cwd = m().cwd.lock().unwrap_or_else(|e| e.into_inner());
     let mut kids = children();
+    let others = (
+        m().tids.lock().unwrap_or_else(|e| e.into_inner()),
+        m().exe.lock().unwrap_or_else(|e| e.into_inner()),
+        m().rlimits.lock().unwrap_or_else(|e| e.into_inner()),
+        signals::actions(),
+        exitless::lock_pool(),
+    );
     // SAFETY: fork from the monitor (glibc's, so its locks are consistent in the
     // child; the runtime gives the child a VM of its own); the child continues this
     // thread's loop with the locks above released as the guards drop, and nothing
@@ -226,11 +235,16 @@ fn fork(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> 
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EAGAIN);
-        drop((space, cwd, kids, pin));
+        drop((others, space, cwd, kids, pin));
         limits::fork_failed(bytes);
         return Err(neg(e));
     }
     if pid == 0 {
+        let (mut tids, exe, rlimits, acts, mut pool) = others;
+        *tids = vec![gettid()];
+        // No helper exists in the child.
+        pool.clear();
+        drop((tids, exe, rlimits, acts, pool));
         exitless::forget_after_fork();
         // The parent's children are not this process's: their pidfds close.
         kids.clear();
@@ -240,7 +254,6 @@ fn fork(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> 
         space.after_fork();
         drop((space, pin));
         m().threads.store(1, Ordering::SeqCst);
-        *m().tids.lock().unwrap_or_else(|e| e.into_inner()) = vec![gettid()];
         if sp != 0 {
             t.ctx.tf.rsp = sp;
         }
@@ -265,7 +278,7 @@ fn fork(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> 
             Err(e) => audit::line(&format!("child {pid}: cannot keep its pidfd ({e}); the program may not signal it")),
         }
     }
-    drop((space, cwd, kids, pin));
+    drop((others, space, cwd, kids, pin));
     if flags & CLONE_PARENT_SETTID != 0 {
         write_user(ptid, &pid.to_le_bytes());
     }

@@ -49,7 +49,8 @@ pub struct KSigaction {
 
 static ACTIONS: Mutex<[KSigaction; NSIG]> = Mutex::new([KSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 }; NSIG]);
 
-fn actions() -> std::sync::MutexGuard<'static, [KSigaction; NSIG]> {
+/// The program's signal actions, locked (a forking thread holds it across `fork`).
+pub fn actions() -> std::sync::MutexGuard<'static, [KSigaction; NSIG]> {
     ACTIONS.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -6,6 +6,7 @@
 //! | --- | --- | --- |
 //! | `dune_enter_trampoline` | host, then guest | records the caller's stack and resume point, switches to the host-loop stack; the vCPU later resumes at its label `1:` |
 //! | `dune_syscall_entry` | guest ring 0 and 3 (LSTAR) | from ring 0: exits to the host with `out` so the host thread performs the call; from ring 3: the trap path with vector `SYSCALL_VECTOR` |
+//! | `dune_syscall_entry_after_out` | never | the `ud2` after the ring-0 path's `out`: ends the range of `in_syscall_stub` |
 //! | `dune_syscall_return_flush` | guest ring 0 | return path used after the host changed the page table: reloads CR3, then returns like `sysret` would |
 //! | `dune_hypercall_return_flush` | guest ring 0 | the same after a `vmcall` used as a system call: reloads CR3 and returns to the address the host left below the red zone, every register but rax intact |
 //! | `dune_trap_stubs` | guest (IDT) | 256 stubs of 16 bytes, one per vector: error code (0 if the CPU pushed none), rax, vector in eax |
@@ -121,6 +122,8 @@ dune_syscall_entry:
     testb $1, %gs:{pc_in_user}
     jnz 1f
     out %al, ${port_syscall}
+    .globl dune_syscall_entry_after_out
+dune_syscall_entry_after_out:
     ud2
 1:  mov %rsp, %gs:{pc_scratch}
     mov %gs:{tss_ist1}, %rsp
@@ -563,6 +566,11 @@ extern "C" {
     pub fn dune_enter_trampoline(frame: *mut EnterFrame) -> u64;
     /// LSTAR target.
     pub fn dune_syscall_entry();
+    /// The `ud2` right after the ring-0 path's `out` (never reached: the host resumes
+    /// the guest at the return address). The guest stands in `[dune_syscall_entry,
+    /// dune_syscall_entry_after_out)` between `syscall` and its exit: see
+    /// [`in_syscall_stub`].
+    pub fn dune_syscall_entry_after_out();
     /// Return path that reloads CR3.
     pub fn dune_syscall_return_flush();
     /// Hypercall return path that reloads CR3 (see `HYPERCALL_ROOM`).
@@ -660,6 +668,16 @@ const _: () = assert!(offset_of!(DuneTf, ss) == 20 * 8 && core::mem::size_of::<D
 /// Address of an assembly symbol declared above.
 pub fn addr_of(f: unsafe extern "C" fn()) -> u64 {
     f as *const () as u64
+}
+
+/// Whether `rip` lies in the ring-0 path of the syscall stub before its `out`
+/// completed. A guest stopped there (a signal made `KVM_RUN` return first) must not be
+/// given a signal frame: the frame would save `rip` at the `out`, and when the
+/// handler's `rt_sigreturn` (an `out` at the same address) restores it, KVM completes
+/// that exit by skipping the instruction at the unchanged `rip` (its
+/// `complete_userspace_io` for port I/O), and the guest runs the `ud2` after it.
+pub fn in_syscall_stub(rip: u64) -> bool {
+    (addr_of(dune_syscall_entry)..addr_of(dune_syscall_entry_after_out)).contains(&rip)
 }
 
 /// Address of the IDT stub for `vector`.

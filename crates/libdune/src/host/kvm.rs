@@ -37,7 +37,7 @@ pub fn open(path: &std::path::Path, inherited: Option<i32>) -> Result<Kvm> {
 
 fn move_high(kvm: Kvm) -> Result<Kvm> {
     // The descriptor was born below the program's limit: pinned until it moved up.
-    let _pin = reserved::pin();
+    let _pin = reserved::pin_runtime();
     let high = reserved::with_fd_room(|| reserved::dup_high(kvm.as_raw_fd())).map_err(|e| Error::os_errno("moving the KVM descriptor to the runtime's numbers", e))?;
     // SAFETY: `high` is a fresh duplicate of the /dev/kvm descriptor, owned by nothing
     // else; the original is closed when `kvm` drops.
@@ -58,7 +58,7 @@ fn is_kvm_device(fd: i32) -> bool {
 /// with hypercalls set up for `vmcall`/`vmmcall` as system calls ([`hypercalls`]).
 pub fn create_vm(kvm: &Kvm, step: &'static str) -> Result<VmFd> {
     let vm = reserved::with_fd_room(|| {
-        let _pin = reserved::pin();
+        let _pin = reserved::pin_runtime();
         let low = kvm.create_vm().map_err(Error::kvm(step))?;
         let high = reserved::dup_high(low.as_raw_fd()).map_err(|e| Error::os_errno("moving the VM descriptor to the runtime's numbers", e))?;
         // SAFETY: `high` is a fresh duplicate of the new VM's descriptor, owned by

@@ -104,7 +104,7 @@ pub fn for_each_full(mut f: impl FnMut(&Vma, &FileRef<'_>) -> bool) -> Result<()
     const PATH: &[u8] = b"/proc/self/maps\0";
     // The descriptor sits below the program's limit while it is read: pinned, so no
     // sibling can put another file at its number.
-    let _pin = reserved::pin();
+    let _pin = reserved::pin_runtime();
     // SAFETY: PATH is NUL-terminated; the fd is closed below.
     let open = || unsafe { sys::syscall(libc::SYS_openat, libc::AT_FDCWD as u64, PATH.as_ptr() as u64, (libc::O_RDONLY | libc::O_CLOEXEC) as u64) };
     let fd = match sys::check(open()) {

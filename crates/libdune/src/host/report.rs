@@ -59,7 +59,35 @@ pub fn report(what: &str, fault: Option<&Fault>, regs: &kvm_regs, sregs: Option<
     if fault.is_some_and(|f| f.vector == exception::PF) {
         describe_mapping(&mut b, "cr2", cr2);
     }
+    EXITS.with(|h| {
+        let (n, ring) = h.get();
+        if n > 0 {
+            let _ = writeln!(b, "  last exits of this thread, oldest first (kind, rip, rax, rip written before the run):");
+            for i in n.saturating_sub(HISTORY as u64)..n {
+                let e = ring[(i % HISTORY as u64) as usize];
+                let _ = writeln!(b, "    {:<12} rip {:#x} rax {:#x} written {:#x}", e.0, e.1, e.2, e.3);
+            }
+        }
+    });
     sys::write_all(2, b.as_bytes());
+}
+
+const HISTORY: usize = 8;
+type ExitNote = (&'static str, u64, u64, u64);
+
+std::thread_local! {
+    /// The last exits of this thread (for the report of a fatal error): no allocation.
+    static EXITS: core::cell::Cell<(u64, [ExitNote; HISTORY])> = const { core::cell::Cell::new((0, [("", 0, 0, 0); HISTORY])) };
+}
+
+/// Notes an exit of this thread's vCPU: its kind, where the guest stood, rax, and the
+/// rip the runtime had written before the run (0 if none).
+pub fn note_exit(kind: &'static str, rip: u64, rax: u64, written_rip: u64) {
+    EXITS.with(|h| {
+        let (n, mut ring) = h.get();
+        ring[(n % HISTORY as u64) as usize] = (kind, rip, rax, written_rip);
+        h.set((n + 1, ring));
+    });
 }
 
 fn describe_mapping(b: &mut FixedBuf<4096>, name: &str, addr: u64) {

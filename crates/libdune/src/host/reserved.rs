@@ -324,29 +324,74 @@ fn futex(word: &AtomicU32, op: i32, val: u32) {
     unsafe { sys::syscall6(libc::SYS_futex as u64, [word.as_ptr() as u64, op as u64, val as u64, 0, 0, 0]) };
 }
 
+std::thread_local! {
+    /// Pins this thread holds, and whether it holds the exclusive side: a thread that
+    /// already holds either never waits for a pin (the runtime may pin on the host
+    /// side of an exit the application made while pinned, or while exclusive: reading
+    /// `/proc/self/maps` for a fault), which would otherwise wait for itself.
+    static HELD: core::cell::Cell<(u32, bool)> = const { core::cell::Cell::new((0, false)) };
+}
+
 /// Held while a descriptor sits at a number below the program's limit that is not
 /// the program's (between its birth and its move up, or while the application uses
 /// a temporary): no `close`, `dup2`, `dup3` or `close_range` can replace it meanwhile.
-/// Shared: any number of threads may hold one. Never hold it across a call that can
-/// block for long, or across a `close` of the guest's that takes the exclusive side.
-pub struct Pin(());
+/// Shared: any number of threads may hold one, and a thread may nest them. Never hold
+/// it across a call that can block for long.
+pub struct Pin {
+    /// Whether this pin is counted in the lock (not when taken under the exclusive
+    /// side, which excludes everyone else already).
+    counted: bool,
+}
 
-/// Takes a [`Pin`] (waits while a replacing call runs or waits).
+/// Takes a [`Pin`]: waits while a replacing call runs or waits, unless this thread
+/// already holds a pin or the exclusive side.
 pub fn pin() -> Pin {
-    loop {
-        let s = FD_LOCK.load(Ordering::Acquire);
-        if s & (WRITER | WAITING) == 0 {
-            if FD_LOCK.compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                return Pin(());
-            }
-            continue;
-        }
-        futex(&FD_LOCK, libc::FUTEX_WAIT, s);
+    pin_with(WRITER | WAITING)
+}
+
+/// The runtime's own [`Pin`] (reading `/proc/self/maps`, making a vCPU): waits only
+/// while a replacing call runs, not for one that waits. The runtime pins on the host
+/// side of exits of a thread that may hold the application's locks (the sandbox's
+/// monitor `mremap`s under the lock of the program's address space, and a pin of
+/// another thread may wait for that lock while a `close` waits for the pin): waiting
+/// behind the waiting `close` would close the circle.
+pub fn pin_runtime() -> Pin {
+    pin_with(WRITER)
+}
+
+fn pin_with(wait_for: u32) -> Pin {
+    let (depth, excl) = HELD.with(|h| h.get());
+    if excl {
+        HELD.with(|h| h.set((depth + 1, excl)));
+        return Pin { counted: false };
     }
+    if depth > 0 {
+        FD_LOCK.fetch_add(1, Ordering::AcqRel);
+    } else {
+        loop {
+            let s = FD_LOCK.load(Ordering::Acquire);
+            if s & wait_for == 0 {
+                if FD_LOCK.compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                    break;
+                }
+                continue;
+            }
+            futex(&FD_LOCK, libc::FUTEX_WAIT, s);
+        }
+    }
+    HELD.with(|h| h.set((depth + 1, excl)));
+    Pin { counted: true }
 }
 
 impl Drop for Pin {
     fn drop(&mut self) {
+        HELD.with(|h| {
+            let (d, e) = h.get();
+            h.set((d.saturating_sub(1), e));
+        });
+        if !self.counted {
+            return;
+        }
         let s = FD_LOCK.fetch_sub(1, Ordering::AcqRel);
         if s & !(WRITER | WAITING) == 1 && s & WAITING != 0 {
             futex(&FD_LOCK, libc::FUTEX_WAKE, i32::MAX as u32);
@@ -354,8 +399,18 @@ impl Drop for Pin {
     }
 }
 
+/// In a forked child, before anything else: the child has only the thread that
+/// forked, so the descriptor lock holds that thread's pins and nothing of threads
+/// that do not exist there (their pins would make the child's next `close` wait for
+/// ever).
+pub fn after_fork() {
+    let (depth, excl) = HELD.with(|h| h.get());
+    FD_LOCK.store(if excl { WRITER } else { depth }, Ordering::Release);
+}
+
 /// Held while a call that replaces or closes a given descriptor number runs: no
-/// `Pin` is held meanwhile. One at a time; waiting ones go before new pins.
+/// `Pin` of another thread is held meanwhile. One at a time; waiting ones go before
+/// new pins. A thread holding a pin must not take it (it would wait for itself).
 pub struct Exclusive(());
 
 /// Takes [`Exclusive`].
@@ -364,6 +419,7 @@ pub fn exclusive() -> Exclusive {
         let s = FD_LOCK.load(Ordering::Acquire);
         if s & !WAITING == 0 {
             if FD_LOCK.compare_exchange_weak(s, WRITER, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                HELD.with(|h| h.set((h.get().0, true)));
                 return Exclusive(());
             }
             continue;
@@ -377,6 +433,7 @@ pub fn exclusive() -> Exclusive {
 
 impl Drop for Exclusive {
     fn drop(&mut self) {
+        HELD.with(|h| h.set((h.get().0, false)));
         FD_LOCK.store(0, Ordering::Release);
         futex(&FD_LOCK, libc::FUTEX_WAKE, i32::MAX as u32);
     }
@@ -411,8 +468,33 @@ mod tests {
         assert!(!overlaps(a, a + 0x3000));
     }
 
+    /// The descriptor lock is one per process: its tests take turns.
+    static LOCK_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn a_thread_nests_pins_and_pins_under_its_own_exclusive() {
+        let _turn = LOCK_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let t = std::thread::spawn(|| {
+            let a = pin();
+            // Another thread waits for the exclusive side: a nested pin must not.
+            let w = std::thread::spawn(|| drop(exclusive()));
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            let b = pin();
+            drop(b);
+            drop(a);
+            w.join().unwrap();
+            let x = exclusive();
+            let c = pin();
+            drop(c);
+            assert_eq!(FD_LOCK.load(Ordering::Acquire), WRITER);
+            drop(x);
+        });
+        t.join().unwrap();
+    }
+
     #[test]
     fn pins_exclude_a_replacing_call_and_not_each_other() {
+        let _turn = LOCK_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let (a, b) = (pin(), pin());
         assert_eq!(FD_LOCK.load(Ordering::Acquire), 2);
         let t = std::thread::spawn(|| {

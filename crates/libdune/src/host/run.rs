@@ -113,6 +113,18 @@ pub(crate) fn run(ctx: &mut ThreadCtx) -> ! {
             Err(e) => report::die_runtime_error("KVM_RUN", &e),
         };
         let now = ctx.vcpu.fd.sync_regs().regs;
+        report::note_exit(
+            match &exit {
+                Exit::Io(_) => "io",
+                Exit::Interrupted => "interrupted",
+                Exit::Hypercall => "hypercall",
+                Exit::Stale => "stale",
+                Exit::Fatal(_) => "fatal",
+            },
+            now.rip,
+            now.rax,
+            written.as_ref().map_or(0, |w| w.rip),
+        );
         match (&exit, written) {
             // The guest did not run if it stands exactly where the last exit left it.
             (Exit::Interrupted, Some(w)) if (now.rip, now.rax, now.rsp) == (at_exit.rip, at_exit.rax, at_exit.rsp) && (now.rip, now.rax) != (w.rip, w.rax) => {

@@ -108,7 +108,7 @@ impl Template {
 /// program's reach) and its `kvm_run` mapping recorded as runtime memory.
 fn create_vcpu_fd(vm: &VmFd, t: &Template, id: u64) -> Result<VcpuFd> {
     let fd = reserved::with_fd_room(|| -> Result<VcpuFd> {
-        let _pin = reserved::pin();
+        let _pin = reserved::pin_runtime();
         let low = vm.create_vcpu(id).map_err(Error::kvm("KVM_CREATE_VCPU"))?;
         let high = reserved::dup_high(low.as_raw_fd()).map_err(|e| Error::os_errno("moving a vCPU descriptor to the runtime's numbers", e))?;
         // SAFETY: `high` is a fresh duplicate of this VM's vCPU descriptor that nothing

@@ -220,6 +220,11 @@ pub fn deliver_pending(ctx: &mut ThreadCtx) {
     unsafe { core::ptr::write_volatile(&mut (*ctx.sig.run).immediate_exit, 0) };
     // SAFETY: the vCPU's Percpu is runtime memory; its guest side is stopped.
     let (depth, in_user) = unsafe { ((*ctx.vcpu.percpu()).trap_depth, (*ctx.vcpu.percpu()).in_user) };
+    // Stopped inside the syscall stub before its exit (see `entry::in_syscall_stub`):
+    // the call exits first, and its signals are delivered after it.
+    if depth == 0 && in_user == 0 && crate::guest::entry::in_syscall_stub(ctx.vcpu.fd.sync_regs().regs.rip) {
+        return;
+    }
     if depth != 0 || in_user != 0 {
         // In the trap path or in ring 3: delivered once the guest is back in ordinary
         // ring-0 code (at its next exit there). Ring 3 is told with an interrupt, so
