@@ -10,7 +10,7 @@
 #![allow(non_upper_case_globals)]
 
 use crate::compartment::Compartment;
-use crate::policy::{Policy, FD_READ, FD_WRITE};
+use crate::policy::{supported, Policy, FD_READ, FD_WRITE};
 
 /// Most bytes one call moves (longer reads and writes are short, as the kernel's may be).
 const BOUNCE: usize = 64 << 10;
@@ -19,19 +19,6 @@ const PATH_LEN: usize = 4096;
 
 /// A private system call: a callgate (rdi = entry, rsi = NULL, rdx = argument).
 pub const SYS_CGATE: i64 = 0x5744_0001;
-
-/// Calls a policy can grant. `read`, `write` and `close` (on granted descriptors)
-/// and `exit` are always allowed, as in the original.
-pub fn supported(nr: i64) -> bool {
-    use libc::*;
-    matches!(
-        nr,
-        SYS_read | SYS_write | SYS_pread64 | SYS_pwrite64 | SYS_close | SYS_lseek | SYS_fstat | SYS_open | SYS_openat
-            | SYS_getpid | SYS_gettid | SYS_getppid | SYS_getuid | SYS_geteuid | SYS_getgid | SYS_getegid | SYS_sched_yield
-            | SYS_clock_gettime | SYS_gettimeofday | SYS_nanosleep | SYS_getrandom | SYS_sendto | SYS_recvfrom | SYS_shutdown
-            | SYS_exit | SYS_exit_group
-    )
-}
 
 /// Why an sthread was ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

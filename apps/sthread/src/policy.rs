@@ -3,6 +3,20 @@
 
 use crate::tag::TagId;
 
+/// Calls a policy can grant. `read`, `write` and `close` (on granted descriptors)
+/// and `exit` are always allowed, as in the original.
+#[allow(non_upper_case_globals)] // libc's SYS_* names
+pub fn supported(nr: i64) -> bool {
+    use libc::*;
+    matches!(
+        nr,
+        SYS_read | SYS_write | SYS_pread64 | SYS_pwrite64 | SYS_close | SYS_lseek | SYS_fstat | SYS_open | SYS_openat
+            | SYS_getpid | SYS_gettid | SYS_getppid | SYS_getuid | SYS_geteuid | SYS_getgid | SYS_getegid | SYS_sched_yield
+            | SYS_clock_gettime | SYS_gettimeofday | SYS_nanosleep | SYS_getrandom | SYS_sendto | SYS_recvfrom | SYS_shutdown
+            | SYS_exit | SYS_exit_group
+    )
+}
+
 /// Access to a tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MemProt {
@@ -82,10 +96,10 @@ impl Policy {
     }
 
     /// Grants system call `nr`. Only calls the sthread runtime checks can be granted
-    /// (see [`crate::calls::supported`]); others are refused here, never passed
+    /// (see [`supported`]); others are refused here, never passed
     /// through unchecked.
     pub fn syscall(&mut self, nr: i64) -> crate::Result<&mut Self> {
-        if nr < 0 || nr as usize >= MAX_SYSCALL || !crate::calls::supported(nr) {
+        if nr < 0 || nr as usize >= MAX_SYSCALL || !supported(nr) {
             return Err(crate::Error::Invalid("system call not supported in sthreads"));
         }
         if self.sys.is_empty() {

@@ -55,6 +55,11 @@
  *                                    pin protects: a sibling renumbers them
  *   abstract-autobind                an autobound abstract unix socket in the host's
  *                                    namespace, reachable from outside
+ *   connect-unspecified PORT         a rule for 0.0.0.0:PORT lets connect reach
+ *                                    127.0.0.1:PORT (the kernel's meaning of 0.0.0.0)
+ *   memfd-memory LIMIT_MIB           memory held in a memfd counts against no limit
+ *   tty-nonblock                     the outer terminal's shared open file made
+ *                                    non-blocking (FIONBIO, F_SETFL)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -1193,6 +1198,77 @@ static void writable_walk_race(const char *ro, const char *rw) {
 	contained();
 }
 
+/* With --allow-net 0.0.0.0:PORT (the usual way to let a server listen on every
+ * address; net rules allow connect too): connect(0.0.0.0:PORT) passes the rule,
+ * and the kernel routes the unspecified address to the loopback one. The test
+ * listens on 127.0.0.1:PORT, which no rule names. */
+static void connect_unspecified(const char *port_s) {
+	int port = atoi(port_s);
+	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_port = htons(port) };
+	inet_pton(AF_INET, "127.0.0.1", &lo.sin_addr);
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	int r = connect(s, (struct sockaddr *)&lo, sizeof lo);
+	printf("connect(127.0.0.1:%d): %s\n", port, r ? strerror(errno) : "connected");
+	close(s);
+	struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons(port) };
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(s, (struct sockaddr *)&any, sizeof any) == 0) {
+		char got[64] = "", peer[64] = "";
+		struct sockaddr_in pa;
+		socklen_t l = sizeof pa;
+		getpeername(s, (struct sockaddr *)&pa, &l);
+		inet_ntop(AF_INET, &pa.sin_addr, peer, sizeof peer);
+		struct pollfd p = { .fd = s, .events = POLLIN };
+		if (poll(&p, 1, 2000) == 1) {
+			ssize_t k = read(s, got, sizeof got - 1);
+			got[k > 0 ? k : 0] = 0;
+		}
+		got[strcspn(got, "\n")] = 0;
+		escaped("connect(0.0.0.0:%d) reached %s:%d, which no rule names; it said \"%s\"", port, peer, port, got);
+	}
+	printf("connect(0.0.0.0:%d): %s\n", port, strerror(errno));
+	contained();
+}
+
+/* Run under {"limits": {"memory": LIMIT_MIB MiB}}: memory written into a memfd (or
+ * any tmpfs file) is the machine's, but no mapping counts it. */
+static void memfd_memory(const char *limit_s) {
+	size_t limit = strtoul(limit_s, NULL, 0) << 20;
+	int fd = syscall(SYS_memfd_create, "hoard", 0);
+	if (fd < 0) {
+		printf("memfd_create: %s\n", strerror(errno));
+		contained();
+	}
+	static char chunk[1 << 20];
+	memset(chunk, 0x5a, sizeof chunk);
+	size_t want = 2 * limit, done = 0;
+	while (done < want && write(fd, chunk, sizeof chunk) == sizeof chunk)
+		done += sizeof chunk;
+	struct stat st;
+	fstat(fd, &st);
+	size_t held = (size_t)st.st_blocks * 512;
+	printf("wrote %zu MiB, the memfd holds %zu MiB\n", done >> 20, held >> 20);
+	if (held > limit)
+		escaped("held %zu MiB of memory in a memfd under a limit of %zu MiB", held >> 20, limit >> 20);
+	contained();
+}
+
+/* Run with a terminal as stdin (the test's pty): the open file is shared with the
+ * shell that started the sandbox. */
+static void tty_nonblock(void) {
+	if (!isatty(0))
+		printf("stdin is not a terminal\n");
+	int on = 1;
+	int r = ioctl(0, FIONBIO, &on);
+	printf("ioctl(0, FIONBIO, 1): %s\n", r ? strerror(errno) : "ok");
+	r = fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+	printf("fcntl(0, F_SETFL, O_NONBLOCK): %s\n", r ? strerror(errno) : "ok");
+	int fl = fcntl(0, F_GETFL);
+	if (isatty(0) && fl >= 0 && (fl & O_NONBLOCK))
+		escaped("the outer terminal's open file (shared with the shell) is now non-blocking");
+	contained();
+}
+
 /* With --allow-net 127.0.0.1:9 the sandbox shares the host's network namespace, and
  * so its abstract unix names. Autobind is allowed; the test connects from outside. */
 static void abstract_autobind(void) {
@@ -1296,6 +1372,12 @@ int main(int argc, char **argv) {
 		need(argc, 3), rename_whiteout(argv[2]);
 	else if (!strcmp(name, "writable-walk-race"))
 		need(argc, 4), writable_walk_race(argv[2], argv[3]);
+	else if (!strcmp(name, "connect-unspecified"))
+		need(argc, 3), connect_unspecified(argv[2]);
+	else if (!strcmp(name, "memfd-memory"))
+		need(argc, 3), memfd_memory(argv[2]);
+	else if (!strcmp(name, "tty-nonblock"))
+		tty_nonblock();
 	else if (!strcmp(name, "abstract-autobind"))
 		abstract_autobind();
 	fprintf(stderr, "unknown attack %s\n", name);

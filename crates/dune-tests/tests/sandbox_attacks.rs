@@ -469,3 +469,62 @@ fn fchmods_check_walks_on_descriptors_no_sibling_can_renumber() {
     contained(&d.policy(), &["writable-walk-race", &d.ro(), &d.rw()]);
     assert_eq!(mode(&marker), before, "ESCAPED: the read-only marker's mode changed");
 }
+
+/// The test listens on 127.0.0.1:P; the policy names 0.0.0.0:P only.
+#[test]
+fn a_rule_for_the_unspecified_address_does_not_reach_loopback() {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let d = Dirs::new("unspec");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    l.set_nonblocking(true).unwrap();
+    let (hits, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let (h, s) = (hits.clone(), stop.clone());
+    let server = std::thread::spawn(move || {
+        while !s.load(Ordering::Relaxed) {
+            match l.accept() {
+                Ok((mut c, _)) => {
+                    h.fetch_add(1, Ordering::Relaxed);
+                    let _ = c.write_all(b"LOOPBACK\n");
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+    });
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), format!("0.0.0.0:{port}")]);
+    let out = run_bounded(command(&opts, &["connect-unspecified", &port.to_string()]));
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+    assert_eq!(hits.load(Ordering::Relaxed), 0, "ESCAPED: 127.0.0.1:{port} took connections: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+#[test]
+fn memory_held_in_a_memfd_counts_against_the_limit() {
+    let d = Dirs::new("memfd");
+    contained(&limits_policy(&d, 64, false), &["memfd-memory", "64"]);
+}
+
+#[test]
+fn the_outer_terminals_open_file_stays_blocking() {
+    let d = Dirs::new("nonblock");
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors; the name and settings are not asked for.
+    let r = unsafe { libc::openpty(&mut master, &mut slave, core::ptr::null_mut(), core::ptr::null(), core::ptr::null()) };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both were just made by openpty and are owned here alone.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    // The shell's view of the same open file.
+    let shell = slave.try_clone().unwrap();
+    let mut cmd = command(&d.policy(), &["tty-nonblock"]);
+    cmd.stdin(Stdio::from(slave));
+    let out = run_bounded(cmd);
+    drop(master);
+    // SAFETY: F_GETFL only reads the open file's flags.
+    let fl = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&shell), libc::F_GETFL) };
+    assert!(fl >= 0 && fl & libc::O_NONBLOCK == 0, "ESCAPED: the shell's terminal file is now non-blocking (flags {fl:#o}): {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
