@@ -9,6 +9,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output, Stdio};
 
 use dune_tests::{fresh, profile_dir, run_bounded};
@@ -504,8 +505,19 @@ fn a_rule_for_the_unspecified_address_does_not_reach_loopback() {
 
 #[test]
 fn memory_held_in_a_memfd_counts_against_the_limit() {
+    // The monitor counts mappings; file pages (a memfd, tmpfs) are the kernel's to
+    // count: the sandbox's cgroup (memory.max = the limit plus the monitor's room). The
+    // attack is contained when its writes fail, or when the kernel's OOM killer ends
+    // it inside its cgroup; never when it holds the memory.
     let d = Dirs::new("memfd");
-    contained(&limits_policy(&d, 64, false), &["memfd-memory", "64"]);
+    let mut opts = limits_policy(&d, 64, false);
+    opts.push("--stats".into());
+    let out = run_bounded(command(&opts, &["memfd-memory", "64"]));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("ESCAPED"), "{}", show(&out));
+    let oom = text(&out.stderr).lines().any(|l| l.contains("cgroup:") && !l.contains("OOM kills 0"));
+    let refused = out.status.success() && stdout.ends_with("contained: memfd-memory\n");
+    assert!(refused || (out.status.signal() == Some(libc::SIGKILL) && oom), "{}", show(&out));
 }
 
 #[test]

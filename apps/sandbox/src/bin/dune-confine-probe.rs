@@ -54,7 +54,7 @@ fn main() {
         eprintln!("policy: {e}");
         std::process::exit(2);
     }
-    let layers: Layers = match confine::apply(&policy, &confine::Options::default()) {
+    let layers: Layers = match confine::apply(&mut policy, &confine::Options::default()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("confine: {e}");
@@ -84,12 +84,23 @@ fn main() {
         // ---- set-id bits (seccomp) ------------------------------------------------------
         let f = c(&format!("{rw}/plain"));
         let fd = libc::open(f.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644);
+        // The monitor reads where a descriptor's file is from /proc/self/fd: the
+        // confined process must still see its own paths (not, say, a chroot's prefix).
+        let shown = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap_or_default();
+        if shown != std::path::Path::new(&format!("{rw}/plain")) {
+            println!("BROKEN: /proc/self/fd shows {} for {rw}/plain", shown.display());
+            p.escaped = true;
+        }
         p.check("chmod 04755 in the writable tree", libc::chmod(f.as_ptr(), 0o4755) as i64);
         p.check("fchmod 02755", libc::fchmod(fd, 0o2755) as i64);
         let g = c(&format!("{rw}/suid"));
         p.check("create a file with mode 04755", libc::open(g.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o4755) as i64);
         let d = c(&format!("{rw}/chr"));
         p.check("mknod a character device", libc::mknod(d.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) as i64);
+        let w1 = c(&format!("{rw}/whiteout-a"));
+        let w2 = c(&format!("{rw}/whiteout-b"));
+        libc::close(libc::open(w1.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644));
+        p.check("renameat2(RENAME_WHITEOUT): a character device", libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, w1.as_ptr(), libc::AT_FDCWD, w2.as_ptr(), libc::RENAME_WHITEOUT));
         // ---- sockets -------------------------------------------------------------------
         p.check("socket(AF_INET, SOCK_RAW)", libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) as i64);
         p.check("socket(AF_INET, SOCK_PACKET)", libc::socket(libc::AF_INET, 10, 0x0300) as i64);
@@ -153,6 +164,22 @@ fn main() {
             for dev in ["/dev/port", "/dev/mem", "/dev/kmsg"] {
                 if std::path::Path::new(dev).exists() {
                     p.check(&format!("open {dev}"), libc::open(c(dev).as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK) as i64);
+                }
+            }
+        }
+        // Through the tree's own descriptor too (opened again in the sandbox's mount
+        // namespace, so its mounts are nodev): what the monitor's resolver would use.
+        if read_root && layers.mount_ns {
+            for (path, fd, _, _) in policy.paths().roots() {
+                if path == std::path::Path::new("/") {
+                    if let Some(fd) = fd {
+                        use std::os::fd::AsRawFd;
+                        for dev in ["dev/port", "dev/mem", "dev/kmsg"] {
+                            if std::path::Path::new("/").join(dev).exists() {
+                                p.check(&format!("open /{dev} through the root tree's descriptor"), libc::openat(fd.as_raw_fd(), c(dev).as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK) as i64);
+                            }
+                        }
+                    }
                 }
             }
         }

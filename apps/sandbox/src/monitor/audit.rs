@@ -129,6 +129,11 @@ pub fn layers() -> String {
     LAYERS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// Whether `--stats` is on.
+pub fn stats_on() -> bool {
+    STATS_AT_EXIT.load(Ordering::Relaxed)
+}
+
 /// Prints the counters when the program exits (`--stats`).
 pub fn stats_at_exit(on: bool) {
     STATS_AT_EXIT.store(on, Ordering::Relaxed);

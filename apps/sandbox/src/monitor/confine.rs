@@ -60,6 +60,10 @@ pub struct Layers {
     pub seccomp: bool,
     pub mount_ns: bool,
     pub net_ns: bool,
+    /// A session of its own (`supervise`).
+    pub new_session: bool,
+    /// A cgroup of its own with the policy's limits (`supervise`).
+    pub cgroup: bool,
 }
 
 impl Layers {
@@ -92,7 +96,7 @@ impl fmt::Display for Layers {
             Some(abi) => format!("ABI {abi} (files{}{})", if self.landlock_tcp { ", TCP ports" } else { "" }, if self.landlock_scopes { ", signal and abstract-socket scopes" } else { "" }),
             None => "unavailable".into(),
         })?;
-        write!(f, ", seccomp {}, mount namespace {}, network namespace {}", yes(self.seccomp), yes(self.mount_ns), yes(self.net_ns))
+        write!(f, ", seccomp {}, mount namespace {}, network namespace {}, own session {}, cgroup {}", yes(self.seccomp), yes(self.mount_ns), yes(self.net_ns), yes(self.new_session), yes(self.cgroup))
     }
 }
 
@@ -117,13 +121,18 @@ fn check(what: &'static str, r: libc::c_long) -> Result<libc::c_long, ConfineErr
 }
 
 /// Confines the calling process (which must have no other threads yet) for `policy`.
-pub fn apply(policy: &Policy, opts: &Options) -> Result<Layers, ConfineError> {
+pub fn apply(policy: &mut Policy, opts: &Options) -> Result<Layers, ConfineError> {
     let mut l = Layers::default();
     // SAFETY: geteuid has no effect.
     let root = unsafe { libc::geteuid() } == 0 || has_cap(21 /* CAP_SYS_ADMIN */);
     if root {
         // Namespaces first: they need the capabilities dropped below.
         l.mount_ns = mount_namespace(policy).is_ok();
+        if l.mount_ns {
+            // The trees' descriptors were opened in the old namespace: open them
+            // again, so every file the program reaches is on the new mounts.
+            policy.paths_mut().reopen_roots().map_err(os("opening the trees again in the sandbox's mount namespace"))?;
+        }
         if !policy_uses_network(policy) {
             // SAFETY: a new network namespace for this single-threaded process.
             l.net_ns = unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0;
@@ -166,6 +175,8 @@ pub fn probe() -> Layers {
         mount_ns: unsafe { libc::geteuid() } == 0,
         // SAFETY: as above.
         net_ns: unsafe { libc::geteuid() } == 0,
+        new_session: true,
+        cgroup: std::fs::read_to_string("/proc/self/cgroup").is_ok_and(|c| c.lines().any(|l| l.starts_with("0::"))) && std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
     }
 }
 
@@ -231,6 +242,8 @@ const LL_EXECUTE: u64 = 1 << 0;
 const LL_WRITE_FILE: u64 = 1 << 1;
 const LL_READ_FILE: u64 = 1 << 2;
 const LL_READ_DIR: u64 = 1 << 3;
+const LL_MAKE_CHAR: u64 = 1 << 6;
+const LL_MAKE_BLOCK: u64 = 1 << 11;
 const LL_TRUNCATE: u64 = 1 << 14;
 const LL_IOCTL_DEV: u64 = 1 << 15;
 const LL_BIND_TCP: u64 = 1 << 0;
@@ -330,7 +343,9 @@ fn landlock(policy: &Policy, l: &mut Layers) -> Result<Option<u32>, ConfineError
     let ruleset = unsafe { OwnedFd::from_raw_fd(rs as i32) };
     for (path, fd, writable, is_dir) in policy.paths().roots() {
         let Some(fd) = fd else { continue };
-        let want = if writable { fs } else { LL_READ_FILE | LL_READ_DIR | LL_EXECUTE };
+        // Writable trees get every right but making device nodes (a whiteout from
+        // `renameat2` is one, and needs no privilege).
+        let want = if writable { fs & !(LL_MAKE_CHAR | LL_MAKE_BLOCK) } else { LL_READ_FILE | LL_READ_DIR | LL_EXECUTE };
         let want = if is_dir { want } else { want & file_rights(abi) };
         add_path_rule(&ruleset, fd, want).map_err(|source| ConfineError::Os { what: leak(format!("Landlock rule for {}", path.display())), source })?;
     }
@@ -556,6 +571,8 @@ pub mod seccomp {
         for (nr, i) in [(SYS_mkdir, 1), (SYS_mkdirat, 2)] {
             v.push(Rule { nr, conds: vec![Cond::Any(i, S_ISUID)], err: eperm });
         }
+        // Whiteouts: a character device made without privilege.
+        v.push(Rule { nr: SYS_renameat2, conds: vec![Cond::Any(4, RENAME_WHITEOUT)], err: eperm });
         // Personalities other than Linux's (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE...).
         v.push(Rule { nr: SYS_personality, conds: vec![Cond::Ne(0, u32::MAX, 0), Cond::Ne(0, u32::MAX, u32::MAX)], err: eperm });
         v

@@ -50,7 +50,11 @@ pub fn dup2(n: i64, a: [u64; 6]) -> R {
 fn writable(f: &OwnedFd) -> bool {
     match fdtable::path_of(f.as_fd()) {
         None => true,
-        Some(p) => m().policy.paths().check(&m().cwd(), p.as_os_str().as_encoded_bytes(), false, Access::Write).is_ok(),
+        Some(p) => {
+            // The resolver's descriptors are born at the program's numbers.
+            let _pin = fdtable::pin();
+            m().policy.paths().check(&m().cwd(), p.as_os_str().as_encoded_bytes(), false, Access::Write).is_ok()
+        }
     }
 }
 
@@ -152,7 +156,21 @@ pub fn fcntl(n: i64, a: [u64; 6]) -> R {
             fwd(n, a)
         }
         10 if !super::signals::sendable(a[2] as i32 as i64) => deny(&format!("fcntl(F_SETSIG, {})", a[2] as i32), "a signal the monitor keeps", libc::EINVAL),
-        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL | libc::F_SETFL | libc::F_GETOWN | libc::F_GETPIPE_SZ
+        libc::F_SETFL => {
+            // On the terminal the sandbox runs in, O_NONBLOCK and O_ASYNC are the
+            // shell's too (one open file): changing them needs --allow-tty. Checked and
+            // set on one private duplicate.
+            let p = fdtable::private(a[0])?;
+            if !m().policy.tty() && is_outer_terminal(&p) {
+                let cur = raw(n, [p.as_raw_fd() as u64, libc::F_GETFL as u64, 0, 0, 0, 0]);
+                let shared = (libc::O_NONBLOCK | libc::O_ASYNC) as i64;
+                if cur >= 0 && (cur ^ a[2] as i64) & shared != 0 {
+                    return deny(&format!("fcntl({}, F_SETFL, {:#o})", a[0] as i32, a[2]), "changes the terminal the sandbox runs in (--allow-tty)", libc::EPERM);
+                }
+            }
+            ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
+        }
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL | libc::F_GETOWN | libc::F_GETPIPE_SZ
         | libc::F_SETPIPE_SZ | libc::F_ADD_SEALS | libc::F_GET_SEALS | 10 | 11 /* F_SETSIG, F_GETSIG */ | libc::F_GETLEASE | libc::F_NOTIFY => fwd(n, a),
         c => deny(&format!("fcntl({}, {c})", a[0] as i32), "command not in the sandbox's list", libc::EINVAL),
     }
@@ -161,7 +179,9 @@ pub fn fcntl(n: i64, a: [u64; 6]) -> R {
 /// Terminal requests that change the terminal (modes, window size, foreground group,
 /// flushing): they act on the terminal the sandbox was started from, which is not
 /// the program's unless the policy says so (`--allow-tty`).
-const TTY_CHANGES: &[u64] = &[0x5402, 0x5403, 0x5404, 0x5414, 0x5410, 0x540b, 0x540a, 0x5409, 0x5406, 0x5407, 0x5408];
+/// Also `FIONBIO` and `FIOASYNC`: the terminal's open file is shared with the shell,
+/// which would then get `EAGAIN` or `SIGIO`.
+const TTY_CHANGES: &[u64] = &[0x5402, 0x5403, 0x5404, 0x5414, 0x5410, 0x540b, 0x540a, 0x5409, 0x5406, 0x5407, 0x5408, 0x5421, 0x5452];
 
 /// `ioctl(fd, request, arg)`: requests by allowlist, with the size of what `arg`
 /// points to (0: `arg` is a number).

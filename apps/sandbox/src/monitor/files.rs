@@ -218,6 +218,11 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
         }
         SYS_rename | SYS_renameat | SYS_renameat2 => {
             let (d1, p1, d2, p2, flags) = if n == SYS_rename { (cwd, a[0], cwd, a[1], 0) } else { (a[0], a[1], a[2], a[3], if n == SYS_renameat2 { a[4] } else { 0 }) };
+            // RENAME_NOREPLACE and RENAME_EXCHANGE only: RENAME_WHITEOUT leaves a
+            // character device behind.
+            if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) as u64 != 0 {
+                return deny(&format!("renameat2(.., {flags:#x})"), "flags other than RENAME_NOREPLACE and RENAME_EXCHANGE", EINVAL);
+            }
             let r1 = resolve("rename", d1, p1, false, Access::Mutate)?;
             let r2 = resolve("rename", d2, p2, false, Access::Mutate)?;
             let (fd1, n1, _) = target(&r1)?;
@@ -248,11 +253,22 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
                 return deny(&format!("chmod(\"{}\", {mode:o})", String::from_utf8_lossy(&cstr_in(addr, 4096).unwrap_or_default())), "set-user-ID and set-group-ID bits are not allowed", EPERM);
             }
             let r = resolve("chmod", dirfd, addr, flags == 0, Access::Write)?;
-            let (d, name, empty) = target(&r)?;
-            if empty {
-                return Err(-(EPERM as i64));
+            // The very file the resolver checked (its O_PATH descriptor), through its
+            // /proc/self/fd link: never the name again, which a sibling could swap for
+            // a symlink between the check and the call.
+            let node = r.node.as_ref().ok_or(-(ENOENT as i64))?;
+            // SAFETY: stat is plain data; all zeroes is a valid value.
+            let mut st: libc::stat = unsafe { core::mem::zeroed() };
+            // SAFETY: fstat writes one struct stat into the local.
+            if unsafe { libc::fstat(node.as_raw_fd(), &mut st) } != 0 {
+                return Err(-(EBADF as i64));
             }
-            fwd_ret(raw(SYS_fchmodat, [d as u64, name.as_ptr() as u64, mode, 0, 0, 0]))
+            if st.st_mode & S_IFMT == S_IFLNK {
+                // Linux cannot change a symlink's mode (fchmodat2 with NOFOLLOW).
+                return Err(-(EOPNOTSUPP as i64));
+            }
+            let via = c(format!("/proc/self/fd/{}", node.as_raw_fd()).as_bytes())?;
+            fwd_ret(raw(SYS_fchmodat, [AT_FDCWD as u64, via.as_ptr() as u64, mode, 0, 0, 0]))
         }
         SYS_chown | SYS_lchown | SYS_fchownat => {
             let (dirfd, addr, uid, gid, follow) = match n {

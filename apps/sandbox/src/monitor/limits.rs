@@ -227,6 +227,17 @@ pub fn process_gone(pid: i32) {
     }
 }
 
+/// Whether `pid` is one of the sandbox's processes (this one, or one holding a slot),
+/// or a thread of this process.
+pub fn is_sandbox_pid(pid: i32) -> bool {
+    // SAFETY: getpid has no effect; tgkill with signal 0 only checks that `pid` is a
+    // thread of this process.
+    if pid == unsafe { libc::getpid() } || unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), pid, 0) } == 0 {
+        return true;
+    }
+    shared().is_some_and(|s| s.slots.iter().any(|slot| slot.pid.load(SeqCst) == pid))
+}
+
 /// What this process holds in its slot (threads, bytes).
 pub fn mine() -> (u64, u64) {
     shared().and_then(my_slot).map_or((0, 0), |s| (s.threads.load(SeqCst), s.bytes.load(SeqCst)))

@@ -45,6 +45,7 @@ pub mod sigcalls;
 pub mod signals;
 pub mod space;
 pub mod state;
+pub mod supervise;
 pub mod sys;
 pub mod uaccess;
 pub mod user;
@@ -110,6 +111,9 @@ pub fn start(mut policy: Policy, opts: confine::Options, exitless_helpers: usize
     // Everything that can fail on bad input is checked before Dune mode.
     let exec = loader::prepare(&name, argv, &env)?;
     let exe_path = std::fs::canonicalize(&exec.execfn).unwrap_or_else(|_| PathBuf::from(&exec.execfn));
+    // This process stays outside as the supervisor; the sandbox is a child, in a
+    // session (and a cgroup) of its own.
+    let supervised = supervise::split(policy.limits(), audit::stats_on()).map_err(|e| setup("starting the sandbox's process", &e))?;
     let options = libdune::Options::default();
     libdune::runtime::init(&options).map_err(|e| setup("cannot use KVM", &e))?;
     // The monitor's descriptors go to its reserved numbers, above the program's limit:
@@ -119,15 +123,19 @@ pub fn start(mut policy: Policy, opts: confine::Options, exitless_helpers: usize
     let audit_fd = libdune::runtime::dup_reserved(unsafe { std::os::fd::BorrowedFd::borrow_raw(2) }).ok();
     audit::configure(audit_fd.as_ref().map_or(2, |f| f.as_raw_fd()), opts.trace);
     std::mem::forget(audit_fd);
-    policy.paths_mut().relocate(&|f| libdune::runtime::dup_reserved(f)).map_err(|e| setup("moving the policy's descriptors", &e))?;
-    libdune::runtime::guard_descriptors();
     let l = *policy.limits();
     limits::init(l.processes, l.threads, l.memory).map_err(|e| setup("the limits' shared page", &e))?;
     let rlimits = misc::snapshot_rlimits();
     fds::note_outer_terminals();
-    // The kernel's line: whatever the monitor lets through, these refuse.
-    let layers = confine::apply(&policy, &opts).map_err(|e| setup("confining the sandbox", &e))?;
+    // The kernel's line: whatever the monitor lets through, these refuse. (It may
+    // open the trees again, in the sandbox's own mount namespace.)
+    let mut layers = confine::apply(&mut policy, &opts).map_err(|e| setup("confining the sandbox", &e))?;
+    layers.new_session = true;
+    layers.cgroup = supervised.cgroup.is_some();
     audit::set_layers(layers.to_string(), &layers.missing());
+    policy.paths_mut().relocate(&|f| libdune::runtime::dup_reserved(f)).map_err(|e| setup("moving the policy's descriptors", &e))?;
+    libdune::runtime::guard_descriptors();
+    crate::policy::paths::set_own_pids(limits::is_sandbox_pid);
     // Exitless helpers are ordinary Linux threads: made before this thread enters.
     exitless::start_helpers(exitless_helpers).map_err(|e| setup("starting the exitless helpers", &e))?;
     libdune::runtime::enter(&options).map_err(|e| setup("cannot enter Dune mode", &e))?;
@@ -164,6 +172,7 @@ pub fn start(mut policy: Policy, opts: confine::Options, exitless_helpers: usize
         return Err(StartError::Setup("a sandbox already runs in this process".into()));
     }
     state::set_thread_loop(thread_loop);
+    state::set_reaper(procs::reap_ended);
     let ctx = UserContext::new(loaded.entry, loaded.rsp).map_err(|e| setup("ring-3 context", &e))?;
     let mask = signals::current_host_mask();
     let mut t = Thread::new(ctx, mask);

@@ -35,24 +35,42 @@ fn checked_addr(op: NetOp, call: &str, addr: u64, len: u64) -> Result<(Vec<u8>, 
     if len > MAX_ADDR {
         return Err(-(libc::EINVAL as i64));
     }
-    let sa = copy_in(addr, len as usize)?;
+    checked_copy(op, call, copy_in(addr, len as usize)?)
+}
+
+/// [`checked_addr`] for an address already copied in.
+fn checked_copy(op: NetOp, call: &str, sa: Vec<u8>) -> Result<(Vec<u8>, Option<OwnedFd>), i64> {
     let cwd = m().cwd();
     let pin = fdtable::pin();
     match m().policy.check_sockaddr(op, &sa, &cwd) {
         Ok(None) => Ok((sa, None)),
         Ok(Some(r)) => {
-            let Some(parent) = r.parent else { return Err(-(libc::EACCES as i64)) };
-            let parent = fdtable::own(parent).map_err(|e| -(e.raw_os_error().unwrap_or(libc::EMFILE) as i64))?;
-            drop(r.node);
+            let moved = |f| fdtable::own(f).map_err(|e| -(e.raw_os_error().unwrap_or(libc::EMFILE) as i64));
+            // Connecting and sending reach the very socket file the resolver checked
+            // (its own descriptor's /proc/self/fd link: a symlink swapped in at the
+            // name afterwards is not followed). Binding makes a new name in the
+            // checked directory (an existing name, a symlink too, is EADDRINUSE).
+            let (held, path) = if op == NetOp::Bind {
+                let Some(parent) = r.parent else { return Err(-(libc::EACCES as i64)) };
+                drop(r.node);
+                let parent = moved(parent)?;
+                let p = format!("/proc/self/fd/{}/{}", parent.as_raw_fd(), r.name.to_string_lossy());
+                (parent, p)
+            } else {
+                let Some(node) = r.node else { return Err(-(libc::ENOENT as i64)) };
+                drop(r.parent);
+                let node = moved(node)?;
+                let p = format!("/proc/self/fd/{}", node.as_raw_fd());
+                (node, p)
+            };
             drop(pin);
-            let path = format!("/proc/self/fd/{}/{}", parent.as_raw_fd(), r.name.to_string_lossy());
             if path.len() >= 108 {
                 return Err(-(libc::ENAMETOOLONG as i64));
             }
             let mut out = vec![0u8; 2 + path.len() + 1];
             out[0..2].copy_from_slice(&(libc::AF_UNIX as u16).to_le_bytes());
             out[2..2 + path.len()].copy_from_slice(path.as_bytes());
-            Ok((out, Some(parent)))
+            Ok((out, Some(held)))
         }
         Err(e) => Err(deny(&format!("{call} to {}", describe(&sa)), "address not allowed by the network rules", e.0).unwrap_err()),
     }
@@ -93,7 +111,25 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
         SYS_bind | SYS_connect => {
             fd(a[0])?;
             let op = if n == SYS_bind { NetOp::Bind } else { NetOp::Connect };
-            let (sa, _keep) = checked_addr(op, if n == SYS_bind { "bind" } else { "connect" }, a[1], a[2])?;
+            if a[2] > MAX_ADDR {
+                return Err(-(EINVAL as i64));
+            }
+            // One copy of the address, checked and used.
+            let sa = copy_in(a[1], a[2] as usize)?;
+            if op == NetOp::Connect && sa.len() >= 2 && u16::from_ne_bytes([sa[0], sa[1]]) as i32 == AF_UNSPEC {
+                // Dissolving an association: on an IP socket whose port came with the
+                // association (implicitly), it unbinds the socket, and its next
+                // datagram or `listen` binds the wildcard address. Allowed where the
+                // rules allow that.
+                let p = fdtable::private(a[0])?;
+                if let Some(fam) = ip_family(&p) {
+                    if m().policy.net().check(NetOp::Bind, &wildcard(fam)).is_err() {
+                        return deny("connect(AF_UNSPEC) on an IP socket", "dissolving the association could leave it bound to the wildcard address, which no bind rule allows", EACCES);
+                    }
+                }
+                return ret(raw(n, [p.as_raw_fd() as u64, sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]));
+            }
+            let (sa, _keep) = checked_copy(op, if n == SYS_bind { "bind" } else { "connect" }, sa)?;
             ret(raw(n, [a[0], sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]))
         }
         SYS_accept | SYS_accept4 | SYS_getsockname | SYS_getpeername => {
@@ -251,7 +287,9 @@ fn socket_kind(dom: i32, ty: i32, proto: i32) -> Result<(), &'static str> {
 /// `SO_PEERPIDFD` and `SO_PASSPIDFD`, which hand out pidfds of other processes,
 /// `TCP_ULP`).
 fn sockopt_allowed(level: i32, name: i32, set: bool) -> bool {
-    const SOCKET: &[i32] = &[2, 5, 6, 7, 8, 9, 10, 12, 13, 15, 16, 18, 19, 20, 21, 29, 34, 35, 37, 40, 42, 43, 46, 47, 49, 60, 61, 63, 64, 65, 66, 67, 69, 70, 72, 73, 74, 75];
+    // Not SO_PASSCRED (16) or SO_PASSSEC (34): on an unbound unix socket they make
+    // `connect` and `sendmsg` autobind it to an abstract name.
+    const SOCKET: &[i32] = &[2, 5, 6, 7, 8, 9, 10, 12, 13, 15, 18, 19, 20, 21, 29, 35, 37, 40, 42, 43, 46, 47, 49, 60, 61, 63, 64, 65, 66, 67, 69, 70, 72, 73, 74, 75];
     const SOCKET_GET: &[i32] = &[3, 4, 17, 28, 30, 31, 38, 39, 55, 56, 57, 59, 71];
     const TCP: &[i32] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16, 17, 18, 23, 24, 25, 27, 30, 34, 36, 37];
     const TCP_GET: &[i32] = &[11, 26, 28];
@@ -271,6 +309,20 @@ fn sockopt_allowed(level: i32, name: i32, set: bool) -> bool {
     both.contains(&name) || (!set && get.contains(&name))
 }
 
+/// The family of socket `p` when it is an IP socket.
+fn ip_family(p: &OwnedFd) -> Option<i32> {
+    let (mut dom, mut len) = (0i32, 4u32);
+    let r = raw(libc::SYS_getsockopt, [p.as_raw_fd() as u64, libc::SOL_SOCKET as u64, libc::SO_DOMAIN as u64, &mut dom as *mut i32 as u64, &mut len as *mut u32 as u64, 0]);
+    (r == 0 && matches!(dom, libc::AF_INET | libc::AF_INET6)).then_some(dom)
+}
+
+/// The wildcard address of family `fam`, port 0, as a raw `struct sockaddr`.
+fn wildcard(fam: i32) -> Vec<u8> {
+    let mut w = vec![0u8; if fam == libc::AF_INET { 16 } else { 28 }];
+    w[0..2].copy_from_slice(&(fam as u16).to_ne_bytes());
+    w
+}
+
 /// Checks the bind an operation makes on socket `p` (the monitor's duplicate) when it
 /// is an unbound IP socket: the wildcard address of its family, port 0.
 fn implicit_bind(call: &str, p: &OwnedFd) -> Result<(), i64> {
@@ -284,9 +336,7 @@ fn implicit_bind(call: &str, p: &OwnedFd) -> Result<(), i64> {
         return Ok(());
     }
     // The wildcard address of the family, port 0: what the kernel binds it to.
-    let mut wild = vec![0u8; if fam == libc::AF_INET { 16 } else { 28 }];
-    wild[0..2].copy_from_slice(&(fam as u16).to_ne_bytes());
-    match m().policy.net().check(NetOp::Bind, &wild) {
+    match m().policy.net().check(NetOp::Bind, &wildcard(fam)) {
         Ok(_) => Ok(()),
         Err(e) => {
             let addr = if fam == libc::AF_INET { "0.0.0.0" } else { "[::]" };

@@ -99,6 +99,24 @@ fn signal_child(pid: i64, sig: u64, info: Option<&[u8]>) -> Option<R> {
     Some(ret(raw(libc::SYS_pidfd_send_signal, [fd.as_raw_fd() as u64, sig, info.map_or(0, |i| i.as_ptr() as u64), 0, 0, 0])))
 }
 
+/// Reaps every child that ended (for a program that ignores SIGCHLD, as the kernel
+/// would have): each through its pidfd, so nothing else is reaped.
+pub fn reap_ended() {
+    let ended: Vec<i32> = children()
+        .iter()
+        .filter(|(_, fd)| {
+            let mut info = [0u8; 128];
+            // P_PIDFD (3), WEXITED | WNOHANG: reaps this child if it ended.
+            raw(libc::SYS_waitid, [3, fd.as_raw_fd() as u64, info.as_mut_ptr() as u64, (libc::WEXITED | libc::WNOHANG) as u64, 0, 0]) == 0
+                && i32::from_le_bytes(info[16..20].try_into().unwrap_or_default()) != 0
+        })
+        .map(|(p, _)| *p)
+        .collect();
+    for pid in ended {
+        reaped(pid);
+    }
+}
+
 // ---- clone, fork, vfork ------------------------------------------------------------
 
 /// `clone`, `clone3`, `fork`, `vfork`.

@@ -131,6 +131,10 @@ fn host_action(sig: usize, handler: u64) {
     let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
     sa.sa_sigaction = match handler {
         SIG_DFL => libc::SIG_DFL,
+        // An ignored SIGCHLD makes the kernel reap children by itself, behind the
+        // monitor's back (their pids could then be reused while the monitor still
+        // counts them as children): the monitor catches it and reaps them itself.
+        SIG_IGN if sig == libc::SIGCHLD as usize => on_signal as *const () as usize,
         SIG_IGN => libc::SIG_IGN,
         _ => on_signal as *const () as usize,
     };
@@ -300,6 +304,11 @@ pub fn deliver(t: &mut Thread) {
             info = unsafe { *q.infos[sig].get() };
         });
         let act = actions()[sig];
+        // SIGCHLD ignored or with SA_NOCLDWAIT: the children the kernel would have
+        // reaped by itself, the monitor reaps.
+        if sig == libc::SIGCHLD as usize && (act.handler == SIG_IGN || act.flags & libc::SA_NOCLDWAIT as u64 != 0) {
+            super::state::reap_children();
+        }
         match act.handler {
             SIG_IGN => continue,
             SIG_DFL => {

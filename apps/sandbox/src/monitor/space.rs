@@ -179,6 +179,12 @@ impl ProgramSpace {
             return Ok(());
         }
         let grow = (end - start) - self.accessible_in(start, end);
+        self.reserve_growth(grow)
+    }
+
+    /// Reserves `grow` new accessible bytes (a mapping the kernel places where it
+    /// likes: none of it is accessible yet, whatever lies at low addresses).
+    fn reserve_growth(&mut self, grow: u64) -> io::Result<()> {
         if grow == 0 {
             return Ok(());
         }
@@ -305,7 +311,9 @@ impl ProgramSpace {
                 }
             }
         } else {
-            self.check_limit(0, len, prot)?;
+            if prot != libc::PROT_NONE {
+                self.reserve_growth(len)?;
+            }
             // A hint is only a hint: without MAP_FIXED the kernel never replaces a
             // mapping, so wherever it puts the range, it was free.
             let hint = if addr.is_multiple_of(PAGE) { addr } else { 0 };
@@ -414,9 +422,9 @@ impl ProgramSpace {
         }
         let prot = self.owned.iter().find(|r| r.0 <= old && r.1 > old).map_or(libc::PROT_NONE, |r| r.2);
         let advice = self.fork_advice.iter().find(|r| r.0 <= old && r.1 > old).map(|r| r.2);
-        if new_len > old_len {
+        if new_len > old_len && prot != libc::PROT_NONE {
             // Growth is reserved against the limits like a new mapping of the difference.
-            self.check_limit(0, new_len - old_len, prot)?;
+            self.reserve_growth(new_len - old_len)?;
         }
         if flags & libc::MREMAP_MAYMOVE == 0 {
             // In place: growing takes only free space right after (never a mapping).
@@ -625,14 +633,17 @@ impl Space for ProgramSpace {
 
     fn map_file(&mut self, addr: u64, len: u64, prot: i32, fd: BorrowedFd<'_>, off: u64) -> io::Result<()> {
         let end = addr.checked_add(len).filter(|&e| self.owns(addr, e)).ok_or(errno(libc::EINVAL))?;
-        mmap_raw(addr, len, prot, libc::MAP_PRIVATE | libc::MAP_FIXED, fd.as_raw_fd(), off)?;
-        self.record(addr, end, prot)
+        // An image's memory counts against the limits like any mapping.
+        let r = self.check_limit(addr, end, prot).and_then(|()| mmap_raw(addr, len, prot, libc::MAP_PRIVATE | libc::MAP_FIXED, fd.as_raw_fd(), off)).and_then(|_| self.record(addr, end, prot));
+        self.settle();
+        r
     }
 
     fn map_anon(&mut self, addr: u64, len: u64, prot: i32) -> io::Result<()> {
         let end = addr.checked_add(len).filter(|&e| self.owns(addr, e)).ok_or(errno(libc::EINVAL))?;
-        mmap_raw(addr, len, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED, -1, 0)?;
-        self.record(addr, end, prot)
+        let r = self.check_limit(addr, end, prot).and_then(|()| mmap_raw(addr, len, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED, -1, 0)).and_then(|_| self.record(addr, end, prot));
+        self.settle();
+        r
     }
 
     fn protect(&mut self, addr: u64, len: u64, prot: i32) -> io::Result<()> {

@@ -92,6 +92,22 @@ pub enum Flow {
     ThreadExit,
 }
 
+/// Reaps the children that ended, for a program whose SIGCHLD is ignored
+/// (`procs::reap_ended`, registered at start like the thread loop).
+static REAPER: OnceLock<fn()> = OnceLock::new();
+
+/// Registers the reaper (once, at start).
+pub fn set_reaper(f: fn()) {
+    let _ = REAPER.set(f);
+}
+
+/// Reaps the children that ended.
+pub fn reap_children() {
+    if let Some(f) = REAPER.get() {
+        f();
+    }
+}
+
 /// The loop that runs one program thread (`monitor::thread_loop`), registered by the
 /// top of the monitor so that the parts below it can start threads without
 /// importing it.

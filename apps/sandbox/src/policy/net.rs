@@ -12,8 +12,10 @@
 //! [`super::Policy::check_sockaddr`]): connecting/sending needs write access to the socket
 //! file, binding needs write access to its directory. An abstract name (leading NUL) is
 //! denied unless a rule `unix:@NAME` allows exactly that name; autobind (an `AF_UNIX`
-//! address with no path) is allowed for `bind`. `AF_UNSPEC` is allowed for `connect` (it
-//! dissolves a datagram association). Every other family (`AF_NETLINK`, `AF_PACKET`, ...)
+//! address with no path, which takes an abstract name) is denied. `AF_UNSPEC` is allowed
+//! for `connect` here (it dissolves an association; the monitor refuses it where it
+//! would unbind an implicitly bound socket). Connecting or sending to the unspecified
+//! address (`0.0.0.0`, `::`) is checked as the loopback address it reaches. Every other family (`AF_NETLINK`, `AF_PACKET`, ...)
 //! is denied with `EACCES`. An address shorter than its family needs is `EINVAL`.
 
 use std::fmt;
@@ -315,6 +317,14 @@ impl NetPolicy {
             SockAddr::Unspec if op == NetOp::Connect => Ok(NetVerdict::Allow),
             SockAddr::Unspec => eacces,
             SockAddr::Ip(a) => {
+                // Connecting or sending to the unspecified address reaches this host's
+                // loopback: the rules must allow that, not "0.0.0.0" or "::".
+                let a = if op != NetOp::Bind && a.ip().is_unspecified() {
+                    let lo = if a.is_ipv4() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { IpAddr::V6(Ipv6Addr::LOCALHOST) };
+                    SocketAddr::new(lo, a.port())
+                } else {
+                    a
+                };
                 if rules.iter().any(|r| r.matches_ip(&a)) {
                     Ok(NetVerdict::Allow)
                 } else {
@@ -336,7 +346,9 @@ impl NetPolicy {
                     eacces
                 }
             }
-            SockAddr::UnixUnnamed if op == NetOp::Bind => Ok(NetVerdict::Allow),
+            // Autobind gives the socket an abstract name any process of the network
+            // namespace can reach: a bind no rule names.
+            SockAddr::UnixUnnamed if op == NetOp::Bind => eacces,
             SockAddr::UnixUnnamed => Err(Errno(libc::EINVAL)),
             SockAddr::Other(_) => eacces,
         }
@@ -378,6 +390,18 @@ mod tests {
             p.allow_connect(r);
         }
         p
+    }
+
+    #[test]
+    fn the_unspecified_address_is_loopback_for_connect_and_autobind_is_refused() {
+        let p = policy(&["0.0.0.0:8080"]);
+        // Binding all addresses on 8080 is what the rule says...
+        assert_eq!(p.check(NetOp::Bind, &v4([0, 0, 0, 0], 8080)), Ok(NetVerdict::Allow));
+        // ...but connecting to 0.0.0.0:8080 reaches 127.0.0.1:8080, which it does not name.
+        assert_eq!(p.check(NetOp::Connect, &v4([0, 0, 0, 0], 8080)), Err(Errno(libc::EACCES)));
+        assert_eq!(policy(&["127.0.0.1:8080"]).check(NetOp::Connect, &v4([0, 0, 0, 0], 8080)), Ok(NetVerdict::Allow));
+        assert_eq!(policy(&["[::1]:80"]).check(NetOp::Send, &v6(Ipv6Addr::UNSPECIFIED, 80)), Ok(NetVerdict::Allow));
+        assert_eq!(policy(&["0.0.0.0/0"]).check(NetOp::Bind, &unix(b"")), Err(Errno(libc::EACCES)));
     }
 
     #[test]
@@ -520,7 +544,8 @@ mod tests {
             p.check(NetOp::Connect, &unix(b"\0other")),
             Err(Errno(libc::EACCES))
         );
-        assert_eq!(p.check(NetOp::Bind, &unix(b"")), Ok(NetVerdict::Allow));
+        // Autobind takes an abstract name no rule names.
+        assert_eq!(p.check(NetOp::Bind, &unix(b"")), Err(Errno(libc::EACCES)));
         assert_eq!(
             p.check(NetOp::Connect, &unix(b"")),
             Err(Errno(libc::EINVAL))

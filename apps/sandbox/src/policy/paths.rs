@@ -228,6 +228,22 @@ fn is_pid(c: &[u8]) -> bool {
     c == b"self" || c == b"thread-self" || (!c.is_empty() && c.iter().all(u8::is_ascii_digit))
 }
 
+/// Which processes' `/proc/<pid>` entries may be reached at all (see
+/// [`set_own_pids`]); `None`: any.
+static OWN_PIDS: std::sync::OnceLock<fn(i32) -> bool> = std::sync::OnceLock::new();
+
+/// Limits `/proc/<pid>` (and `/proc/<pid>/task/<tid>`) to the processes `own` accepts:
+/// the sandbox's own. Every other process's entries (`environ`, `maps`, `cmdline`…)
+/// are refused like the dangerous ones of its own.
+pub fn set_own_pids(own: fn(i32) -> bool) {
+    let _ = OWN_PIDS.set(own);
+}
+
+fn foreign_pid(c: &[u8]) -> bool {
+    let Some(own) = OWN_PIDS.get() else { return false };
+    std::str::from_utf8(c).ok().and_then(|s| s.parse::<i32>().ok()).is_some_and(|p| !own(p))
+}
+
 /// Whether canonical path `comps` is one of the `/proc` entries never reachable.
 pub fn hard_denied(comps: &[Vec<u8>]) -> bool {
     if comps.first().map(Vec::as_slice) != Some(b"proc") {
@@ -241,6 +257,9 @@ pub fn hard_denied(comps: &[Vec<u8>]) -> bool {
     }
     if !is_pid(second) {
         return false;
+    }
+    if foreign_pid(second) || (comps.get(2).map(Vec::as_slice) == Some(b"task") && comps.get(3).is_some_and(|t| foreign_pid(t))) {
+        return true;
     }
     let mut i = 2;
     if comps.get(2).map(Vec::as_slice) == Some(b"task") && comps.get(3).is_some_and(|t| is_pid(t)) {
@@ -489,6 +508,35 @@ impl Paths {
             if let Some(fd) = &t.fd {
                 t.fd = Some(dup(fd.as_fd())?);
             }
+        }
+        Ok(())
+    }
+
+    /// Opens every tree's root again by its path, in the caller's (new) mount
+    /// namespace: a descriptor opened before `unshare(CLONE_NEWNS)` keeps the old
+    /// namespace's mounts, so files reached through it would not get the new mounts'
+    /// flags (`nodev`, `nosuid`), and `/proc/self/fd` would show their paths relative
+    /// to the old root. The root must still be the same file (device and inode);
+    /// otherwise `EXDEV`.
+    pub fn reopen_roots(&mut self) -> io::Result<()> {
+        for t in &mut self.trees {
+            let Some(old) = &t.fd else { continue };
+            let flags = libc::O_PATH | libc::O_CLOEXEC | if t.is_dir { libc::O_DIRECTORY } else { 0 };
+            let new = open_path(&t.path, flags, 0).map_err(|e| io::Error::from_raw_os_error(e.0))?;
+            let id = |fd: BorrowedFd<'_>| -> io::Result<(u64, u64)> {
+                let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+                // SAFETY: `fd` is live and `st` is writable memory of the size fstat fills.
+                if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // SAFETY: fstat succeeded, so it initialised `st`.
+                let st = unsafe { st.assume_init() };
+                Ok((st.st_dev, st.st_ino))
+            };
+            if id(old.as_fd())? != id(new.as_fd())? {
+                return Err(io::Error::from_raw_os_error(libc::EXDEV));
+            }
+            t.fd = Some(new);
         }
         Ok(())
     }
