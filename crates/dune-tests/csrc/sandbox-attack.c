@@ -60,9 +60,47 @@
  *   memfd-memory LIMIT_MIB           memory held in a memfd counts against no limit
  *   tty-nonblock                     the outer terminal's shared open file made
  *                                    non-blocking (FIONBIO, F_SETFL)
+ *
+ * Round 2 (a third white-box pass, after the round-1 fixes):
+ *   ip-source-route HOP              IP_OPTIONS (an allowed socket option) or an
+ *                                    IP_RETOPTS control message with a loose source
+ *                                    route: datagrams (and a SYN) for the one allowed
+ *                                    address go to HOP, which no rule names
+ *   listen-after-refused PORT        a TCP connect to the allowed 127.0.0.1:PORT is
+ *                                    refused; the socket keeps its old port in
+ *                                    getsockname but is unbound, so listen's implicit
+ *                                    bind looks done and the kernel binds the wildcard
+ *                                    address and a new port
+ *   connect-v6-unspecified BPORT PORT  [::] from an IPv6 socket bound to a v4-mapped
+ *                                    address reaches 127.0.0.1 (IPv4), not [::1]
+ *   stale-slot-proc MARKER           an orphaned sandbox process killed by a signal
+ *                                    leaves its pid in the limits page; a process
+ *                                    outside that reuses the pid is "the sandbox's" in
+ *                                    /proc
+ *   anon-inode-chmod                 fchmod/futimens on an eventfd: the anonymous inode
+ *                                    every eventfd, epoll, timerfd... of the machine shares
+ *   fsetsig-shared-file              F_SETSIG on a shared open file (stdin) whose SIGIO
+ *                                    owner is a process outside: SIGKILL instead of SIGIO
+ *   fast-open-device RO              a device node in an isolated tree: the openat2 fast
+ *                                    path skips the device rule
+ *   proc-fdinfo                      /proc/self/fdinfo lists (and describes) the
+ *                                    monitor's descriptors
+ *   overflow-panic                   debug builds: mincore and sigaltstack lengths that
+ *                                    overflow the monitor's arithmetic (a panic in ring 0)
+ *   script-interp-oracle RW DIR      a #! interpreter outside every tree: execve says
+ *                                    whether it exists (the loader stats it directly)
+ *   leader-gone RO                   the main thread exits (SYS_exit): /proc/self/fd/N
+ *                                    fails, and the monitor takes a read-only file for
+ *                                    one with no path: fchmod, futimens, leases pass
+ *   mprotect-hoard LIMIT_MIB         mprotect(PROT_NONE) takes written pages off the
+ *                                    monitor's memory count; they stay resident
+ *   unshared-fd-table RO RW          a thread unshares its descriptor table
+ *                                    (CLOSE_RANGE_UNSHARE): /proc/self/fd/N, which the
+ *                                    monitor acts and checks through, is the leader's
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <dirent.h>
 #include <elf.h>
 #include <errno.h>
@@ -77,6 +115,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -1304,6 +1343,546 @@ static void abstract_autobind(void) {
 	contained();
 }
 
+/* ==== round 2 ============================================================================ */
+
+/* With --allow-net 127.0.0.1:9 (the one address any rule names). The socket is
+ * connected to 127.0.0.1:9 (allowed), then IP_OPTIONS, which the monitor's list of
+ * socket options allows, sets a loose source route through HOP: Linux sends every
+ * datagram (and a TCP SYN) to the route's first hop, HOP, with 127.0.0.1 only in the
+ * option. Nothing is checked against HOP. The test captures loopback traffic outside
+ * and looks for the marker sent to HOP. */
+static void ip_source_route(const char *hop) {
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(9) };
+	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+	struct in_addr h;
+	if (inet_pton(AF_INET, hop, &h) != 1)
+		exit(2);
+	unsigned char opt[8] = { 0x83 /* IPOPT_LSRR */, 7, 4 };
+	memcpy(opt + 3, &h, 4);
+	opt[7] = 0; /* IPOPT_END */
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&to, sizeof to)) {
+		printf("udp connect(127.0.0.1:9): %s\n", strerror(errno));
+		contained();
+	}
+	int r = setsockopt(s, IPPROTO_IP, IP_OPTIONS, opt, sizeof opt);
+	printf("setsockopt(IP_OPTIONS, loose source route via %s): %s\n", hop, r ? strerror(errno) : "ok");
+	int sent = 0, err = 0;
+	for (int i = 0; i < 5; i++) {
+		if (send(s, "DUNE-SRR-MARKER", 15, 0) == 15)
+			sent++;
+		else
+			err = errno;
+	}
+	printf("udp: sent %d datagrams for 127.0.0.1:9%s%s\n", sent, err ? ", last error " : "", err ? strerror(err) : "");
+	/* The same through a control message (IP_RETOPTS) on sendmsg, with no socket
+	 * option set: the monitor checks only SCM_RIGHTS among control messages. */
+	int s2 = socket(AF_INET, SOCK_DGRAM, 0);
+	if (s2 >= 0 && connect(s2, (struct sockaddr *)&to, sizeof to) == 0) {
+		union {
+			char buf[CMSG_SPACE(sizeof opt)];
+			struct cmsghdr align;
+		} cb;
+		memset(&cb, 0, sizeof cb);
+		struct iovec iov = { .iov_base = "DUNE-SRR-CMSG-M", .iov_len = 15 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf, .msg_controllen = sizeof cb.buf };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = IPPROTO_IP;
+		cm->cmsg_type = IP_RETOPTS;
+		cm->cmsg_len = CMSG_LEN(sizeof opt);
+		memcpy(CMSG_DATA(cm), opt, sizeof opt);
+		int n2 = 0;
+		err = 0;
+		for (int i = 0; i < 5; i++) {
+			if (sendmsg(s2, &mh, 0) == 15)
+				n2++;
+			else
+				err = errno;
+		}
+		printf("udp: sent %d datagrams for 127.0.0.1:9 with an IP_RETOPTS control message%s%s\n", n2, err ? ", last error " : "", err ? strerror(err) : "");
+	}
+	/* TCP: connect to the allowed address; the SYN goes to HOP. */
+	int t = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	r = setsockopt(t, IPPROTO_IP, IP_OPTIONS, opt, sizeof opt);
+	int c = connect(t, (struct sockaddr *)&to, sizeof to);
+	printf("tcp: IP_OPTIONS %s, connect(127.0.0.1:9): %s\n", r ? strerror(errno) : "ok", c ? strerror(errno) : "connected");
+	usleep(300 * 1000);
+	fflush(stdout);
+	/* Only the outside sees where the packets went. */
+	contained();
+}
+
+/* With --allow-net 127.0.0.1:PORT, where nothing listens: connect is allowed and
+ * refused (RST). Linux then releases the socket's port (and resets its address to
+ * 0.0.0.0) but getsockname still shows the old port; the monitor's implicit-bind check
+ * for listen reads getsockname, sees a bound socket, and lets listen bind the wildcard
+ * address and a port of the kernel's choosing, which no rule names. The test connects
+ * from outside to what the socket listens on. */
+static void listen_after_refused(const char *port_s) {
+	int port = atoi(port_s);
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	int r = connect(s, (struct sockaddr *)&to, sizeof to);
+	printf("connect(127.0.0.1:%d): %s\n", port, r ? strerror(errno) : "connected");
+	char a[64] = "";
+	int p = port_of(s, a, sizeof a);
+	printf("getsockname after it: %s:%d\n", a, p);
+	if (listen(s, 4)) {
+		printf("listen: %s\n", strerror(errno));
+		contained();
+	}
+	p = port_of(s, a, sizeof a);
+	printf("listening %s %d\n", a, p);
+	fflush(stdout);
+	struct pollfd pf = { .fd = s, .events = POLLIN };
+	if (p != port && poll(&pf, 1, 5000) == 1) {
+		int c = accept(s, NULL, NULL);
+		char got[64] = "";
+		if (c >= 0) {
+			struct pollfd q = { .fd = c, .events = POLLIN };
+			if (poll(&q, 1, 2000) == 1) {
+				ssize_t k = read(c, got, sizeof got - 1);
+				got[k > 0 ? k : 0] = 0;
+			}
+			got[strcspn(got, "\n")] = 0;
+			escaped("listening on %s:%d, a port no rule names (the rule is 127.0.0.1:%d); a process outside connected and said \"%s\"", a, p, port, got);
+		}
+	}
+	if (p != port)
+		escaped("listening on %s:%d, a port no rule names (the rule is 127.0.0.1:%d)", a, p, port);
+	contained();
+}
+
+/* With --allow-net 127.0.0.1:BPORT (bind) and --allow-net [::1]:PORT: the monitor
+ * checks a connect to [::] as [::1], but Linux sends a socket bound to a v4-mapped
+ * address to 127.0.0.1 instead (tcp_v6_connect). The test listens on 127.0.0.1:PORT,
+ * which no rule names. */
+static void connect_v6_unspecified(const char *bport_s, const char *port_s) {
+	int bport = atoi(bport_s), port = atoi(port_s);
+	int s = socket(AF_INET6, SOCK_STREAM, 0);
+	int off = 0;
+	setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+	struct sockaddr_in6 b = { .sin6_family = AF_INET6, .sin6_port = htons(bport) };
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &b.sin6_addr);
+	int r = bind(s, (struct sockaddr *)&b, sizeof b);
+	printf("bind([::ffff:127.0.0.1]:%d): %s\n", bport, r ? strerror(errno) : "ok");
+	struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	if (connect(s, (struct sockaddr *)&any, sizeof any) == 0) {
+		char got[64] = "", peer[64] = "";
+		struct sockaddr_in6 pa;
+		socklen_t l = sizeof pa;
+		getpeername(s, (struct sockaddr *)&pa, &l);
+		inet_ntop(AF_INET6, &pa.sin6_addr, peer, sizeof peer);
+		struct pollfd p = { .fd = s, .events = POLLIN };
+		if (poll(&p, 1, 2000) == 1) {
+			ssize_t k = read(s, got, sizeof got - 1);
+			got[k > 0 ? k : 0] = 0;
+		}
+		got[strcspn(got, "\n")] = 0;
+		escaped("connect([::]:%d), checked as [::1]:%d, reached %s:%d (IPv4 loopback), which no rule names; it said \"%s\"", port, port, peer, port, got);
+	}
+	printf("connect([::]:%d): %s\n", port, strerror(errno));
+	contained();
+}
+
+/* A sandbox process that dies by a signal leaves its slot in the limits page unless
+ * its parent reaps it (process_gone). An orphan is reaped outside (the test is a
+ * subreaper here; init elsewhere): its slot, with its pid, stays. The test then makes
+ * a process outside with that pid; /proc/<pid> is "the sandbox's" again. */
+static void stale_slot_proc(const char *marker) {
+	int fds[2];
+	if (pipe(fds))
+		exit(2);
+	pid_t p = fork();
+	if (p == 0) {
+		pid_t parent = getpid();
+		pid_t c = fork();
+		if (c == 0) {
+			for (int i = 0; i < 500 && getppid() == parent; i++)
+				usleep(10 * 1000);
+			pid_t me = getpid();
+			if (write(fds[1], &me, sizeof me) != sizeof me)
+				_exit(2);
+			/* Dies by a signal: no exit_group, so no process_gone of its own. */
+			kill(getpid(), SIGKILL);
+			_exit(3);
+		}
+		_exit(0);
+	}
+	close(fds[1]);
+	int st;
+	waitpid(p, &st, 0);
+	pid_t c = 0;
+	if (read(fds[0], &c, sizeof c) != sizeof c)
+		exit(2);
+	printf("orphan %d\n", c);
+	fflush(stdout);
+	char line[64];
+	if (!fgets(line, sizeof line, stdin))
+		exit(2);
+	const char *what[] = { "cmdline", "environ", "status" };
+	int leaked = 0;
+	char first[200] = "";
+	for (int k = 0; k < 3; k++) {
+		char path[64], buf[4096];
+		snprintf(path, sizeof path, "/proc/%d/%s", c, what[k]);
+		int fd = open(path, O_RDONLY);
+		if (fd < 0) {
+			printf("open %s: %s\n", path, strerror(errno));
+			continue;
+		}
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		printf("read %s: %zd%s%s\n", path, n, n < 0 ? " " : "", n < 0 ? strerror(errno) : "");
+		if (n > 0) {
+			buf[n] = 0;
+			for (ssize_t i = 0; i < n; i++)
+				if (!buf[i])
+					buf[i] = ' ';
+			if (strstr(buf, marker) && !leaked) {
+				snprintf(first, sizeof first, "%s: %.120s", what[k], buf);
+				leaked = 1;
+			}
+		}
+	}
+	if (leaked)
+		escaped("read /proc/%d of a process outside the sandbox (it reused an orphan's pid): %s", c, first);
+	contained();
+}
+
+/* Every eventfd, epoll, timerfd, signalfd and inotify descriptor on the machine
+ * shares one anonymous inode. The monitor takes a file with no path for the
+ * program's own (fds::writable) and lets fchmod and futimens through. */
+static void anon_inode_chmod(void) {
+	int e = eventfd(0, 0);
+	struct stat st;
+	fstat(e, &st);
+	printf("eventfd inode %lu mode %o mtime %ld\n", (unsigned long)st.st_ino, st.st_mode & 07777, (long)st.st_mtime);
+	int r = fchmod(e, 0604);
+	printf("fchmod(eventfd, 0604): %s\n", r ? strerror(errno) : "ok");
+	struct timespec times[2] = { { 12345, 0 }, { 12345, 0 } };
+	r = futimens(e, times);
+	printf("futimens(eventfd, 12345): %s\n", r ? strerror(errno) : "ok");
+	r = fchown(e, -1, 0);
+	printf("fchown(eventfd, -1, 0): %s\n", r ? strerror(errno) : "ok");
+	fstat(e, &st);
+	printf("now mode %o mtime %ld\n", st.st_mode & 07777, (long)st.st_mtime);
+	fflush(stdout);
+	/* The test looks at an eventfd of its own, outside. */
+	contained();
+}
+
+/* Stdin is an open file shared with a process outside that takes SIGIO for it
+ * (O_ASYNC, F_SETOWN to itself, SIGIO ignored): F_SETSIG, allowed for any signal the
+ * program may send, changes what that owner gets to SIGKILL. The test then writes to
+ * the pipe. */
+static void fsetsig_shared_file(void) {
+	int owner = fcntl(0, F_GETOWN);
+	int r = fcntl(0, F_SETSIG, SIGKILL);
+	printf("stdin's owner %d; fcntl(0, F_SETSIG, SIGKILL): %s\n", owner, r ? strerror(errno) : "ok");
+	printf("ready\n");
+	fflush(stdout);
+	char line[64];
+	/* The test wrote and checked; it says when it is done. */
+	if (!fgets(line, sizeof line, stdin))
+		exit(2);
+	contained();
+}
+
+/* RO/devnode is a character device (the test made it, 1:3) in a tree that is
+ * isolated (the policy has no "/"): open takes the openat2 fast path, which never
+ * asks whether the node is a device a rule names. O_PATH shows it (the walk refuses
+ * a device node even for O_PATH); the mount namespace's nodev is what refuses a real
+ * open. */
+static void fast_open_device(const char *ro) {
+	char p[512];
+	snprintf(p, sizeof p, "%s/devnode", ro);
+	int fd = open(p, O_PATH);
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISCHR(st.st_mode))
+		printf("MONITOR BYPASSED: fast-open-device: open(%s, O_PATH) gave a descriptor of the character device %u:%u, which no rule names\n", p, major(st.st_rdev), minor(st.st_rdev));
+	else
+		printf("open(%s, O_PATH): %s\n", p, fd < 0 ? strerror(errno) : "not a device");
+	int rd = open(p, O_RDWR);
+	printf("open(%s, O_RDWR): %s\n", p, rd < 0 ? strerror(errno) : "opened");
+	if (rd >= 0) {
+		char b[4];
+		ssize_t n = read(rd, b, sizeof b);
+		escaped("opened the device node %s (1:3) for reading and writing, read %zd", p, n);
+	}
+	contained();
+}
+
+/* /proc/self/fd hides the monitor's descriptors (the runtime filters the listing);
+ * /proc/self/fdinfo, next to it, lists them and tells what they are. */
+static void proc_fdinfo(void) {
+	DIR *d = opendir("/proc/self/fdinfo");
+	struct dirent *e;
+	if (!d) {
+		printf("opendir(/proc/self/fdinfo): %s\n", strerror(errno));
+		contained();
+	}
+	int found = 0, first = -1;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		int fd = atoi(e->d_name);
+		if (fd != dirfd(d) && fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+			if (first < 0)
+				first = fd;
+			found++;
+		}
+	}
+	closedir(d);
+	if (found) {
+		char path[64], buf[512] = "";
+		snprintf(path, sizeof path, "/proc/self/fdinfo/%d", first);
+		int f = open(path, O_RDONLY);
+		ssize_t n = f >= 0 ? read(f, buf, sizeof buf - 1) : -1;
+		buf[n > 0 ? n : 0] = 0;
+		for (char *q = buf; *q; q++)
+			if (*q == '\n' || *q == '\t')
+				*q = ' ';
+		escaped("/proc/self/fdinfo lists %d descriptors the program cannot use (the monitor's); %s: %.200s", found, path, buf);
+	}
+	contained();
+}
+
+/* Arithmetic on the program's numbers that overflows in the monitor: in a build with
+ * overflow checks (the debug build the lane runs) it is a panic in ring 0. Each in a
+ * child: the parent sees how it ended. */
+static void on_usr1(int sig) {
+	(void)sig;
+}
+
+static void overflow_panic(void) {
+	const char *what[] = { "mincore(page, SIZE_MAX, vec)", "a signal on an alternate stack at 0xfffffffffffff000" };
+	char crashed[512] = "";
+	int n = 0;
+	for (int k = 0; k < 2; k++) {
+		fflush(stdout);
+		pid_t c = fork();
+		if (c == 0) {
+			if (k == 0) {
+				static unsigned char page[4096] __attribute__((aligned(4096)));
+				static unsigned char vec[16];
+				long r = syscall(SYS_mincore, page, (size_t)-1, vec);
+				printf("mincore: %ld (%s)\n", r, r ? strerror(errno) : "ok");
+			} else {
+				stack_t ss = { .ss_sp = (void *)0xfffffffffffff000ul, .ss_size = 1 << 16 };
+				int r = sigaltstack(&ss, NULL);
+				struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = SA_ONSTACK };
+				sigaction(SIGUSR1, &sa, NULL);
+				printf("sigaltstack: %s\n", r ? strerror(errno) : "ok");
+				fflush(stdout);
+				raise(SIGUSR1);
+				printf("the handler ran\n");
+			}
+			fflush(stdout);
+			_exit(0);
+		}
+		int st = 0;
+		double end = now() + 8;
+		pid_t w = 0;
+		while ((w = waitpid(c, &st, WNOHANG)) == 0 && now() < end)
+			usleep(20 * 1000);
+		if (w == 0) {
+			kill(c, SIGKILL);
+			waitpid(c, &st, 0);
+			n += snprintf(crashed + n, sizeof crashed - n, "%s%s: the child's monitor hung", n ? "; " : "", what[k]);
+			continue;
+		}
+		printf("%s: child status %#x\n", what[k], st);
+		if (WIFSIGNALED(st) && WTERMSIG(st) != SIGSEGV)
+			n += snprintf(crashed + n, sizeof crashed - n, "%s%s: the child's monitor died by signal %d", n ? "; " : "", what[k], WTERMSIG(st));
+		else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+			n += snprintf(crashed + n, sizeof crashed - n, "%s%s: the child's monitor exited with %d instead of the program's 0", n ? "; " : "", what[k], WEXITSTATUS(st));
+	}
+	if (n)
+		escaped("%s", crashed);
+	contained();
+}
+
+/* DIR is outside every tree (builtin policy, RW writable): stat of anything there is
+ * refused whether or not it exists. A script in RW whose #! names DIR/present or
+ * DIR/absent: the loader checks the interpreter with a plain stat (Path::exists) before
+ * the path rules open it, so execve fails differently. */
+static int exec_status(const char *script) {
+	pid_t c = fork();
+	if (c == 0) {
+		execl(script, script, (char *)NULL);
+		_exit(errno);
+	}
+	int st = 0;
+	waitpid(c, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void script_interp_oracle(const char *rw, const char *dir) {
+	const char *names[] = { "present", "absent" };
+	int errs[2], stats[2];
+	for (int k = 0; k < 2; k++) {
+		char target[512], script[512];
+		snprintf(target, sizeof target, "%s/%s", dir, names[k]);
+		struct stat st;
+		stats[k] = stat(target, &st) ? errno : 0;
+		snprintf(script, sizeof script, "%s/probe-%s", rw, names[k]);
+		FILE *f = fopen(script, "w");
+		if (!f)
+			exit(2);
+		fprintf(f, "#!%s\n", target);
+		fclose(f);
+		chmod(script, 0755);
+		errs[k] = exec_status(script);
+		printf("%s: stat %s, execve of a script naming it: %s\n", target, stats[k] ? strerror(stats[k]) : "ok", strerror(errs[k]));
+	}
+	if (stats[0] == stats[1] && errs[0] != errs[1])
+		escaped("execve tells a file outside every tree exists (%s) from one that does not (%s), where stat says %s for both", strerror(errs[0]), strerror(errs[1]), strerror(stats[0]));
+	contained();
+}
+
+/* The main thread ends with exit (SYS_exit, not exit_group) while a second thread
+ * runs, as Linux allows. /proc/self is then the thread group leader, whose
+ * descriptor table is gone: every /proc/self/fd/N reads ENOENT. The monitor takes a
+ * descriptor whose path it cannot read for one with no path (a pipe, a socket: the
+ * program's own) and lets fchmod, futimens, flock and leases through on it: here a
+ * read-only file's. */
+static const char *le_ro;
+static void *leader_gone_worker(void *arg) {
+	(void)arg;
+	char target[512], link[64], dest[512];
+	snprintf(target, sizeof target, "%s/marker", le_ro);
+	/* Wait until the leader has gone: /proc/self/fd/N no longer reads. */
+	int fd = open(target, O_RDONLY);
+	if (fd < 0) {
+		printf("open %s: %s\n", target, strerror(errno));
+		exit(2);
+	}
+	(void)link;
+	(void)dest;
+	struct stat st;
+	fstat(fd, &st);
+	mode_t before = st.st_mode & 07777;
+	int locks = lock_lines(st.st_ino);
+	/* Refused while the leader runs; retried until it has gone. */
+	int r = -1, tries = 0;
+	for (double end = now() + 3; r && now() < end; tries++) {
+		r = fchmod(fd, 0606);
+		if (r)
+			usleep(20 * 1000);
+	}
+	printf("fchmod(%s opened read-only, 0606): %s after %d tries\n", target, r ? strerror(errno) : "ok", tries);
+	struct timespec times[2] = { { 12345, 0 }, { 12345, 0 } };
+	int u = futimens(fd, times);
+	printf("futimens(%s, 12345): %s\n", target, u ? strerror(errno) : "ok");
+	int l = fcntl(fd, F_SETLEASE, F_RDLCK);
+	int leased = lock_lines(st.st_ino) > locks;
+	printf("fcntl(F_SETLEASE, F_RDLCK): %s; /proc/locks %s a lease on it\n", l ? strerror(errno) : "ok", leased ? "shows" : "does not show");
+	fstat(fd, &st);
+	if ((st.st_mode & 07777) != before)
+		escaped("fchmod changed %s, in a read-only tree, from %o to %o (the main thread had exited)%s%s", target, before, st.st_mode & 07777, st.st_mtime == 12345 ? "; futimens set its times" : "", leased ? "; a lease holds it" : "");
+	if (st.st_mtime == 12345)
+		escaped("futimens changed the times of %s, in a read-only tree", target);
+	if (leased)
+		escaped("a lease on %s, in a read-only tree", target);
+	contained();
+	return NULL;
+}
+
+static void leader_gone(const char *ro) {
+	le_ro = ro;
+	pthread_t t;
+	if (pthread_create(&t, NULL, leader_gone_worker, NULL))
+		exit(2);
+	fflush(stdout);
+	syscall(SYS_exit, 0);
+}
+
+/* Run under {"limits": {"memory": LIMIT_MIB MiB}}: the monitor counts accessible
+ * mappings, and mprotect(PROT_NONE) takes a range off the count, but the pages stay
+ * resident (mprotect frees nothing). Map, fill, protect, repeat. Each step prints
+ * what is held; the cgroup's memory.max (limit plus the monitor's room) is the only
+ * thing left to stop it. */
+static void mprotect_hoard(const char *limit_s) {
+	size_t limit = strtoul(limit_s, NULL, 0) << 20, chunk = 8 << 20, held = 0;
+	while (held < 3 * limit) {
+		char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED) {
+			printf("mmap after %zu MiB: %s\n", held >> 20, strerror(errno));
+			break;
+		}
+		memset(p, 0x5a, chunk);
+		if (mprotect(p, chunk, PROT_NONE)) {
+			printf("mprotect: %s\n", strerror(errno));
+			break;
+		}
+		held += chunk;
+		printf("held %zu MiB\n", held >> 20);
+		fflush(stdout);
+	}
+	if (held > limit)
+		escaped("%zu MiB resident under a limit of %zu MiB (mapped, written, then PROT_NONE)", held >> 20, limit >> 20);
+	contained();
+}
+
+/* A thread that is not the leader unshares its descriptor table (close_range with
+ * CLOSE_RANGE_UNSHARE, passed through). The monitor still names descriptors through
+ * /proc/self/fd/N, which is the leader's table: chmod's "the very file the resolver
+ * checked" is whatever the leader holds at that number (here the read-only marker),
+ * and fchmod's check of its private duplicate reads the leader's table at the
+ * duplicate's number (nothing: "no path", the program's own). */
+static int ut_fd = -1;
+static volatile int ut_stage;
+static const char *ut_ro, *ut_rw;
+
+static void *unshared_worker(void *arg) {
+	(void)arg;
+	char target[512], plain[512];
+	snprintf(target, sizeof target, "%s/marker", ut_ro);
+	snprintf(plain, sizeof plain, "%s/plain", ut_rw);
+	close(open(plain, O_CREAT | O_WRONLY, 0644));
+	long r = syscall(SYS_close_range, 1000, 1000, 2 /* CLOSE_RANGE_UNSHARE */);
+	printf("close_range(1000, 1000, CLOSE_RANGE_UNSHARE): %s\n", r ? strerror(errno) : "ok");
+	ut_stage = 1;
+	while (ut_stage != 2)
+		usleep(1000);
+	mode_t before = mode_of(target);
+	/* chmod by path, of a file in the writable tree. */
+	r = chmod(plain, 0604);
+	mode_t after = mode_of(target);
+	printf("chmod(%s, 0604): %s; %s is %o (was %o), %s is %o\n", plain, r ? strerror(errno) : "ok", target, after, before, plain, mode_of(plain));
+	mode_t by_chmod = after;
+	/* fchmod of the read-only file itself. */
+	int fd = open(target, O_RDONLY);
+	r = fchmod(fd, 0606);
+	mode_t by_fchmod = mode_of(target);
+	printf("fchmod(%s opened read-only, 0606): %s; now %o\n", target, r ? strerror(errno) : "ok", by_fchmod);
+	if (by_chmod != before || by_fchmod != by_chmod)
+		escaped("%s, in a read-only tree: mode %o; chmod of %s (writable tree) made it %o (the monitor's /proc/self/fd/N named the leader's descriptor); fchmod of it made it %o (its check read the leader's table)", target, before, plain, by_chmod, by_fchmod);
+	contained();
+	return NULL;
+}
+
+static void unshared_fd_table(const char *ro, const char *rw) {
+	ut_ro = ro;
+	ut_rw = rw;
+	char target[512];
+	snprintf(target, sizeof target, "%s/marker", ro);
+	pthread_t t;
+	pthread_create(&t, NULL, unshared_worker, NULL);
+	while (ut_stage != 1)
+		usleep(1000);
+	/* The leader's table: the read-only marker at every number the thread's
+	 * resolver may take next. */
+	ut_fd = open(target, O_RDONLY);
+	for (int i = 0; i < 40; i++)
+		dup(ut_fd);
+	ut_stage = 2;
+	pthread_join(t, NULL);
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -1380,6 +1959,33 @@ int main(int argc, char **argv) {
 		tty_nonblock();
 	else if (!strcmp(name, "abstract-autobind"))
 		abstract_autobind();
+	/* round 2 */
+	else if (!strcmp(name, "ip-source-route"))
+		need(argc, 3), ip_source_route(argv[2]);
+	else if (!strcmp(name, "listen-after-refused"))
+		need(argc, 3), listen_after_refused(argv[2]);
+	else if (!strcmp(name, "connect-v6-unspecified"))
+		need(argc, 4), connect_v6_unspecified(argv[2], argv[3]);
+	else if (!strcmp(name, "stale-slot-proc"))
+		need(argc, 3), stale_slot_proc(argv[2]);
+	else if (!strcmp(name, "anon-inode-chmod"))
+		anon_inode_chmod();
+	else if (!strcmp(name, "fsetsig-shared-file"))
+		fsetsig_shared_file();
+	else if (!strcmp(name, "fast-open-device"))
+		need(argc, 3), fast_open_device(argv[2]);
+	else if (!strcmp(name, "proc-fdinfo"))
+		proc_fdinfo();
+	else if (!strcmp(name, "overflow-panic"))
+		overflow_panic();
+	else if (!strcmp(name, "script-interp-oracle"))
+		need(argc, 4), script_interp_oracle(argv[2], argv[3]);
+	else if (!strcmp(name, "leader-gone"))
+		need(argc, 3), leader_gone(argv[2]);
+	else if (!strcmp(name, "mprotect-hoard"))
+		need(argc, 3), mprotect_hoard(argv[2]);
+	else if (!strcmp(name, "unshared-fd-table"))
+		need(argc, 4), unshared_fd_table(argv[2], argv[3]);
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

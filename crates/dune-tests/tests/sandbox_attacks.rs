@@ -540,3 +540,370 @@ fn the_outer_terminals_open_file_stays_blocking() {
     assert!(fl >= 0 && fl & libc::O_NONBLOCK == 0, "ESCAPED: the shell's terminal file is now non-blocking (flags {fl:#o}): {}", show(&out));
     assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
 }
+
+// ---- round 2: a third white-box pass, after the round-1 fixes ------------------------------
+
+/// The attack program's directory: policies without `/` must let the sandbox run it.
+fn attack_dir() -> String {
+    std::path::Path::new(ATTACK).parent().unwrap().to_string_lossy().into_owned()
+}
+
+/// The builtin policy with `ro` readable and `rw` writable, and no `/`: both trees are
+/// isolated (the path resolver's `openat2` fast path applies below them).
+fn isolated_policy(d: &Dirs) -> Vec<String> {
+    vec!["--allow-read".into(), attack_dir(), "--allow-read".into(), d.ro(), "--allow-write".into(), d.rw()]
+}
+
+/// A JSON policy that allows every call the monitor knows (`SCMP_ACT_ALLOW`), reading
+/// everything and writing `rw`.
+fn allow_all_policy(d: &Dirs) -> Vec<String> {
+    let policy = d.root.join("allow-all.json");
+    std::fs::write(&policy, format!("{{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\",\n  \"dune\": {{ \"readOnly\": [\"/\"], \"readWrite\": [\"{}\"] }}\n}}\n", d.rw())).unwrap();
+    vec!["--policy".to_string(), policy.to_string_lossy().into_owned()]
+}
+
+/// A free TCP port on 127.0.0.1 (nothing listens on it once this returns).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// With `--allow-net 127.0.0.1:9` only, the attack sets IP_OPTIONS with a loose source
+/// route through 127.0.0.77 and sends to 127.0.0.1:9. Loopback traffic is captured
+/// here (AF_PACKET, root in the lane): nothing may be sent to 127.0.0.77.
+#[test]
+fn a_source_route_takes_no_packet_to_an_address_no_rule_names() {
+    let d = Dirs::new("srr");
+    let proto = (libc::ETH_P_IP as u16).to_be();
+    // SAFETY: plain socket calls on a local; the address is built in a zeroed local.
+    let cap = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, proto as i32) };
+    assert!(cap >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+    // SAFETY: as above.
+    unsafe {
+        let mut sll: libc::sockaddr_ll = core::mem::zeroed();
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = libc::if_nametoindex(c"lo".as_ptr()) as i32;
+        let r = libc::bind(cap, &sll as *const _ as *const libc::sockaddr, core::mem::size_of::<libc::sockaddr_ll>() as u32);
+        assert_eq!(r, 0, "bind to lo: {}", std::io::Error::last_os_error());
+    }
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), "127.0.0.1:9".to_string()]);
+    let out = run_bounded(command(&opts, &["ip-source-route", "127.0.0.77"]));
+    let (mut udp, mut cmsg, mut tcp) = (0, 0, 0);
+    let mut buf = vec![0u8; 65536];
+    loop {
+        // SAFETY: receives into a local buffer of the size given.
+        let n = unsafe { libc::recv(cap, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n <= 0 {
+            break;
+        }
+        let p = &buf[..n as usize];
+        if p.len() < 20 || p[0] >> 4 != 4 || p[16..20] != [127, 0, 0, 77] {
+            continue;
+        }
+        match p[9] {
+            17 if p.windows(15).any(|w| w == b"DUNE-SRR-MARKER") => udp += 1,
+            17 if p.windows(15).any(|w| w == b"DUNE-SRR-CMSG-M") => cmsg += 1,
+            6 => tcp += 1,
+            _ => {}
+        }
+    }
+    // SAFETY: closes the capture socket made above.
+    unsafe { libc::close(cap) };
+    assert!(udp == 0 && cmsg == 0 && tcp == 0, "ESCAPED: {udp} UDP datagrams (IP_OPTIONS), {cmsg} (IP_RETOPTS control message) and {tcp} TCP segments went to 127.0.0.77, which no rule names: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// With `--allow-net 127.0.0.1:P` and nothing listening on P: after the refused
+/// connect the attack listens on the same socket; a process outside tries to connect
+/// to what it listens on.
+#[test]
+fn listen_after_a_refused_connect_binds_nothing_the_rules_do_not_name() {
+    let d = Dirs::new("refused");
+    let port = free_port();
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), format!("127.0.0.1:{port}")]);
+    let mut child = command(&opts, &["listen-after-refused", &port.to_string()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut connected = false;
+    for l in lines.by_ref() {
+        let Ok(l) = l else { break };
+        seen.push(l.clone());
+        if let Some(rest) = l.strip_prefix("listening ") {
+            let mut it = rest.split_whitespace();
+            if let (Some(a), Some(Ok(p))) = (it.next(), it.next().map(str::parse::<u16>)) {
+                if p != port {
+                    if let Ok(mut s) = std::net::TcpStream::connect((if a == "0.0.0.0" { "127.0.0.1" } else { a }, p)) {
+                        connected = true;
+                        let _ = s.write_all(b"from outside\n");
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                    }
+                }
+            }
+            break;
+        }
+    }
+    seen.extend(lines.map_while(Result::ok));
+    let status = child.wait().unwrap();
+    assert!(!connected, "ESCAPED: a process outside connected to the sandbox's listening socket: {seen:?}");
+    assert!(!seen.iter().any(|l| l.contains("ESCAPED")) && status.success(), "{status:?} {seen:?}");
+}
+
+/// Rules: bind 127.0.0.1:B, connect [::1]:P. The test listens on 127.0.0.1:P (IPv4),
+/// which no rule names; nothing listens on [::1]:P.
+#[test]
+fn the_unspecified_ipv6_address_is_checked_as_what_linux_reaches() {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let d = Dirs::new("v6unspec");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let bport = free_port();
+    l.set_nonblocking(true).unwrap();
+    let (hits, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let (h, s) = (hits.clone(), stop.clone());
+    let server = std::thread::spawn(move || {
+        while !s.load(Ordering::Relaxed) {
+            match l.accept() {
+                Ok((mut c, _)) => {
+                    h.fetch_add(1, Ordering::Relaxed);
+                    let _ = c.write_all(b"IPV4-LOOPBACK\n");
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+    });
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), format!("127.0.0.1:{bport}"), "--allow-net".to_string(), format!("[::1]:{port}")]);
+    let out = run_bounded(command(&opts, &["connect-v6-unspecified", &bport.to_string(), &port.to_string()]));
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+    assert_eq!(hits.load(Ordering::Relaxed), 0, "ESCAPED: 127.0.0.1:{port} took connections: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// The test is a subreaper for the moment: the sandbox's orphan comes to it, dies by
+/// SIGKILL and is reaped here, outside the sandbox. A process outside then takes its
+/// pid, with a marker in its arguments and environment.
+#[test]
+fn an_orphans_pid_reused_outside_is_not_the_sandboxs_in_proc() {
+    let d = Dirs::new("staleslot");
+    let marker = format!("dune-outsider-secret-{}", std::process::id());
+    // SAFETY: prctl with integer arguments.
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
+    let mut cmd = command(&d.policy(), &["stale-slot-proc", &marker]);
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+    let pid: i32 = first.strip_prefix("orphan ").and_then(|p| p.trim().parse().ok()).unwrap_or_else(|| panic!("unexpected output {first:?}"));
+    // Reap it here if it came to us; else wait until someone did.
+    let mut st = 0;
+    // SAFETY: waits for a process that is (now) this process's child, or fails.
+    let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+    if r != pid {
+        for _ in 0..500 {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    // SAFETY: as above.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) };
+    let m = marker.clone();
+    let mut outsider = spawn_with_pid(pid, &mut || {
+        let mut c = Command::new("/bin/sh");
+        c.args(["-c", "sleep 30", &m]).env("DUNE_OUTSIDER", &m);
+        c
+    });
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    let _ = outsider.kill();
+    let _ = outsider.wait();
+    assert!(!rest.iter().any(|l| l.contains("ESCAPED")), "pid {pid}: {rest:?}");
+    assert!(status.success(), "{status:?} {rest:?}");
+}
+
+fn eventfd_stat() -> libc::stat {
+    // SAFETY: a new eventfd, fstat into a zeroed local, closed again.
+    unsafe {
+        let e = libc::eventfd(0, 0);
+        let mut st: libc::stat = core::mem::zeroed();
+        libc::fstat(e, &mut st);
+        libc::close(e);
+        st
+    }
+}
+
+/// The anonymous inode is the machine's: an eventfd made here, outside, shows what
+/// the sandbox did to it.
+#[test]
+fn the_machines_anonymous_inode_keeps_its_mode_and_times() {
+    let d = Dirs::new("anoninode");
+    let before = eventfd_stat();
+    let out = run_bounded(command(&allow_all_policy(&d), &["anon-inode-chmod"]));
+    let after = eventfd_stat();
+    // Put the mode back (the times cannot be).
+    // SAFETY: fchmod on an eventfd of this process.
+    unsafe {
+        let e = libc::eventfd(0, 0);
+        libc::fchmod(e, before.st_mode & 0o7777);
+        libc::close(e);
+    }
+    assert_eq!(
+        (after.st_mode & 0o7777, after.st_mtime),
+        (before.st_mode & 0o7777, before.st_mtime),
+        "ESCAPED: the anonymous inode {} of every eventfd/epoll/timerfd on the machine changed from mode {:o} mtime {} to mode {:o} mtime {}: {}",
+        after.st_ino,
+        before.st_mode & 0o7777,
+        before.st_mtime,
+        after.st_mode & 0o7777,
+        after.st_mtime,
+        show(&out)
+    );
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// A process outside takes SIGIO for the read end of a pipe (O_ASYNC, F_SETOWN) and
+/// ignores SIGIO; the sandbox's stdin is that same open file.
+#[test]
+fn a_shared_open_files_sigio_owner_gets_no_other_signal() {
+    use std::os::unix::process::CommandExt;
+    let d = Dirs::new("fsetsig");
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two descriptors into the local array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both were just made and are owned here alone.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut sleeper = Command::new("/bin/sleep");
+    sleeper.arg("30");
+    // SAFETY: signal() is async-signal-safe; SIGIO ignored across exec.
+    unsafe {
+        sleeper.pre_exec(|| {
+            libc::signal(libc::SIGIO, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut outsider = sleeper.spawn().unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on the pipe's read end made above.
+    unsafe {
+        libc::fcntl(r.as_raw_fd(), libc::F_SETOWN, outsider.id() as i32);
+        libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_ASYNC);
+    }
+    let wfd = w.as_raw_fd();
+    let poke = |b: &[u8]| {
+        // SAFETY: writes a local buffer to the pipe's write end.
+        unsafe { libc::write(wfd, b.as_ptr().cast(), b.len()) };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    // Control: SIGIO alone leaves the outsider running.
+    poke(b"c");
+    let mut c = [0u8; 1];
+    // SAFETY: reads the control byte back into a local.
+    unsafe { libc::read(r.as_raw_fd(), c.as_mut_ptr().cast(), 1) };
+    assert!(outsider.try_wait().unwrap().is_none(), "the control SIGIO ended the outsider");
+    let mut cmd = command(&d.policy(), &["fsetsig-shared-file"]);
+    cmd.stdin(Stdio::from(r.try_clone().unwrap()));
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for l in lines.by_ref() {
+        let Ok(l) = l else { break };
+        seen.push(l.clone());
+        if l == "ready" {
+            break;
+        }
+    }
+    poke(b"x\n");
+    let gone = outsider.try_wait().unwrap();
+    seen.extend(lines.map_while(Result::ok));
+    let status = child.wait().unwrap();
+    let _ = outsider.kill();
+    let _ = outsider.wait();
+    assert!(gone.is_none(), "ESCAPED: the outsider (pid {}) ended ({gone:?}): the sandbox changed the signal of an open file it shares: {seen:?}", outsider.id());
+    assert!(!seen.iter().any(|l| l.contains("ESCAPED")) && status.success(), "{status:?} {seen:?}");
+}
+
+/// A character device (1:3, like /dev/null) in a read-only tree the policy names as a
+/// tree, not as a device. Root in the lane makes it.
+#[test]
+fn a_device_node_in_an_isolated_tree_is_refused_by_the_monitor() {
+    let d = Dirs::new("fastdev");
+    let node = std::ffi::CString::new(format!("{}/devnode", d.ro())).unwrap();
+    // SAFETY: mknod with a NUL-terminated path.
+    let r = unsafe { libc::mknod(node.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+    assert_eq!(r, 0, "mknod: {}", std::io::Error::last_os_error());
+    let out = run_bounded(command(&isolated_policy(&d), &["fast-open-device", &d.ro()]));
+    assert!(!text(&out.stdout).contains("ESCAPED"), "ESCAPED: {}", show(&out));
+    assert!(!text(&out.stdout).contains("MONITOR BYPASSED"), "the monitor let the device through (the kernel's nodev refused the real open): {}", show(&out));
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+#[test]
+fn proc_self_fdinfo_shows_only_the_programs_descriptors() {
+    let d = Dirs::new("fdinfo");
+    contained(&d.policy(), &["proc-fdinfo"]);
+}
+
+#[test]
+fn the_monitors_arithmetic_on_program_numbers_does_not_overflow() {
+    let d = Dirs::new("overflow");
+    contained(&allow_all_policy(&d), &["overflow-panic"]);
+}
+
+/// `secret/present` exists outside every tree, `secret/absent` does not.
+#[test]
+fn execve_does_not_tell_whether_a_file_outside_every_tree_exists() {
+    let d = Dirs::new("oracle");
+    let secret = d.root.join("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("present"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(secret.join("present"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    contained(&isolated_policy(&d), &["script-interp-oracle", &d.rw(), &secret.to_string_lossy()]);
+}
+
+/// The main thread exits first; a second thread fchmods a read-only file it opened.
+#[test]
+fn metadata_calls_check_the_file_after_the_main_thread_exited() {
+    let d = Dirs::new("leader");
+    let marker = d.root.join("ro/marker");
+    let before = std::fs::metadata(&marker).unwrap();
+    let out = run_bounded(command(&d.policy(), &["leader-gone", &d.ro()]));
+    let after = std::fs::metadata(&marker).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((before.mode(), before.mtime()), (after.mode(), after.mtime()), "ESCAPED: the read-only marker changed: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// Memory held behind PROT_NONE. The monitor's count must refuse the mapping past the
+/// limit; where it does not, the cgroup (memory.max: the limit plus the monitor's room)
+/// ends the program with an OOM kill, and the test says the kernel contained it.
+#[test]
+fn memory_behind_prot_none_still_counts() {
+    let d = Dirs::new("hoard");
+    let mut opts = limits_policy(&d, 64, false);
+    opts.push("--stats".into());
+    let out = run_bounded(command(&opts, &["mprotect-hoard", "64"]));
+    let stdout = text(&out.stdout);
+    let held = stdout.lines().filter_map(|l| l.strip_prefix("held ")?.strip_suffix(" MiB")?.parse::<u64>().ok()).max().unwrap_or(0);
+    let oom = text(&out.stderr).lines().any(|l| l.contains("cgroup:") && !l.contains("OOM kills 0"));
+    assert!(!stdout.contains("ESCAPED"), "ESCAPED: {}", show(&out));
+    assert!(held <= 64, "the monitor let the program hold {held} MiB under a limit of 64 MiB ({}): {}", if oom { "the cgroup's OOM killer ended it" } else { "no OOM kill" }, show(&out));
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+/// A thread with a descriptor table of its own (CLOSE_RANGE_UNSHARE) chmods a file in
+/// the writable tree, then fchmods the read-only marker; the leader holds the marker.
+#[test]
+fn a_thread_with_its_own_descriptor_table_changes_only_what_was_checked() {
+    let d = Dirs::new("unshare");
+    let marker = d.root.join("ro/marker");
+    let before = mode(&marker);
+    let out = run_bounded(command(&d.policy(), &["unshared-fd-table", &d.ro(), &d.rw()]));
+    assert_eq!(mode(&marker), before, "ESCAPED: the read-only marker's mode changed: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
