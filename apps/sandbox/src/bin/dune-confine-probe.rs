@@ -109,6 +109,10 @@ fn main() {
         let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
         let filter = [0u8; 16];
         p.check("a classic BPF socket filter", libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, filter.as_ptr().cast(), 16) as i64);
+        // A loose source route through 127.0.0.77 (type 131, length 7, pointer 4).
+        let lsrr = [1u8, 131, 7, 4, 127, 0, 0, 77];
+        p.check("IP_OPTIONS with a source route", libc::setsockopt(s, libc::IPPROTO_IP, libc::IP_OPTIONS, lsrr.as_ptr().cast(), 8) as i64);
+        p.check("close_range(CLOSE_RANGE_UNSHARE)", libc::syscall(libc::SYS_close_range, 1000, 1000, 2));
         if layers.net_ns {
             let mut a: libc::sockaddr_in = core::mem::zeroed();
             a.sin_family = libc::AF_INET as u16;

@@ -244,8 +244,15 @@ pub fn prepare_with(name: &OsStr, argv: Vec<OsString>, env: &[OsString], open: O
     let mut argv = argv;
     let mut path = found;
     let mut depth = 0;
+    // The script whose `#!` line named `path`, if any.
+    let mut script: Option<PathBuf> = None;
     let (file, info) = loop {
-        let (file, size) = open_exec(&path, open).map_err(|e| open_error(&path, e))?;
+        // The interpreter is opened through `open` like the program (a check of its
+        // own, by `exists`, would tell the program about files no rule lets it see).
+        let (file, size) = open_exec(&path, open).map_err(|e| match &script {
+            Some(s) if e.kind() == io::ErrorKind::NotFound => LoadError::MissingInterpreter { path: shown(s), interp: shown(&path) },
+            _ => open_error(&path, e),
+        })?;
         let mut head = vec![0u8; script::LINE_MAX.min(size as usize)];
         std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).map_err(|e| LoadError::Open { path: shown(&path), source: e })?;
         if let Some(sb) = script::parse(&head) {
@@ -255,11 +262,8 @@ pub fn prepare_with(name: &OsStr, argv: Vec<OsString>, env: &[OsString], open: O
                 return Err(LoadError::ScriptLoop(shown(&path)));
             }
             let interp = PathBuf::from(OsString::from_vec(sb.interp.clone()));
-            if !interp.exists() {
-                return Err(LoadError::MissingInterpreter { path: shown(&path), interp: shown(&interp) });
-            }
             argv = script::rewrite_argv(&sb, &path.clone().into_os_string(), argv);
-            path = interp;
+            script = Some(std::mem::replace(&mut path, interp));
             continue;
         }
         match elf::parse(&elf::FileSource { file: &file, size }) {

@@ -550,6 +550,14 @@ pub mod seccomp {
             v.push(Rule { nr: SYS_setsockopt, conds: vec![Cond::Eq(1, u32::MAX, SOL_SOCKET as u32), Cond::Eq(2, u32::MAX, name as u32)], err: eperm });
         }
         v.push(Rule { nr: SYS_getsockopt, conds: vec![Cond::Eq(1, u32::MAX, IPPROTO_TCP as u32), Cond::Eq(2, u32::MAX, 35)], err: eperm });
+        // Source routes and next hops: packets to addresses no rule names (as control
+        // messages too, which only the monitor sees).
+        for (level, name) in [(IPPROTO_IP, IP_OPTIONS), (IPPROTO_IPV6, 57 /* IPV6_RTHDR */), (IPPROTO_IPV6, 5 /* IPV6_2292RTHDR */), (IPPROTO_IPV6, 9 /* IPV6_NEXTHOP */)] {
+            v.push(Rule { nr: SYS_setsockopt, conds: vec![Cond::Eq(1, u32::MAX, level as u32), Cond::Eq(2, u32::MAX, name as u32)], err: eperm });
+        }
+        // A descriptor table of a thread's own: the monitor's descriptors and checks
+        // assume one table.
+        v.push(Rule { nr: SYS_close_range, conds: vec![Cond::Any(2, 2 /* CLOSE_RANGE_UNSHARE */)], err: EINVAL });
         // Terminal input injection and console redirection.
         for req in [0x5412u32 /* TIOCSTI */, 0x541c /* TIOCLINUX */, 0x541d /* TIOCCONS */, 0x5423 /* TIOCSETD */] {
             v.push(Rule { nr: SYS_ioctl, conds: vec![Cond::Eq(1, u32::MAX, req)], err: eperm });
@@ -713,6 +721,11 @@ pub mod seccomp {
             assert_eq!(run(&p, 0x4000_0000 | libc::SYS_getpid, [0; 6]), e(libc::ENOSYS), "x32");
             assert_eq!(run(&p, libc::SYS_personality, [0x0040_0000, 0, 0, 0, 0, 0]), e(libc::EPERM));
             assert_eq!(run(&p, libc::SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0]), RET_ALLOW);
+            assert_eq!(run(&p, libc::SYS_setsockopt, [3, libc::IPPROTO_IP as u64, libc::IP_OPTIONS as u64, 0, 0, 0]), e(libc::EPERM), "IP_OPTIONS");
+            assert_eq!(run(&p, libc::SYS_setsockopt, [3, libc::IPPROTO_IPV6 as u64, 57, 0, 0, 0]), e(libc::EPERM), "IPV6_RTHDR");
+            assert_eq!(run(&p, libc::SYS_setsockopt, [3, libc::IPPROTO_IP as u64, libc::IP_TOS as u64, 0, 0, 0]), RET_ALLOW, "IP_TOS");
+            assert_eq!(run(&p, libc::SYS_close_range, [3, !0u32 as u64, 2, 0, 0, 0]), e(libc::EINVAL), "CLOSE_RANGE_UNSHARE");
+            assert_eq!(run(&p, libc::SYS_close_range, [3, !0u32 as u64, 4, 0, 0, 0]), RET_ALLOW, "CLOSE_RANGE_CLOEXEC");
         }
     }
 }

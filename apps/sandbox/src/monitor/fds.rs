@@ -8,7 +8,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use super::fdtable::{self, fd};
+use super::fdtable::{self, fd, FileOf};
 use super::state::m;
 use super::sys::{deny, fwd, raw, ret, EINVAL, R};
 use super::user::{copy_in, user, word32};
@@ -22,9 +22,14 @@ pub fn close(n: i64, a: [u64; 6]) -> R {
 }
 
 /// `close_range(first, last, flags)`: the runtime caps it below the reserved numbers.
+/// Not `CLOSE_RANGE_UNSHARE`: every thread of the sandbox shares one descriptor table,
+/// which the monitor's own descriptors and checks rely on.
 pub fn close_range(n: i64, a: [u64; 6]) -> R {
     if a[0] as u32 > a[1] as u32 {
         return Err(EINVAL);
+    }
+    if a[2] & !(libc::CLOSE_RANGE_CLOEXEC as u64) != 0 {
+        return deny(&format!("close_range({}, {}, {:#x})", a[0] as u32, a[1] as u32, a[2]), "flags other than CLOSE_RANGE_CLOEXEC (a thread with a descriptor table of its own)", libc::EINVAL);
     }
     let _x = fdtable::exclusive();
     ret(raw(n, a))
@@ -44,18 +49,19 @@ pub fn dup2(n: i64, a: [u64; 6]) -> R {
     fwd(n, a)
 }
 
-/// Whether the file `f` (a private duplicate) may be changed by the program: not a
-/// file in a tree (a pipe, socket, anonymous or deleted file), or a file in a
-/// read-write tree.
+/// Whether the file `f` (a private duplicate) may be changed by the program: a file
+/// in a read-write tree (or deleted from one), a pipe, a socket or a `memfd`. Never
+/// an anonymous inode (the machine's eventfds, epolls and timerfds share one), and
+/// never a file whose link cannot be read: what cannot be named is not the program's.
 fn writable(f: &OwnedFd) -> bool {
-    match fdtable::path_of(f.as_fd()) {
-        None => true,
-        Some(p) => {
-            // The resolver's descriptors are born at the program's numbers.
-            let _pin = fdtable::pin();
-            m().policy.paths().check(&m().cwd(), p.as_os_str().as_encoded_bytes(), false, Access::Write).is_ok()
-        }
-    }
+    let p = match fdtable::file_of(f.as_fd()) {
+        FileOf::PipeOrSocket | FileOf::Memfd => return true,
+        FileOf::Other => return false,
+        FileOf::Path(p) | FileOf::Deleted(p) => p,
+    };
+    // The resolver's descriptors are born at the program's numbers.
+    let _pin = fdtable::pin();
+    m().policy.paths().check(&m().cwd(), p.as_os_str().as_encoded_bytes(), false, Access::Write).is_ok()
 }
 
 /// The private duplicate of `f` if the program may change its file, else a denial
@@ -149,29 +155,43 @@ pub fn fcntl(n: i64, a: [u64; 6]) -> R {
             } else {
                 super::procs::kill_target(target)?
             }
-            fwd(n, [a[0], a[1], b.as_ptr() as u64, 0, 0, 0])
+            let p = fdtable::private(a[0])?;
+            not_outer(&p, &format!("fcntl({}, F_SETOWN_EX)", a[0] as i32))?;
+            ret(raw(n, [p.as_raw_fd() as u64, a[1], b.as_ptr() as u64, 0, 0, 0]))
         }
         libc::F_SETOWN => {
             super::procs::kill_target(a[2] as i32 as i64)?;
-            fwd(n, a)
+            let p = fdtable::private(a[0])?;
+            not_outer(&p, &format!("fcntl({}, F_SETOWN, {})", a[0] as i32, a[2] as i32))?;
+            ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
         }
-        10 if !super::signals::sendable(a[2] as i32 as i64) => deny(&format!("fcntl(F_SETSIG, {})", a[2] as i32), "a signal the monitor keeps", libc::EINVAL),
+        10 => {
+            // F_SETSIG: which signal SIGIO becomes, for whoever owns the open file.
+            if !super::signals::sendable(a[2] as i32 as i64) {
+                return deny(&format!("fcntl(F_SETSIG, {})", a[2] as i32), "a signal the monitor keeps", libc::EINVAL);
+            }
+            let p = fdtable::private(a[0])?;
+            not_outer(&p, &format!("fcntl({}, F_SETSIG, {})", a[0] as i32, a[2] as i32))?;
+            ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
+        }
         libc::F_SETFL => {
             // On the terminal the sandbox runs in, O_NONBLOCK and O_ASYNC are the
-            // shell's too (one open file): changing them needs --allow-tty. Checked and
-            // set on one private duplicate.
+            // shell's too (one open file): changing them needs --allow-tty. O_ASYNC on
+            // any file the sandbox was started with signals its owner outside. Checked
+            // and set on one private duplicate.
             let p = fdtable::private(a[0])?;
-            if !m().policy.tty() && is_outer_terminal(&p) {
-                let cur = raw(n, [p.as_raw_fd() as u64, libc::F_GETFL as u64, 0, 0, 0, 0]);
-                let shared = (libc::O_NONBLOCK | libc::O_ASYNC) as i64;
-                if cur >= 0 && (cur ^ a[2] as i64) & shared != 0 {
-                    return deny(&format!("fcntl({}, F_SETFL, {:#o})", a[0] as i32, a[2]), "changes the terminal the sandbox runs in (--allow-tty)", libc::EPERM);
-                }
+            let cur = raw(n, [p.as_raw_fd() as u64, libc::F_GETFL as u64, 0, 0, 0, 0]);
+            let changed = if cur >= 0 { (cur ^ a[2] as i64) as i32 } else { 0 };
+            if !m().policy.tty() && is_outer_terminal(&p) && changed & (libc::O_NONBLOCK | libc::O_ASYNC) != 0 {
+                return deny(&format!("fcntl({}, F_SETFL, {:#o})", a[0] as i32, a[2]), "changes the terminal the sandbox runs in (--allow-tty)", libc::EPERM);
+            }
+            if changed & libc::O_ASYNC != 0 {
+                not_outer(&p, &format!("fcntl({}, F_SETFL, {:#o})", a[0] as i32, a[2]))?;
             }
             ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
         }
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL | libc::F_GETOWN | libc::F_GETPIPE_SZ
-        | libc::F_SETPIPE_SZ | libc::F_ADD_SEALS | libc::F_GET_SEALS | 10 | 11 /* F_SETSIG, F_GETSIG */ | libc::F_GETLEASE | libc::F_NOTIFY => fwd(n, a),
+        | libc::F_SETPIPE_SZ | libc::F_ADD_SEALS | libc::F_GET_SEALS | 11 /* F_GETSIG */ | libc::F_GETLEASE | libc::F_NOTIFY => fwd(n, a),
         c => deny(&format!("fcntl({}, {c})", a[0] as i32), "command not in the sandbox's list", libc::EINVAL),
     }
 }
@@ -208,36 +228,69 @@ pub fn ioctl(n: i64, a: [u64; 6]) -> R {
             return deny(&format!("ioctl({}, {req:#x})", a[0] as i32), "changes the terminal the sandbox runs in (--allow-tty)", libc::EPERM);
         }
     }
+    if req == 0x5452 {
+        // FIOASYNC: as F_SETFL's O_ASYNC.
+        let p = fdtable::private(a[0])?;
+        not_outer(&p, &format!("ioctl({}, FIOASYNC)", a[0] as i32))?;
+    }
     if size != 0 {
         user(a[2], size)?;
     }
     fwd(n, [a[0], req, a[2], 0, 0, 0])
 }
 
-/// Terminals the sandbox was started on (the devices of its standard streams that
-/// are terminals), plus `/dev/tty` and `/dev/console`, which name them.
-static OUTER_TERMINALS: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+/// What the sandbox was started with: the devices of the terminals among its
+/// standard streams (plus `/dev/tty` and `/dev/console`, which name them), and the
+/// files (device and inode) of every descriptor it inherited. Those open files are
+/// shared with processes outside.
+struct Outer {
+    terminals: Vec<u64>,
+    files: Vec<(u64, u64)>,
+}
 
-fn rdev(f: i32) -> Option<u64> {
+static OUTER: std::sync::OnceLock<Outer> = std::sync::OnceLock::new();
+
+fn stat_of(f: i32) -> Option<libc::stat> {
     // SAFETY: fstat writes one struct stat into the local; a bad descriptor is an error.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: as above.
-    (unsafe { libc::fstat(f, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFCHR).then_some(st.st_rdev)
+    (unsafe { libc::fstat(f, &mut st) } == 0).then_some(st)
 }
 
-/// Records the terminals the sandbox runs in (before the program starts).
-pub fn note_outer_terminals() {
-    let mut v = vec![libc::makedev(5, 0), libc::makedev(5, 1)];
+fn rdev(f: i32) -> Option<u64> {
+    stat_of(f).filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFCHR).map(|st| st.st_rdev)
+}
+
+/// Records the terminals and files the sandbox starts with (before the program runs).
+pub fn note_outer_files() {
+    let mut terminals = vec![libc::makedev(5, 0), libc::makedev(5, 1)];
     for f in 0..3 {
         // SAFETY: isatty only queries the descriptor.
         if unsafe { libc::isatty(f) } == 1 {
-            v.extend(rdev(f));
+            terminals.extend(rdev(f));
         }
     }
-    let _ = OUTER_TERMINALS.set(v);
+    let files = (0..libdune::runtime::descriptor_base().unwrap_or(1024).min(1024)).filter_map(stat_of).map(|st| (st.st_dev, st.st_ino)).collect();
+    let _ = OUTER.set(Outer { terminals, files });
 }
 
 /// Whether `f` is a terminal the sandbox runs in (rather than one the program made).
 fn is_outer_terminal(f: &OwnedFd) -> bool {
-    rdev(f.as_raw_fd()).is_some_and(|r| OUTER_TERMINALS.get().is_some_and(|v| v.contains(&r)))
+    rdev(f.as_raw_fd()).is_some_and(|r| OUTER.get().is_some_and(|o| o.terminals.contains(&r)))
+}
+
+/// Whether `f` is a file the sandbox was started with, or the terminal it runs in:
+/// its open file is shared with processes outside, so who gets its `SIGIO`, and
+/// which signal that is, are theirs to set.
+fn is_outer_file(f: &OwnedFd) -> bool {
+    is_outer_terminal(f) || stat_of(f.as_raw_fd()).is_some_and(|st| OUTER.get().is_some_and(|o| o.files.contains(&(st.st_dev, st.st_ino))))
+}
+
+/// Refuses `what` (changing the owner or signal of an open file's `SIGIO`, or
+/// turning `O_ASYNC` on or off) on a file shared with processes outside.
+fn not_outer(f: &OwnedFd, what: &str) -> Result<(), i64> {
+    if is_outer_file(f) {
+        return deny(what, "a file the sandbox was started with: its signals are for processes outside", libc::EPERM).map(|_| ());
+    }
+    Ok(())
 }

@@ -69,12 +69,68 @@ pub fn private(f: u64) -> Result<OwnedFd, i64> {
     libdune::runtime::dup_reserved(b).map_err(|e| -(e.raw_os_error().unwrap_or(libc::EBADF) as i64))
 }
 
+/// The link of `fd` in the calling thread's descriptor table, as the kernel shows it.
+/// `/proc/thread-self`, not `/proc/self`: `/proc/self/fd` is the thread-group
+/// leader's table, which is gone once the leader exits.
+pub fn link_of(fd: BorrowedFd<'_>) -> Option<PathBuf> {
+    std::fs::read_link(proc_fd(fd.as_raw_fd())).ok()
+}
+
+/// The calling thread's `/proc` link of descriptor `fd` (see [`link_of`]).
+pub fn proc_fd(fd: i32) -> String {
+    format!("/proc/thread-self/fd/{fd}")
+}
+
 /// The path `fd` was opened at, as the kernel shows it (`None` for pipes, sockets,
 /// anonymous files, and files that were deleted).
 pub fn path_of(fd: BorrowedFd<'_>) -> Option<PathBuf> {
-    let p = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+    match file_of(fd) {
+        FileOf::Path(p) => Some(p),
+        _ => None,
+    }
+}
+
+/// What an open file is, for a decision that depends on it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FileOf {
+    /// A file with a name in the file system.
+    Path(PathBuf),
+    /// A file whose last name was removed; the path it had.
+    Deleted(PathBuf),
+    /// A `memfd` (its inode is its creator's alone).
+    Memfd,
+    /// A pipe or a socket: an inode of its own.
+    PipeOrSocket,
+    /// Anything else: an anonymous inode (one inode shared by every eventfd, epoll,
+    /// timerfd and signalfd on the machine), or a file whose link could not be read.
+    Other,
+}
+
+/// Classifies `fd` by its link and, for a deleted file, its link count.
+pub fn file_of(fd: BorrowedFd<'_>) -> FileOf {
+    let Some(p) = link_of(fd) else { return FileOf::Other };
     let b = p.as_os_str().as_encoded_bytes();
-    (p.is_absolute() && !b.ends_with(b" (deleted)")).then_some(p)
+    if b.starts_with(b"pipe:[") || b.starts_with(b"socket:[") {
+        return FileOf::PipeOrSocket;
+    }
+    if !p.is_absolute() {
+        return FileOf::Other;
+    }
+    // SAFETY: fstat writes one struct stat into the local; a bad descriptor is an error.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return FileOf::Other;
+    }
+    if st.st_nlink > 0 {
+        // A name that merely ends in " (deleted)" is a name.
+        return FileOf::Path(p);
+    }
+    let Some(stem) = b.strip_suffix(b" (deleted)") else { return FileOf::Other };
+    if stem.starts_with(b"/memfd:") {
+        return FileOf::Memfd;
+    }
+    FileOf::Deleted(PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(stem)))
 }
 
 /// A raw descriptor the monitor just made (a syscall's result), owned.

@@ -39,7 +39,7 @@ fn base(dirfd: u64) -> Result<PathBuf, i64> {
         return Ok(m().cwd());
     }
     fd(dirfd)?;
-    let p = std::fs::read_link(format!("/proc/self/fd/{}", dirfd as i32)).map_err(|_| -(libc::EBADF as i64))?;
+    let p = std::fs::read_link(fdtable::proc_fd(dirfd as i32)).map_err(|_| -(libc::EBADF as i64))?;
     if !p.is_absolute() {
         return Err(-(libc::ENOTDIR as i64));
     }
@@ -267,7 +267,7 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
                 // Linux cannot change a symlink's mode (fchmodat2 with NOFOLLOW).
                 return Err(-(EOPNOTSUPP as i64));
             }
-            let via = c(format!("/proc/self/fd/{}", node.as_raw_fd()).as_bytes())?;
+            let via = c(fdtable::proc_fd(node.as_raw_fd()).as_bytes())?;
             fwd_ret(raw(SYS_fchmodat, [AT_FDCWD as u64, via.as_ptr() as u64, mode, 0, 0, 0]))
         }
         SYS_chown | SYS_lchown | SYS_fchownat => {
@@ -360,7 +360,7 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             fd(a[0])?;
             let r = resolve("inotify_add_watch", cwd, a[1], a[2] & IN_DONT_FOLLOW as u64 == 0, Access::Read)?;
             let node = r.node.as_ref().ok_or(-(ENOENT as i64))?;
-            let via = c(format!("/proc/self/fd/{}", node.as_raw_fd()).as_bytes())?;
+            let via = c(fdtable::proc_fd(node.as_raw_fd()).as_bytes())?;
             fwd_ret(raw(n, [a[0], via.as_ptr() as u64, a[2], 0, 0, 0]))
         }
         _ => Err(-(ENOSYS as i64)),

@@ -63,9 +63,12 @@ fn total(s: &Shared, k: Kind) -> &AtomicU64 {
     }
 }
 
-/// Makes the shared page and claims the first process's slot, with one process and
-/// one thread counted. Called once, before the program runs.
-pub fn init(processes: Option<u32>, threads: Option<u32>, bytes: Option<u64>) -> std::io::Result<()> {
+/// Makes the shared page. Called once, before the supervisor forks the sandbox
+/// (the supervisor frees the slots of orphans it reaps, see [`process_gone`]).
+pub fn map() -> std::io::Result<()> {
+    if !SHARED.load(SeqCst).is_null() {
+        return Ok(());
+    }
     let len = core::mem::size_of::<Shared>();
     // SAFETY: a fresh anonymous shared mapping; nothing else refers to it.
     let p = unsafe { libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0) };
@@ -73,6 +76,14 @@ pub fn init(processes: Option<u32>, threads: Option<u32>, bytes: Option<u64>) ->
         return Err(std::io::Error::last_os_error());
     }
     SHARED.store(p.cast(), SeqCst);
+    Ok(())
+}
+
+/// Sets the limits and claims the first process's slot, with one process and one
+/// thread counted (the page made by [`map`], or made now). Called once, before the
+/// program runs.
+pub fn init(processes: Option<u32>, threads: Option<u32>, bytes: Option<u64>) -> std::io::Result<()> {
+    map()?;
     MAX[0].store(processes.map_or(0, u64::from), SeqCst);
     MAX[1].store(threads.map_or(0, u64::from), SeqCst);
     MAX[2].store(bytes.unwrap_or(0), SeqCst);
@@ -212,7 +223,10 @@ fn release_total(k: Kind, n: u64) {
 }
 
 /// Gives back everything process `pid` holds (it exited, or its parent reaped it).
-/// Only the first caller for a slot does it.
+/// Only the first caller for a slot does it. The supervisor, which reaps orphans,
+/// calls it before the pid is free again (it waits with `WNOWAIT` first); a sandbox
+/// parent, right after its `wait` returns (Linux hands pids out cyclically: a freed
+/// pid comes back only after the whole pid range has been used).
 pub fn process_gone(pid: i32) {
     let Some(s) = shared() else { return };
     for slot in &s.slots {

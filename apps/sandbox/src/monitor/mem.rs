@@ -90,7 +90,9 @@ pub fn advise(n: i64, a: [u64; 6]) -> R {
 
 /// `mincore(addr, len, vec)`.
 pub fn mincore(n: i64, a: [u64; 6]) -> R {
-    user(a[0] & !4095, a[1].div_ceil(4096) * 4096)?;
-    user(a[2], a[1].div_ceil(4096))?;
+    // Sizes are the program's: no arithmetic on them may wrap.
+    let pages = a[1].div_ceil(4096);
+    user(a[0] & !4095, pages.checked_mul(4096).ok_or(neg(libc::ENOMEM))?)?;
+    user(a[2], pages)?;
     fwd(n, a)
 }

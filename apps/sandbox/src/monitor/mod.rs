@@ -126,7 +126,8 @@ pub fn start(mut policy: Policy, opts: confine::Options, exitless_helpers: usize
     let l = *policy.limits();
     limits::init(l.processes, l.threads, l.memory).map_err(|e| setup("the limits' shared page", &e))?;
     let rlimits = misc::snapshot_rlimits();
-    fds::note_outer_terminals();
+    fds::note_outer_files();
+    net::note_inherited_sockets();
     // The kernel's line: whatever the monitor lets through, these refuse. (It may
     // open the trees again, in the sandbox's own mount namespace.)
     let mut layers = confine::apply(&mut policy, &opts).map_err(|e| setup("confining the sandbox", &e))?;
@@ -136,6 +137,7 @@ pub fn start(mut policy: Policy, opts: confine::Options, exitless_helpers: usize
     policy.paths_mut().relocate(&|f| libdune::runtime::dup_reserved(f)).map_err(|e| setup("moving the policy's descriptors", &e))?;
     libdune::runtime::guard_descriptors();
     crate::policy::paths::set_own_pids(limits::is_sandbox_pid);
+    crate::policy::paths::set_hidden_fds(fdtable::program_limit());
     // Exitless helpers are ordinary Linux threads: made before this thread enters.
     exitless::start_helpers(exitless_helpers).map_err(|e| setup("starting the exitless helpers", &e))?;
     libdune::runtime::enter(&options).map_err(|e| setup("cannot enter Dune mode", &e))?;

@@ -38,8 +38,12 @@ fn checked_addr(op: NetOp, call: &str, addr: u64, len: u64) -> Result<(Vec<u8>, 
     checked_copy(op, call, copy_in(addr, len as usize)?)
 }
 
-/// [`checked_addr`] for an address already copied in.
-fn checked_copy(op: NetOp, call: &str, sa: Vec<u8>) -> Result<(Vec<u8>, Option<OwnedFd>), i64> {
+/// [`checked_addr`] for an address already copied in. A destination that is the
+/// unspecified address is first made the loopback address it is checked as.
+fn checked_copy(op: NetOp, call: &str, mut sa: Vec<u8>) -> Result<(Vec<u8>, Option<OwnedFd>), i64> {
+    if op != NetOp::Bind {
+        crate::policy::net::pin_unspecified(&mut sa);
+    }
     let cwd = m().cwd();
     let pin = fdtable::pin();
     match m().policy.check_sockaddr(op, &sa, &cwd) {
@@ -54,13 +58,13 @@ fn checked_copy(op: NetOp, call: &str, sa: Vec<u8>) -> Result<(Vec<u8>, Option<O
                 let Some(parent) = r.parent else { return Err(-(libc::EACCES as i64)) };
                 drop(r.node);
                 let parent = moved(parent)?;
-                let p = format!("/proc/self/fd/{}/{}", parent.as_raw_fd(), r.name.to_string_lossy());
+                let p = format!("{}/{}", fdtable::proc_fd(parent.as_raw_fd()), r.name.to_string_lossy());
                 (parent, p)
             } else {
                 let Some(node) = r.node else { return Err(-(libc::ENOENT as i64)) };
                 drop(r.parent);
                 let node = moved(node)?;
-                let p = format!("/proc/self/fd/{}", node.as_raw_fd());
+                let p = fdtable::proc_fd(node.as_raw_fd());
                 (node, p)
             };
             drop(pin);
@@ -105,7 +109,7 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
         SYS_listen => {
             // On an unbound socket, listen binds it to the wildcard address first.
             let p = fdtable::private(a[0])?;
-            implicit_bind("listen", &p)?;
+            bound_for_listen(&p)?;
             ret(raw(n, [p.as_raw_fd() as u64, a[1], 0, 0, 0, 0]))
         }
         SYS_bind | SYS_connect => {
@@ -130,7 +134,16 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
                 return ret(raw(n, [p.as_raw_fd() as u64, sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]));
             }
             let (sa, _keep) = checked_copy(op, if n == SYS_bind { "bind" } else { "connect" }, sa)?;
-            ret(raw(n, [a[0], sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]))
+            if op == NetOp::Connect {
+                return ret(raw(n, [a[0], sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]));
+            }
+            // Bound on the socket whose identity is then noted (see `bound_for_listen`).
+            let p = fdtable::private(a[0])?;
+            let r = ret(raw(n, [p.as_raw_fd() as u64, sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]))?;
+            if ip_family(&p).is_some() {
+                note_bound(&p);
+            }
+            Ok(r)
         }
         SYS_accept | SYS_accept4 | SYS_getsockname | SYS_getpeername => {
             fd(a[0])?;
@@ -171,7 +184,7 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             let count = a[2].min(1024);
             let mut done = 0;
             for i in 0..count {
-                let hdr = a[1] + i * 64;
+                let hdr = a[1].wrapping_add(i * 64);
                 let r = msg(if n == SYS_sendmmsg { SYS_sendmsg } else { SYS_recvmsg }, a[0], hdr, a[3] & !(MSG_WAITFORONE as u64));
                 match r {
                     Ok(v) => {
@@ -245,7 +258,7 @@ fn msg(n: i64, sock: u64, addr: u64, flags: u64) -> R {
                 return Err(-(libc::ENOBUFS as i64));
             }
             ctl_copy = copy_in(control, controllen as usize)?;
-            check_rights(&ctl_copy)?;
+            check_control(&ctl_copy)?;
             h[32..40].copy_from_slice(&(ctl_copy.as_ptr() as u64).to_le_bytes());
         }
         let r = raw(n, [sock, h.as_ptr() as u64, flags, 0, 0, 0]);
@@ -285,7 +298,8 @@ fn socket_kind(dom: i32, ty: i32, proto: i32) -> Result<(), &'static str> {
 /// that need privileges the program does not have (`SO_MARK`, `IP_TRANSPARENT`,
 /// `TCP_REPAIR`, forced buffer sizes) or reach past the socket (`SO_BINDTODEVICE`,
 /// `SO_PEERPIDFD` and `SO_PASSPIDFD`, which hand out pidfds of other processes,
-/// `TCP_ULP`).
+/// `TCP_ULP`), or send packets to addresses no rule names (`IP_OPTIONS` with a source
+/// route, `IP_RETOPTS`, IPv6 routing headers and next hops).
 fn sockopt_allowed(level: i32, name: i32, set: bool) -> bool {
     // Not SO_PASSCRED (16) or SO_PASSSEC (34): on an unbound unix socket they make
     // `connect` and `sendmsg` autobind it to an abstract name.
@@ -293,7 +307,7 @@ fn sockopt_allowed(level: i32, name: i32, set: bool) -> bool {
     const SOCKET_GET: &[i32] = &[3, 4, 17, 28, 30, 31, 38, 39, 55, 56, 57, 59, 71];
     const TCP: &[i32] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 16, 17, 18, 23, 24, 25, 27, 30, 34, 36, 37];
     const TCP_GET: &[i32] = &[11, 26, 28];
-    const IP: &[i32] = &[1, 2, 4, 6, 7, 8, 10, 11, 12, 13, 15, 18, 20, 22, 23, 24, 25, 26, 32, 33, 34, 35, 36, 51];
+    const IP: &[i32] = &[1, 2, 6, 8, 10, 11, 12, 13, 15, 18, 20, 22, 23, 24, 25, 26, 32, 33, 34, 35, 36, 51];
     const IP_GET: &[i32] = &[14];
     const IPV6: &[i32] = &[16, 17, 18, 19, 20, 21, 23, 25, 26, 49, 50, 51, 52, 66, 67, 70, 72, 73, 74, 76, 77, 78];
     const IPV6_GET: &[i32] = &[24];
@@ -335,7 +349,12 @@ fn implicit_bind(call: &str, p: &OwnedFd) -> Result<(), i64> {
     if !matches!(fam, libc::AF_INET | libc::AF_INET6) || u16::from_be_bytes([ss[2], ss[3]]) != 0 {
         return Ok(());
     }
-    // The wildcard address of the family, port 0: what the kernel binds it to.
+    implicit_bind_of(call, fam)
+}
+
+/// Checks the bind of the wildcard address of family `fam`, port 0: what the kernel
+/// binds an unbound socket to.
+fn implicit_bind_of(call: &str, fam: i32) -> Result<(), i64> {
     match m().policy.net().check(NetOp::Bind, &wildcard(fam)) {
         Ok(_) => Ok(()),
         Err(e) => {
@@ -343,6 +362,59 @@ fn implicit_bind(call: &str, p: &OwnedFd) -> Result<(), i64> {
             deny(&format!("{call} on an unbound socket (binds it to {addr}, a port the kernel picks)"), "not allowed by the network rules (bind)", e.0).map(|_| ())
         }
     }
+}
+
+/// IP sockets the program bound itself, through a checked `bind`, by inode number
+/// (the kernel's identity of a socket: no renumbering changes it), plus those it
+/// started with (bound by whoever handed them over). At most [`MAX_BOUND`]; the oldest
+/// go first, and a socket forgotten is treated as unbound (refused, not allowed).
+static BOUND: std::sync::Mutex<std::collections::VecDeque<u64>> = std::sync::Mutex::new(std::collections::VecDeque::new());
+const MAX_BOUND: usize = 4096;
+
+fn inode(p: &OwnedFd) -> Option<u64> {
+    // SAFETY: fstat writes one struct stat into the local; a bad descriptor is an error.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { libc::fstat(p.as_raw_fd(), &mut st) } == 0).then_some(st.st_ino)
+}
+
+fn note_bound(p: &OwnedFd) {
+    let Some(ino) = inode(p) else { return };
+    let mut b = BOUND.lock().unwrap_or_else(|e| e.into_inner());
+    if !b.contains(&ino) {
+        if b.len() >= MAX_BOUND {
+            b.pop_front();
+        }
+        b.push_back(ino);
+    }
+}
+
+/// Records the IP sockets among the descriptors the sandbox starts with as bound
+/// (before the program runs).
+pub fn note_inherited_sockets() {
+    for f in 0..64 {
+        // SAFETY: the number is only borrowed for the duplication; if it is not open
+        // the call fails.
+        let Ok(p) = libdune::runtime::dup_reserved(unsafe { std::os::fd::BorrowedFd::borrow_raw(f) }) else { continue };
+        if ip_family(&p).is_some() {
+            note_bound(&p);
+        }
+    }
+}
+
+/// `listen` binds what is not bound. `getsockname` is no proof that a socket is
+/// bound: after a refused `connect` an implicitly bound TCP socket has given its port
+/// back but still reports it. So only a socket the program bound through a checked
+/// `bind` (it keeps that address, and that port unless it asked for port 0) listens
+/// where it is; any other IP socket is taken as unbound, and `listen` would bind it to
+/// the wildcard address and a port the kernel picks, which the rules must allow.
+fn bound_for_listen(p: &OwnedFd) -> Result<(), i64> {
+    let Some(fam) = ip_family(p) else { return Ok(()) };
+    let bound = inode(p).is_some_and(|i| BOUND.lock().unwrap_or_else(|e| e.into_inner()).contains(&i));
+    if bound {
+        return Ok(());
+    }
+    implicit_bind_of("listen", fam)
 }
 
 /// For a call that writes a value and its length (`addr`, `*lenp`): a monitor buffer
@@ -370,8 +442,14 @@ fn copy_out_addr(addr: u64, lenp: u64, buf: &[u8], len: u32) -> Result<(), i64> 
     Ok(())
 }
 
-/// Descriptors passed with SCM_RIGHTS must be the program's.
-fn check_rights(ctl: &[u8]) -> Result<(), i64> {
+/// Control messages a `sendmsg` may carry, by allowlist: descriptors
+/// (`SCM_RIGHTS`, each the program's), credentials (`SCM_CREDENTIALS`, which the
+/// kernel checks against the sender's), timestamping, the source address and
+/// interface (`IP_PKTINFO`, `IPV6_PKTINFO`), hop limit, traffic class, `IPV6_DONTFRAG`
+/// and UDP segmentation. Not IP options (`IP_RETOPTS`: a source route), IPv6 routing,
+/// hop-by-hop or destination headers, or a next hop: each sends the packet to, or
+/// through, an address no rule names.
+fn check_control(ctl: &[u8]) -> Result<(), i64> {
     let mut at = 0usize;
     while at + 16 <= ctl.len() {
         let len = u64::from_le_bytes(ctl[at..at + 8].try_into().unwrap_or_default()) as usize;
@@ -379,6 +457,19 @@ fn check_rights(ctl: &[u8]) -> Result<(), i64> {
         let kind = i32::from_le_bytes(ctl[at + 12..at + 16].try_into().unwrap_or_default());
         if len < 16 || len > ctl.len() - at {
             return Err(-(libc::EINVAL as i64));
+        }
+        let allowed = match level {
+            libc::SOL_SOCKET => matches!(kind, libc::SCM_RIGHTS | libc::SCM_CREDENTIALS | libc::SO_TIMESTAMPING),
+            libc::IPPROTO_IP => matches!(kind, libc::IP_TOS | libc::IP_TTL | libc::IP_PKTINFO),
+            // IPV6_2292PKTINFO, IPV6_2292HOPLIMIT, IPV6_PKTINFO, IPV6_HOPLIMIT,
+            // IPV6_DONTFRAG, IPV6_TCLASS.
+            libc::IPPROTO_IPV6 => matches!(kind, 2 | 8 | 50 | 52 | 62 | 67),
+            // UDP_SEGMENT.
+            libc::IPPROTO_UDP => kind == 103,
+            _ => false,
+        };
+        if !allowed {
+            return deny(&format!("sendmsg with a control message of level {level}, type {kind}"), "control message not in the sandbox's list", libc::EINVAL).map(|_| ());
         }
         if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
             for f in ctl[at + 16..at + len].chunks_exact(4) {

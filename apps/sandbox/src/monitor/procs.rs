@@ -382,7 +382,7 @@ fn string_vector(addr: u64) -> Result<Vec<OsString>, i64> {
         if i > 65536 {
             return Err(-(libc::E2BIG as i64));
         }
-        let p = copy_in(addr + i * 8, 8)?;
+        let p = copy_in(addr.wrapping_add(i * 8), 8)?;
         let p = u64::from_le_bytes(p[..8].try_into().unwrap_or_default());
         if p == 0 {
             break;
@@ -463,7 +463,7 @@ fn exec_prepare(nr: u64, a: [u64; 6]) -> Result<(loader::Exec, String), i64> {
         m().cwd()
     } else {
         fdtable::fd(dirfd)?;
-        std::fs::read_link(format!("/proc/self/fd/{}", dirfd as i32)).map_err(|_| neg(libc::EBADF))?
+        std::fs::read_link(fdtable::proc_fd(dirfd as i32)).map_err(|_| neg(libc::EBADF))?
     };
     let check = |path: &[u8]| -> Result<std::path::PathBuf, i64> {
         let _pin = fdtable::pin();

@@ -404,7 +404,7 @@ fn push_frame(t: &mut Thread, sig: usize, act: &KSigaction, info: &[u8; 128]) ->
     let xsave = user::fpu_is_xsave();
     let mut sp = t.ctx.tf.rsp;
     if act.flags & SA_ONSTACK != 0 && t.altstack.1 & libc::SS_DISABLE == 0 && !on_altstack(t, sp) {
-        sp = t.altstack.0 + t.altstack.2;
+        sp = t.altstack.0.wrapping_add(t.altstack.2);
     } else {
         sp = sp.wrapping_sub(128);
     }

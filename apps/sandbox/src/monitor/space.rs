@@ -38,6 +38,12 @@ const PAGE: u64 = 4096;
 const MIN_ADDR: u64 = 0x1_0000;
 /// End of the lower half (user space) of the address space.
 pub const USER_END: u64 = 0x7fff_ffff_f000;
+/// The protection recorded for pages the program made inaccessible with `mprotect`
+/// after they were accessible: `PROT_NONE` to the kernel, but the pages written
+/// there stay resident, so they still count against the memory limit (a fresh
+/// reservation, plain `PROT_NONE`, holds no pages and does not).
+const HELD: i32 = 0x4000_0000;
+const RWX: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
 
 fn errno(e: i32) -> io::Error {
     io::Error::from_raw_os_error(e)
@@ -108,7 +114,7 @@ impl ProgramSpace {
             return true;
         }
         match addr.checked_add(len) {
-            Some(end) if end <= USER_END => self.owned.covers(addr, end, |p| *p != libc::PROT_NONE),
+            Some(end) if end <= USER_END => self.owned.covers(addr, end, |p| *p & RWX != 0),
             _ => false,
         }
     }
@@ -401,7 +407,15 @@ impl ProgramSpace {
         if unsafe { libc::mprotect(addr as *mut libc::c_void, len as usize, prot) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        self.record(addr, end, prot)
+        if prot != libc::PROT_NONE {
+            return self.record(addr, end, prot);
+        }
+        // What was accessible keeps its pages: it stays counted.
+        let parts: Vec<(u64, u64, i32)> = self.owned.iter().filter(|r| r.1 > addr && r.0 < end).map(|r| (r.0.max(addr), r.1.min(end), if r.2 == libc::PROT_NONE { libc::PROT_NONE } else { HELD })).collect();
+        for (s, e, p) in parts {
+            self.record(s, e, p)?;
+        }
+        Ok(())
     }
 
     /// The program's `mremap`: the old range must be its own; a new place is claimed
@@ -561,7 +575,7 @@ impl ProgramSpace {
             if a == DONTFORK {
                 self.quarantine(s, e);
             } else {
-                let prot = self.owned.iter().find(|r| r.0 <= s && r.1 > s).map_or(libc::PROT_NONE, |r| r.2);
+                let prot = self.owned.iter().find(|r| r.0 <= s && r.1 > s).map_or(libc::PROT_NONE, |r| r.2 & RWX);
                 let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED;
                 if mmap_raw(s, e - s, prot, flags, -1, 0).is_err() {
                     self.quarantine(s, e);

@@ -95,6 +95,13 @@ extern "C" fn forward(sig: libc::c_int) {
 /// failed.
 pub fn split(limits: &Limits, stats: bool) -> std::io::Result<Supervised> {
     let cgroup = make_cgroup(limits);
+    // Orphaned sandbox processes come to the supervisor (not to init), which frees
+    // their slots in the limits' page before their pids can be reused.
+    super::limits::map()?;
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    // SAFETY: getpid has no effect.
+    let me = unsafe { libc::getpid() };
     // SAFETY: the process has no other threads yet; the child continues this thread.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -104,8 +111,15 @@ pub fn split(limits: &Limits, stats: bool) -> std::io::Result<Supervised> {
         return Err(std::io::Error::last_os_error());
     }
     if pid == 0 {
-        // SAFETY: setsid makes this child a session and group leader.
-        unsafe { libc::setsid() };
+        // SAFETY: setsid makes this child a session and group leader; the sandbox
+        // dies with its supervisor (which may have died before the prctl).
+        unsafe {
+            libc::setsid();
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if libc::getppid() != me {
+                libc::_exit(125);
+            }
+        }
         if let Some(d) = &cgroup {
             if std::fs::write(d.join("cgroup.procs"), std::process::id().to_string()).is_err() {
                 return Ok(Supervised { cgroup: None });
@@ -129,13 +143,27 @@ fn supervise(child: i32, cgroup: Option<PathBuf>, stats: bool) -> ! {
     }
     let mut status = 0;
     loop {
-        // SAFETY: waits for our own child.
-        let r = unsafe { libc::waitpid(child, &mut status, 0) };
-        if r == child {
+        // Any child: the sandbox, or an orphan of it. Seen first without reaping it,
+        // so that an orphan's slot is freed while its pid is still taken.
+        // SAFETY: a zeroed siginfo_t for waitid to fill.
+        let mut info: libc::siginfo_t = unsafe { core::mem::zeroed() };
+        // SAFETY: waitid writes one siginfo_t into the local.
+        let r = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if r < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            status = 125 << 8;
             break;
         }
-        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            status = 125 << 8;
+        // SAFETY: waitid filled in a child's siginfo.
+        let pid = unsafe { info.si_pid() };
+        if pid != child {
+            super::limits::process_gone(pid);
+        }
+        // SAFETY: reaps the child waitid reported, which has ended.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == child {
             break;
         }
     }
@@ -158,11 +186,13 @@ fn supervise(child: i32, cgroup: Option<PathBuf>, stats: bool) -> ! {
     }
     if libc::WIFSIGNALED(status) {
         let sig = libc::WTERMSIG(status);
-        // SAFETY: no core of the supervisor; the default action for the child's
-        // signal, unblocked, on ourselves.
+        // SAFETY: no core of the supervisor (not dumpable: a pipe in core_pattern
+        // would ignore RLIMIT_CORE); the default action for the child's signal,
+        // unblocked, on ourselves.
         unsafe {
             let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
             libc::setrlimit(libc::RLIMIT_CORE, &zero);
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
             libc::signal(sig, libc::SIG_DFL);
             let mut set: libc::sigset_t = core::mem::zeroed();
             libc::sigemptyset(&mut set);

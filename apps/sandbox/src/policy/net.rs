@@ -216,6 +216,29 @@ pub enum SockAddr {
     Other(u16),
 }
 
+/// Writes the loopback address into `sa` where it is the unspecified address, for a
+/// `connect` or a send: Linux would pick the destination itself (loopback, or the
+/// socket's own bound address, IPv4's loopback for an IPv6 socket bound to a mapped
+/// address), so the monitor names the one address it checks, and the kernel goes
+/// exactly there. `0.0.0.0` becomes `127.0.0.1`, `::` becomes `::1`, and
+/// `::ffff:0.0.0.0` becomes `::ffff:127.0.0.1`.
+pub fn pin_unspecified(sa: &mut [u8]) {
+    if sa.len() < 2 {
+        return;
+    }
+    match i32::from(u16::from_ne_bytes([sa[0], sa[1]])) {
+        libc::AF_INET if sa.len() >= 16 && sa[4..8] == [0; 4] => sa[4..8].copy_from_slice(&[127, 0, 0, 1]),
+        libc::AF_INET6 if sa.len() >= 24 => {
+            if sa[8..24] == [0; 16] {
+                sa[23] = 1;
+            } else if sa[8..18] == [0; 10] && sa[18..20] == [0xff, 0xff] && sa[20..24] == [0; 4] {
+                sa[20..24].copy_from_slice(&[127, 0, 0, 1]);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Decodes raw `struct sockaddr` bytes as the program passed them (`addrlen` bytes).
 pub fn parse_sockaddr(sa: &[u8]) -> Result<SockAddr, Errno> {
     let einval = Errno(libc::EINVAL);
@@ -390,6 +413,29 @@ mod tests {
             p.allow_connect(r);
         }
         p
+    }
+
+    #[test]
+    fn the_unspecified_destination_is_pinned_to_the_loopback_address_checked() {
+        let mut v4 = [0u8; 16];
+        v4[0..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        v4[2..4].copy_from_slice(&80u16.to_be_bytes());
+        pin_unspecified(&mut v4);
+        assert_eq!(&v4[4..8], &[127, 0, 0, 1]);
+        let mut v6 = [0u8; 28];
+        v6[0..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+        pin_unspecified(&mut v6);
+        assert_eq!(Ipv6Addr::from(<[u8; 16]>::try_from(&v6[8..24]).unwrap()), Ipv6Addr::LOCALHOST);
+        let mut mapped = v6;
+        mapped[8..24].copy_from_slice(&Ipv4Addr::UNSPECIFIED.to_ipv6_mapped().octets());
+        pin_unspecified(&mut mapped);
+        assert_eq!(&mapped[8..24], &Ipv4Addr::LOCALHOST.to_ipv6_mapped().octets());
+        // Anything else is left as it is.
+        let mut other = v4;
+        other[4..8].copy_from_slice(&[10, 0, 0, 1]);
+        let before = other;
+        pin_unspecified(&mut other);
+        assert_eq!(other, before);
     }
 
     #[test]

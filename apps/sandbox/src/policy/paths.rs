@@ -25,7 +25,9 @@
 //! Access is decided on the canonical (symlink-free, `..`-free) path: the innermost tree
 //! containing it says read-only or read-write. Some `/proc` entries are refused even when
 //! `/proc` is allowed (see [`hard_denied`]): `mem`, `pagemap`, the magic links `cwd`,
-//! `root`, `exe`, everything below `fd/` and `map_files/`, for every pid and task, and
+//! `root`, `exe`, everything below `fd/` and `map_files/`, `fdinfo/` of descriptors
+//! that are not the program's ([`set_hidden_fds`]), for every pid and task; every
+//! entry of processes that are not the sandbox's ([`set_own_pids`]); and
 //! `/proc/kcore`, `/proc/kmem`, `/proc/sysrq-trigger`.
 //!
 //! # The fast path
@@ -173,6 +175,8 @@ struct Tree {
     /// Whether lookups below this tree may take the `openat2` fast path (see the module
     /// documentation): recomputed by [`Paths::add`] for every tree.
     fast: bool,
+    /// Whether the root's mount is `nodev` (the kernel opens no device node on it).
+    nodev: bool,
 }
 
 impl Tree {
@@ -239,6 +243,20 @@ pub fn set_own_pids(own: fn(i32) -> bool) {
     let _ = OWN_PIDS.set(own);
 }
 
+/// The first descriptor number that is not the program's (the monitor's and the
+/// runtime's live above it): `/proc/self/fdinfo/<n>` at or above it is refused.
+static HIDDEN_FDS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MAX);
+
+/// Sets the first descriptor number [`hard_denied`] hides in `fdinfo/`.
+pub fn set_hidden_fds(first: i32) {
+    HIDDEN_FDS.store(i64::from(first), Ordering::Relaxed);
+}
+
+fn hidden_fd(c: &[u8]) -> bool {
+    // Names the kernel would also read as a number: digits only (leading zeros too).
+    !c.is_empty() && c.iter().all(u8::is_ascii_digit) && std::str::from_utf8(c).ok().and_then(|s| s.parse::<i64>().ok()).is_none_or(|n| n >= HIDDEN_FDS.load(Ordering::Relaxed))
+}
+
 fn foreign_pid(c: &[u8]) -> bool {
     let Some(own) = OWN_PIDS.get() else { return false };
     std::str::from_utf8(c).ok().and_then(|s| s.parse::<i32>().ok()).is_some_and(|p| !own(p))
@@ -268,6 +286,7 @@ pub fn hard_denied(comps: &[Vec<u8>]) -> bool {
     match comps.get(i).map(Vec::as_slice) {
         Some(b"mem" | b"pagemap" | b"cwd" | b"root" | b"exe") => true,
         Some(b"fd" | b"map_files") => comps.len() > i + 1,
+        Some(b"fdinfo") => comps.get(i + 1).is_some_and(|n| hidden_fd(n)),
         _ => false,
     }
 }
@@ -461,6 +480,7 @@ impl Paths {
                 .get(1)
                 .is_some_and(|s| s == b"self" || s == b"thread-self");
         let is_dir = file_type(fd.as_fd()).ok() == Some(libc::S_IFDIR);
+        let nodev = mount_nodev(fd.as_fd());
         let fd = if per_lookup { None } else { Some(fd) };
         self.trees.push(Tree {
             comps,
@@ -469,6 +489,7 @@ impl Paths {
             writable,
             is_dir,
             fast: false,
+            nodev,
         });
         self.mark_fast();
         Ok(())
@@ -536,6 +557,7 @@ impl Paths {
             if id(old.as_fd())? != id(new.as_fd())? {
                 return Err(io::Error::from_raw_os_error(libc::EXDEV));
             }
+            t.nodev = mount_nodev(new.as_fd());
             t.fd = Some(new);
         }
         Ok(())
@@ -723,17 +745,28 @@ impl Paths {
             return None;
         }
         let f = self.fast_target(base, path, want)?;
+        // A device node below a tree is opened only if a rule names it, and it must be
+        // refused before it is opened (opening a device acts on it). One `openat2`
+        // cannot tell: it takes the walk, unless the kernel refuses device nodes on
+        // this mount itself (`nodev`, as in the sandbox's mount namespace) or nothing
+        // is opened (`O_PATH`, checked after).
+        let opath = flags & libc::O_PATH != 0;
+        let devices_ok = f.tree.comps.first().is_some_and(|c| c == b"dev");
+        if !opath && !f.tree.nodev && !devices_ok {
+            return None;
+        }
         // openat2 refuses a mode without O_CREAT/O_TMPFILE and bits beyond 07777, which
         // openat ignores.
         let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
         let mode = if creates { mode & 0o7777 } else { 0 };
-        // No mount point is crossed: device nodes live on their own file systems
-        // (devtmpfs), and a lookup that would reach one takes the walk, which checks
-        // the node before it opens it.
+        // No mount point is crossed: the tree's mount decides `nodev`.
         let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_XDEV;
         match openat2(f.root, &rel_path(&f.rest)?, flags, mode, resolve) {
             Ok(fd) => {
                 fast_hit();
+                if opath && !devices_ok && is_device(fd.as_fd()).unwrap_or(true) {
+                    return Some(Err(Errno(libc::EACCES)));
+                }
                 Some(Ok(fd))
             }
             Err(e) => {
@@ -985,7 +1018,7 @@ impl OpenPlan {
             Some(name) => openat(self.via.as_fd(), name, self.flags | libc::O_NOFOLLOW, self.mode)?,
             None if self.flags & libc::O_PATH != 0 => return dup(self.via.as_fd()),
             None => {
-                let proc_path = cstr(format!("/proc/self/fd/{}", self.via.as_raw_fd()).as_bytes())?;
+                let proc_path = cstr(format!("/proc/thread-self/fd/{}", self.via.as_raw_fd()).as_bytes())?;
                 open_path(&proc_path, self.flags & !(libc::O_NOFOLLOW | libc::O_CREAT), self.mode)?
             }
         };
@@ -995,6 +1028,15 @@ impl OpenPlan {
         }
         Ok(fd)
     }
+}
+
+/// Whether the mount `fd` lies on is `nodev`.
+fn mount_nodev(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: fstatvfs writes one struct statvfs into the local; a bad descriptor is an
+    // error.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) == 0 && st.f_flag & libc::ST_NODEV != 0 }
 }
 
 /// Whether `fd` is a character or block device.
@@ -1215,7 +1257,51 @@ mod tests {
             .map(|t| join(&t.comps))
             .collect();
         assert_eq!(fast, [d.join("b"), d.join("c"), d.join("e")]);
+        as_if_nodev(&mut p);
         p
+    }
+
+    /// The sandbox's mount namespace makes every tree `nodev`; the test directory is
+    /// not, but holds no device nodes: its opens may take the fast path.
+    fn as_if_nodev(p: &mut Paths) {
+        for t in &mut p.trees {
+            t.nodev = true;
+        }
+    }
+
+    /// On a mount that is not `nodev`, an open that would act on a device node takes
+    /// the walk, which checks the node before opening it; `O_PATH` (nothing opened)
+    /// stays on the fast path, and a device it reaches is refused after.
+    #[test]
+    fn without_nodev_opens_take_the_walk() {
+        use std::os::unix::ffi::OsStringExt;
+        let t = TempDir::new("devwalk");
+        let d = &t.0;
+        std::fs::create_dir_all(d.join("t/dir")).unwrap();
+        std::fs::write(d.join("t/dir/f"), b"f").unwrap();
+        let mut p = Paths::default();
+        p.add(&d.join("t"), false).unwrap();
+        if p.trees[0].nodev {
+            eprintln!("the test directory is on a nodev mount: nothing to compare");
+            return;
+        }
+        let root = Path::new("/");
+        let f = d.join("t/dir/f").into_os_string().into_vec();
+        let h = fast_hits();
+        assert!(p.open(root, &f, libc::O_RDONLY, 0).is_ok());
+        assert_eq!(fast_hits(), h, "a plain open took the fast path on a mount without nodev");
+        assert!(p.open(root, &f, libc::O_PATH, 0).is_ok());
+        if !NO_OPENAT2.load(Ordering::Relaxed) {
+            assert_eq!(fast_hits(), h + 1, "O_PATH did not take the fast path");
+        }
+        // A device node, where root may make one: refused by both paths.
+        let node = CString::new(d.join("t/dir/null").into_os_string().into_vec()).unwrap();
+        // SAFETY: mknod with a NUL-terminated path.
+        if unsafe { libc::mknod(node.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) } == 0 {
+            for flags in [libc::O_RDONLY, libc::O_PATH, libc::O_WRONLY] {
+                assert_eq!(p.open(root, node.as_bytes(), flags, 0).err(), Some(Errno(libc::EACCES)), "device node, flags {flags:#o}");
+            }
+        }
     }
 
     /// The fast path gives exactly the walk's answers, for random paths over a tree full
@@ -1500,6 +1586,7 @@ mod tests {
         std::fs::write(d.join("usr/share/foo/bar.html"), b"<p>").unwrap();
         let mut p = Paths::default();
         p.add(&d.join("usr"), false).unwrap();
+        as_if_nodev(&mut p);
         let root = Path::new("/");
         let count = |f: &dyn Fn()| {
             let (n, h) = (syscalls(), fast_hits());

@@ -244,12 +244,14 @@ fn parse_decimal(s: &[u8]) -> Option<u64> {
     Some(s.iter().fold(0u64, |n, &c| n * 10 + (c - b'0') as u64))
 }
 
-/// Whether directory descriptor `fd` is `/proc/<pid>/fd` (or a thread's) of this process.
+/// Whether directory descriptor `fd` is `/proc/<pid>/fd` or `/proc/<pid>/fdinfo` (or a
+/// thread's) of this process.
 fn is_own_fd_dir(fd: u64) -> bool {
     let mut path = [0u8; 64];
-    let mut link = [0u8; 32];
-    let mut b = sys::FixedBuf::<32>::new();
-    let _ = core::fmt::Write::write_fmt(&mut b, format_args!("/proc/self/fd/{}\0", fd as i32));
+    let mut link = [0u8; 48];
+    let mut b = sys::FixedBuf::<48>::new();
+    // The calling thread's table (`/proc/self` is the leader's, gone once it exits).
+    let _ = core::fmt::Write::write_fmt(&mut b, format_args!("/proc/thread-self/fd/{}\0", fd as i32));
     link[..b.as_bytes().len()].copy_from_slice(b.as_bytes());
     // SAFETY: readlink into a local buffer of the size given.
     let n = unsafe { sys::syscall(libc::SYS_readlink, link.as_ptr() as u64, path.as_mut_ptr() as u64, path.len() as u64) };
@@ -257,15 +259,16 @@ fn is_own_fd_dir(fd: u64) -> bool {
     is_fd_dir_of(&path[..n as usize], sys::getpid() as u64)
 }
 
-/// `/proc/<pid>/fd` or `/proc/<pid>/task/<tid>/fd` with `pid` this process.
+/// `/proc/<pid>/fd` or `/proc/<pid>/task/<tid>/fd` (or `fdinfo`) with `pid` this
+/// process.
 fn is_fd_dir_of(path: &[u8], pid: u64) -> bool {
     let mut parts = path.split(|&c| c == b'/');
     if parts.next() != Some(b"") || parts.next() != Some(b"proc") || parts.next().and_then(parse_decimal) != Some(pid) {
         return false;
     }
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(b"fd"), None, _, _) => true,
-        (Some(b"task"), Some(t), Some(b"fd"), None) => parse_decimal(t).is_some(),
+        (Some(b"fd" | b"fdinfo"), None, _, _) => true,
+        (Some(b"task"), Some(t), Some(b"fd" | b"fdinfo"), None) => parse_decimal(t).is_some(),
         _ => false,
     }
 }
@@ -279,7 +282,9 @@ mod tests {
         assert!(is_fd_dir_of(b"/proc/42/fd", 42));
         assert!(is_fd_dir_of(b"/proc/42/task/43/fd", 42));
         assert!(!is_fd_dir_of(b"/proc/41/fd", 42));
-        assert!(!is_fd_dir_of(b"/proc/42/fdinfo", 42));
+        assert!(is_fd_dir_of(b"/proc/42/fdinfo", 42));
+        assert!(is_fd_dir_of(b"/proc/42/task/43/fdinfo", 42));
+        assert!(!is_fd_dir_of(b"/proc/42/fdinfo/3", 42));
         assert!(!is_fd_dir_of(b"/proc/42/fd/3", 42));
         assert!(!is_fd_dir_of(b"/tmp/proc/42/fd", 42));
     }
