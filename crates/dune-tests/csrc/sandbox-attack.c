@@ -97,6 +97,28 @@
  *   unshared-fd-table RO RW          a thread unshares its descriptor table
  *                                    (CLOSE_RANGE_UNSHARE): /proc/self/fd/N, which the
  *                                    monitor acts and checks through, is the leader's
+ *
+ * Round 3 (a fourth white-box pass, after the round-2 fixes):
+ *   v6-wildcard-takes-ipv4 PORT      a rule for the IPv6 wildcard ([::]:PORT, or ::/0 with
+ *                                    PORT 0 for listen's implicit bind) lets an IPv6
+ *                                    socket bind [::], which on Linux (bindv6only=0) also
+ *                                    takes IPv4: a process outside connects to
+ *                                    127.0.0.1:PORT, which no rule names
+ *   udp-failed-connect ADDR...       a UDP connect to an allowed address that fails (no
+ *                                    route; a broadcast address without SO_BROADCAST)
+ *                                    after Linux autobound the socket: it stays bound to
+ *                                    0.0.0.0 and a port, and takes datagrams from anyone
+ *   udp-send-no-address              write/send/sendmsg with no address on an unbound UDP
+ *                                    socket: Linux autobinds it to 0.0.0.0 and a port
+ *                                    before it fails (EDESTADDRREQ); the monitor checks
+ *                                    implicit binds only for sends that name an address
+ *   proc-self-outside DIR            DIR is outside every tree (isolated policy): stat
+ *                                    says nothing, but /proc/self (a tree every policy
+ *                                    reads) lists mount points (mountinfo) and bound unix
+ *                                    socket paths (net/unix) anywhere, DIR's included
+ *   shared-file-nonblock             stdin is an open file (a pipe) shared with a process
+ *                                    outside: F_SETFL O_NONBLOCK and FIONBIO, refused on
+ *                                    the outer terminal only, change it for that process
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -1883,6 +1905,240 @@ static void unshared_fd_table(const char *ro, const char *rw) {
 	contained();
 }
 
+/* ==== round 3 ============================================================================ */
+
+/* Accepts one connection on `s` within 5 s and reports where it came from. */
+static void accept_from_outside(int s, const char *what) {
+	struct pollfd pf = { .fd = s, .events = POLLIN };
+	if (poll(&pf, 1, 5000) != 1)
+		return;
+	struct sockaddr_in6 from;
+	socklen_t l = sizeof from;
+	int c = accept(s, (struct sockaddr *)&from, &l);
+	if (c < 0)
+		return;
+	char peer[64] = "", got[64] = "";
+	inet_ntop(AF_INET6, &from.sin6_addr, peer, sizeof peer);
+	struct pollfd q = { .fd = c, .events = POLLIN };
+	if (poll(&q, 1, 2000) == 1) {
+		ssize_t k = read(c, got, sizeof got - 1);
+		got[k > 0 ? k : 0] = 0;
+	}
+	got[strcspn(got, "\n")] = 0;
+	int v4 = IN6_IS_ADDR_V4MAPPED(&from.sin6_addr);
+	if (v4)
+		escaped("%s: an IPv4 peer (%s) connected, though no rule names an IPv4 address; it said \"%s\"", what, peer, got);
+	printf("%s: accepted %s (\"%s\")\n", what, peer, got);
+}
+
+/* With --allow-net [::]:PORT (bind and connect for the IPv6 wildcard) or, for PORT 0,
+ * --allow-net ::/0 (all IPv6, which the rules say does not cover IPv4): an IPv6 socket
+ * bound to [::] is dual-stack on Linux (net.ipv6.bindv6only is 0) and takes IPv4
+ * connections to 0.0.0.0:PORT too. The monitor checks [::] against the IPv6 rule only.
+ * PORT 0: listen on an unbound IPv6 socket (the implicit bind, checked as [::]:0).
+ * The test connects from outside to 127.0.0.1 and the port printed. */
+static void v6_wildcard_takes_ipv4(const char *port_s) {
+	int port = atoi(port_s);
+	int s = socket(AF_INET6, SOCK_STREAM, 0);
+	if (s < 0)
+		exit(2);
+	int off = 0;
+	int r = setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+	printf("setsockopt(IPV6_V6ONLY, 0): %s\n", r ? strerror(errno) : "ok");
+	if (port) {
+		struct sockaddr_in6 b = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_ANY_INIT };
+		r = bind(s, (struct sockaddr *)&b, sizeof b);
+		printf("bind([::]:%d): %s\n", port, r ? strerror(errno) : "ok");
+		if (r)
+			contained();
+	}
+	if (listen(s, 4)) {
+		printf("listen: %s\n", strerror(errno));
+		contained();
+	}
+	char a[64] = "";
+	int p = port_of(s, a, sizeof a);
+	printf("listening %s %d\n", a, p);
+	fflush(stdout);
+	char what[96];
+	snprintf(what, sizeof what, "listening on [%s]:%d", a, p);
+	accept_from_outside(s, what);
+	contained();
+}
+
+/* With --allow-net ADDR:9 for each ADDR (connect and send to it; no bind rule for the
+ * wildcard): a UDP socket is connected to ADDR:9. Linux binds an unbound datagram
+ * socket to the wildcard address and a port *before* it routes the destination
+ * (inet_dgram_connect: inet_autobind, then ip4_datagram_connect); when the route fails
+ * (ENETUNREACH for an address with no route, EACCES for a broadcast address without
+ * SO_BROADCAST) connect returns the error and the socket stays bound to 0.0.0.0:PORT,
+ * where any process can send to it. The monitor checks the destination only (a UDP
+ * connect "takes datagrams from the peer alone"). The test sends to 127.0.0.1:PORT
+ * from outside. */
+static void udp_failed_connect(int argc, char **argv) {
+	for (int i = 2; i < argc; i++) {
+		struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(9) };
+		if (inet_pton(AF_INET, argv[i], &to.sin_addr) != 1)
+			exit(2);
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		if (s < 0)
+			exit(2);
+		int r = connect(s, (struct sockaddr *)&to, sizeof to);
+		char a[64] = "";
+		int p = port_of(s, a, sizeof a);
+		printf("connect(%s:9): %s; getsockname %s:%d\n", argv[i], r ? strerror(errno) : "connected", a, p);
+		if (!r || p <= 0 || strcmp(a, "0.0.0.0")) {
+			close(s);
+			continue;
+		}
+		printf("udp-bound %s %d\n", a, p);
+		fflush(stdout);
+		struct pollfd pf = { .fd = s, .events = POLLIN };
+		if (poll(&pf, 1, 5000) == 1) {
+			char got[64] = "";
+			struct sockaddr_in from;
+			socklen_t l = sizeof from;
+			ssize_t k = recvfrom(s, got, sizeof got - 1, 0, (struct sockaddr *)&from, &l);
+			got[k > 0 ? k : 0] = 0;
+			got[strcspn(got, "\n")] = 0;
+			char peer[64] = "";
+			inet_ntop(AF_INET, &from.sin_addr, peer, sizeof peer);
+			escaped("after a failed connect to %s:9 the UDP socket is bound to %s:%d (no rule allows binding the wildcard); a datagram from %s:%d outside arrived: \"%s\"", argv[i], a, p, peer, ntohs(from.sin_port), got);
+		}
+		escaped("after a failed connect to %s:9 the UDP socket is bound to %s:%d, which no bind rule allows", argv[i], a, p);
+	}
+	contained();
+}
+
+/* Waits up to 5 s for a datagram on `s` (bound to ADDR:PORT with no rule for it). */
+static void wildcard_datagram(int s, const char *how, const char *a, int p) {
+	struct pollfd pf = { .fd = s, .events = POLLIN };
+	if (poll(&pf, 1, 5000) == 1) {
+		char got[64] = "";
+		struct sockaddr_in6 from;
+		socklen_t l = sizeof from;
+		ssize_t k = recvfrom(s, got, sizeof got - 1, 0, (struct sockaddr *)&from, &l);
+		got[k > 0 ? k : 0] = 0;
+		got[strcspn(got, "\n")] = 0;
+		char peer[64] = "";
+		if (from.sin6_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&from)->sin_addr, peer, sizeof peer);
+		else
+			inet_ntop(AF_INET6, &from.sin6_addr, peer, sizeof peer);
+		escaped("%s left the UDP socket bound to %s:%d (no rule allows binding the wildcard); a datagram from %s outside arrived: \"%s\"", how, a, p, peer, got);
+	}
+	escaped("%s left the UDP socket bound to %s:%d, which no bind rule allows", how, a, p);
+}
+
+/* With --allow-net 127.0.0.1:9 only (the host's network namespace, no bind rule for
+ * the wildcard). An unbound, unconnected UDP socket; a send that names no address
+ * (write, send, sendmsg without msg_name) fails with EDESTADDRREQ, but Linux binds
+ * the socket first (inet_send_prepare: inet_autobind) to 0.0.0.0 and a port. The
+ * monitor checks the implicit bind only for sendto/sendmsg with an address. The test
+ * sends a datagram to 127.0.0.1:PORT from outside. */
+static void udp_send_no_address(void) {
+	const char *hows[] = { "write()", "send() with no address", "sendmsg() with no msg_name" };
+	int first = -1, fport = 0;
+	char faddr[64] = "";
+	for (int k = 0; k < 3; k++) {
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		if (s < 0)
+			exit(2);
+		ssize_t r;
+		if (k == 0) {
+			r = write(s, "x", 1);
+		} else if (k == 1) {
+			r = send(s, "x", 1, 0);
+		} else {
+			struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+			struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+			r = sendmsg(s, &mh, 0);
+		}
+		char a[64] = "";
+		int p = port_of(s, a, sizeof a);
+		printf("%s on an unbound UDP socket: %s; getsockname %s:%d\n", hows[k], r < 0 ? strerror(errno) : "sent", a, p);
+		if (first < 0 && p > 0 && !strcmp(a, "0.0.0.0")) {
+			first = k;
+			fport = p;
+			snprintf(faddr, sizeof faddr, "%s", a);
+			dup2(s, 100);
+		}
+		close(s);
+	}
+	if (first >= 0) {
+		printf("udp-bound %s %d\n", faddr, fport);
+		fflush(stdout);
+		wildcard_datagram(100, hows[first], faddr, fport);
+	}
+	contained();
+}
+
+/* Lines of `file` that mention `needle`: the first is copied to `first`. */
+static int lines_with(const char *file, const char *needle, char *first, size_t n) {
+	FILE *f = fopen(file, "r");
+	if (!f) {
+		printf("open %s: %s\n", file, strerror(errno));
+		return 0;
+	}
+	char line[1024];
+	int hits = 0;
+	while (fgets(line, sizeof line, f)) {
+		if (strstr(line, needle)) {
+			if (!hits++) {
+				line[strcspn(line, "\n")] = 0;
+				snprintf(first, n, "%s", line);
+			}
+		}
+	}
+	fclose(f);
+	printf("%s: %d lines mention %s\n", file, hits, needle);
+	return hits;
+}
+
+/* DIR is outside every tree of the policy (the isolated builtin policy: the attack
+ * program's directory, RO and RW). The monitor hides it: stat of anything below it is
+ * EACCES whether it exists or not. /proc/self is one of the trees every policy may read
+ * (RUNTIME_READ), and below it mountinfo lists every mount point of the machine and
+ * net/unix every bound unix socket's path in the network namespace (the host's, with
+ * any network rule): the test mounts a tmpfs at DIR/mnt and listens on DIR/agent.sock. */
+static void proc_self_outside(const char *dir) {
+	char p[512];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/agent.sock", dir);
+	int r1 = stat(p, &st), e1 = errno;
+	snprintf(p, sizeof p, "%s/mnt", dir);
+	int r2 = stat(p, &st), e2 = errno;
+	snprintf(p, sizeof p, "%s/absent", dir);
+	int r3 = stat(p, &st), e3 = errno;
+	printf("stat DIR/agent.sock: %s; DIR/mnt: %s; DIR/absent: %s\n", r1 ? strerror(e1) : "ok", r2 ? strerror(e2) : "ok", r3 ? strerror(e3) : "ok");
+	if (!r1 || !r2)
+		printf("the monitor let stat of a path outside every tree through\n");
+	char l1[1024] = "", l2[1024] = "";
+	int m = lines_with("/proc/self/mountinfo", dir, l1, sizeof l1);
+	int u = lines_with("/proc/self/net/unix", dir, l2, sizeof l2);
+	if (m || u)
+		escaped("paths outside every tree, which stat hides (%s), read from /proc/self: %s%s%s%s%s", strerror(e1), m ? "mountinfo: " : "", m ? l1 : "", m && u ? "; " : "", u ? "net/unix: " : "", u ? l2 : "");
+	contained();
+}
+
+/* Stdin is the read end of a pipe whose open file a process outside shares (the test
+ * keeps it). The monitor refuses O_NONBLOCK changes only on the outer terminal (and
+ * O_ASYNC, F_SETOWN, F_SETSIG on every file the sandbox started with): the outside
+ * process's reads then fail with EAGAIN instead of waiting. The test checks its end. */
+static void shared_file_nonblock(void) {
+	int before = fcntl(0, F_GETFL);
+	int on = 1;
+	int r1 = ioctl(0, FIONBIO, &on);
+	int e1 = errno;
+	int r2 = fcntl(0, F_SETFL, before | O_NONBLOCK);
+	int e2 = errno;
+	int after = fcntl(0, F_GETFL);
+	printf("stdin flags %#o; ioctl(FIONBIO, 1): %s; fcntl(F_SETFL, O_NONBLOCK): %s; now %#o\n", before, r1 ? strerror(e1) : "ok", r2 ? strerror(e2) : "ok", after);
+	fflush(stdout);
+	/* Only the outside sees what its open file became. */
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -1986,6 +2242,17 @@ int main(int argc, char **argv) {
 		need(argc, 3), mprotect_hoard(argv[2]);
 	else if (!strcmp(name, "unshared-fd-table"))
 		need(argc, 4), unshared_fd_table(argv[2], argv[3]);
+	/* round 3 */
+	else if (!strcmp(name, "v6-wildcard-takes-ipv4"))
+		need(argc, 3), v6_wildcard_takes_ipv4(argv[2]);
+	else if (!strcmp(name, "udp-failed-connect"))
+		need(argc, 3), udp_failed_connect(argc, argv);
+	else if (!strcmp(name, "udp-send-no-address"))
+		udp_send_no_address();
+	else if (!strcmp(name, "proc-self-outside"))
+		need(argc, 3), proc_self_outside(argv[2]);
+	else if (!strcmp(name, "shared-file-nonblock"))
+		shared_file_nonblock();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

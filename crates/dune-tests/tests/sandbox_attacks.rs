@@ -907,3 +907,150 @@ fn a_thread_with_its_own_descriptor_table_changes_only_what_was_checked() {
     assert_eq!(mode(&marker), before, "ESCAPED: the read-only marker's mode changed: {}", show(&out));
     assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
 }
+
+// ---- round 3: a fourth white-box pass, after the round-2 fixes ------------------------------
+
+/// Runs `attack` under `opts`; when it prints `listening ADDR PORT`, connects from here
+/// to `127.0.0.1:PORT` (IPv4) and says something. Returns whether that connection was
+/// made, and everything the attack printed.
+fn connect_to_listener_v4(opts: &[String], attack: &[&str]) -> (bool, Vec<String>, std::process::ExitStatus) {
+    let mut child = command(opts, attack).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut connected = false;
+    for l in lines.by_ref() {
+        let Ok(l) = l else { break };
+        seen.push(l.clone());
+        if let Some(rest) = l.strip_prefix("listening ") {
+            if let Some(Ok(p)) = rest.split_whitespace().nth(1).map(str::parse::<u16>) {
+                if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", p)) {
+                    connected = true;
+                    let _ = s.write_all(b"from outside over IPv4\n");
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+            }
+            break;
+        }
+    }
+    seen.extend(lines.map_while(Result::ok));
+    let status = child.wait().unwrap();
+    (connected, seen, status)
+}
+
+/// Rules name only IPv6 (`[::]:P`, then `::/0`); a process outside connects over IPv4
+/// to what the sandbox listens on.
+#[test]
+fn an_ipv6_wildcard_rule_takes_no_ipv4_connections() {
+    let d = Dirs::new("dualstack");
+    let port = free_port();
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), format!("[::]:{port}")]);
+    let (explicit, seen1, status1) = connect_to_listener_v4(&opts, &["v6-wildcard-takes-ipv4", &port.to_string()]);
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), "::/0".to_string()]);
+    let (connected, seen, status) = connect_to_listener_v4(&opts, &["v6-wildcard-takes-ipv4", "0"]);
+    assert!(!explicit && !connected, "ESCAPED: a process outside connected to the sandbox over IPv4: with only [::]:{port} allowed (bind [::]:{port}): {explicit} {seen1:?}; with only ::/0 allowed (listen's implicit bind): {connected} {seen:?}");
+    assert!(!seen1.iter().any(|l| l.contains("ESCAPED")) && status1.success(), "{status1:?} {seen1:?}");
+    assert!(!seen.iter().any(|l| l.contains("ESCAPED")) && status.success(), "{status:?} {seen:?}");
+}
+
+/// Runs `attack` under `opts`; when it prints `udp-bound ADDR PORT`, sends a datagram
+/// from here to `127.0.0.1:PORT`. Returns whether it was sent, and the output.
+fn send_to_udp_bound(opts: &[String], attack: &[&str]) -> (bool, Vec<String>, std::process::ExitStatus) {
+    let mut child = command(opts, attack).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut sent = false;
+    for l in lines.by_ref() {
+        let Ok(l) = l else { break };
+        seen.push(l.clone());
+        if let Some(rest) = l.strip_prefix("udp-bound ") {
+            if let Some(Ok(p)) = rest.split_whitespace().nth(1).map(str::parse::<u16>) {
+                let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                sent = u.send_to(b"datagram from outside\n", ("127.0.0.1", p)).is_ok();
+            }
+            break;
+        }
+    }
+    seen.extend(lines.map_while(Result::ok));
+    let status = child.wait().unwrap();
+    (sent, seen, status)
+}
+
+/// Rules: connect and send to 192.0.2.1:9 (TEST-NET-1, no route in the lane) and to
+/// 255.255.255.255:9; none for binding the wildcard. When the attack says its UDP
+/// socket is bound (`udp-bound ADDR PORT`), a datagram is sent to it from here.
+#[test]
+fn a_failed_udp_connect_leaves_nothing_bound_to_the_wildcard() {
+    let d = Dirs::new("udpfail");
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), "192.0.2.1:9".to_string(), "--allow-net".to_string(), "255.255.255.255:9".to_string()]);
+    let (sent, seen, status) = send_to_udp_bound(&opts, &["udp-failed-connect", "192.0.2.1", "255.255.255.255"]);
+    assert!(!seen.iter().any(|l| l.contains("ESCAPED")), "ESCAPED (a datagram sent from outside: {sent}): {seen:?}");
+    assert!(status.success(), "{status:?} {seen:?}");
+}
+
+/// With `--allow-net 127.0.0.1:9` only: sends without an address on unbound UDP sockets.
+#[test]
+fn a_send_without_an_address_binds_nothing_to_the_wildcard() {
+    let d = Dirs::new("udpnoaddr");
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), "127.0.0.1:9".to_string()]);
+    let (sent, seen, status) = send_to_udp_bound(&opts, &["udp-send-no-address"]);
+    assert!(!seen.iter().any(|l| l.contains("ESCAPED")), "ESCAPED (a datagram sent from outside: {sent}): {seen:?}");
+    assert!(status.success(), "{status:?} {seen:?}");
+}
+
+/// `secret/` lies outside every tree of the isolated policy (plus a network rule, so the
+/// sandbox shares this network namespace): a tmpfs is mounted at `secret/mnt` (root in
+/// the lane) and this process listens on the unix socket `secret/agent.sock`.
+#[test]
+fn proc_self_does_not_name_paths_outside_every_tree() {
+    let d = Dirs::new("procself");
+    let secret = d.root.join("secret");
+    std::fs::create_dir_all(secret.join("mnt")).unwrap();
+    let mnt = std::ffi::CString::new(secret.join("mnt").to_string_lossy().as_bytes()).unwrap();
+    // SAFETY: mount with NUL-terminated strings and no data.
+    let mounted = unsafe { libc::mount(c"tmpfs".as_ptr(), mnt.as_ptr(), c"tmpfs".as_ptr(), 0, core::ptr::null()) } == 0;
+    let listener = std::os::unix::net::UnixListener::bind(secret.join("agent.sock")).unwrap();
+    let mut opts = isolated_policy(&d);
+    opts.extend(["--allow-net".to_string(), "127.0.0.1:9".to_string()]);
+    let out = run_bounded(command(&opts, &["proc-self-outside", &secret.to_string_lossy()]));
+    drop(listener);
+    if mounted {
+        // SAFETY: unmounts what was mounted above.
+        unsafe { libc::umount(mnt.as_ptr()) };
+    }
+    assert!(!text(&out.stdout).contains("ESCAPED"), "ESCAPED (tmpfs mounted: {mounted}): {}", show(&out));
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+/// The sandbox's stdin is the read end of a pipe this process also holds (one open
+/// file, as with a shell's `{ dune sandbox …; reader; } < fifo`); this process reads
+/// from it after the sandbox ended, with its write end open and the pipe empty.
+#[test]
+fn a_shared_open_file_stays_blocking() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("sharednb");
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two descriptors into the local array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both were just made and are owned here alone.
+    let (r, _w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut cmd = command(&d.policy(), &["shared-file-nonblock"]);
+    cmd.stdin(Stdio::from(r.try_clone().unwrap()));
+    let out = run_bounded(cmd);
+    // SAFETY: fcntl F_GETFL on this process's read end.
+    let fl = unsafe { libc::fcntl(r.as_raw_fd(), libc::F_GETFL) };
+    // With O_NONBLOCK (only then: the pipe is empty and its writer open) the read returns at once.
+    let read = if fl >= 0 && fl & libc::O_NONBLOCK != 0 {
+        let mut b = [0u8; 1];
+        // SAFETY: reads at most one byte into a local.
+        let n = unsafe { libc::read(r.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+        format!("read() on it returned {n} ({})", std::io::Error::last_os_error())
+    } else {
+        String::new()
+    };
+    assert!(fl >= 0 && fl & libc::O_NONBLOCK == 0, "ESCAPED: the open file this process shares with the sandbox is now non-blocking (flags {fl:#o}); {read}: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
