@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use super::fdtable::{self, fd, FileOf};
 use super::state::m;
-use super::sys::{deny, fwd, raw, ret, EINVAL, R};
+use super::sys::{deny, fwd, raw, ret, EBADF, EINVAL, R};
 use super::user::{copy_in, user, word32};
 use crate::policy::Access;
 
@@ -188,6 +188,7 @@ pub fn fcntl(n: i64, a: [u64; 6]) -> R {
             if changed & libc::O_ASYNC != 0 {
                 not_outer(&p, &format!("fcntl({}, F_SETFL, {:#o})", a[0] as i32, a[2]))?;
             }
+            let p = if changed & libc::O_NONBLOCK != 0 { own_open_file(a[0], p, &format!("fcntl({}, F_SETFL, {:#o})", a[0] as i32, a[2]))? } else { p };
             ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
         }
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL | libc::F_GETOWN | libc::F_GETPIPE_SZ
@@ -232,6 +233,12 @@ pub fn ioctl(n: i64, a: [u64; 6]) -> R {
         // FIOASYNC: as F_SETFL's O_ASYNC.
         let p = fdtable::private(a[0])?;
         not_outer(&p, &format!("ioctl({}, FIOASYNC)", a[0] as i32))?;
+    }
+    if req == 0x5421 {
+        // FIONBIO: as F_SETFL's O_NONBLOCK, on an open file of the program's own.
+        let v = copy_in(a[2], 4)?;
+        let p = own_open_file(a[0], fdtable::private(a[0])?, &format!("ioctl({}, FIONBIO)", a[0] as i32))?;
+        return ret(raw(n, [p.as_raw_fd() as u64, req, v.as_ptr() as u64, 0, 0, 0]));
     }
     if size != 0 {
         user(a[2], size)?;
@@ -284,6 +291,52 @@ fn is_outer_terminal(f: &OwnedFd) -> bool {
 /// which signal that is, are theirs to set.
 fn is_outer_file(f: &OwnedFd) -> bool {
     is_outer_terminal(f) || stat_of(f.as_raw_fd()).is_some_and(|st| OUTER.get().is_some_and(|o| o.files.contains(&(st.st_dev, st.st_ino))))
+}
+
+/// Before `O_NONBLOCK` changes on the program's descriptor `f` (private duplicate `p`):
+/// an open file the sandbox was started with is shared with processes outside, for
+/// which it would change too. A pipe or FIFO is opened again for the program alone
+/// (through its `/proc` link: same pipe, an open file of its own) and put at the
+/// program's number in place of the shared one; a regular file, where the flag means
+/// nothing, stays; anything else (a socket, a device) is refused. Returns the
+/// descriptor to change.
+fn own_open_file(f: u64, p: OwnedFd, what: &str) -> Result<OwnedFd, i64> {
+    if !is_outer_file(&p) || is_outer_terminal(&p) {
+        return Ok(p);
+    }
+    let Some(st) = stat_of(p.as_raw_fd()) else { return Err(EINVAL) };
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK => Ok(p),
+        libc::S_IFIFO => {
+            let fl = raw(libc::SYS_fcntl, [p.as_raw_fd() as u64, libc::F_GETFL as u64, 0, 0, 0, 0]);
+            let cloexec = raw(libc::SYS_fcntl, [f, libc::F_GETFD as u64, 0, 0, 0, 0]);
+            if fl < 0 || cloexec < 0 {
+                return Err(EBADF);
+            }
+            let path = std::ffi::CString::new(fdtable::proc_fd(p.as_raw_fd())).map_err(|_| EINVAL)?;
+            // Non-blocking: the write end of a pipe with no reader left fails (ENXIO)
+            // instead of waiting. The program's own flags are set by the caller.
+            let _pin = fdtable::pin();
+            let r = raw(libc::SYS_open, [path.as_ptr() as u64, ((fl as i32 & libc::O_ACCMODE) | libc::O_NONBLOCK | libc::O_CLOEXEC) as u64, 0, 0, 0, 0]);
+            if r < 0 {
+                return deny(what, "a pipe the sandbox was started with (shared with processes outside) that cannot be opened again for the program alone", libc::EPERM).map(|_| p);
+            }
+            // SAFETY: the descriptor open() just made, owned here alone.
+            let mine = unsafe { fdtable::adopt(r as i32) };
+            let mine = fdtable::own(mine).map_err(|e| -(e.raw_os_error().unwrap_or(libc::EMFILE) as i64))?;
+            drop(_pin);
+            // Keep the program's own O_APPEND, O_ASYNC (off: refused on shared files)...
+            raw(libc::SYS_fcntl, [mine.as_raw_fd() as u64, libc::F_SETFL as u64, fl as u64, 0, 0, 0]);
+            let _x = fdtable::exclusive();
+            let flags = if cloexec as i32 & libc::FD_CLOEXEC != 0 { libc::O_CLOEXEC } else { 0 };
+            let r = raw(libc::SYS_dup3, [mine.as_raw_fd() as u64, f, flags as u64, 0, 0, 0]);
+            if r < 0 {
+                return Err(r);
+            }
+            Ok(mine)
+        }
+        _ => deny(what, "a file the sandbox was started with, shared with processes outside (a socket or device): its O_NONBLOCK is theirs too", libc::EPERM).map(|_| p),
+    }
 }
 
 /// Refuses `what` (changing the owner or signal of an open file's `SIGIO`, or

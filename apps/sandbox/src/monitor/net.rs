@@ -16,6 +16,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::fdtable::{self, fd};
+use super::audit;
 use super::state::m;
 use super::sys::{deny, raw, R};
 use super::user::{copy_in, opt, user, write_user};
@@ -135,10 +136,13 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             }
             let (sa, _keep) = checked_copy(op, if n == SYS_bind { "bind" } else { "connect" }, sa)?;
             if op == NetOp::Connect {
-                return ret(raw(n, [a[0], sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]));
+                return connect_checked(a[0], &sa);
             }
             // Bound on the socket whose identity is then noted (see `bound_for_listen`).
             let p = fdtable::private(a[0])?;
+            if is_v6_wildcard(&sa) {
+                v6_only_unless_v4_allowed(&p, u16::from_be_bytes([sa[2], sa[3]]))?;
+            }
             let r = ret(raw(n, [p.as_raw_fd() as u64, sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]))?;
             if ip_family(&p).is_some() {
                 note_bound(&p);
@@ -210,6 +214,10 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             }
             // The value, copied: the kernel reads it once, from the monitor.
             let v = if a[3] != 0 { copy_in(a[3], a[4] as usize)? } else { Vec::new() };
+            if a[1] as i32 == IPPROTO_IPV6 && a[2] as i32 == IPV6_V6ONLY && v.len() >= 4 && v[..4] == [0; 4] && !v4_wildcard_allowed(0) {
+                // Dual stack: a later bind of `::` would take IPv4 too.
+                return deny("setsockopt(IPV6_V6ONLY, 0)", "an IPv6 socket that also takes IPv4, where no rule allows binding IPv4's wildcard address", EPERM);
+            }
             ret(raw(n, [a[0], a[1], a[2], if a[3] != 0 { v.as_ptr() as u64 } else { 0 }, a[4], 0]))
         }
         SYS_getsockopt => {
@@ -349,13 +357,117 @@ fn implicit_bind(call: &str, p: &OwnedFd) -> Result<(), i64> {
     if !matches!(fam, libc::AF_INET | libc::AF_INET6) || u16::from_be_bytes([ss[2], ss[3]]) != 0 {
         return Ok(());
     }
-    implicit_bind_of(call, fam)
+    implicit_bind_of(call, fam, p)
 }
 
-/// Checks the bind of the wildcard address of family `fam`, port 0: what the kernel
-/// binds an unbound socket to.
-fn implicit_bind_of(call: &str, fam: i32) -> Result<(), i64> {
+/// Whether `sa` is IPv6's unspecified address `::`.
+fn is_v6_wildcard(sa: &[u8]) -> bool {
+    sa.len() >= 24 && u16::from_ne_bytes([sa[0], sa[1]]) as i32 == libc::AF_INET6 && sa[8..24] == [0; 16]
+}
+
+/// Whether the rules allow binding IPv4's wildcard address at `port` (0: a port the
+/// kernel picks).
+fn v4_wildcard_allowed(port: u16) -> bool {
+    let mut w = wildcard(libc::AF_INET);
+    w[2..4].copy_from_slice(&port.to_be_bytes());
+    m().policy.net().check(NetOp::Bind, &w).is_ok()
+}
+
+/// Before IPv6 socket `p` is bound to `::` at `port`: Linux's default (dual stack)
+/// would take IPv4 connections and datagrams there too, which an IPv6 rule does not
+/// allow; unless IPv4's wildcard at that port is allowed as well, the socket becomes
+/// IPv6-only first (the program cannot turn that back: `setsockopt(IPV6_V6ONLY, 0)` is
+/// refused unless IPv4's wildcard is allowed at any port).
+fn v6_only_unless_v4_allowed(p: &OwnedFd, port: u16) -> Result<(), i64> {
+    if v4_wildcard_allowed(port) {
+        return Ok(());
+    }
+    let one: i32 = 1;
+    let r = raw(libc::SYS_setsockopt, [p.as_raw_fd() as u64, libc::IPPROTO_IPV6 as u64, libc::IPV6_V6ONLY as u64, &one as *const i32 as u64, 4, 0]);
+    // A socket bound already refuses the change (EINVAL) and keeps its binding.
+    if r < 0 && r != -(libc::EINVAL as i64) {
+        return Err(r);
+    }
+    Ok(())
+}
+
+/// `connect` to `sa` (checked) on the program's socket `sock`. An unbound datagram
+/// socket is bound by Linux to the wildcard address and a port before the destination
+/// is routed, and stays bound there when the route fails; so where that binding is not
+/// allowed, the connect is first tried on a socket of the monitor's own (with the
+/// program's `SO_BROADCAST`), and only a destination that one reaches is connected to;
+/// should the real one still fail, its binding is undone ([`undo_autobind`]).
+fn connect_checked(sock: u64, sa: &[u8]) -> R {
+    let p = fdtable::private(sock)?;
+    let (mut ty, mut len) = (0i32, 4u32);
+    let datagram = raw(libc::SYS_getsockopt, [p.as_raw_fd() as u64, libc::SOL_SOCKET as u64, libc::SO_TYPE as u64, &mut ty as *mut i32 as u64, &mut len as *mut u32 as u64, 0]) == 0 && ty == libc::SOCK_DGRAM;
+    let fam = ip_family(&p);
+    let unbound = fam.is_some() && datagram && local_port(&p) == Some(0);
+    if unbound && !implicit_bind_allowed(fam.unwrap_or(libc::AF_INET)) {
+        let scratch = raw(libc::SYS_socket, [fam.unwrap_or(libc::AF_INET) as u64, (libc::SOCK_DGRAM | libc::SOCK_CLOEXEC) as u64, 0, 0, 0, 0]);
+        if scratch < 0 {
+            return Err(scratch);
+        }
+        // SAFETY: the descriptor socket() just made, owned here alone.
+        let scratch = unsafe { fdtable::adopt(scratch as i32) };
+        let (mut bc, mut l) = (0i32, 4u32);
+        raw(libc::SYS_getsockopt, [p.as_raw_fd() as u64, libc::SOL_SOCKET as u64, libc::SO_BROADCAST as u64, &mut bc as *mut i32 as u64, &mut l as *mut u32 as u64, 0]);
+        raw(libc::SYS_setsockopt, [scratch.as_raw_fd() as u64, libc::SOL_SOCKET as u64, libc::SO_BROADCAST as u64, &bc as *const i32 as u64, 4, 0]);
+        let r = raw(libc::SYS_connect, [scratch.as_raw_fd() as u64, sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]);
+        if r < 0 {
+            return Err(r);
+        }
+    }
+    let r = raw(libc::SYS_connect, [p.as_raw_fd() as u64, sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]);
+    if r < 0 && unbound {
+        undo_autobind_of(&p);
+    }
+    ret(r)
+}
+
+/// The port socket `p` reports (0: unbound).
+fn local_port(p: &OwnedFd) -> Option<u16> {
+    let mut ss = [0u8; 128];
+    let mut len = ss.len() as u32;
+    (raw(libc::SYS_getsockname, [p.as_raw_fd() as u64, ss.as_mut_ptr() as u64, &mut len as *mut u32 as u64, 0, 0, 0]) == 0).then(|| u16::from_be_bytes([ss[2], ss[3]]))
+}
+
+/// Whether the rules allow the kernel's implicit bind of family `fam`.
+fn implicit_bind_allowed(fam: i32) -> bool {
+    m().policy.net().check(NetOp::Bind, &wildcard(fam)).is_ok()
+}
+
+/// After a call on the program's descriptor `sock` failed with `EDESTADDRREQ` (a send
+/// with no address): if it is an IP datagram socket the program did not bind itself,
+/// Linux bound it to the wildcard address on the way; undone where the rules do not
+/// allow that.
+pub fn undo_autobind(sock: u64) {
+    if let Ok(p) = fdtable::private(sock) {
+        undo_autobind_of(&p);
+    }
+}
+
+/// Undoes an implicit wildcard binding of datagram socket `p` the rules do not allow:
+/// `connect(AF_UNSPEC)` unbinds a port the socket did not ask for, and whatever
+/// arrived meanwhile (for no one the program may hear from) is discarded.
+fn undo_autobind_of(p: &OwnedFd) {
+    let Some(fam) = ip_family(p) else { return };
+    if implicit_bind_allowed(fam) || inode(p).is_some_and(|i| BOUND.lock().unwrap_or_else(|e| e.into_inner()).contains(&i)) || local_port(p).unwrap_or(0) == 0 {
+        return;
+    }
+    let unspec = [0u8; 16];
+    raw(libc::SYS_connect, [p.as_raw_fd() as u64, unspec.as_ptr() as u64, 2, 0, 0, 0]);
+    let mut sink = [0u8; 2048];
+    while raw(libc::SYS_recvfrom, [p.as_raw_fd() as u64, sink.as_mut_ptr() as u64, sink.len() as u64, libc::MSG_DONTWAIT as u64, 0, 0]) >= 0 {}
+    audit::deny("a send with no address on an unbound datagram socket", "Linux bound it to the wildcard address, which no bind rule allows: undone");
+}
+
+/// Checks the bind of the wildcard address of family `fam`, port 0, that the kernel
+/// makes of unbound socket `p`; an IPv6 socket becomes IPv6-only first unless IPv4's
+/// wildcard is allowed too ([`v6_only_unless_v4_allowed`]).
+fn implicit_bind_of(call: &str, fam: i32, p: &OwnedFd) -> Result<(), i64> {
     match m().policy.net().check(NetOp::Bind, &wildcard(fam)) {
+        Ok(_) if fam == libc::AF_INET6 => v6_only_unless_v4_allowed(p, 0),
         Ok(_) => Ok(()),
         Err(e) => {
             let addr = if fam == libc::AF_INET { "0.0.0.0" } else { "[::]" };
@@ -414,7 +526,7 @@ fn bound_for_listen(p: &OwnedFd) -> Result<(), i64> {
     if bound {
         return Ok(());
     }
-    implicit_bind_of("listen", fam)
+    implicit_bind_of("listen", fam, p)
 }
 
 /// For a call that writes a value and its length (`addr`, `*lenp`): a monitor buffer

@@ -25,7 +25,8 @@
 //! Access is decided on the canonical (symlink-free, `..`-free) path: the innermost tree
 //! containing it says read-only or read-write. Some `/proc` entries are refused even when
 //! `/proc` is allowed (see [`hard_denied`]): `mem`, `pagemap`, the magic links `cwd`,
-//! `root`, `exe`, everything below `fd/` and `map_files/`, `fdinfo/` of descriptors
+//! `root`, `exe`, `mountinfo`, `mounts`, `mountstats` and `net` (names of mount points
+//! and sockets outside every tree), everything below `fd/` and `map_files/`, `fdinfo/` of descriptors
 //! that are not the program's ([`set_hidden_fds`]), for every pid and task; every
 //! entry of processes that are not the sandbox's ([`set_own_pids`]); and
 //! `/proc/kcore`, `/proc/kmem`, `/proc/sysrq-trigger`.
@@ -285,6 +286,9 @@ pub fn hard_denied(comps: &[Vec<u8>]) -> bool {
     }
     match comps.get(i).map(Vec::as_slice) {
         Some(b"mem" | b"pagemap" | b"cwd" | b"root" | b"exe") => true,
+        // The machine's mount points and the network namespace's sockets (unix socket
+        // paths, addresses and ports of every process): names outside every tree.
+        Some(b"mountinfo" | b"mounts" | b"mountstats" | b"net") => true,
         Some(b"fd" | b"map_files") => comps.len() > i + 1,
         Some(b"fdinfo") => comps.get(i + 1).is_some_and(|n| hidden_fd(n)),
         _ => false,
@@ -1842,6 +1846,10 @@ mod tests {
             "/proc/kcore",
             "/proc/sysrq-trigger",
             "/proc/./self/../self/mem",
+            "/proc/self/mountinfo",
+            "/proc/mounts",
+            "/proc/self/net/unix",
+            "/proc/net/tcp",
         ] {
             assert_eq!(
                 p.open(Path::new("/"), bad.as_bytes(), libc::O_RDONLY, 0)
