@@ -119,6 +119,41 @@
  *   shared-file-nonblock             stdin is an open file (a pipe) shared with a process
  *                                    outside: F_SETFL O_NONBLOCK and FIONBIO, refused on
  *                                    the outer terminal only, change it for that process
+ *
+ * Round 4 (a fifth white-box pass, after the round-3 fixes):
+ *   udp-send-other-error             a send with no address on an unbound UDP socket that
+ *                                    fails with an error other than EDESTADDRREQ
+ *                                    (MSG_OOB: EOPNOTSUPP; more than 65535 bytes:
+ *                                    EMSGSIZE): Linux autobound it to 0.0.0.0 and a port
+ *                                    first; the monitor undoes the binding only after
+ *                                    EDESTADDRREQ
+ *   v6-autobind-dual-stack           with only ::/0 allowed (IPv6), an IPv6 UDP socket
+ *                                    autobound by a send with no address (or a failed
+ *                                    connect) stays bound to [::] dual stack: the undo
+ *                                    skips it (the implicit IPv6 bind is allowed) and
+ *                                    nothing makes it IPv6-only, so it takes IPv4
+ *                                    datagrams from outside, which no rule allows
+ *   shared-socket-timeout            stdin is a socket whose open file a process outside
+ *                                    shares: SO_RCVTIMEO and SO_SNDTIMEO (allowed socket
+ *                                    options, not checked against inherited files) make
+ *                                    that process's blocking reads and writes time out,
+ *                                    as O_NONBLOCK did in round 3
+ *   shared-pipe-packet               stdin is the write end of a pipe whose open file a
+ *                                    process outside shares: F_SETFL O_DIRECT (only
+ *                                    O_NONBLOCK and O_ASYNC are checked) puts that open
+ *                                    file in packet mode, and each of the outside
+ *                                    writer's writes becomes a packet whose rest a short
+ *                                    read discards
+ *   v6only-null-race                 setsockopt(IPV6_V6ONLY) with a null value and length 4
+ *                                    is 0 to Linux, but the monitor's check for 0 looks
+ *                                    at copied bytes (none): a sibling thread turns
+ *                                    IPV6_V6ONLY off between the monitor making the
+ *                                    socket IPv6-only and its bind of [::], which then
+ *                                    takes IPv4 with only ::/0 allowed
+ *   proc-fd-other-process            a forked child lists /proc/PARENT/fd (and the
+ *                                    parent's task/TID/fd): the runtime filters the
+ *                                    monitor's descriptors out of listings of the
+ *                                    calling process's own fd directories only
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -2139,6 +2174,274 @@ static void shared_file_nonblock(void) {
 	contained();
 }
 
+/* ---- round 4 ------------------------------------------------------------------------- */
+
+/* With --allow-net 127.0.0.1:9 only (the host's network namespace, no bind rule for
+ * the wildcard). Linux binds an unbound UDP socket to 0.0.0.0 and a port in
+ * inet_send_prepare, before udp_sendmsg looks at anything; the round-3 fix undoes that
+ * binding only when the send then failed with EDESTADDRREQ. udp_sendmsg fails earlier,
+ * with other errors, for a length above 65535 (EMSGSIZE) and for MSG_OOB (EOPNOTSUPP):
+ * the binding stays. The test sends a datagram to 127.0.0.1:PORT from outside. */
+static void udp_send_other_error(void) {
+	const char *hows[] = { "send(MSG_OOB) with no address (EOPNOTSUPP)", "write() of 70000 bytes (EMSGSIZE)", "sendmsg(MSG_OOB) with no msg_name" };
+	static char big[70000];
+	int first = -1, fport = 0;
+	char faddr[64] = "";
+	for (int k = 0; k < 3; k++) {
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		if (s < 0)
+			exit(2);
+		ssize_t r;
+		if (k == 0) {
+			r = send(s, "x", 1, MSG_OOB);
+		} else if (k == 1) {
+			r = write(s, big, sizeof big);
+		} else {
+			struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+			struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+			r = sendmsg(s, &mh, MSG_OOB);
+		}
+		char a[64] = "";
+		int p = port_of(s, a, sizeof a);
+		printf("%s on an unbound UDP socket: %s; getsockname %s:%d\n", hows[k], r < 0 ? strerror(errno) : "sent", a, p);
+		if (first < 0 && p > 0 && !strcmp(a, "0.0.0.0")) {
+			first = k;
+			fport = p;
+			snprintf(faddr, sizeof faddr, "%s", a);
+			dup2(s, 100);
+		}
+		close(s);
+	}
+	if (first >= 0) {
+		printf("udp-bound %s %d\n", faddr, fport);
+		fflush(stdout);
+		wildcard_datagram(100, hows[first], faddr, fport);
+	}
+	contained();
+}
+
+/* With --allow-net ::/0 only (IPv6: binding [::] and a kernel-picked port is allowed;
+ * nothing allows IPv4's wildcard). Round 3 made an IPv6 socket IPv6-only before an
+ * explicit bind of [::] and before the implicit binds the monitor checks (listen, a send
+ * with an address). An unbound IPv6 UDP socket is also autobound by a send with no
+ * address (EDESTADDRREQ) and by a connect that fails after the autobind: the monitor's
+ * undo skips both (the implicit IPv6 bind is allowed), and the socket stays on [::]
+ * dual stack (IPV6_V6ONLY 0), where IPv4 datagrams from anyone reach it. The test sends
+ * one to 127.0.0.1:PORT (IPv4) from outside. */
+static void v6_autobind_dual_stack(void) {
+	const char *hows[] = { "write() with no address (EDESTADDRREQ)", "send(MSG_OOB) with no address", "connect([2001:db8::1]:9) (no route)" };
+	int first = -1, fport = 0;
+	char faddr[64] = "";
+	for (int k = 0; k < 3; k++) {
+		int s = socket(AF_INET6, SOCK_DGRAM, 0);
+		if (s < 0)
+			exit(2);
+		int r;
+		if (k == 0) {
+			r = write(s, "x", 1);
+		} else if (k == 1) {
+			r = send(s, "x", 1, MSG_OOB);
+		} else {
+			struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_port = htons(9) };
+			inet_pton(AF_INET6, "2001:db8::1", &to.sin6_addr);
+			r = connect(s, (struct sockaddr *)&to, sizeof to);
+		}
+		int e = errno;
+		char a[64] = "";
+		int p = port_of(s, a, sizeof a);
+		int only = -1;
+		socklen_t ol = sizeof only;
+		getsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &only, &ol);
+		printf("%s on an unbound IPv6 UDP socket: %s; getsockname [%s]:%d, IPV6_V6ONLY %d\n", hows[k], r < 0 ? strerror(e) : "ok", a, p, only);
+		if (first < 0 && p > 0 && !strcmp(a, "::") && only == 0) {
+			first = k;
+			fport = p;
+			snprintf(faddr, sizeof faddr, "%s", a);
+			dup2(s, 100);
+		}
+		close(s);
+	}
+	if (first >= 0) {
+		printf("udp-bound %s %d\n", faddr, fport);
+		fflush(stdout);
+		struct pollfd pf = { .fd = 100, .events = POLLIN };
+		if (poll(&pf, 1, 5000) == 1) {
+			char got[64] = "";
+			struct sockaddr_in6 from;
+			socklen_t l = sizeof from;
+			ssize_t k = recvfrom(100, got, sizeof got - 1, 0, (struct sockaddr *)&from, &l);
+			got[k > 0 ? k : 0] = 0;
+			got[strcspn(got, "\n")] = 0;
+			char peer[64] = "";
+			inet_ntop(AF_INET6, &from.sin6_addr, peer, sizeof peer);
+			escaped("%s left the IPv6 UDP socket bound to [%s]:%d dual stack (only ::/0 is allowed); an IPv4 datagram from %s outside arrived: \"%s\"", hows[first], faddr, fport, peer, got);
+		}
+		escaped("%s left the IPv6 UDP socket bound to [%s]:%d dual stack, where IPv4 reaches it (no rule allows IPv4)", hows[first], faddr, fport);
+	}
+	contained();
+}
+
+/* Stdin is a unix socket whose open file a process outside shares (the test keeps the
+ * same open file, and the peer end). Round 3 refused O_NONBLOCK on inherited sockets,
+ * but socket options live on the socket that open file holds: SO_RCVTIMEO and
+ * SO_SNDTIMEO are in the allowed list and setsockopt checks no inherited file. The
+ * outside process's blocking reads then fail with EAGAIN after a millisecond. The test
+ * checks its end. */
+static void shared_socket_timeout(void) {
+	struct timeval tv = { 0, 1000 };
+	int r1 = setsockopt(0, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	int e1 = errno;
+	int r2 = setsockopt(0, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	int e2 = errno;
+	struct timeval got = { 0, 0 };
+	socklen_t l = sizeof got;
+	getsockopt(0, SOL_SOCKET, SO_RCVTIMEO, &got, &l);
+	printf("stdin setsockopt(SO_RCVTIMEO, 1 ms): %s; setsockopt(SO_SNDTIMEO, 1 ms): %s; SO_RCVTIMEO now %ld.%06ld s\n", r1 ? strerror(e1) : "ok", r2 ? strerror(e2) : "ok", (long)got.tv_sec, (long)got.tv_usec);
+	fflush(stdout);
+	/* Only the outside sees what its socket became. */
+	contained();
+}
+
+/* Stdin is the write end of a pipe whose open file a process outside shares (as a
+ * shell's `{ dune sandbox ...; writer; } | reader` shares stdout; the test keeps the same
+ * open file and the read end). F_SETFL checks only O_NONBLOCK and O_ASYNC changes on
+ * files the sandbox was started with; O_DIRECT on a pipe is Linux's packet mode, a
+ * property of the open file: every later write through it, the outside writer's too,
+ * becomes one packet, and a read shorter than a packet throws the rest away. The test
+ * writes through its end and reads. */
+static void shared_pipe_packet(void) {
+	int before = fcntl(0, F_GETFL);
+	int r = fcntl(0, F_SETFL, before | O_DIRECT);
+	int e = errno;
+	int after = fcntl(0, F_GETFL);
+	printf("stdin flags %#o; fcntl(F_SETFL, O_DIRECT): %s; now %#o\n", before, r ? strerror(e) : "ok", after);
+	fflush(stdout);
+	/* Only the outside sees what its open file became. */
+	contained();
+}
+
+/* With --allow-net ::/0 only. Round 3 refuses setsockopt(IPV6_V6ONLY, 0) by looking at
+ * the copied value, and makes an IPv6 socket IPv6-only (setsockopt on its duplicate)
+ * just before it binds [::]. A null value with length 4 copies nothing, so the check
+ * passes, and Linux (do_ipv6_setsockopt: a null optval is val 0) turns IPV6_V6ONLY off.
+ * A sibling does that on the socket's number in a loop while this thread binds [::]:0
+ * again and again; whenever the sibling runs between the monitor's setsockopt and its
+ * bind, the socket is bound dual stack. The test sends an IPv4 datagram to it. */
+static volatile int v6race_stop;
+static void *v6only_clearer(void *arg) {
+	(void)arg;
+	while (!v6race_stop)
+		syscall(SYS_setsockopt, 60, IPPROTO_IPV6, IPV6_V6ONLY, NULL, 4);
+	return NULL;
+}
+
+static void v6only_null_race(void) {
+	int s = socket(AF_INET6, SOCK_DGRAM, 0);
+	int only = 1;
+	socklen_t ol = sizeof only;
+	long r = syscall(SYS_setsockopt, s, IPPROTO_IPV6, IPV6_V6ONLY, NULL, 4);
+	getsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &only, &ol);
+	printf("setsockopt(IPV6_V6ONLY, NULL, 4): %s; IPV6_V6ONLY now %d\n", r ? strerror(errno) : "ok", only);
+	close(s);
+	pthread_t t;
+	pthread_create(&t, NULL, v6only_clearer, NULL);
+	int tries = 0, won = 0, port = 0;
+	for (double end = now() + 10; now() < end && !won; tries++) {
+		s = socket(AF_INET6, SOCK_DGRAM, 0);
+		dup2(s, 60);
+		close(s);
+		struct sockaddr_in6 b = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+		if (bind(60, (struct sockaddr *)&b, sizeof b) == 0) {
+			only = -1;
+			ol = sizeof only;
+			getsockopt(60, IPPROTO_IPV6, IPV6_V6ONLY, &only, &ol);
+			if (only == 0) {
+				char a[64] = "";
+				port = port_of(60, a, sizeof a);
+				dup2(60, 100);
+				won = 1;
+			}
+		}
+		close(60);
+	}
+	v6race_stop = 1;
+	pthread_join(t, NULL);
+	printf("%d binds of [::]:0\n", tries);
+	if (won) {
+		printf("udp-bound :: %d\n", port);
+		fflush(stdout);
+		struct pollfd pf = { .fd = 100, .events = POLLIN };
+		if (poll(&pf, 1, 5000) == 1) {
+			char got[64] = "";
+			struct sockaddr_in6 from;
+			socklen_t l = sizeof from;
+			ssize_t k = recvfrom(100, got, sizeof got - 1, 0, (struct sockaddr *)&from, &l);
+			got[k > 0 ? k : 0] = 0;
+			got[strcspn(got, "\n")] = 0;
+			char peer[64] = "";
+			inet_ntop(AF_INET6, &from.sin6_addr, peer, sizeof peer);
+			escaped("bind #%d of [::]:0 left the IPv6 UDP socket bound to [::]:%d dual stack (only ::/0 is allowed); an IPv4 datagram from %s outside arrived: \"%s\"", tries, port, peer, got);
+		}
+		escaped("bind #%d of [::]:0 left the IPv6 UDP socket bound to [::]:%d dual stack, where IPv4 reaches it (no rule allows IPv4)", tries, port);
+	}
+	contained();
+}
+
+/* Round 0 had /proc/self/fd list the monitor's descriptors; the runtime now filters
+ * them out of getdents64 on the calling process's own /proc/PID/fd (and fdinfo, and its
+ * threads'). Another sandbox process is as readable (its /proc/PID is the sandbox's): a
+ * forked child lists its parent's fd directory, where the parent's monitor's and
+ * runtime's descriptors (above the program's RLIMIT_NOFILE) all show. */
+static int list_high(const char *dir, rlim_t limit, int *first) {
+	DIR *d = opendir(dir);
+	if (!d) {
+		printf("opendir(%s): %s\n", dir, strerror(errno));
+		return 0;
+	}
+	struct dirent *e;
+	int n = 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		long fd = atol(e->d_name);
+		if ((rlim_t)fd >= limit) {
+			if (!n++)
+				*first = (int)fd;
+		}
+	}
+	closedir(d);
+	printf("%s: %d descriptors at or above %lu (the program's limit)\n", dir, n, (unsigned long)limit);
+	return n;
+}
+
+static void proc_fd_other_process(void) {
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	int own_first = -1;
+	if (list_high("/proc/self/fd", rl.rlim_cur, &own_first))
+		escaped("/proc/self/fd lists descriptor %d above the program's limit", own_first);
+	pid_t parent = getpid();
+	int go[2];
+	if (pipe(go))
+		exit(2);
+	pid_t c = fork();
+	if (c == 0) {
+		char dir[64];
+		int first = -1, n;
+		snprintf(dir, sizeof dir, "/proc/%d/fd", (int)parent);
+		n = list_high(dir, rl.rlim_cur, &first);
+		snprintf(dir, sizeof dir, "/proc/%d/task/%d/fd", (int)parent, (int)parent);
+		int first2 = -1;
+		int n2 = list_high(dir, rl.rlim_cur, &first2);
+		_exit(n || n2 ? (first >= 0 ? first : first2) % 250 + 1 : 0);
+	}
+	int st = 0;
+	waitpid(c, &st, 0);
+	if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+		escaped("a forked child listed the parent's /proc/%d/fd: descriptors the program cannot use (the monitor's and the runtime's), above its limit %lu", (int)parent, (unsigned long)rl.rlim_cur);
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -2253,6 +2556,19 @@ int main(int argc, char **argv) {
 		need(argc, 3), proc_self_outside(argv[2]);
 	else if (!strcmp(name, "shared-file-nonblock"))
 		shared_file_nonblock();
+	/* round 4 */
+	else if (!strcmp(name, "udp-send-other-error"))
+		udp_send_other_error();
+	else if (!strcmp(name, "v6-autobind-dual-stack"))
+		v6_autobind_dual_stack();
+	else if (!strcmp(name, "shared-socket-timeout"))
+		shared_socket_timeout();
+	else if (!strcmp(name, "shared-pipe-packet"))
+		shared_pipe_packet();
+	else if (!strcmp(name, "v6only-null-race"))
+		v6only_null_race();
+	else if (!strcmp(name, "proc-fd-other-process"))
+		proc_fd_other_process();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

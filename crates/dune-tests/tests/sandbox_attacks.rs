@@ -1054,3 +1054,128 @@ fn a_shared_open_file_stays_blocking() {
     assert!(fl >= 0 && fl & libc::O_NONBLOCK == 0, "ESCAPED: the open file this process shares with the sandbox is now non-blocking (flags {fl:#o}); {read}: {}", show(&out));
     assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
 }
+
+// ---- round 4: a fifth white-box pass, after the round-3 fixes ------------------------------
+
+/// With `--allow-net 127.0.0.1:9` only: sends with no address on unbound UDP sockets that
+/// fail before EDESTADDRREQ (MSG_OOB, more than 65535 bytes).
+#[test]
+fn a_send_failing_otherwise_binds_nothing_to_the_wildcard() {
+    let d = Dirs::new("udpother");
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), "127.0.0.1:9".to_string()]);
+    let (sent, seen, status) = send_to_udp_bound(&opts, &["udp-send-other-error"]);
+    assert!(!seen.iter().any(|l| l.contains("ESCAPED")), "ESCAPED (a datagram sent from outside: {sent}): {seen:?}");
+    assert!(status.success(), "{status:?} {seen:?}");
+}
+
+/// With `--allow-net ::/0` only (IPv6): an IPv6 UDP socket autobound by a send with no
+/// address or a failed connect; a datagram is sent to it from here over IPv4.
+#[test]
+fn an_autobound_ipv6_socket_takes_no_ipv4() {
+    let d = Dirs::new("v6autobind");
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), "::/0".to_string()]);
+    let (sent, seen, status) = send_to_udp_bound(&opts, &["v6-autobind-dual-stack"]);
+    assert!(!seen.iter().any(|l| l.contains("ESCAPED")), "ESCAPED (an IPv4 datagram sent from outside: {sent}): {seen:?}");
+    assert!(status.success(), "{status:?} {seen:?}");
+}
+
+/// The sandbox's stdin is one end of a unix socket pair whose open file this process
+/// also holds; this process reads from it after the sandbox ended, with the peer open
+/// and nothing written.
+#[test]
+fn a_shared_sockets_timeouts_stay_the_outsiders() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("sharedsock");
+    let mut fds = [0; 2];
+    // SAFETY: socketpair writes two descriptors into the local array.
+    assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) }, 0);
+    // SAFETY: both were just made and are owned here alone.
+    let (s, _peer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut cmd = command(&d.policy(), &["shared-socket-timeout"]);
+    cmd.stdin(Stdio::from(s.try_clone().unwrap()));
+    let out = run_bounded(cmd);
+    let mut tv = libc::timeval { tv_sec: 0, tv_usec: 0 };
+    let mut len = core::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: getsockopt writes one timeval and its length into locals.
+    let r = unsafe { libc::getsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&mut tv as *mut libc::timeval).cast(), &mut len) };
+    let set = r == 0 && (tv.tv_sec != 0 || tv.tv_usec != 0);
+    // With a receive timeout (only then: the peer is open and nothing was written) the read returns.
+    let read = if set {
+        let mut b = [0u8; 1];
+        let t = std::time::Instant::now();
+        // SAFETY: reads at most one byte into a local.
+        let n = unsafe { libc::read(s.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+        format!("a blocking read() on it returned {n} ({}) after {:?}", std::io::Error::last_os_error(), t.elapsed())
+    } else {
+        String::new()
+    };
+    assert!(!set, "ESCAPED: the socket this process shares with the sandbox now has a receive timeout of {}.{:06} s; {read}: {}", tv.tv_sec, tv.tv_usec, show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// The sandbox's stdin is the write end of a pipe whose open file this process also
+/// holds (as a shell's `{ dune sandbox …; writer; } | reader` shares stdout). After the
+/// sandbox ended, this process writes one line through that open file and reads it back
+/// in short reads from the read end.
+#[test]
+fn a_shared_pipes_writes_stay_a_stream() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("sharedpkt");
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the local array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) }, 0);
+    // SAFETY: both were just made and are owned here alone.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // The write end blocking again (the read end, this process's alone, stays non-blocking).
+    // SAFETY: fcntl on the write end made above.
+    unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETFL, 0) };
+    let mut cmd = command(&d.policy(), &["shared-pipe-packet"]);
+    cmd.stdin(Stdio::from(w.try_clone().unwrap()));
+    let out = run_bounded(cmd);
+    // SAFETY: fcntl F_GETFL on this process's write end.
+    let fl = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_GETFL) };
+    let line = b"one line from a writer outside\n";
+    // SAFETY: writes a local buffer to the pipe's write end.
+    unsafe { libc::write(w.as_raw_fd(), line.as_ptr().cast(), line.len()) };
+    let mut got = Vec::new();
+    loop {
+        let mut b = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a local.
+        let n = unsafe { libc::read(r.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
+        if n <= 0 {
+            break;
+        }
+        got.extend_from_slice(&b[..n as usize]);
+    }
+    assert!(
+        fl >= 0 && fl & libc::O_DIRECT == 0 && got == line,
+        "ESCAPED: the pipe this process shares with the sandbox is in packet mode (flags {fl:#o}): it wrote {:?} and read back {:?}: {}",
+        text(line),
+        text(&got),
+        show(&out)
+    );
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// With `--allow-net ::/0` only (IPv6): binds of `[::]:0` raced by a sibling clearing
+/// IPV6_V6ONLY with a null value; a datagram is sent to the socket from here over IPv4.
+#[test]
+fn a_null_v6only_value_cannot_make_a_bound_socket_dual_stack() {
+    let d = Dirs::new("v6nullrace");
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), "::/0".to_string()]);
+    let (sent, seen, status) = send_to_udp_bound(&opts, &["v6only-null-race"]);
+    assert!(!seen.iter().any(|l| l.contains("ESCAPED")), "ESCAPED (an IPv4 datagram sent from outside: {sent}): {seen:?}");
+    assert!(status.success(), "{status:?} {seen:?}");
+}
+
+/// A forked child lists its parent's `/proc/PID/fd` (a sandbox process, so readable).
+#[test]
+fn another_sandbox_processs_fd_listing_shows_only_the_programs_descriptors() {
+    let d = Dirs::new("procfdother");
+    let out = run_bounded(command(&d.policy(), &["proc-fd-other-process"]));
+    assert!(!text(&out.stdout).contains("ESCAPED"), "ESCAPED: another sandbox process's fd listing shows the monitor's descriptors: {}", show(&out));
+    assert!(out.status.success() && text(&out.stdout).ends_with("contained: proc-fd-other-process\n"), "{}", show(&out));
+}
