@@ -175,22 +175,8 @@ fn special(t: &mut Thread, nr: u64, a: [u64; 6]) -> Option<Flow> {
 }
 
 /// Every other call: which family checks and performs it.
-fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
-    let r = dispatch_inner(t, nr, a);
-    if r == Err(-(libc::EDESTADDRREQ as i64)) {
-        // A send with no address on an unbound datagram socket: Linux bound it to the
-        // wildcard address before it failed.
-        let sock = match nr as i64 {
-            libc::SYS_splice => a[2],
-            _ => a[0],
-        };
-        net::undo_autobind(sock);
-    }
-    r
-}
-
 #[allow(non_upper_case_globals)] // libc's SYS_* names
-fn dispatch_inner(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
+fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
     use libc::*;
     let n = nr as i64;
     match n {

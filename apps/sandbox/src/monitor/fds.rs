@@ -8,7 +8,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use super::fdtable::{self, fd, FileOf};
+use super::fdtable::{self, fd, is_outer_file, is_outer_terminal, stat_of, FileOf};
 use super::state::m;
 use super::sys::{deny, fwd, raw, ret, EBADF, EINVAL, R};
 use super::user::{copy_in, user, word32};
@@ -175,24 +175,39 @@ pub fn fcntl(n: i64, a: [u64; 6]) -> R {
             ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
         }
         libc::F_SETFL => {
-            // On the terminal the sandbox runs in, O_NONBLOCK and O_ASYNC are the
-            // shell's too (one open file): changing them needs --allow-tty. O_ASYNC on
-            // any file the sandbox was started with signals its owner outside. Checked
-            // and set on one private duplicate.
+            // The status flags of an open file the sandbox was started with are the
+            // processes' outside too (one open file): on the terminal O_NONBLOCK and
+            // O_ASYNC need --allow-tty; a pipe is opened again for the program alone
+            // first; any other such file keeps its flags. Checked and set on one
+            // private duplicate.
+            let what = format!("fcntl({}, F_SETFL, {:#o})", a[0] as i32, a[2]);
             let p = fdtable::private(a[0])?;
             let cur = raw(n, [p.as_raw_fd() as u64, libc::F_GETFL as u64, 0, 0, 0, 0]);
-            let changed = if cur >= 0 { (cur ^ a[2] as i64) as i32 } else { 0 };
-            if !m().policy.tty() && is_outer_terminal(&p) && changed & (libc::O_NONBLOCK | libc::O_ASYNC) != 0 {
-                return deny(&format!("fcntl({}, F_SETFL, {:#o})", a[0] as i32, a[2]), "changes the terminal the sandbox runs in (--allow-tty)", libc::EPERM);
-            }
-            if changed & libc::O_ASYNC != 0 {
-                not_outer(&p, &format!("fcntl({}, F_SETFL, {:#o})", a[0] as i32, a[2]))?;
-            }
-            let p = if changed & libc::O_NONBLOCK != 0 { own_open_file(a[0], p, &format!("fcntl({}, F_SETFL, {:#o})", a[0] as i32, a[2]))? } else { p };
+            const SETTABLE: i32 = libc::O_APPEND | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME | libc::O_NONBLOCK;
+            let changed = if cur >= 0 { (cur ^ a[2] as i64) as i32 & SETTABLE } else { 0 };
+            let p = if changed == 0 || !is_outer_file(&p) {
+                p
+            } else if is_outer_terminal(&p) {
+                if !m().policy.tty() && changed & (libc::O_NONBLOCK | libc::O_ASYNC) != 0 {
+                    return deny(&what, "changes the terminal the sandbox runs in (--allow-tty)", libc::EPERM);
+                }
+                p
+            } else {
+                if changed & libc::O_ASYNC != 0 {
+                    not_outer(&p, &what)?;
+                }
+                own_open_file(a[0], p, &what)?
+            };
+            ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
+        }
+        libc::F_SETPIPE_SZ => {
+            // A pipe's size is the pipe's, whoever else holds it.
+            let p = fdtable::private(a[0])?;
+            not_outer(&p, &format!("fcntl({}, F_SETPIPE_SZ)", a[0] as i32))?;
             ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
         }
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL | libc::F_GETOWN | libc::F_GETPIPE_SZ
-        | libc::F_SETPIPE_SZ | libc::F_ADD_SEALS | libc::F_GET_SEALS | 11 /* F_GETSIG */ | libc::F_GETLEASE | libc::F_NOTIFY => fwd(n, a),
+        | libc::F_ADD_SEALS | libc::F_GET_SEALS | 11 /* F_GETSIG */ | libc::F_GETLEASE | libc::F_NOTIFY => fwd(n, a),
         c => deny(&format!("fcntl({}, {c})", a[0] as i32), "command not in the sandbox's list", libc::EINVAL),
     }
 }
@@ -246,67 +261,19 @@ pub fn ioctl(n: i64, a: [u64; 6]) -> R {
     fwd(n, [a[0], req, a[2], 0, 0, 0])
 }
 
-/// What the sandbox was started with: the devices of the terminals among its
-/// standard streams (plus `/dev/tty` and `/dev/console`, which name them), and the
-/// files (device and inode) of every descriptor it inherited. Those open files are
-/// shared with processes outside.
-struct Outer {
-    terminals: Vec<u64>,
-    files: Vec<(u64, u64)>,
-}
-
-static OUTER: std::sync::OnceLock<Outer> = std::sync::OnceLock::new();
-
-fn stat_of(f: i32) -> Option<libc::stat> {
-    // SAFETY: fstat writes one struct stat into the local; a bad descriptor is an error.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: as above.
-    (unsafe { libc::fstat(f, &mut st) } == 0).then_some(st)
-}
-
-fn rdev(f: i32) -> Option<u64> {
-    stat_of(f).filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFCHR).map(|st| st.st_rdev)
-}
-
-/// Records the terminals and files the sandbox starts with (before the program runs).
-pub fn note_outer_files() {
-    let mut terminals = vec![libc::makedev(5, 0), libc::makedev(5, 1)];
-    for f in 0..3 {
-        // SAFETY: isatty only queries the descriptor.
-        if unsafe { libc::isatty(f) } == 1 {
-            terminals.extend(rdev(f));
-        }
-    }
-    let files = (0..libdune::runtime::descriptor_base().unwrap_or(1024).min(1024)).filter_map(stat_of).map(|st| (st.st_dev, st.st_ino)).collect();
-    let _ = OUTER.set(Outer { terminals, files });
-}
-
-/// Whether `f` is a terminal the sandbox runs in (rather than one the program made).
-fn is_outer_terminal(f: &OwnedFd) -> bool {
-    rdev(f.as_raw_fd()).is_some_and(|r| OUTER.get().is_some_and(|o| o.terminals.contains(&r)))
-}
-
-/// Whether `f` is a file the sandbox was started with, or the terminal it runs in:
-/// its open file is shared with processes outside, so who gets its `SIGIO`, and
-/// which signal that is, are theirs to set.
-fn is_outer_file(f: &OwnedFd) -> bool {
-    is_outer_terminal(f) || stat_of(f.as_raw_fd()).is_some_and(|st| OUTER.get().is_some_and(|o| o.files.contains(&(st.st_dev, st.st_ino))))
-}
-
-/// Before `O_NONBLOCK` changes on the program's descriptor `f` (private duplicate `p`):
-/// an open file the sandbox was started with is shared with processes outside, for
-/// which it would change too. A pipe or FIFO is opened again for the program alone
-/// (through its `/proc` link: same pipe, an open file of its own) and put at the
-/// program's number in place of the shared one; a regular file, where the flag means
-/// nothing, stays; anything else (a socket, a device) is refused. Returns the
-/// descriptor to change.
+/// Before a status flag (`O_NONBLOCK`, `O_DIRECT`, `O_APPEND`…) changes on the
+/// program's descriptor `f` (private duplicate `p`): an open file the sandbox was
+/// started with is shared with processes outside, for which it would change too. A
+/// pipe or FIFO is opened again for the program alone (through its `/proc` link: the
+/// same pipe, an open file of its own) and put at the program's number in place of
+/// the shared one; anything else (a file, whose offset is shared; a socket; a device)
+/// is refused. Returns the descriptor to change.
 fn own_open_file(f: u64, p: OwnedFd, what: &str) -> Result<OwnedFd, i64> {
     if !is_outer_file(&p) || is_outer_terminal(&p) {
         return Ok(p);
     }
     let Some(st) = stat_of(p.as_raw_fd()) else { return Err(EINVAL) };
     match st.st_mode & libc::S_IFMT {
-        libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK => Ok(p),
         libc::S_IFIFO => {
             let fl = raw(libc::SYS_fcntl, [p.as_raw_fd() as u64, libc::F_GETFL as u64, 0, 0, 0, 0]);
             let cloexec = raw(libc::SYS_fcntl, [f, libc::F_GETFD as u64, 0, 0, 0, 0]);
@@ -335,12 +302,12 @@ fn own_open_file(f: u64, p: OwnedFd, what: &str) -> Result<OwnedFd, i64> {
             }
             Ok(mine)
         }
-        _ => deny(what, "a file the sandbox was started with, shared with processes outside (a socket or device): its O_NONBLOCK is theirs too", libc::EPERM).map(|_| p),
+        _ => deny(what, "a file the sandbox was started with, shared with processes outside: its status flags are theirs too", libc::EPERM).map(|_| p),
     }
 }
 
-/// Refuses `what` (changing the owner or signal of an open file's `SIGIO`, or
-/// turning `O_ASYNC` on or off) on a file shared with processes outside.
+/// Refuses `what` (changing the owner or signal of an open file's `SIGIO`, turning
+/// `O_ASYNC` on or off, a pipe's size) on a file shared with processes outside.
 fn not_outer(f: &OwnedFd, what: &str) -> Result<(), i64> {
     if is_outer_file(f) {
         return deny(what, "a file the sandbox was started with: its signals are for processes outside", libc::EPERM).map(|_| ());

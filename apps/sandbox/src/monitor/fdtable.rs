@@ -141,3 +141,52 @@ pub unsafe fn adopt(fd: i32) -> OwnedFd {
     // SAFETY: as the caller promises.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+// ---- files shared with processes outside ---------------------------------------------
+
+/// What the sandbox was started with: the devices of the terminals among its
+/// standard streams (plus `/dev/tty` and `/dev/console`, which name them), and the
+/// files (device and inode) of every descriptor it inherited. Those open files are
+/// shared with processes outside.
+struct Outer {
+    terminals: Vec<u64>,
+    files: Vec<(u64, u64)>,
+}
+
+static OUTER: std::sync::OnceLock<Outer> = std::sync::OnceLock::new();
+
+pub fn stat_of(f: i32) -> Option<libc::stat> {
+    // SAFETY: fstat writes one struct stat into the local; a bad descriptor is an error.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { libc::fstat(f, &mut st) } == 0).then_some(st)
+}
+
+pub fn rdev(f: i32) -> Option<u64> {
+    stat_of(f).filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFCHR).map(|st| st.st_rdev)
+}
+
+/// Records the terminals and files the sandbox starts with (before the program runs).
+pub fn note_outer_files() {
+    let mut terminals = vec![libc::makedev(5, 0), libc::makedev(5, 1)];
+    for f in 0..3 {
+        // SAFETY: isatty only queries the descriptor.
+        if unsafe { libc::isatty(f) } == 1 {
+            terminals.extend(rdev(f));
+        }
+    }
+    let files = (0..libdune::runtime::descriptor_base().unwrap_or(1024).min(1024)).filter_map(stat_of).map(|st| (st.st_dev, st.st_ino)).collect();
+    let _ = OUTER.set(Outer { terminals, files });
+}
+
+/// Whether `f` is a terminal the sandbox runs in (rather than one the program made).
+pub fn is_outer_terminal(f: &OwnedFd) -> bool {
+    rdev(f.as_raw_fd()).is_some_and(|r| OUTER.get().is_some_and(|o| o.terminals.contains(&r)))
+}
+
+/// Whether `f` is a file the sandbox was started with, or the terminal it runs in:
+/// its open file is shared with processes outside, so who gets its `SIGIO`, and
+/// which signal that is, are theirs to set.
+pub fn is_outer_file(f: &OwnedFd) -> bool {
+    is_outer_terminal(f) || stat_of(f.as_raw_fd()).is_some_and(|st| OUTER.get().is_some_and(|o| o.files.contains(&(st.st_dev, st.st_ino))))
+}

@@ -97,6 +97,9 @@ fn own(f: OwnedFd) -> Result<OwnedFd, Errno> {
 
 fn path_open(dirfd: u64, addr: u64, flags: u64, mode: u64) -> R {
     let p = path_arg(addr)?;
+    if let Some(content) = served(&p) {
+        return serve(&content, flags);
+    }
     let b = base(dirfd)?;
     // A new file never gets a set-id bit.
     let mode = mode & !SETID;
@@ -109,6 +112,42 @@ fn path_open(dirfd: u64, addr: u64, flags: u64, mode: u64) -> R {
             Err(err(e))
         }
     }
+}
+
+/// What the monitor serves itself at a `/proc` path of this process: the program's
+/// own `cmdline` and `environ` (the kernel's are the monitor's: `dune`'s arguments,
+/// the environment it was started with).
+fn served(p: &[u8]) -> Option<Vec<u8>> {
+    let rest = p.strip_prefix(b"/proc/")?;
+    let (who, what) = rest.split_at(rest.iter().position(|&c| c == b'/')?);
+    let own = who == b"self" || who == b"thread-self" || who == std::process::id().to_string().as_bytes();
+    let id = || m().exe.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match what {
+        b"/cmdline" if own => Some(id().cmdline),
+        b"/environ" if own => Some(id().environ),
+        _ => None,
+    }
+}
+
+/// Opens a read-only file holding `content` for the program (a sealed `memfd`).
+fn serve(content: &[u8], flags: u64) -> R {
+    if flags as i32 & libc::O_ACCMODE != libc::O_RDONLY {
+        return Err(-(libc::EACCES as i64));
+    }
+    let cloexec = if flags as i32 & libc::O_CLOEXEC != 0 { libc::MFD_CLOEXEC } else { 0 };
+    let _pin = fdtable::pin();
+    let f = raw(libc::SYS_memfd_create, [c"proc".as_ptr() as u64, (cloexec | libc::MFD_ALLOW_SEALING) as u64, 0, 0, 0, 0]);
+    if f < 0 {
+        return Err(f);
+    }
+    // SAFETY: the descriptor memfd_create just made, owned here until it is returned.
+    let f = unsafe { fdtable::adopt(f as i32) };
+    let n = raw(libc::SYS_pwrite64, [f.as_raw_fd() as u64, content.as_ptr() as u64, content.len() as u64, 0, 0, 0]);
+    let seals = (libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL) as u64;
+    if n != content.len() as i64 || raw(libc::SYS_fcntl, [f.as_raw_fd() as u64, libc::F_ADD_SEALS as u64, seals, 0, 0, 0]) < 0 {
+        return Err(-(libc::ENOMEM as i64));
+    }
+    Ok(f.into_raw_fd() as i64)
 }
 
 fn path_stat(dirfd: u64, addr: u64, buf: u64, flags: u64) -> R {
@@ -188,7 +227,7 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             // /proc/self/exe reads as the program's path (the real link is the monitor's).
             let p = path_arg(addr)?;
             if p == b"/proc/self/exe" || p == format!("/proc/{}/exe", std::process::id()).as_bytes() {
-                let exe = m().exe.lock().unwrap_or_else(|e| e.into_inner()).clone().into_os_string().into_encoded_bytes();
+                let exe = m().exe.lock().unwrap_or_else(|e| e.into_inner()).path.clone().into_os_string().into_encoded_bytes();
                 let k = exe.len().min(size as usize);
                 copy_out(buf, &exe[..k])?;
                 return Ok(k as i64);

@@ -111,6 +111,7 @@ pub fn start(mut policy: Policy, opts: confine::Options, exitless_helpers: usize
     // Everything that can fail on bad input is checked before Dune mode.
     let exec = loader::prepare(&name, argv, &env)?;
     let exe_path = std::fs::canonicalize(&exec.execfn).unwrap_or_else(|_| PathBuf::from(&exec.execfn));
+    let (exec_argv, exec_env) = (exec.argv.clone(), exec.env.clone());
     // This process stays outside as the supervisor; the sandbox is a child, in a
     // session (and a cgroup) of its own.
     let supervised = supervise::split(policy.limits(), audit::stats_on()).map_err(|e| setup("starting the sandbox's process", &e))?;
@@ -126,7 +127,7 @@ pub fn start(mut policy: Policy, opts: confine::Options, exitless_helpers: usize
     let l = *policy.limits();
     limits::init(l.processes, l.threads, l.memory).map_err(|e| setup("the limits' shared page", &e))?;
     let rlimits = misc::snapshot_rlimits();
-    fds::note_outer_files();
+    fdtable::note_outer_files();
     net::note_inherited_sockets();
     // The kernel's line: whatever the monitor lets through, these refuse. (It may
     // open the trees again, in the sandbox's own mount namespace.)
@@ -163,7 +164,7 @@ pub fn start(mut policy: Policy, opts: confine::Options, exitless_helpers: usize
         cwd: Mutex::new(cwd),
         threads: AtomicUsize::new(1),
         vdso,
-        exe: Mutex::new(exe_path),
+        exe: Mutex::new(state::Identity::new(exe_path, &exec_argv, &exec_env)),
         // SAFETY: gettid has no effect.
         tids: Mutex::new(vec![unsafe { libc::syscall(libc::SYS_gettid) } as i32]),
         exec_gen: AtomicU64::new(0),

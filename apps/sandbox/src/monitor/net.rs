@@ -13,10 +13,9 @@
 //! but the socket then takes datagrams from the peer alone: the `connect` rule
 //! covers it, as for TCP.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::fdtable::{self, fd};
-use super::audit;
 use super::state::m;
 use super::sys::{deny, raw, R};
 use super::user::{copy_in, opt, user, write_user};
@@ -104,8 +103,14 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             }
             if n == SYS_socketpair {
                 user(a[3], 8)?;
+                return ret(raw(n, a));
             }
-            ret(raw(n, a))
+            let _pin = fdtable::pin();
+            let s = ret(raw(n, a))?;
+            if matches!(dom, AF_INET | AF_INET6) {
+                new_ip_socket(s as i32, dom, ty);
+            }
+            Ok(s)
         }
         SYS_listen => {
             // On an unbound socket, listen binds it to the wildcard address first.
@@ -140,16 +145,45 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             }
             // Bound on the socket whose identity is then noted (see `bound_for_listen`).
             let p = fdtable::private(a[0])?;
+            let hole = ip_family(&p).is_some() && datagram(&p) && in_black_hole(&p);
+            if hole {
+                disconnect(&p);
+            }
             if is_v6_wildcard(&sa) {
                 v6_only_unless_v4_allowed(&p, u16::from_be_bytes([sa[2], sa[3]]))?;
             }
-            let r = ret(raw(n, [p.as_raw_fd() as u64, sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]))?;
+            let r = ret(raw(n, [p.as_raw_fd() as u64, sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]));
+            if hole {
+                match r {
+                    Ok(_) => purge(p.as_fd(), Some(&black_hole(ip_family(&p).unwrap_or(AF_INET)))),
+                    Err(_) => into_black_hole(p.as_fd(), ip_family(&p).unwrap_or(AF_INET)),
+                }
+            }
+            let r = r?;
             if ip_family(&p).is_some() {
                 note_bound(&p);
             }
             Ok(r)
         }
-        SYS_accept | SYS_accept4 | SYS_getsockname | SYS_getpeername => {
+        SYS_getsockname | SYS_getpeername => {
+            // A socket in the black hole looks as it would without it: unbound and
+            // unconnected.
+            let p = fdtable::private(a[0])?;
+            if let Some(fam) = ip_family(&p).filter(|_| datagram(&p) && in_black_hole(&p)) {
+                if n == SYS_getpeername {
+                    return Err(-(ENOTCONN as i64));
+                }
+                let Some((_, len)) = out_addr(a[1], a[2])? else { return Err(-(EFAULT as i64)) };
+                let w = wildcard(fam);
+                copy_out_addr(a[1], a[2], &w[..w.len().min(len as usize)], w.len() as u32)?;
+                return Ok(0);
+            }
+            let Some((mut buf, mut len)) = out_addr(a[1], a[2])? else { return ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0])) };
+            let r = ret(raw(n, [p.as_raw_fd() as u64, buf.as_mut_ptr() as u64, &mut len as *mut u32 as u64, 0, 0, 0]))?;
+            copy_out_addr(a[1], a[2], &buf, len)?;
+            Ok(r)
+        }
+        SYS_accept | SYS_accept4 => {
             fd(a[0])?;
             // The kernel reads the length when it writes the address, maybe long after
             // a check (accept blocks): it gets monitor copies of both, copied out after.
@@ -212,13 +246,23 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             if a[4] > 4096 {
                 return Err(-(EINVAL as i64));
             }
-            // The value, copied: the kernel reads it once, from the monitor.
+            // The value, copied: the kernel reads it once, from the monitor. A null
+            // value of some length is not passed on (some options read it as 0).
+            if a[3] == 0 && a[4] != 0 {
+                return Err(-(EFAULT as i64));
+            }
             let v = if a[3] != 0 { copy_in(a[3], a[4] as usize)? } else { Vec::new() };
-            if a[1] as i32 == IPPROTO_IPV6 && a[2] as i32 == IPV6_V6ONLY && v.len() >= 4 && v[..4] == [0; 4] && !v4_wildcard_allowed(0) {
+            if a[1] as i32 == IPPROTO_IPV6 && a[2] as i32 == IPV6_V6ONLY && !(v.len() >= 4 && v[..4] != [0; 4]) && !v4_wildcard_allowed(0) {
                 // Dual stack: a later bind of `::` would take IPv4 too.
                 return deny("setsockopt(IPV6_V6ONLY, 0)", "an IPv6 socket that also takes IPv4, where no rule allows binding IPv4's wildcard address", EPERM);
             }
-            ret(raw(n, [a[0], a[1], a[2], if a[3] != 0 { v.as_ptr() as u64 } else { 0 }, a[4], 0]))
+            // Set on one private duplicate, which must not be a socket the sandbox was
+            // started with: its options are the processes' outside too.
+            let p = fdtable::private(a[0])?;
+            if fdtable::is_outer_file(&p) {
+                return deny(&format!("setsockopt(.., {}, {})", a[1] as i32, a[2] as i32), "a socket the sandbox was started with, shared with processes outside: its options are theirs too", EPERM);
+            }
+            ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], if a[3] != 0 { v.as_ptr() as u64 } else { 0 }, a[4], 0]))
         }
         SYS_getsockopt => {
             fd(a[0])?;
@@ -354,7 +398,7 @@ fn implicit_bind(call: &str, p: &OwnedFd) -> Result<(), i64> {
         return Ok(());
     }
     let fam = u16::from_ne_bytes([ss[0], ss[1]]) as i32;
-    if !matches!(fam, libc::AF_INET | libc::AF_INET6) || u16::from_be_bytes([ss[2], ss[3]]) != 0 {
+    if !matches!(fam, libc::AF_INET | libc::AF_INET6) || (u16::from_be_bytes([ss[2], ss[3]]) != 0 && !in_black_hole(p)) {
         return Ok(());
     }
     implicit_bind_of(call, fam, p)
@@ -391,45 +435,115 @@ fn v6_only_unless_v4_allowed(p: &OwnedFd, port: u16) -> Result<(), i64> {
     Ok(())
 }
 
-/// `connect` to `sa` (checked) on the program's socket `sock`. An unbound datagram
-/// socket is bound by Linux to the wildcard address and a port before the destination
-/// is routed, and stays bound there when the route fails; so where that binding is not
-/// allowed, the connect is first tried on a socket of the monitor's own (with the
-/// program's `SO_BROADCAST`), and only a destination that one reaches is connected to;
-/// should the real one still fail, its binding is undone ([`undo_autobind`]).
+/// A datagram socket that would otherwise be unbound and unconnected is connected to
+/// this "black hole" instead: loopback, port 0, where nothing can listen or send from.
+/// Linux binds an unbound datagram socket to the wildcard address, where anyone may
+/// send to it, on every path that sends or connects (before routing, before most
+/// errors); a socket connected to the black hole is bound to loopback and takes
+/// datagrams from that peer only, that is from nobody. The program's `connect` and
+/// `bind` replace the black hole; to the program it looks unbound and unconnected
+/// (`getsockname`, `getpeername`).
+fn black_hole(fam: i32) -> Vec<u8> {
+    let mut b = wildcard(fam);
+    if fam == libc::AF_INET {
+        b[4..8].copy_from_slice(&[127, 0, 0, 1]);
+    } else {
+        b[23] = 1;
+    }
+    b
+}
+
+fn sockaddr_of(p: &OwnedFd, peer: bool) -> Option<Vec<u8>> {
+    let mut ss = [0u8; 128];
+    let mut len = ss.len() as u32;
+    let nr = if peer { libc::SYS_getpeername } else { libc::SYS_getsockname };
+    (raw(nr, [p.as_raw_fd() as u64, ss.as_mut_ptr() as u64, &mut len as *mut u32 as u64, 0, 0, 0]) == 0).then(|| ss[..(len as usize).min(ss.len())].to_vec())
+}
+
+/// Whether socket `p` is connected to the black hole.
+fn in_black_hole(p: &OwnedFd) -> bool {
+    let Some(fam) = ip_family(p) else { return false };
+    sockaddr_of(p, true).is_some_and(|a| a.len() >= 8 && a[..8] == black_hole(fam)[..8] && (fam == libc::AF_INET || a.get(8..24) == black_hole(fam).get(8..24)))
+}
+
+fn datagram(p: &OwnedFd) -> bool {
+    let (mut ty, mut len) = (0i32, 4u32);
+    raw(libc::SYS_getsockopt, [p.as_raw_fd() as u64, libc::SOL_SOCKET as u64, libc::SO_TYPE as u64, &mut ty as *mut i32 as u64, &mut len as *mut u32 as u64, 0]) == 0 && ty == libc::SOCK_DGRAM
+}
+
+/// Connects datagram socket `p` of family `fam` to the black hole, then discards
+/// whatever reached it before (while it was bound to the wildcard address, if a
+/// sibling thread sent on it first).
+fn into_black_hole(p: BorrowedFd<'_>, fam: i32) {
+    let b = black_hole(fam);
+    raw(libc::SYS_connect, [p.as_raw_fd() as u64, b.as_ptr() as u64, b.len() as u64, 0, 0, 0]);
+    purge(p, None);
+}
+
+/// Discards the datagrams queued on `p` that do not come from `peer` (all of them
+/// without one): they arrived while the socket was bound where anyone could send to it.
+fn purge(p: BorrowedFd<'_>, peer: Option<&[u8]>) {
+    let mut sink = [0u8; 64];
+    loop {
+        let mut from = [0u8; 128];
+        let mut len = from.len() as u32;
+        let r = raw(libc::SYS_recvfrom, [p.as_raw_fd() as u64, sink.as_mut_ptr() as u64, sink.len() as u64, (libc::MSG_DONTWAIT | libc::MSG_PEEK) as u64, from.as_mut_ptr() as u64, &mut len as *mut u32 as u64]);
+        if r < 0 {
+            return;
+        }
+        let same = |a: &[u8], b: &[u8]| a.len() >= 8 && b.len() >= 8 && a[..4] == b[..4] && if u16::from_ne_bytes([a[0], a[1]]) as i32 == libc::AF_INET { a[4..8] == b[4..8] } else { a.get(8..24) == b.get(8..24) };
+        if peer.is_some_and(|peer| same(&from[..(len as usize).min(128)], peer)) {
+            return;
+        }
+        raw(libc::SYS_recvfrom, [p.as_raw_fd() as u64, sink.as_mut_ptr() as u64, sink.len() as u64, libc::MSG_DONTWAIT as u64, 0, 0]);
+    }
+}
+
+/// `connect(AF_UNSPEC)`: dissolves a connection (and an implicit binding).
+fn disconnect(p: &OwnedFd) {
+    let unspec = [0u8; 16];
+    raw(libc::SYS_connect, [p.as_raw_fd() as u64, unspec.as_ptr() as u64, 2, 0, 0, 0]);
+}
+
+/// Whether `sa` is an IPv6 address mapped from IPv4 (`::ffff:a.b.c.d`).
+fn v4_mapped(sa: &[u8]) -> bool {
+    sa.len() >= 24 && u16::from_ne_bytes([sa[0], sa[1]]) as i32 == libc::AF_INET6 && sa[8..18] == [0; 10] && sa[18..20] == [0xff, 0xff]
+}
+
+fn set_v6only(p: &OwnedFd, on: bool) {
+    let v: i32 = on.into();
+    raw(libc::SYS_setsockopt, [p.as_raw_fd() as u64, libc::IPPROTO_IPV6 as u64, libc::IPV6_V6ONLY as u64, &v as *const i32 as u64, 4, 0]);
+}
+
+/// `connect` to `sa` (checked) on the program's socket `sock`. A datagram socket in
+/// the black hole leaves it first and goes back if the connect fails; what reached it
+/// from anyone but its new peer meanwhile is discarded. An IPv6 socket connecting to
+/// an IPv4-mapped address is made dual stack for it (a connected socket takes its
+/// peer's traffic only).
 fn connect_checked(sock: u64, sa: &[u8]) -> R {
     let p = fdtable::private(sock)?;
-    let (mut ty, mut len) = (0i32, 4u32);
-    let datagram = raw(libc::SYS_getsockopt, [p.as_raw_fd() as u64, libc::SOL_SOCKET as u64, libc::SO_TYPE as u64, &mut ty as *mut i32 as u64, &mut len as *mut u32 as u64, 0]) == 0 && ty == libc::SOCK_DGRAM;
     let fam = ip_family(&p);
-    let unbound = fam.is_some() && datagram && local_port(&p) == Some(0);
-    if unbound && !implicit_bind_allowed(fam.unwrap_or(libc::AF_INET)) {
-        let scratch = raw(libc::SYS_socket, [fam.unwrap_or(libc::AF_INET) as u64, (libc::SOCK_DGRAM | libc::SOCK_CLOEXEC) as u64, 0, 0, 0, 0]);
-        if scratch < 0 {
-            return Err(scratch);
-        }
-        // SAFETY: the descriptor socket() just made, owned here alone.
-        let scratch = unsafe { fdtable::adopt(scratch as i32) };
-        let (mut bc, mut l) = (0i32, 4u32);
-        raw(libc::SYS_getsockopt, [p.as_raw_fd() as u64, libc::SOL_SOCKET as u64, libc::SO_BROADCAST as u64, &mut bc as *mut i32 as u64, &mut l as *mut u32 as u64, 0]);
-        raw(libc::SYS_setsockopt, [scratch.as_raw_fd() as u64, libc::SOL_SOCKET as u64, libc::SO_BROADCAST as u64, &bc as *const i32 as u64, 4, 0]);
-        let r = raw(libc::SYS_connect, [scratch.as_raw_fd() as u64, sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]);
-        if r < 0 {
-            return Err(r);
-        }
+    let hole = fam.is_some() && datagram(&p) && in_black_hole(&p);
+    if hole {
+        disconnect(&p);
+    }
+    if fam == Some(libc::AF_INET6) && v4_mapped(sa) && local_port(&p) == Some(0) {
+        set_v6only(&p, false);
     }
     let r = raw(libc::SYS_connect, [p.as_raw_fd() as u64, sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]);
-    if r < 0 && unbound {
-        undo_autobind_of(&p);
+    if hole {
+        if r < 0 {
+            into_black_hole(p.as_fd(), fam.unwrap_or(libc::AF_INET));
+        } else {
+            purge(p.as_fd(), Some(sa));
+        }
     }
     ret(r)
 }
 
 /// The port socket `p` reports (0: unbound).
 fn local_port(p: &OwnedFd) -> Option<u16> {
-    let mut ss = [0u8; 128];
-    let mut len = ss.len() as u32;
-    (raw(libc::SYS_getsockname, [p.as_raw_fd() as u64, ss.as_mut_ptr() as u64, &mut len as *mut u32 as u64, 0, 0, 0]) == 0).then(|| u16::from_be_bytes([ss[2], ss[3]]))
+    sockaddr_of(p, false).filter(|a| a.len() >= 4).map(|a| u16::from_be_bytes([a[2], a[3]]))
 }
 
 /// Whether the rules allow the kernel's implicit bind of family `fam`.
@@ -437,29 +551,21 @@ fn implicit_bind_allowed(fam: i32) -> bool {
     m().policy.net().check(NetOp::Bind, &wildcard(fam)).is_ok()
 }
 
-/// After a call on the program's descriptor `sock` failed with `EDESTADDRREQ` (a send
-/// with no address): if it is an IP datagram socket the program did not bind itself,
-/// Linux bound it to the wildcard address on the way; undone where the rules do not
-/// allow that.
-pub fn undo_autobind(sock: u64) {
-    if let Ok(p) = fdtable::private(sock) {
-        undo_autobind_of(&p);
+/// A new IP socket `s` of the program's (`ty`: its type), made while a pin holds the
+/// numbers: an IPv6 one is IPv6-only unless IPv4's wildcard may be bound at any port
+/// (Linux's dual stack would take IPv4 on every binding of `::`, the kernel's implicit
+/// ones included); a datagram one goes to the black hole unless the implicit binding
+/// of the wildcard is allowed.
+fn new_ip_socket(s: i32, fam: i32, ty: i32) {
+    // SAFETY: `s` was just made by socket() and the pin keeps it at its number.
+    let b = unsafe { BorrowedFd::borrow_raw(s) };
+    if fam == libc::AF_INET6 && !v4_wildcard_allowed(0) {
+        let one: i32 = 1;
+        raw(libc::SYS_setsockopt, [s as u64, libc::IPPROTO_IPV6 as u64, libc::IPV6_V6ONLY as u64, &one as *const i32 as u64, 4, 0]);
     }
-}
-
-/// Undoes an implicit wildcard binding of datagram socket `p` the rules do not allow:
-/// `connect(AF_UNSPEC)` unbinds a port the socket did not ask for, and whatever
-/// arrived meanwhile (for no one the program may hear from) is discarded.
-fn undo_autobind_of(p: &OwnedFd) {
-    let Some(fam) = ip_family(p) else { return };
-    if implicit_bind_allowed(fam) || inode(p).is_some_and(|i| BOUND.lock().unwrap_or_else(|e| e.into_inner()).contains(&i)) || local_port(p).unwrap_or(0) == 0 {
-        return;
+    if ty & 0xf == libc::SOCK_DGRAM && !implicit_bind_allowed(fam) {
+        into_black_hole(b, fam);
     }
-    let unspec = [0u8; 16];
-    raw(libc::SYS_connect, [p.as_raw_fd() as u64, unspec.as_ptr() as u64, 2, 0, 0, 0]);
-    let mut sink = [0u8; 2048];
-    while raw(libc::SYS_recvfrom, [p.as_raw_fd() as u64, sink.as_mut_ptr() as u64, sink.len() as u64, libc::MSG_DONTWAIT as u64, 0, 0]) >= 0 {}
-    audit::deny("a send with no address on an unbound datagram socket", "Linux bound it to the wildcard address, which no bind rule allows: undone");
 }
 
 /// Checks the bind of the wildcard address of family `fam`, port 0, that the kernel

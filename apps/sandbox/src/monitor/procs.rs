@@ -428,7 +428,7 @@ pub fn execve(t: &mut Thread, nr: u64, a: [u64; 6]) -> Flow {
     space.brk_start = loaded.brk_start;
     space.brk_cur = loaded.brk_start;
     drop(space);
-    let exe = std::path::PathBuf::from(&exec.execfn);
+    let exe = super::state::Identity::new(std::path::PathBuf::from(&exec.execfn), &exec.argv, &exec.env);
     drop(exec);
     match UserContext::new(loaded.entry, loaded.rsp) {
         Ok(ctx) => t.ctx = ctx,

@@ -11,6 +11,25 @@ use libdune::user::UserContext;
 use super::space::ProgramSpace;
 use crate::policy::Policy;
 
+/// What the program is, as `/proc/self` shows it to the program.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// Its path (`/proc/self/exe`).
+    pub path: PathBuf,
+    /// Its arguments, each NUL-terminated (`/proc/self/cmdline`).
+    pub cmdline: Vec<u8>,
+    /// Its environment, each NUL-terminated (`/proc/self/environ`).
+    pub environ: Vec<u8>,
+}
+
+impl Identity {
+    /// The identity of a program started at `path` with `argv` and `env`.
+    pub fn new(path: PathBuf, argv: &[std::ffi::OsString], env: &[std::ffi::OsString]) -> Identity {
+        let join = |v: &[std::ffi::OsString]| v.iter().flat_map(|s| s.as_encoded_bytes().iter().copied().chain([0])).collect();
+        Identity { path, cmdline: join(argv), environ: join(env) }
+    }
+}
+
 /// Process-wide monitor state (one program per process).
 pub struct Monitor {
     pub policy: Policy,
@@ -21,8 +40,9 @@ pub struct Monitor {
     pub threads: AtomicUsize,
     /// The vDSO's address (AT_SYSINFO_EHDR), 0 if none.
     pub vdso: u64,
-    /// The program's path (what `/proc/self/exe` reads as).
-    pub exe: Mutex<PathBuf>,
+    /// The program's path, arguments and environment (what `/proc/self/exe`,
+    /// `cmdline` and `environ` show; the kernel's are the monitor's).
+    pub exe: Mutex<Identity>,
     /// Host thread ids of the monitor threads running program threads.
     pub tids: Mutex<Vec<i32>>,
     /// Bumped by `execve` in a program with several threads: every other program

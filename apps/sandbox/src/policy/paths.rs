@@ -25,11 +25,13 @@
 //! Access is decided on the canonical (symlink-free, `..`-free) path: the innermost tree
 //! containing it says read-only or read-write. Some `/proc` entries are refused even when
 //! `/proc` is allowed (see [`hard_denied`]): `mem`, `pagemap`, the magic links `cwd`,
-//! `root`, `exe`, `mountinfo`, `mounts`, `mountstats` and `net` (names of mount points
-//! and sockets outside every tree), everything below `fd/` and `map_files/`, `fdinfo/` of descriptors
-//! that are not the program's ([`set_hidden_fds`]), for every pid and task; every
-//! entry of processes that are not the sandbox's ([`set_own_pids`]); and
-//! `/proc/kcore`, `/proc/kmem`, `/proc/sysrq-trigger`.
+//! Entries of `/proc/<pid>` are by allowlist (`PROC_PID_ALLOWED`: `stat`, `status`,
+//! `maps`, `cgroup`, `limits`…): never `mem`, `pagemap`, the magic links, `mountinfo`,
+//! `net` (names of mount points and sockets outside every tree); `fd/` and `fdinfo/`
+//! only of the process itself, never below `fd/`, and no `fdinfo/` of descriptors that
+//! are not the program's ([`set_hidden_fds`]); nothing of processes that are not the
+//! sandbox's ([`set_own_pids`]); and never `/proc/kcore`, `/proc/kmem`,
+//! `/proc/sysrq-trigger`.
 //!
 //! # The fast path
 //!
@@ -284,16 +286,30 @@ pub fn hard_denied(comps: &[Vec<u8>]) -> bool {
     if comps.get(2).map(Vec::as_slice) == Some(b"task") && comps.get(3).is_some_and(|t| is_pid(t)) {
         i = 4;
     }
+    // Descriptors are listed for the process itself only: another sandbox process's
+    // list holds the monitor's and the runtime's numbers, which its own filter hides.
+    let own = |c: &[u8]| c == b"self" || c == b"thread-self" || std::str::from_utf8(c).ok().and_then(|s| s.parse::<u32>().ok()) == Some(std::process::id());
     match comps.get(i).map(Vec::as_slice) {
-        Some(b"mem" | b"pagemap" | b"cwd" | b"root" | b"exe") => true,
-        // The machine's mount points and the network namespace's sockets (unix socket
-        // paths, addresses and ports of every process): names outside every tree.
-        Some(b"mountinfo" | b"mounts" | b"mountstats" | b"net") => true,
-        Some(b"fd" | b"map_files") => comps.len() > i + 1,
-        Some(b"fdinfo") => comps.get(i + 1).is_some_and(|n| hidden_fd(n)),
-        _ => false,
+        None => false,
+        Some(b"fd") => comps.len() > i + 1 || !own(second),
+        Some(b"fdinfo") => !own(second) || comps.get(i + 1).is_some_and(|n| hidden_fd(n)),
+        Some(b"task") => false,
+        // By allowlist: what a program reads of its own process. Not `mem`, `pagemap`,
+        // the magic links (`cwd`, `root`, `exe`, `map_files`), `mountinfo`, `mounts`,
+        // `mountstats`, `net` (names of mount points and sockets outside every tree),
+        // `syscall`, `stack`, `wchan`, `environ` and `cmdline` as the kernel has them
+        // (the monitor's; the program's own are served by the monitor), nor anything
+        // Linux adds later.
+        Some(e) => !PROC_PID_ALLOWED.contains(&e),
     }
 }
+
+/// Entries of `/proc/<pid>` (and of its tasks) the program may read.
+const PROC_PID_ALLOWED: &[&[u8]] = &[
+    b"stat", b"statm", b"status", b"maps", b"smaps", b"smaps_rollup", b"numa_maps", b"cgroup", b"limits", b"comm", b"auxv", b"io", b"sched",
+    b"schedstat", b"oom_score", b"oom_score_adj", b"oom_adj", b"loginuid", b"sessionid", b"timerslack_ns", b"personality", b"cpuset",
+    b"children", b"attr", b"uid_map", b"gid_map", b"setgroups",
+];
 
 fn cstr(name: &[u8]) -> Result<CString, Errno> {
     CString::new(name).map_err(|_| Errno(libc::EINVAL))
