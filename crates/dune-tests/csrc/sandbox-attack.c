@@ -154,6 +154,41 @@
  *                                    parent's task/TID/fd): the runtime filters the
  *                                    monitor's descriptors out of listings of the
  *                                    calling process's own fd directories only
+ *
+ * Round 5 (a sixth white-box pass, after the round-4 fixes):
+ *   black-hole-any-port              the "black hole" every datagram socket is born
+ *                                    connected to is loopback port 0, and Linux reads a
+ *                                    peer port of 0 as any port: the socket (bound to
+ *                                    127.0.0.1 or ::1 and a kernel-picked port, shown to
+ *                                    the program as unbound) takes datagrams from every
+ *                                    process on the machine that sends from loopback
+ *   mapped-connect-dual-stack        with ::/0 allowed, a connect to an IPv4-mapped
+ *                                    address makes the IPv6 socket dual stack first; when
+ *                                    that connect fails after Linux autobound the socket,
+ *                                    or when the association is then dissolved and a send
+ *                                    with no address autobinds it, it stays on [::] dual
+ *                                    stack, where IPv4 datagrams from anyone reach it
+ *   inherited-append-truncate        stdin is a file outside the writable trees, opened
+ *                                    for appending by a process outside (a shell's `>>`):
+ *                                    its status flags are protected (O_APPEND stays), but
+ *                                    ftruncate and fallocate(PUNCH_HOLE) on it are
+ *                                    forwarded, and erase what others wrote there
+ *   proc-maps-outside EXE            /proc/self/maps (on the /proc/<pid> allowlist) names
+ *                                    the files mapped in the process: the monitor's own
+ *                                    executable and libraries, outside every tree of an
+ *                                    isolated policy
+ *   shared-socket-shutdown           stdin is a socket whose open file a process outside
+ *                                    shares: round 4 refuses its status flags and socket
+ *                                    options, but shutdown() is forwarded: that process's
+ *                                    reads end (EOF) and its writes fail (EPIPE, and
+ *                                    SIGPIPE kills a process that keeps the default)
+ *   shared-memfd-seal                stdin is a memfd a process outside shares and writes
+ *                                    to: F_ADD_SEALS is forwarded on any descriptor, and
+ *                                    F_SEAL_WRITE makes that process's writes fail (EPERM)
+ *   black-hole-send                  a send with no address on a new datagram socket goes
+ *                                    to the black hole, 127.0.0.1 port 0, which no rule
+ *                                    names: the datagram (the program's bytes) is on the
+ *                                    machine's loopback for any capture outside to read
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -2442,6 +2477,253 @@ static void proc_fd_other_process(void) {
 	contained();
 }
 
+/* ---- round 5 ------------------------------------------------------------------------- */
+
+/* Waits up to `ms` for a datagram on `s`; fills `from` (its text) and `got`. */
+static int datagram_from(int s, int ms, char *from, size_t fn, char *got, size_t gn) {
+	struct pollfd pf = { .fd = s, .events = POLLIN };
+	if (poll(&pf, 1, ms) != 1)
+		return 0;
+	struct sockaddr_in6 a;
+	socklen_t l = sizeof a;
+	memset(&a, 0, sizeof a);
+	ssize_t k = recvfrom(s, got, gn - 1, MSG_DONTWAIT, (struct sockaddr *)&a, &l);
+	if (k < 0)
+		return 0;
+	got[k] = 0;
+	got[strcspn(got, "\n")] = 0;
+	char ip[64] = "";
+	if (a.sin6_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&a)->sin_addr, ip, sizeof ip);
+	else
+		inet_ntop(AF_INET6, &a.sin6_addr, ip, sizeof ip);
+	snprintf(from, fn, a.sin6_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, ntohs(a.sin6_port));
+	return 1;
+}
+
+/* With --allow-net 127.0.0.1:9 only (the host's network namespace; no rule to bind
+ * anything, none for any other peer). Round 4 connects every new datagram socket to a
+ * "black hole", 127.0.0.1:0 (or [::1]:0), so that nothing can leave it bound to the
+ * wildcard address: Linux binds it to loopback and a port it picks, and the monitor
+ * shows it unbound and unconnected. But a connected UDP socket's peer port of 0 is no
+ * port to Linux: compute_score (udp.c, udp_ipv6.c) checks the peer port only when it
+ * is not 0. So the socket takes datagrams from every port of its peer address, that is
+ * from any process on the machine that sends from loopback. The attack prints the
+ * sockets' inode numbers; the test finds their ports in its /proc/net/udp and udp6 (as
+ * any process outside can, `ss -uan`) and sends to them. */
+static void black_hole_any_port(void) {
+	int s[2] = { socket(AF_INET, SOCK_DGRAM, 0), socket(AF_INET6, SOCK_DGRAM, 0) };
+	const char *fam[2] = { "IPv4", "IPv6" };
+	unsigned long ino[2] = { 0, 0 };
+	for (int i = 0; i < 2; i++) {
+		if (s[i] < 0) {
+			printf("%s socket: %s\n", fam[i], strerror(errno));
+			continue;
+		}
+		struct stat st;
+		if (fstat(s[i], &st) == 0)
+			ino[i] = (unsigned long)st.st_ino;
+		char a[64] = "";
+		int p = port_of(s[i], a, sizeof a);
+		struct sockaddr_storage peer;
+		socklen_t pl = sizeof peer;
+		int pr = getpeername(s[i], (struct sockaddr *)&peer, &pl);
+		printf("%s UDP socket: getsockname %s port %d; getpeername %s; inode %lu\n", fam[i], a, p, pr ? strerror(errno) : "connected", ino[i]);
+	}
+	printf("black-hole %lu %lu\n", ino[0], ino[1]);
+	fflush(stdout);
+	char report[512] = "";
+	for (int i = 0; i < 2; i++) {
+		char from[96] = "", got[96] = "";
+		if (s[i] >= 0 && datagram_from(s[i], i == 0 ? 8000 : 1000, from, sizeof from, got, sizeof got)) {
+			char a[64] = "";
+			int p = port_of(s[i], a, sizeof a);
+			snprintf(report + strlen(report), sizeof report - strlen(report), "%sthe %s one (getsockname %s port %d) took a datagram from %s outside: \"%s\"", report[0] ? "; " : "", fam[i], a, p, from, got);
+		}
+	}
+	if (report[0])
+		escaped("new UDP sockets the program never bound or connected, with no rule for binding or for those peers: %s", report);
+	contained();
+}
+
+/* With --allow-net ::/0 (binding [::] and a kernel-picked port is allowed, IPv6 only),
+ * 192.0.2.1:9 (TEST-NET-1: no route in the lane) and 127.0.0.1:9; nothing allows
+ * IPv4's wildcard. Round 4 makes IPv6 sockets IPv6-only from birth, and dual stack
+ * again (setsockopt(IPV6_V6ONLY, 0) on the monitor's duplicate) just before a connect
+ * to a mapped address, when the socket is unbound. Linux autobinds the socket ([::],
+ * dual stack now) before it routes the connect: when the connect then fails, nothing
+ * makes it IPv6-only again, and it stays on [::] and a port dual stack. So too after a
+ * connect that worked: connect(AF_UNSPEC) is allowed (::/0 allows the implicit bind of
+ * [::]) and unbinds it, and a write with no address autobinds it dual stack. The test
+ * sends an IPv4 datagram to 127.0.0.1:PORT. */
+static void mapped_connect_dual_stack(void) {
+	const char *hows[] = { "connect([::ffff:192.0.2.1]:9) (no route)", "connect([::ffff:127.0.0.1]:9), connect(AF_UNSPEC), write()" };
+	int first = -1, fport = 0;
+	char faddr[64] = "";
+	for (int k = 0; k < 2; k++) {
+		int s = socket(AF_INET6, SOCK_DGRAM, 0);
+		if (s < 0)
+			exit(2);
+		int only0 = -1;
+		socklen_t ol = sizeof only0;
+		getsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &only0, &ol);
+		struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_port = htons(9) };
+		inet_pton(AF_INET6, k == 0 ? "::ffff:192.0.2.1" : "::ffff:127.0.0.1", &to.sin6_addr);
+		int r = connect(s, (struct sockaddr *)&to, sizeof to);
+		int e = errno;
+		char what[160];
+		snprintf(what, sizeof what, "connect: %s", r ? strerror(e) : "connected");
+		if (k == 1 && r == 0) {
+			struct sockaddr un = { .sa_family = AF_UNSPEC };
+			int r2 = connect(s, &un, sizeof un);
+			int e2 = errno;
+			ssize_t w = write(s, "x", 1);
+			int e3 = errno;
+			snprintf(what + strlen(what), sizeof what - strlen(what), "; connect(AF_UNSPEC): %s; write: %s", r2 ? strerror(e2) : "ok", w < 0 ? strerror(e3) : "sent");
+		}
+		char a[64] = "";
+		int p = port_of(s, a, sizeof a);
+		int only = -1;
+		ol = sizeof only;
+		getsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &only, &ol);
+		printf("%s on a new IPv6 UDP socket (IPV6_V6ONLY %d): %s; getsockname [%s]:%d, IPV6_V6ONLY %d\n", hows[k], only0, what, a, p, only);
+		if (first < 0 && p > 0 && !strcmp(a, "::") && only == 0) {
+			first = k;
+			fport = p;
+			snprintf(faddr, sizeof faddr, "%s", a);
+			dup2(s, 100);
+		}
+		close(s);
+	}
+	if (first >= 0) {
+		printf("udp-bound %s %d\n", faddr, fport);
+		fflush(stdout);
+		char from[96] = "", got[96] = "";
+		if (datagram_from(100, 5000, from, sizeof from, got, sizeof got))
+			escaped("%s left the IPv6 UDP socket bound to [%s]:%d dual stack (no rule allows IPv4's wildcard); an IPv4 datagram from %s outside arrived: \"%s\"", hows[first], faddr, fport, from, got);
+		escaped("%s left the IPv6 UDP socket bound to [%s]:%d dual stack, where IPv4 reaches it (no rule allows IPv4's wildcard)", hows[first], faddr, fport);
+	}
+	contained();
+}
+
+/* Stdin is a file in the read-only tree that a process outside opened for appending
+ * (a shell's `dune sandbox ... >> log` gives it as stdout; the test passes it as stdin
+ * so that its stdout stays free) and wrote a line to first. Round 4 keeps the status flags of
+ * open files the sandbox was started with (O_APPEND cannot be turned off, so writes
+ * only add), but ftruncate and fallocate are forwarded on any descriptor: they erase
+ * what is already there. The test checks the file. */
+static void inherited_append_truncate(void) {
+	int fl = fcntl(0, F_GETFL);
+	int r0 = fcntl(0, F_SETFL, fl & ~O_APPEND);
+	int e0 = errno;
+	struct stat st;
+	fstat(0, &st);
+	int r1 = fallocate(0, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, st.st_size);
+	int e1 = errno;
+	int r2 = ftruncate(0, 0);
+	int e2 = errno;
+	ssize_t w = write(0, "sandbox\n", 8);
+	struct stat after;
+	fstat(0, &after);
+	printf("stdin flags %#o (size %ld); F_SETFL without O_APPEND: %s; fallocate(PUNCH_HOLE): %s; ftruncate(0): %s; write: %zd; size now %ld\n", fl, (long)st.st_size, r0 ? strerror(e0) : "ok", r1 ? strerror(e1) : "ok", r2 ? strerror(e2) : "ok", w, (long)after.st_size);
+	if (!r1 || !r2)
+		escaped("the appended-to file outside the writable trees (stdin) was %s%s%s: what the process outside wrote there is gone (size %ld -> %ld)", !r1 ? "hole-punched" : "", !r1 && !r2 ? " and " : "", !r2 ? "truncated" : "", (long)st.st_size, (long)after.st_size);
+	contained();
+}
+
+/* Isolated policy: EXE is the monitor's executable (`dune`); its directory is outside
+ * every tree, and stat and open say nothing of it. /proc/self is read by every policy,
+ * and round 4 turned its entries into an allowlist that keeps maps (and smaps,
+ * numa_maps): the process's mappings are the monitor's too, and each file mapped is
+ * named there, the monitor's executable among them. */
+static void proc_maps_outside(const char *exe) {
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s", exe);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = 0;
+	struct stat st;
+	int sr = stat(dir, &st);
+	int se = errno;
+	int xr = stat(exe, &st);
+	int xe = errno;
+	printf("stat(%s): %s; stat(%s): %s\n", dir, sr ? strerror(se) : "ok", exe, xr ? strerror(xe) : "ok");
+	const char *files[] = { "/proc/self/maps", "/proc/self/smaps", "/proc/self/numa_maps" };
+	for (int i = 0; i < 3; i++) {
+		FILE *f = fopen(files[i], "r");
+		if (!f) {
+			printf("open %s: %s\n", files[i], strerror(errno));
+			continue;
+		}
+		char line[1024], first[1024] = "";
+		int n = 0;
+		while (fgets(line, sizeof line, f)) {
+			line[strcspn(line, "\n")] = 0;
+			char *at = strstr(line, exe);
+			/* The executable itself (a line ends with its path; numa_maps: file=PATH and more). */
+			if (at && (at[strlen(exe)] == 0 || at[strlen(exe)] == ' ') && !n++)
+				snprintf(first, sizeof first, "%s", line);
+		}
+		fclose(f);
+		printf("%s: %d lines name %s%s%s\n", files[i], n, exe, n ? ": " : "", first);
+		if (n && sr && xr)
+			escaped("%s names the monitor's executable %s (%d lines), which stat refuses (%s): a file outside every tree: \"%s\"", files[i], exe, n, strerror(xe), first);
+	}
+	contained();
+}
+
+/* Stdin is one end of a unix socket pair whose open file a process outside shares (the
+ * test keeps the same open file and the peer end). Round 4 refuses status flag changes
+ * (O_NONBLOCK) and every setsockopt on files the sandbox was started with, their
+ * state being the outside process's too; shutdown() changes the socket itself for
+ * every holder and is forwarded as it is. The test then reads (EOF instead of waiting)
+ * and writes (EPIPE; SIGPIPE for a process that does not ignore it) through its end. */
+static void shared_socket_shutdown(void) {
+	int r = shutdown(0, SHUT_RDWR);
+	int e = errno;
+	printf("stdin shutdown(SHUT_RDWR): %s\n", r ? strerror(e) : "ok");
+	fflush(stdout);
+	/* Only the outside sees what its socket became. */
+	contained();
+}
+
+/* Stdin is a memfd a process outside made (MFD_ALLOW_SEALING) and still writes to, with
+ * the same open file (as a memfd handed over to be read). Seals are the file's, for
+ * every holder; F_ADD_SEALS is on the fcntl allowlist and forwarded on any descriptor,
+ * the files the sandbox was started with included. The test writes after. */
+static void shared_memfd_seal(void) {
+	int before = fcntl(0, F_GET_SEALS);
+	int r = fcntl(0, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL);
+	int e = errno;
+	int after = fcntl(0, F_GET_SEALS);
+	printf("stdin seals %#x; F_ADD_SEALS(WRITE|GROW|SHRINK|SEAL): %s; seals now %#x\n", before, r ? strerror(e) : "ok", after);
+	fflush(stdout);
+	/* Only the outside sees what its file became. */
+	contained();
+}
+
+/* With --allow-net 127.0.0.1:9 only. Every new datagram socket is connected to the black
+ * hole, 127.0.0.1:0, and Linux's udp_sendmsg refuses port 0 only for a destination
+ * given with the send: write(), send() and sendmsg() with no address go to the
+ * connected peer, port 0 or not. The monitor forwards sends with no address as they
+ * are (the black hole was to make them harmless). So the program's bytes leave on the
+ * loopback interface to an address and port no rule names, where any process outside
+ * that captures (tcpdump) reads them; the test captures loopback. */
+static void black_hole_send(void) {
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	if (s < 0)
+		exit(2);
+	const char *msg = "DUNE-BLACK-HOLE-MARKER: a secret the program sends out";
+	ssize_t r1 = write(s, msg, strlen(msg));
+	int e1 = errno;
+	ssize_t r2 = send(s, msg, strlen(msg), 0);
+	int e2 = errno;
+	printf("write() with no address on a new UDP socket: %s; send(): %s\n", r1 < 0 ? strerror(e1) : "sent", r2 < 0 ? strerror(e2) : "sent");
+	fflush(stdout);
+	/* Only a capture outside sees where it went. */
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -2569,6 +2851,21 @@ int main(int argc, char **argv) {
 		v6only_null_race();
 	else if (!strcmp(name, "proc-fd-other-process"))
 		proc_fd_other_process();
+	/* round 5 */
+	else if (!strcmp(name, "black-hole-any-port"))
+		black_hole_any_port();
+	else if (!strcmp(name, "mapped-connect-dual-stack"))
+		mapped_connect_dual_stack();
+	else if (!strcmp(name, "inherited-append-truncate"))
+		inherited_append_truncate();
+	else if (!strcmp(name, "proc-maps-outside"))
+		need(argc, 3), proc_maps_outside(argv[2]);
+	else if (!strcmp(name, "shared-socket-shutdown"))
+		shared_socket_shutdown();
+	else if (!strcmp(name, "shared-memfd-seal"))
+		shared_memfd_seal();
+	else if (!strcmp(name, "black-hole-send"))
+		black_hole_send();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

@@ -1179,3 +1179,206 @@ fn another_sandbox_processs_fd_listing_shows_only_the_programs_descriptors() {
     assert!(!text(&out.stdout).contains("ESCAPED"), "ESCAPED: another sandbox process's fd listing shows the monitor's descriptors: {}", show(&out));
     assert!(out.status.success() && text(&out.stdout).ends_with("contained: proc-fd-other-process\n"), "{}", show(&out));
 }
+
+// ---- round 5: a sixth white-box pass, after the round-4 fixes ------------------------------
+
+/// The local address and port of the socket with inode `ino` in this network namespace's
+/// `/proc/net/udp` or `udp6` (what `ss -uan` shows any process).
+fn udp_socket_by_inode(ino: u64) -> Option<std::net::SocketAddr> {
+    for (file, v6) in [("/proc/net/udp", false), ("/proc/net/udp6", true)] {
+        let Ok(t) = std::fs::read_to_string(file) else { continue };
+        for l in t.lines().skip(1) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 10 || f[9].parse::<u64>().ok() != Some(ino) {
+                continue;
+            }
+            let (addr, port) = f[1].split_once(':')?;
+            let port = u16::from_str_radix(port, 16).ok()?;
+            // The kernel prints each 32-bit word of the address in host order.
+            let words: Vec<u32> = (0..addr.len() / 8).map(|i| u32::from_str_radix(&addr[i * 8..i * 8 + 8], 16).unwrap_or(0).swap_bytes()).collect();
+            let ip: std::net::IpAddr = if v6 {
+                let mut b = [0u8; 16];
+                for (i, w) in words.iter().enumerate().take(4) {
+                    b[i * 4..i * 4 + 4].copy_from_slice(&w.to_be_bytes());
+                }
+                std::net::Ipv6Addr::from(b).into()
+            } else {
+                std::net::Ipv4Addr::from(words.first().copied().unwrap_or(0)).into()
+            };
+            return Some(std::net::SocketAddr::new(ip, port));
+        }
+    }
+    None
+}
+
+/// With `--allow-net 127.0.0.1:9` only: the attack makes one IPv4 and one IPv6 UDP
+/// socket and prints their inodes (`black-hole INO4 INO6`); this process finds their
+/// addresses in `/proc/net/udp{,6}` and sends each a datagram from loopback.
+#[test]
+fn a_datagram_sockets_black_hole_takes_nothing_from_outside() {
+    let d = Dirs::new("blackhole");
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), "127.0.0.1:9".to_string()]);
+    let mut child = command(&opts, &["black-hole-any-port"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut sent = Vec::new();
+    for l in lines.by_ref() {
+        let Ok(l) = l else { break };
+        seen.push(l.clone());
+        if let Some(rest) = l.strip_prefix("black-hole ") {
+            for ino in rest.split_whitespace().filter_map(|i| i.parse::<u64>().ok()).filter(|&i| i != 0) {
+                let Some(to) = udp_socket_by_inode(ino) else { continue };
+                let from = if to.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" };
+                if let Ok(u) = std::net::UdpSocket::bind(from) {
+                    if u.send_to(b"datagram from outside\n", to).is_ok() {
+                        sent.push(format!("to {to} from {}", u.local_addr().unwrap()));
+                    }
+                }
+            }
+            break;
+        }
+    }
+    seen.extend(lines.map_while(Result::ok));
+    let status = child.wait().unwrap();
+    assert!(!seen.iter().any(|l| l.contains("ESCAPED")), "ESCAPED (datagrams sent from outside: {sent:?}): {seen:?}");
+    assert!(status.success(), "{status:?} {seen:?}");
+}
+
+/// With `--allow-net ::/0`, `192.0.2.1:9` and `127.0.0.1:9`: IPv6 UDP sockets connect to
+/// mapped addresses (one fails, one is dissolved and written to); a datagram is sent to
+/// the one left on `[::]` from here over IPv4.
+#[test]
+fn a_connect_to_a_mapped_address_leaves_no_dual_stack_socket() {
+    let d = Dirs::new("mappeddual");
+    let mut opts = d.policy();
+    for r in ["::/0", "192.0.2.1:9", "127.0.0.1:9"] {
+        opts.extend(["--allow-net".to_string(), r.to_string()]);
+    }
+    let (sent, seen, status) = send_to_udp_bound(&opts, &["mapped-connect-dual-stack"]);
+    assert!(!seen.iter().any(|l| l.contains("ESCAPED")), "ESCAPED (an IPv4 datagram sent from outside: {sent}): {seen:?}");
+    assert!(status.success(), "{status:?} {seen:?}");
+}
+
+/// The sandbox's stdin is `ro/log` (outside the writable tree), opened here for
+/// appending after a line was written to it, as a shell's `>>` would.
+#[test]
+fn an_inherited_append_only_file_keeps_what_others_wrote() {
+    let d = Dirs::new("appendtrunc");
+    let log = d.root.join("ro/log");
+    let line = b"a line a process outside wrote first\n";
+    std::fs::write(&log, line).unwrap();
+    let f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let mut cmd = command(&d.policy(), &["inherited-append-truncate"]);
+    cmd.stdin(Stdio::from(f));
+    let out = run_bounded(cmd);
+    let now = std::fs::read(&log).unwrap();
+    assert!(now.starts_with(line), "ESCAPED: the file outside the writable tree the sandbox was given for appending now holds {:?} instead of starting with {:?}: {}", text(&now), text(line), show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// Isolated policy: `dune` (the monitor's executable) and its directory are outside
+/// every tree; the attack reads `/proc/self/maps`, `smaps` and `numa_maps`.
+#[test]
+fn proc_self_maps_does_not_name_the_monitors_files() {
+    let d = Dirs::new("procmaps");
+    let exe = dune().to_string_lossy().into_owned();
+    let out = run_bounded(command(&isolated_policy(&d), &["proc-maps-outside", &exe]));
+    assert!(!text(&out.stdout).contains("ESCAPED"), "ESCAPED: {}", show(&out));
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+/// The sandbox's stdin is one end of a unix socket pair whose open file this process
+/// also holds; after the sandbox ended, with the peer open and nothing written, this
+/// process reads and writes through it.
+#[test]
+fn a_shared_socket_stays_open_for_the_outsider() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("sharedshut");
+    let mut fds = [0; 2];
+    // SAFETY: socketpair writes two descriptors into the local array.
+    assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) }, 0);
+    // SAFETY: both were just made and are owned here alone.
+    let (s, _peer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut cmd = command(&d.policy(), &["shared-socket-shutdown"]);
+    cmd.stdin(Stdio::from(s.try_clone().unwrap()));
+    let out = run_bounded(cmd);
+    let mut b = [0u8; 1];
+    // SAFETY: reads at most one byte into a local, without waiting.
+    let n = unsafe { libc::recv(s.as_raw_fd(), b.as_mut_ptr().cast(), 1, libc::MSG_DONTWAIT) };
+    let re = std::io::Error::last_os_error();
+    // SAFETY: sends one byte from a local, without waiting or SIGPIPE.
+    let w = unsafe { libc::send(s.as_raw_fd(), b"x".as_ptr().cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    let we = std::io::Error::last_os_error();
+    assert!(
+        n < 0 && w == 1,
+        "ESCAPED: the socket this process shares with the sandbox was shut down: a read returned {n} (EOF at once, {re}), a write {w} ({we}; SIGPIPE for a process that keeps the default): {}",
+        show(&out)
+    );
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// The sandbox's stdin is a memfd this process made and writes to (one open file).
+#[test]
+fn a_shared_memfd_stays_writable_for_the_outsider() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("sharedseal");
+    // SAFETY: memfd_create with a NUL-terminated name; the descriptor is owned here.
+    let m = unsafe { OwnedFd::from_raw_fd(libc::memfd_create(c"outside".as_ptr(), libc::MFD_ALLOW_SEALING)) };
+    // SAFETY: writes a local buffer.
+    assert_eq!(unsafe { libc::write(m.as_raw_fd(), b"first\n".as_ptr().cast(), 6) }, 6);
+    let mut cmd = command(&d.policy(), &["shared-memfd-seal"]);
+    cmd.stdin(Stdio::from(m.try_clone().unwrap()));
+    let out = run_bounded(cmd);
+    // SAFETY: fcntl F_GET_SEALS on this process's memfd.
+    let seals = unsafe { libc::fcntl(m.as_raw_fd(), libc::F_GET_SEALS) };
+    // SAFETY: writes a local buffer.
+    let w = unsafe { libc::write(m.as_raw_fd(), b"second\n".as_ptr().cast(), 7) };
+    let we = std::io::Error::last_os_error();
+    assert!(w == 7, "ESCAPED: the memfd this process shares with the sandbox was sealed (seals {seals:#x}): its write returned {w} ({we}): {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// With `--allow-net 127.0.0.1:9` only, the attack writes and sends with no address on
+/// a new UDP socket. Loopback traffic is captured here (AF_PACKET, root in the lane):
+/// no datagram may go to 127.0.0.1 port 0, which no rule names.
+#[test]
+fn a_send_without_an_address_sends_nothing_into_the_black_hole() {
+    let d = Dirs::new("blackholesend");
+    let proto = (libc::ETH_P_IP as u16).to_be();
+    // SAFETY: plain socket calls on a local; the address is built in a zeroed local.
+    let cap = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, proto as i32) };
+    assert!(cap >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+    // SAFETY: as above.
+    unsafe {
+        let mut sll: libc::sockaddr_ll = core::mem::zeroed();
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = libc::if_nametoindex(c"lo".as_ptr()) as i32;
+        let r = libc::bind(cap, &sll as *const _ as *const libc::sockaddr, core::mem::size_of::<libc::sockaddr_ll>() as u32);
+        assert_eq!(r, 0, "bind to lo: {}", std::io::Error::last_os_error());
+    }
+    let mut opts = d.policy();
+    opts.extend(["--allow-net".to_string(), "127.0.0.1:9".to_string()]);
+    let out = run_bounded(command(&opts, &["black-hole-send"]));
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        // SAFETY: receives into a local buffer of the size given.
+        let n = unsafe { libc::recv(cap, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n <= 0 {
+            break;
+        }
+        let p = &buf[..n as usize];
+        let ihl = ((p.first().copied().unwrap_or(0) & 0xf) as usize) * 4;
+        if p.len() < ihl + 8 || p[0] >> 4 != 4 || p[9] != 17 || !p.windows(22).any(|w| w == b"DUNE-BLACK-HOLE-MARKER") {
+            continue;
+        }
+        let dport = u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]);
+        seen.push(format!("{}.{}.{}.{}:{} -> {}.{}.{}.{}:{} \"{}\"", p[12], p[13], p[14], p[15], u16::from_be_bytes([p[ihl], p[ihl + 1]]), p[16], p[17], p[18], p[19], dport, text(&p[ihl + 8..])));
+    }
+    // SAFETY: closes the capture socket made above.
+    unsafe { libc::close(cap) };
+    assert!(seen.is_empty(), "ESCAPED: datagrams the program sent with no address were captured on loopback, to a port no rule names: {seen:?}: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
