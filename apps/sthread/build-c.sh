@@ -22,7 +22,8 @@ cflags=(-std=gnu11 -O1 -g -Wall -Wextra -Werror -I "$repo/apps/sthread/include")
 # includes the original dune.h too (include/libdune) and links -lsthread -ldune as the
 # original Makefile does: libsthread carries the dune.h API as well, so every symbol
 # comes from it and the process has one runtime (libdune.a adds nothing).
-wedge=(-std=gnu11 -O1 -g -w -I "$repo/apps/sthread/include")
+# The original Makefile's flags (no -O: bench.c's vmcall asm declares no memory clobber).
+wedge=(-std=gnu11 -g -fomit-frame-pointer -w -I "$repo/apps/sthread/include")
 "$cc" "${wedge[@]}" apps/sthread/tests/wedge/test.c -o "$lib/wedge-test" -L "$out" -Wl,-Bstatic -lsthread -Wl,-Bdynamic -lpthread -ldl -lm
 "$cc" "${wedge[@]}" -I "$repo/include/libdune" apps/sthread/tests/wedge/bench.c -o "$lib/wedge-bench" \
 	-L "$out" -L "$lib" -Wl,-Bstatic -lsthread -ldune -Wl,-Bdynamic -lpthread -ldl -lm

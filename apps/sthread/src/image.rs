@@ -100,8 +100,10 @@ pub(crate) struct Image {
     pub shared: Vec<Shared>,
     /// The read-only mappings they came from.
     origins: Vec<Origin>,
-    /// Writable pages: VA -> guest-physical address of the pristine copy.
-    pub private: BTreeMap<u64, u64>,
+    /// Writable pages: VA -> guest-physical address of the pristine copy, or `None`
+    /// for a page that was all zero (never copied: a compartment makes it on first
+    /// touch; `.bss` is mostly such pages).
+    pub private: BTreeMap<u64, Option<u64>>,
     /// FS base ring 3 runs with: the `init` thread's, over its private TLS pages.
     pub fs_base: u64,
 }
@@ -271,15 +273,34 @@ impl Image {
                 }
                 let pa = match private.entry(va) {
                     std::collections::btree_map::Entry::Vacant(v) => {
+                        // SAFETY: `va` is a page of a loaded object's writable segment or
+                        // of this thread's TLS block, mapped read-write for the process.
+                        let page = unsafe { core::slice::from_raw_parts(va as *const u8, PAGE as usize) };
+                        if !is_tls && page.iter().all(|&b| b == 0) {
+                            v.insert(None);
+                            va += PAGE;
+                            continue;
+                        }
                         let pa = page::alloc()?;
                         let to = page::pa_to_va(pa).ok_or(Error::Internal("page without an alias"))?;
-                        // SAFETY: `va` is a page of a loaded object's writable segment or
-                        // of this thread's TLS block, mapped read-write for the process;
-                        // `to` is the alias of the fresh page.
-                        unsafe { core::ptr::copy_nonoverlapping(va as *const u8, to, PAGE as usize) };
-                        *v.insert(pa)
+                        // SAFETY: `to` is the alias of the fresh page; `page` is a whole page.
+                        unsafe { core::ptr::copy_nonoverlapping(page.as_ptr(), to, PAGE as usize) };
+                        v.insert(Some(pa));
+                        pa
                     }
-                    std::collections::btree_map::Entry::Occupied(o) => *o.get(),
+                    std::collections::btree_map::Entry::Occupied(mut o) => match *o.get() {
+                        Some(pa) => pa,
+                        None => {
+                            // A zero page of a segment that the TLS block shares.
+                            let pa = page::alloc()?;
+                            let to = page::pa_to_va(pa).ok_or(Error::Internal("page without an alias"))?;
+                            // SAFETY: `va` is mapped read-write (see above); `to` is the
+                            // alias of the fresh page.
+                            unsafe { core::ptr::copy_nonoverlapping(va as *const u8, to, PAGE as usize) };
+                            o.insert(Some(pa));
+                            pa
+                        }
+                    },
                 };
                 if is_tls && !scan.writable.iter().any(|&(ws, we)| ws <= va && va < we) {
                     // Zero what lies outside the block (a page shared with a writable

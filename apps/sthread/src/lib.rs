@@ -265,9 +265,6 @@ fn create_at(policy: &Policy, entry: u64, rdi: u64, rsi: u64) -> Result<Handle> 
     if !policy.gates_within_creators() {
         return Err(Error::NotPermitted("a callgate's policy exceeds its creator's"));
     }
-    if std::env::var_os("STHREAD_DEBUG").is_some() {
-        eprintln!("create_at");
-    }
     let (comp, handle) = {
         let mut st = lock(g);
         let comp = acquire(g, &mut st, &policy.mem)?;
@@ -283,9 +280,6 @@ fn create_at(policy: &Policy, entry: u64, rdi: u64, rsi: u64) -> Result<Handle> 
             return Err(e);
         }
     };
-    if std::env::var_os("STHREAD_DEBUG").is_some() {
-        eprintln!("job started");
-    }
     match drive(g, &mut job, false, 0) {
         Some(r) => finish(g, handle, job, r),
         None => {
@@ -432,9 +426,6 @@ fn acquire(g: &Global, st: &mut State, mem: &[(TagId, MemProt)]) -> Result<Compa
         st.tags.get(t)?;
     }
     let comp = take_compartment(g, st, mem)?;
-    if std::env::var_os("STHREAD_DEBUG").is_some() {
-        eprintln!("took compartment");
-    }
     for &(t, _) in mem {
         *st.busy.entry(t).or_default() += 1;
     }
@@ -444,9 +435,6 @@ fn acquire(g: &Global, st: &mut State, mem: &[(TagId, MemProt)]) -> Result<Compa
 /// A job running `entry(rdi, rsi)` in `comp` under `policy` (the compartment goes
 /// back if the context cannot be made).
 fn start_job(g: &Global, mut comp: Compartment, policy: Arc<Policy>, entry: u64, rdi: u64, rsi: u64) -> Result<Job> {
-    if std::env::var_os("STHREAD_DEBUG").is_some() {
-        eprintln!("start_job");
-    }
     match Fds::new(&policy).and_then(|fds| start_context(g, &mut comp, entry, rdi, rsi).map(|ctx| (fds, ctx))) {
         Ok((fds, ctx)) => Ok(Job { comp, ctx, policy, fds, pending: false, gate: None }),
         Err(e) => {
@@ -538,15 +526,9 @@ fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Opti
             }
         }
         job.ctx.cr3 = pcid::cr3_for(job.comp.id, job.comp.tlb_gen, job.comp.root());
-        if std::env::var_os("STHREAD_DEBUG").is_some() {
-            eprintln!("run_user rip {:#x}", job.ctx.tf.rip);
-        }
         // SAFETY: ring 3 runs on the compartment's table, which maps for ring 3 only
         // what the policy grants; every entry from it returns to this table first.
         let exit = unsafe { user::run_user(&mut job.ctx) };
-        if std::env::var_os("STHREAD_DEBUG").is_some() {
-            eprintln!("exit {:?} rip {:#x} rsp {:#x}", exit, job.ctx.tf.rip, job.ctx.tf.rsp);
-        }
         match exit {
             UserExit::Syscall => job.pending = true,
             UserExit::Exception { vector: 14, err, addr } => {
