@@ -9,6 +9,8 @@
 // libc's SYS_* constants are lower case; they are matched as constants here.
 #![allow(non_upper_case_globals)]
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
 use crate::compartment::Compartment;
 use crate::policy::{supported, Policy, FD_READ, FD_WRITE};
 
@@ -64,18 +66,52 @@ pub(crate) enum Outcome {
     Gate { entry: u64, arg: u64 },
 }
 
-/// Descriptors the running sthread may use: its policy's, plus those it opened.
+/// Descriptors an sthread opens, at most (beyond: `EMFILE`), so that it cannot use up
+/// the process's.
+pub const MAX_OPENED: usize = 64;
+
+/// Descriptors the running sthread may use. Each is held as an open file, never as a
+/// number the master could reuse: a grant is a duplicate made when the sthread
+/// started, and what it opens moves to a duplicate too, both at the application's
+/// reserved numbers (`libdune::runtime::dup_reserved`), which the master's own calls
+/// never hand out.
 pub(crate) struct Fds {
-    pub opened: Vec<(i32, u8)>,
-    pub closed: Vec<i32>,
+    /// The policy's grants by the number the sthread was given: the open file that
+    /// number named when it started (`None` if it named none, or was closed since by
+    /// the sthread), and the access.
+    grants: Vec<(i32, Option<OwnedFd>, u8)>,
+    /// What it opened, with the access; the sthread knows each by its duplicate's number.
+    opened: Vec<(OwnedFd, u8)>,
 }
 
 impl Fds {
-    fn mode(&self, policy: &Policy, fd: i32) -> u8 {
-        if self.closed.contains(&fd) {
-            return 0;
+    /// Takes the grants of `policy`.
+    pub(crate) fn new(policy: &Policy) -> crate::Result<Fds> {
+        let mut grants = Vec::with_capacity(policy.fds.len());
+        for &(fd, mode) in &policy.fds {
+            // SAFETY: the number is only borrowed for the duplication; if it names
+            // nothing the duplication fails with EBADF.
+            let b = unsafe { BorrowedFd::borrow_raw(fd) };
+            let held = match libdune::runtime::dup_reserved(b) {
+                Ok(d) => Some(d),
+                Err(e) if e.raw_os_error() == Some(libc::EBADF) => None,
+                Err(_) => return Err(crate::Error::NoMemory("reserved descriptors for an sthread's grants")),
+            };
+            grants.push((fd, held, mode));
         }
-        self.opened.iter().find(|(f, _)| *f == fd).map_or_else(|| policy.fd_mode(fd), |g| g.1)
+        Ok(Fds { grants, opened: Vec::new() })
+    }
+
+    /// The descriptor the call uses for the sthread's `fd`, with its access.
+    fn get(&self, fd: i32) -> Option<(i32, u8)> {
+        if let Some((o, m)) = self.opened.iter().find(|(o, _)| o.as_raw_fd() == fd) {
+            return Some((o.as_raw_fd(), *m));
+        }
+        self.grants.iter().find(|g| g.0 == fd).and_then(|(_, o, m)| o.as_ref().map(|o| (o.as_raw_fd(), *m)))
+    }
+
+    fn mode(&self, fd: i32) -> u8 {
+        self.get(fd).map_or(0, |g| g.1)
     }
 }
 
@@ -87,10 +123,83 @@ fn errno() -> i64 {
     -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as i64)
 }
 
-fn ready(fd: i32, events: i16) -> bool {
+fn stat_of(fd: i32) -> Option<libc::stat> {
+    // SAFETY: fstat writes one struct stat into the zeroed local.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st)
+}
+
+fn int_ioctl(fd: i32, req: libc::c_ulong) -> Option<i64> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: FIONREAD, TIOCOUTQ write one int.
+    (unsafe { libc::ioctl(fd, req, &mut v) } == 0).then_some(i64::from(v))
+}
+
+fn poll_ready(fd: i32, events: i16) -> bool {
     let mut p = libc::pollfd { fd, events, revents: 0 };
     // SAFETY: one pollfd, zero timeout.
-    unsafe { libc::poll(&mut p, 1, 0) != 0 }
+    unsafe { libc::poll(&mut p, 1, 0) > 0 }
+}
+
+/// Which way a call moves data.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    In,
+    Out,
+}
+
+/// Whether moving `n` bytes through `fd` (`waitall`: `MSG_WAITALL`) could block, from
+/// the call and the file: a non-blocking file or `MSG_DONTWAIT` never does, regular
+/// files and directories never do; a pipe blocks a write that does not fit in its free
+/// space whole and a read with nothing to read; a socket blocks a read with nothing
+/// queued (with `MSG_WAITALL`, fewer than `n` bytes); anything else (terminals, other
+/// devices) blocks unless ready now. Socket writes are sent with `MSG_DONTWAIT` instead
+/// (see the callers). When in doubt: it could.
+fn could_block(fd: i32, dir: Dir, n: usize, waitall: bool, dontwait: bool) -> bool {
+    // SAFETY: F_GETFL has no side effects.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 || dontwait || fl & libc::O_NONBLOCK != 0 {
+        return false;
+    }
+    let Some(st) = stat_of(fd) else { return true };
+    let events = if dir == Dir::In { libc::POLLIN } else { libc::POLLOUT };
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK => false,
+        libc::S_IFIFO if dir == Dir::Out => {
+            // SAFETY: F_GETPIPE_SZ has no side effects.
+            let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) } as i64;
+            let queued = int_ioctl(fd, libc::FIONREAD).unwrap_or(i64::MAX);
+            // No reader: the write fails at once.
+            !(poll_ready(fd, libc::POLLERR) || (size > 0 && n as i64 <= size - queued))
+        }
+        libc::S_IFSOCK if dir == Dir::In && waitall => int_ioctl(fd, libc::FIONREAD).is_none_or(|q| q < n as i64) && !poll_ready(fd, libc::POLLHUP | libc::POLLRDHUP),
+        _ => !poll_ready(fd, events),
+    }
+}
+
+/// Writes `buf` to a pipe with `SIGPIPE` held back: a write to a pipe with no reader
+/// must not end the master (the sthread gets `EPIPE`); a `SIGPIPE` it did not cause
+/// stays pending.
+fn write_no_sigpipe(f: impl FnOnce() -> i64) -> i64 {
+    // SAFETY: sigset operations on locals; the mask is restored below.
+    unsafe {
+        let mut pipe: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        let mut pending: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+        libc::sigpending(&mut pending);
+        let was = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+        let r = f();
+        if !was && r == -(libc::EPIPE as i64) {
+            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            libc::sigtimedwait(&pipe, core::ptr::null_mut(), &zero);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+        r
+    }
 }
 
 /// Maps what the policy allows of a range before a copy (see `Compartment::ensure`).
@@ -117,7 +226,8 @@ fn string_in(c: &mut Compartment, ensure: Ensure<'_>, va: u64, max: usize) -> Op
 }
 
 /// Handles the call in `tf` (number in rax, arguments in rdi, rsi, rdx, r10, r8, r9).
-/// `may_block`: false when the caller would rather hand the sthread off than block.
+/// `may_block`: false when the caller would rather hand the sthread off than block;
+/// then a call that could block returns [`Outcome::WouldBlock`] before doing anything.
 pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, fds: &mut Fds, tf: &mut libdune::trap::TrapFrame, may_block: bool) -> Outcome {
     use libc::*;
     let nr = tf.rax as i64;
@@ -136,22 +246,28 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
         return Outcome::Violated(Violation::Syscall { nr, rip: tf.rip });
     }
     let fd = a[0] as i32;
-    let need = |mode: u8| -> Option<Outcome> {
-        (fds.mode(policy, fd) & mode != mode || fd < 0).then_some(Outcome::Violated(Violation::Descriptor { fd, nr }))
+    // The descriptor the call uses for the sthread's `fd`, if it holds it with `mode`.
+    let held = |mode: u8| -> Result<i32, Outcome> {
+        match fds.get(fd) {
+            Some((raw, m)) if m & mode == mode && fd >= 0 => Ok(raw),
+            _ => Err(Outcome::Violated(Violation::Descriptor { fd, nr })),
+        }
     };
     let r: i64 = match nr {
         SYS_exit | SYS_exit_group => return Outcome::Exit(a[0]),
         SYS_read | SYS_pread64 | SYS_recvfrom => {
-            if let Some(v) = need(FD_READ) {
-                return v;
-            }
+            let raw = match held(FD_READ) {
+                Ok(r) => r,
+                Err(v) => return v,
+            };
             if nr == SYS_recvfrom && (a[4] != 0 || a[5] != 0) {
                 return Outcome::Violated(Violation::Pointer { addr: a[4], nr });
             }
-            if !may_block && !ready(fd, POLLIN) {
+            let n = (a[2] as usize).min(BOUNCE);
+            let (waitall, dontwait) = (nr == SYS_recvfrom && a[3] as i32 & MSG_WAITALL != 0, nr == SYS_recvfrom && a[3] as i32 & MSG_DONTWAIT != 0);
+            if !may_block && nr != SYS_pread64 && could_block(raw, Dir::In, n, waitall, dontwait) {
                 return Outcome::WouldBlock;
             }
-            let n = (a[2] as usize).min(BOUNCE);
             // Check the destination before the call consumes any data.
             if !ensure(c, a[1], n, true) {
                 return Outcome::Violated(Violation::Pointer { addr: a[1], nr });
@@ -160,9 +276,9 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
             // SAFETY: the host call writes at most n bytes into buf.
             let r = unsafe {
                 match nr {
-                    SYS_read => libc::read(fd, buf.as_mut_ptr().cast(), n) as i64,
-                    SYS_pread64 => libc::pread(fd, buf.as_mut_ptr().cast(), n, a[3] as i64) as i64,
-                    _ => libc::recvfrom(fd, buf.as_mut_ptr().cast(), n, a[3] as i32, core::ptr::null_mut(), core::ptr::null_mut()) as i64,
+                    SYS_read => libc::read(raw, buf.as_mut_ptr().cast(), n) as i64,
+                    SYS_pread64 => libc::pread(raw, buf.as_mut_ptr().cast(), n, a[3] as i64) as i64,
+                    _ => libc::recvfrom(raw, buf.as_mut_ptr().cast(), n, a[3] as i32, core::ptr::null_mut(), core::ptr::null_mut()) as i64,
                 }
             };
             if r < 0 {
@@ -175,132 +291,91 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
             }
         }
         SYS_write | SYS_pwrite64 | SYS_sendto => {
-            if let Some(v) = need(FD_WRITE) {
-                return v;
-            }
+            let raw = match held(FD_WRITE) {
+                Ok(r) => r,
+                Err(v) => return v,
+            };
             if nr == SYS_sendto && (a[4] != 0 || a[5] != 0) {
                 return Outcome::Violated(Violation::Pointer { addr: a[4], nr });
             }
-            if !may_block && !ready(fd, POLLOUT) {
+            let n = (a[2] as usize).min(BOUNCE);
+            let kind = stat_of(raw).map_or(0, |st| st.st_mode & S_IFMT);
+            let dontwait = nr == SYS_sendto && a[3] as i32 & MSG_DONTWAIT != 0;
+            // A socket is written with MSG_DONTWAIT when it must not block: what fits
+            // is sent now (a short write), nothing is sent if nothing fits.
+            let socket_now = kind == S_IFSOCK && nr != SYS_pwrite64 && !may_block;
+            if !may_block && !socket_now && nr != SYS_pwrite64 && could_block(raw, Dir::Out, n, false, dontwait) {
                 return Outcome::WouldBlock;
             }
-            let n = (a[2] as usize).min(BOUNCE);
             let mut buf = vec![0u8; n];
             if !ensure(c, a[1], n, false) || !c.copy_in(a[1], &mut buf) {
                 return Outcome::Violated(Violation::Pointer { addr: a[1], nr });
             }
+            let flags = if nr == SYS_sendto { a[3] as i32 } else { 0 } | MSG_NOSIGNAL | if socket_now { MSG_DONTWAIT } else { 0 };
             // SAFETY: the host call reads n bytes from buf.
-            let r = unsafe {
-                match nr {
-                    SYS_write => libc::write(fd, buf.as_ptr().cast(), n) as i64,
-                    SYS_pwrite64 => libc::pwrite(fd, buf.as_ptr().cast(), n, a[3] as i64) as i64,
-                    _ => libc::sendto(fd, buf.as_ptr().cast(), n, a[3] as i32 | MSG_NOSIGNAL, core::ptr::null(), 0) as i64,
-                }
+            let call = || unsafe {
+                let r = match nr {
+                    _ if kind == S_IFSOCK && nr != SYS_pwrite64 => libc::send(raw, buf.as_ptr().cast(), n, flags) as i64,
+                    SYS_pwrite64 => libc::pwrite(raw, buf.as_ptr().cast(), n, a[3] as i64) as i64,
+                    _ => libc::write(raw, buf.as_ptr().cast(), n) as i64,
+                };
+                if r < 0 { errno() } else { r }
             };
-            if r < 0 { errno() } else { r }
+            let r = if kind == S_IFIFO { write_no_sigpipe(call) } else { call() };
+            if socket_now && r == -(EAGAIN as i64) && !dontwait && fcntl_nonblock(raw) == Some(false) {
+                return Outcome::WouldBlock;
+            }
+            r
         }
         SYS_close => {
-            if fds.mode(policy, fd) == 0 {
+            if fds.mode(fd) == 0 {
                 return Outcome::Violated(Violation::Descriptor { fd, nr });
             }
-            // Only what the sthread opened is closed; a granted descriptor is the
-            // creator's and is only dropped from the grant.
-            if let Some(i) = fds.opened.iter().position(|(f, _)| *f == fd) {
-                fds.opened.remove(i);
-                // SAFETY: a descriptor this sthread opened.
-                if unsafe { libc::close(fd) } < 0 { errno() } else { 0 }
-            } else {
-                fds.closed.push(fd);
-                0
+            // What the sthread opened closes; a grant is only dropped (the master's
+            // descriptor is the master's).
+            if let Some(i) = fds.opened.iter().position(|(o, _)| o.as_raw_fd() == fd) {
+                drop(fds.opened.remove(i));
+            } else if let Some(g) = fds.grants.iter_mut().find(|g| g.0 == fd) {
+                g.1 = None;
             }
+            0
         }
         SYS_shutdown => {
-            if let Some(v) = need(FD_WRITE) {
-                return v;
-            }
+            let raw = match held(FD_WRITE) {
+                Ok(r) => r,
+                Err(v) => return v,
+            };
             // SAFETY: no memory arguments.
-            let r = unsafe { libc::shutdown(fd, a[1] as i32) };
+            let r = unsafe { libc::shutdown(raw, a[1] as i32) };
             if r < 0 { errno() } else { 0 }
         }
         SYS_lseek => {
-            if fds.mode(policy, fd) == 0 {
-                return Outcome::Violated(Violation::Descriptor { fd, nr });
-            }
+            let raw = match held(0) {
+                Ok(r) => r,
+                Err(v) => return v,
+            };
             // SAFETY: no memory arguments.
-            let r = unsafe { libc::lseek(fd, a[1] as i64, a[2] as i32) };
+            let r = unsafe { libc::lseek(raw, a[1] as i64, a[2] as i32) };
             if r < 0 { errno() } else { r }
         }
         SYS_fstat => {
-            if fds.mode(policy, fd) == 0 {
-                return Outcome::Violated(Violation::Descriptor { fd, nr });
-            }
-            // SAFETY: stat is plain data.
-            let mut st: libc::stat = unsafe { core::mem::zeroed() };
-            // SAFETY: fstat writes one struct stat.
-            let r = unsafe { libc::fstat(fd, &mut st) };
-            if r < 0 {
-                errno()
-            } else {
-                // SAFETY: viewing a plain struct as its bytes.
-                let bytes = unsafe { core::slice::from_raw_parts((&st as *const libc::stat).cast::<u8>(), core::mem::size_of::<libc::stat>()) };
-                if !ensure(c, a[1], bytes.len(), true) || !c.copy_out(a[1], bytes) {
-                    return Outcome::Violated(Violation::Pointer { addr: a[1], nr });
+            let raw = match held(0) {
+                Ok(r) => r,
+                Err(v) => return v,
+            };
+            match stat_of(raw) {
+                None => errno(),
+                Some(st) => {
+                    // SAFETY: viewing a plain struct as its bytes.
+                    let bytes = unsafe { core::slice::from_raw_parts((&st as *const libc::stat).cast::<u8>(), core::mem::size_of::<libc::stat>()) };
+                    if !ensure(c, a[1], bytes.len(), true) || !c.copy_out(a[1], bytes) {
+                        return Outcome::Violated(Violation::Pointer { addr: a[1], nr });
+                    }
+                    0
                 }
-                0
             }
         }
-        SYS_open | SYS_openat => {
-            let (dirfd, path, flags, mode) = if nr == SYS_open { (AT_FDCWD, a[0], a[1], a[2]) } else { (a[0] as i32, a[1], a[2], a[3]) };
-            // Any path needs SYS_open. Otherwise openat works only beneath a granted
-            // directory descriptor, resolved by the kernel so that neither `..`, an
-            // absolute path nor a symlink leaves it (openat2 RESOLVE_BENEATH).
-            if dirfd == AT_FDCWD && !open_any {
-                return Outcome::Violated(Violation::Descriptor { fd: dirfd, nr });
-            }
-            // Beneath a directory granted read-only, files open read-only: creating,
-            // truncating or writing needs the directory granted for writing.
-            let writes = (flags as i32) & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_TMPFILE) != 0;
-            let need_dir = if writes && !open_any { FD_READ | FD_WRITE } else { FD_READ };
-            if dirfd != AT_FDCWD && fds.mode(policy, dirfd) & need_dir != need_dir {
-                return Outcome::Violated(Violation::Descriptor { fd: dirfd, nr });
-            }
-            let Some(mut p) = string_in(c, ensure, path, PATH_LEN) else {
-                return Outcome::Violated(Violation::Pointer { addr: path, nr });
-            };
-            p.push(0);
-            // Descriptors the sthread opens are never inherited by programs the
-            // creator runs later.
-            let flags = flags as i32 | O_CLOEXEC;
-            let r = if dirfd == AT_FDCWD || open_any {
-                // SAFETY: p is NUL-terminated.
-                unsafe { libc::openat(dirfd, p.as_ptr().cast(), flags, mode as libc::c_uint) }
-            } else {
-                /// `struct open_how`.
-                #[repr(C)]
-                struct OpenHow {
-                    flags: u64,
-                    mode: u64,
-                    resolve: u64,
-                }
-                const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-                const RESOLVE_BENEATH: u64 = 0x08;
-                let how = OpenHow { flags: flags as u32 as u64, mode: if flags & (O_CREAT | O_TMPFILE) != 0 { mode & 0o7777 } else { 0 }, resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
-                // SAFETY: p is NUL-terminated; `how` is a struct open_how of the size passed.
-                unsafe { libc::syscall(SYS_openat2, dirfd, p.as_ptr(), &how as *const OpenHow, core::mem::size_of::<OpenHow>()) as i32 }
-            };
-            if r < 0 {
-                errno()
-            } else {
-                let m = match flags & O_ACCMODE {
-                    O_RDONLY => FD_READ,
-                    O_WRONLY => FD_WRITE,
-                    _ => FD_READ | FD_WRITE,
-                };
-                fds.opened.push((r, m));
-                fds.closed.retain(|&f| f != r);
-                r as i64
-            }
-        }
+        SYS_open | SYS_openat => return open_checked(c, ensure, fds, tf, nr, open_any, may_block),
         SYS_clock_gettime | SYS_gettimeofday | SYS_getrandom => {
             let (ptr, len) = match nr {
                 SYS_clock_gettime => (a[1], 16usize),
@@ -308,12 +383,13 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
                 _ => (a[0], (a[1] as usize).min(BOUNCE)),
             };
             let mut buf = vec![0u8; len];
-            // SAFETY: each call writes at most len bytes into buf.
+            // SAFETY: each call writes at most len bytes into buf. getrandom never
+            // waits: GRND_NONBLOCK is added (it blocks only before the pool is ready).
             let r = unsafe {
                 match nr {
                     SYS_clock_gettime => libc::syscall(SYS_clock_gettime, a[0], buf.as_mut_ptr()),
                     SYS_gettimeofday => libc::syscall(SYS_gettimeofday, buf.as_mut_ptr(), 0),
-                    _ => libc::syscall(SYS_getrandom, buf.as_mut_ptr(), len, a[2]),
+                    _ => libc::syscall(SYS_getrandom, buf.as_mut_ptr(), len, (a[2] as u32 & (GRND_RANDOM | GRND_NONBLOCK)) | GRND_NONBLOCK),
                 }
             };
             if r < 0 {
@@ -347,4 +423,100 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
     };
     tf.rax = ret(r);
     Outcome::Resume
+}
+
+/// Whether `fd` is in non-blocking mode.
+fn fcntl_nonblock(fd: i32) -> Option<bool> {
+    // SAFETY: F_GETFL has no side effects.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    (fl >= 0).then_some(fl & libc::O_NONBLOCK != 0)
+}
+
+/// `open` and `openat`. Any path needs `SYS_open`; otherwise `openat` works only
+/// beneath a granted directory, resolved by the kernel so that neither `..`, an
+/// absolute path nor a symlink leaves it (`RESOLVE_BENEATH`). Never through a magic
+/// link (`/proc/self/fd/N`, `/proc/self/root`: `RESOLVE_NO_MAGICLINKS`), never into
+/// procfs (its `self` is the master), never a set-id bit on a new file, never more than
+/// [`MAX_OPENED`] at once. When the caller must not block, the file is opened
+/// non-blocking first: a FIFO (whose blocking open waits for its other end) is closed
+/// again and the call handed off; anything else is set back to blocking.
+fn open_checked(c: &mut Compartment, ensure: Ensure<'_>, fds: &mut Fds, tf: &mut libdune::trap::TrapFrame, nr: i64, open_any: bool, may_block: bool) -> Outcome {
+    use libc::*;
+    let a = [tf.rdi, tf.rsi, tf.rdx, tf.r10];
+    let (dirfd, path, flags, mode) = if nr == SYS_open { (AT_FDCWD, a[0], a[1] as i32, a[2]) } else { (a[0] as i32, a[1], a[2] as i32, a[3]) };
+    if dirfd == AT_FDCWD && !open_any {
+        return Outcome::Violated(Violation::Descriptor { fd: dirfd, nr });
+    }
+    // Beneath a directory granted read-only, files open read-only: creating,
+    // truncating or writing needs the directory granted for writing.
+    let writes = flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_TMPFILE) != 0;
+    let need_dir = if writes && !open_any { FD_READ | FD_WRITE } else { FD_READ };
+    let dir = if dirfd == AT_FDCWD {
+        AT_FDCWD
+    } else {
+        match fds.get(dirfd) {
+            Some((raw, m)) if m & need_dir == need_dir => raw,
+            _ => return Outcome::Violated(Violation::Descriptor { fd: dirfd, nr }),
+        }
+    };
+    let Some(mut p) = string_in(c, ensure, path, PATH_LEN) else {
+        return Outcome::Violated(Violation::Pointer { addr: path, nr });
+    };
+    p.push(0);
+    let done = |tf: &mut libdune::trap::TrapFrame, r: i64| {
+        tf.rax = ret(r);
+        Outcome::Resume
+    };
+    if fds.opened.len() >= MAX_OPENED {
+        return done(tf, -(EMFILE as i64));
+    }
+    /// `struct open_how`.
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    const RESOLVE_BENEATH: u64 = 0x08;
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    let want_nonblock = flags & O_NONBLOCK != 0;
+    // Descriptors the sthread opens are never inherited by programs the master runs.
+    let oflags = flags | O_CLOEXEC | if may_block { 0 } else { O_NONBLOCK };
+    let creates = flags & O_CREAT != 0 || flags & O_TMPFILE == O_TMPFILE;
+    let resolve = RESOLVE_NO_MAGICLINKS | if dirfd == AT_FDCWD || open_any { 0 } else { RESOLVE_BENEATH };
+    let how = OpenHow { flags: oflags as u32 as u64, mode: if creates { mode & 0o1777 } else { 0 }, resolve };
+    // SAFETY: p is NUL-terminated; `how` is a struct open_how of the size passed.
+    let r = unsafe { libc::syscall(SYS_openat2, dir, p.as_ptr(), &how as *const OpenHow, core::mem::size_of::<OpenHow>()) };
+    if r < 0 {
+        return done(tf, errno());
+    }
+    // SAFETY: the descriptor openat2 just made, owned here alone.
+    let f = unsafe { OwnedFd::from_raw_fd(r as i32) };
+    // SAFETY: fstatfs writes one struct statfs into the zeroed local.
+    let mut sfs: libc::statfs = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstatfs(f.as_raw_fd(), &mut sfs) } != 0 || sfs.f_type as i64 == PROC_SUPER_MAGIC {
+        return done(tf, -(EACCES as i64));
+    }
+    if !may_block && !want_nonblock {
+        if stat_of(f.as_raw_fd()).is_none_or(|st| st.st_mode & S_IFMT == S_IFIFO) {
+            return Outcome::WouldBlock;
+        }
+        // SAFETY: F_SETFL on the descriptor just opened.
+        unsafe { libc::fcntl(f.as_raw_fd(), F_SETFL, oflags & !O_NONBLOCK) };
+    }
+    let held = match libdune::runtime::dup_reserved(f.as_fd()) {
+        Ok(h) => h,
+        Err(_) => return done(tf, -(EMFILE as i64)),
+    };
+    drop(f);
+    let m = match flags & O_ACCMODE {
+        O_RDONLY => FD_READ,
+        O_WRONLY => FD_WRITE,
+        _ => FD_READ | FD_WRITE,
+    };
+    let n = held.as_raw_fd();
+    fds.opened.push((held, m));
+    done(tf, i64::from(n))
 }

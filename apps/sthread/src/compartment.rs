@@ -6,7 +6,7 @@
 use libdune::{page, vm};
 
 use crate::error::{Error, Result};
-use crate::image::Image;
+use crate::image::{self, Image, Shared};
 use crate::policy::MemProt;
 use crate::pt::{self, Table, A, D, PAGE};
 use crate::tag::{TagId, Tags};
@@ -22,7 +22,9 @@ pub(crate) struct Compartment {
     pub id: u64,
     pub key: Vec<(TagId, MemProt)>,
     table: Table,
-    /// The image's writable pages: (VA, this compartment's page).
+    /// The image's writable pages this compartment holds: (VA, its page). Pages the
+    /// snapshot has data in are copied when it is built; pages that were zero (most of
+    /// `.bss`) are made on first touch.
     private: Vec<(u64, u64)>,
     pub slot: usize,
     pub stack_top: u64,
@@ -33,6 +35,8 @@ pub(crate) struct Compartment {
     /// must be flushed before this table runs again.
     pub tlb_gen: u64,
     runtime_gen: u64,
+    /// Which set of read-only ranges its shared leaves came from (`State::image_gen`).
+    image_gen: u64,
     /// The context the last sthread ran in, kept so starting the next one allocates
     /// nothing (an allocation may reach the host).
     pub ctx: Option<libdune::user::UserContext>,
@@ -56,8 +60,8 @@ fn pgroot_pa(va: u64) -> Option<u64> {
 
 impl Compartment {
     /// A fresh compartment for memory grants `key`, with stack slot `slot` at `stack_top`.
-    pub(crate) fn build(id: u64, key: Vec<(TagId, MemProt)>, slot: usize, stack_top: u64, image: &Image, tags: &Tags) -> Result<Compartment> {
-        let mut c = Compartment { id, key, table: Table::new()?, private: Vec::new(), slot, stack_top, stack: Vec::new(), cow: Vec::new(), tlb_gen: 0, runtime_gen: libdune::runtime::memory_generation(), ctx: None };
+    pub(crate) fn build(id: u64, key: Vec<(TagId, MemProt)>, slot: usize, stack_top: u64, image: &Image, tags: &Tags, image_gen: u64) -> Result<Compartment> {
+        let mut c = Compartment { id, key, table: Table::new()?, private: Vec::new(), slot, stack_top, stack: Vec::new(), cow: Vec::new(), tlb_gen: 0, runtime_gen: libdune::runtime::memory_generation(), image_gen, ctx: None };
         let r = c.populate(image, tags, true);
         if let Err(e) = r {
             c.destroy();
@@ -70,6 +74,7 @@ impl Compartment {
     fn populate(&mut self, image: &Image, tags: &Tags, fresh: bool) -> Result<()> {
         if fresh {
             for (&va, &snap) in &image.private {
+                let Some(snap) = snap else { continue };
                 let pa = page::alloc()?;
                 self.private.push((va, pa));
                 // SAFETY: both aliases are whole pages of the page allocator.
@@ -101,29 +106,41 @@ impl Compartment {
         self.table.root()
     }
 
-    /// Whether the runtime's own memory changed since the table was built.
-    pub(crate) fn needs_sync(&self) -> bool {
-        libdune::runtime::memory_generation() != self.runtime_gen
+    /// Whether the table must be rebuilt: the runtime's own memory changed since it was
+    /// built, or the read-only ranges did (`image_gen`).
+    pub(crate) fn needs_sync(&self, image_gen: u64) -> bool {
+        libdune::runtime::memory_generation() != self.runtime_gen || image_gen != self.image_gen
     }
 
-    /// Rebuilds the shared part if the runtime's own memory changed since (new vCPU
-    /// areas or stacks must be mapped for the entry code).
-    pub(crate) fn sync(&mut self, image: &Image, tags: &Tags) -> Result<()> {
+    /// Rebuilds the table if the runtime's own memory changed since (new vCPU areas or
+    /// stacks must be mapped for the entry code) or the read-only ranges did (shared
+    /// leaves are dropped and come back on first use, if still shared). Pages written
+    /// under the old table stay dirty under the new one, so the reset still restores
+    /// them.
+    pub(crate) fn sync(&mut self, image: &Image, tags: &Tags, image_gen: u64) -> Result<()> {
         let g = libdune::runtime::memory_generation();
-        if g == self.runtime_gen {
+        if g == self.runtime_gen && image_gen == self.image_gen {
             return Ok(());
         }
+        let dirty: Vec<u64> = self.private.iter().chain(&self.stack).chain(&self.cow).map(|&(va, _)| va).filter(|&va| self.table.own_leaf(va).is_some_and(|s| pt::get(s) & D != 0)).collect();
         let mut old = core::mem::replace(&mut self.table, Table::new()?);
         old.free();
         self.runtime_gen = g;
+        self.image_gen = image_gen;
         self.tlb_gen += 1;
-        self.populate(image, tags, false)
+        self.populate(image, tags, false)?;
+        for va in dirty {
+            if let Some(s) = self.table.own_leaf(va) {
+                pt::set(s, pt::get(s) | D);
+            }
+        }
+        Ok(())
     }
 
     /// Handles a ring-3 page fault at `va` (error code `err`) that the policy allows:
     /// a stack page touched first, image code or rodata used first, a tag grown since
     /// the build, or the first write to a copy-on-write tag page. False: a violation.
-    pub(crate) fn fault(&mut self, va: u64, err: u64, image: &Image, tags: &Tags) -> Result<bool> {
+    pub(crate) fn fault(&mut self, va: u64, err: u64, image: &Image, shared: &[Shared], tags: &Tags) -> Result<bool> {
         let page_va = va & !(PAGE - 1);
         // The fault's "present" bit says nothing here: the copied tables hold the
         // process's own (supervisor) leaves. What counts is whether ring 3 already
@@ -139,11 +156,32 @@ impl Compartment {
             pt::set(self.table.leaf(page_va)?, pt::leaf_entry(pa, true, false));
             return Ok(true);
         }
-        if let Some(r) = image.shared_at(va) {
+        if image.private.get(&page_va) == Some(&None) {
+            // A writable page of the image that was zero in the snapshot: made now.
+            if present {
+                return Ok(false);
+            }
+            let pa = page::alloc()?;
+            // SAFETY: the alias of a whole page of the page allocator.
+            unsafe { core::ptr::write_bytes(alias(pa)?, 0, PAGE as usize) };
+            self.private.push((page_va, pa));
+            pt::set(self.table.leaf(page_va)?, pt::leaf_entry(pa, true, false));
+            return Ok(true);
+        }
+        if let Some(r) = image::shared_in(shared, va).filter(|_| !image.private.contains_key(&page_va)) {
             if present || write {
                 return Ok(false);
             }
-            let Some(pa) = pgroot_pa(page_va) else { return Ok(false) };
+            // Still mapped (the ranges can be a moment old): reading it from ring 0
+            // must not fault the master. A special page (`[vvar]`) is never read here:
+            // only one the process itself has used.
+            let mut v = [0u8; 1];
+            // SAFETY: mincore only reports whether the page is mapped (ENOMEM if not).
+            if unsafe { libc::mincore(page_va as *mut libc::c_void, PAGE as usize, v.as_mut_ptr()) } != 0 {
+                return Ok(false);
+            }
+            let pa = if r.special { vm::va_to_pa(page_va) } else { pgroot_pa(page_va) };
+            let Some(pa) = pa else { return Ok(false) };
             pt::set(self.table.leaf(page_va)?, pt::leaf_entry(pa, false, r.exec));
             return Ok(true);
         }
@@ -230,7 +268,7 @@ impl Compartment {
     /// Maps, as a first touch from ring 3 would, whatever of `[va, va+len)` the
     /// policy allows but is not mapped yet (code and rodata used first, stack pages,
     /// grown tags). False if any page stays out of reach.
-    pub(crate) fn ensure(&mut self, va: u64, len: usize, write: bool, image: &Image, tags: &Tags) -> bool {
+    pub(crate) fn ensure(&mut self, va: u64, len: usize, write: bool, image: &Image, shared: &[Shared], tags: &Tags) -> bool {
         if len == 0 {
             return true;
         }
@@ -239,7 +277,7 @@ impl Compartment {
         while p < end {
             // Reachable already, or mapped now as a first touch would and reachable then.
             let reachable = self.table.translate(p, write).is_some()
-                || (matches!(self.fault(p, if write { 2 } else { 0 }, image, tags), Ok(true)) && self.table.translate(p, write).is_some());
+                || (matches!(self.fault(p, if write { 2 } else { 0 }, image, shared, tags), Ok(true)) && self.table.translate(p, write).is_some());
             if !reachable {
                 return false;
             }
@@ -264,9 +302,12 @@ impl Compartment {
             let Some(slot) = self.table.own_leaf(va) else { continue };
             let e = pt::get(slot);
             if e & D != 0 {
-                let snap = *image.private.get(&va).ok_or(Error::Internal("snapshot page"))?;
-                // SAFETY: aliases of two whole pages of the page allocator.
-                unsafe { core::ptr::copy_nonoverlapping(alias(snap)?, alias(pa)?, PAGE as usize) };
+                match *image.private.get(&va).ok_or(Error::Internal("snapshot page"))? {
+                    // SAFETY: aliases of two whole pages of the page allocator.
+                    Some(snap) => unsafe { core::ptr::copy_nonoverlapping(alias(snap)?, alias(pa)?, PAGE as usize) },
+                    // SAFETY: the alias of a whole page of the page allocator.
+                    None => unsafe { core::ptr::write_bytes(alias(pa)?, 0, PAGE as usize) },
+                }
                 pt::set(slot, e & !(D | A));
                 n += 1;
             }

@@ -1,10 +1,16 @@
 //! The pristine image every sthread starts from, taken once by [`crate::init`].
 //!
 //! - **Read-only memory** of every loaded object (code, rodata, the vDSO): shared,
-//!   mapped for ring 3 on first use, never writable.
+//!   mapped for ring 3 on first use, never writable. Each range remembers the mapping
+//!   it came from (file, offset); when the program's map changes there
+//!   ([`Image::current_shared`]), only what is still that mapping stays shared, so an
+//!   object unloaded after `init` and the program's data mapped in its place are never
+//!   an sthread's.
 //! - **Writable globals** (`.data`, `.bss`, `.got` of every object) and the static
 //!   TLS block and thread control block of the thread that called `init`: copied
-//!   into pages of the page allocator at `init`. Each compartment gets its own copy
+//!   into pages of the page allocator at `init`. Of the TLS pages only the block
+//!   itself is copied (glibc's static TLS size and `struct pthread`); the rest of
+//!   those pages, the program's other data, is zero. Each compartment gets its own copy
 //!   of those copies, so it sees the globals *as they were at init*.
 //! - Not the heap, not any stack, not anything mapped later: none of it is visible.
 
@@ -22,14 +28,82 @@ pub(crate) struct Shared {
     pub start: u64,
     pub end: u64,
     pub exec: bool,
+    /// The vDSO's data (`[vvar]`): some of its pages are backed by nothing, and reading
+    /// one even from ring 0 ends the process. Only pages the process itself has used
+    /// (already in its page table) are shared.
+    pub special: bool,
+}
+
+/// A read-only mapping of the map at `init`, as `/proc/self/maps` showed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    start: u64,
+    end: u64,
+    /// `start` minus the file offset: the same for every piece of one mapping.
+    base: u64,
+    dev: String,
+    inode: u64,
+    name: String,
+}
+
+/// The read-only mappings of `/proc/self/maps` now.
+fn read_only_mappings() -> Vec<Origin> {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return Vec::new() };
+    maps.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (range, perms, off, dev, inode) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+            let name = f.collect::<Vec<_>>().join(" ");
+            if perms.contains('w') {
+                return None;
+            }
+            let (a, b) = range.split_once('-')?;
+            let (start, end) = (u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?);
+            let off = u64::from_str_radix(off, 16).ok()?;
+            Some(Origin { start, end, base: start.wrapping_sub(off), dev: dev.to_string(), inode: inode.parse().ok()?, name })
+        })
+        .collect()
+}
+
+/// `shared` cut to what `now` still maps as it did in `origins`: the same file (or
+/// special mapping) at the same offset, read-only.
+fn still_shared(shared: &[Shared], origins: &[Origin], now: &[Origin]) -> Vec<Shared> {
+    let mut out = Vec::new();
+    for r in shared {
+        for o in origins.iter().filter(|o| o.start < r.end && r.start < o.end) {
+            for n in now.iter().filter(|n| n.dev == o.dev && n.inode == o.inode && n.name == o.name && n.base == o.base) {
+                let (s, e) = (r.start.max(o.start).max(n.start), r.end.min(o.end).min(n.end));
+                if s < e {
+                    out.push(Shared { start: s, end: e, exec: r.exec, special: r.special });
+                }
+            }
+        }
+    }
+    out.sort_by_key(|r| r.start);
+    out.dedup_by(|b, a| a.end >= b.start && a.exec == b.exec && a.special == b.special && {
+        a.end = a.end.max(b.end);
+        true
+    });
+    out
+}
+
+/// The read-only range of `shared` (sorted) holding `va`, if any.
+pub(crate) fn shared_in(shared: &[Shared], va: u64) -> Option<Shared> {
+    let p = down(va);
+    let i = shared.partition_point(|r| r.end <= p);
+    shared.get(i).copied().filter(|r| r.start <= p)
 }
 
 /// The snapshot.
 pub(crate) struct Image {
-    /// Read-only ranges, sorted.
+    /// Read-only ranges at `init`, sorted.
     pub shared: Vec<Shared>,
-    /// Writable pages: VA -> guest-physical address of the pristine copy.
-    pub private: BTreeMap<u64, u64>,
+    /// The read-only mappings they came from.
+    origins: Vec<Origin>,
+    /// Writable pages: VA -> guest-physical address of the pristine copy, or `None`
+    /// for a page that was all zero (never copied: a compartment makes it on first
+    /// touch; `.bss` is mostly such pages).
+    pub private: BTreeMap<u64, Option<u64>>,
     /// FS base ring 3 runs with: the `init` thread's, over its private TLS pages.
     pub fs_base: u64,
 }
@@ -132,7 +206,7 @@ extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: usize, data: *mu
                 if ph.p_flags & libc::PF_W != 0 {
                     scan.writable.push((s, e));
                 } else {
-                    scan.shared.push(Shared { start: s, end: e, exec: ph.p_flags & libc::PF_X != 0 });
+                    scan.shared.push(Shared { start: s, end: e, exec: ph.p_flags & libc::PF_X != 0, special: false });
                 }
             }
             libc::PT_TLS => scan.tls += ph.p_memsz + ph.p_align.max(16),
@@ -142,10 +216,32 @@ extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: usize, data: *mu
     0
 }
 
-/// glibc's `struct pthread` (the TCB FS points at) fits in this much above FS.
+/// Without glibc's layout symbols: `struct pthread` (the TCB FS points at) fits in
+/// this much above FS...
 const TCB_ABOVE: u64 = 2 * PAGE;
-/// Room below FS for the static TLS surplus glibc keeps for `dlopen`ed modules.
+/// ...and this much below FS holds the static TLS surplus glibc keeps for `dlopen`ed
+/// modules (on top of the objects' `PT_TLS`).
 const TLS_SURPLUS: u64 = 2 * PAGE;
+
+/// The static TLS block and thread control block of the calling thread: glibc puts
+/// the TCB (`struct pthread`) at FS and the static TLS below it, `static_size` bytes in
+/// all (`_dl_get_tls_static_info`, which counts the TCB too). `None` without glibc's
+/// symbols.
+fn tls_block(fs: u64) -> Option<(u64, u64)> {
+    // SAFETY: dlsym with NUL-terminated names; the results are checked for null.
+    let (info, tcb) = unsafe { (libc::dlsym(libc::RTLD_DEFAULT, c"_dl_get_tls_static_info".as_ptr()), libc::dlsym(libc::RTLD_DEFAULT, c"_thread_db_sizeof_pthread".as_ptr())) };
+    if info.is_null() || tcb.is_null() {
+        return None;
+    }
+    // SAFETY: glibc's `void _dl_get_tls_static_info(size_t *size, size_t *align)`.
+    let info: extern "C" fn(*mut usize, *mut usize) = unsafe { core::mem::transmute(info) };
+    let (mut size, mut align) = (0usize, 0usize);
+    info(&mut size, &mut align);
+    // SAFETY: glibc's `const uint32_t _thread_db_sizeof_pthread`.
+    let tcb = u64::from(unsafe { (tcb as *const u32).read() });
+    let size = size as u64;
+    (size >= tcb && tcb > 0 && size < 1 << 24).then(|| (fs - (size - tcb), fs + tcb))
+}
 
 impl Image {
     /// Takes the snapshot. Dune mode; call once.
@@ -162,7 +258,9 @@ impl Image {
             return Err(Error::Internal("no thread pointer"));
         }
         let mut private = BTreeMap::new();
-        let tls = (down(fs.saturating_sub(scan.tls + TLS_SURPLUS)), up(fs + TCB_ABOVE));
+        // The TLS block's bytes; its pages' other bytes are the program's and stay out.
+        let (tls_lo, tls_hi) = tls_block(fs).unwrap_or((fs.saturating_sub(scan.tls + TLS_SURPLUS), fs + TCB_ABOVE));
+        let tls = (down(tls_lo), up(tls_hi));
         for (i, &(s, e)) in scan.writable.iter().chain(std::iter::once(&tls)).enumerate() {
             let is_tls = i == scan.writable.len();
             let mut va = s;
@@ -173,42 +271,114 @@ impl Image {
                     va += PAGE;
                     continue;
                 }
-                if let std::collections::btree_map::Entry::Vacant(v) = private.entry(va) {
-                    let pa = page::alloc()?;
+                let pa = match private.entry(va) {
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        // SAFETY: `va` is a page of a loaded object's writable segment or
+                        // of this thread's TLS block, mapped read-write for the process.
+                        let page = unsafe { core::slice::from_raw_parts(va as *const u8, PAGE as usize) };
+                        if !is_tls && page.iter().all(|&b| b == 0) {
+                            v.insert(None);
+                            va += PAGE;
+                            continue;
+                        }
+                        let pa = page::alloc()?;
+                        let to = page::pa_to_va(pa).ok_or(Error::Internal("page without an alias"))?;
+                        // SAFETY: `to` is the alias of the fresh page; `page` is a whole page.
+                        unsafe { core::ptr::copy_nonoverlapping(page.as_ptr(), to, PAGE as usize) };
+                        v.insert(Some(pa));
+                        pa
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut o) => match *o.get() {
+                        Some(pa) => pa,
+                        None => {
+                            // A zero page of a segment that the TLS block shares.
+                            let pa = page::alloc()?;
+                            let to = page::pa_to_va(pa).ok_or(Error::Internal("page without an alias"))?;
+                            // SAFETY: `va` is mapped read-write (see above); `to` is the
+                            // alias of the fresh page.
+                            unsafe { core::ptr::copy_nonoverlapping(va as *const u8, to, PAGE as usize) };
+                            o.insert(Some(pa));
+                            pa
+                        }
+                    },
+                };
+                if is_tls && !scan.writable.iter().any(|&(ws, we)| ws <= va && va < we) {
+                    // Zero what lies outside the block (a page shared with a writable
+                    // segment keeps the segment's bytes: they are the image's anyway).
                     let to = page::pa_to_va(pa).ok_or(Error::Internal("page without an alias"))?;
-                    // SAFETY: `va` is a page of a loaded object's writable segment or of
-                    // this thread's TLS block, mapped read-write for the process; `to`
-                    // is the alias of the fresh page.
-                    unsafe { core::ptr::copy_nonoverlapping(va as *const u8, to, PAGE as usize) };
-                    v.insert(pa);
+                    let (keep_lo, keep_hi) = (tls_lo.clamp(va, va + PAGE) - va, tls_hi.clamp(va, va + PAGE) - va);
+                    // SAFETY: the alias of a whole page of the page allocator; both
+                    // ranges lie within it.
+                    unsafe {
+                        core::ptr::write_bytes(to, 0, keep_lo as usize);
+                        core::ptr::write_bytes(to.add(keep_hi as usize), 0, (PAGE - keep_hi) as usize);
+                    }
                 }
                 va += PAGE;
             }
         }
         // The vDSO's data pages ([vvar], [vvar_vclock]): its code (a loaded object,
-        // above) reads them.
+        // above) reads them. The pages the clocks need are used once here, so that
+        // they are in the process's page table (see `Shared::special`).
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        for clock in [libc::CLOCK_REALTIME, libc::CLOCK_MONOTONIC, libc::CLOCK_BOOTTIME] {
+            // SAFETY: clock_gettime writes one timespec into the local.
+            unsafe { libc::clock_gettime(clock, &mut ts) };
+        }
         if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {
             for l in maps.lines().filter(|l| l.ends_with("[vvar]") || l.ends_with("[vvar_vclock]")) {
                 let range = l.split_whitespace().next().unwrap_or("");
                 if let Some((a, b)) = range.split_once('-') {
                     if let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) {
-                        scan.shared.push(Shared { start: a, end: b, exec: false });
+                        scan.shared.push(Shared { start: a, end: b, exec: false, special: true });
                     }
                 }
             }
         }
         let mut shared: Vec<Shared> = scan.shared.into_iter().collect();
         shared.sort_by_key(|r| r.start);
-        Ok(Image { shared, private, fs_base: fs })
+        let origins = read_only_mappings();
+        // Only what the map shows as read-only mappings now is shared at all.
+        let shared = still_shared(&shared, &origins, &origins);
+        Ok(Image { shared, origins, private, fs_base: fs })
     }
 
-    /// The read-only range holding `va`, if any (never one with a private page).
-    pub(crate) fn shared_at(&self, va: u64) -> Option<Shared> {
-        let p = down(va);
-        if self.private.contains_key(&p) {
-            return None;
-        }
-        let i = self.shared.partition_point(|r| r.end <= p);
-        self.shared.get(i).copied().filter(|r| r.start <= p)
+    /// The read-only ranges as the program's map is now: what is still the mapping it
+    /// was at `init`.
+    pub(crate) fn current_shared(&self) -> Vec<Shared> {
+        still_shared(&self.shared, &self.origins, &read_only_mappings())
+    }
+
+    /// Whether `[start, end)` touches a read-only range of the snapshot.
+    pub(crate) fn touches_shared(&self, start: u64, end: u64) -> bool {
+        self.shared.iter().any(|r| r.start < end && start < r.end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(start: u64, end: u64, off: u64, inode: u64, name: &str) -> Origin {
+        Origin { start, end, base: start.wrapping_sub(off), dev: "08:01".into(), inode, name: name.into() }
+    }
+
+    #[test]
+    fn shared_ranges_follow_the_mapping_they_came_from() {
+        let shared = [Shared { start: 0x1000, end: 0x5000, exec: true, special: false }];
+        let origins = [o(0x1000, 0x5000, 0, 7, "/lib/a.so")];
+        // Unchanged.
+        assert_eq!(still_shared(&shared, &origins, &origins).len(), 1);
+        // Unloaded: nothing shared; something else there: nothing either.
+        assert!(still_shared(&shared, &origins, &[]).is_empty());
+        assert!(still_shared(&shared, &origins, &[o(0x1000, 0x5000, 0, 9, "/lib/b.so")]).is_empty());
+        // The same file at another offset is another mapping.
+        assert!(still_shared(&shared, &origins, &[o(0x1000, 0x5000, 0x1000, 7, "/lib/a.so")]).is_empty());
+        // Split by mprotect: the read-only pieces stay.
+        let now = [o(0x1000, 0x2000, 0, 7, "/lib/a.so"), o(0x3000, 0x5000, 0x2000, 7, "/lib/a.so")];
+        let r = still_shared(&shared, &origins, &now);
+        assert_eq!(r.iter().map(|r| (r.start, r.end)).collect::<Vec<_>>(), [(0x1000, 0x2000), (0x3000, 0x5000)]);
+        assert_eq!(shared_in(&r, 0x2800).map(|r| r.start), None);
+        assert_eq!(shared_in(&r, 0x4fff).map(|r| r.start), Some(0x3000));
     }
 }

@@ -44,7 +44,7 @@ pub use calls::Violation;
 use calls::{Fds, Outcome};
 use compartment::{Compartment, STACK_SLOT};
 pub use error::{Error, Result};
-use image::Image;
+use image::{Image, Shared};
 pub use policy::{MemProt, Policy, FD_READ, FD_WRITE};
 pub use tag::TagId;
 
@@ -93,6 +93,12 @@ struct State {
     busy: HashMap<TagId, usize>,
     /// Threads waiting in `join` (a notification is a system call: only for them).
     waiters: usize,
+    /// The read-only ranges as the program's map is now (see `Image::current_shared`),
+    /// as of map generation `map_gen`; `image_gen` counts their changes, and a
+    /// compartment built under another is rebuilt before it runs again.
+    shared: Vec<Shared>,
+    map_gen: u64,
+    image_gen: u64,
 }
 
 enum Entry {
@@ -132,6 +138,8 @@ pub fn init() -> Result<()> {
     if !libdune::in_dune_mode() {
         libdune::enter()?;
     }
+    // Grants are held as duplicates at the application's reserved numbers.
+    libdune::runtime::use_application_descriptors();
     // One reservation: 16 GiB of tags, 8 GiB of stack slots, a sentinel page.
     let tags_len = tag::TAGS as u64 * tag::TAG_MAX;
     let stacks_len = SLOTS as u64 * STACK_SLOT;
@@ -144,8 +152,12 @@ pub fn init() -> Result<()> {
     }
     let base = (base as u64).next_multiple_of(2 << 20);
     let window = Window { tags: base, stacks: base + tags_len, sentinel: base + tags_len + stacks_len - (2 << 20) + pt::PAGE };
+    let map_gen = libdune::runtime::map_generation();
     let image = Image::take()?;
     let state = State {
+        shared: image.shared.clone(),
+        map_gen,
+        image_gen: 0,
         tags: tag::Tags::new(window.tags),
         pool: Vec::new(),
         // The last slot holds the sentinel page: never a stack.
@@ -218,6 +230,9 @@ struct Job {
     fds: Fds,
     /// The context stopped at a system call not yet answered.
     pending: bool,
+    /// A callgate this job called that would block: it goes on, with this job, on a
+    /// thread of its own; its result is this job's pending call's.
+    gate: Option<Box<(Job, u32)>>,
 }
 
 /// Starts `body(arg)` in a compartment under `policy`. It runs at once on this
@@ -268,14 +283,22 @@ fn create_at(policy: &Policy, entry: u64, rdi: u64, rsi: u64) -> Result<Handle> 
     match drive(g, &mut job, false, 0) {
         Some(r) => finish(g, handle, job, r),
         None => {
-            // Blocked: the rest runs on a thread of its own.
-            std::thread::Builder::new()
-                .name("sthread".into())
-                .spawn(move || {
-                    let r = drive(g, &mut job, true, 0).unwrap_or(Err(Violation::Exception { vector: 0xff, rip: 0 }));
-                    finish(g, handle, job, r);
-                })
-                .map_err(|_| Error::NoMemory("a thread for a blocked sthread"))?;
+            // Blocked: the rest runs on a thread of its own. If none can be made, the
+            // sthread ends here, and everything it held goes back.
+            let slot = Arc::new(Mutex::new(Some(job)));
+            let theirs = slot.clone();
+            let spawned = std::thread::Builder::new().name("sthread".into()).spawn(move || {
+                let Some(mut job) = theirs.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+                let r = drive(g, &mut job, true, 0).unwrap_or(Err(Violation::Exception { vector: 0xff, rip: 0 }));
+                finish(g, handle, job, r);
+            });
+            if spawned.is_err() {
+                if let Some(job) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    let mut st = end_job(g, job);
+                    st.sthreads.remove(&handle.0);
+                }
+                return Err(Error::NoMemory("a thread for a blocked sthread"));
+            }
         }
     }
     Ok(handle)
@@ -337,7 +360,7 @@ fn take_compartment(g: &Global, st: &mut State, key: &[(TagId, MemProt)]) -> Res
     let id = st.next_id;
     st.next_id += 1;
     let top = g.window.stacks + (slot as u64 + 1) * STACK_SLOT;
-    match Compartment::build(id, key.to_vec(), slot, top, &g.image, &st.tags) {
+    match Compartment::build(id, key.to_vec(), slot, top, &g.image, &st.tags, st.image_gen) {
         Ok(c) => {
             st.live += 1;
             Ok(c)
@@ -412,8 +435,8 @@ fn acquire(g: &Global, st: &mut State, mem: &[(TagId, MemProt)]) -> Result<Compa
 /// A job running `entry(rdi, rsi)` in `comp` under `policy` (the compartment goes
 /// back if the context cannot be made).
 fn start_job(g: &Global, mut comp: Compartment, policy: Arc<Policy>, entry: u64, rdi: u64, rsi: u64) -> Result<Job> {
-    match start_context(g, &mut comp, entry, rdi, rsi) {
-        Ok(ctx) => Ok(Job { comp, ctx, policy, fds: Fds { opened: Vec::new(), closed: Vec::new() }, pending: false }),
+    match Fds::new(&policy).and_then(|fds| start_context(g, &mut comp, entry, rdi, rsi).map(|ctx| (fds, ctx))) {
+        Ok((fds, ctx)) => Ok(Job { comp, ctx, policy, fds, pending: false, gate: None }),
         Err(e) => {
             release(g, &mut lock(g), comp, &policy.mem);
             Err(e)
@@ -421,13 +444,14 @@ fn start_job(g: &Global, mut comp: Compartment, policy: Arc<Policy>, entry: u64,
     }
 }
 
-/// After a job ended: closes what it opened, keeps its context with the compartment
-/// and gives the compartment back. Returns the state, still locked.
+/// After a job ended: closes what it opened and its grants' duplicates (dropped with
+/// `fds`), keeps its context with the compartment and gives the compartment back.
+/// Returns the state, still locked.
 fn end_job(g: &Global, mut job: Job) -> MutexGuard<'_, State> {
-    for (fd, _) in job.fds.opened.drain(..) {
-        // SAFETY: a descriptor the sthread or callgate opened and no one else uses.
-        unsafe { libc::close(fd) };
+    if let Some(gate) = job.gate.take() {
+        drop(end_job(g, gate.0));
     }
+    drop(job.fds);
     job.comp.ctx = Some(job.ctx);
     let mut st = lock(g);
     release(g, &mut st, job.comp, &job.policy.mem);
@@ -449,10 +473,21 @@ fn finish(g: &Global, h: Handle, job: Job, r: core::result::Result<u64, Violatio
 /// Runs a job until it ends (Some) or, unless `may_block`, would block (None).
 fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Option<core::result::Result<u64, Violation>> {
     loop {
+        // A callgate that blocked before: it finishes first (on a thread that may block).
+        if let Some(mut gate) = job.gate.take() {
+            let r = drive(g, &mut gate.0, may_block, gate.1);
+            let Some(r) = r else {
+                job.gate = Some(gate);
+                return None;
+            };
+            drop(end_job(g, gate.0));
+            job.ctx.tf.rax = gate_result(r);
+            job.pending = false;
+        }
         if job.pending {
             let ensure = |c: &mut Compartment, va: u64, len: usize, write: bool| {
                 let st = lock(g);
-                c.ensure(va, len, write, &g.image, &st.tags)
+                c.ensure(va, len, write, &g.image, &st.shared, &st.tags)
             };
             match calls::handle(&mut job.comp, &ensure, &job.policy, &mut job.fds, &mut job.ctx.tf, may_block) {
                 Outcome::Resume => {}
@@ -463,20 +498,30 @@ fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Opti
                     None => return Some(Err(Violation::Callgate { entry })),
                     Some(gate) => {
                         let gate = gate.clone();
-                        job.ctx.tf.rax = match call_gate(g, &gate, arg, depth + 1) {
-                            Ok(Ok(v)) => v,
-                            Ok(Err(v)) => (-(v.errno() as i64)) as u64,
-                            Err(e) => (-(e.errno() as i64)) as u64,
-                        };
+                        match call_gate(g, &gate, arg, depth + 1, may_block) {
+                            Ok((gjob, None)) => {
+                                // The gate would block: it and this job go on together,
+                                // on a thread of their own.
+                                job.gate = Some(Box::new((gjob, depth + 1)));
+                                return None;
+                            }
+                            Ok((gjob, Some(r))) => {
+                                drop(end_job(g, gjob));
+                                job.ctx.tf.rax = gate_result(r);
+                            }
+                            Err(e) => job.ctx.tf.rax = (-(e.errno() as i64)) as u64,
+                        }
                     }
                 },
             }
             job.pending = false;
         }
-        // Only when the runtime's memory changed: this runs on every switch to ring 3.
-        if job.comp.needs_sync() {
+        refresh_shared(g);
+        // Only when the runtime's memory or the read-only ranges changed: this runs on
+        // every switch to ring 3.
+        if job.comp.needs_sync(IMAGE_GEN.load(std::sync::atomic::Ordering::Acquire)) {
             let st = lock(g);
-            if job.comp.sync(&g.image, &st.tags).is_err() {
+            if job.comp.sync(&g.image, &st.tags, st.image_gen).is_err() {
                 return Some(Err(Violation::Exception { vector: 0xff, rip: job.ctx.tf.rip }));
             }
         }
@@ -492,7 +537,7 @@ fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Opti
                 }
                 let handled = {
                     let st = lock(g);
-                    job.comp.fault(addr, err, &g.image, &st.tags)
+                    job.comp.fault(addr, err, &g.image, &st.shared, &st.tags)
                 };
                 if !matches!(handled, Ok(true)) {
                     return Some(Err(Violation::Memory { addr, rip: job.ctx.tf.rip, write: err & 2 != 0 }));
@@ -506,14 +551,59 @@ fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Opti
 }
 
 /// Runs callgate `gate` with the untrusted `arg` in a compartment of its own, on
-/// this thread; the caller waits and never holds the gate's rights.
-fn call_gate(g: &'static Global, gate: &policy::Gate, arg: u64, depth: u32) -> Result<core::result::Result<u64, Violation>> {
+/// this thread; the caller waits and never holds the gate's rights. Returns the
+/// gate's job and its result, or `None` if it would block and the caller must not:
+/// then the caller's job carries the gate's to a thread of its own.
+fn call_gate(g: &'static Global, gate: &policy::Gate, arg: u64, depth: u32, may_block: bool) -> Result<(Job, Option<core::result::Result<u64, Violation>>)> {
     if depth > GATE_DEPTH {
         return Err(Error::NotPermitted("callgates nested too deep"));
     }
     let comp = acquire(g, &mut lock(g), &gate.policy.mem)?;
     let mut job = start_job(g, comp, Arc::new((*gate.policy).clone()), gate.entry, gate.trusted, arg)?;
-    let r = drive(g, &mut job, true, depth).unwrap_or(Err(Violation::Exception { vector: 0xff, rip: 0 }));
-    drop(end_job(g, job));
-    Ok(r)
+    let r = drive(g, &mut job, may_block, depth);
+    Ok((job, r))
 }
+
+/// What a callgate's caller gets in rax: the gate's value, or `-errno` of what ended it.
+fn gate_result(r: core::result::Result<u64, Violation>) -> u64 {
+    match r {
+        Ok(v) => v,
+        Err(v) => (-(v.errno() as i64)) as u64,
+    }
+}
+
+/// The map generation the read-only ranges were last checked at, for a lock-free test.
+static SHARED_AT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Follows changes of the program's memory map: when one touched a read-only range of
+/// the snapshot (or the runtime lost track), the ranges are derived again from the map
+/// and, if they changed, every compartment's table is rebuilt before it runs again.
+/// One atomic load when nothing changed.
+fn refresh_shared(g: &Global) {
+    use std::sync::atomic::Ordering;
+    let now = libdune::runtime::map_generation();
+    if SHARED_AT.load(Ordering::Acquire) == now {
+        return;
+    }
+    let mut st = lock(g);
+    if st.map_gen == now {
+        return;
+    }
+    let mut touched = false;
+    if !libdune::runtime::map_changes(st.map_gen, now, |s, e| touched |= g.image.touches_shared(s, e)) {
+        touched = true;
+    }
+    if touched {
+        let shared = g.image.current_shared();
+        if shared.iter().map(|r| (r.start, r.end, r.exec)).ne(st.shared.iter().map(|r| (r.start, r.end, r.exec))) {
+            st.shared = shared;
+            st.image_gen += 1;
+            IMAGE_GEN.store(st.image_gen, Ordering::Release);
+        }
+    }
+    st.map_gen = now;
+    SHARED_AT.store(now, Ordering::Release);
+}
+
+/// `State::image_gen`, readable without the lock.
+static IMAGE_GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

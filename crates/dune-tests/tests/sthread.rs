@@ -164,3 +164,25 @@ fn web_server_keeps_its_key_out_of_reach() {
     assert!(err.contains("violation kind 1"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The original Wedge `test.c` (project-dune/dune, unchanged; `apps/sthread/tests/wedge`)
+/// against this library: every section runs, and it ends with its own "==== end".
+#[test]
+fn the_original_wedge_test_program_passes() {
+    let out = run_bounded(Command::new(exe("wedge-test")));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("==== parallel\n==== end"), "{:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+}
+
+/// The original Wedge `bench.c`, mode 0, linked `-lsthread -ldune` as its Makefile
+/// does: fork, pthread and sthread latencies, each an average of five runs; the
+/// sthread phase calls `gettimeofday` by `vmcall` from ring 0, as the original did.
+#[test]
+fn the_original_wedge_benchmark_prints_all_three_averages() {
+    let out = run_bounded(Command::new(exe("wedge-bench")));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let avgs: Vec<i64> = stdout.lines().filter_map(|l| l.strip_prefix("Avg ")?.split_whitespace().next()?.parse().ok()).collect();
+    assert!(out.status.success() && stdout.contains("all done"), "{:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert_eq!(avgs.len(), 3, "three averages (fork, pthread, sthread): {stdout}");
+    assert!(avgs.iter().all(|&a| a > 0 && a < 10_000_000), "averages in microseconds: {avgs:?}");
+}

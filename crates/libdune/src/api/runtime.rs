@@ -53,6 +53,15 @@ pub fn guard_descriptors() {
     crate::host::reserved::set_app_mode();
 }
 
+/// Lets ring-0 calls use the duplicates [`dup_reserved`] makes, for an application
+/// whose ring-0 code is the program's own (sthreads: the master is trusted, the code
+/// in ring 3 is not): the program gets none of those numbers from the kernel and
+/// cannot `dup2` onto them, and the runtime keeps serializing the program's `close`,
+/// `dup2`, `dup3` and `close_range` itself (unlike [`guard_descriptors`]).
+pub fn use_application_descriptors() {
+    crate::host::reserved::open_app_range();
+}
+
 /// Held while a descriptor sits at a low number (below the program's limit) that the
 /// runtime or the application will use or move: see [`pin_descriptors`].
 pub use crate::host::reserved::Pin as DescriptorPin;
@@ -88,4 +97,18 @@ pub fn reserved_memory() -> Vec<(u64, u64)> {
 /// does; rebuilding the shared part when this changes keeps it so.
 pub fn memory_generation() -> u64 {
     crate::host::reserved::generation()
+}
+
+/// Changes whenever the program's memory map changes in Dune mode (`munmap`,
+/// `mremap`, `mprotect`, `mmap` at a fixed address, `shmdt`): for a component that
+/// keeps something derived from the map.
+pub fn map_generation() -> u64 {
+    crate::host::mapchanges::generation()
+}
+
+/// Calls `f(start, end)` for each range of the map that changed after generation
+/// `since` up to `until` ([`map_generation`] values). False when the runtime no longer
+/// remembers them all: then any range may have changed.
+pub fn map_changes(since: u64, until: u64, f: impl FnMut(u64, u64)) -> bool {
+    crate::host::mapchanges::since(since, until, f)
 }

@@ -271,6 +271,11 @@ dune_trap_common_gs_ok:
     mov %r14, %rsi
     mov %r13, %rdx
     cld
+    // RFLAGS.AC too: an interrupt or exception keeps ring 3's (SYSCALL masks it), and
+    // ring-0 code must not run with it (it lifts SMAP); iretq gives ring 3 its own back.
+    pushfq
+    andq $~0x40000, (%rsp)
+    popfq
     call dune_trap_dispatch
     mov %gs:{pc_xsave_size}, %rax
     test %rax, %rax
@@ -335,6 +340,13 @@ __dune_jump_to_user:
     rdmsr
     mov %eax, %gs:{pc_kernel_fs}
     mov %edx, %gs:{pc_kernel_fs}+4
+    // Ring 3 starts with null DS, ES and FS selectors, whatever the last session left
+    // (a selector is 16 bits one session could pass to the next). FS's, before its base
+    // is written: on Intel loading a null FS clears the base. GS comes last, below.
+    xor %eax, %eax
+    mov %eax, %ds
+    mov %eax, %es
+    mov %eax, %fs
     mov %gs:{pc_user_fs}, %eax
     mov %gs:{pc_user_fs}+4, %edx
     wrmsr
@@ -384,8 +396,13 @@ __dune_jump_to_user:
     mov %rax, %cr3
 4:  mov %gs:0, %rsp
     lea {pc_uframe}+8(%rsp), %rsp   // the iretq frame; IF comes back with its rflags
-    mov %gs:{pc_uframe}, %rax
     movq $1, %gs:{pc_in_user}
+    // A null GS selector, after the last use of the GS base here: on Intel the load
+    // clears GS's base, which ring 3 cannot use anyway (the trap path takes the
+    // Percpu pointer from KERNEL_GS_BASE with swapgs).
+    xor %eax, %eax
+    mov %eax, %gs
+    mov -8(%rsp), %rax              // ring 3's rax, from the frame's first word
     iretq
     .size __dune_jump_to_user, . - __dune_jump_to_user
 

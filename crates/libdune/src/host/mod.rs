@@ -23,6 +23,7 @@ pub mod exits;
 pub mod fixed;
 pub mod init;
 pub mod kvm;
+pub mod mapchanges;
 pub mod memory;
 pub mod pagetable;
 pub mod procmap;

@@ -166,7 +166,16 @@ pub fn app_floor() -> i32 {
 /// number, or in application mode the runtime's part of them.
 pub fn is_runtime_fd(fd: u64) -> bool {
     let fd = fd as i32;
-    fd >= 0 && fd >= fd_base() && (!app_mode() || fd < app_floor())
+    fd >= 0 && fd >= fd_base() && (!APP_RANGE_OPEN.load(Ordering::Acquire) || fd < app_floor())
+}
+
+/// Ring-0 calls may name the application's reserved numbers.
+static APP_RANGE_OPEN: AtomicBool = AtomicBool::new(false);
+
+/// Ring-0 calls may use the application's reserved numbers (its private duplicates);
+/// the runtime still serializes the program's `close` and `dup2` itself.
+pub fn open_app_range() {
+    APP_RANGE_OPEN.store(true, Ordering::Release);
 }
 
 /// The application guards the program's descriptor calls (ring 3 cannot make a call
@@ -174,6 +183,7 @@ pub fn is_runtime_fd(fd: u64) -> bool {
 /// application's reserved numbers, and the guard no longer serializes `close` and
 /// `dup2` ([`exclusive`]) itself.
 pub fn set_app_mode() {
+    open_app_range();
     APP_MODE.store(true, Ordering::Release);
 }
 

@@ -17,7 +17,7 @@ use crate::host::memory::{page_range, PAGE, USER_END};
 use crate::host::pagetable::Perms;
 use crate::host::report::{die_fatal, die_runtime_error, warn_runtime_error};
 use crate::host::state::{map_range, unmap_range, with_state, write_stats, Resume, ThreadCtx, COUNTERS, STATS_AT_EXIT};
-use crate::host::{procmap, reserved, sys};
+use crate::host::{mapchanges, procmap, reserved, sys};
 
 use super::thread::{self, ThreadEntry};
 use super::exec;
@@ -84,6 +84,9 @@ pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: Threa
                 return (ret, Resume::Normal);
             }
             let (s, e) = page_range(ret as u64, (ret as u64).saturating_add(a[1]));
+            if a[3] & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) as u64 != 0 {
+                mapchanges::changed(s, e);
+            }
             if a[3] & libc::MAP_FIXED as u64 == 0 {
                 // Address space the kernel just handed out was free: whatever user
                 // memory was declared there is gone (`user::add_user_range` again).
@@ -104,10 +107,18 @@ pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: Threa
             // freeing a table the TLB's paging-structure caches may still point to.
             (ret, Resume::FlushTlb)
         }
-        libc::SYS_munmap => after_ok(passthrough(nr, a), || unmap_range(a[0], a[0].saturating_add(a[1]))),
+        // Changes are recorded after the kernel made them: a reader that sees the new
+        // generation sees the new map.
+        libc::SYS_munmap => {
+            let r = after_ok(passthrough(nr, a), || unmap_range(a[0], a[0].saturating_add(a[1])));
+            mapchanges::changed(a[0], a[0].saturating_add(a[1]));
+            r
+        }
         libc::SYS_mprotect | libc::SYS_pkey_mprotect => {
             let ret = passthrough(nr, a);
-            after_ok(ret, || map_range(a[0], a[0].saturating_add(a[1]), Perms::from_prot(a[2] as i32)))
+            let r = after_ok(ret, || map_range(a[0], a[0].saturating_add(a[1]), Perms::from_prot(a[2] as i32)));
+            mapchanges::changed(a[0], a[0].saturating_add(a[1]));
+            r
         }
         libc::SYS_mremap => {
             let ret = passthrough(nr, a);
@@ -116,6 +127,8 @@ pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: Threa
             }
             // Old range gone (or shrunk), new range wherever the kernel put it.
             let (old, old_len, new, new_len) = (a[0], a[1], ret as u64, a[2]);
+            mapchanges::changed(old, old.saturating_add(old_len));
+            mapchanges::changed(new, new.saturating_add(new_len));
             if new != old && a[3] & libc::MREMAP_FIXED as u64 == 0 {
                 let (s, e) = page_range(new, new.saturating_add(new_len));
                 fresh_space(s, e);
@@ -144,6 +157,9 @@ pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: Threa
         libc::SYS_shmdt => {
             let vma = procmap::find(a[0]).ok().flatten();
             let ret = passthrough(nr, a);
+            if let Some(v) = &vma {
+                mapchanges::changed(v.start, v.end);
+            }
             match vma {
                 Some(v) => after_ok(ret, || mem_sync(v.start, v.end)),
                 None => (ret, Resume::Normal),

@@ -1,0 +1,743 @@
+/* White-box attacks on sthreads (issue 17), scenario by scenario (argv[1]).
+ *
+ * Each scenario attacks one boundary: what one use of a compartment leaves for the
+ * next, the master's CPU state, the master's thread and life, procfs, descriptor
+ * grants, the snapshot's TLS and read-only ranges. It prints "ESCAPED: ..." for
+ * every way it got through, and "ok <scenario>" when it ran to the end; the lane
+ * test (crates/dune-tests/tests/sthread_attacks.rs) requires "ok" and no ESCAPED.
+ * A master that dies or hangs fails the test too (an alarm reports a hang).
+ *
+ * Globals set after sthread_init are not visible in sthreads: data goes in
+ * arguments or tags. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sthread.h>
+
+static int escaped;
+
+#define ESCAPED(...) do { printf("ESCAPED: " __VA_ARGS__); printf("\n"); fflush(stdout); escaped++; } while (0)
+#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "%s:%d: setup failed: %s: ", __FILE__, __LINE__, #c); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); exit(2); } } while (0)
+
+static const char *current;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	char m[256];
+	int n = snprintf(m, sizeof m, "ESCAPED: %s: the master's thread is stuck (a blocked sthread or callgate holds it)\n", current);
+	if (write(1, m, n) < 0) {}
+	_exit(3);
+}
+
+/* The master must get its thread back within `secs`. */
+static void deadline(unsigned secs)
+{
+	signal(SIGALRM, on_alarm);
+	alarm(secs);
+}
+
+static sthread_t run(sc_t *sc, stcb_t f, void *arg)
+{
+	sthread_t st;
+	CHECK(sthread_create(&st, sc, f, arg) == 0, "create: %s", strerror(errno));
+	return st;
+}
+
+/* The value the sthread returned, or -1000 - violation kind. */
+static long join(sthread_t st)
+{
+	void *ret = NULL;
+	struct sthread_violation w;
+	memset(&w, 0, sizeof w);
+	if (sthread_join_why(st, &ret, &w) != 0)
+		return -1000 - w.kind;
+	return (long)ret;
+}
+
+/* ---- 1. recycling after a page-table rebuild ---- */
+
+static char recycled[4096] __attribute__((aligned(4096)));
+
+static void *write_then_block(void *arg)
+{
+	(void)arg;
+	strcpy(recycled, "GLOBAL-SECRET-OF-THE-FIRST-USE");
+	volatile char deep[3000];
+	for (int i = 0; i < 3000; i++)
+		deep[i] = "STACK-SECRET-OF-THE-FIRST-USE"[i % 29];
+	/* Blocks: handed to a thread of its own, whose start changes the runtime's
+	 * memory and rebuilds this compartment's table while the pages are dirty. */
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	syscall(SYS_nanosleep, &ts, NULL); /* glibc's nanosleep is clock_nanosleep */
+	return (void *)(long)deep[0];
+}
+
+static void *look_for_secrets(void *arg)
+{
+	(void)arg;
+	long found = 0;
+	if (memmem(recycled, sizeof recycled, "SECRET", 6))
+		found |= 1;
+	/* The stack below this frame, where the first use's frame was. */
+	volatile char *sp = (volatile char *)__builtin_frame_address(0);
+	for (long i = 64; i < 12 * 1024; i++)
+		if (sp[-i] == 'S' && sp[-i + 1] == 'T' && sp[-i + 2] == 'A' && sp[-i + 3] == 'C' && sp[-i + 4] == 'K')
+			found |= 2;
+	return (void *)found;
+}
+
+static void recycle_rebuild(void)
+{
+	sc_t sc;
+	sc_init(&sc);
+	CHECK(sc_sys_add(&sc, SYS_nanosleep) == 0, "grant nanosleep");
+	for (int round = 0; round < 3; round++) {
+		long w = join(run(&sc, write_then_block, NULL));
+		CHECK(w > 0, "the writer ended with %ld", w);
+		long r = join(run(&sc, look_for_secrets, NULL));
+		if (r < 0)
+			ESCAPED("recycle: the reader was ended (%ld) instead of finding clean pages", r);
+		if (r & 1)
+			ESCAPED("recycle (round %d): the next use read the previous use's globals after its table was rebuilt", round);
+		if (r & 2)
+			ESCAPED("recycle (round %d): the next use read the previous use's stack after its table was rebuilt", round);
+	}
+}
+
+/* ---- 2. the master's FPU state and flags ---- */
+
+static void *wreck_fpu(void *arg)
+{
+	(void)arg;
+	/* Round toward zero, flush to zero, denormals are zero, precision unmasked. */
+	unsigned mx = (0x1f80 | 0x6000 | 0x8000 | 0x40) & ~0x1000u;
+	__asm__ volatile("ldmxcsr %0" :: "m"(mx));
+	/* x87: round toward zero, single precision, the stack left full. */
+	unsigned short cw = 0x0c7f & ~0x0300;
+	__asm__ volatile("fldcw %0" :: "m"(cw));
+	__asm__ volatile("fld1; fld1; fld1; fld1; fld1; fld1; fld1; fld1" ::: "memory");
+	/* Alignment check and direction flags. */
+	__asm__ volatile("pushf; orq $0x40400, (%%rsp); popf" ::: "memory", "cc");
+	return (void *)1;
+}
+
+static void *wreck_fpu_syscall(void *arg)
+{
+	wreck_fpu(arg);
+	/* Leaves through a system call rather than a return. */
+	syscall(SYS_exit, 1);
+	return NULL;
+}
+
+static unsigned long flags_now(void)
+{
+	unsigned long f;
+	__asm__ volatile("pushf; pop %0" : "=r"(f));
+	return f;
+}
+
+static void fpu_state(void)
+{
+	sc_t sc;
+	sc_init(&sc);
+	stcb_t bodies[2] = { wreck_fpu, wreck_fpu_syscall };
+	for (int i = 0; i < 2; i++) {
+		unsigned mx0, mx1;
+		unsigned short cw0, cw1;
+		__asm__ volatile("stmxcsr %0; fnstcw %1" : "=m"(mx0), "=m"(cw0));
+		long r = join(run(&sc, bodies[i], NULL));
+		unsigned long fl = flags_now();
+		__asm__ volatile("stmxcsr %0; fnstcw %1" : "=m"(mx1), "=m"(cw1));
+		CHECK(r == 1, "the sthread ended with %ld", r);
+		if ((mx1 & 0xffc0) != (mx0 & 0xffc0))
+			ESCAPED("fpu %d: the master's MXCSR went from %#x to %#x", i, mx0, mx1);
+		if (cw1 != cw0)
+			ESCAPED("fpu %d: the master's x87 control word went from %#x to %#x", i, cw0, cw1);
+		if (fl & 0x40000)
+			ESCAPED("fpu %d: RFLAGS.AC is set in the master after the sthread", i);
+		if (fl & 0x400)
+			ESCAPED("fpu %d: RFLAGS.DF is set in the master after the sthread", i);
+		volatile double a = 1.0, b = 3.0;
+		double q = a / b;
+		volatile long double la = 1.0L, lb = 3.0L;
+		long double lq = la / lb;
+		if (q != 0x1.5555555555555p-2)
+			ESCAPED("fpu %d: 1.0/3.0 in the master is %a", i, q);
+		if ((double)lq != 0x1.5555555555555p-2)
+			ESCAPED("fpu %d: 1.0L/3.0L in the master is %La", i, lq);
+		/* fnstenv's tag word: 0xffff when the x87 stack is empty (it also masks
+		 * every x87 exception: the control word is put back). */
+		struct { uint32_t cw, sw, tw, rest[4]; } env;
+		__asm__ volatile("fnstenv %0; fldcw %1" : "=m"(env) : "m"(cw1));
+		if ((env.tw & 0xffff) != 0xffff)
+			ESCAPED("fpu %d: the x87 stack of the master holds values (tag word %#x)", i, env.tw & 0xffff);
+		long double x = 0;
+		for (int k = 0; k < 9; k++)
+			x += la;
+		if (x != 9.0L)
+			ESCAPED("fpu %d: x87 arithmetic in the master is wrong (%Lg)", i, x);
+	}
+}
+
+/* ---- 3. an unbacked vvar page ---- */
+
+struct range { unsigned long start, end; };
+
+static void *touch_range(void *arg)
+{
+	struct range *r = arg;
+	long sum = 0;
+	for (unsigned long p = r->start; p < r->end; p += 4096)
+		sum += *(volatile unsigned char *)p;
+	return (void *)(sum & 0x7fffffff);
+}
+
+static void vvar(void)
+{
+	FILE *m = fopen("/proc/self/maps", "r");
+	CHECK(m != NULL, "maps");
+	char line[512];
+	tag_t t = tag_new();
+	struct range *r = smalloc(t, sizeof *r);
+	CHECK(r != NULL, "smalloc");
+	r->start = r->end = 0;
+	while (fgets(line, sizeof line, m))
+		if (strstr(line, "[vvar]") || strstr(line, "[vvar_vclock]")) {
+			unsigned long a, b;
+			if (sscanf(line, "%lx-%lx", &a, &b) == 2) {
+				if (!r->start)
+					r->start = a;
+				r->end = b;
+			}
+		}
+	fclose(m);
+	if (!r->start) {
+		printf("no [vvar] here\n");
+		return;
+	}
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ);
+	long v = join(run(&sc, touch_range, r));
+	printf("vvar %#lx-%#lx: the sthread got %ld\n", r->start, r->end, v);
+	/* Reaching this line is the test: the master is alive. It goes on working. */
+	CHECK(join(run(&sc, touch_range, r)) != -2000, "again");
+}
+
+/* ---- 4. blocking calls on the master's thread ---- */
+
+static void *write_lots(void *arg)
+{
+	static const char zeros[65536];
+	/* One write: the pipe is writable, but not for all of it. */
+	return (void *)write((int)(long)arg, zeros, sizeof zeros);
+}
+
+struct waitall { int fd; char buf[128]; };
+
+static void *recv_waitall(void *arg)
+{
+	struct waitall *w = arg;
+	return (void *)recvfrom(w->fd, w->buf, 100, MSG_WAITALL, NULL, NULL);
+}
+
+static void *open_fifo(void *arg)
+{
+	int fd = openat((int)(long)arg, "fifo", O_RDONLY);
+	if (fd < 0)
+		return (void *)(long)-errno;
+	char c;
+	long n = read(fd, &c, 1);
+	return (void *)(n == 1 ? (long)c : -100);
+}
+
+static void blocking(void)
+{
+	/* A pipe with 60 KiB free: a 64 KiB write would wait. */
+	int p[2];
+	CHECK(pipe(p) == 0, "pipe");
+	static char fill[4096];
+	CHECK(write(p[1], fill, sizeof fill) == sizeof fill, "fill");
+	sc_t sc;
+	sc_init(&sc);
+	sc_fd_add(&sc, p[1], PROT_WRITE);
+	current = "a 64 KiB write to a pipe with 60 KiB free";
+	deadline(10);
+	sthread_t st = run(&sc, write_lots, (void *)(long)p[1]);
+	alarm(0);
+	static char sink[128 * 1024];
+	long got = 0;
+	while (got < 4096 + 65536) {
+		long n = read(p[0], sink, sizeof sink);
+		CHECK(n > 0, "drain");
+		got += n;
+	}
+	CHECK(join(st) == 65536, "the writer");
+
+	/* recv(MSG_WAITALL) of 100 bytes with one queued. */
+	int s[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, s) == 0, "socketpair");
+	CHECK(write(s[1], "x", 1) == 1, "one byte");
+	tag_t t = tag_new();
+	struct waitall *w = smalloc(t, sizeof *w);
+	w->fd = s[0];
+	sc_t rs;
+	sc_init(&rs);
+	sc_fd_add(&rs, s[0], PROT_READ);
+	sc_sys_add(&rs, SYS_recvfrom);
+	sc_mem_add(&rs, t, PROT_READ | PROT_WRITE);
+	current = "recv(MSG_WAITALL) with one byte queued";
+	deadline(10);
+	st = run(&rs, recv_waitall, w);
+	alarm(0);
+	static char more[99];
+	CHECK(write(s[1], more, sizeof more) == sizeof more, "the rest");
+	CHECK(join(st) == 100, "recv");
+
+	/* open() of a FIFO beneath a granted directory. */
+	char dir[] = "/tmp/sthread-fifo-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	char path[128];
+	snprintf(path, sizeof path, "%s/fifo", dir);
+	CHECK(mkfifo(path, 0600) == 0, "mkfifo");
+	int d = open(dir, O_DIRECTORY | O_RDONLY);
+	sc_t fs;
+	sc_init(&fs);
+	sc_fd_add(&fs, d, PROT_READ);
+	sc_sys_add(&fs, SYS_openat);
+	current = "open() of a FIFO";
+	deadline(10);
+	st = run(&fs, open_fifo, (void *)(long)d);
+	alarm(0);
+	int wf = open(path, O_WRONLY);
+	CHECK(wf >= 0, "the FIFO's writer");
+	CHECK(write(wf, "F", 1) == 1, "write F");
+	close(wf);
+	CHECK(join(st) == 'F', "the FIFO reader");
+	unlink(path);
+	rmdir(dir);
+}
+
+/* A callgate that blocks: the sthread calls it at once. */
+static void *gate_reads(void *trusted, void *untrusted)
+{
+	(void)untrusted;
+	char c;
+	return (void *)read((int)(long)trusted, &c, 1);
+}
+
+static void *call_gate(void *arg)
+{
+	(void)arg;
+	return cgate(gate_reads, NULL, NULL);
+}
+
+static void blocking_gate(void)
+{
+	int p[2];
+	CHECK(pipe(p) == 0, "pipe");
+	sc_t gate, sc;
+	sc_init(&gate);
+	sc_fd_add(&gate, p[0], PROT_READ);
+	sc_init(&sc);
+	CHECK(sc_cgate_add(&sc, gate_reads, &gate, (void *)(long)p[0]) == 0, "cgate");
+	current = "a callgate that blocks";
+	deadline(10);
+	sthread_t st = run(&sc, call_gate, NULL);
+	alarm(0);
+	CHECK(write(p[1], "g", 1) == 1, "wake the gate");
+	CHECK(join(st) == 1, "the gate's read");
+}
+
+/* ---- 5. procfs ---- */
+
+struct procarg { int dirfd; int fd; unsigned long addr; char buf[64]; };
+
+static void *read_proc_mem(void *arg)
+{
+	struct procarg *a = arg;
+	int fd = openat(a->dirfd, "proc/self/mem", O_RDONLY);
+	if (fd < 0)
+		return (void *)(long)-errno;
+	return (void *)pread(fd, a->buf, 32, (off_t)a->addr);
+}
+
+static void *write_proc_mem(void *arg)
+{
+	struct procarg *a = arg;
+	int fd = open("/proc/self/mem", O_RDWR);
+	if (fd < 0)
+		return (void *)(long)-errno;
+	return (void *)pwrite(fd, "OWNED", 5, (off_t)a->addr);
+}
+
+static void *reopen_fd(void *arg)
+{
+	struct procarg *a = arg;
+	char path[64] = "/proc/self/fd/";
+	int n = a->fd, len = 14;
+	char digits[16];
+	int k = 0;
+	do { digits[k++] = '0' + n % 10; n /= 10; } while (n);
+	while (k)
+		path[len++] = digits[--k];
+	path[len] = 0;
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return (void *)(long)-errno;
+	return (void *)read(fd, a->buf, 32);
+}
+
+static void procfs(void)
+{
+	char *heap = malloc(64);
+	strcpy(heap, "HEAP-SECRET-OF-THE-MASTER");
+	tag_t t = tag_new();
+	struct procarg *a = smalloc(t, sizeof *a);
+	memset(a, 0, sizeof *a);
+	a->addr = (unsigned long)heap;
+	a->dirfd = open("/", O_DIRECTORY | O_RDONLY);
+	sc_t ro;
+	sc_init(&ro);
+	sc_fd_add(&ro, a->dirfd, PROT_READ);
+	sc_sys_add(&ro, SYS_openat);
+	sc_sys_add(&ro, SYS_pread64);
+	sc_mem_add(&ro, t, PROT_READ | PROT_WRITE);
+	long r = join(run(&ro, read_proc_mem, a));
+	if (r > 0 && memmem(a->buf, 32, "HEAP-SECRET", 11))
+		ESCAPED("procfs: a read-only grant of / read the master's heap through proc/self/mem");
+	sc_t op;
+	sc_init(&op);
+	sc_sys_add(&op, SYS_open);
+	sc_sys_add(&op, SYS_pwrite64);
+	sc_mem_add(&op, t, PROT_READ | PROT_WRITE);
+	r = join(run(&op, write_proc_mem, a));
+	if (!strncmp(heap, "OWNED", 5))
+		ESCAPED("procfs: SYS_open wrote the master's heap through /proc/self/mem (%ld)", r);
+	char tmpl[] = "/tmp/sthread-secret-XXXXXX";
+	int s = mkstemp(tmpl);
+	CHECK(s >= 0 && write(s, "FILE-SECRET-NOT-GRANTED", 23) == 23, "secret file");
+	unlink(tmpl);
+	a->fd = s;
+	memset(a->buf, 0, sizeof a->buf);
+	sc_sys_add(&op, SYS_read);
+	r = join(run(&op, reopen_fd, a));
+	if (r > 0 && memmem(a->buf, 32, "FILE-SECRET", 11))
+		ESCAPED("procfs: /proc/self/fd/%d reopened a descriptor the sthread was not granted", s);
+}
+
+/* ---- 6. segment selectors ---- */
+
+static void *set_selectors(void *arg)
+{
+	(void)arg;
+	unsigned short ds = 3, es = 2, gs = 1;
+	__asm__ volatile("mov %0, %%ds; mov %1, %%es; mov %2, %%gs" :: "r"(ds), "r"(es), "r"(gs));
+	return (void *)1;
+}
+
+static void *get_selectors(void *arg)
+{
+	(void)arg;
+	unsigned short ds, es, fs, gs;
+	__asm__ volatile("mov %%ds, %0; mov %%es, %1; mov %%fs, %2; mov %%gs, %3" : "=r"(ds), "=r"(es), "=r"(fs), "=r"(gs));
+	return (void *)((unsigned long)ds | (unsigned long)es << 16 | (unsigned long)fs << 32 | (unsigned long)gs << 48);
+}
+
+static void selectors(void)
+{
+	sc_t sc;
+	sc_init(&sc);
+	long before = join(run(&sc, get_selectors, NULL));
+	CHECK(join(run(&sc, set_selectors, NULL)) == 1, "set");
+	long after = join(run(&sc, get_selectors, NULL));
+	if (after != before)
+		ESCAPED("selectors: one sthread set DS/ES/FS/GS to %#lx for the next (fresh: %#lx)", after, before);
+}
+
+/* ---- 7. the TLS snapshot ---- */
+
+struct tls_probe { int above; unsigned long lo, hi; unsigned long n_below, n_above; unsigned char below[8192], above_bytes[8192]; };
+
+/* Reads the bytes next to the block on one side, nearest first. */
+static void *probe_tls(void *arg)
+{
+	struct tls_probe *p = arg;
+	if (p->above)
+		for (unsigned long i = 0; i < p->n_above; i++)
+			p->above_bytes[i] = *(volatile unsigned char *)(p->hi + i);
+	else
+		for (unsigned long i = 1; i <= p->n_below; i++)
+			p->below[p->n_below - i] = *(volatile unsigned char *)(p->lo - i);
+	return (void *)1;
+}
+
+static void tls_margin(void)
+{
+	void (*info)(size_t *, size_t *) = (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
+	const unsigned *tcb = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
+	CHECK(info && tcb, "glibc's TLS layout symbols");
+	size_t size, align;
+	info(&size, &align);
+	unsigned long fs = (unsigned long)__builtin_thread_pointer();
+	tag_t t = tag_new();
+	struct tls_probe *p = smalloc(t, sizeof *p);
+	CHECK(p != NULL, "smalloc");
+	memset(p, 0, sizeof *p);
+	/* The static TLS block and the TCB: [fs - (size - tcb), fs + tcb). */
+	p->lo = fs - (size - *tcb);
+	p->hi = fs + *tcb;
+	/* Up to the page boundaries on both sides, then a page more below. */
+	p->n_below = (p->lo & 4095) + 4096;
+	p->n_above = 4096 - (p->hi & 4095);
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	/* A probe that faults stops there; what it read up to then still counts. */
+	p->above = 0;
+	printf("tls: below: %ld\n", join(run(&sc, probe_tls, p)));
+	p->above = 1;
+	printf("tls: above: %ld\n", join(run(&sc, probe_tls, p)));
+	unsigned long leaked = 0, nonzero = 0;
+	for (unsigned long i = 0; i < p->n_below; i++) {
+		unsigned char m = *(volatile unsigned char *)(p->lo - p->n_below + i);
+		nonzero += m != 0;
+		leaked += m != 0 && m == p->below[i];
+	}
+	for (unsigned long i = 0; i < p->n_above; i++) {
+		unsigned char m = *(volatile unsigned char *)(p->hi + i);
+		nonzero += m != 0;
+		leaked += m != 0 && m == p->above_bytes[i];
+	}
+	printf("tls: block %#lx-%#lx, %lu non-zero master bytes around it\n", p->lo, p->hi, nonzero);
+	if (leaked)
+		ESCAPED("tls: the sthread read %lu bytes of the master's memory next to the TLS block", leaked);
+}
+
+/* ---- 8. stale read-only ranges ---- */
+
+static void *read_at(void *arg)
+{
+	return (void *)(long)*(volatile unsigned char *)arg;
+}
+
+static void stale_ranges(const char *lib, const char *sym)
+{
+	/* Loaded before sthread_init: in the snapshot's read-only ranges. */
+	void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+	CHECK(h != NULL, "dlopen %s: %s", lib, dlerror());
+	unsigned char *f = dlsym(h, sym);
+	CHECK(f != NULL, "dlsym");
+	CHECK(sthread_init() == 0, "sthread_init");
+	unsigned long page = (unsigned long)f & ~4095UL;
+	CHECK(dlclose(h) == 0, "dlclose");
+	sc_t sc;
+	sc_init(&sc);
+	/* Unmapped now: touching it must end the sthread, not the master. */
+	unsigned char probe;
+	if (mincore((void *)page, 4096, &probe) == 0) {
+		printf("stale: %s stayed mapped after dlclose\n", lib);
+		return;
+	}
+	long r = join(run(&sc, read_at, (void *)(page + 8)));
+	printf("stale: reading the unmapped page gave %ld\n", r);
+	/* The master maps data of its own there. */
+	char *m = mmap((void *)page, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	CHECK(m == (char *)page, "mmap at %#lx", page);
+	memset(m, 'Z', 4096);
+	r = join(run(&sc, read_at, (void *)(page + 8)));
+	if (r == 'Z')
+		ESCAPED("stale: after dlclose, an sthread read the master's new mapping at %#lx", page);
+}
+
+/* ---- 9. descriptor grants are numbers ---- */
+
+struct twice { int fd; char first[16], second[16]; };
+
+static void *read_twice(void *arg)
+{
+	struct twice *t = arg;
+	if (read(t->fd, t->first, 15) <= 0)
+		return (void *)-1L;
+	if (read(t->fd, t->second, 15) <= 0)
+		return (void *)-2L;
+	return (void *)1L;
+}
+
+static void fd_numbers(void)
+{
+	int a[2], b[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, a) == 0 && socketpair(AF_UNIX, SOCK_STREAM, 0, b) == 0, "socketpairs");
+	tag_t t = tag_new();
+	struct twice *tw = smalloc(t, sizeof *tw);
+	memset(tw, 0, sizeof *tw);
+	tw->fd = a[0];
+	sc_t sc;
+	sc_init(&sc);
+	sc_fd_add(&sc, a[0], PROT_READ);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	sthread_t st = run(&sc, read_twice, tw);
+	/* The master is done with client A: the next client gets the same number. */
+	int n = a[0];
+	CHECK(close(a[0]) == 0 && dup2(b[0], n) == n, "renumber");
+	CHECK(write(b[1], "CLIENT-B-SECRET", 15) == 15, "B");
+	CHECK(write(a[1], "client-a-first.", 15) == 15, "A1");
+	usleep(200 * 1000);
+	CHECK(write(a[1], "client-a-second", 15) == 15, "A2");
+	close(a[1]);
+	long r = join(st);
+	if (strstr(tw->first, "CLIENT-B") || strstr(tw->second, "CLIENT-B"))
+		ESCAPED("fd: the handler granted client A's descriptor read client B's request (%.15s / %.15s)", tw->first, tw->second);
+	printf("fd: %ld, read %.15s then %.15s\n", r, tw->first, tw->second);
+}
+
+/* ---- seen in the code ---- */
+
+static void *create_setid(void *arg)
+{
+	return (void *)(long)openat((int)(long)arg, "setid", O_CREAT | O_WRONLY, 06755);
+}
+
+static void setid(void)
+{
+	char dir[] = "/tmp/sthread-setid-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	int d = open(dir, O_DIRECTORY | O_RDONLY);
+	sc_t sc;
+	sc_init(&sc);
+	sc_fd_add(&sc, d, PROT_READ | PROT_WRITE);
+	sc_sys_add(&sc, SYS_openat);
+	long r = join(run(&sc, create_setid, (void *)(long)d));
+	struct stat st;
+	char path[128];
+	snprintf(path, sizeof path, "%s/setid", dir);
+	if (r >= 0 && stat(path, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID)))
+		ESCAPED("setid: a writable directory grant made a set-id file (mode %o)", st.st_mode & 07777);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void *exhaust_fds(void *arg)
+{
+	(void)arg;
+	long n = 0;
+	while (n < 2000000 && open("/dev/null", O_RDONLY) >= 0)
+		n++;
+	struct timespec ts = { 0, 500 * 1000 * 1000 };
+	syscall(SYS_nanosleep, &ts, NULL); /* glibc's nanosleep is clock_nanosleep */
+	return (void *)n;
+}
+
+static void fd_exhaust(void)
+{
+	sc_t sc;
+	sc_init(&sc);
+	sc_sys_add(&sc, SYS_open);
+	sc_sys_add(&sc, SYS_nanosleep);
+	sthread_t st = run(&sc, exhaust_fds, NULL);
+	usleep(200 * 1000);
+	int f = open("/dev/null", O_RDONLY);
+	if (f < 0)
+		ESCAPED("fd-exhaust: the master cannot open a file while an sthread holds every descriptor (%s)", strerror(errno));
+	else
+		close(f);
+	printf("fd-exhaust: the sthread opened %ld\n", join(st));
+}
+
+/* A hand-off that fails (no thread can be made) must not leak the sthread's
+ * compartment or hold its tags. */
+static void *block_forever(void *arg)
+{
+	(void)arg;
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	syscall(SYS_nanosleep, &ts, NULL); /* glibc's nanosleep is clock_nanosleep */
+	return (void *)1;
+}
+
+static void handoff_failure(void)
+{
+	tag_t t = tag_new();
+	CHECK(smalloc(t, 16) != NULL, "smalloc");
+	sc_t sc;
+	sc_init(&sc);
+	sc_sys_add(&sc, SYS_nanosleep);
+	sc_mem_add(&sc, t, PROT_READ);
+	struct sthread_counters c0, c1;
+	CHECK(sthread_counters(&c0) == 0, "counters");
+	/* No thread can be made: an unprivileged user at its process limit. */
+	CHECK(setgid(65534) == 0 && setuid(65534) == 0, "drop to nobody");
+	struct rlimit one = { 1, 1 };
+	CHECK(setrlimit(RLIMIT_NPROC, &one) == 0, "RLIMIT_NPROC");
+	sthread_t st;
+	int r = sthread_create(&st, &sc, block_forever, NULL);
+	printf("handoff: create gave %d (%s)\n", r, r ? strerror(errno) : "ok");
+	if (r == 0)
+		printf("handoff: joined %ld\n", join(st));
+	CHECK(sthread_counters(&c1) == 0, "counters");
+	if (c1.sthreads != c0.sthreads)
+		ESCAPED("handoff: %ld sthreads left behind after a failed hand-off", c1.sthreads - c0.sthreads);
+	if (tag_delete(t) != 0)
+		ESCAPED("handoff: the sthread's tag is still held after a failed hand-off (%s)", strerror(errno));
+	if (c1.compartments > c0.compartments + 1)
+		ESCAPED("handoff: compartments went from %ld to %ld", c0.compartments, c1.compartments);
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	CHECK(argc >= 2, "usage: sthread-attack SCENARIO");
+	const char *s = argv[1];
+	current = s;
+	if (!strcmp(s, "stale-ranges")) {
+		stale_ranges(argc > 2 ? argv[2] : "libz.so.1", argc > 3 ? argv[3] : "zlibVersion");
+		printf("ok %s\n", s);
+		return escaped ? 1 : 0;
+	}
+	CHECK(sthread_init() == 0, "sthread_init: %s", strerror(errno));
+	if (!strcmp(s, "recycle-rebuild"))
+		recycle_rebuild();
+	else if (!strcmp(s, "fpu-state"))
+		fpu_state();
+	else if (!strcmp(s, "vvar"))
+		vvar();
+	else if (!strcmp(s, "blocking"))
+		blocking();
+	else if (!strcmp(s, "blocking-gate"))
+		blocking_gate();
+	else if (!strcmp(s, "procfs"))
+		procfs();
+	else if (!strcmp(s, "selectors"))
+		selectors();
+	else if (!strcmp(s, "tls-margin"))
+		tls_margin();
+	else if (!strcmp(s, "fd-numbers"))
+		fd_numbers();
+	else if (!strcmp(s, "setid"))
+		setid();
+	else if (!strcmp(s, "fd-exhaust"))
+		fd_exhaust();
+	else if (!strcmp(s, "handoff-failure"))
+		handoff_failure();
+	else {
+		fprintf(stderr, "unknown scenario %s\n", s);
+		return 2;
+	}
+	printf("ok %s\n", s);
+	return escaped ? 1 : 0;
+}

@@ -1,0 +1,111 @@
+//! White-box attacks on sthreads (issue 17), in the VM lane.
+//!
+//! `apps/sthread/tests/c/sthread-attack.c` (built by `apps/sthread/build-c.sh`) runs
+//! one scenario per test; each prints `ESCAPED: ...` for every way it got through the
+//! boundary it attacks, and `ok <scenario>` when it ran to the end. A master that
+//! dies, or whose thread an sthread holds (an alarm fires), fails the test too.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use dune_tests::{fresh, profile_dir, run_bounded};
+
+fn exe() -> PathBuf {
+    let inputs = ["apps/sthread/src", "apps/sthread/include", "apps/sthread/tests/c", "crates/libdune/src"];
+    fresh(profile_dir().join("sthread-attack"), &inputs, "build it on the host first with apps/sthread/build-c.sh (scripts/test does)")
+}
+
+fn contained(args: &[&str]) -> String {
+    let mut cmd = Command::new(exe());
+    cmd.args(args);
+    let out = run_bounded(cmd);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    let name = args[0];
+    assert!(
+        !stdout.contains("ESCAPED") && out.status.success() && stdout.lines().any(|l| l == format!("ok {name}")),
+        "{name}: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+/// A table rebuilt while the compartment's pages were dirty (a blocked sthread
+/// handed to a new thread) must not hide those pages from the reset.
+#[test]
+fn recycling_after_a_rebuild_leaves_nothing_for_the_next_use() {
+    contained(&["recycle-rebuild"]);
+}
+
+/// MXCSR, the x87 control word and stack, RFLAGS.AC and DF: the master's after every
+/// sthread, whether it returned or left by a system call.
+#[test]
+fn the_masters_fpu_state_and_flags_are_its_own() {
+    contained(&["fpu-state"]);
+}
+
+/// The vDSO's data pages, some of which KVM cannot back: the sthread ends, not the
+/// master.
+#[test]
+fn an_unbacked_vvar_page_ends_the_sthread_only() {
+    contained(&["vvar"]);
+}
+
+/// A write that would fill a pipe, `recv(MSG_WAITALL)`, opening a FIFO: none runs
+/// on the master's thread.
+#[test]
+fn blocking_calls_never_hold_the_masters_thread() {
+    contained(&["blocking"]);
+}
+
+#[test]
+fn a_blocking_callgate_never_holds_the_masters_thread() {
+    contained(&["blocking-gate"]);
+}
+
+/// `/proc/self/mem` through a read-only grant of `/` or `SYS_open`, and
+/// `/proc/self/fd/N` of a descriptor not granted.
+#[test]
+fn procfs_is_not_the_masters() {
+    contained(&["procfs"]);
+}
+
+#[test]
+fn segment_selectors_carry_nothing_to_the_next_use() {
+    contained(&["selectors"]);
+}
+
+/// Bytes next to the static TLS block and the thread control block are the master's.
+#[test]
+fn the_tls_snapshot_is_the_tls_block_only() {
+    contained(&["tls-margin"]);
+}
+
+/// A library unloaded after `sthread_init`, and the master's data mapped where it
+/// was.
+#[test]
+fn read_only_ranges_follow_the_memory_map() {
+    contained(&["stale-ranges"]);
+}
+
+/// The master closes a client's socket and the next client gets its number: the
+/// handler granted the first keeps reading the first.
+#[test]
+fn a_descriptor_grant_is_the_open_file_not_the_number() {
+    contained(&["fd-numbers"]);
+}
+
+#[test]
+fn no_set_id_files_through_a_directory_grant() {
+    contained(&["setid"]);
+}
+
+#[test]
+fn an_sthread_cannot_use_up_the_masters_descriptors() {
+    contained(&["fd-exhaust"]);
+}
+
+/// No thread can be made for a blocked sthread: nothing of it is left behind.
+#[test]
+fn a_failed_hand_off_leaks_nothing() {
+    contained(&["handoff-failure"]);
+}
