@@ -1339,9 +1339,54 @@ fn a_shared_memfd_stays_writable_for_the_outsider() {
     assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
 }
 
+/// The inode of the UDP socket bound to local port `port` on `ip` (`/proc/net/udp`).
+fn udp_inode_at(ip: [u8; 4], port: u16) -> Option<u64> {
+    let want = format!("{:08X}:{:04X}", u32::from_le_bytes(ip), port);
+    let t = std::fs::read_to_string("/proc/net/udp").ok()?;
+    t.lines().skip(1).map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|f| f.len() >= 10 && f[1] == want).and_then(|f| f[9].parse().ok())
+}
+
+/// The socket inodes held by process `root` and its descendants.
+fn sockets_of_tree(root: u32) -> std::collections::HashSet<u64> {
+    let ppid = |pid: u32| -> Option<u32> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        s[s.rfind(')')? + 2..].split_whitespace().nth(1)?.parse().ok()
+    };
+    let in_tree = |mut pid: u32| {
+        for _ in 0..64 {
+            if pid == root {
+                return true;
+            }
+            match ppid(pid) {
+                Some(p) if p > 1 => pid = p,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let mut out = std::collections::HashSet::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if !in_tree(pid) {
+            continue;
+        }
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten() {
+            let Ok(l) = std::fs::read_link(fd.path()) else { continue };
+            let l = l.to_string_lossy().into_owned();
+            if let Some(ino) = l.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')).and_then(|n| n.parse().ok()) {
+                out.insert(ino);
+            }
+        }
+    }
+    out
+}
+
 /// With `--allow-net 127.0.0.1:9` only, the attack writes and sends with no address on
-/// a new UDP socket. Loopback traffic is captured here (AF_PACKET, root in the lane):
-/// no datagram may go to 127.0.0.1 port 0, which no rule names.
+/// a new UDP socket. Loopback traffic is captured here (AF_PACKET, root in the lane).
+/// A datagram may go only to a socket the sandbox itself holds (its monitor's black
+/// hole, which never reads): never to a port that no socket, or a socket of another
+/// process, is bound to (port 0 was "any peer" to Linux; a free port can be bound
+/// by anyone).
 #[test]
 fn a_send_without_an_address_sends_nothing_into_the_black_hole() {
     let d = Dirs::new("blackholesend");
@@ -1360,8 +1405,13 @@ fn a_send_without_an_address_sends_nothing_into_the_black_hole() {
     }
     let mut opts = d.policy();
     opts.extend(["--allow-net".to_string(), "127.0.0.1:9".to_string()]);
-    let out = run_bounded(command(&opts, &["black-hole-send"]));
+    let mut child = command(&opts, &["black-hole-send"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = vec![lines.next().and_then(Result::ok).unwrap_or_default()];
+    // The program is waiting on its stdin: who holds what it sent to?
+    let sandbox = sockets_of_tree(child.id());
     let mut seen = Vec::new();
+    let mut held = 0;
     let mut buf = vec![0u8; 65536];
     loop {
         // SAFETY: receives into a local buffer of the size given.
@@ -1375,10 +1425,20 @@ fn a_send_without_an_address_sends_nothing_into_the_black_hole() {
             continue;
         }
         let dport = u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]);
+        let dst = [p[16], p[17], p[18], p[19]];
+        if udp_inode_at(dst, dport).is_some_and(|ino| sandbox.contains(&ino)) {
+            held += 1;
+            continue;
+        }
         seen.push(format!("{}.{}.{}.{}:{} -> {}.{}.{}.{}:{} \"{}\"", p[12], p[13], p[14], p[15], u16::from_be_bytes([p[ihl], p[ihl + 1]]), p[16], p[17], p[18], p[19], dport, text(&p[ihl + 8..])));
     }
     // SAFETY: closes the capture socket made above.
     unsafe { libc::close(cap) };
-    assert!(seen.is_empty(), "ESCAPED: datagrams the program sent with no address were captured on loopback, to a port no rule names: {seen:?}: {}", show(&out));
-    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(b"go\n");
+    drop(stdin);
+    out.extend(lines.map_while(Result::ok));
+    let status = child.wait().unwrap();
+    assert!(seen.is_empty(), "ESCAPED: datagrams the program sent with no address went to a port no socket of the sandbox holds: {seen:?} (to the black hole: {held}): {out:?}");
+    assert!(!out.iter().any(|l| l.contains("ESCAPED")) && out.last().is_some_and(|l| l == "contained: black-hole-send") && status.success(), "{status:?} {out:?}");
 }

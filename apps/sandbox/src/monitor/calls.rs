@@ -183,8 +183,8 @@ fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
         // ---- data on descriptors (io) ----------------------------------------------
         SYS_read | SYS_write | SYS_pread64 | SYS_pwrite64 | SYS_getdents64 => io::buffer(n, a),
         SYS_readv | SYS_writev | SYS_preadv | SYS_pwritev | SYS_preadv2 | SYS_pwritev2 => io::vectored(n, a),
-        SYS_lseek | SYS_fsync | SYS_fdatasync | SYS_ftruncate | SYS_fallocate | SYS_fadvise64 | SYS_syncfs | SYS_shutdown | SYS_readahead
-        | SYS_sync_file_range | SYS_inotify_rm_watch => io::on_fd(n, a),
+        SYS_lseek | SYS_fsync | SYS_fdatasync | SYS_fadvise64 | SYS_syncfs | SYS_readahead | SYS_sync_file_range | SYS_inotify_rm_watch => io::on_fd(n, a),
+        SYS_ftruncate | SYS_fallocate => fds::resize(n, a),
         SYS_fstat | SYS_fstatfs => io::fstat(n, a),
         SYS_sendfile => io::sendfile(n, a),
         SYS_splice | SYS_copy_file_range => io::splice(n, a),
@@ -221,7 +221,7 @@ fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
         | SYS_utimes | SYS_futimesat => files::call(n, a),
         SYS_getxattr | SYS_lgetxattr | SYS_fgetxattr | SYS_listxattr | SYS_llistxattr | SYS_flistxattr => Err(-(ENOTSUP as i64)),
         // ---- sockets (net) ---------------------------------------------------------
-        SYS_socket | SYS_socketpair | SYS_bind | SYS_connect | SYS_listen | SYS_accept | SYS_accept4 | SYS_sendto | SYS_recvfrom | SYS_sendmsg
+        SYS_socket | SYS_socketpair | SYS_bind | SYS_connect | SYS_listen | SYS_accept | SYS_accept4 | SYS_sendto | SYS_recvfrom | SYS_sendmsg | SYS_shutdown
         | SYS_recvmsg | SYS_getsockname | SYS_getpeername | SYS_setsockopt | SYS_getsockopt | SYS_sendmmsg | SYS_recvmmsg => net::call(n, a),
         // ---- memory (mem) ----------------------------------------------------------
         SYS_mmap => mem::mmap(a),

@@ -75,6 +75,15 @@ fn writable_private(f: u64, what: &str) -> Result<OwnedFd, i64> {
     deny(&format!("{what} on {shown}"), "not in a read-write tree", libc::EPERM).map(|_| p)
 }
 
+/// `ftruncate` and `fallocate` (which also punches holes): what was written is
+/// gone, so only files in read-write trees (a file outside them the sandbox was
+/// started with, say opened for appending, is only appended to).
+pub fn resize(n: i64, a: [u64; 6]) -> R {
+    let what = if n == libc::SYS_ftruncate { "ftruncate" } else { "fallocate" };
+    let p = writable_private(a[0], what)?;
+    ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], a[3], 0, 0]))
+}
+
 /// `fchmod(fd, mode)`: only files in read-write trees, never a set-id bit.
 pub fn fchmod(n: i64, a: [u64; 6]) -> R {
     if a[1] & (libc::S_ISUID | libc::S_ISGID) as u64 != 0 {
@@ -206,8 +215,14 @@ pub fn fcntl(n: i64, a: [u64; 6]) -> R {
             not_outer(&p, &format!("fcntl({}, F_SETPIPE_SZ)", a[0] as i32))?;
             ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
         }
+        libc::F_ADD_SEALS => {
+            // Seals are the file's, whoever else holds it.
+            let p = fdtable::private(a[0])?;
+            not_outer(&p, &format!("fcntl({}, F_ADD_SEALS)", a[0] as i32))?;
+            ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
+        }
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL | libc::F_GETOWN | libc::F_GETPIPE_SZ
-        | libc::F_ADD_SEALS | libc::F_GET_SEALS | 11 /* F_GETSIG */ | libc::F_GETLEASE | libc::F_NOTIFY => fwd(n, a),
+        | libc::F_GET_SEALS | 11 /* F_GETSIG */ | libc::F_GETLEASE | libc::F_NOTIFY => fwd(n, a),
         c => deny(&format!("fcntl({}, {c})", a[0] as i32), "command not in the sandbox's list", libc::EINVAL),
     }
 }
@@ -307,7 +322,8 @@ fn own_open_file(f: u64, p: OwnedFd, what: &str) -> Result<OwnedFd, i64> {
 }
 
 /// Refuses `what` (changing the owner or signal of an open file's `SIGIO`, turning
-/// `O_ASYNC` on or off, a pipe's size) on a file shared with processes outside.
+/// `O_ASYNC` on or off, a pipe's size, a memfd's seals) on a file shared with
+/// processes outside.
 fn not_outer(f: &OwnedFd, what: &str) -> Result<(), i64> {
     if is_outer_file(f) {
         return deny(what, "a file the sandbox was started with: its signals are for processes outside", libc::EPERM).map(|_| ());

@@ -119,14 +119,46 @@ fn path_open(dirfd: u64, addr: u64, flags: u64, mode: u64) -> R {
 /// the environment it was started with).
 fn served(p: &[u8]) -> Option<Vec<u8>> {
     let rest = p.strip_prefix(b"/proc/")?;
-    let (who, what) = rest.split_at(rest.iter().position(|&c| c == b'/')?);
+    let (who, mut what) = rest.split_at(rest.iter().position(|&c| c == b'/')?);
     let own = who == b"self" || who == b"thread-self" || who == std::process::id().to_string().as_bytes();
+    if !own {
+        return None;
+    }
+    // A task of this process: /proc/self/task/<tid>/...
+    if let Some(t) = what.strip_prefix(b"/task/") {
+        let at = t.iter().position(|&c| c == b'/')?;
+        what = &t[at..];
+    }
     let id = || m().exe.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match what {
-        b"/cmdline" if own => Some(id().cmdline),
-        b"/environ" if own => Some(id().environ),
+        b"/cmdline" => Some(id().cmdline),
+        b"/environ" => Some(id().environ),
+        b"/maps" => Some(program_maps()),
         _ => None,
     }
+}
+
+/// `/proc/self/maps` as the program's: the kernel's lines cut to the ranges the
+/// program owns (its own mappings, the vDSO), so neither the monitor's files nor its
+/// memory layout show.
+fn program_maps() -> Vec<u8> {
+    let owned = m().space().ranges();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut out = String::new();
+    for l in maps.lines() {
+        let mut f = l.splitn(6, ' ');
+        let (Some(range), Some(perms), Some(off), Some(dev), Some(ino)) = (f.next(), f.next(), f.next(), f.next(), f.next()) else { continue };
+        let name = f.next().unwrap_or("").trim_start();
+        let Some((a, b)) = range.split_once('-') else { continue };
+        let (Ok(s), Ok(e), Ok(off)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16), u64::from_str_radix(off, 16)) else { continue };
+        for &(os, oe) in owned.iter().filter(|&&(os, oe)| os < e && s < oe) {
+            let (cs, ce) = (s.max(os), e.min(oe));
+            let line = format!("{cs:08x}-{ce:08x} {perms} {:08x} {dev} {ino}", off + (cs - s));
+            out.push_str(&if name.is_empty() { line } else { format!("{line:<72} {name}") });
+            out.push('\n');
+        }
+    }
+    out.into_bytes()
 }
 
 /// Opens a read-only file holding `content` for the program (a sealed `memfd`).

@@ -108,10 +108,11 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             let _pin = fdtable::pin();
             let s = ret(raw(n, a))?;
             if matches!(dom, AF_INET | AF_INET6) {
-                new_ip_socket(s as i32, dom, ty);
+                new_ip_socket(s as i32, dom, ty)?;
             }
             Ok(s)
         }
+        SYS_shutdown => self::shutdown(n, a),
         SYS_listen => {
             // On an unbound socket, listen binds it to the wildcard address first.
             let p = fdtable::private(a[0])?;
@@ -137,7 +138,12 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
                         return deny("connect(AF_UNSPEC) on an IP socket", "dissolving the association could leave it bound to the wildcard address, which no bind rule allows", EACCES);
                     }
                 }
-                return ret(raw(n, [p.as_raw_fd() as u64, sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]));
+                let r = ret(raw(n, [p.as_raw_fd() as u64, sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]));
+                // Unbound again: IPv6-only again, as when it was made.
+                if ip_family(&p) == Some(AF_INET6) && !v4_wildcard_allowed(0) {
+                    set_v6only(&p, true);
+                }
+                return r;
             }
             let (sa, _keep) = checked_copy(op, if n == SYS_bind { "bind" } else { "connect" }, sa)?;
             if op == NetOp::Connect {
@@ -155,8 +161,10 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             let r = ret(raw(n, [p.as_raw_fd() as u64, sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]));
             if hole {
                 match r {
-                    Ok(_) => purge(p.as_fd(), Some(&black_hole(ip_family(&p).unwrap_or(AF_INET)))),
-                    Err(_) => into_black_hole(p.as_fd(), ip_family(&p).unwrap_or(AF_INET)),
+                    Ok(_) => purge(p.as_fd(), None),
+                    Err(_) => {
+                        into_black_hole(p.as_fd(), ip_family(&p).unwrap_or(AF_INET));
+                    }
                 }
             }
             let r = r?;
@@ -436,21 +444,63 @@ fn v6_only_unless_v4_allowed(p: &OwnedFd, port: u16) -> Result<(), i64> {
 }
 
 /// A datagram socket that would otherwise be unbound and unconnected is connected to
-/// this "black hole" instead: loopback, port 0, where nothing can listen or send from.
-/// Linux binds an unbound datagram socket to the wildcard address, where anyone may
-/// send to it, on every path that sends or connects (before routing, before most
-/// errors); a socket connected to the black hole is bound to loopback and takes
-/// datagrams from that peer only, that is from nobody. The program's `connect` and
-/// `bind` replace the black hole; to the program it looks unbound and unconnected
+/// a "black hole" instead: a socket of the monitor's own on loopback (one per family,
+/// at its reserved numbers, bound to a port the kernel picked, never read and never
+/// sending). Linux binds an unbound datagram socket to the wildcard address, where
+/// anyone may send to it, on every path that sends or connects (before routing,
+/// before most errors); a socket connected to the black hole is bound to loopback and
+/// takes datagrams from that peer only: from nobody, since no other socket can have its
+/// address and port. What the program sends there stays in the sandbox (a capture of
+/// loopback, which needs privileges, sees it). The program's `connect` and `bind`
+/// replace the black hole; to the program it looks unbound and unconnected
 /// (`getsockname`, `getpeername`).
-fn black_hole(fam: i32) -> Vec<u8> {
-    let mut b = wildcard(fam);
-    if fam == libc::AF_INET {
-        b[4..8].copy_from_slice(&[127, 0, 0, 1]);
-    } else {
-        b[23] = 1;
+static HOLES: std::sync::OnceLock<[Option<Hole>; 2]> = std::sync::OnceLock::new();
+
+/// A black hole: the monitor's socket (kept open) and its address.
+type Hole = (OwnedFd, Vec<u8>);
+
+/// The sandbox has a network namespace of its own (no network rule): nothing outside
+/// can reach its sockets, and no black hole is needed.
+static PRIVATE_NETWORK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Makes the black holes (before the program runs; after the network namespace is
+/// decided: `private` when the sandbox has one of its own). A family without one (no
+/// loopback address of it) gets no datagram sockets where the implicit binding is not
+/// allowed.
+pub fn make_black_holes(private: bool) {
+    PRIVATE_NETWORK.store(private, core::sync::atomic::Ordering::Relaxed);
+    if private {
+        return;
     }
-    b
+    let make = |fam: i32| -> Option<Hole> {
+        let s = raw(libc::SYS_socket, [fam as u64, (libc::SOCK_DGRAM | libc::SOCK_CLOEXEC) as u64, 0, 0, 0, 0]);
+        if s < 0 {
+            return None;
+        }
+        // SAFETY: the descriptor socket() just made, owned here alone.
+        let s = unsafe { fdtable::adopt(s as i32) };
+        let mut lo = wildcard(fam);
+        if fam == libc::AF_INET {
+            lo[4..8].copy_from_slice(&[127, 0, 0, 1]);
+        } else {
+            lo[23] = 1;
+        }
+        let small: i32 = 1;
+        raw(libc::SYS_setsockopt, [s.as_raw_fd() as u64, libc::SOL_SOCKET as u64, libc::SO_RCVBUF as u64, &small as *const i32 as u64, 4, 0]);
+        if raw(libc::SYS_bind, [s.as_raw_fd() as u64, lo.as_ptr() as u64, lo.len() as u64, 0, 0, 0]) < 0 {
+            return None;
+        }
+        let addr = sockaddr_of(&s, false)?;
+        let s = libdune::runtime::dup_reserved(s.as_fd()).ok()?;
+        Some((s, addr))
+    };
+    let _ = HOLES.set([make(libc::AF_INET), make(libc::AF_INET6)]);
+}
+
+/// The black hole's address for family `fam`.
+fn black_hole(fam: i32) -> Option<&'static [u8]> {
+    let holes = HOLES.get()?;
+    holes[usize::from(fam == libc::AF_INET6)].as_ref().map(|h| h.1.as_slice())
 }
 
 fn sockaddr_of(p: &OwnedFd, peer: bool) -> Option<Vec<u8>> {
@@ -462,8 +512,13 @@ fn sockaddr_of(p: &OwnedFd, peer: bool) -> Option<Vec<u8>> {
 
 /// Whether socket `p` is connected to the black hole.
 fn in_black_hole(p: &OwnedFd) -> bool {
-    let Some(fam) = ip_family(p) else { return false };
-    sockaddr_of(p, true).is_some_and(|a| a.len() >= 8 && a[..8] == black_hole(fam)[..8] && (fam == libc::AF_INET || a.get(8..24) == black_hole(fam).get(8..24)))
+    let Some(hole) = ip_family(p).and_then(black_hole) else { return false };
+    sockaddr_of(p, true).is_some_and(|a| same_address(&a, hole))
+}
+
+/// Whether two IP socket addresses name the same address and port.
+fn same_address(a: &[u8], b: &[u8]) -> bool {
+    a.len() >= 8 && b.len() >= 8 && a[..4] == b[..4] && if u16::from_ne_bytes([a[0], a[1]]) as i32 == libc::AF_INET { a[4..8] == b[4..8] } else { a.len() >= 24 && b.len() >= 24 && a[8..24] == b[8..24] }
 }
 
 fn datagram(p: &OwnedFd) -> bool {
@@ -473,11 +528,12 @@ fn datagram(p: &OwnedFd) -> bool {
 
 /// Connects datagram socket `p` of family `fam` to the black hole, then discards
 /// whatever reached it before (while it was bound to the wildcard address, if a
-/// sibling thread sent on it first).
-fn into_black_hole(p: BorrowedFd<'_>, fam: i32) {
-    let b = black_hole(fam);
+/// sibling thread sent on it first). False when there is no black hole of `fam`.
+fn into_black_hole(p: BorrowedFd<'_>, fam: i32) -> bool {
+    let Some(b) = black_hole(fam) else { return false };
     raw(libc::SYS_connect, [p.as_raw_fd() as u64, b.as_ptr() as u64, b.len() as u64, 0, 0, 0]);
     purge(p, None);
+    true
 }
 
 /// Discards the datagrams queued on `p` that do not come from `peer` (all of them
@@ -491,8 +547,7 @@ fn purge(p: BorrowedFd<'_>, peer: Option<&[u8]>) {
         if r < 0 {
             return;
         }
-        let same = |a: &[u8], b: &[u8]| a.len() >= 8 && b.len() >= 8 && a[..4] == b[..4] && if u16::from_ne_bytes([a[0], a[1]]) as i32 == libc::AF_INET { a[4..8] == b[4..8] } else { a.get(8..24) == b.get(8..24) };
-        if peer.is_some_and(|peer| same(&from[..(len as usize).min(128)], peer)) {
+        if peer.is_some_and(|peer| same_address(&from[..(len as usize).min(128)], peer)) {
             return;
         }
         raw(libc::SYS_recvfrom, [p.as_raw_fd() as u64, sink.as_mut_ptr() as u64, sink.len() as u64, libc::MSG_DONTWAIT as u64, 0, 0]);
@@ -527,10 +582,23 @@ fn connect_checked(sock: u64, sa: &[u8]) -> R {
     if hole {
         disconnect(&p);
     }
-    if fam == Some(libc::AF_INET6) && v4_mapped(sa) && local_port(&p) == Some(0) {
+    let dual = fam == Some(libc::AF_INET6) && v4_mapped(sa) && local_port(&p) == Some(0);
+    if dual {
         set_v6only(&p, false);
     }
     let r = raw(libc::SYS_connect, [p.as_raw_fd() as u64, sa.as_ptr() as u64, sa.len() as u64, 0, 0, 0]);
+    // A connect that failed outright may have left the socket bound to `::` (Linux
+    // binds before routing), dual stack: unbound again (the binding was implicit),
+    // what IPv4 brought meanwhile discarded, IPv6-only again. A connection still
+    // under way (EINPROGRESS, or interrupted) takes its peer's traffic only.
+    let failed = r < 0 && !matches!(-r as i32, libc::EINPROGRESS | libc::EALREADY | libc::EINTR);
+    if dual && failed && !v4_wildcard_allowed(0) {
+        if datagram(&p) {
+            disconnect(&p);
+            purge(p.as_fd(), None);
+        }
+        set_v6only(&p, true);
+    }
     if hole {
         if r < 0 {
             into_black_hole(p.as_fd(), fam.unwrap_or(libc::AF_INET));
@@ -539,6 +607,16 @@ fn connect_checked(sock: u64, sa: &[u8]) -> R {
         }
     }
     ret(r)
+}
+
+/// `shutdown`: not on a socket the sandbox was started with (the connection is the
+/// processes' outside too: their reads would end, their writes fail).
+pub fn shutdown(n: i64, a: [u64; 6]) -> R {
+    let p = fdtable::private(a[0])?;
+    if fdtable::is_outer_file(&p) {
+        return deny(&format!("shutdown({})", a[0] as i32), "a socket the sandbox was started with, shared with processes outside", libc::EPERM);
+    }
+    ret(raw(n, [p.as_raw_fd() as u64, a[1], 0, 0, 0, 0]))
 }
 
 /// The port socket `p` reports (0: unbound).
@@ -556,16 +634,19 @@ fn implicit_bind_allowed(fam: i32) -> bool {
 /// (Linux's dual stack would take IPv4 on every binding of `::`, the kernel's implicit
 /// ones included); a datagram one goes to the black hole unless the implicit binding
 /// of the wildcard is allowed.
-fn new_ip_socket(s: i32, fam: i32, ty: i32) {
+fn new_ip_socket(s: i32, fam: i32, ty: i32) -> Result<(), i64> {
     // SAFETY: `s` was just made by socket() and the pin keeps it at its number.
     let b = unsafe { BorrowedFd::borrow_raw(s) };
     if fam == libc::AF_INET6 && !v4_wildcard_allowed(0) {
         let one: i32 = 1;
         raw(libc::SYS_setsockopt, [s as u64, libc::IPPROTO_IPV6 as u64, libc::IPV6_V6ONLY as u64, &one as *const i32 as u64, 4, 0]);
     }
-    if ty & 0xf == libc::SOCK_DGRAM && !implicit_bind_allowed(fam) {
-        into_black_hole(b, fam);
+    if ty & 0xf == libc::SOCK_DGRAM && !implicit_bind_allowed(fam) && !PRIVATE_NETWORK.load(core::sync::atomic::Ordering::Relaxed) && !into_black_hole(b, fam) {
+        // No black hole of this family: no such socket either.
+        raw(libc::SYS_close, [s as u64, 0, 0, 0, 0, 0]);
+        return Err(-(libc::EAFNOSUPPORT as i64));
     }
+    Ok(())
 }
 
 /// Checks the bind of the wildcard address of family `fam`, port 0, that the kernel

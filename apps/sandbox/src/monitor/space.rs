@@ -119,6 +119,11 @@ impl ProgramSpace {
         }
     }
 
+    /// Every range the program owns, in address order.
+    pub fn ranges(&self) -> Vec<(u64, u64)> {
+        self.owned.iter().map(|r| (r.0, r.1)).collect()
+    }
+
     /// Whether the program owns all of `[addr, end)` (inaccessible parts included).
     pub fn owns(&self, addr: u64, end: u64) -> bool {
         addr < end && self.owned.covers(addr, end, |_| true)

@@ -297,16 +297,16 @@ pub fn hard_denied(comps: &[Vec<u8>]) -> bool {
         // By allowlist: what a program reads of its own process. Not `mem`, `pagemap`,
         // the magic links (`cwd`, `root`, `exe`, `map_files`), `mountinfo`, `mounts`,
         // `mountstats`, `net` (names of mount points and sockets outside every tree),
-        // `syscall`, `stack`, `wchan`, `environ` and `cmdline` as the kernel has them
-        // (the monitor's; the program's own are served by the monitor), nor anything
-        // Linux adds later.
+        // `syscall`, `stack`, `wchan`, `smaps`; nor `maps`, `environ` and `cmdline` as
+        // the kernel has them (the monitor's; the program's own are served by the
+        // monitor); nor anything Linux adds later.
         Some(e) => !PROC_PID_ALLOWED.contains(&e),
     }
 }
 
 /// Entries of `/proc/<pid>` (and of its tasks) the program may read.
 const PROC_PID_ALLOWED: &[&[u8]] = &[
-    b"stat", b"statm", b"status", b"maps", b"smaps", b"smaps_rollup", b"numa_maps", b"cgroup", b"limits", b"comm", b"auxv", b"io", b"sched",
+    b"stat", b"statm", b"status", b"cgroup", b"limits", b"comm", b"auxv", b"io", b"sched",
     b"schedstat", b"oom_score", b"oom_score_adj", b"oom_adj", b"loginuid", b"sessionid", b"timerslack_ns", b"personality", b"cpuset",
     b"children", b"attr", b"uid_map", b"gid_map", b"setgroups",
 ];
