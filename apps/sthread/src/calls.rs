@@ -10,6 +10,7 @@
 #![allow(non_upper_case_globals)]
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
 
 use crate::compartment::Compartment;
 use crate::policy::{supported, Policy, FD_READ, FD_WRITE};
@@ -79,27 +80,64 @@ pub(crate) struct Fds {
     /// The policy's grants by the number the sthread was given: the open file that
     /// number named when it started (`None` if it named none, or was closed since by
     /// the sthread), and the access.
-    grants: Vec<(i32, Option<OwnedFd>, u8)>,
+    grants: Vec<(i32, Option<Arc<OwnedFd>>, u8)>,
     /// What it opened, with the access; the sthread knows each by its duplicate's number.
     opened: Vec<(OwnedFd, u8)>,
+    /// The file type (`S_IFMT` bits) of descriptors held above, by the number the
+    /// calls use, once known: an open file's type never changes, and a number leaves
+    /// this list when its descriptor closes.
+    kinds: Vec<(i32, u32)>,
+}
+
+/// The open files a policy's descriptor numbers named when an sthread was made, for
+/// every number its callgates grant (at any depth): a gate called later gets these,
+/// never what the numbers name by then.
+pub(crate) type Held = Vec<(i32, Option<Arc<OwnedFd>>)>;
+
+/// A duplicate of what `fd` names now, at the application's reserved numbers (`None`
+/// if it names nothing).
+fn hold(fd: i32) -> crate::Result<Option<Arc<OwnedFd>>> {
+    // SAFETY: the number is only borrowed for the duplication; if it names nothing the
+    // duplication fails with EBADF.
+    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+    match libdune::runtime::dup_reserved(b) {
+        Ok(d) => Ok(Some(Arc::new(d))),
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => Ok(None),
+        Err(_) => Err(crate::Error::NoMemory("reserved descriptors for an sthread's grants")),
+    }
+}
+
+/// The open files of every descriptor number `policy`'s callgates grant, taken now.
+pub(crate) fn hold_gate_grants(policy: &Policy) -> crate::Result<Held> {
+    fn walk(p: &Policy, out: &mut Held) -> crate::Result<()> {
+        for gate in &p.gates {
+            for &(fd, _) in &gate.policy.fds {
+                if !out.iter().any(|(n, _)| *n == fd) {
+                    out.push((fd, hold(fd)?));
+                }
+            }
+            walk(&gate.policy, out)?;
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(policy, &mut out)?;
+    Ok(out)
 }
 
 impl Fds {
-    /// Takes the grants of `policy`.
-    pub(crate) fn new(policy: &Policy) -> crate::Result<Fds> {
+    /// Takes the grants of `policy`: the open files `held` took for them when the
+    /// sthread was made (a callgate's), or those their numbers name now.
+    pub(crate) fn new(policy: &Policy, held: Option<&Held>) -> crate::Result<Fds> {
         let mut grants = Vec::with_capacity(policy.fds.len());
         for &(fd, mode) in &policy.fds {
-            // SAFETY: the number is only borrowed for the duplication; if it names
-            // nothing the duplication fails with EBADF.
-            let b = unsafe { BorrowedFd::borrow_raw(fd) };
-            let held = match libdune::runtime::dup_reserved(b) {
-                Ok(d) => Some(d),
-                Err(e) if e.raw_os_error() == Some(libc::EBADF) => None,
-                Err(_) => return Err(crate::Error::NoMemory("reserved descriptors for an sthread's grants")),
+            let file = match held {
+                Some(h) => h.iter().find(|(n, _)| *n == fd).and_then(|(_, f)| f.clone()),
+                None => hold(fd)?,
             };
-            grants.push((fd, held, mode));
+            grants.push((fd, file, mode));
         }
-        Ok(Fds { grants, opened: Vec::new() })
+        Ok(Fds { grants, opened: Vec::new(), kinds: Vec::new() })
     }
 
     /// The descriptor the call uses for the sthread's `fd`, with its access.
@@ -112,6 +150,30 @@ impl Fds {
 
     fn mode(&self, fd: i32) -> u8 {
         self.get(fd).map_or(0, |g| g.1)
+    }
+
+    /// The file type of held descriptor `raw` (0 if it cannot be read).
+    fn kind(&mut self, raw: i32) -> u32 {
+        if let Some(&(_, k)) = self.kinds.iter().find(|k| k.0 == raw) {
+            return k;
+        }
+        let k = stat_of(raw).map_or(0, |st| st.st_mode & libc::S_IFMT);
+        if k != 0 {
+            self.kinds.push((raw, k));
+        }
+        k
+    }
+
+    /// Notes that held descriptor `raw` is of type `kind`.
+    fn learn(&mut self, raw: i32, kind: u32) {
+        if !self.kinds.iter().any(|k| k.0 == raw) {
+            self.kinds.push((raw, kind));
+        }
+    }
+
+    /// Forgets what was known about `raw` (its descriptor is closing).
+    fn forget(&mut self, raw: i32) {
+        self.kinds.retain(|k| k.0 != raw);
     }
 }
 
@@ -149,51 +211,64 @@ enum Dir {
     Out,
 }
 
-/// Whether moving `n` bytes through `fd` (`waitall`: `MSG_WAITALL`) could block, from
-/// the call and the file: a non-blocking file or `MSG_DONTWAIT` never does, regular
-/// files and directories never do; a pipe blocks a write that does not fit in its free
-/// space whole and a read with nothing to read; a socket blocks a read with nothing
-/// queued (with `MSG_WAITALL`, fewer than `n` bytes); anything else (terminals, other
-/// devices) blocks unless ready now. Socket writes are sent with `MSG_DONTWAIT` instead
-/// (see the callers). When in doubt: it could.
-fn could_block(fd: i32, dir: Dir, n: usize, waitall: bool, dontwait: bool) -> bool {
-    // SAFETY: F_GETFL has no side effects.
-    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if fl < 0 || dontwait || fl & libc::O_NONBLOCK != 0 {
+/// Whether moving `n` bytes through `fd` (of type `kind`; `waitall`: `MSG_WAITALL`)
+/// could block, from the call and the file: a non-blocking file or `MSG_DONTWAIT`
+/// never does, directories and block devices never do; a pipe blocks a write of more
+/// than `PIPE_BUF` bytes, or one with no free page, and a read with nothing to read; a
+/// socket blocks a read with nothing queued (with `MSG_WAITALL`, fewer than `n` bytes);
+/// anything else (regular files, which in procfs may wait, terminals, other devices)
+/// blocks unless poll says ready now. Socket writes are sent with `MSG_DONTWAIT`
+/// instead (see the callers). When in doubt: it could.
+fn could_block(fd: i32, kind: u32, dir: Dir, n: usize, waitall: bool, dontwait: bool) -> bool {
+    if dontwait {
         return false;
     }
-    let Some(st) = stat_of(fd) else { return true };
     let events = if dir == Dir::In { libc::POLLIN } else { libc::POLLOUT };
-    match st.st_mode & libc::S_IFMT {
-        libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK => false,
+    let waits = match kind {
+        // A regular file on a disk never blocks (poll says ready); one in procfs or
+        // sysfs may (/proc/kmsg): asked like any other.
+        libc::S_IFDIR | libc::S_IFBLK => false,
         libc::S_IFIFO if dir == Dir::Out => {
-            // SAFETY: F_GETPIPE_SZ has no side effects.
-            let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) } as i64;
-            let queued = int_ioctl(fd, libc::FIONREAD).unwrap_or(i64::MAX);
-            // No reader: the write fails at once.
-            !(poll_ready(fd, libc::POLLERR) || (size > 0 && n as i64 <= size - queued))
+            // A pipe is written in pages: free bytes say nothing (16 chunks of 4000
+            // bytes fill every page). POLLOUT means a free page, where a write of at
+            // most PIPE_BUF bytes fits whole; a longer one may wait. No reader (POLLERR):
+            // the write fails at once.
+            let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+            // SAFETY: one pollfd, zero timeout.
+            unsafe { libc::poll(&mut p, 1, 0) };
+            !(p.revents & libc::POLLERR != 0 || (p.revents & libc::POLLOUT != 0 && n <= libc::PIPE_BUF))
         }
         libc::S_IFSOCK if dir == Dir::In && waitall => int_ioctl(fd, libc::FIONREAD).is_none_or(|q| q < n as i64) && !poll_ready(fd, libc::POLLHUP | libc::POLLRDHUP),
         _ => !poll_ready(fd, events),
-    }
+    };
+    // Only a call that could wait asks whether the file is non-blocking.
+    waits && fcntl_nonblock(fd) != Some(true)
 }
 
-/// Writes `buf` to a pipe with `SIGPIPE` held back: a write to a pipe with no reader
-/// must not end the master (the sthread gets `EPIPE`); a `SIGPIPE` it did not cause
-/// stays pending.
-fn write_no_sigpipe(f: impl FnOnce() -> i64) -> i64 {
+/// Whether the process has a file size limit (then a write past it raises `SIGXFSZ`).
+fn fsize_limited() -> bool {
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit into the local.
+    let r = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut l) };
+    r != 0 || l.rlim_cur != libc::RLIM_INFINITY
+}
+
+/// Makes a write with signal `sig` held back: a write to a pipe with no reader
+/// (`SIGPIPE`, `EPIPE`) or past the file size limit (`SIGXFSZ`, `EFBIG`) must not end
+/// the master (the sthread gets the error); a signal it did not cause stays pending.
+fn write_holding(sig: i32, err: i32, f: impl FnOnce() -> i64) -> i64 {
     // SAFETY: sigset operations on locals; the mask is restored below.
     unsafe {
         let mut pipe: libc::sigset_t = core::mem::zeroed();
         let mut old: libc::sigset_t = core::mem::zeroed();
         let mut pending: libc::sigset_t = core::mem::zeroed();
         libc::sigemptyset(&mut pipe);
-        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        libc::sigaddset(&mut pipe, sig);
         libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
         libc::sigpending(&mut pending);
-        let was = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+        let was = libc::sigismember(&pending, sig) == 1;
         let r = f();
-        if !was && r == -(libc::EPIPE as i64) {
+        if !was && r == -(err as i64) {
             let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
             libc::sigtimedwait(&pipe, core::ptr::null_mut(), &zero);
         }
@@ -265,14 +340,39 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
             }
             let n = (a[2] as usize).min(BOUNCE);
             let (waitall, dontwait) = (nr == SYS_recvfrom && a[3] as i32 & MSG_WAITALL != 0, nr == SYS_recvfrom && a[3] as i32 & MSG_DONTWAIT != 0);
-            if !may_block && nr != SYS_pread64 && could_block(raw, Dir::In, n, waitall, dontwait) {
-                return Outcome::WouldBlock;
-            }
             // Check the destination before the call consumes any data.
             if !ensure(c, a[1], n, true) {
                 return Outcome::Violated(Violation::Pointer { addr: a[1], nr });
             }
             let mut buf = vec![0u8; n];
+            // A socket that must not block is read with MSG_DONTWAIT: one call, what is
+            // there now, or nothing; with nothing there a blocking read moves to a
+            // thread of its own (the data is still queued). Not a socket: ENOTSOCK,
+            // remembered, and the file decides below.
+            let kind = fds.kinds.iter().find(|k| k.0 == raw).map(|k| k.1);
+            if !may_block && nr != SYS_pread64 && !waitall && kind.is_none_or(|k| k == S_IFSOCK) {
+                let flags = if nr == SYS_recvfrom { a[3] as i32 } else { 0 } | MSG_DONTWAIT;
+                // SAFETY: the host call writes at most n bytes into buf.
+                let r = unsafe { libc::recv(raw, buf.as_mut_ptr().cast(), n, flags) } as i64;
+                let r = if r < 0 { errno() } else { r };
+                if r != -(libc::ENOTSOCK as i64) {
+                    fds.learn(raw, S_IFSOCK);
+                    if r == -(EAGAIN as i64) && !dontwait && fcntl_nonblock(raw) == Some(false) {
+                        return Outcome::WouldBlock;
+                    }
+                    // MSG_TRUNC reports a datagram's whole length: copy what was read.
+                    if r > 0 && !c.copy_out(a[1], &buf[..(r as usize).min(n)]) {
+                        return Outcome::Violated(Violation::Pointer { addr: a[1], nr });
+                    }
+                    tf.rax = ret(r);
+                    return Outcome::Resume;
+                }
+                // Not a socket: its type, for the checks below and next time.
+                fds.kind(raw);
+            }
+            if !may_block && could_block(raw, fds.kind(raw), Dir::In, n, waitall, dontwait) {
+                return Outcome::WouldBlock;
+            }
             // SAFETY: the host call writes at most n bytes into buf.
             let r = unsafe {
                 match nr {
@@ -284,7 +384,7 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
             if r < 0 {
                 errno()
             } else {
-                if !c.copy_out(a[1], &buf[..r as usize]) {
+                if !c.copy_out(a[1], &buf[..(r as usize).min(n)]) {
                     return Outcome::Violated(Violation::Pointer { addr: a[1], nr });
                 }
                 r
@@ -299,12 +399,12 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
                 return Outcome::Violated(Violation::Pointer { addr: a[4], nr });
             }
             let n = (a[2] as usize).min(BOUNCE);
-            let kind = stat_of(raw).map_or(0, |st| st.st_mode & S_IFMT);
+            let kind = fds.kind(raw);
             let dontwait = nr == SYS_sendto && a[3] as i32 & MSG_DONTWAIT != 0;
             // A socket is written with MSG_DONTWAIT when it must not block: what fits
             // is sent now (a short write), nothing is sent if nothing fits.
             let socket_now = kind == S_IFSOCK && nr != SYS_pwrite64 && !may_block;
-            if !may_block && !socket_now && nr != SYS_pwrite64 && could_block(raw, Dir::Out, n, false, dontwait) {
+            if !may_block && !socket_now && could_block(raw, kind, Dir::Out, n, false, dontwait) {
                 return Outcome::WouldBlock;
             }
             let mut buf = vec![0u8; n];
@@ -321,7 +421,11 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
                 };
                 if r < 0 { errno() } else { r }
             };
-            let r = if kind == S_IFIFO { write_no_sigpipe(call) } else { call() };
+            let r = match kind {
+                S_IFIFO => write_holding(libc::SIGPIPE, libc::EPIPE, call),
+                S_IFREG if fsize_limited() => write_holding(libc::SIGXFSZ, libc::EFBIG, call),
+                _ => call(),
+            };
             if socket_now && r == -(EAGAIN as i64) && !dontwait && fcntl_nonblock(raw) == Some(false) {
                 return Outcome::WouldBlock;
             }
@@ -333,6 +437,9 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
             }
             // What the sthread opened closes; a grant is only dropped (the master's
             // descriptor is the master's).
+            if let Some((raw, _)) = fds.get(fd) {
+                fds.forget(raw);
+            }
             if let Some(i) = fds.opened.iter().position(|(o, _)| o.as_raw_fd() == fd) {
                 drop(fds.opened.remove(i));
             } else if let Some(g) = fds.grants.iter_mut().find(|g| g.0 == fd) {

@@ -175,9 +175,7 @@ impl Compartment {
             // Still mapped (the ranges can be a moment old): reading it from ring 0
             // must not fault the master. A special page (`[vvar]`) is never read here:
             // only one the process itself has used.
-            let mut v = [0u8; 1];
-            // SAFETY: mincore only reports whether the page is mapped (ENOMEM if not).
-            if unsafe { libc::mincore(page_va as *mut libc::c_void, PAGE as usize, v.as_mut_ptr()) } != 0 {
+            if !still_mapped(page_va) {
                 return Ok(false);
             }
             let pa = if r.special { vm::va_to_pa(page_va) } else { pgroot_pa(page_va) };
@@ -347,3 +345,37 @@ impl Compartment {
     }
 }
 
+
+/// Pages of the shared ranges seen mapped, with the memory-map generation they were
+/// seen in: until the map changes, a page seen mapped is mapped (one host call per page
+/// and map generation, not per page and compartment).
+static SEEN_MAPPED: std::sync::Mutex<(u64, Vec<u64>)> = std::sync::Mutex::new((u64::MAX, Vec::new()));
+
+/// At most this many pages are remembered per generation (then each is asked again).
+const SEEN_MAX: usize = 4096;
+
+/// Whether page `page_va` is mapped in the process now.
+fn still_mapped(page_va: u64) -> bool {
+    let generation = libdune::runtime::map_generation();
+    {
+        let seen = SEEN_MAPPED.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.0 == generation && seen.1.binary_search(&page_va).is_ok() {
+            return true;
+        }
+    }
+    let mut v = [0u8; 1];
+    // SAFETY: mincore only reports whether the page is mapped (ENOMEM if not).
+    if unsafe { libc::mincore(page_va as *mut libc::c_void, PAGE as usize, v.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    let mut seen = SEEN_MAPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.0 != generation {
+        *seen = (generation, Vec::new());
+    }
+    if let Err(i) = seen.1.binary_search(&page_va) {
+        if seen.1.len() < SEEN_MAX {
+            seen.1.insert(i, page_va);
+        }
+    }
+    true
+}

@@ -228,6 +228,8 @@ struct Job {
     ctx: UserContext,
     policy: Arc<Policy>,
     fds: Fds,
+    /// The open files its callgates' descriptor grants named when the sthread was made.
+    held: Arc<calls::Held>,
     /// The context stopped at a system call not yet answered.
     pending: bool,
     /// A callgate this job called that would block: it goes on, with this job, on a
@@ -273,7 +275,7 @@ fn create_at(policy: &Policy, entry: u64, rdi: u64, rsi: u64) -> Result<Handle> 
         st.sthreads.insert(handle.0, Entry::Running);
         (comp, handle)
     };
-    let mut job = match start_job(g, comp, Arc::new(policy.clone()), entry, rdi, rsi) {
+    let mut job = match start_job(g, comp, Arc::new(policy.clone()), None, entry, rdi, rsi) {
         Ok(j) => j,
         Err(e) => {
             lock(g).sthreads.remove(&handle.0);
@@ -434,9 +436,15 @@ fn acquire(g: &Global, st: &mut State, mem: &[(TagId, MemProt)]) -> Result<Compa
 
 /// A job running `entry(rdi, rsi)` in `comp` under `policy` (the compartment goes
 /// back if the context cannot be made).
-fn start_job(g: &Global, mut comp: Compartment, policy: Arc<Policy>, entry: u64, rdi: u64, rsi: u64) -> Result<Job> {
-    match Fds::new(&policy).and_then(|fds| start_context(g, &mut comp, entry, rdi, rsi).map(|ctx| (fds, ctx))) {
-        Ok((fds, ctx)) => Ok(Job { comp, ctx, policy, fds, pending: false, gate: None }),
+/// `held`: for a callgate, the open files its caller's grants took when that sthread
+/// was made (`None`: an sthread being made, whose grants are taken now).
+fn start_job(g: &Global, mut comp: Compartment, policy: Arc<Policy>, held: Option<Arc<calls::Held>>, entry: u64, rdi: u64, rsi: u64) -> Result<Job> {
+    let taken = match held {
+        Some(h) => Fds::new(&policy, Some(&h)).map(|f| (f, h)),
+        None => Fds::new(&policy, None).and_then(|f| calls::hold_gate_grants(&policy).map(|h| (f, Arc::new(h)))),
+    };
+    match taken.and_then(|(fds, held)| start_context(g, &mut comp, entry, rdi, rsi).map(|ctx| (fds, held, ctx))) {
+        Ok((fds, held, ctx)) => Ok(Job { comp, ctx, policy, fds, held, pending: false, gate: None }),
         Err(e) => {
             release(g, &mut lock(g), comp, &policy.mem);
             Err(e)
@@ -498,7 +506,7 @@ fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Opti
                     None => return Some(Err(Violation::Callgate { entry })),
                     Some(gate) => {
                         let gate = gate.clone();
-                        match call_gate(g, &gate, arg, depth + 1, may_block) {
+                        match call_gate(g, &gate, job.held.clone(), arg, depth + 1, may_block) {
                             Ok((gjob, None)) => {
                                 // The gate would block: it and this job go on together,
                                 // on a thread of their own.
@@ -554,12 +562,12 @@ fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Opti
 /// this thread; the caller waits and never holds the gate's rights. Returns the
 /// gate's job and its result, or `None` if it would block and the caller must not:
 /// then the caller's job carries the gate's to a thread of its own.
-fn call_gate(g: &'static Global, gate: &policy::Gate, arg: u64, depth: u32, may_block: bool) -> Result<(Job, Option<core::result::Result<u64, Violation>>)> {
+fn call_gate(g: &'static Global, gate: &policy::Gate, held: Arc<calls::Held>, arg: u64, depth: u32, may_block: bool) -> Result<(Job, Option<core::result::Result<u64, Violation>>)> {
     if depth > GATE_DEPTH {
         return Err(Error::NotPermitted("callgates nested too deep"));
     }
     let comp = acquire(g, &mut lock(g), &gate.policy.mem)?;
-    let mut job = start_job(g, comp, Arc::new((*gate.policy).clone()), gate.entry, gate.trusted, arg)?;
+    let mut job = start_job(g, comp, Arc::new((*gate.policy).clone()), Some(held), gate.entry, gate.trusted, arg)?;
     let r = drive(g, &mut job, may_block, depth);
     Ok((job, r))
 }

@@ -189,6 +189,49 @@
  *                                    to the black hole, 127.0.0.1 port 0, which no rule
  *                                    names: the datagram (the program's bytes) is on the
  *                                    machine's loopback for any capture outside to read
+ *
+ * Round 6 (a seventh white-box pass, after the round-5 fixes):
+ *   tty-ioctl-race                   ioctl checks "the outer terminal?" on a private
+ *                                    duplicate, then forwards on the program's number: a
+ *                                    sibling dup2s the terminal (stdin) there in between;
+ *                                    TCSETS turns echo off on the shell's terminal
+ *   shared-fioasync-race             the same race for FIOASYNC (not_outer on the
+ *                                    duplicate): O_ASYNC on an open file (a pipe) a
+ *                                    process outside shares
+ *   shared-lease-unlock              F_SETLEASE F_UNLCK is forwarded unchecked: it removes
+ *                                    the lease a process outside holds through the open
+ *                                    file it handed over (a file in a read-only tree)
+ *   shared-dnotify-owner             F_NOTIFY (forwarded unchecked) makes the caller the
+ *                                    owner of the open file, which F_SETOWN refuses on
+ *                                    files the sandbox was started with
+ *   shared-flock-unlock              flock(LOCK_UN) and F_OFD_SETLK F_UNLCK on a pipe a
+ *                                    process outside shares and holds locks on (a pipe is
+ *                                    "the program's own" to the lock check)
+ *   inherited-append-noappend        pwritev2 with RWF_NOAPPEND (Linux 6.9) on a file
+ *                                    outside the writable tree opened for appending:
+ *                                    writes over what others wrote
+ *   outlive-supervisor RW            the supervisor is killed (SIGKILL) from outside: a
+ *                                    forked sandbox process (no parent death signal) is
+ *                                    never killed, and goes on making files
+ *   proc-fd-listing-race             the runtime filters a /proc/self/fd listing after
+ *                                    reading the directory's link by the program's number
+ *                                    again: a sibling swaps "/" in, and the monitor's
+ *                                    descriptors are listed
+ *   poll-monitor-fds                 poll() on numbers above the program's limit: the
+ *                                    monitor's descriptors answer (open or not, readiness)
+ *   inherited-tty-fd3                a terminal the sandbox was started with on
+ *                                    descriptor 3 (not a standard stream): only terminals
+ *                                    among descriptors 0-2 are "the outer terminal", so
+ *                                    TCSETS and TIOCSWINSZ change it
+ *   shared-unix-disconnect           connect(AF_UNSPEC) on a unix datagram socket a
+ *                                    process outside shares (checked on IP sockets only):
+ *                                    the outside's association is gone
+ *   shared-timerfd-disarm            timerfd_settime on a timerfd a process outside
+ *                                    armed and shares: disarmed
+ *   shared-signalfd-mask             signalfd4 on a signalfd a process outside shares:
+ *                                    its mask changes for that process
+ *   shared-epoll-add                 epoll_ctl on an epoll instance a process outside
+ *                                    shares (descriptor 3): a file added to its set
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -207,6 +250,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -2733,6 +2777,355 @@ static void black_hole_send(void) {
 	contained();
 }
 
+/* ---- round 6 ----------------------------------------------------------------------------- */
+
+/* A sibling thread flips descriptor RACE_FD between two open files while the main
+ * thread makes a call on RACE_FD: the monitor checks one of them and the call may
+ * reach the other. */
+#define RACE_FD 57
+static volatile int race_stop;
+static int race_a, race_b;
+
+static void *race_flipper(void *x) {
+	(void)x;
+	while (!race_stop) {
+		dup2(race_a, RACE_FD);
+		dup2(race_b, RACE_FD);
+	}
+	return NULL;
+}
+
+static void race_start(pthread_t *t, int a, int b) {
+	race_a = a;
+	race_b = b;
+	race_stop = 0;
+	dup2(a, RACE_FD);
+	pthread_create(t, NULL, race_flipper, NULL);
+}
+
+static void race_end(pthread_t t) {
+	race_stop = 1;
+	pthread_join(t, NULL);
+}
+
+/* stdin is the outer terminal (the test gives it a pty). The monitor's ioctl checks
+ * "is this the outer terminal?" on a private duplicate of the descriptor, then
+ * forwards the call on the program's number: a sibling swaps the terminal in between.
+ * TCSETS then turns echo off on the shell's terminal. */
+static void tty_ioctl_race(void) {
+	struct termios t;
+	if (tcgetattr(0, &t)) {
+		printf("stdin is not a terminal\n");
+		exit(2);
+	}
+	if (!(t.c_lflag & ECHO)) {
+		printf("echo is off already\n");
+		exit(2);
+	}
+	int p[2];
+	if (pipe(p))
+		exit(2);
+	struct termios n = t;
+	n.c_lflag &= ~ECHO;
+	pthread_t th;
+	race_start(&th, p[0], 0);
+	int tries = 0, wins = 0;
+	double end = now() + 20;
+	while (tries < 200000 && now() < end) {
+		tries++;
+		if (ioctl(RACE_FD, TCSETS, &n) == 0) {
+			wins++;
+			struct termios a;
+			if (tcgetattr(0, &a) == 0 && !(a.c_lflag & ECHO))
+				break;
+		}
+	}
+	race_end(th);
+	struct termios a;
+	if (tcgetattr(0, &a) == 0 && !(a.c_lflag & ECHO))
+		escaped("TCSETS reached the outer terminal through a descriptor swapped after the check (echo off, after %d tries)", tries);
+	printf("%d tries, %d TCSETS returned 0 (on the program's own file)\n", tries, wins);
+	contained();
+}
+
+/* stdin is the read end of a pipe whose open file a process outside shares: FIOASYNC
+ * on it is refused (not_outer on a private duplicate), but the call is forwarded on
+ * the program's number: a sibling swaps stdin in after the check, and the outside's
+ * open file gets O_ASYNC. */
+static void shared_fioasync_race(void) {
+	int fl0 = fcntl(0, F_GETFL);
+	if (fl0 < 0)
+		exit(2);
+	if (fl0 & O_ASYNC) {
+		printf("stdin has O_ASYNC already\n");
+		exit(2);
+	}
+	int one = 1;
+	if (ioctl(0, FIOASYNC, &one) == 0 && (fcntl(0, F_GETFL) & O_ASYNC))
+		escaped("FIOASYNC set O_ASYNC on the shared open file directly");
+	int p[2];
+	if (pipe(p))
+		exit(2);
+	pthread_t th;
+	race_start(&th, p[0], 0);
+	int tries = 0;
+	double end = now() + 20;
+	while (tries < 200000 && now() < end) {
+		tries++;
+		if (ioctl(RACE_FD, FIOASYNC, &one) == 0 && (fcntl(0, F_GETFL) & O_ASYNC))
+			break;
+	}
+	race_end(th);
+	int fl = fcntl(0, F_GETFL);
+	if (fl >= 0 && (fl & O_ASYNC))
+		escaped("O_ASYNC set on the open file shared with a process outside (flags %#o, after %d tries)", fl, tries);
+	printf("%d tries\n", tries);
+	contained();
+}
+
+/* stdin is a file outside the writable tree on which a process outside holds a read
+ * lease, through the very open file it handed over. Taking a lease is refused on such
+ * a file, but F_SETLEASE with F_UNLCK is forwarded as it is: it removes the lease of
+ * whoever holds it through that open file. */
+static void shared_lease_unlock(void) {
+	int before = fcntl(0, F_GETLEASE);
+	int r = fcntl(0, F_SETLEASE, F_UNLCK);
+	int e = errno;
+	int after = fcntl(0, F_GETLEASE);
+	printf("stdin's lease %d; F_SETLEASE(F_UNLCK): %s; lease now %d\n", before, r ? strerror(e) : "ok", after);
+	if (before != F_UNLCK && after == F_UNLCK)
+		escaped("removed the lease a process outside holds on a file outside the writable tree (%d -> F_UNLCK)", before);
+	contained();
+}
+
+/* stdin is a directory a process outside opened and made itself the owner of (its
+ * SIGIO). F_SETOWN is refused on such open files, but F_NOTIFY (forwarded as it is)
+ * makes the caller the open file's owner. */
+static void shared_dnotify_owner(void) {
+	int before = fcntl(0, F_GETOWN);
+	int r = fcntl(0, F_NOTIFY, DN_CREATE | DN_MULTISHOT);
+	int e = errno;
+	int after = fcntl(0, F_GETOWN);
+	printf("stdin's owner %d; F_NOTIFY: %s; owner now %d (this process %d)\n", before, r ? strerror(e) : "ok", after, getpid());
+	if (after != before && after == getpid())
+		escaped("F_NOTIFY made the sandbox the owner of an open file a process outside shares (owner %d -> %d)", before, after);
+	contained();
+}
+
+/* stdin is the read end of a pipe whose open file a process outside shares and holds
+ * an exclusive flock on. A pipe is "the program's own" to the lock check, so
+ * flock(LOCK_UN) is forwarded, and releases the outside's lock (flock locks belong to
+ * the open file). */
+static void shared_flock_unlock(void) {
+	int r = flock(0, LOCK_UN);
+	int e = errno;
+	printf("flock(0, LOCK_UN): %s\n", r ? strerror(e) : "ok");
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+	r = fcntl(0, F_OFD_SETLK, &fl);
+	e = errno;
+	printf("fcntl(0, F_OFD_SETLK, F_UNLCK): %s\n", r ? strerror(e) : "ok");
+	/* Only the outside sees whether its locks are still there. */
+	contained();
+}
+
+/* stdin is a file outside the writable tree opened for appending by a process outside.
+ * pwritev2 flags are forwarded as they are: RWF_NOAPPEND (Linux 6.9) writes at the
+ * offset given, over what others wrote. */
+static void inherited_append_noappend(void) {
+	const char msg[] = "OVERWRITTEN";
+	struct iovec v = { (void *)msg, sizeof msg - 1 };
+	ssize_t r = syscall(SYS_pwritev2, 0, &v, 1, 0L, 0L, 0x20 /* RWF_NOAPPEND */);
+	int e = errno;
+	printf("pwritev2(0, .., offset 0, RWF_NOAPPEND): %s\n", r < 0 ? strerror(e) : "written");
+	/* The test reads the file. */
+	contained();
+}
+
+/* The sandbox leaves a forked child behind and waits; the test kills the supervisor
+ * (`dune sandbox`) with SIGKILL. The sandbox's first process dies with it (its parent
+ * death signal), and the cgroup is killed only by a live supervisor: the child
+ * (no parent death signal: it is cleared at fork) goes on, and shows it by making
+ * files in the writable tree. */
+static void outlive_supervisor(const char *rw) {
+	pid_t c = fork();
+	if (c < 0)
+		exit(2);
+	if (c == 0) {
+		char p[4096];
+		for (int i = 0; i < 80; i++) {
+			snprintf(p, sizeof p, "%s/alive-%03d", rw, i);
+			close(open(p, O_WRONLY | O_CREAT, 0644));
+			usleep(100000);
+		}
+		_exit(0);
+	}
+	prctl(PR_SET_PDEATHSIG, 0);
+	printf("ready\n");
+	fflush(stdout);
+	sleep(12);
+	contained();
+}
+
+/* The runtime hides its and the monitor's descriptors from a listing of this process's
+ * /proc/<pid>/fd: after getdents64 it reads the listed directory's link through the
+ * program's descriptor number, again. A sibling swaps another directory in between
+ * (the read was of /proc/self/fd, the link says "/"): the listing is not filtered. */
+static void proc_fd_listing_race(void) {
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		exit(2);
+	int fdd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY);
+	int root = open("/", O_RDONLY | O_DIRECTORY);
+	if (fdd < 0 || root < 0)
+		exit(2);
+	pthread_t th;
+	race_start(&th, fdd, root);
+	static char buf[16384];
+	int tries = 0;
+	double end = now() + 20;
+	long seen = -1;
+	while (tries < 400000 && now() < end && seen < 0) {
+		tries++;
+		lseek(RACE_FD, 0, SEEK_SET);
+		long n = syscall(SYS_getdents64, RACE_FD, buf, sizeof buf);
+		for (long at = 0; n > 0 && at < n;) {
+			unsigned short reclen = *(unsigned short *)(buf + at + 16);
+			const char *nm = buf + at + 19;
+			if (reclen == 0)
+				break;
+			char *e;
+			long v = strtol(nm, &e, 10);
+			if (*nm && !*e && v >= (long)rl.rlim_cur) {
+				seen = v;
+				break;
+			}
+			at += reclen;
+		}
+	}
+	race_end(th);
+	if (seen >= 0)
+		escaped("a listing of /proc/self/fd named descriptor %ld, at or above the program's limit %lu (after %d tries)", seen, (unsigned long)rl.rlim_cur, tries);
+	printf("%d tries\n", tries);
+	contained();
+}
+
+/* poll() takes any descriptor number: those of the monitor and the runtime (above the
+ * program's RLIMIT_NOFILE) answer, POLLNVAL only for numbers that are not open, and
+ * their readiness shows (the black hole, children's pidfds, the audit descriptor). */
+static void poll_monitor_fds(void) {
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		exit(2);
+	long lo = rl.rlim_cur, n = 8192;
+	struct pollfd *p = calloc(n, sizeof *p);
+	if (!p)
+		exit(2);
+	for (long i = 0; i < n; i++) {
+		p[i].fd = lo + i;
+		p[i].events = POLLIN | POLLOUT;
+	}
+	int r = poll(p, n, 0);
+	int e = errno;
+	long open_ = 0, first = -1;
+	for (long i = 0; r >= 0 && i < n; i++)
+		if (p[i].revents && !(p[i].revents & POLLNVAL)) {
+			open_++;
+			if (first < 0)
+				first = i;
+		}
+	printf("poll of %ld numbers from %ld: %s\n", n, lo, r < 0 ? strerror(e) : "ok");
+	if (open_ > 0)
+		escaped("poll reports %ld open descriptors at or above the program's limit %ld (first %ld, revents %#x)", open_, lo, lo + first, p[first].revents);
+	contained();
+}
+
+/* Descriptor 3 is a terminal a process outside shares (a pty the test made); the
+ * standard streams are not terminals. The monitor knows as "the outer terminal" only
+ * the terminals among descriptors 0 to 2 (and /dev/tty, /dev/console): the terminal
+ * on descriptor 3 is an open file the sandbox was started with, but its modes are
+ * changed as if it were a pty the program made. */
+static void inherited_tty_fd3(void) {
+	struct termios t;
+	if (tcgetattr(3, &t)) {
+		printf("descriptor 3 is not a terminal\n");
+		exit(2);
+	}
+	if (!(t.c_lflag & ECHO)) {
+		printf("echo is off already\n");
+		exit(2);
+	}
+	t.c_lflag &= ~ECHO;
+	int r = tcsetattr(3, TCSANOW, &t);
+	int e = errno;
+	struct termios a;
+	if (r == 0 && tcgetattr(3, &a) == 0 && !(a.c_lflag & ECHO))
+		escaped("turned echo off on a terminal the sandbox was started with (descriptor 3)");
+	printf("tcsetattr(3): %s\n", r ? strerror(e) : "ok");
+	struct winsize w = { .ws_row = 3, .ws_col = 7 };
+	if (ioctl(3, TIOCSWINSZ, &w) == 0)
+		escaped("changed the window size of a terminal the sandbox was started with (descriptor 3)");
+	contained();
+}
+
+/* stdin is one end of a unix datagram socket pair whose open file a process outside
+ * shares (and sends through to its peer). connect(AF_UNSPEC) is checked only on IP
+ * sockets: on a unix one it is forwarded, and dissolves the outside's association. */
+static void shared_unix_disconnect(void) {
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+	int r = connect(0, &sa, sizeof sa.sa_family);
+	int e = errno;
+	ssize_t s = send(0, "x", 1, MSG_DONTWAIT);
+	int se = errno;
+	printf("connect(0, AF_UNSPEC): %s; send(0): %s\n", r ? strerror(e) : "ok", s < 0 ? strerror(se) : "sent");
+	if (r == 0 && s < 0 && se == ENOTCONN)
+		escaped("dissolved the association of a socket a process outside shares (its sends now fail: %s)", strerror(se));
+	contained();
+}
+
+/* stdin is a timerfd a process outside armed and shares: timerfd_settime is forwarded
+ * on any descriptor, and disarms it. */
+static void shared_timerfd_disarm(void) {
+	struct itimerspec cur, zero = { 0 };
+	if (syscall(SYS_timerfd_gettime, 0, &cur)) {
+		printf("stdin is not a timerfd\n");
+		exit(2);
+	}
+	int r = syscall(SYS_timerfd_settime, 0, 0, &zero, NULL);
+	int e = errno;
+	struct itimerspec now_;
+	syscall(SYS_timerfd_gettime, 0, &now_);
+	printf("timer had %lds left; timerfd_settime(0, disarm): %s; now %lds\n", (long)cur.it_value.tv_sec, r ? strerror(e) : "ok", (long)now_.it_value.tv_sec);
+	if (r == 0 && (cur.it_value.tv_sec || cur.it_value.tv_nsec) && !now_.it_value.tv_sec && !now_.it_value.tv_nsec)
+		escaped("disarmed a timer a process outside armed (a timerfd it shares)");
+	contained();
+}
+
+/* stdin is a signalfd a process outside made (for SIGUSR1) and shares: signalfd4 on
+ * an existing descriptor changes that signalfd's mask for everyone who holds it. */
+static void shared_signalfd_mask(void) {
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGUSR2);
+	int r = syscall(SYS_signalfd4, 0, &s, 8, 0);
+	int e = errno;
+	printf("signalfd4(0, {SIGUSR2}): %s\n", r < 0 ? strerror(e) : "ok");
+	/* The test reads the mask from outside. */
+	contained();
+}
+
+/* Descriptor 3 is an epoll instance a process outside made and waits on; stdin is an
+ * eventfd it also holds, signalled. epoll_ctl is forwarded on any descriptor: the
+ * outside's epoll set gets a file it never added (and reports it ready). */
+static void shared_epoll_add(void) {
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0x5eed };
+	int r = epoll_ctl(3, EPOLL_CTL_ADD, 0, &ev);
+	int e = errno;
+	printf("epoll_ctl(3, ADD, 0): %s\n", r ? strerror(e) : "ok");
+	if (r == 0)
+		escaped("added a file to the epoll set of a process outside (its descriptor 3)");
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -2875,6 +3268,35 @@ int main(int argc, char **argv) {
 		shared_memfd_seal();
 	else if (!strcmp(name, "black-hole-send"))
 		black_hole_send();
+	/* round 6 */
+	else if (!strcmp(name, "tty-ioctl-race"))
+		tty_ioctl_race();
+	else if (!strcmp(name, "shared-fioasync-race"))
+		shared_fioasync_race();
+	else if (!strcmp(name, "shared-lease-unlock"))
+		shared_lease_unlock();
+	else if (!strcmp(name, "shared-dnotify-owner"))
+		shared_dnotify_owner();
+	else if (!strcmp(name, "shared-flock-unlock"))
+		shared_flock_unlock();
+	else if (!strcmp(name, "inherited-append-noappend"))
+		inherited_append_noappend();
+	else if (!strcmp(name, "outlive-supervisor"))
+		need(argc, 3), outlive_supervisor(argv[2]);
+	else if (!strcmp(name, "proc-fd-listing-race"))
+		proc_fd_listing_race();
+	else if (!strcmp(name, "poll-monitor-fds"))
+		poll_monitor_fds();
+	else if (!strcmp(name, "inherited-tty-fd3"))
+		inherited_tty_fd3();
+	else if (!strcmp(name, "shared-unix-disconnect"))
+		shared_unix_disconnect();
+	else if (!strcmp(name, "shared-timerfd-disarm"))
+		shared_timerfd_disarm();
+	else if (!strcmp(name, "shared-signalfd-mask"))
+		shared_signalfd_mask();
+	else if (!strcmp(name, "shared-epoll-add"))
+		shared_epoll_add();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

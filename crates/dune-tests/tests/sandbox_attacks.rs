@@ -1442,3 +1442,332 @@ fn a_send_without_an_address_sends_nothing_into_the_black_hole() {
     assert!(seen.is_empty(), "ESCAPED: datagrams the program sent with no address went to a port no socket of the sandbox holds: {seen:?} (to the black hole: {held}): {out:?}");
     assert!(!out.iter().any(|l| l.contains("ESCAPED")) && out.last().is_some_and(|l| l == "contained: black-hole-send") && status.success(), "{status:?} {out:?}");
 }
+
+// ---- round 6: a seventh white-box pass, after the round-5 fixes ----------------------------
+
+/// stdin is a pty's slave (the "outer terminal"); this process keeps the pty and reads
+/// its modes after the sandbox ended.
+#[test]
+fn a_terminal_ioctl_acts_on_the_file_it_checked() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("ttyrace");
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors; the name and settings are not asked for.
+    let r = unsafe { libc::openpty(&mut master, &mut slave, core::ptr::null_mut(), core::ptr::null(), core::ptr::null()) };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both were just made by openpty and are owned here alone.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    // SAFETY: termios is plain data; tcgetattr fills it.
+    let mut t: libc::termios = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::tcgetattr(slave.as_raw_fd(), &mut t) }, 0);
+    assert!(t.c_lflag & libc::ECHO != 0, "a new pty echoes");
+    let mut cmd = command(&d.policy(), &["tty-ioctl-race"]);
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()));
+    let out = run_bounded(cmd);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::tcgetattr(slave.as_raw_fd(), &mut t) }, 0);
+    drop(master);
+    assert!(t.c_lflag & libc::ECHO != 0, "ESCAPED: the outer terminal's echo is off: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// stdin is a pipe's read end this process shares (and keeps a copy of).
+#[test]
+fn fioasync_acts_on_the_file_it_checked() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("asyncrace");
+    let mut p = [0; 2];
+    // SAFETY: pipe writes two descriptors into the local array.
+    assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+    // SAFETY: both were just made and are owned here alone.
+    let (r, _w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+    let mut cmd = command(&d.policy(), &["shared-fioasync-race"]);
+    cmd.stdin(Stdio::from(r.try_clone().unwrap()));
+    let out = run_bounded(cmd);
+    // SAFETY: fcntl F_GETFL on this process's read end.
+    let fl = unsafe { libc::fcntl(r.as_raw_fd(), libc::F_GETFL) };
+    assert!(fl >= 0 && fl & libc::O_ASYNC == 0, "ESCAPED: the open file this process shares with the sandbox now has O_ASYNC (flags {fl:#o}): {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// stdin is a file in the read-only tree on which this process holds a read lease.
+#[test]
+fn a_lease_held_outside_stays() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("leaseunlock");
+    let f = std::fs::File::open(d.root.join("ro/marker")).unwrap();
+    // SAFETY: fcntl with integer arguments on a descriptor owned here.
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) };
+    assert_eq!(r, 0, "F_SETLEASE: {}", std::io::Error::last_os_error());
+    let mut cmd = command(&d.policy(), &["shared-lease-unlock"]);
+    cmd.stdin(Stdio::from(f.try_clone().unwrap()));
+    let out = run_bounded(cmd);
+    // SAFETY: as above.
+    let lease = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLEASE) };
+    assert_eq!(lease, libc::F_RDLCK, "ESCAPED: the read lease this process holds on a file in the read-only tree is gone ({lease}): {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// stdin is the read-only directory, opened here, whose owner (SIGIO) is this process.
+#[test]
+fn dnotify_leaves_a_shared_files_owner_alone() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("dnotify");
+    let f = std::fs::File::open(d.ro()).unwrap();
+    // SAFETY: fcntl with integer arguments on a descriptor owned here.
+    assert_eq!(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETOWN, std::process::id() as i32) }, 0);
+    let mut cmd = command(&d.policy(), &["shared-dnotify-owner"]);
+    cmd.stdin(Stdio::from(f.try_clone().unwrap()));
+    let out = run_bounded(cmd);
+    // SAFETY: as above.
+    let owner = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETOWN) };
+    assert_eq!(owner, std::process::id() as i32, "ESCAPED: the owner of the open file this process shares with the sandbox is now {owner}: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// stdin is a pipe's read end on whose open file this process holds a flock and an
+/// OFD lock; after the sandbox, another open file of the same pipe tries both.
+#[test]
+fn locks_held_outside_on_a_shared_pipe_stay() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("flockpipe");
+    let mut p = [0; 2];
+    // SAFETY: pipe writes two descriptors into the local array.
+    assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+    // SAFETY: both were just made and are owned here alone.
+    let (r, _w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+    // SAFETY: flock with integer arguments on a descriptor owned here.
+    assert_eq!(unsafe { libc::flock(r.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0, "flock on a pipe: {}", std::io::Error::last_os_error());
+    // SAFETY: flock is plain data.
+    let mut fl: libc::flock = unsafe { core::mem::zeroed() };
+    fl.l_type = libc::F_RDLCK as i16;
+    // SAFETY: fcntl with a pointer to a local struct flock.
+    let ofd = unsafe { libc::fcntl(r.as_raw_fd(), libc::F_OFD_SETLK, &fl) } == 0;
+    {
+        // The lock shows to another open file of the pipe before the attack.
+        use std::os::unix::fs::OpenOptionsExt;
+        let other = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(format!("/proc/self/fd/{}", r.as_raw_fd())).unwrap();
+        // SAFETY: flock with integer arguments on a descriptor owned here.
+        assert_ne!(unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0, "the flock does not show to another open file");
+    }
+    let mut cmd = command(&d.policy(), &["shared-flock-unlock"]);
+    cmd.stdin(Stdio::from(r.try_clone().unwrap()));
+    let out = run_bounded(cmd);
+    // Another open file of the same pipe.
+    use std::os::unix::fs::OpenOptionsExt;
+    let other = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(format!("/proc/self/fd/{}", r.as_raw_fd())).unwrap();
+    // SAFETY: as above.
+    let got = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    assert!(!got, "ESCAPED: the flock this process holds on the pipe it shares with the sandbox was released: {}", show(&out));
+    if ofd {
+        fl.l_type = libc::F_WRLCK as i16;
+        // SAFETY: as above.
+        let got = unsafe { libc::fcntl(other.as_raw_fd(), libc::F_OFD_SETLK, &fl) } == 0;
+        assert!(!got, "ESCAPED: the OFD lock this process holds on the pipe it shares with the sandbox was released: {}", show(&out));
+    }
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// stdin is a file in the read-only tree opened here for appending (a shell's `>>`).
+#[test]
+fn an_inherited_append_only_file_is_not_written_over() {
+    let d = Dirs::new("noappend");
+    let log = d.root.join("ro/log");
+    let line = b"a line a process outside wrote first\n";
+    std::fs::write(&log, line).unwrap();
+    let f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let mut cmd = command(&d.policy(), &["inherited-append-noappend"]);
+    cmd.stdin(Stdio::from(f));
+    let out = run_bounded(cmd);
+    let now = std::fs::read(&log).unwrap();
+    assert!(now.starts_with(line), "ESCAPED: the file outside the writable tree the sandbox was given for appending now holds {:?}: {}", text(&now), show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// The supervisor (`dune sandbox`, this process's child) is killed with SIGKILL once
+/// the program has forked; nothing of the sandbox may go on afterwards.
+#[test]
+fn nothing_outlives_a_killed_supervisor() {
+    let d = Dirs::new("outlive");
+    let rw = d.rw();
+    let mut cmd = command(&d.policy(), &["outlive-supervisor", &rw]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap());
+    let mut l = String::new();
+    let t0 = std::time::Instant::now();
+    while !l.contains("ready") && t0.elapsed() < std::time::Duration::from_secs(30) {
+        l.clear();
+        if lines.read_line(&mut l).unwrap_or(0) == 0 {
+            break;
+        }
+    }
+    assert!(l.contains("ready"), "the attack did not start: {l:?}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let count = || std::fs::read_dir(&rw).map(|d| d.count()).unwrap_or(0);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let a = count();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let b = count();
+    assert!(b == a, "ESCAPED: {} files were made in the writable tree more than a second after the supervisor was killed ({a} then {b})", b - a);
+}
+
+#[test]
+fn a_racing_fd_listing_hides_the_monitors_descriptors() {
+    let d = Dirs::new("fdlistrace");
+    contained(&d.policy(), &["proc-fd-listing-race"]);
+}
+
+#[test]
+fn poll_does_not_reach_the_monitors_descriptors() {
+    let d = Dirs::new("pollfds");
+    contained(&d.policy(), &["poll-monitor-fds"]);
+}
+
+/// Descriptor 3 of the sandbox is a pty's slave this process keeps; the standard
+/// streams are not terminals.
+#[test]
+fn a_terminal_inherited_on_descriptor_3_is_the_outer_terminal() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let d = Dirs::new("ttyfd3");
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors; the name and settings are not asked for.
+    let r = unsafe { libc::openpty(&mut master, &mut slave, core::ptr::null_mut(), core::ptr::null(), core::ptr::null()) };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both were just made by openpty and are owned here alone.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut cmd = command(&d.policy(), &["inherited-tty-fd3"]);
+    cmd.stdin(Stdio::null());
+    let raw = slave.as_raw_fd();
+    // SAFETY: dup2 and fcntl are async-signal-safe; between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = run_bounded(cmd);
+    // SAFETY: termios and winsize are plain data, filled by the calls.
+    let mut t: libc::termios = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::tcgetattr(slave.as_raw_fd(), &mut t) }, 0);
+    // SAFETY: as above.
+    let mut w: libc::winsize = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCGWINSZ, &mut w) };
+    drop(master);
+    assert!(t.c_lflag & libc::ECHO != 0, "ESCAPED: the terminal this process shares with the sandbox (its descriptor 3) has echo off: {}", show(&out));
+    assert!(!(w.ws_row == 3 && w.ws_col == 7), "ESCAPED: the terminal this process shares with the sandbox (its descriptor 3) is now 3x7: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// Makes `fd` the sandbox's descriptor 3 (inherited).
+fn pass_as_fd3(cmd: &mut Command, fd: i32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: dup2 and fcntl are async-signal-safe; between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// stdin is one end of a unix datagram socket pair this process shares and sends
+/// through (to its peer) after the sandbox ended.
+#[test]
+fn a_shared_unix_socket_keeps_its_peer() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("unixunspec");
+    let mut fds = [0; 2];
+    // SAFETY: socketpair writes two descriptors into the local array.
+    assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, fds.as_mut_ptr()) }, 0);
+    // SAFETY: both were just made and are owned here alone.
+    let (s, peer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut cmd = command(&d.policy(), &["shared-unix-disconnect"]);
+    cmd.stdin(Stdio::from(s.try_clone().unwrap()));
+    let out = run_bounded(cmd);
+    // SAFETY: sends one byte from a local, without waiting or SIGPIPE.
+    let w = unsafe { libc::send(s.as_raw_fd(), b"y".as_ptr().cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    let we = std::io::Error::last_os_error();
+    let _ = peer;
+    assert!(w == 1, "ESCAPED: the socket this process shares with the sandbox lost its peer: send returned {w} ({we}): {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// stdin is a timerfd this process armed (1000 s).
+#[test]
+fn a_shared_timer_stays_armed() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("timerfd");
+    // SAFETY: timerfd_create with integer arguments; the descriptor is owned here.
+    let t = unsafe { OwnedFd::from_raw_fd(libc::timerfd_create(libc::CLOCK_MONOTONIC, 0)) };
+    // SAFETY: itimerspec is plain data.
+    let mut its: libc::itimerspec = unsafe { core::mem::zeroed() };
+    its.it_value.tv_sec = 1000;
+    // SAFETY: arms the timer with a local itimerspec.
+    assert_eq!(unsafe { libc::timerfd_settime(t.as_raw_fd(), 0, &its, core::ptr::null_mut()) }, 0);
+    let mut cmd = command(&d.policy(), &["shared-timerfd-disarm"]);
+    cmd.stdin(Stdio::from(t.try_clone().unwrap()));
+    let out = run_bounded(cmd);
+    // SAFETY: timerfd_gettime writes one itimerspec into the local.
+    assert_eq!(unsafe { libc::timerfd_gettime(t.as_raw_fd(), &mut its) }, 0);
+    assert!(its.it_value.tv_sec > 0, "ESCAPED: the timer this process armed and shares with the sandbox is disarmed: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+fn signalfd_mask(fd: i32) -> String {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
+    info.lines().find(|l| l.starts_with("sigmask:")).unwrap_or("").to_string()
+}
+
+/// stdin is a signalfd this process made for SIGUSR1.
+#[test]
+fn a_shared_signalfd_keeps_its_mask() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("signalfd");
+    // SAFETY: sigset_t is plain data, filled by sigemptyset.
+    let mut set: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: as above; signalfd with a local set; the descriptor is owned here.
+    let f = unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
+        OwnedFd::from_raw_fd(libc::signalfd(-1, &set, 0))
+    };
+    let before = signalfd_mask(f.as_raw_fd());
+    let mut cmd = command(&d.policy(), &["shared-signalfd-mask"]);
+    cmd.stdin(Stdio::from(f.try_clone().unwrap()));
+    let out = run_bounded(cmd);
+    let after = signalfd_mask(f.as_raw_fd());
+    assert_eq!(before, after, "ESCAPED: the mask of the signalfd this process shares with the sandbox changed: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// Descriptor 3 of the sandbox is an empty epoll instance of this process's; stdin an
+/// eventfd this process holds, signalled.
+#[test]
+fn a_shared_epoll_set_stays_as_it_was() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("epolladd");
+    // SAFETY: epoll_create1 and eventfd with integer arguments; owned here.
+    let (ep, ev) = unsafe { (OwnedFd::from_raw_fd(libc::epoll_create1(0)), OwnedFd::from_raw_fd(libc::eventfd(1, 0))) };
+    let mut cmd = command(&d.policy(), &["shared-epoll-add"]);
+    cmd.stdin(Stdio::from(ev.try_clone().unwrap()));
+    pass_as_fd3(&mut cmd, ep.as_raw_fd());
+    let out = run_bounded(cmd);
+    // SAFETY: epoll_event is plain data; epoll_wait fills at most one, without waiting.
+    let mut e: libc::epoll_event = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    let n = unsafe { libc::epoll_wait(ep.as_raw_fd(), &mut e, 1, 0) };
+    let data = e.u64;
+    assert!(n == 0, "ESCAPED: the epoll set this process shares with the sandbox reports {n} event(s) (data {data:#x}) for a file it never added: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}

@@ -112,7 +112,9 @@ pub fn futimens(n: i64, a: [u64; 6]) -> R {
 /// working, and nothing outside can be made to wait.
 fn lock(f: u64, take: impl FnOnce(&OwnedFd) -> R) -> R {
     let p = fdtable::private(f)?;
-    if writable(&p) {
+    // A lock on an open file the sandbox was started with is the processes' outside
+    // too (flock and OFD locks belong to the open file): never taken or released.
+    if writable(&p) && !is_outer_file(&p) {
         take(&p)
     } else {
         Ok(0)
@@ -140,10 +142,10 @@ pub fn fcntl(n: i64, a: [u64; 6]) -> R {
         libc::F_SETLEASE => {
             // A lease makes other processes' opens wait: only on files the program may
             // change.
+            let p = fdtable::own_file(a[0], &format!("fcntl({}, F_SETLEASE)", a[0] as i32))?;
             if a[2] as i32 == libc::F_UNLCK {
-                return fwd(n, a);
+                return fwd(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]);
             }
-            let p = fdtable::private(a[0])?;
             if !writable(&p) {
                 return deny(&format!("fcntl({}, F_SETLEASE)", a[0] as i32), "a lease on a file outside the read-write trees", libc::EACCES);
             }
@@ -222,7 +224,12 @@ pub fn fcntl(n: i64, a: [u64; 6]) -> R {
             ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
         }
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL | libc::F_GETOWN | libc::F_GETPIPE_SZ
-        | libc::F_GET_SEALS | 11 /* F_GETSIG */ | libc::F_GETLEASE | libc::F_NOTIFY => fwd(n, a),
+        | libc::F_GET_SEALS | 11 /* F_GETSIG */ | libc::F_GETLEASE => fwd(n, a),
+        libc::F_NOTIFY => {
+            // Directory notification sets the open file's owner for its SIGIO.
+            let p = fdtable::own_file(a[0], &format!("fcntl({}, F_NOTIFY)", a[0] as i32))?;
+            ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
+        }
         c => deny(&format!("fcntl({}, {c})", a[0] as i32), "command not in the sandbox's list", libc::EINVAL),
     }
 }
@@ -252,28 +259,29 @@ pub fn ioctl(n: i64, a: [u64; 6]) -> R {
     let Some(&(_, size)) = ALLOWED.iter().find(|(r, _)| *r == req) else {
         return deny(&format!("ioctl({}, {req:#x})", a[0] as i32), "request not in the sandbox's list", libc::ENOTTY);
     };
+    // Checked and made on one private duplicate: a sibling thread renumbering the
+    // program's descriptor in between changes nothing.
+    let p = fdtable::private(a[0])?;
     if TTY_CHANGES.contains(&req) && !m().policy.tty() {
         // Only a terminal the program opened itself (a pty it made) is its own.
-        let p = fdtable::private(a[0])?;
         if is_outer_terminal(&p) {
             return deny(&format!("ioctl({}, {req:#x})", a[0] as i32), "changes the terminal the sandbox runs in (--allow-tty)", libc::EPERM);
         }
     }
     if req == 0x5452 {
         // FIOASYNC: as F_SETFL's O_ASYNC.
-        let p = fdtable::private(a[0])?;
         not_outer(&p, &format!("ioctl({}, FIOASYNC)", a[0] as i32))?;
     }
     if req == 0x5421 {
         // FIONBIO: as F_SETFL's O_NONBLOCK, on an open file of the program's own.
         let v = copy_in(a[2], 4)?;
-        let p = own_open_file(a[0], fdtable::private(a[0])?, &format!("ioctl({}, FIONBIO)", a[0] as i32))?;
+        let p = own_open_file(a[0], p, &format!("ioctl({}, FIONBIO)", a[0] as i32))?;
         return ret(raw(n, [p.as_raw_fd() as u64, req, v.as_ptr() as u64, 0, 0, 0]));
     }
     if size != 0 {
         user(a[2], size)?;
     }
-    fwd(n, [a[0], req, a[2], 0, 0, 0])
+    fwd(n, [p.as_raw_fd() as u64, req, a[2], 0, 0, 0])
 }
 
 /// Before a status flag (`O_NONBLOCK`, `O_DIRECT`, `O_APPEND`…) changes on the

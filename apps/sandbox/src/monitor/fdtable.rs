@@ -169,13 +169,15 @@ pub fn rdev(f: i32) -> Option<u64> {
 /// Records the terminals and files the sandbox starts with (before the program runs).
 pub fn note_outer_files() {
     let mut terminals = vec![libc::makedev(5, 0), libc::makedev(5, 1)];
-    for f in 0..3 {
+    let inherited = 0..libdune::runtime::descriptor_base().unwrap_or(1024).min(1024);
+    // A terminal on any descriptor the sandbox starts with, not only 0 to 2.
+    for f in inherited.clone() {
         // SAFETY: isatty only queries the descriptor.
         if unsafe { libc::isatty(f) } == 1 {
             terminals.extend(rdev(f));
         }
     }
-    let files = (0..libdune::runtime::descriptor_base().unwrap_or(1024).min(1024)).filter_map(stat_of).map(|st| (st.st_dev, st.st_ino)).collect();
+    let files = inherited.filter_map(stat_of).map(|st| (st.st_dev, st.st_ino)).collect();
     let _ = OUTER.set(Outer { terminals, files });
 }
 
@@ -189,4 +191,17 @@ pub fn is_outer_terminal(f: &OwnedFd) -> bool {
 /// which signal that is, are theirs to set.
 pub fn is_outer_file(f: &OwnedFd) -> bool {
     is_outer_terminal(f) || stat_of(f.as_raw_fd()).is_some_and(|st| OUTER.get().is_some_and(|o| o.files.contains(&(st.st_dev, st.st_ino))))
+}
+
+/// A private duplicate of the program's descriptor `f`, for a call that changes the
+/// open file's own state (a timer, a signal mask, an epoll set, a lease, an
+/// association): refused (`EPERM`) on an open file the sandbox was started with,
+/// whose state is the processes' outside too. The call acts on the duplicate, the
+/// object checked.
+pub fn own_file(f: u64, what: &str) -> Result<OwnedFd, i64> {
+    let p = private(f)?;
+    if is_outer_file(&p) {
+        return super::sys::deny(what, "an open file the sandbox was started with, shared with processes outside", libc::EPERM).map(|_| p);
+    }
+    Ok(p)
 }

@@ -4,7 +4,9 @@
 //! monitor must interpret (I/O vectors, signal masks, `pselect6`'s argument block) is
 //! copied in and the copy is passed.
 
-use super::fdtable::fd;
+use std::os::fd::AsRawFd;
+
+use super::fdtable::{fd, own_file};
 use super::signals;
 use super::state::Thread;
 use super::sys::{fwd, neg, EFAULT, EINVAL, R};
@@ -20,6 +22,11 @@ pub fn buffer(n: i64, a: [u64; 6]) -> R {
 /// `readv`, `writev` and their positioned forms: the vectors copied in.
 pub fn vectored(n: i64, a: [u64; 6]) -> R {
     fd(a[0])?;
+    // preadv2/pwritev2 flags by allowlist: RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOWAIT,
+    // RWF_APPEND (not RWF_NOAPPEND: a write at an offset into an append-only file).
+    if matches!(n, libc::SYS_preadv2 | libc::SYS_pwritev2) && a[5] & !0x1f != 0 {
+        return Err(neg(libc::EOPNOTSUPP));
+    }
     let v = iovecs(a[1], a[2])?;
     fwd(n, [a[0], v.as_ptr() as u64, a[2], a[3], a[4], a[5]])
 }
@@ -144,10 +151,11 @@ pub fn pselect6(t: &mut Thread, n: i64, a: [u64; 6]) -> R {
 
 /// `epoll_ctl(epfd, op, fd, event)`.
 pub fn epoll_ctl(n: i64, a: [u64; 6]) -> R {
-    fd(a[0])?;
     fd(a[2])?;
     opt(a[3], 12)?;
-    fwd(n, a)
+    // An epoll set the sandbox was started with is the processes' outside.
+    let ep = own_file(a[0], &format!("epoll_ctl({}, ...)", a[0] as i32))?;
+    fwd(n, [ep.as_raw_fd() as u64, a[1], a[2], a[3], 0, 0])
 }
 
 /// `epoll_wait`, `epoll_pwait`, `epoll_pwait2`.
@@ -173,6 +181,9 @@ pub fn timerfd(n: i64, a: [u64; 6]) -> R {
     if n == libc::SYS_timerfd_settime {
         user(a[2], 32)?;
         opt(a[3], 32)?;
+        // A timer the sandbox was started with is armed for the processes outside.
+        let t = own_file(a[0], &format!("timerfd_settime({}, ...)", a[0] as i32))?;
+        return fwd(n, [t.as_raw_fd() as u64, a[1], a[2], a[3], 0, 0]);
     } else {
         user(a[1], 32)?;
     }
@@ -181,9 +192,13 @@ pub fn timerfd(n: i64, a: [u64; 6]) -> R {
 
 /// `signalfd4(fd, mask, size, flags)`: the mask copied, the monitor's signal out.
 pub fn signalfd4(n: i64, a: [u64; 6]) -> R {
-    fd(a[0])?;
     let mk = wait_mask(a[1], a[2])?.ok_or(EFAULT)?;
-    fwd(n, [a[0], mk.as_ptr() as u64, a[2], a[3], 0, 0])
+    if a[0] as i32 == -1 {
+        return fwd(n, [a[0], mk.as_ptr() as u64, a[2], a[3], 0, 0]);
+    }
+    // Changing the mask of an existing signalfd: not one shared with processes outside.
+    let s = own_file(a[0], &format!("signalfd4({}, ...)", a[0] as i32))?;
+    fwd(n, [s.as_raw_fd() as u64, mk.as_ptr() as u64, a[2], a[3], 0, 0])
 }
 
 /// `getrandom(buf, len, flags)`.

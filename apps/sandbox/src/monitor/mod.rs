@@ -114,9 +114,11 @@ pub fn start(mut policy: Policy, opts: confine::Options, exitless_helpers: usize
     let (exec_argv, exec_env) = (exec.argv.clone(), exec.env.clone());
     // This process stays outside as the supervisor; the sandbox is a child, in a
     // session (and a cgroup) of its own.
-    let supervised = supervise::split(policy.limits(), audit::stats_on()).map_err(|e| setup("starting the sandbox's process", &e))?;
+    let mut supervised = supervise::split(policy.limits(), audit::stats_on()).map_err(|e| setup("starting the sandbox's process", &e))?;
     let options = libdune::Options::default();
     libdune::runtime::init(&options).map_err(|e| setup("cannot use KVM", &e))?;
+    // Nothing of the sandbox outlives the supervisor (a read end of its own per process).
+    supervise::arm_lifeline(supervised.lifeline.take(), &|f| libdune::runtime::dup_reserved(std::os::fd::AsFd::as_fd(&f)));
     // The monitor's descriptors go to its reserved numbers, above the program's limit:
     // the program numbers its own as natively and can name none of the monitor's.
     // SAFETY: descriptor 2 is only borrowed for the duplication; if stderr is closed

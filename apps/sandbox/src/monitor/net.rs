@@ -115,13 +115,17 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
         SYS_shutdown => self::shutdown(n, a),
         SYS_listen => {
             // On an unbound socket, listen binds it to the wildcard address first.
-            let p = fdtable::private(a[0])?;
+            let p = fdtable::own_file(a[0], "listen on an inherited socket")?;
             bound_for_listen(&p)?;
             ret(raw(n, [p.as_raw_fd() as u64, a[1], 0, 0, 0, 0]))
         }
         SYS_bind | SYS_connect => {
             fd(a[0])?;
             let op = if n == SYS_bind { NetOp::Bind } else { NetOp::Connect };
+            // A socket the sandbox was started with is the processes' outside: its
+            // address and association are theirs (AF_UNSPEC would dissolve it).
+            // One private duplicate, checked and used throughout.
+            let p = fdtable::own_file(a[0], if n == SYS_bind { "bind on an inherited socket" } else { "connect on an inherited socket" })?;
             if a[2] > MAX_ADDR {
                 return Err(-(EINVAL as i64));
             }
@@ -132,7 +136,6 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
                 // association (implicitly), it unbinds the socket, and its next
                 // datagram or `listen` binds the wildcard address. Allowed where the
                 // rules allow that.
-                let p = fdtable::private(a[0])?;
                 if let Some(fam) = ip_family(&p) {
                     if m().policy.net().check(NetOp::Bind, &wildcard(fam)).is_err() {
                         return deny("connect(AF_UNSPEC) on an IP socket", "dissolving the association could leave it bound to the wildcard address, which no bind rule allows", EACCES);
@@ -147,10 +150,9 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             }
             let (sa, _keep) = checked_copy(op, if n == SYS_bind { "bind" } else { "connect" }, sa)?;
             if op == NetOp::Connect {
-                return connect_checked(a[0], &sa);
+                return connect_checked(p, &sa);
             }
             // Bound on the socket whose identity is then noted (see `bound_for_listen`).
-            let p = fdtable::private(a[0])?;
             let hole = ip_family(&p).is_some() && datagram(&p) && in_black_hole(&p);
             if hole {
                 disconnect(&p);
@@ -575,8 +577,7 @@ fn set_v6only(p: &OwnedFd, on: bool) {
 /// from anyone but its new peer meanwhile is discarded. An IPv6 socket connecting to
 /// an IPv4-mapped address is made dual stack for it (a connected socket takes its
 /// peer's traffic only).
-fn connect_checked(sock: u64, sa: &[u8]) -> R {
-    let p = fdtable::private(sock)?;
+fn connect_checked(p: OwnedFd, sa: &[u8]) -> R {
     let fam = ip_family(&p);
     let hole = fam.is_some() && datagram(&p) && in_black_hole(&p);
     if hole {

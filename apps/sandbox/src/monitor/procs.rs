@@ -271,6 +271,8 @@ fn fork(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> 
         let mut space = space;
         space.after_fork();
         drop((space, pin));
+        // A lifeline of its own: its SIGKILL comes when the supervisor goes.
+        super::supervise::arm_lifeline(None, &|f| libdune::runtime::dup_reserved(std::os::fd::AsFd::as_fd(&f)));
         m().threads.store(1, Ordering::SeqCst);
         if sp != 0 {
             t.ctx.tf.rsp = sp;

@@ -17,8 +17,17 @@
 //!   (`memfd`, tmpfs) included. When the sandbox ends, what is left in it is killed and
 //!   the cgroup removed.
 //!
+//! - **A lifeline.** The supervisor holds the only write end of a pipe; every sandbox
+//!   process holds a read end of its own, opened for it alone, with `O_ASYNC`, itself
+//!   as owner and `SIGKILL` as the signal (`F_SETSIG`). When the supervisor is gone,
+//!   however it went (`SIGKILL` included), the kernel closes the write end and sends
+//!   every sandbox process `SIGKILL`: nothing of the sandbox outlives it, whatever
+//!   it forked, and without a cgroup too. A process made as the supervisor died
+//!   finds the pipe hung up when it arms its end, and ends itself.
+//!
 //! Runs before Dune mode, in the process that has no other thread yet.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use crate::policy::Limits;
@@ -33,10 +42,60 @@ const MONITOR_MEMORY_PER_THREAD: u64 = 512 << 10;
 const MONITOR_TASKS: u64 = 16;
 
 /// What the sandbox got from the supervisor.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct Supervised {
     /// The cgroup the sandbox's processes are in, if one could be made.
     pub cgroup: Option<PathBuf>,
+    /// The read end of the lifeline (see the module's notes), to be armed.
+    pub lifeline: Option<OwnedFd>,
+}
+
+/// This process's armed read end of the lifeline, at the monitor's numbers.
+static LIFELINE: std::sync::Mutex<Option<OwnedFd>> = std::sync::Mutex::new(None);
+
+/// Arms the lifeline in this process: a read end of its own (a new open file, whose
+/// owner and signal are this process's alone), kept at `keep(fd)`'s number. Call in
+/// the sandbox's first process with the supervisor's pipe, and in every child right
+/// after `fork` (with `None`: the parent's end is opened again). If the supervisor is
+/// already gone, the process ends here.
+pub fn arm_lifeline(from: Option<OwnedFd>, keep: &dyn Fn(OwnedFd) -> std::io::Result<OwnedFd>) {
+    let mut slot = LIFELINE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(old) = from.or_else(|| slot.take()) else { return };
+    let path = std::ffi::CString::new(format!("/proc/thread-self/fd/{}", old.as_raw_fd())).unwrap_or_default();
+    // SAFETY: open with a NUL-terminated path; the result is owned below.
+    let r = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    drop(old);
+    if r < 0 {
+        die("cannot open the supervisor's lifeline again");
+    }
+    // SAFETY: the descriptor open() just made, owned here alone.
+    let mine = unsafe { OwnedFd::from_raw_fd(r) };
+    // SAFETY: fcntl with integer arguments on our own descriptor.
+    let ok = unsafe {
+        libc::fcntl(r, libc::F_SETOWN, libc::getpid()) == 0
+            && libc::fcntl(r, 10 /* F_SETSIG */, libc::SIGKILL) == 0
+            && libc::fcntl(r, libc::F_SETFL, libc::O_ASYNC | libc::O_NONBLOCK) == 0
+    };
+    if !ok {
+        die("cannot arm the supervisor's lifeline");
+    }
+    let Ok(mine) = keep(mine) else { die("cannot keep the supervisor's lifeline") };
+    // Armed after the supervisor went: no signal will come.
+    let mut p = libc::pollfd { fd: mine.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one pollfd, zero timeout.
+    if unsafe { libc::poll(&mut p, 1, 0) } != 0 {
+        die("the supervisor is gone");
+    }
+    *slot = Some(mine);
+}
+
+fn die(why: &str) -> ! {
+    eprintln!("dune sandbox: {why}");
+    // SAFETY: ends this process.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+        libc::_exit(125)
+    }
 }
 
 fn cgroup_root() -> Option<PathBuf> {
@@ -102,6 +161,13 @@ pub fn split(limits: &Limits, stats: bool) -> std::io::Result<Supervised> {
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     // SAFETY: getpid has no effect.
     let me = unsafe { libc::getpid() };
+    let mut life = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into the local array.
+    if unsafe { libc::pipe2(life.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both were just made and are owned here alone.
+    let (life_r, life_w) = unsafe { (OwnedFd::from_raw_fd(life[0]), OwnedFd::from_raw_fd(life[1])) };
     // SAFETY: the process has no other threads yet; the child continues this thread.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -111,6 +177,8 @@ pub fn split(limits: &Limits, stats: bool) -> std::io::Result<Supervised> {
         return Err(std::io::Error::last_os_error());
     }
     if pid == 0 {
+        // The supervisor holds the only write end.
+        drop(life_w);
         // SAFETY: setsid makes this child a session and group leader; the sandbox
         // dies with its supervisor (which may have died before the prctl).
         unsafe {
@@ -122,11 +190,14 @@ pub fn split(limits: &Limits, stats: bool) -> std::io::Result<Supervised> {
         }
         if let Some(d) = &cgroup {
             if std::fs::write(d.join("cgroup.procs"), std::process::id().to_string()).is_err() {
-                return Ok(Supervised { cgroup: None });
+                return Ok(Supervised { cgroup: None, lifeline: Some(life_r) });
             }
         }
-        return Ok(Supervised { cgroup });
+        return Ok(Supervised { cgroup, lifeline: Some(life_r) });
     }
+    drop(life_r);
+    // Kept open until this process ends, however it ends.
+    std::mem::forget(life_w);
     supervise(pid, cgroup, stats)
 }
 

@@ -697,6 +697,487 @@ static void handoff_failure(void)
 		ESCAPED("handoff: compartments went from %ld to %ld", c0.compartments, c1.compartments);
 }
 
+/* ---- red-team round 1 ---- */
+
+/* A. recvfrom(MSG_TRUNC) on a granted datagram socket returns the datagram's real
+ * length, longer than the buffer the runtime bounced it through. */
+struct trunc { int fd; char buf[16]; };
+
+static void *recv_trunc(void *arg)
+{
+	struct trunc *t = arg;
+	return (void *)recvfrom(t->fd, t->buf, 1, MSG_TRUNC, NULL, NULL);
+}
+
+static void *sleep_then_recv_trunc(void *arg)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	syscall(SYS_nanosleep, &ts, NULL); /* handed to a thread of its own */
+	return recv_trunc(arg);
+}
+
+static void recv_truncated(void)
+{
+	static char dgram[200];
+	memset(dgram, 'D', sizeof dgram);
+	for (int round = 0; round < 2; round++) {
+		int s[2];
+		CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, s) == 0, "socketpair");
+		CHECK(write(s[1], dgram, sizeof dgram) == sizeof dgram, "datagram");
+		tag_t t = tag_new();
+		struct trunc *tr = smalloc(t, sizeof *tr);
+		CHECK(tr != NULL, "smalloc");
+		memset(tr, 0, sizeof *tr);
+		tr->fd = s[0];
+		sc_t sc;
+		sc_init(&sc);
+		sc_fd_add(&sc, s[0], PROT_READ);
+		sc_sys_add(&sc, SYS_recvfrom);
+		sc_sys_add(&sc, SYS_nanosleep);
+		sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+		current = round ? "recvfrom(MSG_TRUNC) on a thread of its own" : "recvfrom(MSG_TRUNC) on the master's thread";
+		deadline(15);
+		sthread_t st;
+		int rc = sthread_create(&st, &sc, round ? sleep_then_recv_trunc : recv_trunc, tr);
+		if (rc != 0) {
+			alarm(0);
+			ESCAPED("recv-trunc (round %d): a granted recvfrom(MSG_TRUNC) broke sthread_create (%s)", round, strerror(errno));
+		} else {
+			long r = join(st);
+			alarm(0);
+			printf("recv-trunc (round %d): the sthread got %ld\n", round, r);
+		}
+		if (tag_delete(t) != 0)
+			ESCAPED("recv-trunc (round %d): the sthread's tag is held for ever (%s)", round, strerror(errno));
+		struct sthread_counters c;
+		CHECK(sthread_counters(&c) == 0, "counters");
+		if (c.sthreads != 0)
+			ESCAPED("recv-trunc (round %d): %ld sthreads left behind", round, c.sthreads);
+		close(s[0]);
+		close(s[1]);
+	}
+}
+
+/* B. An sthread that never makes a system call. */
+static void *spin_forever(void *arg)
+{
+	(void)arg;
+	for (;;)
+		__asm__ volatile("pause");
+	return NULL;
+}
+
+static void spin(void)
+{
+	sc_t sc;
+	sc_init(&sc);
+	current = "an sthread that computes for ever";
+	deadline(15);
+	sthread_t st = run(&sc, spin_forever, NULL);
+	alarm(0);
+	printf("spin: sthread_create returned (%d)\n", st);
+}
+
+/* C. Reads that block although the runtime thinks they cannot: /proc/kmsg is a
+ * regular file, and pread64 is never checked at all (/dev/kmsg). */
+struct drain { int fd; int positional; };
+
+static void *drain_log(void *arg)
+{
+	struct drain *d = arg;
+	static char buf[16384];
+	for (long i = 0; i < 1000000; i++) {
+		long n = d->positional ? pread(d->fd, buf, sizeof buf, 0) : read(d->fd, buf, sizeof buf);
+		if (n < 0 && n != -EPIPE && errno != EPIPE)
+			return (void *)(-1000 - (long)errno);
+	}
+	return (void *)1;
+}
+
+static void blocking_files(const char *which)
+{
+	const char *files[2] = { "/dev/kmsg", "/proc/kmsg" };
+	for (int i = 0; i < 2; i++) {
+		if (which && strcmp(which, files[i]))
+			continue;
+		int fd = open(files[i], O_RDONLY);
+		if (fd < 0) {
+			printf("blocking-files: no %s here (%s)\n", files[i], strerror(errno));
+			continue;
+		}
+		tag_t t = tag_new();
+		struct drain *d = smalloc(t, sizeof *d);
+		d->fd = fd;
+		d->positional = i == 0;
+		sc_t sc;
+		sc_init(&sc);
+		sc_fd_add(&sc, fd, PROT_READ);
+		sc_sys_add(&sc, SYS_pread64);
+		sc_mem_add(&sc, t, PROT_READ);
+		char what[64];
+		snprintf(what, sizeof what, "%s of %s", i == 0 ? "pread64" : "read", files[i]);
+		current = what;
+		deadline(15);
+		sthread_t st = run(&sc, drain_log, d);
+		alarm(0);
+		printf("blocking-files: %s: sthread_create returned (%d)\n", what, st);
+	}
+}
+
+/* C1. A pipe's room is counted in pages (slots), not bytes: 16 writes of 4000 bytes
+ * leave 1536 bytes "free" but no free slot, and 1000 bytes do not merge into the
+ * last page. */
+static void *write_some(void *arg)
+{
+	static const char k[1000];
+	return (void *)write((int)(long)arg, k, sizeof k);
+}
+
+static void pipe_slots(void)
+{
+	int p[2];
+	CHECK(pipe(p) == 0, "pipe");
+	CHECK(fcntl(p[1], F_GETPIPE_SZ) == 65536, "a 64 KiB pipe");
+	static char chunk[4000];
+	for (int i = 0; i < 16; i++)
+		CHECK(write(p[1], chunk, sizeof chunk) == sizeof chunk, "chunk %d", i);
+	sc_t sc;
+	sc_init(&sc);
+	sc_fd_add(&sc, p[1], PROT_WRITE);
+	current = "a 1000-byte write to a pipe with 1536 bytes but no page free";
+	deadline(15);
+	sthread_t st = run(&sc, write_some, (void *)(long)p[1]);
+	alarm(0);
+	static char sink[65536];
+	CHECK(read(p[0], sink, sizeof sink) > 0, "drain");
+	printf("pipe-slots: the writer gave %ld\n", join(st));
+}
+
+/* C2. A write past RLIMIT_FSIZE: the kernel sends SIGXFSZ to the thread that made
+ * it (the master's, for an sthread running on it), whose default action ends the
+ * process, as SIGPIPE's would. */
+static void *write_far(void *arg)
+{
+	return (void *)pwrite((int)(long)arg, "X", 1, 4 << 20);
+}
+
+static void fsize(void)
+{
+	char tmpl[] = "/tmp/sthread-fsize-XXXXXX";
+	int fd = mkstemp(tmpl);
+	CHECK(fd >= 0, "mkstemp");
+	unlink(tmpl);
+	/* The master keeps its log files small. */
+	struct rlimit lim = { 1 << 20, RLIM_INFINITY };
+	CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0, "RLIMIT_FSIZE");
+	sc_t sc;
+	sc_init(&sc);
+	sc_fd_add(&sc, fd, PROT_READ | PROT_WRITE);
+	sc_sys_add(&sc, SYS_pwrite64);
+	long r = join(run(&sc, write_far, (void *)(long)fd));
+	printf("fsize: the sthread's pwrite gave %ld; the master lives\n", r);
+}
+
+/* D. A callgate's descriptor grant: the open file, or whatever has the number when
+ * the gate is called? */
+struct gatebuf { char got[32]; };
+
+static void *gate_read_fd(void *trusted, void *untrusted)
+{
+	struct gatebuf *b = untrusted;
+	return (void *)read((int)(long)trusted, b->got, 15);
+}
+
+static void *call_read_gate_later(void *arg)
+{
+	struct timespec ts = { 0, 300 * 1000 * 1000 };
+	syscall(SYS_nanosleep, &ts, NULL); /* the master renumbers meanwhile */
+	return cgate(gate_read_fd, NULL, arg);
+}
+
+static void gate_fd_numbers(void)
+{
+	int a[2], b[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, a) == 0 && socketpair(AF_UNIX, SOCK_STREAM, 0, b) == 0, "socketpairs");
+	tag_t t = tag_new();
+	struct gatebuf *gb = smalloc(t, sizeof *gb);
+	memset(gb, 0, sizeof *gb);
+	sc_t gate, sc;
+	sc_init(&gate);
+	sc_fd_add(&gate, a[0], PROT_READ);
+	sc_mem_add(&gate, t, PROT_READ | PROT_WRITE);
+	sc_init(&sc);
+	sc_sys_add(&sc, SYS_nanosleep);
+	sc_mem_add(&sc, t, PROT_READ);
+	CHECK(sc_cgate_add(&sc, gate_read_fd, &gate, (void *)(long)a[0]) == 0, "cgate");
+	sthread_t st = run(&sc, call_read_gate_later, gb);
+	/* The master is done with client A: client B gets the number. */
+	int n = a[0];
+	CHECK(close(a[0]) == 0 && dup2(b[0], n) == n, "renumber");
+	CHECK(write(b[1], "CLIENT-B-SECRET", 15) == 15, "B");
+	/* Client A's socket is the gate's, if the gate holds it: it has data waiting. */
+	long wa = write(a[1], "client-a-data..", 15);
+	if (wa != 15)
+		printf("gate-fd-numbers: nothing holds client A's socket any more (%s)\n", strerror(errno));
+	long r = join(st);
+	if (strstr(gb->got, "CLIENT-B"))
+		ESCAPED("gate-fd-numbers: the gate granted client A's descriptor read client B's data for the sthread (%.15s)", gb->got);
+	printf("gate-fd-numbers: %ld, the gate read %.15s\n", r, gb->got);
+}
+
+/* E. A running sthread keeps the leaves it mapped while the master's map changes. */
+static const char ro_page[4096] __attribute__((aligned(4096))) = "RODATA-ORIGINAL";
+
+struct watch { volatile const char *page; volatile int started, stop; char orig[16]; char seen[32]; };
+
+static void *watch_page(void *arg)
+{
+	struct watch *w = arg;
+	char c = w->page[0]; /* mapped now, while it is shared */
+	(void)c;
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	syscall(SYS_nanosleep, &ts, NULL); /* on a thread of its own from here on */
+	w->started = 1;
+	while (!w->stop) {
+		for (int i = 0; i < 8; i++)
+			if (w->page[i] != w->orig[i]) {
+				for (int k = 0; k < 31; k++)
+					w->seen[k] = w->page[k];
+				return (void *)1;
+			}
+		__asm__ volatile("pause");
+	}
+	return (void *)0;
+}
+
+static void stale_running(const char *lib, const char *sym)
+{
+	void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+	CHECK(h != NULL, "dlopen %s: %s", lib, dlerror());
+	unsigned char *f = dlsym(h, sym);
+	CHECK(f != NULL, "dlsym");
+	CHECK(sthread_init() == 0, "sthread_init");
+	tag_t t = tag_new();
+	struct watch *w = smalloc(t, sizeof *w);
+	CHECK(w != NULL, "smalloc");
+	sc_t sc;
+	sc_init(&sc);
+	sc_sys_add(&sc, SYS_nanosleep);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+
+	/* 1: the master makes a page of its rodata writable and writes to it. */
+	memset(w, 0, sizeof *w);
+	w->page = ro_page;
+	memcpy(w->orig, ro_page, 8);
+	sthread_t st = run(&sc, watch_page, w);
+	for (int i = 0; i < 200 && !w->started; i++)
+		usleep(10 * 1000);
+	usleep(100 * 1000);
+	CHECK(mprotect((void *)ro_page, 4096, PROT_READ | PROT_WRITE) == 0, "mprotect");
+	volatile char *wp = (volatile char *)(uintptr_t)ro_page;
+	for (int i = 0; i < 29; i++)
+		wp[i] = "MASTER-SECRET-AFTER-MPROTECT"[i];
+	usleep(500 * 1000);
+	w->stop = 1;
+	current = "stale-running (mprotect)";
+	deadline(15);
+	long r = join(st);
+	alarm(0);
+	if (r == 1 && strstr(w->seen, "MASTER-SECRET"))
+		ESCAPED("stale-running: a running sthread read what the master wrote after making its rodata page writable (%.28s)", w->seen);
+	printf("stale-running (mprotect): %ld, saw %.28s\n", r, w->seen);
+
+	/* 2: the master unloads a library and maps data of its own where it was. */
+	unsigned long page = (unsigned long)f & ~4095UL;
+	memset(w, 0, sizeof *w);
+	w->page = (const char *)page;
+	memcpy(w->orig, (const void *)page, 8);
+	st = run(&sc, watch_page, w);
+	for (int i = 0; i < 200 && !w->started; i++)
+		usleep(10 * 1000);
+	usleep(100 * 1000);
+	CHECK(dlclose(h) == 0, "dlclose");
+	unsigned char probe;
+	if (mincore((void *)page, 4096, &probe) == 0) {
+		printf("stale-running: %s stayed mapped after dlclose\n", lib);
+	} else {
+		char *m = mmap((void *)page, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		CHECK(m == (char *)page, "mmap at %#lx", page);
+		strcpy(m, "MASTER-SECRET-AFTER-DLCLOSE");
+	}
+	usleep(500 * 1000);
+	w->stop = 1;
+	current = "stale-running (dlclose)";
+	deadline(15);
+	r = join(st);
+	alarm(0);
+	if (r == 1 && strstr(w->seen, "MASTER-SECRET"))
+		ESCAPED("stale-running: a running sthread read the master's new mapping where an unloaded library was (%.27s)", w->seen);
+	printf("stale-running (dlclose): %ld, saw %.27s\n", r, w->seen);
+}
+
+/* F. Ring-3 instructions aimed at ring 0's entry paths and the CPU's tables. Each
+ * must end its sthread (or do nothing); the master must live. */
+struct trick { unsigned long v[4]; };
+
+#define TRICK(name, ...) static void *name(void *arg) { struct trick *tk = arg; (void)tk; __VA_ARGS__; return (void *)7; }
+
+/* out/in on the runtime's own ports: the host would run a system call. */
+TRICK(t_out_port, {
+	long r;
+	__asm__ volatile("lea 1f(%%rip), %%rcx\n\tmov $39, %%eax\n\tout %%al, $0x0d\n1:" : "=a"(r) :: "rcx", "r11", "memory");
+	tk->v[0] = r;
+	return (void *)r;
+})
+TRICK(t_in_port, { unsigned char c; __asm__ volatile("in $0x10, %%al" : "=a"(c)); tk->v[0] = c; })
+/* System call with TF set by the popf just before it. */
+TRICK(t_tf_syscall, {
+	long r;
+	__asm__ volatile("mov $24, %%eax\n\tpushfq\n\torq $0x100, (%%rsp)\n\tpopfq\n\tsyscall\n\tpushfq\n\tandq $~0x100, (%%rsp)\n\tpopfq" : "=a"(r) :: "rcx", "r11", "memory", "cc");
+	tk->v[0] = r;
+})
+/* mov ss; syscall (the interrupt shadow over the entry). */
+TRICK(t_movss_syscall, {
+	long r;
+	__asm__ volatile("mov $24, %%eax\n\tmov %%ss, %%dx\n\tmov %%dx, %%ss\n\tsyscall" : "=a"(r) :: "rcx", "rdx", "r11", "memory");
+	tk->v[0] = r;
+})
+/* TF, then mov ss, then syscall: a single-step trap held over into ring 0. */
+TRICK(t_tf_movss_syscall, {
+	long r;
+	__asm__ volatile("mov $24, %%eax\n\tmov %%ss, %%dx\n\tpushfq\n\torq $0x100, (%%rsp)\n\tpopfq\n\tmov %%dx, %%ss\n\tsyscall\n\tpushfq\n\tandq $~0x100, (%%rsp)\n\tpopfq" : "=a"(r) :: "rcx", "rdx", "r11", "memory", "cc");
+	tk->v[0] = r;
+})
+/* A system call with a non-canonical stack pointer: ring 0 returns with iretq. */
+TRICK(t_noncanon_rsp, {
+	long r;
+	__asm__ volatile("mov %%rsp, %%r12\n\tmovabs $0x0000800000000000, %%rsp\n\tmov $24, %%eax\n\tsyscall\n\tmov %%r12, %%rsp" : "=a"(r) :: "rcx", "r11", "r12", "memory");
+	tk->v[0] = r;
+})
+/* ... and one pointing into the kernel half. */
+TRICK(t_kernel_rsp, {
+	long r;
+	__asm__ volatile("mov %%rsp, %%r12\n\tmovabs $0xffff800000001000, %%rsp\n\tmov $24, %%eax\n\tsyscall\n\tmov %%r12, %%rsp" : "=a"(r) :: "rcx", "r11", "r12", "memory");
+	tk->v[0] = r;
+})
+/* A GS selector load (GS base 0 in ring 3), then a system call and an exception. */
+TRICK(t_gs_syscall, {
+	long r;
+	__asm__ volatile("mov $0x1b, %%edx\n\tmov %%edx, %%gs\n\tmov $24, %%eax\n\tsyscall" : "=a"(r) :: "rcx", "rdx", "r11", "memory");
+	tk->v[0] = r;
+	__asm__ volatile("ud2");
+})
+TRICK(t_gs_pf_stack, {
+	__asm__ volatile("mov $0x1b, %%edx\n\tmov %%edx, %%gs\n\txor %%esp, %%esp\n\tmovb $1, (%%rsp)" ::: "rdx", "memory");
+})
+TRICK(t_icebp, { __asm__ volatile(".byte 0xf1"); })
+TRICK(t_int_signal, { __asm__ volatile("int $0xf0"); })
+TRICK(t_int_pf, { __asm__ volatile("int $0x0e"); })
+TRICK(t_sysenter, { __asm__ volatile("sysenter" ::: "memory"); })
+TRICK(t_swapgs, { __asm__ volatile("swapgs"); })
+TRICK(t_wrmsr, { __asm__ volatile("wrmsr" :: "c"(0xc0000102), "a"(0), "d"(0)); })
+TRICK(t_rdpmc, { unsigned a, d; __asm__ volatile("rdpmc" : "=a"(a), "=d"(d) : "c"(0)); tk->v[0] = a; })
+TRICK(t_wrfsbase, { __asm__ volatile("wrfsbase %0" :: "r"(0UL)); })
+TRICK(t_wrpkru, { __asm__ volatile("wrpkru" :: "a"(0), "c"(0), "d"(0)); })
+/* Far return to the kernel's code selector, and an iretq frame naming it. */
+TRICK(t_lret_kernel_cs, {
+	__asm__ volatile("pushq $0x08\n\tlea 1f(%%rip), %%rax\n\tpushq %%rax\n\tlretq\n1:" ::: "rax", "memory");
+	tk->v[0] = 1;
+})
+TRICK(t_iret_kernel_cs, {
+	__asm__ volatile("mov %%rsp, %%rdx\n\tpushq $0x10\n\tpushq %%rdx\n\tpushfq\n\tpushq $0x08\n\tlea 1f(%%rip), %%rax\n\tpushq %%rax\n\tiretq\n1:" ::: "rax", "rdx", "memory");
+	tk->v[0] = 1;
+})
+/* The TSS as a code selector, the LDT, a 32-bit far jump through selector 0x13. */
+TRICK(t_ljmp_tss, {
+	struct __attribute__((packed)) { unsigned int off; unsigned short sel; } far = { 0, 0x2b };
+	__asm__ volatile("ljmp *%0" :: "m"(far));
+})
+TRICK(t_ljmp_ldt, {
+	struct __attribute__((packed)) { unsigned int off; unsigned short sel; } far = { 0, 0x0f };
+	__asm__ volatile("ljmp *%0" :: "m"(far));
+})
+/* The descriptor tables: where they are (no UMIP), and whether ring 3 reads them. */
+TRICK(t_sidt_read, {
+	struct __attribute__((packed)) { unsigned short lim; unsigned long base; } d = { 0, 0 };
+	__asm__ volatile("sidt %0" : "=m"(d));
+	tk->v[1] = d.base;
+	tk->v[2] = 1;
+	tk->v[0] = *(volatile unsigned long *)d.base;
+	tk->v[3] = 1;
+})
+TRICK(t_sgdt_read, {
+	struct __attribute__((packed)) { unsigned short lim; unsigned long base; } d = { 0, 0 };
+	__asm__ volatile("sgdt %0" : "=m"(d));
+	tk->v[1] = d.base;
+	tk->v[2] = 1;
+	tk->v[0] = *(volatile unsigned long *)(d.base + 8);
+	tk->v[3] = 1;
+})
+
+static void cpu_tricks(void)
+{
+	struct { const char *name; stcb_t f; } tricks[] = {
+		{ "out to the system-call port", t_out_port },
+		{ "in from the service port", t_in_port },
+		{ "syscall with TF", t_tf_syscall },
+		{ "mov ss; syscall", t_movss_syscall },
+		{ "TF; mov ss; syscall", t_tf_movss_syscall },
+		{ "syscall with a non-canonical rsp", t_noncanon_rsp },
+		{ "syscall with a kernel-half rsp", t_kernel_rsp },
+		{ "GS selector then syscall and #UD", t_gs_syscall },
+		{ "GS selector then #PF with rsp 0", t_gs_pf_stack },
+		{ "icebp", t_icebp },
+		{ "int 0xf0 (the signal vector)", t_int_signal },
+		{ "int 0x0e", t_int_pf },
+		{ "sysenter", t_sysenter },
+		{ "swapgs", t_swapgs },
+		{ "wrmsr KERNEL_GS_BASE", t_wrmsr },
+		{ "rdpmc", t_rdpmc },
+		{ "wrfsbase", t_wrfsbase },
+		{ "wrpkru", t_wrpkru },
+		{ "lret to the kernel CS", t_lret_kernel_cs },
+		{ "iretq to the kernel CS", t_iret_kernel_cs },
+		{ "ljmp to the TSS selector", t_ljmp_tss },
+		{ "ljmp through the LDT", t_ljmp_ldt },
+		{ "sidt and read the IDT", t_sidt_read },
+		{ "sgdt and read the GDT", t_sgdt_read },
+	};
+	tag_t t = tag_new();
+	struct trick *tk = smalloc(t, sizeof *tk);
+	CHECK(tk != NULL, "smalloc");
+	sc_t sc;
+	sc_init(&sc);
+	sc_sys_add(&sc, SYS_sched_yield);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	long master_pid = getpid();
+	for (size_t i = 0; i < sizeof tricks / sizeof tricks[0]; i++) {
+		memset(tk, 0, sizeof *tk);
+		printf("cpu: trying %s\n", tricks[i].name);
+		current = tricks[i].name;
+		deadline(15);
+		long r = join(run(&sc, tricks[i].f, tk));
+		alarm(0);
+		printf("cpu: %s: %ld (v %#lx %#lx %lu %lu)\n", tricks[i].name, r, tk->v[0], tk->v[1], tk->v[2], tk->v[3]);
+		if (tricks[i].f == t_out_port && r == master_pid)
+			ESCAPED("cpu: out to port 0x0d from ring 3 ran getpid in the host (%ld)", r);
+		if (tricks[i].f == t_in_port && r == 7)
+			ESCAPED("cpu: in from a runtime port worked in ring 3");
+		if ((tricks[i].f == t_lret_kernel_cs || tricks[i].f == t_iret_kernel_cs) && r == 7)
+			ESCAPED("cpu: %s returned: ring 3 reached the kernel code selector", tricks[i].name);
+		if ((tricks[i].f == t_ljmp_tss || tricks[i].f == t_ljmp_ldt || tricks[i].f == t_swapgs || tricks[i].f == t_wrmsr || tricks[i].f == t_wrfsbase) && r == 7)
+			ESCAPED("cpu: %s did not fault in ring 3", tricks[i].name);
+		if ((tricks[i].f == t_sidt_read || tricks[i].f == t_sgdt_read) && tk->v[3])
+			ESCAPED("cpu: %s: ring 3 read the table at %#lx (%#lx)", tricks[i].name, tk->v[1], tk->v[0]);
+		if ((tricks[i].f == t_sidt_read || tricks[i].f == t_sgdt_read) && tk->v[2])
+			printf("cpu: note: %s: no UMIP, ring 3 learns the runtime address %#lx\n", tricks[i].name, tk->v[1]);
+	}
+	/* The master still works, and so do sthreads. */
+	sc_t plain;
+	sc_init(&plain);
+	CHECK(join(run(&plain, read_at, (void *)ro_page)) == 'R', "an sthread after the tricks");
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -706,6 +1187,11 @@ int main(int argc, char **argv)
 	current = s;
 	if (!strcmp(s, "stale-ranges")) {
 		stale_ranges(argc > 2 ? argv[2] : "libz.so.1", argc > 3 ? argv[3] : "zlibVersion");
+		printf("ok %s\n", s);
+		return escaped ? 1 : 0;
+	}
+	if (!strcmp(s, "stale-running")) {
+		stale_running(argc > 2 ? argv[2] : "libz.so.1", argc > 3 ? argv[3] : "zlibVersion");
 		printf("ok %s\n", s);
 		return escaped ? 1 : 0;
 	}
@@ -734,6 +1220,20 @@ int main(int argc, char **argv)
 		fd_exhaust();
 	else if (!strcmp(s, "handoff-failure"))
 		handoff_failure();
+	else if (!strcmp(s, "recv-trunc"))
+		recv_truncated();
+	else if (!strcmp(s, "spin"))
+		spin();
+	else if (!strcmp(s, "blocking-files"))
+		blocking_files(argc > 2 ? argv[2] : NULL);
+	else if (!strcmp(s, "fsize"))
+		fsize();
+	else if (!strcmp(s, "pipe-slots"))
+		pipe_slots();
+	else if (!strcmp(s, "gate-fd-numbers"))
+		gate_fd_numbers();
+	else if (!strcmp(s, "cpu-tricks"))
+		cpu_tricks();
 	else {
 		fprintf(stderr, "unknown scenario %s\n", s);
 		return 2;

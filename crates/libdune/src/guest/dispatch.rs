@@ -52,7 +52,14 @@ pub fn set_syscall_handler(h: Option<SyscallHandler>) {
 pub unsafe extern "C" fn dune_trap_dispatch(tf: *mut DuneTf, vector: u64, cr2: u64) {
     // SAFETY: the entry code passes its own frame, valid and unaliased for this call.
     let tf = unsafe { &mut *tf };
-    if tf.from_user() && vector != super::shootdown::VECTOR as u64 {
+    if tf.from_user() {
+        // A TLB shootdown is acknowledged at once (the sender waits for it), and then
+        // the session learns of it too: a component that keeps a page table of its own
+        // for ring 3 (a compartment) must drop what the memory-map change made stale
+        // before ring 3 runs on.
+        if vector == super::shootdown::VECTOR as u64 {
+            super::shootdown::on_ipi();
+        }
         // A run_user session gets every ring-3 event back in ordinary ring-0 code
         // (returns only when no session is running).
         let exit = match vector {
@@ -61,6 +68,9 @@ pub unsafe extern "C" fn dune_trap_dispatch(tf: *mut DuneTf, vector: u64, cr2: u
             v => UserExit::Interrupt { vector: v as u8 },
         };
         session::leave(tf, exit);
+        if vector == super::shootdown::VECTOR as u64 {
+            return;
+        }
     }
     if vector == session::SIGNAL_VECTOR as u64 {
         // Raised by the host for a pending signal; without a session only a

@@ -191,16 +191,26 @@ pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: Threa
 /// be filtered in a fixed buffer; reads on when a whole batch was the runtime's.
 fn getdents64(a: [u64; 6]) -> i64 {
     let count = a[2].min(16 * 1024);
-    loop {
-        let ret = passthrough(libc::SYS_getdents64 as u64, [a[0], a[1], count, 0, 0, 0]);
+    // The directory is read and recognised through one duplicate at the runtime's
+    // numbers (the same open file, so the same offset): a sibling thread renumbering
+    // the program's descriptor between the read and the check changes nothing.
+    let dup = match reserved::with_fd_room(|| reserved::dup_high(a[0] as i32)) {
+        Ok(d) => d,
+        Err(e) => return -(e as i64),
+    };
+    let r = loop {
+        let ret = passthrough(libc::SYS_getdents64 as u64, [dup as u64, a[1], count, 0, 0, 0]);
         if ret <= 0 {
-            return ret;
+            break ret;
         }
-        let kept = guard::filter_fd_listing(a[0], a[1], ret as usize);
+        let kept = guard::filter_fd_listing(dup as u64, a[1], ret as usize);
         if kept > 0 {
-            return kept as i64;
+            break kept as i64;
         }
-    }
+    };
+    // SAFETY: the duplicate made above, owned here alone.
+    unsafe { sys::syscall(libc::SYS_close, dup as u64, 0, 0) };
+    r
 }
 
 /// Runs `f` when the call succeeded; a failure of `f` means the VM could not follow a
