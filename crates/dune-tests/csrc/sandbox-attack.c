@@ -232,6 +232,54 @@
  *                                    its mask changes for that process
  *   shared-epoll-add                 epoll_ctl on an epoll instance a process outside
  *                                    shares (descriptor 3): a file added to its set
+ *
+ * Round 7 (a fresh white-box pass after the round-6 fixes):
+ *   received-fds-shared              stdin is a unix socket a process outside writes
+ *                                    SCM_RIGHTS into (after the start-time snapshot of
+ *                                    "outer files"): a pipe it keeps, a pty slave, an
+ *                                    armed timerfd and a memfd holding data. The monitor
+ *                                    treats what recvmsg installs as the program's own:
+ *                                    O_NONBLOCK and F_SETPIPE_SZ on the shared pipe,
+ *                                    TCSETS on the pty, timerfd disarm, ftruncate and
+ *                                    seals on the memfd
+ *   ro-fifo-pipe-size FIFO           a FIFO in the read-only tree held open by a process
+ *                                    outside: opened for reading (allowed), then
+ *                                    F_SETPIPE_SZ shrinks the pipe the outside uses
+ *                                    (not_outer knows only inherited inodes)
+ *   inherited-append-memfd           stdin is a memfd a process outside wrote, handed
+ *                                    over for appending only: ftruncate and fallocate
+ *                                    (PUNCH_HOLE) count every memfd as "the program's"
+ *   maps-fd-race                     the monitor reads the real /proc/self/maps (to serve
+ *                                    the cut copy) through std::fs at the lowest free
+ *                                    number, unpinned: a sibling dup()s that number and
+ *                                    reads the monitor's mappings
+ *   outer-tty-setfl                  F_SETFL on the outer terminal checks only O_NONBLOCK
+ *                                    and O_ASYNC: O_APPEND changes the shell's open file
+ *   inherited-pipe-fchmod            stdin is a pipe and descriptor 3 a memfd a process
+ *                                    outside shares: fchmod and futimens count every
+ *                                    pipe, socket and memfd as "the program's" and
+ *                                    change the shared inode's mode and times
+ *   shared-epoll-oneshot             descriptor 3 is an epoll set a process outside
+ *                                    shares, with an EPOLLONESHOT item ready: epoll_wait
+ *                                    (forwarded unchecked) takes the event and disarms
+ *                                    the item for the outside
+ *   shared-inotify-rm-watch          descriptor 3 is an inotify instance a process
+ *                                    outside shares, watching a directory:
+ *                                    inotify_rm_watch and inotify_add_watch (forwarded
+ *                                    with only the number checked) change its watches
+ *   inherited-ptmx-lock              descriptor 3 is a pty master a process outside
+ *                                    shares: TIOCSPTLCK (allowlisted, not a "terminal
+ *                                    change") locks the pty, and nobody outside can open
+ *                                    its slave any more
+ *   utimes-overflow RW               utimes on a file in the writable tree with a
+ *                                    tv_usec near 2^63: the monitor converts it to
+ *                                    nanoseconds with an unchecked `* 1000` (a panic in
+ *                                    debug builds: the monitor dies)
+ *   received-pipe-sigio-kill         stdin is a unix socket through which a process
+ *                                    outside sends both ends of a pipe whose read end's
+ *                                    SIGIO owner is another outside process: F_SETSIG
+ *                                    SIGKILL and O_ASYNC (refused only on inherited
+ *                                    files) and one write kill that process
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -259,6 +307,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/time.h>
@@ -3126,6 +3175,352 @@ static void shared_epoll_add(void) {
 	contained();
 }
 
+/* ---- round 7 ----------------------------------------------------------------------------- */
+
+/* stdin is a unix stream socket; a process outside has sent, with SCM_RIGHTS, four
+ * descriptors of its own: a pipe's read end, a pty's slave, an armed timerfd and a
+ * memfd with data. None was open when the sandbox started, so the monitor's "open
+ * file shared with the outside" checks (a snapshot of inherited inodes) miss them. */
+static void received_fds_shared(void) {
+	char byte;
+	struct iovec io = { &byte, 1 };
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(4 * sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof u);
+	struct msghdr m = { 0 };
+	m.msg_iov = &io;
+	m.msg_iovlen = 1;
+	m.msg_control = u.b;
+	m.msg_controllen = sizeof u.b;
+	ssize_t r = recvmsg(0, &m, 0);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	if (r != 1 || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(4 * sizeof(int))) {
+		printf("no descriptors received (recvmsg %zd: %s)\n", r, strerror(errno));
+		exit(2);
+	}
+	int fds[4];
+	memcpy(fds, CMSG_DATA(c), sizeof fds);
+	int pipe_r = fds[0], pty = fds[1], tfd = fds[2], mfd = fds[3];
+	printf("received pipe %d, pty %d, timerfd %d, memfd %d\n", pipe_r, pty, tfd, mfd);
+	int got = 0;
+	/* The pipe: status flags and size are the outside's open file's / pipe's. */
+	int fl = fcntl(pipe_r, F_GETFL);
+	int rr = fcntl(pipe_r, F_SETFL, fl | O_NONBLOCK);
+	printf("F_SETFL O_NONBLOCK on the received pipe: %s (flags now %#o)\n", rr ? strerror(errno) : "ok", fcntl(pipe_r, F_GETFL));
+	/* Seen from here the flag is set either way: the monitor may have given this
+	 * process an open file of the pipe of its own. Whether the outside's open file
+	 * changed, the test checks from outside. */
+	int sz = fcntl(pipe_r, F_SETPIPE_SZ, 4096);
+	printf("F_SETPIPE_SZ 4096 on the received pipe: %s (size now %d)\n", sz < 0 ? strerror(errno) : "ok", fcntl(pipe_r, F_GETPIPE_SZ));
+	if (sz >= 0 && fcntl(pipe_r, F_GETPIPE_SZ) == 4096)
+		got++, printf("ESCAPED: %s: shrank a pipe a process outside shares\n", name);
+	/* The pty: the outside's terminal. */
+	struct termios t;
+	if (tcgetattr(pty, &t) == 0) {
+		t.c_lflag &= ~ECHO;
+		int tr = tcsetattr(pty, TCSANOW, &t);
+		struct termios t2;
+		tcgetattr(pty, &t2);
+		printf("TCSETS (echo off) on the received pty: %s\n", tr ? strerror(errno) : "ok");
+		if (tr == 0 && !(t2.c_lflag & ECHO))
+			got++, printf("ESCAPED: %s: echo turned off on a terminal a process outside uses\n", name);
+	} else
+		printf("tcgetattr on the received pty: %s\n", strerror(errno));
+	/* The timer. */
+	struct itimerspec cur, zero = { 0 }, after;
+	syscall(SYS_timerfd_gettime, tfd, &cur);
+	int tr = syscall(SYS_timerfd_settime, tfd, 0, &zero, NULL);
+	syscall(SYS_timerfd_gettime, tfd, &after);
+	printf("timerfd_settime (disarm) on the received timer: %s (%lds before, %lds after)\n", tr ? strerror(errno) : "ok", (long)cur.it_value.tv_sec, (long)after.it_value.tv_sec);
+	if (tr == 0 && cur.it_value.tv_sec && !after.it_value.tv_sec && !after.it_value.tv_nsec)
+		got++, printf("ESCAPED: %s: disarmed a timer a process outside armed\n", name);
+	/* The memfd: what the outside wrote is erased, and it is sealed against it. */
+	struct stat st;
+	fstat(mfd, &st);
+	int fr = ftruncate(mfd, 0);
+	int se = fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK);
+	struct stat st2;
+	fstat(mfd, &st2);
+	printf("ftruncate(memfd, 0): %s (size %lld -> %lld); F_ADD_SEALS: %s\n", fr ? strerror(errno) : "ok", (long long)st.st_size, (long long)st2.st_size, se ? "refused" : "ok");
+	if (fr == 0 && st.st_size > 0 && st2.st_size == 0)
+		got++, printf("ESCAPED: %s: erased a memfd a process outside wrote\n", name);
+	if (se == 0)
+		got++, printf("ESCAPED: %s: sealed a memfd a process outside writes\n", name);
+	fflush(stdout);
+	if (got)
+		exit(1);
+	contained();
+}
+
+/* A FIFO in the read-only tree that a process outside holds open (and uses). The
+ * program may read it; F_SETPIPE_SZ changes the pipe itself, for the outside too. */
+static void ro_fifo_pipe_size(const char *path) {
+	int f = open(path, O_RDONLY | O_NONBLOCK);
+	if (f < 0) {
+		printf("open %s: %s\n", path, strerror(errno));
+		contained();
+	}
+	int before = fcntl(f, F_GETPIPE_SZ);
+	int r = fcntl(f, F_SETPIPE_SZ, 4096);
+	int after = fcntl(f, F_GETPIPE_SZ);
+	printf("F_SETPIPE_SZ 4096 on the read-only tree's FIFO: %s (size %d -> %d)\n", r < 0 ? strerror(errno) : "ok", before, after);
+	if (r >= 0 && after == 4096 && before != 4096)
+		escaped("shrank the pipe of a FIFO outside the writable tree that a process outside holds open");
+	contained();
+}
+
+/* stdin is a memfd a process outside wrote and handed over opened O_WRONLY|O_APPEND. */
+static void inherited_append_memfd(void) {
+	struct stat st;
+	fstat(0, &st);
+	int fl = fcntl(0, F_GETFL);
+	int r = ftruncate(0, 0);
+	int e = errno;
+	struct stat st2;
+	fstat(0, &st2);
+	printf("stdin flags %#o, size %lld; ftruncate(0, 0): %s; size now %lld\n", fl, (long long)st.st_size, r ? strerror(e) : "ok", (long long)st2.st_size);
+	int got = 0;
+	if (r == 0 && st.st_size > 0 && st2.st_size == 0)
+		got++, printf("ESCAPED: %s: cut a memfd handed over for appending only\n", name);
+	if (write(0, "0123456789abcdef", 16) != 16)
+		printf("append: %s\n", strerror(errno));
+	r = fallocate(0, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 8);
+	printf("fallocate(PUNCH_HOLE, 0, 8): %s\n", r ? strerror(errno) : "ok");
+	if (r == 0)
+		got++, printf("ESCAPED: %s: punched a hole into a memfd handed over for appending only\n", name);
+	fflush(stdout);
+	if (got)
+		exit(1);
+	contained();
+}
+
+/* The monitor serves /proc/self/maps after reading the real one with
+ * std::fs::read_to_string, whose descriptor is born at the lowest free number and
+ * is not pinned. A sibling duplicates that number meanwhile. */
+static volatile int maps_stop;
+static int maps_low;
+static char maps_got[1 << 16];
+static ssize_t maps_got_len;
+
+static void *maps_grabber(void *x) {
+	(void)x;
+	while (!maps_stop) {
+		int d = fcntl(maps_low, F_DUPFD_CLOEXEC, 200);
+		if (d < 0)
+			continue;
+		struct statfs sf;
+		if (fstatfs(d, &sf) == 0 && sf.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */) {
+			ssize_t n = pread(d, maps_got, sizeof maps_got - 1, 0);
+			if (n > 0) {
+				maps_got[n] = 0;
+				maps_got_len = n;
+				maps_stop = 1;
+			}
+		}
+		close(d);
+	}
+	return NULL;
+}
+
+static int count_lines(const char *b) {
+	int n = 0;
+	for (; *b; b++)
+		n += *b == '\n';
+	return n;
+}
+
+static void maps_fd_race(void) {
+	static char served[1 << 16];
+	int f = open("/proc/self/maps", O_RDONLY);
+	if (f < 0) {
+		printf("open /proc/self/maps: %s\n", strerror(errno));
+		contained();
+	}
+	ssize_t n = read(f, served, sizeof served - 1);
+	served[n > 0 ? n : 0] = 0;
+	close(f);
+	maps_low = dup(0);
+	close(maps_low);
+	printf("served maps: %d lines; the monitor's descriptor will be born at %d\n", count_lines(served), maps_low);
+	pthread_t t;
+	pthread_create(&t, NULL, maps_grabber, NULL);
+	double t0 = now();
+	long tries = 0;
+	while (!maps_stop && now() - t0 < 15) {
+		int g = open("/proc/self/maps", O_RDONLY);
+		if (g >= 0)
+			close(g);
+		tries++;
+	}
+	maps_stop = 1;
+	pthread_join(t, NULL);
+	printf("%ld opens\n", tries);
+	if (maps_got_len > 0) {
+		int lines = count_lines(maps_got);
+		char *l = strstr(maps_got, "/dune\n");
+		char *start = l;
+		while (start && start > maps_got && start[-1] != '\n')
+			start--;
+		printf("grabbed a procfs descriptor: %d lines (served %d)%s\n", lines, count_lines(served), l ? "" : "");
+		if (l) {
+			l[5] = 0;
+			escaped("read the real /proc/self/maps through the monitor's descriptor: %s", start);
+		}
+		if (lines > count_lines(served))
+			escaped("read the real /proc/self/maps through the monitor's descriptor: %d lines, the program's own %d", lines, count_lines(served));
+	}
+	contained();
+}
+
+/* stdin is the outer terminal: F_SETFL checks O_NONBLOCK and O_ASYNC only. */
+static void outer_tty_setfl(void) {
+	if (!isatty(0)) {
+		printf("stdin is not a terminal\n");
+		exit(2);
+	}
+	int fl = fcntl(0, F_GETFL);
+	int r = fcntl(0, F_SETFL, fl | O_APPEND);
+	int e = errno;
+	int now_ = fcntl(0, F_GETFL);
+	printf("F_SETFL O_APPEND on the outer terminal: %s (flags %#o -> %#o)\n", r ? strerror(e) : "ok", fl, now_);
+	if (r == 0 && (now_ & O_APPEND) && !(fl & O_APPEND))
+		escaped("changed the status flags of the terminal's open file the shell shares (O_APPEND)");
+	contained();
+}
+
+/* stdin: a pipe's read end a process outside holds; descriptor 3: a memfd it holds. */
+static void inherited_pipe_fchmod(void) {
+	int got = 0;
+	struct stat a, b;
+	for (int f = 0; f <= 3; f += 3) {
+		fstat(f, &a);
+		int r = fchmod(f, (a.st_mode ^ 077) & 0777);
+		int e = errno;
+		struct timespec ts[2] = { { 1, 0 }, { 1, 0 } };
+		int u = futimens(f, ts);
+		int e2 = errno;
+		fstat(f, &b);
+		printf("descriptor %d (mode %#o): fchmod: %s; futimens: %s; mode now %#o, mtime %ld\n", f, a.st_mode, r ? strerror(e) : "ok", u ? strerror(e2) : "ok", b.st_mode, (long)b.st_mtime);
+		if (r == 0 && (b.st_mode & 0777) != (a.st_mode & 0777))
+			got++, printf("ESCAPED: %s: changed the mode of an inode (descriptor %d) a process outside shares\n", name, f);
+		if (u == 0 && b.st_mtime == 1)
+			got++, printf("ESCAPED: %s: changed the times of an inode (descriptor %d) a process outside shares\n", name, f);
+	}
+	fflush(stdout);
+	if (got)
+		exit(1);
+	contained();
+}
+
+/* Descriptor 3: an epoll set a process outside shares, holding an eventfd (ready)
+ * with EPOLLIN | EPOLLONESHOT. */
+static void shared_epoll_oneshot(void) {
+	struct epoll_event e;
+	int n = epoll_wait(3, &e, 1, 0);
+	printf("epoll_wait on the shared epoll set: %d event(s)%s\n", n, n < 0 ? strerror(errno) : "");
+	if (n == 1) {
+		int again = epoll_wait(3, &e, 1, 0);
+		printf("again: %d event(s)\n", again);
+		if (again == 0)
+			escaped("took a one-shot event of an epoll set a process outside shares: its item is disarmed");
+	}
+	contained();
+}
+
+/* Descriptor 3: an inotify instance a process outside shares (watch 1 on a directory). */
+static void shared_inotify_rm_watch(void) {
+	int r = syscall(SYS_inotify_rm_watch, 3, 1);
+	int e = errno;
+	printf("inotify_rm_watch(3, 1) on the shared instance: %s\n", r ? strerror(e) : "ok");
+	int w = syscall(SYS_inotify_add_watch, 3, "/", 0x100 /* IN_CREATE */);
+	printf("inotify_add_watch(3, \"/\") on the shared instance: %d%s%s\n", w, w < 0 ? " " : "", w < 0 ? strerror(errno) : "");
+	if (r == 0)
+		escaped("removed the watch of an inotify instance a process outside shares");
+	if (w > 0)
+		escaped("added a watch to an inotify instance a process outside shares");
+	contained();
+}
+
+/* Descriptor 3: a pty master a process outside holds (its slave unlocked). */
+static void inherited_ptmx_lock(void) {
+	int one = 1;
+	int r = ioctl(3, TIOCSPTLCK, &one);
+	printf("TIOCSPTLCK 1 on the shared pty master: %s\n", r ? strerror(errno) : "ok");
+	if (r == 0)
+		escaped("locked a pty a process outside uses: its slave can no longer be opened");
+	contained();
+}
+
+/* utimes(RW/f, {{0, huge}, {0, huge}}) in a child: the monitor multiplies tv_usec by
+ * 1000 without a check. */
+static void utimes_overflow(const char *rw) {
+	char path[4096];
+	snprintf(path, sizeof path, "%s/utimes-file", rw);
+	int f = open(path, O_CREAT | O_WRONLY, 0644);
+	if (f < 0) {
+		printf("create %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	close(f);
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		struct timeval tv[2] = { { 0, 0x7fffffffffffffffL }, { 0, 0x7fffffffffffffffL } };
+		long r = syscall(SYS_utimes, path, tv);
+		printf("utimes with tv_usec 2^63-1: %ld (%s)\n", r, r ? strerror(errno) : "ok");
+		fflush(stdout);
+		_exit(0);
+	}
+	int st = 0;
+	waitpid(c, &st, 0);
+	printf("child: %s %d\n", WIFSIGNALED(st) ? "killed by signal" : "exited", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+	if (WIFSIGNALED(st) || WEXITSTATUS(st) != 0)
+		escaped("the monitor of the process that called utimes died (%s %d)", WIFSIGNALED(st) ? "signal" : "status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+	contained();
+}
+
+/* Receives two descriptors (a pipe's read and write ends) on stdin. */
+static void received_pipe_sigio_kill(void) {
+	char byte;
+	struct iovec io = { &byte, 1 };
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(2 * sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof u);
+	struct msghdr m = { 0 };
+	m.msg_iov = &io;
+	m.msg_iovlen = 1;
+	m.msg_control = u.b;
+	m.msg_controllen = sizeof u.b;
+	ssize_t r = recvmsg(0, &m, 0);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	if (r != 1 || !c || c->cmsg_type != SCM_RIGHTS) {
+		printf("no descriptors received (recvmsg %zd: %s)\n", r, strerror(errno));
+		exit(2);
+	}
+	int fds[2];
+	memcpy(fds, CMSG_DATA(c), sizeof fds);
+	int owner = fcntl(fds[0], F_GETOWN);
+	int s1 = fcntl(fds[0], F_SETSIG, SIGKILL);
+	int e1 = errno;
+	int fl = fcntl(fds[0], F_GETFL);
+	int s2 = fcntl(fds[0], F_SETFL, fl | O_ASYNC);
+	int e2 = errno;
+	printf("received pipe %d/%d, SIGIO owner %d; F_SETSIG SIGKILL: %s; O_ASYNC: %s\n", fds[0], fds[1], owner, s1 ? strerror(e1) : "ok", s2 ? strerror(e2) : "ok");
+	if (write(fds[1], "x", 1) != 1)
+		printf("write: %s\n", strerror(errno));
+	usleep(200000);
+	if (s1 == 0 && s2 == 0 && owner > 0 && owner != getpid()) {
+		printf("ESCAPED: %s: SIGKILL sent (as SIGIO) to process %d outside the sandbox\n", name, owner);
+		fflush(stdout);
+		exit(1);
+	}
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -3297,6 +3692,29 @@ int main(int argc, char **argv) {
 		shared_signalfd_mask();
 	else if (!strcmp(name, "shared-epoll-add"))
 		shared_epoll_add();
+	/* round 7 */
+	else if (!strcmp(name, "received-fds-shared"))
+		received_fds_shared();
+	else if (!strcmp(name, "ro-fifo-pipe-size"))
+		need(argc, 3), ro_fifo_pipe_size(argv[2]);
+	else if (!strcmp(name, "inherited-append-memfd"))
+		inherited_append_memfd();
+	else if (!strcmp(name, "maps-fd-race"))
+		maps_fd_race();
+	else if (!strcmp(name, "outer-tty-setfl"))
+		outer_tty_setfl();
+	else if (!strcmp(name, "inherited-pipe-fchmod"))
+		inherited_pipe_fchmod();
+	else if (!strcmp(name, "shared-epoll-oneshot"))
+		shared_epoll_oneshot();
+	else if (!strcmp(name, "shared-inotify-rm-watch"))
+		shared_inotify_rm_watch();
+	else if (!strcmp(name, "inherited-ptmx-lock"))
+		inherited_ptmx_lock();
+	else if (!strcmp(name, "utimes-overflow"))
+		need(argc, 3), utimes_overflow(argv[2]);
+	else if (!strcmp(name, "received-pipe-sigio-kill"))
+		received_pipe_sigio_kill();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

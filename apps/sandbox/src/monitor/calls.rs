@@ -183,7 +183,8 @@ fn dispatch(t: &mut Thread, nr: u64, a: [u64; 6]) -> R {
         // ---- data on descriptors (io) ----------------------------------------------
         SYS_read | SYS_write | SYS_pread64 | SYS_pwrite64 | SYS_getdents64 => io::buffer(n, a),
         SYS_readv | SYS_writev | SYS_preadv | SYS_pwritev | SYS_preadv2 | SYS_pwritev2 => io::vectored(n, a),
-        SYS_lseek | SYS_fsync | SYS_fdatasync | SYS_fadvise64 | SYS_syncfs | SYS_readahead | SYS_sync_file_range | SYS_inotify_rm_watch => io::on_fd(n, a),
+        SYS_lseek | SYS_fsync | SYS_fdatasync | SYS_fadvise64 | SYS_syncfs | SYS_readahead | SYS_sync_file_range => io::on_fd(n, a),
+        SYS_inotify_rm_watch => io::inotify_rm_watch(n, a),
         SYS_ftruncate | SYS_fallocate => fds::resize(n, a),
         SYS_fstat | SYS_fstatfs => io::fstat(n, a),
         SYS_sendfile => io::sendfile(n, a),

@@ -55,7 +55,8 @@ pub fn dup2(n: i64, a: [u64; 6]) -> R {
 /// never a file whose link cannot be read: what cannot be named is not the program's.
 fn writable(f: &OwnedFd) -> bool {
     let p = match fdtable::file_of(f.as_fd()) {
-        FileOf::PipeOrSocket | FileOf::Memfd => return true,
+        // Not one the sandbox was started with: that is the outside's too.
+        FileOf::PipeOrSocket | FileOf::Memfd => return !is_outer_file(f),
         FileOf::Other => return false,
         FileOf::Path(p) | FileOf::Deleted(p) => p,
     };
@@ -183,6 +184,7 @@ pub fn fcntl(n: i64, a: [u64; 6]) -> R {
             }
             let p = fdtable::private(a[0])?;
             not_outer(&p, &format!("fcntl({}, F_SETSIG, {})", a[0] as i32, a[2] as i32))?;
+            owner_is_ours(&p, &format!("fcntl({}, F_SETSIG, {})", a[0] as i32, a[2] as i32))?;
             ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
         }
         libc::F_SETFL => {
@@ -199,13 +201,17 @@ pub fn fcntl(n: i64, a: [u64; 6]) -> R {
             let p = if changed == 0 || !is_outer_file(&p) {
                 p
             } else if is_outer_terminal(&p) {
-                if !m().policy.tty() && changed & (libc::O_NONBLOCK | libc::O_ASYNC) != 0 {
+                // Any status flag (O_APPEND too) is the shell's open file's.
+                if !m().policy.tty() {
                     return deny(&what, "changes the terminal the sandbox runs in (--allow-tty)", libc::EPERM);
                 }
                 p
             } else {
                 if changed & libc::O_ASYNC != 0 {
                     not_outer(&p, &what)?;
+                }
+                if changed & libc::O_ASYNC != 0 {
+                    owner_is_ours(&p, &what)?;
                 }
                 own_open_file(a[0], p, &what)?
             };
@@ -215,6 +221,10 @@ pub fn fcntl(n: i64, a: [u64; 6]) -> R {
             // A pipe's size is the pipe's, whoever else holds it.
             let p = fdtable::private(a[0])?;
             not_outer(&p, &format!("fcntl({}, F_SETPIPE_SZ)", a[0] as i32))?;
+            // A FIFO opened by its name is a pipe others can open too.
+            if !matches!(fdtable::file_of(p.as_fd()), FileOf::PipeOrSocket) {
+                return deny(&format!("fcntl({}, F_SETPIPE_SZ)", a[0] as i32), "a named FIFO, which processes outside may hold too", libc::EPERM);
+            }
             ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
         }
         libc::F_ADD_SEALS => {
@@ -271,6 +281,11 @@ pub fn ioctl(n: i64, a: [u64; 6]) -> R {
     if req == 0x5452 {
         // FIOASYNC: as F_SETFL's O_ASYNC.
         not_outer(&p, &format!("ioctl({}, FIOASYNC)", a[0] as i32))?;
+        owner_is_ours(&p, &format!("ioctl({}, FIOASYNC)", a[0] as i32))?;
+    }
+    if req == 0x40045431 {
+        // TIOCSPTLCK: locking a pty that processes outside use.
+        not_outer(&p, &format!("ioctl({}, TIOCSPTLCK)", a[0] as i32))?;
     }
     if req == 0x5421 {
         // FIONBIO: as F_SETFL's O_NONBLOCK, on an open file of the program's own.
@@ -327,6 +342,21 @@ fn own_open_file(f: u64, p: OwnedFd, what: &str) -> Result<OwnedFd, i64> {
         }
         _ => deny(what, "a file the sandbox was started with, shared with processes outside: its status flags are theirs too", libc::EPERM).map(|_| p),
     }
+}
+
+/// Refuses `what` (a `SIGIO` signal, `O_ASYNC`) on an open file whose `SIGIO` goes to a
+/// process outside the sandbox (one received from outside can carry such an owner):
+/// the signal would be the program's choice, sent to the outside.
+fn owner_is_ours(f: &OwnedFd, what: &str) -> Result<(), i64> {
+    let mut own = [0i32; 2];
+    // F_GETOWN_EX: { type, pid }.
+    if raw(libc::SYS_fcntl, [f.as_raw_fd() as u64, 16, own.as_mut_ptr() as u64, 0, 0, 0]) < 0 {
+        return Ok(());
+    }
+    if own[1] == 0 || super::limits::is_sandbox_pid(own[1]) {
+        return Ok(());
+    }
+    deny(what, "the open file's SIGIO goes to a process outside the sandbox", libc::EPERM).map(|_| ())
 }
 
 /// Refuses `what` (changing the owner or signal of an open file's `SIGIO`, turning

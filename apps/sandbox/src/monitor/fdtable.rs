@@ -181,16 +181,58 @@ pub fn note_outer_files() {
     let _ = OUTER.set(Outer { terminals, files });
 }
 
-/// Whether `f` is a terminal the sandbox runs in (rather than one the program made).
+/// Open files (device and inode) and terminals (device numbers) the program received
+/// in `SCM_RIGHTS` messages: whoever sent them holds them too.
+static RECEIVED: std::sync::Mutex<Received> = std::sync::Mutex::new((Vec::new(), Vec::new()));
+
+/// Files (device, inode) and terminals (device numbers).
+type Received = (Vec<(u64, u64)>, Vec<u64>);
+
+/// Notes the descriptors in the control messages `ctl` that `recvmsg` just wrote as
+/// shared with processes outside (a descriptor sent from inside is noted too: the
+/// monitor cannot tell the sender, and treating it as shared only refuses more).
+pub fn note_received(ctl: &[u8]) {
+    // struct cmsghdr: len u64, level i32, type i32, then data, aligned to 8.
+    let mut at = 0usize;
+    while at + 16 <= ctl.len() {
+        let len = u64::from_le_bytes(ctl[at..at + 8].try_into().unwrap_or_default()) as usize;
+        if len < 16 || at + len > ctl.len() {
+            break;
+        }
+        let (level, ty) = (i32::from_le_bytes(ctl[at + 8..at + 12].try_into().unwrap_or_default()), i32::from_le_bytes(ctl[at + 12..at + 16].try_into().unwrap_or_default()));
+        if level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS {
+            let mut r = RECEIVED.lock().unwrap_or_else(|e| e.into_inner());
+            for c in ctl[at + 16..at + len].chunks_exact(4) {
+                let fd = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                let Some(st) = stat_of(fd) else { continue };
+                if !r.0.contains(&(st.st_dev, st.st_ino)) {
+                    r.0.push((st.st_dev, st.st_ino));
+                }
+                // SAFETY: isatty only queries the descriptor.
+                if unsafe { libc::isatty(fd) } == 1 && !r.1.contains(&st.st_rdev) {
+                    r.1.push(st.st_rdev);
+                }
+            }
+        }
+        at += len.next_multiple_of(8);
+    }
+}
+
+/// Whether `f` is a terminal the sandbox runs in, or one it received (rather than one
+/// the program made).
 pub fn is_outer_terminal(f: &OwnedFd) -> bool {
-    rdev(f.as_raw_fd()).is_some_and(|r| OUTER.get().is_some_and(|o| o.terminals.contains(&r)))
+    rdev(f.as_raw_fd()).is_some_and(|r| OUTER.get().is_some_and(|o| o.terminals.contains(&r)) || RECEIVED.lock().unwrap_or_else(|e| e.into_inner()).1.contains(&r))
 }
 
 /// Whether `f` is a file the sandbox was started with, or the terminal it runs in:
 /// its open file is shared with processes outside, so who gets its `SIGIO`, and
 /// which signal that is, are theirs to set.
 pub fn is_outer_file(f: &OwnedFd) -> bool {
-    is_outer_terminal(f) || stat_of(f.as_raw_fd()).is_some_and(|st| OUTER.get().is_some_and(|o| o.files.contains(&(st.st_dev, st.st_ino))))
+    is_outer_terminal(f)
+        || stat_of(f.as_raw_fd()).is_some_and(|st| {
+            let key = (st.st_dev, st.st_ino);
+            OUTER.get().is_some_and(|o| o.files.contains(&key)) || RECEIVED.lock().unwrap_or_else(|e| e.into_inner()).0.contains(&key)
+        })
 }
 
 /// A private duplicate of the program's descriptor `f`, for a call that changes the

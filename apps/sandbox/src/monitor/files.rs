@@ -374,7 +374,9 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             } else {
                 let b = copy_in(times, len as usize)?;
                 let w = |i: usize| i64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
-                Some(if n == SYS_utime { [w(0), 0, w(1), 0] } else { [w(0), w(1) * 1000, w(2), w(3) * 1000] })
+                // Microseconds the program gives, as nanoseconds: out of range is EINVAL.
+                let ns = |us: i64| us.checked_mul(1000).ok_or(-(EINVAL as i64));
+                Some(if n == SYS_utime { [w(0), 0, w(1), 0] } else { [w(0), ns(w(1))?, w(2), ns(w(3))?] })
             };
             fwd_ret(raw(SYS_utimensat, [d as u64, name.as_ptr() as u64, ts.as_ref().map_or(0, |t| t.as_ptr() as u64), AT_SYMLINK_NOFOLLOW as u64, 0, 0]))
         }
@@ -428,11 +430,12 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             fwd_ret(raw(SYS_fstatfs, [node.as_raw_fd() as u64, a[1], 0, 0, 0, 0]))
         }
         SYS_inotify_add_watch => {
-            fd(a[0])?;
+            // An inotify instance the sandbox was started with is the outside's.
+            let ino = fdtable::own_file(a[0], "inotify_add_watch on an inherited instance")?;
             let r = resolve("inotify_add_watch", cwd, a[1], a[2] & IN_DONT_FOLLOW as u64 == 0, Access::Read)?;
             let node = r.node.as_ref().ok_or(-(ENOENT as i64))?;
             let via = c(fdtable::proc_fd(node.as_raw_fd()).as_bytes())?;
-            fwd_ret(raw(n, [a[0], via.as_ptr() as u64, a[2], 0, 0, 0]))
+            fwd_ret(raw(n, [ino.as_raw_fd() as u64, via.as_ptr() as u64, a[2], 0, 0, 0]))
         }
         _ => Err(-(ENOSYS as i64)),
     }

@@ -37,6 +37,12 @@ pub fn on_fd(n: i64, a: [u64; 6]) -> R {
     fwd(n, a)
 }
 
+/// `inotify_rm_watch(fd, wd)`: not on an instance the sandbox was started with.
+pub fn inotify_rm_watch(n: i64, a: [u64; 6]) -> R {
+    let ino = own_file(a[0], &format!("inotify_rm_watch({}, ...)", a[0] as i32))?;
+    fwd(n, [ino.as_raw_fd() as u64, a[1], 0, 0, 0, 0])
+}
+
 /// `fstat` (144 bytes) and `fstatfs` (120 bytes).
 pub fn fstat(n: i64, a: [u64; 6]) -> R {
     fd(a[0])?;

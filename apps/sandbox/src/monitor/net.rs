@@ -329,7 +329,21 @@ fn msg(n: i64, sock: u64, addr: u64, flags: u64) -> R {
     }
     opt(name, namelen)?;
     opt(control, controllen)?;
+    // Control messages are received into the monitor's buffer: descriptors that come
+    // in them are noted as shared with the outside before the program sees them.
+    let mut ctl = vec![0u8; (controllen as usize).min(64 << 10)];
+    if control != 0 {
+        h[32..40].copy_from_slice(&(ctl.as_mut_ptr() as u64).to_le_bytes());
+        h[40..48].copy_from_slice(&(ctl.len() as u64).to_le_bytes());
+    }
     let r = ret(raw(n, [sock, h.as_ptr() as u64, flags, 0, 0, 0]))?;
+    let got = (u64::from_le_bytes(h[40..48].try_into().unwrap_or_default()) as usize).min(ctl.len());
+    if control != 0 {
+        fdtable::note_received(&ctl[..got]);
+        if !write_user(control, &ctl[..got]) {
+            return Err(-(libc::EFAULT as i64));
+        }
+    }
     // Copy back what recvmsg updates in the header.
     if !write_user(addr + 8, &h[8..12]) || !write_user(addr + 40, &h[40..48]) || !write_user(addr + 48, &h[48..52]) {
         return Err(-(libc::EFAULT as i64));
