@@ -280,6 +280,30 @@
  *                                    SIGIO owner is another outside process: F_SETSIG
  *                                    SIGKILL and O_ASYNC (refused only on inherited
  *                                    files) and one write kill that process
+ *
+ * Round 8 (a ninth white-box pass, after the round-7 fixes):
+ *   shared-map-ro-write RO           a read-only-tree file opened O_RDONLY, mapped
+ *                                    shared: mprotect(PROT_WRITE), MADV_REMOVE,
+ *                                    /proc/self/mem and process_vm_writev writes
+ *   parent-reach                     the supervisor (the parent, outside): SIGSTOP by
+ *                                    kill and pidfd, pidfd_getfd, process_vm_readv of
+ *                                    it and of the monitor's own code
+ *   nofile-raise                     RLIMIT_NOFILE raised so that descriptors reach the
+ *                                    runtime's and the monitor's numbers
+ *   rename-exchange RO RW            RENAME_EXCHANGE between the trees; a read-only
+ *                                    file hard-linked into the writable tree
+ *   proc-parent                      the supervisor's /proc entries
+ *   proc-aliases DIR RW              mountinfo and net/unix through other names
+ *                                    (/proc/net, /proc/mounts, task/TID, relative
+ *                                    lookups, a symlink in RW): paths outside every tree
+ *   reserved-fd-reopen               the monitor's descriptors opened again by name
+ *                                    (/dev/fd/N, task/TID/fd/N, leading zeros)
+ *   tmpfile-link RO RW               an O_TMPFILE file of RW linked into RO
+ *   clone-vm-process RO              clone(CLONE_VM) without CLONE_THREAD, vfork and
+ *                                    CLONE_VM|CLONE_VFORK: the monitor survives them
+ *   inherited-dir-escape RW          descriptor 3 is a directory outside every tree:
+ *                                    its entries opened, moved, linked, removed,
+ *                                    chmod-ed relative to it, and after fchdir
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -3521,6 +3545,452 @@ static void received_pipe_sigio_kill(void) {
 	contained();
 }
 
+/* ---- round 8 ---- */
+
+/* A file in the read-only tree, opened O_RDONLY and mapped shared: made writable by
+ * mprotect, moved by mremap, its pages dropped by MADV_REMOVE, written through
+ * /proc/self/mem. */
+static void shared_map_ro_write(const char *ro) {
+	char path[4096];
+	snprintf(path, sizeof path, "%s/marker", ro);
+	int f = open(path, O_RDONLY);
+	if (f < 0) {
+		printf("open %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	char *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, f, 0);
+	if (p == MAP_FAILED) {
+		printf("mmap shared read-only: %s\n", strerror(errno));
+		exit(2);
+	}
+	int r1 = mprotect(p, 4096, PROT_READ | PROT_WRITE);
+	printf("mprotect(PROT_WRITE): %s\n", r1 ? strerror(errno) : "ok");
+	void *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+	printf("mmap(PROT_WRITE, MAP_SHARED) of an O_RDONLY file: %s\n", w == MAP_FAILED ? strerror(errno) : "ok");
+	int r2 = madvise(p, 4096, MADV_REMOVE);
+	printf("madvise(MADV_REMOVE): %s\n", r2 ? strerror(errno) : "ok");
+	int m = open("/proc/self/mem", O_RDWR);
+	ssize_t r3 = -1;
+	if (m >= 0) {
+		r3 = pwrite(m, "PWNED", 5, (off_t)(uintptr_t)p);
+		printf("pwrite /proc/self/mem at the mapping: %zd (%s)\n", r3, r3 < 0 ? strerror(errno) : "ok");
+		close(m);
+	} else
+		printf("open /proc/self/mem: %s\n", strerror(errno));
+	struct iovec l = { (void *)"PWNED", 5 }, rr = { p, 5 };
+	ssize_t r4 = syscall(SYS_process_vm_writev, getpid(), &l, 1, &rr, 1, 0);
+	printf("process_vm_writev on itself into the mapping: %zd (%s)\n", r4, r4 < 0 ? strerror(errno) : "ok");
+	if (r1 == 0) {
+		p[0] = 'P';
+		msync(p, 4096, MS_SYNC);
+	}
+	if (w != MAP_FAILED) {
+		((char *)w)[0] = 'P';
+		msync(w, 4096, MS_SYNC);
+	}
+	char buf[64] = { 0 };
+	int g = open(path, O_RDONLY);
+	ssize_t n = read(g, buf, sizeof buf - 1);
+	close(g);
+	if (n < 0 || strcmp(buf, "read-only\n"))
+		escaped("%s in the read-only tree changed: now \"%s\"", path, buf);
+	contained();
+}
+
+static long stat_field(const char *file, int field) {
+	char buf[4096] = { 0 };
+	int f = open(file, O_RDONLY);
+	if (f < 0)
+		return 0;
+	ssize_t n = read(f, buf, sizeof buf - 1);
+	close(f);
+	if (n <= 0)
+		return 0;
+	char *q = strrchr(buf, ')');
+	if (!q)
+		return 0;
+	q += 2;
+	for (int i = 3; i < field && q; i++) {
+		q = strchr(q, ' ');
+		if (q)
+			q++;
+	}
+	return q ? strtol(q, NULL, 10) : 0;
+}
+
+/* The supervisor (this process's parent, outside the sandbox): stopped by a signal
+ * through kill or a pidfd, read with process_vm_readv; the monitor's own code read
+ * with process_vm_readv on this process. */
+static void parent_reach(void) {
+	pid_t pp = getppid();
+	printf("parent %d\n", (int)pp);
+	int k = kill(pp, SIGSTOP);
+	printf("kill(parent, SIGSTOP): %s\n", k ? strerror(errno) : "ok");
+	if (!k)
+		kill(pp, SIGCONT);
+	int pfd = syscall(SYS_pidfd_open, pp, 0);
+	printf("pidfd_open(parent): %d (%s)\n", pfd, pfd < 0 ? strerror(errno) : "ok");
+	long s = -1;
+	if (pfd >= 0) {
+		s = syscall(SYS_pidfd_send_signal, pfd, SIGSTOP, NULL, 0);
+		printf("pidfd_send_signal(parent, SIGSTOP): %s\n", s ? strerror(errno) : "ok");
+		if (!s)
+			syscall(SYS_pidfd_send_signal, pfd, SIGCONT, NULL, 0);
+		long g = syscall(SYS_pidfd_getfd, pfd, 0, 0);
+		printf("pidfd_getfd(parent, 0): %ld (%s)\n", g, g < 0 ? strerror(errno) : "ok");
+		if (g >= 0)
+			escaped("took descriptor 0 of the supervisor outside as %ld", g);
+	}
+	char buf[64];
+	long start = stat_field("/proc/self/stat", 26);
+	printf("monitor code at %#lx (stat field 26)\n", start);
+	struct iovec l = { buf, sizeof buf }, r = { (void *)start, sizeof buf };
+	ssize_t n = start ? syscall(SYS_process_vm_readv, getpid(), &l, 1, &r, 1, 0) : -1;
+	printf("process_vm_readv(self, monitor code): %zd (%s)\n", n, n < 0 ? strerror(errno) : "ok");
+	ssize_t n2 = syscall(SYS_process_vm_readv, pp, &l, 1, &r, 1, 0);
+	printf("process_vm_readv(parent): %zd (%s)\n", n2, n2 < 0 ? strerror(errno) : "ok");
+	ssize_t n3 = start ? syscall(SYS_process_vm_writev, getpid(), &l, 1, &r, 1, 0) : -1;
+	printf("process_vm_writev(self, monitor code): %zd (%s)\n", n3, n3 < 0 ? strerror(errno) : "ok");
+	if (!k || !s)
+		escaped("the supervisor outside (%d) took SIGSTOP", (int)pp);
+	if (n > 0 || n2 > 0 || n3 > 0)
+		escaped("read or wrote memory outside the program's (%zd, %zd, %zd bytes)", n, n2, n3);
+	contained();
+}
+
+/* RLIMIT_NOFILE raised (setrlimit, prlimit64) so that descriptors reach the
+ * runtime's and the monitor's numbers. */
+static void nofile_raise(void) {
+	struct rlimit o;
+	getrlimit(RLIMIT_NOFILE, &o);
+	printf("RLIMIT_NOFILE %lu/%lu\n", (unsigned long)o.rlim_cur, (unsigned long)o.rlim_max);
+	struct rlimit big = { 1 << 20, 1 << 20 };
+	int a = setrlimit(RLIMIT_NOFILE, &big);
+	printf("setrlimit(1M): %s\n", a ? strerror(errno) : "ok");
+	int b = syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &big, NULL);
+	printf("prlimit64(0, 1M): %s\n", b ? strerror(errno) : "ok");
+	struct rlimit up = { o.rlim_max, o.rlim_max };
+	setrlimit(RLIMIT_NOFILE, &up);
+	struct rlimit now_;
+	getrlimit(RLIMIT_NOFILE, &now_);
+	printf("now %lu/%lu\n", (unsigned long)now_.rlim_cur, (unsigned long)now_.rlim_max);
+	int hi = -1, first = (int)now_.rlim_cur - 4;
+	for (int i = 0; i < 64; i++) {
+		int d = fcntl(0, F_DUPFD, first < 3 ? 3 : first);
+		if (d < 0)
+			break;
+		if (d > hi)
+			hi = d;
+	}
+	printf("highest F_DUPFD: %d\n", hi);
+	int hits = 0;
+	for (int n = (int)now_.rlim_cur; n < (int)now_.rlim_cur + 4096; n++) {
+		if (fcntl(n, F_GETFD) >= 0 || dup2(0, n) == n) {
+			if (!hits)
+				printf("descriptor %d answers\n", n);
+			hits++;
+		}
+	}
+	if (hi >= (int)o.rlim_max || hits)
+		escaped("descriptors at or above the program's limit %lu (highest %d, %d answered)", (unsigned long)o.rlim_max, hi, hits);
+	contained();
+}
+
+/* renameat2(RENAME_EXCHANGE) between the writable tree and a read-only tree, and a
+ * file linked from the read-only tree (link, linkat through /proc/self/fd). */
+static void rename_exchange(const char *ro, const char *rw) {
+	char a[4096], b[4096], c[4096], pf[64];
+	snprintf(a, sizeof a, "%s/mine", rw);
+	snprintf(b, sizeof b, "%s/marker", ro);
+	snprintf(c, sizeof c, "%s/linked", rw);
+	int f = open(a, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	if (f < 0 || write(f, "PWNED\n", 6) != 6) {
+		printf("create %s: %s\n", a, strerror(errno));
+		exit(2);
+	}
+	close(f);
+	long r = syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 2 /* RENAME_EXCHANGE */);
+	printf("renameat2(RENAME_EXCHANGE): %ld (%s)\n", r, r ? strerror(errno) : "ok");
+	int l1 = link(b, c);
+	printf("link(ro/marker, rw/linked): %s\n", l1 ? strerror(errno) : "ok");
+	int g = open(b, O_RDONLY);
+	snprintf(pf, sizeof pf, "/proc/self/fd/%d", g);
+	int l2 = linkat(AT_FDCWD, pf, AT_FDCWD, c, AT_SYMLINK_FOLLOW);
+	printf("linkat(/proc/self/fd/N, rw/linked, AT_SYMLINK_FOLLOW): %s\n", l2 ? strerror(errno) : "ok");
+	int l3 = linkat(g, "", AT_FDCWD, c, AT_EMPTY_PATH);
+	printf("linkat(fd, \"\", rw/linked, AT_EMPTY_PATH): %s\n", l3 ? strerror(errno) : "ok");
+	close(g);
+	int h = open(c, O_WRONLY | O_APPEND);
+	if (h >= 0) {
+		ssize_t w = write(h, "PWNED\n", 6);
+		printf("append through the link: %zd\n", w);
+		close(h);
+	}
+	char buf[64] = { 0 };
+	g = open(b, O_RDONLY);
+	ssize_t n = read(g, buf, sizeof buf - 1);
+	close(g);
+	if (n < 0 || strcmp(buf, "read-only\n"))
+		escaped("%s in the read-only tree changed: now \"%s\"", b, buf);
+	contained();
+}
+
+/* The supervisor's /proc entries (the parent is outside the sandbox). */
+static void proc_parent(void) {
+	pid_t pp = getppid();
+	const char *what[] = { "environ", "cmdline", "maps", "auxv", "fdinfo/0", "fd/0", "cwd/.", "root/proc/self/status", "task", "stack", "syscall", "personality", "mem" };
+	int got = 0;
+	for (size_t i = 0; i < sizeof what / sizeof *what; i++) {
+		char p[256], buf[256];
+		snprintf(p, sizeof p, "/proc/%d/%s", (int)pp, what[i]);
+		int f = open(p, O_RDONLY);
+		ssize_t n = f >= 0 ? read(f, buf, sizeof buf) : -1;
+		printf("%s: open %s, read %zd (%s)\n", p, f >= 0 ? "ok" : strerror(errno), n, n < 0 ? strerror(errno) : "ok");
+		if (n > 0 && strcmp(what[i], "cmdline") && strcmp(what[i], "root/proc/self/status"))
+			got++;
+		if (f >= 0)
+			close(f);
+		char l[256];
+		ssize_t k = readlink(p, l, sizeof l);
+		if (k > 0)
+			printf("  readlink: %.*s\n", (int)k, l);
+	}
+	if (got)
+		escaped("%d entries of the supervisor's /proc (outside) read", got);
+	contained();
+}
+
+/* DIR is outside every tree (isolated policy): mountinfo and net/unix reached through
+ * other names than /proc/self/... (aliases, relative lookups, a symlink planted in the
+ * writable tree). */
+static void proc_aliases(const char *dir, const char *rw) {
+	char tid[64], ln[4096];
+	snprintf(tid, sizeof tid, "%ld", (long)syscall(SYS_gettid));
+	snprintf(ln, sizeof ln, "%s/mi", rw);
+	symlink("/proc/self/mountinfo", ln);
+	char ln2[4096];
+	snprintf(ln2, sizeof ln2, "%s/nu", rw);
+	symlink("/proc/net/unix", ln2);
+	char t1[256], t2[256], t3[256], t4[256];
+	snprintf(t1, sizeof t1, "/proc/self/task/%s/mountinfo", tid);
+	snprintf(t2, sizeof t2, "/proc/self/task/%s/net/unix", tid);
+	snprintf(t3, sizeof t3, "/proc/%d/task/%s/mountinfo", (int)getpid(), tid);
+	snprintf(t4, sizeof t4, "/proc/%d/mounts", (int)getpid());
+	const char *paths[] = { "/proc/net/unix", "/proc/mounts", "/proc/thread-self/mountinfo", "/proc/thread-self/net/unix", t1, t2, t3, t4, "/dev/fd/../mountinfo", "/proc/self/fdinfo/../mountinfo", "/proc//self/./mountinfo", "/proc/self/task/../mountinfo", ln, ln2 };
+	int hits = 0;
+	char l[1024];
+	for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+		l[0] = 0;
+		if (lines_with(paths[i], dir, l, sizeof l)) {
+			printf("%s names DIR: %s\n", paths[i], l);
+			hits++;
+		}
+	}
+	/* Relative lookups from directory descriptors. */
+	const char *bases[] = { "/proc", "/proc/self", "/proc/thread-self", "/proc/self/task" };
+	const char *rel[] = { "net/unix", "mountinfo", "self/mountinfo", "../mountinfo", "mounts" };
+	for (size_t b = 0; b < 4; b++) {
+		for (int fl = 0; fl < 2; fl++) {
+			int d = open(bases[b], (fl ? O_PATH : O_RDONLY) | O_DIRECTORY);
+			if (d < 0)
+				continue;
+			for (size_t r = 0; r < 5; r++) {
+				int f = openat(d, rel[r], O_RDONLY);
+				if (f < 0)
+					continue;
+				char buf[65536];
+				ssize_t n, tot = 0;
+				int found = 0;
+				while ((n = read(f, buf, sizeof buf - 1)) > 0) {
+					buf[n] = 0;
+					tot += n;
+					if (strstr(buf, dir))
+						found = 1;
+				}
+				close(f);
+				printf("openat(%s%s, %s): %zd bytes%s\n", bases[b], fl ? " O_PATH" : "", rel[r], tot, found ? ", names DIR" : "");
+				hits += found;
+			}
+			close(d);
+		}
+	}
+	if (hits)
+		escaped("%d names of /proc gave paths outside every tree", hits);
+	contained();
+}
+
+/* The runtime's and the monitor's descriptors (at and above the program's
+ * RLIMIT_NOFILE) opened again through their magic links under other names. */
+static void reserved_fd_reopen(void) {
+	struct rlimit o;
+	getrlimit(RLIMIT_NOFILE, &o);
+	long base = (long)o.rlim_max;
+	char tid[32];
+	snprintf(tid, sizeof tid, "%ld", (long)syscall(SYS_gettid));
+	int got = 0;
+	for (long n = base; n < base + 300; n++) {
+		char p[5][256];
+		snprintf(p[0], 256, "/proc/self/fd/%ld", n);
+		snprintf(p[1], 256, "/dev/fd/%ld", n);
+		snprintf(p[2], 256, "/proc/thread-self/fd/%ld", n);
+		snprintf(p[3], 256, "/proc/%d/task/%s/fd/%ld", (int)getpid(), tid, n);
+		snprintf(p[4], 256, "/proc/self/fd/%07ld", n);
+		for (int k = 0; k < 5; k++) {
+			int fl[3] = { O_RDONLY, O_WRONLY, O_PATH };
+			for (int j = 0; j < 3; j++) {
+				int f = open(p[k], fl[j] | O_NONBLOCK | O_NOCTTY);
+				char l[256];
+				ssize_t r = readlink(p[k], l, sizeof l - 1);
+				if (r > 0) {
+					l[r] = 0;
+					if (!got)
+						printf("readlink %s: %s\n", p[k], l);
+					got++;
+				}
+				if (f >= 0) {
+					struct stat st;
+					fstat(f, &st);
+					printf("open %s (%d): ok, mode %#o\n", p[k], fl[j], st.st_mode);
+					got++;
+					close(f);
+				}
+			}
+		}
+	}
+	int d = open("/proc/self/fd", O_RDONLY | O_DIRECTORY);
+	if (d >= 0) {
+		for (long n = base; n < base + 300; n++) {
+			char nm[32];
+			snprintf(nm, sizeof nm, "%ld", n);
+			int f = openat(d, nm, O_RDONLY | O_NONBLOCK);
+			if (f >= 0) {
+				printf("openat(/proc/self/fd, %s): ok\n", nm);
+				got++;
+				close(f);
+			}
+		}
+		close(d);
+	}
+	if (got)
+		escaped("%d of the monitor's or the runtime's descriptors reached by name (from %ld)", got, base);
+	contained();
+}
+
+/* An O_TMPFILE file made in the writable tree, linked into the read-only tree
+ * (linkat AT_EMPTY_PATH, and through /proc/self/fd with AT_SYMLINK_FOLLOW). */
+static void tmpfile_link(const char *ro, const char *rw) {
+	int f = open(rw, O_TMPFILE | O_RDWR, 0644);
+	if (f < 0) {
+		printf("O_TMPFILE in %s: %s\n", rw, strerror(errno));
+		contained();
+	}
+	if (write(f, "PWNED\n", 6) != 6)
+		exit(2);
+	char dst[4096], pf[64];
+	snprintf(dst, sizeof dst, "%s/planted", ro);
+	int r1 = linkat(f, "", AT_FDCWD, dst, AT_EMPTY_PATH);
+	printf("linkat(tmpfile, \"\", RO/planted, AT_EMPTY_PATH): %s\n", r1 ? strerror(errno) : "ok");
+	snprintf(pf, sizeof pf, "/proc/self/fd/%d", f);
+	int r2 = linkat(AT_FDCWD, pf, AT_FDCWD, dst, AT_SYMLINK_FOLLOW);
+	printf("linkat(/proc/self/fd/N, RO/planted, AT_SYMLINK_FOLLOW): %s\n", r2 ? strerror(errno) : "ok");
+	int d = open(ro, O_PATH | O_DIRECTORY);
+	int r3 = linkat(f, "", d, "planted", AT_EMPTY_PATH);
+	printf("linkat(tmpfile, \"\", RO dirfd O_PATH, planted): %s\n", r3 ? strerror(errno) : "ok");
+	int r4 = renameat2(AT_FDCWD, pf, d, "planted", 0);
+	printf("renameat2(/proc/self/fd/N, RO/planted): %s\n", r4 ? strerror(errno) : "ok");
+	struct stat st;
+	if (!stat(dst, &st))
+		escaped("a file was linked into the read-only tree: %s", dst);
+	contained();
+}
+
+static int shared_word;
+static int clone_vm_child(void *a) {
+	(void)a;
+	shared_word = 42;
+	return 0;
+}
+
+/* clone(CLONE_VM) without CLONE_THREAD (a second process in this address space, the
+ * monitor's included) and vfork: the monitor must survive and hold both. */
+static void clone_vm_process(const char *ro) {
+	static char stack[65536] __attribute__((aligned(16)));
+	fflush(stdout);
+	int c = clone(clone_vm_child, stack + sizeof stack, CLONE_VM | SIGCHLD, NULL);
+	printf("clone(CLONE_VM|SIGCHLD): %d (%s)\n", c, c < 0 ? strerror(errno) : "ok");
+	if (c > 0) {
+		int st = 0;
+		waitpid(c, &st, 0);
+		printf("child status %#x, shared word %d\n", st, shared_word);
+	}
+	fflush(stdout);
+	char path[4096];
+	snprintf(path, sizeof path, "%s/marker", ro);
+	pid_t v = vfork();
+	if (v == 0) {
+		int f = open(path, O_WRONLY | O_TRUNC);
+		if (f >= 0)
+			_exit(write(f, "PWNED\n", 6) == 6 ? 7 : 8);
+		char *argv[] = { "/bin/true", NULL };
+		execv("/bin/true", argv);
+		_exit(9);
+	}
+	int st = 0;
+	if (v > 0)
+		waitpid(v, &st, 0);
+	printf("vfork: %d, status %#x\n", v, st);
+	c = clone(clone_vm_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
+	printf("clone(CLONE_VM|CLONE_VFORK|SIGCHLD): %d (%s)\n", c, c < 0 ? strerror(errno) : "ok");
+	if (c > 0)
+		waitpid(c, NULL, 0);
+	char buf[64] = { 0 };
+	int g = open(path, O_RDONLY);
+	ssize_t n = read(g, buf, sizeof buf - 1);
+	close(g);
+	if (n < 0 || strcmp(buf, "read-only\n"))
+		escaped("%s in the read-only tree changed: now \"%s\"", path, buf);
+	contained();
+}
+
+/* Descriptor 3 is a directory outside every tree (isolated policy) that a process
+ * outside hands over; it holds "secret". Its entries reached relative to it:
+ * opened, moved or linked into RW, through fchdir, through "..". */
+static void inherited_dir_escape(const char *rw) {
+	char buf[256] = { 0 }, dst[4096];
+	int got = 0;
+	int f = openat(3, "secret", O_RDONLY);
+	printf("openat(3, secret): %s\n", f < 0 ? strerror(errno) : "ok");
+	if (f >= 0 && read(f, buf, sizeof buf - 1) > 0 && strstr(buf, "SECRET"))
+		got++;
+	struct stat st;
+	int s1 = fstatat(3, "secret", &st, 0);
+	printf("fstatat(3, secret): %s\n", s1 ? strerror(errno) : "ok");
+	snprintf(dst, sizeof dst, "%s/moved", rw);
+	int r1 = renameat(3, "secret", AT_FDCWD, dst);
+	printf("renameat(3, secret, RW/moved): %s\n", r1 ? strerror(errno) : "ok");
+	snprintf(dst, sizeof dst, "%s/linked", rw);
+	int r2 = linkat(3, "secret", AT_FDCWD, dst, 0);
+	printf("linkat(3, secret, RW/linked): %s\n", r2 ? strerror(errno) : "ok");
+	int c = fchdir(3);
+	printf("fchdir(3): %s\n", c ? strerror(errno) : "ok");
+	int g = open("secret", O_RDONLY);
+	printf("open(secret) after fchdir: %s\n", g < 0 ? strerror(errno) : "ok");
+	memset(buf, 0, sizeof buf);
+	if (g >= 0 && read(g, buf, sizeof buf - 1) > 0 && strstr(buf, "SECRET"))
+		got++;
+	int h = openat(3, "../outside-dir/secret", O_RDONLY);
+	printf("openat(3, ../outside-dir/secret): %s\n", h < 0 ? strerror(errno) : "ok");
+	int u = unlinkat(3, "secret", 0);
+	printf("unlinkat(3, secret): %s\n", u ? strerror(errno) : "ok");
+	int mk = mkdirat(3, "made", 0755);
+	printf("mkdirat(3, made): %s\n", mk ? strerror(errno) : "ok");
+	int ch = fchmodat(3, "secret", 0666, 0);
+	printf("fchmodat(3, secret, 0666): %s\n", ch ? strerror(errno) : "ok");
+	if (got || !r1 || !r2 || !u || !mk || !ch)
+		escaped("reached a directory outside every tree through an inherited descriptor (read %d, rename %d, link %d, unlink %d, mkdir %d, chmod %d)", got, r1, r2, u, mk, ch);
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -3715,6 +4185,27 @@ int main(int argc, char **argv) {
 		need(argc, 3), utimes_overflow(argv[2]);
 	else if (!strcmp(name, "received-pipe-sigio-kill"))
 		received_pipe_sigio_kill();
+	/* round 8 */
+	else if (!strcmp(name, "shared-map-ro-write"))
+		need(argc, 3), shared_map_ro_write(argv[2]);
+	else if (!strcmp(name, "parent-reach"))
+		parent_reach();
+	else if (!strcmp(name, "nofile-raise"))
+		nofile_raise();
+	else if (!strcmp(name, "rename-exchange"))
+		need(argc, 4), rename_exchange(argv[2], argv[3]);
+	else if (!strcmp(name, "proc-parent"))
+		proc_parent();
+	else if (!strcmp(name, "proc-aliases"))
+		need(argc, 4), proc_aliases(argv[2], argv[3]);
+	else if (!strcmp(name, "reserved-fd-reopen"))
+		reserved_fd_reopen();
+	else if (!strcmp(name, "tmpfile-link"))
+		need(argc, 4), tmpfile_link(argv[2], argv[3]);
+	else if (!strcmp(name, "clone-vm-process"))
+		need(argc, 3), clone_vm_process(argv[2]);
+	else if (!strcmp(name, "inherited-dir-escape"))
+		need(argc, 3), inherited_dir_escape(argv[2]);
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

@@ -2126,3 +2126,108 @@ fn a_received_pipe_cannot_kill_its_owner_outside() {
     assert!(status.is_none(), "ESCAPED: a process outside the sandbox ({}) ended: {status:?}: {}", victim.id(), show(&out));
     assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
 }
+
+// ---- round 8: memory, the supervisor, descriptor limits, links ----------------------------
+
+#[test]
+fn a_shared_mapping_of_a_read_only_file_stays_read_only() {
+    let d = Dirs::new("sharedmapro");
+    let out = contained(&d.policy(), &["shared-map-ro-write", &d.ro()]);
+    eprintln!("{}", show(&out));
+    assert_eq!(std::fs::read_to_string(d.root.join("ro/marker")).unwrap(), "read-only\n", "ESCAPED: the read-only file changed");
+}
+
+#[test]
+fn the_supervisor_cannot_be_signalled_or_read() {
+    let d = Dirs::new("parentreach");
+    let out = contained(&d.policy(), &["parent-reach"]);
+    eprintln!("{}", show(&out));
+}
+
+#[test]
+fn raising_rlimit_nofile_reaches_no_monitor_descriptor() {
+    let d = Dirs::new("nofileraise");
+    let out = contained(&d.policy(), &["nofile-raise"]);
+    eprintln!("{}", show(&out));
+}
+
+#[test]
+fn no_exchange_or_link_between_the_trees() {
+    let d = Dirs::new("renameexchange");
+    let out = contained(&d.policy(), &["rename-exchange", &d.ro(), &d.rw()]);
+    eprintln!("{}", show(&out));
+    assert_eq!(std::fs::read_to_string(d.root.join("ro/marker")).unwrap(), "read-only\n", "ESCAPED: the read-only file changed");
+    assert_eq!(d.ro_entries(), vec!["marker".to_string()], "ESCAPED: the read-only tree changed");
+}
+
+#[test]
+fn the_supervisors_proc_entries_are_not_served() {
+    let d = Dirs::new("procparent");
+    let out = contained(&d.policy(), &["proc-parent"]);
+    eprintln!("{}", show(&out));
+}
+
+/// As `proc_self_does_not_name_paths_outside_every_tree`, through other names.
+#[test]
+fn proc_aliases_do_not_name_paths_outside_every_tree() {
+    let d = Dirs::new("procaliases");
+    let secret = d.root.join("secret");
+    std::fs::create_dir_all(secret.join("mnt")).unwrap();
+    let mnt = std::ffi::CString::new(secret.join("mnt").to_string_lossy().as_bytes()).unwrap();
+    // SAFETY: mount with NUL-terminated strings and no data.
+    let mounted = unsafe { libc::mount(c"tmpfs".as_ptr(), mnt.as_ptr(), c"tmpfs".as_ptr(), 0, core::ptr::null()) } == 0;
+    let listener = std::os::unix::net::UnixListener::bind(secret.join("agent.sock")).unwrap();
+    let mut opts = isolated_policy(&d);
+    opts.extend(["--allow-net".to_string(), "127.0.0.1:9".to_string()]);
+    let out = run_bounded(command(&opts, &["proc-aliases", &secret.to_string_lossy(), &d.rw()]));
+    drop(listener);
+    if mounted {
+        // SAFETY: unmounts what was mounted above.
+        unsafe { libc::umount(mnt.as_ptr()) };
+    }
+    eprintln!("{}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED"), "ESCAPED (tmpfs mounted: {mounted}): {}", show(&out));
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+#[test]
+fn the_monitors_descriptors_cannot_be_reopened_by_name() {
+    let d = Dirs::new("reservedreopen");
+    let out = contained(&d.policy(), &["reserved-fd-reopen"]);
+    eprintln!("{}", show(&out));
+}
+
+#[test]
+fn no_tmpfile_linked_into_a_read_only_tree() {
+    let d = Dirs::new("tmpfilelink");
+    let out = contained(&d.policy(), &["tmpfile-link", &d.ro(), &d.rw()]);
+    eprintln!("{}", show(&out));
+    assert_eq!(d.ro_entries(), vec!["marker".to_string()], "ESCAPED: the read-only tree changed");
+}
+
+#[test]
+fn a_process_sharing_the_address_space_stays_held() {
+    let d = Dirs::new("clonevm");
+    let out = contained(&d.policy(), &["clone-vm-process", &d.ro()]);
+    eprintln!("{}", show(&out));
+    assert!(!text(&out.stderr).contains("panicked"), "ESCAPED: the monitor panicked: {}", show(&out));
+    assert_eq!(std::fs::read_to_string(d.root.join("ro/marker")).unwrap(), "read-only\n", "ESCAPED: the read-only file changed");
+}
+
+/// Descriptor 3 is `outside-dir/`, a directory outside every tree of the isolated
+/// policy, holding `secret`.
+#[test]
+fn an_inherited_directory_outside_every_tree_stays_out_of_reach() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("inheriteddir");
+    let outside = d.root.join("outside-dir");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), "SECRET\n").unwrap();
+    let dir = std::fs::File::open(&outside).unwrap();
+    let mut cmd = command(&isolated_policy(&d), &["inherited-dir-escape", &d.rw()]);
+    pass_as_fd3(&mut cmd, dir.as_raw_fd());
+    let out = run_bounded(cmd);
+    eprintln!("{}", show(&out));
+    assert_eq!(std::fs::read_to_string(outside.join("secret")).ok().as_deref(), Some("SECRET\n"), "ESCAPED: the secret moved: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
