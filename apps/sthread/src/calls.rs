@@ -152,9 +152,14 @@ impl Fds {
         self.get(fd).map_or(0, |g| g.1)
     }
 
+    /// The file type of held descriptor `raw`, if known already.
+    fn known(&self, raw: i32) -> Option<u32> {
+        self.kinds.iter().find(|k| k.0 == raw).map(|k| k.1)
+    }
+
     /// The file type of held descriptor `raw` (0 if it cannot be read).
     fn kind(&mut self, raw: i32) -> u32 {
-        if let Some(&(_, k)) = self.kinds.iter().find(|k| k.0 == raw) {
+        if let Some(k) = self.known(raw) {
             return k;
         }
         let k = stat_of(raw).map_or(0, |st| st.st_mode & libc::S_IFMT);
@@ -349,7 +354,7 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
             // there now, or nothing; with nothing there a blocking read moves to a
             // thread of its own (the data is still queued). Not a socket: ENOTSOCK,
             // remembered, and the file decides below.
-            let kind = fds.kinds.iter().find(|k| k.0 == raw).map(|k| k.1);
+            let kind = fds.known(raw);
             if !may_block && nr != SYS_pread64 && !waitall && kind.is_none_or(|k| k == S_IFSOCK) {
                 let flags = if nr == SYS_recvfrom { a[3] as i32 } else { 0 } | MSG_DONTWAIT;
                 // SAFETY: the host call writes at most n bytes into buf.

@@ -8,7 +8,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use super::fdtable::{self, fd, is_outer_file, is_outer_terminal, stat_of, FileOf};
+use super::fdtable::{self, fd, is_outer_file, is_outer_terminal, not_outer, stat_of, FileOf};
 use super::state::m;
 use super::sys::{deny, fwd, raw, ret, EBADF, EINVAL, R};
 use super::user::{copy_in, user, word32};
@@ -209,8 +209,6 @@ pub fn fcntl(n: i64, a: [u64; 6]) -> R {
             } else {
                 if changed & libc::O_ASYNC != 0 {
                     not_outer(&p, &what)?;
-                }
-                if changed & libc::O_ASYNC != 0 {
                     owner_is_ours(&p, &what)?;
                 }
                 own_open_file(a[0], p, &what)?
@@ -219,8 +217,7 @@ pub fn fcntl(n: i64, a: [u64; 6]) -> R {
         }
         libc::F_SETPIPE_SZ => {
             // A pipe's size is the pipe's, whoever else holds it.
-            let p = fdtable::private(a[0])?;
-            not_outer(&p, &format!("fcntl({}, F_SETPIPE_SZ)", a[0] as i32))?;
+            let p = fdtable::own_file(a[0], &format!("fcntl({}, F_SETPIPE_SZ)", a[0] as i32))?;
             // A FIFO opened by its name is a pipe others can open too.
             if !matches!(fdtable::file_of(p.as_fd()), FileOf::PipeOrSocket) {
                 return deny(&format!("fcntl({}, F_SETPIPE_SZ)", a[0] as i32), "a named FIFO, which processes outside may hold too", libc::EPERM);
@@ -229,8 +226,7 @@ pub fn fcntl(n: i64, a: [u64; 6]) -> R {
         }
         libc::F_ADD_SEALS => {
             // Seals are the file's, whoever else holds it.
-            let p = fdtable::private(a[0])?;
-            not_outer(&p, &format!("fcntl({}, F_ADD_SEALS)", a[0] as i32))?;
+            let p = fdtable::own_file(a[0], &format!("fcntl({}, F_ADD_SEALS)", a[0] as i32))?;
             ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0]))
         }
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL | libc::F_GETOWN | libc::F_GETPIPE_SZ
@@ -359,12 +355,3 @@ fn owner_is_ours(f: &OwnedFd, what: &str) -> Result<(), i64> {
     deny(what, "the open file's SIGIO goes to a process outside the sandbox", libc::EPERM).map(|_| ())
 }
 
-/// Refuses `what` (changing the owner or signal of an open file's `SIGIO`, turning
-/// `O_ASYNC` on or off, a pipe's size, a memfd's seals) on a file shared with
-/// processes outside.
-fn not_outer(f: &OwnedFd, what: &str) -> Result<(), i64> {
-    if is_outer_file(f) {
-        return deny(what, "a file the sandbox was started with: its signals are for processes outside", libc::EPERM).map(|_| ());
-    }
-    Ok(())
-}

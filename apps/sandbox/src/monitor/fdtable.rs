@@ -242,8 +242,15 @@ pub fn is_outer_file(f: &OwnedFd) -> bool {
 /// object checked.
 pub fn own_file(f: u64, what: &str) -> Result<OwnedFd, i64> {
     let p = private(f)?;
-    if is_outer_file(&p) {
-        return super::sys::deny(what, "an open file the sandbox was started with, shared with processes outside", libc::EPERM).map(|_| p);
-    }
+    not_outer(&p, what)?;
     Ok(p)
+}
+
+/// Refuses `what` (`EPERM`) on `p` if it is an open file shared with processes
+/// outside (see [`is_outer_file`]).
+pub fn not_outer(p: &OwnedFd, what: &str) -> Result<(), i64> {
+    if is_outer_file(p) {
+        return super::sys::deny(what, "an open file the sandbox was started with, shared with processes outside", libc::EPERM).map(|_| ());
+    }
+    Ok(())
 }

@@ -268,10 +268,7 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             }
             // Set on one private duplicate, which must not be a socket the sandbox was
             // started with: its options are the processes' outside too.
-            let p = fdtable::private(a[0])?;
-            if fdtable::is_outer_file(&p) {
-                return deny(&format!("setsockopt(.., {}, {})", a[1] as i32, a[2] as i32), "a socket the sandbox was started with, shared with processes outside: its options are theirs too", EPERM);
-            }
+            let p = fdtable::own_file(a[0], &format!("setsockopt(.., {}, {})", a[1] as i32, a[2] as i32))?;
             ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], if a[3] != 0 { v.as_ptr() as u64 } else { 0 }, a[4], 0]))
         }
         SYS_getsockopt => {
@@ -627,10 +624,7 @@ fn connect_checked(p: OwnedFd, sa: &[u8]) -> R {
 /// `shutdown`: not on a socket the sandbox was started with (the connection is the
 /// processes' outside too: their reads would end, their writes fail).
 pub fn shutdown(n: i64, a: [u64; 6]) -> R {
-    let p = fdtable::private(a[0])?;
-    if fdtable::is_outer_file(&p) {
-        return deny(&format!("shutdown({})", a[0] as i32), "a socket the sandbox was started with, shared with processes outside", libc::EPERM);
-    }
+    let p = fdtable::own_file(a[0], &format!("shutdown({})", a[0] as i32))?;
     ret(raw(n, [p.as_raw_fd() as u64, a[1], 0, 0, 0, 0]))
 }
 
