@@ -304,6 +304,27 @@
  *   inherited-dir-escape RW          descriptor 3 is a directory outside every tree:
  *                                    its entries opened, moved, linked, removed,
  *                                    chmod-ed relative to it, and after fchdir
+ *
+ * Round 9 (a tenth white-box pass, after the round-8 fixes):
+ *   received-fd-race                 stdin is a unix socket through which a process
+ *                                    outside sends the read ends of pipes it keeps, one
+ *                                    at a time: recvmsg installs each at the lowest free
+ *                                    number before the monitor notes it as shared, and
+ *                                    a sibling thread spinning on F_SETPIPE_SZ at that
+ *                                    number shrinks the outside's pipe in between
+ *   reserved-fd-probe                poll with fewer entries than RLIMIT_NOFILE (round
+ *                                    6's attack asked for 8192, which the kernel refuses
+ *                                    with EINVAL), select (one number at a time: EBADF
+ *                                    or not) and waitid(P_PIDFD) on numbers at and above
+ *                                    the program's limit: the runtime's and the
+ *                                    monitor's descriptors answer, and the monitor's
+ *                                    pidfd of a child is usable
+ *   multicast-join                   with a rule for 127.0.0.1:9 only (no network
+ *                                    namespace), IP_ADD_MEMBERSHIP and
+ *                                    IPV6_ADD_MEMBERSHIP (allowed socket options) join
+ *                                    groups on the machine's interfaces: the kernel
+ *                                    sends IGMP/MLD reports naming the group (bits the
+ *                                    program chose) onto the network, no rule asked
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -335,6 +356,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -3372,15 +3394,24 @@ static void maps_fd_race(void) {
 	pthread_create(&t, NULL, maps_grabber, NULL);
 	double t0 = now();
 	long tries = 0;
-	while (!maps_stop && now() - t0 < 15) {
+	while (!maps_stop && now() - t0 < 10) {
 		int g = open("/proc/self/maps", O_RDONLY);
 		if (g >= 0)
 			close(g);
 		tries++;
 	}
+	/* The runtime reads the map too: after an mmap, and on a fault it has to look up. */
+	while (!maps_stop && now() - t0 < 20) {
+		char *p = mmap(NULL, 3 << 12, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p != MAP_FAILED) {
+			p[0] = 1, p[8192] = 2;
+			munmap(p, 3 << 12);
+		}
+		tries++;
+	}
 	maps_stop = 1;
 	pthread_join(t, NULL);
-	printf("%ld opens\n", tries);
+	printf("%ld opens and maps\n", tries);
 	if (maps_got_len > 0) {
 		int lines = count_lines(maps_got);
 		char *l = strstr(maps_got, "/dune\n");
@@ -3991,6 +4022,183 @@ static void inherited_dir_escape(const char *rw) {
 	contained();
 }
 
+/* ---- round 9 ----------------------------------------------------------------------- */
+
+static volatile int race_fd = -1;
+static volatile int race_stop;
+static volatile long race_ok, race_tries;
+
+static void *shrink_loop(void *arg) {
+	(void)arg;
+	while (!race_stop) {
+		int f = race_fd;
+		race_tries++;
+		if (f >= 0 && fcntl(f, F_SETPIPE_SZ, 4096) >= 0)
+			race_ok++;
+	}
+	return NULL;
+}
+
+/* stdin: a unix stream socket; the peer (outside) sends, one per byte, the read ends
+ * of pipes it made and keeps (each a pipe of its own, so each is "new" to the monitor).
+ * A sibling spins on F_SETPIPE_SZ at the number recvmsg gives: refused on a pipe the
+ * monitor knows is shared, allowed on one it has not noted yet. */
+static void received_fd_race(void) {
+	int probe = dup(0);
+	if (probe < 0)
+		exit(2);
+	close(probe);
+	race_fd = probe;
+	pthread_t th;
+	if (pthread_create(&th, NULL, shrink_loop, NULL))
+		exit(2);
+	int n = 0, shrunk = 0, other = 0;
+	for (;;) {
+		char byte;
+		struct iovec io = { &byte, 1 };
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(sizeof(int))];
+		} u;
+		memset(&u, 0, sizeof u);
+		struct msghdr m;
+		memset(&m, 0, sizeof m);
+		m.msg_iov = &io;
+		m.msg_iovlen = 1;
+		m.msg_control = u.b;
+		m.msg_controllen = sizeof u.b;
+		ssize_t r = recvmsg(0, &m, 0);
+		if (r <= 0)
+			break;
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		if (!c || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int fd;
+		memcpy(&fd, CMSG_DATA(c), sizeof fd);
+		n++;
+		if (fd != probe)
+			other++, race_fd = fd;
+		if (fcntl(fd, F_GETPIPE_SZ) == 4096)
+			shrunk++;
+		close(fd);
+	}
+	race_stop = 1;
+	pthread_join(th, NULL);
+	printf("received %d pipes (%d at another number), sibling tried %ld times, %ld succeeded, %d shrunk\n", n, other, race_tries, race_ok, shrunk);
+	if (shrunk || race_ok)
+		escaped("a sibling shrank %d of the pipes a process outside made, keeps and sent (%ld F_SETPIPE_SZ calls succeeded)", shrunk, race_ok);
+	contained();
+}
+
+static void reserved_fd_probe(void) {
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		exit(2);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	long lo = rl.rlim_max, hi = 65536 + 4096;
+	long chunk = rl.rlim_cur < 512 ? (long)rl.rlim_cur : 512;
+	printf("RLIMIT_NOFILE %ld/%ld: probing %ld..%ld\n", (long)rl.rlim_cur, (long)rl.rlim_max, lo, hi);
+	/* A child, so that the monitor holds a pidfd of it. */
+	pid_t kid = fork();
+	if (kid == 0) {
+		sleep(60);
+		_exit(0);
+	}
+	int found = 0;
+	struct pollfd *p = calloc(chunk, sizeof *p);
+	long p_open = 0, p_first = -1;
+	short p_rev = 0;
+	for (long b = lo; b < hi; b += chunk) {
+		for (long i = 0; i < chunk; i++)
+			p[i].fd = b + i, p[i].events = POLLIN | POLLOUT, p[i].revents = 0;
+		int r = poll(p, chunk, 0);
+		if (r < 0) {
+			printf("poll of %ld at %ld: %s\n", chunk, b, strerror(errno));
+			break;
+		}
+		for (long i = 0; i < chunk; i++)
+			if (p[i].revents && !(p[i].revents & POLLNVAL)) {
+				if (p_first < 0)
+					p_first = b + i, p_rev = p[i].revents;
+				p_open++;
+			}
+	}
+	printf("poll: %ld open descriptors at or above %ld (first %ld, revents %#x)\n", p_open, lo, p_first, p_rev);
+	if (p_open)
+		found++, printf("ESCAPED: %s: poll answers for %ld of the runtime's and monitor's descriptors\n", name, p_open);
+	long w_pidfd = -1;
+	for (long f = lo; f < hi && kid > 0; f++) {
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		long r = syscall(SYS_waitid, 3 /* P_PIDFD */, f, &si, WEXITED | WNOHANG, NULL);
+		if (r == 0 || (r < 0 && errno != EBADF && errno != EINVAL)) {
+			w_pidfd = f;
+			break;
+		}
+	}
+	printf("waitid(P_PIDFD): monitor pidfd at %ld\n", w_pidfd);
+	if (w_pidfd >= 0)
+		found++, printf("ESCAPED: %s: waitid(P_PIDFD) accepts the monitor's descriptor %ld\n", name, w_pidfd);
+	static unsigned long bits[(65536 + 4096) / 64];
+	long s_open = 0, s_first = -1;
+	for (long f = lo; f < hi; f++) {
+		memset(bits, 0, sizeof bits);
+		bits[f / 64] |= 1UL << (f % 64);
+		struct timeval tv = { 0, 0 };
+		long r = syscall(SYS_select, f + 1, NULL, bits, NULL, &tv);
+		/* 1 and the bit set: an open descriptor, ready for writing (a closed one in the
+		 * table is EBADF; numbers past the table are not looked at: 0). */
+		if (r == 1 && (bits[f / 64] & (1UL << (f % 64)))) {
+			if (s_first < 0)
+				s_first = f;
+			s_open++;
+		}
+	}
+	printf("select: %ld open descriptors at or above %ld (first %ld)\n", s_open, lo, s_first);
+	if (s_open)
+		found++, printf("ESCAPED: %s: select tells open from closed for %ld numbers above the limit\n", name, s_open);
+	if (kid > 0) {
+		kill(kid, SIGKILL);
+		waitpid(kid, NULL, 0);
+	}
+	if (found)
+		exit(1);
+	contained();
+}
+
+/* Policy: --allow-net 127.0.0.1:9 only. Joins 239.77.66.55 and ff15::7766:5544 on every
+ * interface index it can, says so, and holds the memberships until stdin says "go". */
+static void multicast_join(void) {
+	int s4 = socket(AF_INET, SOCK_DGRAM, 0), s6 = socket(AF_INET6, SOCK_DGRAM, 0);
+	int j4 = 0, j6 = 0;
+	for (int idx = 0; idx < 32 && s4 >= 0; idx++) {
+		struct ip_mreqn mr;
+		memset(&mr, 0, sizeof mr);
+		inet_pton(AF_INET, "239.77.66.55", &mr.imr_multiaddr);
+		mr.imr_ifindex = idx;
+		if (setsockopt(s4, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) == 0)
+			j4++;
+	}
+	for (int idx = 0; idx < 32 && s6 >= 0; idx++) {
+		struct ipv6_mreq mr;
+		memset(&mr, 0, sizeof mr);
+		inet_pton(AF_INET6, "ff15::7766:5544", &mr.ipv6mr_multiaddr);
+		mr.ipv6mr_interface = idx;
+		if (setsockopt(s6, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof mr) == 0)
+			j6++;
+	}
+	printf("joined %d %d\n", j4, j6);
+	fflush(stdout);
+	char buf[16];
+	if (read(0, buf, sizeof buf) < 0)
+		exit(2);
+	if (j4 || j6)
+		escaped("joined multicast groups on %d (IPv4) and %d (IPv6) interfaces with no rule", j4, j6);
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -4206,6 +4414,13 @@ int main(int argc, char **argv) {
 		need(argc, 3), clone_vm_process(argv[2]);
 	else if (!strcmp(name, "inherited-dir-escape"))
 		need(argc, 3), inherited_dir_escape(argv[2]);
+	/* round 9 */
+	else if (!strcmp(name, "received-fd-race"))
+		received_fd_race();
+	else if (!strcmp(name, "reserved-fd-probe"))
+		reserved_fd_probe();
+	else if (!strcmp(name, "multicast-join"))
+		multicast_join();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

@@ -20,6 +20,7 @@ use super::state::m;
 use super::sys::{deny, raw, R};
 use super::user::{c, copy_in, copy_out, cstr_in, opt, user};
 use super::audit;
+use super::space::own_maps;
 use crate::policy::{Access, Errno, ResolvedPath};
 
 /// Mode bits no file the program creates or changes may have.
@@ -143,7 +144,7 @@ fn served(p: &[u8]) -> Option<Vec<u8>> {
 /// memory layout show.
 fn program_maps() -> Vec<u8> {
     let owned = m().space().ranges();
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let maps = own_maps().unwrap_or_default();
     let mut out = String::new();
     for l in maps.lines() {
         let mut f = l.splitn(6, ' ');

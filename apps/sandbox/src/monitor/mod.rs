@@ -65,7 +65,7 @@ pub use state::{m, Flow, Monitor, Thread};
 
 /// The vDSO mapping and the vvar pages before it, from `/proc/self/maps`.
 fn vdso_ranges() -> Vec<(u64, u64, i32)> {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return Vec::new() };
+    let Some(maps) = space::own_maps() else { return Vec::new() };
     let mut out = Vec::new();
     for l in maps.lines() {
         if !(l.ends_with("[vdso]") || l.ends_with("[vvar]") || l.ends_with("[vvar_vclock]")) {

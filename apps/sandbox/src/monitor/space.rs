@@ -605,10 +605,17 @@ impl ProgramSpace {
     }
 }
 
+/// `/proc/self/maps` as the kernel shows it, read through the runtime's descriptor at
+/// its own numbers: never opened here, where the descriptor would be born at the
+/// lowest free number and a sibling thread of the program could duplicate it.
+pub fn own_maps() -> Option<String> {
+    libdune::runtime::own_maps().ok().and_then(|b| String::from_utf8(b).ok())
+}
+
 /// The process's mappings `(start, end)` from `/proc/self/maps`, sorted; everything
 /// if it cannot be read (then nothing is disowned on its account).
 fn kernel_map() -> Vec<(u64, u64)> {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return vec![(0, u64::MAX)] };
+    let Some(maps) = own_maps() else { return vec![(0, u64::MAX)] };
     let mut out = Vec::new();
     for l in maps.lines() {
         let Some((s, e)) = l.split_whitespace().next().and_then(|r| r.split_once('-')) else { continue };

@@ -82,6 +82,28 @@ pub fn exclusive_descriptors() -> DescriptorsExclusive {
     crate::host::reserved::exclusive()
 }
 
+/// The text of `/proc/self/maps`, read through the runtime's own descriptor of it,
+/// which sits at the runtime's numbers: an application that reads the map while the
+/// program runs beside it must not open the file itself (the descriptor would be born
+/// at the lowest free number of the table the program shares, where a sibling thread
+/// could duplicate it and read the map).
+pub fn own_maps() -> std::io::Result<Vec<u8>> {
+    let text = if crate::guest::in_dune_mode() {
+        // Ring 0 cannot use the runtime's numbers: the host hands over a duplicate at
+        // the application's.
+        let dup = crate::guest::dispatch::service(crate::guest::entry::SERVICE_DUP_MAPS, 0);
+        let text = crate::host::procmap::text_through((dup >= 0).then_some(dup as i32));
+        if dup >= 0 {
+            // SAFETY: the duplicate the service made for this call, owned here.
+            drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup as i32) });
+        }
+        text
+    } else {
+        crate::host::procmap::text()
+    };
+    text.map_err(|e| std::io::Error::other(format!("/proc/self/maps: {e}")))
+}
+
 /// The runtime's own mappings, `(start, end)`: host stacks, page tables, vCPU areas,
 /// fixed tables, `kvm_run` areas. `munmap`, `mmap(MAP_FIXED)`, `mremap`, `mprotect`
 /// and destructive `madvise` over them fail with `EPERM`.

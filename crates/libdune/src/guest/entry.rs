@@ -38,6 +38,9 @@ pub const PORT_SERVICE: u16 = 0x10;
 /// Service: a close-on-exec duplicate of descriptor rsi at the application's reserved
 /// numbers (`runtime::dup_reserved`).
 pub const SERVICE_DUP_APP: u64 = 1;
+/// Service: a close-on-exec duplicate of the runtime's descriptor of `/proc/self/maps`
+/// at the application's reserved numbers (`runtime::own_maps`).
+pub const SERVICE_DUP_MAPS: u64 = 2;
 /// Size of one IDT stub; the stub for vector `v` is at `dune_trap_stubs + v * TRAP_STUB_SIZE`.
 pub const TRAP_STUB_SIZE: usize = 16;
 /// Bytes below `rsp` that ring-0 code must not touch: the System V red zone.

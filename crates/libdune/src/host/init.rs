@@ -61,6 +61,8 @@ pub fn init(options: &Options) -> Result<()> {
     let free_vcpus = Vec::with_capacity(max_vcpus);
     mem.map_all(&vm)?;
     signal::import_handlers();
+    // After the VM's own descriptors, which come first at the runtime's numbers.
+    super::procmap::open_own();
     *g = Some(State { kvm, vm, mem, template, free_vcpus, next_vcpu_id: 0, max_vcpus });
     Ok(())
 }

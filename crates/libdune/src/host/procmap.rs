@@ -3,6 +3,8 @@
 //! The runtime reads the map on exit paths (a lazy page fault, a `shmat`) where the
 //! guest thread may hold the allocator's lock, so lines are parsed from a fixed buffer.
 
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
 use super::{reserved, sys};
 
 /// One mapping of the process.
@@ -101,62 +103,203 @@ pub fn for_each(mut f: impl FnMut(&Vma) -> bool) -> Result<(), &'static str> {
 
 /// Like [`for_each`], with the file fields of each line.
 pub fn for_each_full(mut f: impl FnMut(&Vma, &FileRef<'_>) -> bool) -> Result<(), &'static str> {
-    const PATH: &[u8] = b"/proc/self/maps\0";
-    // The descriptor sits below the program's limit while it is read: pinned, so no
-    // sibling can put another file at its number.
-    let _pin = reserved::pin_runtime();
-    // SAFETY: PATH is NUL-terminated; the fd is closed below.
-    let open = || unsafe { sys::syscall(libc::SYS_openat, libc::AT_FDCWD as u64, PATH.as_ptr() as u64, (libc::O_RDONLY | libc::O_CLOEXEC) as u64) };
-    let fd = match sys::check(open()) {
-        // The program used up (or lowered) its descriptor limit: open above it.
-        Err(libc::EMFILE) => sys::check(reserved::with_fd_room(open)),
-        r => r,
-    };
-    let fd = fd.map_err(|_| "cannot open")?;
+    let mut result = Ok(());
     let mut buf = [0u8; 8192];
     let mut have = 0usize;
-    let mut result = Ok(());
-    'read: loop {
-        // SAFETY: reading into the unused tail of a stack buffer.
-        let n = unsafe { sys::syscall(libc::SYS_read, fd, buf[have..].as_mut_ptr() as u64, (buf.len() - have) as u64) };
-        let n = match sys::check(n) {
-            Ok(n) => n as usize,
-            Err(libc::EINTR) => continue,
-            Err(_) => {
-                result = Err("read failed");
-                break;
-            }
-        };
-        if n == 0 {
-            break;
-        }
-        have += n;
+    read_chunks(&mut buf, &mut have, &mut |buf, have| {
         let mut consumed = 0;
-        while let Some(nl) = buf[consumed..have].iter().position(|&b| b == b'\n') {
+        while let Some(nl) = buf[consumed..*have].iter().position(|&b| b == b'\n') {
             let line = &buf[consumed..consumed + nl];
             consumed += nl + 1;
             match parse_line_full(line) {
                 Some((vma, file)) => {
                     if !f(&vma, &file) {
-                        break 'read;
+                        return false;
                     }
                 }
                 None => {
                     result = Err("malformed line");
-                    break 'read;
+                    return false;
                 }
             }
         }
-        if consumed == 0 && have == buf.len() {
+        if consumed == 0 && *have == buf.len() {
             result = Err("line longer than the read buffer");
-            break;
+            return false;
         }
-        buf.copy_within(consumed..have, 0);
-        have -= consumed;
-    }
-    // SAFETY: closing the fd opened above.
-    unsafe { sys::syscall(libc::SYS_close, fd, 0, 0) };
+        buf.copy_within(consumed..*have, 0);
+        *have -= consumed;
+        true
+    })?;
     result
+}
+
+/// The whole map as the kernel shows it, read on the host side (allocates: not for
+/// exit paths that may hold the allocator's lock).
+pub fn text() -> Result<Vec<u8>, &'static str> {
+    text_through(own_fd().ok())
+}
+
+// ---- the map's descriptor -----------------------------------------------------------------
+//
+// The map is read through one descriptor the runtime keeps at its own numbers (above
+// the program's limit, where the program cannot name, duplicate or list it). Opening
+// it at each read would put it, for the length of the read, at the lowest free number
+// of the table the program shares, where a sibling thread could duplicate it and read
+// the runtime's own mappings. It is opened while no program thread can run beside the
+// opener: at [`init`](super::init) and in a forked child before it resumes
+// ([`after_fork`]); a descriptor of `/proc/self/maps` names the memory of the process
+// that opened it, so a forked child needs its own.
+
+/// The runtime's descriptor of `/proc/self/maps`, or -1.
+static MAPS_FD: AtomicI32 = AtomicI32::new(-1);
+/// The process [`MAPS_FD`] was opened in (a forked child inherits the parent's).
+static MAPS_PID: AtomicI32 = AtomicI32::new(0);
+/// Held while [`MAPS_FD`] is read: a reader continues where its last read ended.
+static MAPS_LOCK: AtomicBool = AtomicBool::new(false);
+
+std::thread_local! {
+    /// This thread holds [`MAPS_LOCK`] (a reader's callback that reads the map again
+    /// opens a descriptor of its own).
+    static READING: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+fn getpid() -> i32 {
+    // SAFETY: getpid has no arguments and no effect.
+    unsafe { sys::syscall(libc::SYS_getpid, 0, 0, 0) as i32 }
+}
+
+/// Opens `/proc/self/maps` at a low number under a pin: the fallback, and the first
+/// step of [`open_reserved`].
+fn open_low() -> Result<i32, i32> {
+    const PATH: &[u8] = b"/proc/self/maps\0";
+    // SAFETY: PATH is NUL-terminated; the caller closes the fd.
+    let open = || unsafe { sys::syscall(libc::SYS_openat, libc::AT_FDCWD as u64, PATH.as_ptr() as u64, (libc::O_RDONLY | libc::O_CLOEXEC) as u64) };
+    match sys::check(open()) {
+        // The program used up (or lowered) its descriptor limit: open above it.
+        Err(libc::EMFILE) => sys::check(reserved::with_fd_room(open)).map(|f| f as i32),
+        r => r.map(|f| f as i32),
+    }
+}
+
+fn close(fd: i32) {
+    // SAFETY: closing a descriptor this module opened and owns.
+    unsafe { sys::syscall(libc::SYS_close, fd as u64, 0, 0) };
+}
+
+/// The map's descriptor moved up to the runtime's numbers.
+fn open_reserved() -> Result<i32, i32> {
+    let _pin = reserved::pin_runtime();
+    let low = open_low()?;
+    let high = reserved::with_fd_room(|| reserved::dup_high(low));
+    close(low);
+    high
+}
+
+/// Opens the runtime's descriptor of the map, replacing an inherited one. Call where
+/// no program thread runs beside the caller: at initialization, and in a forked child
+/// before anything else ([`after_fork`]).
+pub fn open_own() {
+    if let Ok(fd) = open_reserved() {
+        let old = MAPS_FD.swap(fd, Ordering::AcqRel);
+        MAPS_PID.store(getpid(), Ordering::Release);
+        if old >= 0 {
+            close(old);
+        }
+    }
+}
+
+/// In a forked child: the lock as if nobody held it (the threads that might have do
+/// not exist here), and a descriptor of the child's own memory.
+pub fn after_fork() {
+    MAPS_LOCK.store(false, Ordering::Release);
+    READING.with(|r| r.set(false));
+    open_own();
+}
+
+/// The runtime's descriptor of the map, if it is this process's (`EBADF` if not).
+pub fn own_fd() -> Result<i32, i32> {
+    let own = MAPS_FD.load(Ordering::Acquire);
+    if own < 0 || MAPS_PID.load(Ordering::Acquire) != getpid() {
+        return Err(libc::EBADF);
+    }
+    Ok(own)
+}
+
+/// Reads the map from its start in chunks into `buf` (`have` bytes kept from the last
+/// call), calling `more` after each read until it returns `false` or the map ends.
+fn read_chunks(buf: &mut [u8], have: &mut usize, more: &mut dyn FnMut(&mut [u8], &mut usize) -> bool) -> Result<(), &'static str> {
+    match own_fd() {
+        Ok(fd) if !READING.with(|r| r.get()) => locked(|| read_from(fd, buf, have, more)),
+        // Not the runtime's descriptor (not opened yet, a child the runtime did not
+        // fork), or a read within a read: a fresh one at a low number, pinned while
+        // it is read.
+        _ => read_fresh(buf, have, more),
+    }
+}
+
+fn read_fresh(buf: &mut [u8], have: &mut usize, more: &mut dyn FnMut(&mut [u8], &mut usize) -> bool) -> Result<(), &'static str> {
+    let _pin = reserved::pin_runtime();
+    let fd = open_low().map_err(|_| "cannot open")?;
+    let r = read_from(fd, buf, have, more);
+    close(fd);
+    r
+}
+
+/// Runs `f` holding [`MAPS_LOCK`].
+fn locked<T>(f: impl FnOnce() -> T) -> T {
+    while MAPS_LOCK.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        // SAFETY: sched_yield has no arguments.
+        unsafe { sys::syscall(libc::SYS_sched_yield, 0, 0, 0) };
+    }
+    READING.with(|r| r.set(true));
+    let r = f();
+    READING.with(|r| r.set(false));
+    MAPS_LOCK.store(false, Ordering::Release);
+    r
+}
+
+/// The whole map, read through `dup`, a duplicate of the runtime's descriptor the
+/// guest side was given (`runtime::own_maps`); `None` for no duplicate (then a fresh
+/// descriptor, pinned). The duplicate shares the descriptor's position, so it is read
+/// under the same lock.
+pub fn text_through(dup: Option<i32>) -> Result<Vec<u8>, &'static str> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut have = 0usize;
+    let mut more = |buf: &mut [u8], have: &mut usize| {
+        out.extend_from_slice(&buf[..*have]);
+        *have = 0;
+        true
+    };
+    match dup {
+        Some(fd) if !READING.with(|r| r.get()) => locked(|| read_from(fd, &mut buf, &mut have, &mut more))?,
+        _ => read_fresh(&mut buf, &mut have, &mut more)?,
+    }
+    Ok(out)
+}
+
+/// `pread`s `fd` from offset 0 (a read at offset 0 starts the map afresh; each later
+/// one continues where the last ended).
+fn read_from(fd: i32, buf: &mut [u8], have: &mut usize, more: &mut dyn FnMut(&mut [u8], &mut usize) -> bool) -> Result<(), &'static str> {
+    let mut at = 0u64;
+    loop {
+        // SAFETY: reading into the unused tail of the caller's buffer.
+        let n = unsafe { sys::syscall6(libc::SYS_pread64 as u64, [fd as u64, buf[*have..].as_mut_ptr() as u64, (buf.len() - *have) as u64, at, 0, 0]) };
+        let n = match sys::check(n) {
+            Ok(n) => n as usize,
+            Err(libc::EINTR) => continue,
+            Err(_) => return Err("read failed"),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        at += n as u64;
+        *have += n;
+        if !more(buf, have) {
+            return Ok(());
+        }
+    }
 }
 
 /// The part of file mapping `v` that lies beyond the end of its file, as

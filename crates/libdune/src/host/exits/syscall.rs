@@ -290,6 +290,10 @@ pub fn service(ctx: &mut ThreadCtx) {
             Ok(fd) => fd as i64,
             Err(e) => -(e as i64),
         },
+        entry::SERVICE_DUP_MAPS => match crate::host::procmap::own_fd().and_then(reserved::dup_app) {
+            Ok(fd) => fd as i64,
+            Err(e) => -(e as i64),
+        },
         _ => -(libc::ENOSYS as i64),
     };
     ctx.vcpu.fd.sync_regs_mut().regs.rax = ret as u64;

@@ -132,6 +132,7 @@ fn fork(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid: u64,
     }
     // Child: a VM of its own, this thread's vCPU in it with the parent's state, rax = 0.
     crate::host::reserved::after_fork();
+    crate::host::procmap::after_fork();
     let Some(st) = guard.as_mut() else { die_fatal(&ctx.vcpu.fd, "fork: runtime state missing") };
     if let Err(e) = st.rebuild_after_fork(&mut ctx.vcpu) {
         drop(guard);
