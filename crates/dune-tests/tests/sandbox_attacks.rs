@@ -2263,7 +2263,6 @@ fn try_send_fd(s: i32, fd: i32) -> bool {
 /// installs the descriptor at the lowest free number before the monitor notes it as
 /// shared; a sibling thread spins on F_SETPIPE_SZ at that number.
 #[test]
-#[ignore = "open finding (issue 16, round 9)"]
 fn a_received_descriptor_is_shared_from_the_moment_it_arrives() {
     use std::os::fd::AsRawFd;
     let d = Dirs::new("recvrace");
@@ -2309,7 +2308,6 @@ fn a_received_descriptor_is_shared_from_the_moment_it_arrives() {
 }
 
 #[test]
-#[ignore = "open finding (issue 16, round 9)"]
 fn the_monitors_descriptors_answer_no_poll_select_or_waitid() {
     let d = Dirs::new("reservedprobe");
     let out = contained(&d.policy(), &["reserved-fd-probe"]);
@@ -2320,7 +2318,6 @@ fn the_monitors_descriptors_answer_no_poll_select_or_waitid() {
 /// joins 239.77.66.55 and ff15::7766:5544 and holds them until told to go on; the
 /// machine's group memberships (`/proc/net/igmp`, `igmp6`) must not show them.
 #[test]
-#[ignore = "open finding (issue 16, round 9)"]
 fn no_multicast_membership_without_a_rule() {
     let d = Dirs::new("mcast");
     let mut opts = d.policy();

@@ -188,33 +188,53 @@ static RECEIVED: std::sync::Mutex<Received> = std::sync::Mutex::new((Vec::new(),
 /// Files (device, inode) and terminals (device numbers).
 type Received = (Vec<(u64, u64)>, Vec<u64>);
 
-/// Notes the descriptors in the control messages `ctl` that `recvmsg` just wrote as
-/// shared with processes outside (a descriptor sent from inside is noted too: the
-/// monitor cannot tell the sender, and treating it as shared only refuses more).
-pub fn note_received(ctl: &[u8]) {
-    // struct cmsghdr: len u64, level i32, type i32, then data, aligned to 8.
-    let mut at = 0usize;
-    while at + 16 <= ctl.len() {
-        let len = u64::from_le_bytes(ctl[at..at + 8].try_into().unwrap_or_default()) as usize;
-        if len < 16 || at + len > ctl.len() {
-            break;
-        }
-        let (level, ty) = (i32::from_le_bytes(ctl[at + 8..at + 12].try_into().unwrap_or_default()), i32::from_le_bytes(ctl[at + 12..at + 16].try_into().unwrap_or_default()));
-        if level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS {
-            let mut r = RECEIVED.lock().unwrap_or_else(|e| e.into_inner());
-            for c in ctl[at + 16..at + len].chunks_exact(4) {
-                let fd = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                let Some(st) = stat_of(fd) else { continue };
-                if !r.0.contains(&(st.st_dev, st.st_ino)) {
-                    r.0.push((st.st_dev, st.st_ino));
-                }
-                // SAFETY: isatty only queries the descriptor.
-                if unsafe { libc::isatty(fd) } == 1 && !r.1.contains(&st.st_rdev) {
-                    r.1.push(st.st_rdev);
+/// Held across a `recvmsg` that may carry descriptors and the noting of what came
+/// ([`Receiving::note`]): the kernel puts received descriptors at the program's
+/// lowest free numbers, and until they are noted a sibling's call would take them for
+/// the program's own. While this is held, [`is_outer_file`] waits (it reads the
+/// noted files under the same lock), and no `close` or `dup2` renumbers what came
+/// (the pin). Never held across a call that blocks: the receive does not wait.
+pub struct Receiving {
+    _pin: DescriptorPin,
+    noted: std::sync::MutexGuard<'static, Received>,
+}
+
+/// Takes [`Receiving`].
+pub fn receiving() -> Receiving {
+    let _pin = pin();
+    Receiving { _pin, noted: RECEIVED.lock().unwrap_or_else(|e| e.into_inner()) }
+}
+
+impl Receiving {
+    /// Notes the descriptors in the control messages `ctl` that `recvmsg` just wrote
+    /// as shared with processes outside (a descriptor sent from inside is noted too:
+    /// the monitor cannot tell the sender, and treating it as shared only refuses
+    /// more).
+    pub fn note(&mut self, ctl: &[u8]) {
+        let r = &mut self.noted;
+        // struct cmsghdr: len u64, level i32, type i32, then data, aligned to 8.
+        let mut at = 0usize;
+        while at + 16 <= ctl.len() {
+            let len = u64::from_le_bytes(ctl[at..at + 8].try_into().unwrap_or_default()) as usize;
+            if len < 16 || at + len > ctl.len() {
+                break;
+            }
+            let (level, ty) = (i32::from_le_bytes(ctl[at + 8..at + 12].try_into().unwrap_or_default()), i32::from_le_bytes(ctl[at + 12..at + 16].try_into().unwrap_or_default()));
+            if level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS {
+                for c in ctl[at + 16..at + len].chunks_exact(4) {
+                    let fd = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    let Some(st) = stat_of(fd) else { continue };
+                    if !r.0.contains(&(st.st_dev, st.st_ino)) {
+                        r.0.push((st.st_dev, st.st_ino));
+                    }
+                    // SAFETY: isatty only queries the descriptor.
+                    if unsafe { libc::isatty(fd) } == 1 && !r.1.contains(&st.st_rdev) {
+                        r.1.push(st.st_rdev);
+                    }
                 }
             }
+            at += len.next_multiple_of(8);
         }
-        at += len.next_multiple_of(8);
     }
 }
 

@@ -6,11 +6,11 @@
 
 use std::os::fd::AsRawFd;
 
-use super::fdtable::{fd, own_file};
+use super::fdtable::{self, fd, own_file};
 use super::signals;
 use super::state::Thread;
 use super::sys::{fwd, neg, EFAULT, EINVAL, R};
-use super::user::{c, copy_in, cstr_in, iovecs, opt, user, word};
+use super::user::{c, copy_in, copy_out, cstr_in, iovecs, opt, user, word};
 
 /// `read`, `write`, `pread64`, `pwrite64`, `getdents64`: a buffer of `a[2]` bytes.
 pub fn buffer(n: i64, a: [u64; 6]) -> R {
@@ -111,19 +111,57 @@ fn fd_set(addr: u64, n: u64) -> Result<(), i64> {
 
 /// `poll(fds, n, timeout)`.
 pub fn poll(n: i64, a: [u64; 6]) -> R {
-    user(a[0], a[1].saturating_mul(8))?;
-    fwd(n, a)
+    polled(a[0], a[1], |fds, waits| fwd(n, [fds, a[1], if waits { a[2] } else { 0 }, 0, 0, 0]))
+}
+
+/// `poll`'s and `ppoll`'s array, copied in: the kernel reads the monitor's copy, where
+/// an entry naming one of the monitor's numbers (at or above the program's limit) is
+/// -1, and the program gets `POLLNVAL` for it, as for a number nothing is open at. A
+/// copy, not the program's array checked and passed on: a sibling could change an
+/// entry after the check. `call(array, waits)` makes the call; `waits` is false when
+/// such an entry makes the answer immediate (the call must not wait then).
+fn polled(addr: u64, count: u64, call: impl FnOnce(u64, bool) -> R) -> R {
+    let limit = fdtable::program_limit();
+    if count > limit as u64 {
+        return Err(EINVAL);
+    }
+    let mut b = copy_in(addr, count as usize * 8)?;
+    let mut invalid = Vec::new();
+    for (i, e) in b.chunks_exact_mut(8).enumerate() {
+        let f = i32::from_le_bytes(e[..4].try_into().unwrap_or_default());
+        if f >= limit {
+            e[..4].copy_from_slice(&(-1i32).to_le_bytes());
+            invalid.push((i, f));
+        }
+    }
+    let r = call(b.as_mut_ptr() as u64, invalid.is_empty())?;
+    for &(i, f) in &invalid {
+        b[i * 8..i * 8 + 4].copy_from_slice(&f.to_le_bytes());
+        b[i * 8 + 6..i * 8 + 8].copy_from_slice(&(libc::POLLNVAL as i16).to_le_bytes());
+    }
+    copy_out(addr, &b)?;
+    Ok(r + invalid.len() as i64)
 }
 
 /// `ppoll(fds, n, timeout, sigmask, size)`.
 pub fn ppoll(t: &mut Thread, n: i64, a: [u64; 6]) -> R {
-    user(a[0], a[1].saturating_mul(8))?;
     opt(a[2], 16)?;
     let mk = wait_mask(a[3], a[4])?;
     if mk.is_some() {
         t.saved_mask = Some(t.mask);
     }
-    fwd(n, [a[0], a[1], a[2], mk.as_ref().map_or(0, |b| b.as_ptr() as u64), a[4], 0])
+    let zero = [0u64; 2];
+    polled(a[0], a[1], |fds, waits| fwd(n, [fds, a[1], if waits { a[2] } else { zero.as_ptr() as u64 }, mk.as_ref().map_or(0, |b| b.as_ptr() as u64), a[4], 0]))
+}
+
+/// The `nfds` of `select` and `pselect6`, cut at the program's limit: the kernel then
+/// looks at no bit of the monitor's numbers (and never at a bit a sibling sets after a
+/// check).
+fn select_count(nfds: u64) -> u64 {
+    match nfds as i32 {
+        n if n < 0 => nfds,
+        n => n.min(fdtable::program_limit()) as u64,
+    }
 }
 
 /// `select(n, r, w, e, timeout)`.
@@ -132,7 +170,7 @@ pub fn select(n: i64, a: [u64; 6]) -> R {
     fd_set(a[2], a[0])?;
     fd_set(a[3], a[0])?;
     opt(a[4], 16)?;
-    fwd(n, a)
+    fwd(n, [select_count(a[0]), a[1], a[2], a[3], a[4], 0])
 }
 
 /// `pselect6(n, r, w, e, timeout, {sigmask, size})`.
@@ -152,7 +190,7 @@ pub fn pselect6(t: &mut Thread, n: i64, a: [u64; 6]) -> R {
         t.saved_mask = Some(t.mask);
     }
     let data = [mk.as_ref().map_or(0, |b| b.as_ptr() as u64), len];
-    fwd(n, [a[0], a[1], a[2], a[3], a[4], if a[5] != 0 { data.as_ptr() as u64 } else { 0 }])
+    fwd(n, [select_count(a[0]), a[1], a[2], a[3], a[4], if a[5] != 0 { data.as_ptr() as u64 } else { 0 }])
 }
 
 /// `epoll_ctl(epfd, op, fd, event)`.

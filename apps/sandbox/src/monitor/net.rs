@@ -333,10 +333,13 @@ fn msg(n: i64, sock: u64, addr: u64, flags: u64) -> R {
         h[32..40].copy_from_slice(&(ctl.as_mut_ptr() as u64).to_le_bytes());
         h[40..48].copy_from_slice(&(ctl.len() as u64).to_le_bytes());
     }
-    let r = ret(raw(n, [sock, h.as_ptr() as u64, flags, 0, 0, 0]))?;
+    let r = if control != 0 {
+        receive_noted(sock, &mut h, flags)?
+    } else {
+        ret(raw(n, [sock, h.as_ptr() as u64, flags, 0, 0, 0]))?
+    };
     let got = (u64::from_le_bytes(h[40..48].try_into().unwrap_or_default()) as usize).min(ctl.len());
     if control != 0 {
-        fdtable::note_received(&ctl[..got]);
         if !write_user(control, &ctl[..got]) {
             return Err(-(libc::EFAULT as i64));
         }
@@ -346,6 +349,50 @@ fn msg(n: i64, sock: u64, addr: u64, flags: u64) -> R {
         return Err(-(libc::EFAULT as i64));
     }
     Ok(r)
+}
+
+/// `recvmsg` with a control buffer: descriptors in it are noted as shared with the
+/// outside before any sibling can take them for the program's (see
+/// [`fdtable::Receiving`]). The receive itself never waits, since it holds the lock:
+/// a blocking one first waits for the socket to be readable (for at most its
+/// `SO_RCVTIMEO`), then tries again, as often as another reader takes the message.
+fn receive_noted(sock: u64, h: &mut [u8], flags: u64) -> R {
+    let p = fdtable::private(sock)?;
+    let s = p.as_raw_fd() as u64;
+    // SAFETY: F_GETFL only reads the open file's status flags.
+    let nonblocking = flags & libc::MSG_DONTWAIT as u64 != 0 || unsafe { libc::fcntl(p.as_raw_fd(), libc::F_GETFL) } & libc::O_NONBLOCK != 0;
+    let mut tv = [0u64; 2];
+    let mut len = 16u32;
+    // SAFETY: getsockopt writes at most `len` bytes into the local.
+    let timeout_ms = match unsafe { libc::getsockopt(p.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, tv.as_mut_ptr().cast(), &mut len) } {
+        0 if tv != [0, 0] => (tv[0].saturating_mul(1000).saturating_add(tv[1].div_ceil(1000))).min(i32::MAX as u64) as i32,
+        _ => -1,
+    };
+    let room: [u8; 8] = h[40..48].try_into().unwrap_or_default();
+    loop {
+        h[40..48].copy_from_slice(&room);
+        if !nonblocking {
+            let mut pfd = libc::pollfd { fd: p.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            match raw(libc::SYS_poll, [&mut pfd as *mut libc::pollfd as u64, 1, timeout_ms as u64, 0, 0, 0]) {
+                0 => return Err(-(libc::EAGAIN as i64)),
+                r if r < 0 => return Err(r),
+                _ => {}
+            }
+        }
+        let mut g = fdtable::receiving();
+        let r = raw(libc::SYS_recvmsg, [s, h.as_mut_ptr() as u64, flags | libc::MSG_DONTWAIT as u64, 0, 0, 0]);
+        if r >= 0 {
+            let ctl = u64::from_le_bytes(h[32..40].try_into().unwrap_or_default());
+            let got = u64::from_le_bytes(h[40..48].try_into().unwrap_or_default()).min(u64::from_le_bytes(room)) as usize;
+            // SAFETY: the kernel wrote `got` bytes (at most the buffer's length) of
+            // control messages into the monitor's buffer the header points at.
+            g.note(unsafe { core::slice::from_raw_parts(ctl as *const u8, got) });
+            return Ok(r);
+        }
+        if nonblocking || r != -(libc::EAGAIN as i64) {
+            return Err(r);
+        }
+    }
 }
 
 /// Socket types and protocols the sandbox knows: stream, datagram and (unix)
@@ -393,6 +440,13 @@ fn sockopt_allowed(level: i32, name: i32, set: bool) -> bool {
         libc::IPPROTO_UDP => (UDP, &[]),
         _ => return false,
     };
+    // Joining a multicast group (IP_ADD_MEMBERSHIP, IPV6_ADD_MEMBERSHIP) changes the
+    // machine's memberships and sends IGMP or MLD reports naming a group the program
+    // chose: only in a network namespace of the sandbox's own.
+    let join = (level == libc::IPPROTO_IP && name == libc::IP_ADD_MEMBERSHIP) || (level == libc::IPPROTO_IPV6 && name == libc::IPV6_ADD_MEMBERSHIP);
+    if join && set && !PRIVATE_NETWORK.load(core::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
     both.contains(&name) || (!set && get.contains(&name))
 }
 

@@ -615,6 +615,11 @@ pub fn wait(n: i64, a: [u64; 6]) -> R {
         }
         return Ok(pid);
     }
+    // P_PIDFD: the descriptor is the program's (the monitor's pidfds of its children
+    // sit above the program's numbers).
+    if a[0] == 3 {
+        fdtable::fd(a[1])?;
+    }
     opt(a[2], 128)?;
     opt(a[4], 144)?;
     let mut info = [0u8; 128];
