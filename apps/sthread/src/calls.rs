@@ -225,7 +225,8 @@ enum Dir {
 /// blocks unless poll says ready now. Socket writes are sent with `MSG_DONTWAIT`
 /// instead (see the callers). When in doubt: it could.
 fn could_block(fd: i32, kind: u32, dir: Dir, n: usize, waitall: bool, dontwait: bool) -> bool {
-    if dontwait {
+    // MSG_DONTWAIT is a socket's flag: elsewhere the call fails (ENOTSOCK) or ignores it.
+    if dontwait && kind == libc::S_IFSOCK {
         return false;
     }
     let events = if dir == Dir::In { libc::POLLIN } else { libc::POLLOUT };
@@ -244,6 +245,12 @@ fn could_block(fd: i32, kind: u32, dir: Dir, n: usize, waitall: bool, dontwait: 
             !(p.revents & libc::POLLERR != 0 || (p.revents & libc::POLLOUT != 0 && n <= libc::PIPE_BUF))
         }
         libc::S_IFSOCK if dir == Dir::In && waitall => int_ioctl(fd, libc::FIONREAD).is_none_or(|q| q < n as i64) && !poll_ready(fd, libc::POLLHUP | libc::POLLRDHUP),
+        // POLLOUT says some room exists, not that `n` bytes fit: a terminal takes every
+        // byte before it returns, an eventfd waits while the sum would overflow. Of the
+        // other files only regular ones and the memory devices (/dev/null, /dev/zero,
+        // /dev/full, /dev/urandom: major 1) are known to take a write whole now.
+        libc::S_IFCHR if dir == Dir::Out => stat_of(fd).is_none_or(|st| libc::major(st.st_rdev) != 1),
+        k if dir == Dir::Out && k != libc::S_IFREG => true,
         _ => !poll_ready(fd, events),
     };
     // Only a call that could wait asks whether the file is non-blocking.
@@ -277,6 +284,25 @@ fn write_holding(sig: i32, err: i32, f: impl FnOnce() -> i64) -> i64 {
             let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
             libc::sigtimedwait(&pipe, core::ptr::null_mut(), &zero);
         }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+        r
+    }
+}
+
+/// Makes a read or write of a terminal with `SIGTTIN` and `SIGTTOU` blocked: a
+/// background master's read then fails with `EIO` and its write goes ahead, instead of
+/// the kernel stopping the master's whole process group (a blocked job-control signal
+/// counts as ignored and is never sent).
+fn job_control_held(f: impl FnOnce() -> i64) -> i64 {
+    // SAFETY: sigset operations on locals; the mask is restored below.
+    unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTTIN);
+        libc::sigaddset(&mut set, libc::SIGTTOU);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        let r = f();
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         r
     }
@@ -379,15 +405,17 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
                 return Outcome::WouldBlock;
             }
             // SAFETY: the host call writes at most n bytes into buf.
-            let r = unsafe {
-                match nr {
+            let mut call = || unsafe {
+                let r = match nr {
                     SYS_read => libc::read(raw, buf.as_mut_ptr().cast(), n) as i64,
                     SYS_pread64 => libc::pread(raw, buf.as_mut_ptr().cast(), n, a[3] as i64) as i64,
                     _ => libc::recvfrom(raw, buf.as_mut_ptr().cast(), n, a[3] as i32, core::ptr::null_mut(), core::ptr::null_mut()) as i64,
-                }
+                };
+                if r < 0 { errno() } else { r }
             };
+            let r = if fds.kind(raw) == S_IFCHR { job_control_held(call) } else { call() };
             if r < 0 {
-                errno()
+                r
             } else {
                 if !c.copy_out(a[1], &buf[..(r as usize).min(n)]) {
                     return Outcome::Violated(Violation::Pointer { addr: a[1], nr });
@@ -405,6 +433,10 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
             }
             let n = (a[2] as usize).min(BOUNCE);
             let kind = fds.kind(raw);
+            if nr == SYS_sendto && kind != S_IFSOCK {
+                tf.rax = ret(-(ENOTSOCK as i64));
+                return Outcome::Resume;
+            }
             let dontwait = nr == SYS_sendto && a[3] as i32 & MSG_DONTWAIT != 0;
             // A socket is written with MSG_DONTWAIT when it must not block: what fits
             // is sent now (a short write), nothing is sent if nothing fits.
@@ -429,6 +461,7 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
             let r = match kind {
                 S_IFIFO => write_holding(libc::SIGPIPE, libc::EPIPE, call),
                 S_IFREG if fsize_limited() => write_holding(libc::SIGXFSZ, libc::EFBIG, call),
+                S_IFCHR => job_control_held(call),
                 _ => call(),
             };
             if socket_now && r == -(EAGAIN as i64) && !dontwait && fcntl_nonblock(raw) == Some(false) {
@@ -453,7 +486,18 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
             0
         }
         SYS_shutdown => {
-            let raw = match held(FD_WRITE) {
+            // Shutting a direction needs that direction: reading for SHUT_RD, writing
+            // for SHUT_WR, both for SHUT_RDWR.
+            let need = match a[1] as i32 {
+                SHUT_RD => FD_READ,
+                SHUT_WR => FD_WRITE,
+                SHUT_RDWR => FD_READ | FD_WRITE,
+                _ => {
+                    tf.rax = ret(-(EINVAL as i64));
+                    return Outcome::Resume;
+                }
+            };
+            let raw = match held(need) {
                 Ok(r) => r,
                 Err(v) => return v,
             };
@@ -488,6 +532,9 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
             }
         }
         SYS_open | SYS_openat => return open_checked(c, ensure, fds, tf, nr, open_any, may_block),
+        // Only the system's clocks: not the CPU-time clocks (of the master's process or
+        // of a thread the id names) or a clock a descriptor names.
+        SYS_clock_gettime if !matches!(a[0] as i64, 0 | 1 | 4..=9 | 11) => -(EINVAL as i64),
         SYS_clock_gettime | SYS_gettimeofday | SYS_getrandom => {
             let (ptr, len) = match nr {
                 SYS_clock_gettime => (a[1], 16usize),
@@ -594,7 +641,8 @@ fn open_checked(c: &mut Compartment, ensure: Ensure<'_>, fds: &mut Fds, tf: &mut
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     let want_nonblock = flags & O_NONBLOCK != 0;
     // Descriptors the sthread opens are never inherited by programs the master runs.
-    let oflags = flags | O_CLOEXEC | if may_block { 0 } else { O_NONBLOCK };
+    // Never the master's controlling terminal either (O_NOCTTY).
+    let oflags = flags | O_CLOEXEC | O_NOCTTY | if may_block { 0 } else { O_NONBLOCK };
     let creates = flags & O_CREAT != 0 || flags & O_TMPFILE == O_TMPFILE;
     let resolve = RESOLVE_NO_MAGICLINKS | if dirfd == AT_FDCWD || open_any { 0 } else { RESOLVE_BENEATH };
     let how = OpenHow { flags: oflags as u32 as u64, mode: if creates { mode & 0o1777 } else { 0 }, resolve };

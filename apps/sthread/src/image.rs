@@ -317,6 +317,21 @@ impl Image {
                 va += PAGE;
             }
         }
+        // glibc's stack-protector canary (fs:0x28) and pointer guard (fs:0x30) are the
+        // master's defences: the copy gets values of its own, so no sthread learns them.
+        for at in [fs + 0x28, fs + 0x30] {
+            if let Some(Some(pa)) = private.get(&down(at)) {
+                let to = page::pa_to_va(*pa).ok_or(Error::Internal("page without an alias"))?;
+                let mut fresh = [0u8; 8];
+                // SAFETY: getrandom writes at most 8 bytes into the local.
+                if unsafe { libc::getrandom(fresh.as_mut_ptr().cast(), 8, 0) } != 8 {
+                    return Err(Error::Internal("getrandom"));
+                }
+                // SAFETY: the alias of a whole page of the copy; the word lies within it
+                // (fs is 8-aligned, so the word does not cross the page).
+                unsafe { core::ptr::write_unaligned(to.add((at - down(at)) as usize).cast::<[u8; 8]>(), fresh) };
+            }
+        }
         // The vDSO's data pages ([vvar], [vvar_vclock]): its code (a loaded object,
         // above) reads them. The pages the clocks need are used once here, so that
         // they are in the process's page table (see `Shared::special`).

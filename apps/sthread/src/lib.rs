@@ -140,6 +140,9 @@ pub fn init() -> Result<()> {
     }
     // Grants are held as duplicates at the application's reserved numbers.
     libdune::runtime::use_application_descriptors();
+    // Compartments map the master's read-only pages: any change of the map, even one
+    // that makes a page writable, ends running sessions so they look again.
+    libdune::runtime::interrupt_sessions_on_map_change(true);
     // One reservation: 16 GiB of tags, 8 GiB of stack slots, a sentinel page.
     let tags_len = tag::TAGS as u64 * tag::TAG_MAX;
     let stacks_len = SLOTS as u64 * STACK_SLOT;
@@ -282,7 +285,12 @@ fn create_at(policy: &Policy, entry: u64, rdi: u64, rsi: u64) -> Result<Handle> 
             return Err(e);
         }
     };
-    match drive(g, &mut job, false, 0) {
+    // The master's thread lends itself for one time slice: an sthread still running
+    // when it ends goes on on a thread of its own, as one that would block does.
+    user::arm_time_slice(SLICE_NS);
+    let first = drive(g, &mut job, false, 0);
+    user::arm_time_slice(0);
+    match first {
         Some(r) => finish(g, handle, job, r),
         None => {
             // Blocked: the rest runs on a thread of its own. If none can be made, the
@@ -478,7 +486,12 @@ fn finish(g: &Global, h: Handle, job: Job, r: core::result::Result<u64, Violatio
     }
 }
 
-/// Runs a job until it ends (Some) or, unless `may_block`, would block (None).
+/// How long an sthread may run on the master's thread (guest time) before it is moved
+/// to a thread of its own: an sthread that computes for ever never holds the master.
+const SLICE_NS: u64 = 50_000_000;
+
+/// Runs a job until it ends (Some) or, unless `may_block`, would block or used up the
+/// master's time slice (None).
 fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Option<core::result::Result<u64, Violation>> {
     loop {
         // A callgate that blocked before: it finishes first (on a thread that may block).
@@ -553,6 +566,7 @@ fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Opti
             }
             UserExit::Exception { vector, .. } => return Some(Err(Violation::Exception { vector, rip: job.ctx.tf.rip })),
             UserExit::Interrupt { vector } if vector == user::SIGNAL_VECTOR => user::poll_signals(),
+            UserExit::Interrupt { vector } if vector == user::TIME_SLICE_VECTOR && !may_block => return None,
             UserExit::Interrupt { .. } => {}
         }
     }

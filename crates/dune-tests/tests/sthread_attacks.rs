@@ -125,7 +125,6 @@ fn a_truncated_datagram_breaks_nothing() {
 /// sthread that never traps is never handed off; needs a per-thread kick from the
 /// runtime (a timer whose interrupt ends the session). Run it with `--ignored`.
 #[test]
-#[ignore = "open finding (issue 17, round 1): a computing sthread holds the master's thread"]
 fn an_sthread_that_computes_for_ever_never_holds_the_masters_thread() {
     println!("{}", contained(&["spin"]));
 }
@@ -169,7 +168,6 @@ fn a_callgates_descriptor_grant_is_the_open_file_not_the_number() {
 /// sends no shootdown, so a running sthread keeps reading it; the same root as the
 /// computing sthread: nothing interrupts ring 3 for the library. Run with `--ignored`.
 #[test]
-#[ignore = "open finding (issue 17, round 1): a running sthread keeps a leaf of a page the master made writable"]
 fn a_running_sthread_loses_pages_the_master_takes_back() {
     println!("{}", contained(&["stale-running"]));
 }
@@ -187,21 +185,18 @@ fn ring3_cpu_tricks_end_the_sthread_only() {
 /// `sendto(MSG_DONTWAIT)` on a granted pipe: the flag tells the runtime the call
 /// cannot block, but on a pipe it is a plain `write` that waits for room.
 #[test]
-#[ignore = "open finding (issue 17, round 2)"]
 fn sendto_dontwait_on_a_pipe_never_holds_the_masters_thread() {
     println!("{}", contained(&["sendto-pipe"]));
 }
 
 /// A granted eventfd says writable, but an add that would overflow its counter waits.
 #[test]
-#[ignore = "open finding (issue 17, round 2)"]
 fn an_eventfd_write_that_waits_never_holds_the_masters_thread() {
     println!("{}", contained(&["eventfd-write"]));
 }
 
 /// A granted pty master with a little room says writable; 64 KiB waits for a reader.
 #[test]
-#[ignore = "open finding (issue 17, round 2)"]
 fn a_terminal_write_that_waits_never_holds_the_masters_thread() {
     println!("{}", contained(&["pty-write"]));
 }
@@ -209,21 +204,18 @@ fn a_terminal_write_that_waits_never_holds_the_masters_thread() {
 /// An sthread opening a terminal (read-only, beneath a granted directory) must not make
 /// it the controlling terminal of the master's session (nor get it SIGHUP on hangup).
 #[test]
-#[ignore = "open finding (issue 17, round 2)"]
 fn an_sthread_never_gives_the_master_a_controlling_terminal() {
     println!("{}", contained(&["ctty"]));
 }
 
 /// The stack-protector canary and pointer guard in the TLS copy are the master's.
 #[test]
-#[ignore = "open finding (issue 17, round 2)"]
 fn the_tls_copy_holds_none_of_the_masters_guards() {
     println!("{}", contained(&["tls-guards"]));
 }
 
 /// A write-only socket grant cannot shut the master's reading side.
 #[test]
-#[ignore = "open finding (issue 17, round 2)"]
 fn a_write_only_grant_cannot_shut_the_masters_reading() {
     println!("{}", contained(&["shutdown-rd"]));
 }
@@ -231,7 +223,6 @@ fn a_write_only_grant_cannot_shut_the_masters_reading() {
 /// `clock_gettime` with a clock id naming another thread of the master (or a clock
 /// descriptor not granted).
 #[test]
-#[ignore = "open finding (issue 17, round 2)"]
 fn clock_ids_name_nothing_of_the_master() {
     println!("{}", contained(&["cpu-clock"]));
 }
@@ -239,7 +230,6 @@ fn clock_ids_name_nothing_of_the_master() {
 /// A background master (a job of its terminal) grants the terminal for reading: the
 /// sthread's read must not stop the master with SIGTTIN.
 #[test]
-#[ignore = "open finding (issue 17, round 2)"]
 fn reading_a_granted_terminal_never_stops_the_master() {
     println!("{}", contained(&["sigttin"]));
 }

@@ -104,6 +104,16 @@ pub fn own_maps() -> std::io::Result<Vec<u8>> {
     text.map_err(|e| std::io::Error::other(format!("/proc/self/maps: {e}")))
 }
 
+/// For an application whose ring-3 page tables follow the memory map (sthreads share
+/// the master's read-only pages): after every `munmap`, `mprotect`, `mremap` and
+/// `shmdt`, including one that only adds access, every vCPU running ring 3 leaves its
+/// `run_user` session (`UserExit::Interrupt` with the TLB-shootdown vector) before the
+/// call returns, so the application can look at [`map_generation`] again before ring 3
+/// runs on. Costs one interrupt broadcast per such call.
+pub fn interrupt_sessions_on_map_change(on: bool) {
+    crate::host::exits::syscall::INTERRUPT_SESSIONS.store(on, core::sync::atomic::Ordering::Release);
+}
+
 /// The runtime's own mappings, `(start, end)`: host stacks, page tables, vCPU areas,
 /// fixed tables, `kvm_run` areas. `munmap`, `mmap(MAP_FIXED)`, `mremap`, `mprotect`
 /// and destructive `madvise` over them fail with `EPERM`.

@@ -30,6 +30,17 @@ use dune_x86::regs::rflags;
 use crate::error::{Error, Result};
 use crate::guest::{entry, DuneTf, Percpu};
 pub use crate::guest::session::{fpu_image_ok, fpu_is_xsave, poll_signals, run_user, xfeatures, UserContext, UserExit, SIGNAL_VECTOR};
+/// The vector of a ring-3 time slice that ran out ([`arm_time_slice`]).
+pub use crate::guest::timer::VECTOR as TIME_SLICE_VECTOR;
+
+/// Arms this vCPU's one-shot time slice: if ring 3 still runs `ns` nanoseconds from
+/// now, the [`run_user`] session ends with `UserExit::Interrupt { vector:
+/// TIME_SLICE_VECTOR }` (the context is saved; running it again continues). Replaces a
+/// slice still armed; 0 disarms. One write of the local APIC timer, no exit to the
+/// host. Dune mode.
+pub fn arm_time_slice(ns: u64) {
+    crate::guest::timer::arm(ns);
+}
 
 fn percpu() -> *mut Percpu {
     let p: u64;

@@ -52,6 +52,14 @@ pub fn set_syscall_handler(h: Option<SyscallHandler>) {
 pub unsafe extern "C" fn dune_trap_dispatch(tf: *mut DuneTf, vector: u64, cr2: u64) {
     // SAFETY: the entry code passes its own frame, valid and unaliased for this call.
     let tf = unsafe { &mut *tf };
+    if vector == super::timer::VECTOR as u64 {
+        // A time slice ran out: acknowledged at once; it matters only to a session
+        // (below), and in ring 0 it is ignored.
+        super::timer::on_interrupt();
+        if !tf.from_user() {
+            return;
+        }
+    }
     if tf.from_user() {
         // A TLB shootdown is acknowledged at once (the sender waits for it), and then
         // the session learns of it too: a component that keeps a page table of its own

@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod entry;
 pub mod session;
 pub mod shootdown;
+pub mod timer;
 
 /// Whether the calling thread runs in Dune mode (guest ring 0): the privilege level
 /// is in the low bits of CS, which no one but the CPU sets.

@@ -79,6 +79,22 @@ pub fn shootdown() {
     super::dispatch::flush_tlb();
     let me = this_percpu() as u64;
     wrmsr(MSR_X2APIC_ICR, ICR_ALL_BUT_SELF | VECTOR as u64);
+    wait_for_acks(seq, me);
+}
+
+/// A shootdown sent from the host side of an exit (`send` delivers [`VECTOR`] to
+/// every vCPU, true when it did): returns when no vCPU running guest code can still
+/// use a translation from before the call. The calling thread's own vCPU is in its
+/// host side, so it is not waited for (it takes the interrupt when it resumes).
+pub fn from_host(send: impl FnOnce() -> bool) {
+    let seq = SEQ.fetch_add(1, Ordering::AcqRel) + 1;
+    if send() {
+        wait_for_acks(seq, 0);
+    }
+}
+
+/// Waits until every vCPU but `me` running guest code acknowledged sequence `seq`.
+fn wait_for_acks(seq: u64, me: u64) {
     let n = COUNT.load(Ordering::Acquire);
     for slot in &PERCPUS[..n] {
         let p = slot.load(Ordering::Acquire);

@@ -9,6 +9,7 @@
 //!
 //! Runs on exit paths: no heap allocation (see `state`).
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use kvm_bindings::kvm_regs;
 use kvm_ioctls::SyncReg;
 
@@ -112,12 +113,16 @@ pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: Threa
         libc::SYS_munmap => {
             let r = after_ok(passthrough(nr, a), || unmap_range(a[0], a[0].saturating_add(a[1])));
             mapchanges::changed(a[0], a[0].saturating_add(a[1]));
+            interrupt_sessions();
             r
         }
         libc::SYS_mprotect | libc::SYS_pkey_mprotect => {
             let ret = passthrough(nr, a);
             let r = after_ok(ret, || map_range(a[0], a[0].saturating_add(a[1]), Perms::from_prot(a[2] as i32)));
             mapchanges::changed(a[0], a[0].saturating_add(a[1]));
+            // Even a change that adds access: a table of ring 3's own may map the range
+            // by what it was (sthreads share the master's read-only pages).
+            interrupt_sessions();
             r
         }
         libc::SYS_mremap => {
@@ -129,6 +134,7 @@ pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: Threa
             let (old, old_len, new, new_len) = (a[0], a[1], ret as u64, a[2]);
             mapchanges::changed(old, old.saturating_add(old_len));
             mapchanges::changed(new, new.saturating_add(new_len));
+            interrupt_sessions();
             if new != old && a[3] & libc::MREMAP_FIXED as u64 == 0 {
                 let (s, e) = page_range(new, new.saturating_add(new_len));
                 fresh_space(s, e);
@@ -159,6 +165,7 @@ pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: Threa
             let ret = passthrough(nr, a);
             if let Some(v) = &vma {
                 mapchanges::changed(v.start, v.end);
+                interrupt_sessions();
             }
             match vma {
                 Some(v) => after_ok(ret, || mem_sync(v.start, v.end)),
@@ -218,6 +225,26 @@ fn getdents64(a: [u64; 6]) -> i64 {
 /// `[start, end)` was free address space a moment ago: it holds no user memory.
 fn fresh_space(start: u64, end: u64) {
     let _ = with_state(|st| if st.mem.is_user_anywhere(start, end) { st.mem.set_user(&st.vm, start, end, false) } else { Ok(()) });
+}
+
+/// Set by an application that keeps page tables of its own for ring 3 derived from
+/// the memory map (`runtime::interrupt_sessions_on_map_change`).
+pub static INTERRUPT_SESSIONS: AtomicBool = AtomicBool::new(false);
+
+/// After a change of the memory map, for an application that asked: every vCPU
+/// running ring 3 leaves its `run_user` session (a TLB-shootdown IPI, which ends one)
+/// before the call returns, so its component looks at the map again before ring 3
+/// runs on. One interrupt broadcast through the in-kernel local APICs
+/// (`KVM_SIGNAL_MSI` to destination 0xff, every vCPU in x2APIC mode).
+fn interrupt_sessions() {
+    if !INTERRUPT_SESSIONS.load(Ordering::Acquire) {
+        return;
+    }
+    crate::guest::shootdown::from_host(|| {
+        // Physical destination 0xff (broadcast), fixed delivery, edge.
+        let msi = kvm_bindings::kvm_msi { address_lo: 0xfee0_0000 | (0xff << 12), address_hi: 0, data: crate::guest::shootdown::VECTOR as u32, ..Default::default() };
+        with_state(|st| st.vm.signal_msi(msi).map_err(crate::Error::kvm("KVM_SIGNAL_MSI"))).is_ok()
+    });
 }
 
 fn after_ok(ret: i64, f: impl FnOnce() -> crate::Result<()>) -> (i64, Resume) {
