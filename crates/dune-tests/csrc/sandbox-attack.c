@@ -325,6 +325,23 @@
  *                                    groups on the machine's interfaces: the kernel
  *                                    sends IGMP/MLD reports naming the group (bits the
  *                                    program chose) onto the network, no rule asked
+ *
+ * Round 10 (an eleventh white-box pass, after the round-9 fixes):
+ *   waitid-which-high-bits           waitid's idtype with its upper 32 bits set
+ *                                    (0x100000003): P_PIDFD to Linux (an int), not 3
+ *                                    to the monitor's 64-bit check, so the descriptor
+ *                                    is not checked: the monitor's pidfd of a child
+ *                                    answers, and reaps it
+ *   fork-while-receiving             a sibling receives messages of 250 descriptors
+ *                                    (the monitor holds its RECEIVED lock while it
+ *                                    notes them); fork does not take that lock, and a
+ *                                    child forked meanwhile waits for ever in its first
+ *                                    call that asks "shared with the outside?"
+ *   fork-while-room                  a sibling makes the runtime raise the real
+ *                                    RLIMIT_NOFILE again and again (setrlimit, private
+ *                                    duplicates: reserved::with_fd_room's spin lock);
+ *                                    fork does not take it, and a child forked
+ *                                    meanwhile spins for ever before it starts
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -4199,6 +4216,249 @@ static void multicast_join(void) {
 	contained();
 }
 
+/* ---- round 10 ---------------------------------------------------------------------- */
+
+/* waitid(P_PIDFD) is checked by the monitor only when its first argument, as a 64-bit
+ * value, is 3; Linux reads `int which` (the low 32 bits). 0x100000003 is P_PIDFD to
+ * the kernel and "not P_PIDFD" to the monitor: the descriptor number is passed on
+ * unchecked, and the monitor's pidfd of a child (at its reserved numbers) answers. */
+static void waitid_which_high_bits(void) {
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		exit(2);
+	long lo = rl.rlim_max, hi = 65536 + 4096;
+	pid_t kid = fork();
+	if (kid == 0) {
+		sleep(60);
+		_exit(0);
+	}
+	if (kid < 0)
+		exit(2);
+	long plain = -1, high = -1;
+	for (long f = lo; f < hi; f++) {
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		long r = syscall(SYS_waitid, 3L /* P_PIDFD */, f, &si, WEXITED | WNOHANG, NULL);
+		if (r == 0 || (r < 0 && errno != EBADF && errno != EINVAL)) {
+			plain = f;
+			break;
+		}
+	}
+	int err = 0;
+	for (long f = lo; f < hi; f++) {
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		long r = syscall(SYS_waitid, 0x100000003L /* P_PIDFD in the low 32 bits */, f, &si, WEXITED | WNOHANG, NULL);
+		if (r == 0 || (r < 0 && errno != EBADF && errno != EINVAL)) {
+			high = f, err = r < 0 ? errno : 0;
+			break;
+		}
+	}
+	printf("limit %ld: waitid(3, N): pidfd at %ld; waitid(0x100000003, N): pidfd at %ld (%s)\n", lo, plain, high, err ? strerror(err) : "ok");
+	int reaped = 0;
+	if (high >= 0) {
+		/* The monitor's pidfd is usable: end the child and reap it through it. */
+		kill(kid, SIGKILL);
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		long r = syscall(SYS_waitid, 0x100000003L, high, &si, WEXITED, NULL);
+		reaped = r == 0 && si.si_pid == kid;
+		printf("reaped child %d through the monitor's descriptor %ld: %s (si_pid %d)\n", kid, high, reaped ? "yes" : "no", si.si_pid);
+	}
+	kill(kid, SIGKILL);
+	waitpid(kid, NULL, 0);
+	if (plain >= 0 || high >= 0)
+		escaped("waitid(P_PIDFD) with the idtype's upper 32 bits set used the monitor's descriptor %ld (the pidfd of child %d; reaped through it: %d)", high >= 0 ? high : plain, kid, reaped);
+	contained();
+}
+
+/* Forks while a sibling holds a lock of the monitor or of the runtime that fork does
+ * not take, and checks that each child runs to its end. `child_op` runs in the child
+ * after it has written one byte to `report` (so a hang before that byte is at birth,
+ * in the runtime's or monitor's fork path; one after it is in the call `child_op`
+ * makes). Returns (hung at birth, hung in the call). */
+static volatile int busy_stop;
+
+static void fork_and_watch(int rounds, double seconds, void (*child_op)(void), int *birth, int *call, int *done) {
+	int rep[2];
+	if (pipe2(rep, O_NONBLOCK))
+		exit(2);
+	double until = now() + seconds;
+	*birth = *call = *done = 0;
+	for (int i = 0; i < rounds && now() < until && *birth + *call < 3; i++) {
+		pid_t k = fork();
+		if (k == 0) {
+			(void)!write(rep[1], "b", 1);
+			child_op();
+			_exit(0);
+		}
+		if (k < 0) {
+			usleep(1000);
+			continue;
+		}
+		double give_up = now() + 4;
+		int st = 0, gone = 0;
+		while (now() < give_up) {
+			pid_t w = waitpid(k, &st, WNOHANG);
+			if (w == k) {
+				gone = 1;
+				break;
+			}
+			usleep(2000);
+		}
+		char b[8];
+		ssize_t got = read(rep[0], b, sizeof b);
+		if (!gone) {
+			printf("child %d (fork %d) still running after 4 s; %s\n", k, i, got > 0 ? "it started (hung in its call)" : "it never started (hung at birth)");
+			fflush(stdout);
+			if (got > 0)
+				(*call)++;
+			else
+				(*birth)++;
+			kill(k, SIGKILL);
+			waitpid(k, NULL, 0);
+		} else {
+			(*done)++;
+		}
+	}
+	close(rep[0]);
+	close(rep[1]);
+}
+
+/* The child's call: one that asks the monitor whether a pipe of the child's own is
+ * shared with the outside (fdtable::is_outer_file, under the RECEIVED lock). */
+static void child_pipe_size(void) {
+	int p[2];
+	if (pipe(p))
+		_exit(3);
+	fcntl(p[0], F_SETPIPE_SZ, 8192);
+	int one = 1;
+	ioctl(p[0], FIONBIO, &one);
+}
+
+/* A sibling receives messages of many descriptors at once (each a copy of one pipe
+ * end of the program's own, sent through a socketpair): the monitor holds its RECEIVED
+ * lock from the recvmsg until it has noted every descriptor (an fstat and an isatty
+ * each). fork does not take that lock: a child forked meanwhile inherits it locked,
+ * and its first call that asks "shared with the outside?" waits for ever. */
+static volatile long recv_msgs;
+
+static void *receive_many(void *arg) {
+	int *sp = arg;
+	int p[2];
+	if (pipe(p))
+		return NULL;
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	int k = 250;
+	if ((long)rl.rlim_cur < 4 * k)
+		k = rl.rlim_cur / 4;
+	int fds[256];
+	for (int i = 0; i < k; i++)
+		fds[i] = p[0];
+	size_t space = CMSG_SPACE(sizeof(int) * 256);
+	char *ctl = calloc(1, space), *in = calloc(1, space);
+	while (!busy_stop) {
+		char byte = 'x';
+		struct iovec io = { &byte, 1 };
+		struct msghdr m;
+		memset(&m, 0, sizeof m);
+		m.msg_iov = &io;
+		m.msg_iovlen = 1;
+		m.msg_control = ctl;
+		m.msg_controllen = CMSG_SPACE(sizeof(int) * k);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * k);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * k);
+		if (sendmsg(sp[0], &m, 0) != 1)
+			break;
+		memset(&m, 0, sizeof m);
+		m.msg_iov = &io;
+		m.msg_iovlen = 1;
+		m.msg_control = in;
+		m.msg_controllen = space;
+		if (recvmsg(sp[1], &m, 0) != 1)
+			break;
+		recv_msgs++;
+		for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+			if (c->cmsg_type == SCM_RIGHTS) {
+				int n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+				int lo = 1 << 30, hi = -1;
+				for (int i = 0; i < n; i++) {
+					int f;
+					memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+					lo = f < lo ? f : lo, hi = f > hi ? f : hi;
+				}
+				if (hi >= 0)
+					syscall(SYS_close_range, lo, hi, 0);
+			}
+	}
+	return NULL;
+}
+
+static void fork_while_receiving(void) {
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sp))
+		exit(2);
+	pthread_t th;
+	if (pthread_create(&th, NULL, receive_many, sp))
+		exit(2);
+	usleep(100000);
+	int birth, call, done;
+	fork_and_watch(400, 25, child_pipe_size, &birth, &call, &done);
+	busy_stop = 1;
+	shutdown(sp[0], SHUT_RDWR);
+	shutdown(sp[1], SHUT_RDWR);
+	pthread_join(th, NULL);
+	printf("%ld messages of descriptors received; %d children ran to their end, %d hung in their call, %d hung at birth\n", recv_msgs, done, call, birth);
+	if (call || birth)
+		escaped("%d forked children hung for ever in the monitor (%d in a call asking whether a pipe is shared: the RECEIVED lock inherited held; %d at birth)", call + birth, call, birth);
+	contained();
+}
+
+/* A sibling makes the runtime raise and lower the real RLIMIT_NOFILE over and over
+ * (setrlimit, and every private duplicate the monitor makes goes through
+ * reserved::with_fd_room): the runtime's ROOM_LOCK, a spin lock, is held meanwhile.
+ * fork does not take it: a child forked meanwhile inherits it held and spins for ever
+ * in its first with_fd_room (procmap::after_fork opens its map descriptor there). */
+static volatile long room_calls;
+
+static void *room_loop(void *arg) {
+	(void)arg;
+	int p[2];
+	if (pipe(p))
+		return NULL;
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	while (!busy_stop) {
+		int n;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		ioctl(p[0], FIONREAD, &n);
+		room_calls++;
+	}
+	return NULL;
+}
+
+static void child_nothing(void) {
+}
+
+static void fork_while_room(void) {
+	pthread_t th;
+	if (pthread_create(&th, NULL, room_loop, NULL))
+		exit(2);
+	usleep(100000);
+	int birth, call, done;
+	fork_and_watch(400, 25, child_nothing, &birth, &call, &done);
+	busy_stop = 1;
+	pthread_join(th, NULL);
+	printf("%ld rounds of setrlimit and ioctl; %d children ran to their end, %d hung at birth, %d after starting\n", room_calls, done, birth, call);
+	if (call || birth)
+		escaped("%d forked children hung for ever (%d at birth: the runtime's ROOM_LOCK inherited held)", call + birth, birth);
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -4421,6 +4681,13 @@ int main(int argc, char **argv) {
 		reserved_fd_probe();
 	else if (!strcmp(name, "multicast-join"))
 		multicast_join();
+	/* round 10 */
+	else if (!strcmp(name, "waitid-which-high-bits"))
+		waitid_which_high_bits();
+	else if (!strcmp(name, "fork-while-receiving"))
+		fork_while_receiving();
+	else if (!strcmp(name, "fork-while-room"))
+		fork_while_room();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

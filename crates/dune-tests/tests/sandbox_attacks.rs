@@ -2339,3 +2339,30 @@ fn no_multicast_membership_without_a_rule() {
     assert!(v4.is_empty() && v6.is_empty(), "ESCAPED: the machine's interfaces joined the sandbox's groups (the kernel reports them on the network): {v4:?} {v6:?} ({first}; {rest:?})");
     assert!(!rest.iter().any(|l| l.contains("ESCAPED")) && status.success(), "{first} {rest:?} {status:?} {err}");
 }
+
+// ---- round 10: an eleventh white-box pass, after the round-9 fixes -------------------------
+
+#[test]
+fn waitid_pidfd_checks_the_idtype_linux_reads() {
+    let d = Dirs::new("waitidhigh");
+    let out = contained(&d.policy(), &["waitid-which-high-bits"]);
+    eprintln!("{}", show(&out));
+}
+
+/// Every forked child must run to its end, whatever a sibling of the parent was doing in
+/// the monitor at the moment of the fork (here: noting received descriptors).
+#[test]
+fn a_fork_while_a_sibling_receives_descriptors_leaves_no_lock_held() {
+    let d = Dirs::new("forkrecv");
+    let out = contained(&d.policy(), &["fork-while-receiving"]);
+    eprintln!("{}", show(&out));
+}
+
+/// As above, with the sibling in the runtime's descriptor-room window (setrlimit,
+/// private duplicates).
+#[test]
+fn a_fork_while_the_runtime_raises_the_descriptor_limit_leaves_no_lock_held() {
+    let d = Dirs::new("forkroom");
+    let out = contained(&d.policy(), &["fork-while-room"]);
+    eprintln!("{}", show(&out));
+}

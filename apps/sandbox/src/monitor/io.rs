@@ -137,7 +137,7 @@ fn polled(addr: u64, count: u64, call: impl FnOnce(u64, bool) -> R) -> R {
     let r = call(b.as_mut_ptr() as u64, invalid.is_empty())?;
     for &(i, f) in &invalid {
         b[i * 8..i * 8 + 4].copy_from_slice(&f.to_le_bytes());
-        b[i * 8 + 6..i * 8 + 8].copy_from_slice(&(libc::POLLNVAL as i16).to_le_bytes());
+        b[i * 8 + 6..i * 8 + 8].copy_from_slice(&libc::POLLNVAL.to_le_bytes());
     }
     copy_out(addr, &b)?;
     Ok(r + invalid.len() as i64)

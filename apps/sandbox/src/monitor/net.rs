@@ -339,10 +339,8 @@ fn msg(n: i64, sock: u64, addr: u64, flags: u64) -> R {
         ret(raw(n, [sock, h.as_ptr() as u64, flags, 0, 0, 0]))?
     };
     let got = (u64::from_le_bytes(h[40..48].try_into().unwrap_or_default()) as usize).min(ctl.len());
-    if control != 0 {
-        if !write_user(control, &ctl[..got]) {
-            return Err(-(libc::EFAULT as i64));
-        }
+    if control != 0 && !write_user(control, &ctl[..got]) {
+        return Err(-(libc::EFAULT as i64));
     }
     // Copy back what recvmsg updates in the header.
     if !write_user(addr + 8, &h[8..12]) || !write_user(addr + 40, &h[40..48]) || !write_user(addr + 48, &h[48..52]) {
