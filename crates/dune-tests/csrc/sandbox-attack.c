@@ -253,6 +253,10 @@
  *                                    the cut copy) through std::fs at the lowest free
  *                                    number, unpinned: a sibling dup()s that number and
  *                                    reads the monitor's mappings
+ *   walk-fd-grab RO RW               the path walk's O_PATH descriptors are born at the
+ *                                    lowest free number: a sibling duplicates them and
+ *                                    tries to reopen a device, create in RO, write or
+ *                                    link a read-only file through them
  *   outer-tty-setfl                  F_SETFL on the outer terminal checks only O_NONBLOCK
  *                                    and O_ASYNC: O_APPEND changes the shell's open file
  *   inherited-pipe-fchmod            stdin is a pipe and descriptor 3 a memfd a process
@@ -342,6 +346,13 @@
  *                                    duplicates: reserved::with_fd_room's spin lock);
  *                                    fork does not take it, and a child forked
  *                                    meanwhile spins for ever before it starts
+ *   received-fd-race-mmsg            round 9's received-descriptor race through
+ *                                    recvmmsg and recvmsg(MSG_PEEK), which installs a
+ *                                    copy of each descriptor and leaves the message
+ *   fork-while-receiving control     (the same without descriptors, received without a
+ *                                    control buffer, so the monitor never takes its
+ *                                    RECEIVED lock or a private duplicate: every child
+ *                                    must end; shows the lock is the cause)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -3446,6 +3457,117 @@ static void maps_fd_race(void) {
 	contained();
 }
 
+/* The path walk's descriptors are born at the lowest free number too (O_PATH, inside
+ * the policy's trees). A sibling duplicates whatever appears there while the main
+ * thread makes calls that walk (stat, open, mkdir, a device no rule names) and tries
+ * to get more from each than its own calls get: reopen a device or a read-only file
+ * for writing, create in a read-only directory, link a read-only file into the
+ * writable tree. Round 7's finding, second half. */
+static volatile int walk_stop;
+static int walk_low;
+static long walk_grabbed, walk_kinds[4], walk_tries, walk_dups;
+static char walk_rw[512], walk_ro[512];
+static char walk_escape[512];
+static struct stat walk_rw_st;
+
+static void *walk_grabber(void *x) {
+	(void)x;
+	while (!walk_stop) {
+		for (int at = walk_low; at < walk_low + 4 && !walk_stop; at++) {
+			int d = fcntl(at, F_DUPFD_CLOEXEC, 100);
+			walk_tries++;
+			if (d < 0)
+				continue;
+			walk_dups++;
+			struct stat st;
+			char link[64], self[600];
+			snprintf(link, sizeof link, "/proc/self/fd/%d", d);
+			/* The link may not be readable here: the message names the number then. */
+			ssize_t n = readlink(link, self, sizeof self - 1);
+			if (n <= 0)
+				n = snprintf(self, sizeof self, "descriptor %d", at);
+			self[n] = 0;
+			if (fstat(d, &st) != 0 || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || !(st.st_mode & S_IFMT)) {
+				close(d);
+				continue;
+			}
+			walk_grabbed++;
+			int in_rw = S_ISDIR(st.st_mode) && st.st_dev == walk_rw_st.st_dev && st.st_ino == walk_rw_st.st_ino;
+			if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+				walk_kinds[0]++;
+				int f = open(link, O_RDONLY);
+				if (f >= 0)
+					snprintf(walk_escape, sizeof walk_escape, "opened the device %s no rule names through a walk descriptor", self), walk_stop = 1;
+			} else if (S_ISDIR(st.st_mode)) {
+				walk_kinds[1]++;
+				if (!in_rw && mkdirat(d, "walk-grabbed-dir", 0755) == 0)
+					snprintf(walk_escape, sizeof walk_escape, "made a directory in %s through a walk descriptor", self), walk_stop = 1;
+				int f = in_rw ? -1 : openat(d, "walk-grabbed-file", O_CREAT | O_WRONLY, 0644);
+				if (f >= 0)
+					snprintf(walk_escape, sizeof walk_escape, "created a file in %s through a walk descriptor", self), walk_stop = 1;
+			} else if (S_ISREG(st.st_mode) && !in_rw) {
+				walk_kinds[2]++;
+				int f = open(link, O_WRONLY | O_APPEND);
+				if (f >= 0 && write(f, "X", 1) == 1)
+					snprintf(walk_escape, sizeof walk_escape, "wrote to the read-only %s through a walk descriptor", self), walk_stop = 1;
+				char to[600];
+				snprintf(to, sizeof to, "%s/walk-linked", walk_rw);
+				if (linkat(d, "", AT_FDCWD, to, AT_EMPTY_PATH) == 0) {
+					int g = open(to, O_WRONLY | O_APPEND);
+					if (g >= 0 && write(g, "Y", 1) == 1)
+						snprintf(walk_escape, sizeof walk_escape, "linked the read-only %s into the writable tree and wrote it", self), walk_stop = 1;
+					unlink(to);
+				}
+			} else {
+				walk_kinds[3]++;
+			}
+			close(d);
+		}
+	}
+	return NULL;
+}
+
+static void walk_fd_grab(const char *ro, const char *rw) {
+	snprintf(walk_ro, sizeof walk_ro, "%s", ro);
+	snprintf(walk_rw, sizeof walk_rw, "%s", rw);
+	stat(rw, &walk_rw_st);
+	char marker[600], made[600], dev_probe[64] = "/dev/mem";
+	snprintf(marker, sizeof marker, "%s/marker", ro);
+	snprintf(made, sizeof made, "%s/walk-new", rw);
+	if (access("/dev/mem", F_OK) != 0)
+		snprintf(dev_probe, sizeof dev_probe, "/dev/kmsg");
+	walk_low = dup(0);
+	close(walk_low);
+	pthread_t t;
+	pthread_create(&t, NULL, walk_grabber, NULL);
+	double t0 = now();
+	long calls = 0;
+	struct stat st;
+	while (!walk_stop && now() - t0 < 12) {
+		stat(marker, &st);
+		int f = open(marker, O_RDONLY);
+		if (f >= 0)
+			close(f);
+		f = open(dev_probe, O_RDONLY);
+		if (f >= 0)
+			close(f);
+		mkdir(made, 0755);
+		rmdir(made);
+		calls++;
+	}
+	walk_stop = 1;
+	pthread_join(t, NULL);
+	printf("low %d, %ld tries, %ld duplicates\n", walk_low, walk_tries, walk_dups);
+	printf("%ld rounds of calls; grabbed %ld walk descriptors (devices %ld, directories %ld, read-only files %ld, other %ld)\n", calls, walk_grabbed, walk_kinds[0], walk_kinds[1], walk_kinds[2], walk_kinds[3]);
+	if (walk_escape[0])
+		escaped("%s", walk_escape);
+	char buf[64] = { 0 };
+	int f = open(marker, O_RDONLY);
+	if (f >= 0 && read(f, buf, sizeof buf - 1) > 0 && strcmp(buf, "read-only\n"))
+		escaped("the read-only marker now holds %s", buf);
+	contained();
+}
+
 /* stdin is the outer terminal: F_SETFL checks O_NONBLOCK and O_ASYNC only. */
 static void outer_tty_setfl(void) {
 	if (!isatty(0)) {
@@ -4342,6 +4464,7 @@ static void child_pipe_size(void) {
  * each). fork does not take that lock: a child forked meanwhile inherits it locked,
  * and its first call that asks "shared with the outside?" waits for ever. */
 static volatile long recv_msgs;
+static int recv_control;
 
 static void *receive_many(void *arg) {
 	int *sp = arg;
@@ -4353,6 +4476,8 @@ static void *receive_many(void *arg) {
 	int k = 250;
 	if ((long)rl.rlim_cur < 4 * k)
 		k = rl.rlim_cur / 4;
+	if (recv_control)
+		k = 0;
 	int fds[256];
 	for (int i = 0; i < k; i++)
 		fds[i] = p[0];
@@ -4372,13 +4497,15 @@ static void *receive_many(void *arg) {
 		c->cmsg_type = SCM_RIGHTS;
 		c->cmsg_len = CMSG_LEN(sizeof(int) * k);
 		memcpy(CMSG_DATA(c), fds, sizeof(int) * k);
+		if (!k)
+			m.msg_control = NULL, m.msg_controllen = 0;
 		if (sendmsg(sp[0], &m, 0) != 1)
 			break;
 		memset(&m, 0, sizeof m);
 		m.msg_iov = &io;
 		m.msg_iovlen = 1;
-		m.msg_control = in;
-		m.msg_controllen = space;
+		m.msg_control = recv_control ? NULL : in;
+		m.msg_controllen = recv_control ? 0 : space;
 		if (recvmsg(sp[1], &m, 0) != 1)
 			break;
 		recv_msgs++;
@@ -4398,7 +4525,8 @@ static void *receive_many(void *arg) {
 	return NULL;
 }
 
-static void fork_while_receiving(void) {
+static void fork_while_receiving(int control) {
+	recv_control = control;
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sp))
 		exit(2);
@@ -4456,6 +4584,76 @@ static void fork_while_room(void) {
 	printf("%ld rounds of setrlimit and ioctl; %d children ran to their end, %d hung at birth, %d after starting\n", room_calls, done, birth, call);
 	if (call || birth)
 		escaped("%d forked children hung for ever (%d at birth: the runtime's ROOM_LOCK inherited held)", call + birth, birth);
+	contained();
+}
+
+/* Round 9's race again through the other ways a message is received: recvmmsg (one
+ * message per call, so each arrives with nothing else noted) and recvmsg(MSG_PEEK)
+ * (the kernel installs a copy of each descriptor and leaves the message queued),
+ * alternately. stdin is the unix stream socket the test's sender writes pipes into;
+ * a sibling spins on F_SETPIPE_SZ at the number the next descriptor gets. */
+static void received_fd_race_mmsg(void) {
+	int probe = dup(0);
+	if (probe < 0)
+		exit(2);
+	close(probe);
+	race_fd = probe;
+	pthread_t th;
+	if (pthread_create(&th, NULL, shrink_loop, NULL))
+		exit(2);
+	int n = 0, shrunk = 0;
+	for (int round = 0;; round++) {
+		char byte;
+		struct iovec io = { &byte, 1 };
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(sizeof(int))];
+		} u;
+		memset(&u, 0, sizeof u);
+		struct mmsghdr mm;
+		memset(&mm, 0, sizeof mm);
+		mm.msg_hdr.msg_iov = &io;
+		mm.msg_hdr.msg_iovlen = 1;
+		mm.msg_hdr.msg_control = u.b;
+		mm.msg_hdr.msg_controllen = sizeof u.b;
+		ssize_t r;
+		if (round % 2) {
+			r = recvmsg(0, &mm.msg_hdr, MSG_PEEK);
+			if (r > 0) {
+				struct cmsghdr *c = CMSG_FIRSTHDR(&mm.msg_hdr);
+				if (c && c->cmsg_type == SCM_RIGHTS) {
+					int fd;
+					memcpy(&fd, CMSG_DATA(c), sizeof fd);
+					if (fcntl(fd, F_GETPIPE_SZ) == 4096)
+						shrunk++;
+					close(fd);
+				}
+				memset(&u, 0, sizeof u);
+				mm.msg_hdr.msg_controllen = sizeof u.b;
+				r = recvmsg(0, &mm.msg_hdr, 0);
+			}
+		} else {
+			r = recvmmsg(0, &mm, 1, 0, NULL);
+			r = r == 1 ? (ssize_t)mm.msg_len : -1;
+		}
+		if (r <= 0)
+			break;
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mm.msg_hdr);
+		if (!c || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int fd;
+		memcpy(&fd, CMSG_DATA(c), sizeof fd);
+		n++;
+		race_fd = fd;
+		if (fcntl(fd, F_GETPIPE_SZ) == 4096)
+			shrunk++;
+		close(fd);
+	}
+	race_stop = 1;
+	pthread_join(th, NULL);
+	printf("received %d pipes (recvmmsg and MSG_PEEK), sibling tried %ld times, %ld succeeded, %d shrunk\n", n, race_tries, race_ok, shrunk);
+	if (shrunk || race_ok)
+		escaped("a sibling shrank %d of the pipes a process outside made, keeps and sent (%ld F_SETPIPE_SZ calls succeeded)", shrunk, race_ok);
 	contained();
 }
 
@@ -4637,6 +4835,8 @@ int main(int argc, char **argv) {
 		need(argc, 3), ro_fifo_pipe_size(argv[2]);
 	else if (!strcmp(name, "inherited-append-memfd"))
 		inherited_append_memfd();
+	else if (!strcmp(name, "walk-fd-grab"))
+		need(argc, 4), walk_fd_grab(argv[2], argv[3]);
 	else if (!strcmp(name, "maps-fd-race"))
 		maps_fd_race();
 	else if (!strcmp(name, "outer-tty-setfl"))
@@ -4685,9 +4885,11 @@ int main(int argc, char **argv) {
 	else if (!strcmp(name, "waitid-which-high-bits"))
 		waitid_which_high_bits();
 	else if (!strcmp(name, "fork-while-receiving"))
-		fork_while_receiving();
+		fork_while_receiving(argc > 2 && !strcmp(argv[2], "control"));
 	else if (!strcmp(name, "fork-while-room"))
 		fork_while_room();
+	else if (!strcmp(name, "received-fd-race-mmsg"))
+		received_fd_race_mmsg();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

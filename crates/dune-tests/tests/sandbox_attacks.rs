@@ -1938,6 +1938,20 @@ fn the_real_maps_never_reach_the_program() {
     contained(&d.policy(), &["maps-fd-race"]);
 }
 
+/// The path walk's descriptors (`O_PATH`, inside the trees) are born at the lowest
+/// free number, where a sibling can duplicate them: round 7's finding, second half.
+/// What it gets names only what the program may already name, and every use of it
+/// goes through the same checks: reopening a device no rule names, creating in the
+/// read-only tree, writing or linking a read-only file must all fail.
+#[test]
+fn the_path_walks_descriptors_give_a_sibling_nothing_more() {
+    let d = Dirs::new("walkgrab");
+    let out = contained(&d.policy(), &["walk-fd-grab", &d.ro(), &d.rw()]);
+    println!("{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("grabbed"), "{}", show(&out));
+    assert_eq!(d.ro_entries(), ["marker"], "{}", show(&out));
+}
+
 /// stdin is a pty's slave (the outer terminal) this process keeps and reads the
 /// status flags of its open file after the sandbox ended.
 #[test]
@@ -2365,4 +2379,60 @@ fn a_fork_while_the_runtime_raises_the_descriptor_limit_leaves_no_lock_held() {
     let d = Dirs::new("forkroom");
     let out = contained(&d.policy(), &["fork-while-room"]);
     eprintln!("{}", show(&out));
+}
+
+/// The control of `a_fork_while_a_sibling_receives_descriptors_leaves_no_lock_held`:
+/// the same messages without descriptors, received without a control buffer (the
+/// monitor takes neither its RECEIVED lock nor a private duplicate).
+#[test]
+fn a_fork_while_a_sibling_receives_plain_messages_leaves_no_lock_held() {
+    let d = Dirs::new("forkrecvctl");
+    let out = contained(&d.policy(), &["fork-while-receiving", "control"]);
+    eprintln!("{}", show(&out));
+}
+
+/// As `a_received_descriptor_is_shared_from_the_moment_it_arrives`, received through
+/// recvmmsg and recvmsg(MSG_PEEK).
+#[test]
+fn a_descriptor_received_by_recvmmsg_or_peeked_is_shared_from_the_moment_it_arrives() {
+    use std::os::fd::AsRawFd;
+    let d = Dirs::new("recvracemmsg");
+    let mut sp = [0; 2];
+    // SAFETY: socketpair writes two descriptors into the local array.
+    assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, sp.as_mut_ptr()) }, 0);
+    // SAFETY: both were just made and are owned here alone.
+    let (s, peer) = unsafe { (OwnedFd::from_raw_fd(sp[0]), OwnedFd::from_raw_fd(sp[1])) };
+    // SAFETY: rlimit is plain data; getrlimit and setrlimit read and write one.
+    unsafe {
+        let mut rl: libc::rlimit = core::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
+        rl.rlim_cur = rl.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+    }
+    let sender = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        while kept.len() < 1500 {
+            let mut p = [0; 2];
+            // SAFETY: pipe2 writes two descriptors into the local array.
+            if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+                break;
+            }
+            // SAFETY: both were just made and are owned here alone.
+            let (r, _w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+            if !try_send_fd(peer.as_raw_fd(), r.as_raw_fd()) {
+                break;
+            }
+            kept.push(r);
+        }
+        kept
+    });
+    let mut cmd = command(&d.policy(), &["received-fd-race-mmsg"]);
+    cmd.stdin(Stdio::from(s));
+    let out = run_bounded(cmd);
+    let kept = sender.join().unwrap();
+    eprintln!("sent {}\n{}", kept.len(), show(&out));
+    // SAFETY: F_GETPIPE_SZ on descriptors owned here; no memory is passed.
+    let shrunk = kept.iter().filter(|r| unsafe { libc::fcntl(r.as_raw_fd(), libc::F_GETPIPE_SZ) } != 65536).count();
+    assert_eq!(shrunk, 0, "ESCAPED: {shrunk} of the {} pipes this process made, keeps and sent to the sandbox changed size: {}", kept.len(), show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
 }

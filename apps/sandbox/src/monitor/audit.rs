@@ -124,6 +124,11 @@ pub fn set_layers(layers: String, missing: &[&str]) {
     *LAYERS.lock().unwrap_or_else(|e| e.into_inner()) = layers;
 }
 
+/// The lock of the layers' text, held across `fork` (see `procs::fork`).
+pub fn lock_layers() -> impl Sized {
+    LAYERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The kernel layers in force.
 pub fn layers() -> String {
     LAYERS.lock().unwrap_or_else(|e| e.into_inner()).clone()

@@ -199,6 +199,11 @@ pub struct Receiving {
     noted: std::sync::MutexGuard<'static, Received>,
 }
 
+/// The lock of the noted files, held across `fork` (see `procs::fork`).
+pub fn lock_noted() -> impl Sized {
+    RECEIVED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Takes [`Receiving`].
 pub fn receiving() -> Receiving {
     let _pin = pin();

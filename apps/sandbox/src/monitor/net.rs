@@ -738,6 +738,11 @@ fn inode(p: &OwnedFd) -> Option<u64> {
     (unsafe { libc::fstat(p.as_raw_fd(), &mut st) } == 0).then_some(st.st_ino)
 }
 
+/// The lock of the bound sockets' list, held across `fork` (see `procs::fork`).
+pub fn lock_bound() -> impl Sized {
+    BOUND.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn note_bound(p: &OwnedFd) {
     let Some(ino) = inode(p) else { return };
     let mut b = BOUND.lock().unwrap_or_else(|e| e.into_inner());

@@ -246,6 +246,8 @@ fn fork(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> 
         signals::actions(),
         exitless::lock_pool(),
     );
+    // The monitor's other locks, each taken alone elsewhere (never with one above).
+    let leaves = (fdtable::lock_noted(), super::net::lock_bound(), audit::lock_layers(), super::supervise::lock_lifeline());
     // SAFETY: fork from the monitor (glibc's, so its locks are consistent in the
     // child; the runtime gives the child a VM of its own); the child continues this
     // thread's loop with the locks above released as the guards drop, and nothing
@@ -253,7 +255,7 @@ fn fork(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> 
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EAGAIN);
-        drop((others, space, cwd, kids, pin));
+        drop((leaves, others, space, cwd, kids, pin));
         limits::fork_failed(bytes);
         return Err(neg(e));
     }
@@ -262,7 +264,7 @@ fn fork(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> 
         *tids = vec![gettid()];
         // No helper exists in the child.
         pool.clear();
-        drop((tids, exe, rlimits, acts, pool));
+        drop((tids, exe, rlimits, acts, pool, leaves));
         exitless::forget_after_fork();
         // The parent's children are not this process's: their pidfds close.
         kids.clear();
@@ -286,6 +288,7 @@ fn fork(t: &mut Thread, flags: u64, sp: u64, ptid: u64, ctid: u64, tls: u64) -> 
         t.clear_tid = if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 };
         return Ok(0);
     }
+    drop(leaves);
     // The child's pidfd. It cannot have been reaped and its pid reused meanwhile:
     // reaping it takes a wait this process makes, and a pid comes round again only
     // after the whole pid space.
@@ -617,13 +620,15 @@ pub fn wait(n: i64, a: [u64; 6]) -> R {
     }
     // P_PIDFD: the descriptor is the program's (the monitor's pidfds of its children
     // sit above the program's numbers).
-    if a[0] == 3 {
+    // Decided on the int Linux reads (`which`), and that int is what is passed on.
+    let which = a[0] as i32;
+    if which == libc::P_PIDFD as i32 {
         fdtable::fd(a[1])?;
     }
     opt(a[2], 128)?;
     opt(a[4], 144)?;
     let mut info = [0u8; 128];
-    let r = fwd(n, [a[0], a[1], info.as_mut_ptr() as u64, a[3], a[4], 0])?;
+    let r = fwd(n, [which as u32 as u64, a[1], info.as_mut_ptr() as u64, a[3], a[4], 0])?;
     if a[2] != 0 {
         copy_out(a[2], &info)?;
     }

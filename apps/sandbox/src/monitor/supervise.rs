@@ -53,6 +53,11 @@ pub struct Supervised {
 /// This process's armed read end of the lifeline, at the monitor's numbers.
 static LIFELINE: std::sync::Mutex<Option<OwnedFd>> = std::sync::Mutex::new(None);
 
+/// The lifeline's lock, held across `fork` (see `procs::fork`).
+pub fn lock_lifeline() -> impl Sized {
+    LIFELINE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Arms the lifeline in this process: a read end of its own (a new open file, whose
 /// owner and signal are this process's alone), kept at `keep(fd)`'s number. Call in
 /// the sandbox's first process with the supervisor's pipe, and in every child right

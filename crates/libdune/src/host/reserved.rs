@@ -414,6 +414,8 @@ impl Drop for Pin {
 /// that do not exist there (their pins would make the child's next `close` wait for
 /// ever).
 pub fn after_fork() {
+    // Nor the room's lock: a thread that held it does not exist here.
+    ROOM_LOCK.store(false, Ordering::Release);
     let (depth, excl) = HELD.with(|h| h.get());
     FD_LOCK.store(if excl { WRITER } else { depth }, Ordering::Release);
 }
