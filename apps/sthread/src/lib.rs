@@ -287,10 +287,10 @@ fn create_at(policy: &Policy, entry: u64, rdi: u64, rsi: u64) -> Result<Handle> 
     };
     // The master's thread lends itself for one time slice: an sthread still running
     // when it ends goes on on a thread of its own, as one that would block does.
+    // Not disarmed after: the next sthread re-arms it, and a slice that runs out in the
+    // master's own code is acknowledged and ignored (one exit, as disarming costs).
     user::arm_time_slice(SLICE_NS);
-    let first = drive(g, &mut job, false, 0);
-    user::arm_time_slice(0);
-    match first {
+    match drive(g, &mut job, false, 0) {
         Some(r) => finish(g, handle, job, r),
         None => {
             // Blocked: the rest runs on a thread of its own. If none can be made, the

@@ -240,3 +240,42 @@ fn reading_a_granted_terminal_never_stops_the_master() {
 fn kernel_filled_buffers_respect_read_only_and_copy_on_write_grants() {
     println!("{}", contained(&["cow-syscall"]));
 }
+
+// ---- red-team round 3 ----
+
+/// `mmap(MAP_FIXED)` over a shared read-only page sends no shootdown: a running
+/// sthread keeps its leaf and reads the master's new data, and a `write` naming a page
+/// it never touched is checked against the ranges from before the change.
+#[test]
+fn map_fixed_over_a_shared_page_ends_running_sessions() {
+    println!("{}", contained(&["remap-fixed"]));
+}
+
+/// A read-only page of the image that the master makes writable, fills and makes
+/// read-only again after `sthread_init` is the same file at the same offset in the
+/// map: a new sthread must not read what the master wrote.
+#[test]
+fn a_resealed_read_only_page_is_not_shared() {
+    println!("{}", contained(&["reseal"]));
+}
+
+/// A System V segment attached with `SHM_REMAP` over a shared read-only page records
+/// no map change: a new sthread must not read the segment.
+#[test]
+fn shmat_remap_over_a_shared_page_is_not_shared() {
+    println!("{}", contained(&["shm-remap"]));
+}
+
+/// The pointer guard hidden from the TLS copy is recoverable from the mangled exit
+/// handlers in libc's writable data, copied into every compartment.
+#[test]
+fn the_snapshot_gives_away_no_pointer_guard() {
+    println!("{}", contained(&["guard-leak"]));
+}
+
+/// The time slice's interrupt arriving while ring 0 handles the sthread's system
+/// calls or page faults must not be lost: `sthread_create` returns.
+#[test]
+fn a_time_slice_that_ends_in_ring0_still_ends_the_sthread() {
+    println!("{}", contained(&["slice-ring0"]));
+}

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <dirent.h>
+#include <elf.h>
 #include <poll.h>
 #include <pthread.h>
 #include <errno.h>
@@ -24,6 +25,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1624,6 +1626,239 @@ static void cow_syscall(void)
 		}
 }
 
+
+/* ---- red-team round 3 ---- */
+
+/* H1. mmap(MAP_FIXED) over a read-only page the compartments share interrupts no
+ * ring-3 session (only munmap, mprotect, mremap and shmdt do): a running sthread
+ * keeps its leaf of the page and reads what the master maps there; and a system call
+ * naming a page it never touched is checked against the read-only ranges as they
+ * were before the change (calls are handled before the ranges are looked at again),
+ * so ring 0 copies the master's new page for it. */
+static const char fixed_pages[2][4096] __attribute__((aligned(4096))) = { "RODATA-FIXED-ONE", "RODATA-FIXED-TWO" };
+
+struct fixed_watch { volatile const char *page; const char *untouched; volatile int started, go; int pipefd; int changed; char orig[16]; char seen[32]; long wrote; };
+
+static void *watch_fixed(void *arg)
+{
+	struct fixed_watch *w = arg;
+	char c = w->page[0]; /* the leaf, mapped while the page is shared */
+	(void)c;
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	syscall(SYS_nanosleep, &ts, NULL); /* on a thread of its own from here on */
+	w->started = 1;
+	while (!w->go) {
+		if (!w->changed)
+			for (int i = 0; i < 8; i++)
+				if (w->page[i] != w->orig[i]) {
+					for (int k = 0; k < 31; k++)
+						w->seen[k] = w->page[k];
+					w->changed = 1;
+					break;
+				}
+		__asm__ volatile("pause");
+	}
+	/* A page it never touched, handed to ring 0 to copy. */
+	w->wrote = syscall(SYS_write, w->pipefd, w->untouched, 32);
+	return (void *)1;
+}
+
+static void remap_fixed(void)
+{
+	tag_t t = tag_new();
+	struct fixed_watch *w = smalloc(t, sizeof *w);
+	CHECK(w != NULL, "smalloc");
+	int p[2];
+	CHECK(pipe(p) == 0, "pipe");
+	sc_t sc;
+	sc_init(&sc);
+	sc_sys_add(&sc, SYS_nanosleep);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	sc_fd_add(&sc, p[1], PROT_WRITE);
+	memset(w, 0, sizeof *w);
+	w->page = fixed_pages[0];
+	w->untouched = fixed_pages[1];
+	w->pipefd = p[1];
+	memcpy(w->orig, fixed_pages[0], 8);
+	sthread_t st = run(&sc, watch_fixed, w);
+	for (int i = 0; i < 300 && !w->started; i++)
+		usleep(10 * 1000);
+	CHECK(w->started, "the watcher never started");
+	usleep(100 * 1000);
+	/* The master replaces both pages with data of its own (MAP_FIXED: no munmap). */
+	char *m = mmap((void *)fixed_pages, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	CHECK(m == (char *)fixed_pages, "mmap MAP_FIXED");
+	strcpy(m, "MASTER-SECRET-AFTER-MAP-FIXED");
+	strcpy(m + 4096, "MASTER-SECRET-OF-PAGE-TWO");
+	usleep(500 * 1000);
+	w->go = 1;
+	current = "remap-fixed";
+	deadline(20);
+	long r = join(st);
+	alarm(0);
+	if (w->changed && strstr(w->seen, "MASTER-SECRET"))
+		ESCAPED("remap-fixed: a running sthread read what the master mapped with MAP_FIXED over a shared read-only page (%.29s)", w->seen);
+	char buf[64] = { 0 };
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	long n = read(p[0], buf, 32);
+	if (n > 0 && strstr(buf, "MASTER-SECRET"))
+		ESCAPED("remap-fixed: write() of a page the sthread never touched copied the master's MAP_FIXED data out (%.25s)", buf);
+	printf("remap-fixed: %ld, leaf saw %.29s, write %ld gave %.25s\n", r, w->changed ? w->seen : "(nothing new)", w->wrote, n > 0 ? buf : "(nothing)");
+}
+
+/* H2/H3. Pages of a loaded object's read-only range that the master fills after
+ * sthread_init: made writable, written and read-only again (the map shows the same
+ * file at the same offset), or a System V segment attached over it with SHM_REMAP
+ * (no change of the map is recorded at all). New sthreads read what the master
+ * wrote. */
+static const char sealed_page[4096] __attribute__((aligned(4096))) = "RODATA-SEALED";
+static const char shm_page[4096] __attribute__((aligned(4096))) = "RODATA-SHM";
+
+struct copy_req { const char *src; char out[32]; };
+
+static void *copy_page(void *arg)
+{
+	struct copy_req *q = arg;
+	for (int k = 0; k < 31; k++)
+		q->out[k] = q->src[k];
+	return (void *)1;
+}
+
+static void sealed_ranges(int use_shm)
+{
+	const char *page = use_shm ? shm_page : sealed_page;
+	const char *secret = use_shm ? "MASTER-SECRET-IN-SYSV-SHM" : "MASTER-SECRET-SEALED-AFTER-INIT";
+	tag_t t = tag_new();
+	struct copy_req *q = smalloc(t, sizeof *q);
+	CHECK(q != NULL, "smalloc");
+	if (use_shm) {
+		int id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+		CHECK(id >= 0, "shmget: %s", strerror(errno));
+		char *m = shmat(id, page, SHM_REMAP);
+		CHECK(m == page, "shmat SHM_REMAP: %s", strerror(errno));
+		strcpy(m, secret);
+		shmctl(id, IPC_RMID, NULL);
+	} else {
+		CHECK(mprotect((void *)page, 4096, PROT_READ | PROT_WRITE) == 0, "mprotect rw");
+		strcpy((char *)(uintptr_t)page, secret);
+		CHECK(mprotect((void *)page, 4096, PROT_READ) == 0, "mprotect r");
+	}
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	memset(q, 0, sizeof *q);
+	q->src = page;
+	long r = join(run(&sc, copy_page, q));
+	if (r == 1 && strstr(q->out, "MASTER-SECRET"))
+		ESCAPED("%s: a new sthread read what the master wrote after sthread_init into a read-only range (%.31s)", use_shm ? "shm-remap" : "reseal", q->out);
+	printf("%s: %ld, read %.31s\n", use_shm ? "shm-remap" : "reseal", r, r == 1 ? q->out : "(ended)");
+}
+
+/* H4. The pointer guard (fs:0x30) the TLS copy hides is in the snapshot anyway:
+ * glibc mangles every exit handler it keeps (PTR_MANGLE: xor with the guard, rotate
+ * left 17), and the list lives in libc's writable data, copied at sthread_init. One
+ * handler whose address the sthread knows (here one the program registered; always,
+ * ld.so's _dl_fini) gives the guard away. */
+#define GUARD_MAGIC 0x5eed5eed1dea5a17UL
+extern int __cxa_atexit(void (*)(void *), void *, void *);
+static void guard_handler(void *a)
+{
+	(void)a;
+}
+
+struct guard_leak { unsigned long libc_fn, handler, found, guard; };
+
+static void *find_guard(void *arg)
+{
+	struct guard_leak *l = arg;
+	/* libc's ELF header: the first page of its read-only range, below its code. */
+	unsigned long base = l->libc_fn & ~4095UL;
+	while (!(((const char *)base)[0] == 0x7f && ((const char *)base)[1] == 'E' && ((const char *)base)[2] == 'L' && ((const char *)base)[3] == 'F'))
+		base -= 4096;
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
+	const Elf64_Phdr *ph = (const Elf64_Phdr *)(base + eh->e_phoff);
+	for (int i = 0; i < eh->e_phnum; i++) {
+		if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_W))
+			continue;
+		const unsigned long *lo = (const unsigned long *)((base + ph[i].p_vaddr + 7) & ~7UL);
+		const unsigned long *hi = (const unsigned long *)((base + ph[i].p_vaddr + ph[i].p_memsz) & ~7UL);
+		/* struct exit_function: flavor (ef_cxa = 4), fn (mangled), arg, dso_handle. */
+		for (const unsigned long *w = lo + 2; w < hi; w++)
+			if (w[0] == GUARD_MAGIC && w[-2] == 4) {
+				unsigned long m = w[-1];
+				l->guard = ((m >> 17) | (m << 47)) ^ l->handler;
+				l->found++;
+			}
+	}
+	return (void *)1;
+}
+
+static void guard_leak(void)
+{
+	unsigned long pguard;
+	__asm__ volatile("mov %%fs:0x30, %0" : "=r"(pguard));
+	tag_t t = tag_new();
+	struct guard_leak *l = smalloc(t, sizeof *l);
+	CHECK(l != NULL, "smalloc");
+	memset(l, 0, sizeof *l);
+	l->libc_fn = (unsigned long)dlsym(RTLD_DEFAULT, "puts");
+	l->handler = (unsigned long)guard_handler;
+	CHECK(l->libc_fn != 0, "dlsym puts");
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	long r = join(run(&sc, find_guard, l));
+	if (r == 1 && l->found && pguard && l->guard == pguard)
+		ESCAPED("guard-leak: the sthread computed the master's pointer guard (%#lx) from the exit handlers in its snapshot", l->guard);
+	printf("guard-leak: %ld, %lu handler(s) found, guard %s\n", r, l->found, l->found ? (l->guard == pguard ? "is the master's" : "differs") : "unknown");
+}
+
+/* H5. The time slice is the vCPU's one-shot APIC timer, and an interrupt that arrives
+ * while ring 0 runs is acknowledged and dropped: if it fires while ring 0 handles the
+ * sthread's system calls (or page faults) on the master's thread, nothing is left to
+ * end the computing that follows. */
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void *storm_then_compute(void *arg)
+{
+	long faults = (long)arg;
+	struct timespec t0;
+	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &t0);
+	if (faults) {
+		/* Ring 0 time through first touches of stack pages, 600 KiB deep. */
+		volatile char deep[600 * 1024];
+		for (long i = sizeof deep - 4096; i >= 0; i -= 4096)
+			deep[i] = 1;
+		(void)deep[0];
+	}
+	while (ms_since(&t0) < 300)
+		;
+	/* Then computes for 20 s, with a system call now and then. */
+	while (ms_since(&t0) < 20000)
+		for (volatile int i = 0; i < 20000; i++)
+			;
+	return (void *)2;
+}
+
+static void slice_ring0(void)
+{
+	sc_t sc;
+	sc_init(&sc);
+	sc_sys_add(&sc, SYS_clock_gettime);
+	for (long faults = 0; faults < 2; faults++) {
+		current = faults ? "slice-ring0 (page faults)" : "slice-ring0 (system calls)";
+		deadline(10);
+		sthread_t st = run(&sc, storm_then_compute, (void *)faults);
+		alarm(0);
+		printf("slice-ring0 %ld: sthread_create returned (%d)\n", faults, st);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -1651,6 +1886,8 @@ int main(int argc, char **argv)
 		printf("ok %s\n", s);
 		return escaped ? 1 : 0;
 	}
+	if (!strcmp(s, "guard-leak"))
+		CHECK(__cxa_atexit(guard_handler, (void *)GUARD_MAGIC, NULL) == 0, "__cxa_atexit");
 	CHECK(sthread_init() == 0, "sthread_init: %s", strerror(errno));
 	if (!strcmp(s, "recycle-rebuild"))
 		recycle_rebuild();
@@ -1704,6 +1941,16 @@ int main(int argc, char **argv)
 		cpu_clock();
 	else if (!strcmp(s, "cow-syscall"))
 		cow_syscall();
+	else if (!strcmp(s, "remap-fixed"))
+		remap_fixed();
+	else if (!strcmp(s, "reseal"))
+		sealed_ranges(0);
+	else if (!strcmp(s, "shm-remap"))
+		sealed_ranges(1);
+	else if (!strcmp(s, "guard-leak"))
+		guard_leak();
+	else if (!strcmp(s, "slice-ring0"))
+		slice_ring0();
 	else {
 		fprintf(stderr, "unknown scenario %s\n", s);
 		return 2;

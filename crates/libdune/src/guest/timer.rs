@@ -10,14 +10,11 @@
 /// The timer's vector (one above the TLB-shootdown IPI's, in the same priority class:
 /// the interrupt is acknowledged at once, so it never holds a shootdown back).
 pub const VECTOR: u8 = 0xf2;
-/// x2APIC LVT timer, initial count, divide configuration and EOI MSRs (Intel SDM vol.
-/// 3A, 11.12.1 and 11.5.4).
-const MSR_LVT_TIMER: u32 = 0x832;
+/// x2APIC initial count and EOI MSRs (Intel SDM vol. 3A, 11.12.1 and 11.5.4). The
+/// timer's LVT entry (one-shot, [`VECTOR`], not masked) and its divide configuration
+/// (by 1) are set when the vCPU is made (`host::vcpu`), so a slice is one write.
 const MSR_INITIAL_COUNT: u32 = 0x838;
-const MSR_DIVIDE: u32 = 0x83e;
 const MSR_EOI: u32 = 0x80b;
-/// Divide configuration "divide by 1" (bits 3, 1:0 = 1, 11).
-const DIVIDE_BY_1: u64 = 0b1011;
 
 fn wrmsr(msr: u32, v: u64) {
     // SAFETY: x2APIC MSR writes in ring 0 (Dune mode); KVM emulates them in the kernel
@@ -27,11 +24,9 @@ fn wrmsr(msr: u32, v: u64) {
 
 /// Arms this vCPU's timer to fire once after about `ns` nanoseconds of guest time
 /// (KVM's APIC timer counts in nanoseconds of bus clock), replacing a slice still
-/// armed; 0 disarms it. Dune mode, ring 0.
+/// armed; 0 disarms it. Dune mode, ring 0. One MSR write: an exit KVM handles in the
+/// kernel.
 pub fn arm(ns: u64) {
-    wrmsr(MSR_DIVIDE, DIVIDE_BY_1);
-    // One-shot (bits 18:17 = 0), not masked (bit 16 = 0).
-    wrmsr(MSR_LVT_TIMER, VECTOR as u64);
     wrmsr(MSR_INITIAL_COUNT, ns.min(u32::MAX as u64));
 }
 

@@ -193,9 +193,12 @@ impl Vcpu {
             }
         }
         // The local APIC: software-enabled, spurious vector 0xff, LINT0/LINT1 masked so
-        // the PIC can never interrupt; x2APIC mode comes with apic_base in `sregs`.
+        // the PIC can never interrupt; x2APIC mode comes with apic_base in `sregs`. The
+        // timer set up for ring-3 time slices (`guest::timer`): one-shot, its vector,
+        // dividing by 1, idle until a slice writes its initial count.
         let mut lapic = fd.get_lapic().map_err(Error::kvm("KVM_GET_LAPIC"))?;
-        for (reg, val) in [(0xf0usize, 0x1ffu32), (0x350, 1 << 16), (0x360, 1 << 16)] {
+        let timer = crate::guest::timer::VECTOR as u32;
+        for (reg, val) in [(0xf0usize, 0x1ffu32), (0x350, 1 << 16), (0x360, 1 << 16), (0x320, timer), (0x3e0, 0b1011)] {
             for (i, b) in val.to_le_bytes().iter().enumerate() {
                 lapic.regs[reg + i] = *b as std::os::raw::c_char;
             }
