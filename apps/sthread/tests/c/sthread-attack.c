@@ -1646,6 +1646,10 @@ static void *watch_fixed(void *arg)
 	(void)c;
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
 	syscall(SYS_nanosleep, &ts, NULL); /* on a thread of its own from here on */
+	/* The handoff rebuilt the table: touch libc's syscall() again now, so the call
+	 * below traps straight into the handler (a first-touch fault would look at the
+	 * ranges again first). */
+	syscall(SYS_write, w->pipefd, w->orig, 0);
 	w->started = 1;
 	while (!w->go) {
 		if (!w->changed)
