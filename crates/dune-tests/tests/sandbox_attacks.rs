@@ -2436,3 +2436,33 @@ fn a_descriptor_received_by_recvmmsg_or_peeked_is_shared_from_the_moment_it_arri
     assert_eq!(shrunk, 0, "ESCAPED: {shrunk} of the {} pipes this process made, keeps and sent to the sandbox changed size: {}", kept.len(), show(&out));
     assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
 }
+
+// ---- round 11: a twelfth white-box pass, after the round-10 fixes -----------------------
+
+/// prlimit64 with resource `RLIMIT_NOFILE | 1 << 32`: Linux reads an unsigned int, the
+/// runtime's guard compares 64 bits, so the process's real descriptor limit changes
+/// behind the program's view (the kernel's line for the monitor's numbers).
+#[test]
+fn rlimit_nofile_with_high_bits_stays_the_programs_view() {
+    let d = Dirs::new("nofilehi");
+    let out = contained(&d.policy(), &["nofile-high-bits"]);
+    eprintln!("{}", show(&out));
+}
+
+/// The real hard limit lowered that way: the runtime cannot hand the monitor a
+/// duplicate of its maps descriptor, and the fallback opens the real map at the
+/// program's lowest free number, where a sibling reads it.
+#[test]
+fn a_lowered_real_nofile_limit_never_shows_the_real_maps() {
+    let d = Dirs::new("mapsnofilehi");
+    let out = contained(&d.policy(), &["maps-nofile-high-bits"]);
+    eprintln!("{}", show(&out));
+}
+
+/// The same lowered limit, then fork: the child's monitor must survive.
+#[test]
+fn a_lowered_real_nofile_limit_does_not_kill_a_forked_child() {
+    let d = Dirs::new("forknofilehi");
+    let out = contained(&d.policy(), &["fork-nofile-high-bits"]);
+    eprintln!("{}", show(&out));
+}

@@ -211,6 +211,8 @@ pub fn rlimit(n: i64, a: [u64; 6]) -> R {
         libc::SYS_setrlimit => (a[0], a[1], 0),
         _ => (a[0], a[1], a[2]),
     };
+    // Linux reads an unsigned int: decided on it, and that is what is passed on.
+    let res = res as u32 as u64;
     if !KEPT.contains(&(res as u32)) {
         // The rest is the process's (RLIMIT_NOFILE through the runtime, which keeps
         // the program's own view of it).

@@ -91,12 +91,14 @@ pub fn own_maps() -> std::io::Result<Vec<u8>> {
     let text = if crate::guest::in_dune_mode() {
         // Ring 0 cannot use the runtime's numbers: the host hands over a duplicate at
         // the application's.
+        // No duplicate, no map: never a fresh descriptor at the program's numbers here.
         let dup = crate::guest::dispatch::service(crate::guest::entry::SERVICE_DUP_MAPS, 0);
-        let text = crate::host::procmap::text_through((dup >= 0).then_some(dup as i32));
-        if dup >= 0 {
-            // SAFETY: the duplicate the service made for this call, owned here.
-            drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup as i32) });
+        if dup < 0 {
+            return Err(std::io::Error::from_raw_os_error(-dup as i32));
         }
+        let text = crate::host::procmap::text_through(Some(dup as i32));
+        // SAFETY: the duplicate the service made for this call, owned here.
+        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup as i32) });
         text
     } else {
         crate::host::procmap::text()

@@ -42,6 +42,12 @@ pub fn arm_time_slice(ns: u64) {
     crate::guest::timer::arm(ns);
 }
 
+/// Whether the time slice armed last on this vCPU ran out (during a session or in
+/// ring 0 between sessions). Dune mode.
+pub fn time_slice_expired() -> bool {
+    crate::guest::timer::expired()
+}
+
 fn percpu() -> *mut Percpu {
     let p: u64;
     // SAFETY: in Dune mode GS base is this vCPU's Percpu, whose first field is its address.

@@ -62,6 +62,9 @@ pub struct Percpu {
     /// Ring 3's rax and `iretq` frame (rip, cs, rflags, rsp, ss), staged here so that
     /// nothing after the switch to `user_cr3` touches memory other than this block.
     pub uframe: [u64; 6],
+    /// 1 once this vCPU's ring-3 time slice ran out (`guest::timer`), wherever the
+    /// interrupt was taken; 0 again when a slice is armed.
+    pub slice_expired: u64,
 }
 
 /// Where the GDT and TSS live inside the per-vCPU area's first page.

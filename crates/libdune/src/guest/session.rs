@@ -191,11 +191,21 @@ pub unsafe fn run_user(ctx: &mut UserContext) -> UserExit {
     // Ring 0's FPU control state is the caller's (callee-saved in the System V ABI):
     // ring 3 may change MXCSR, the x87 control word and stack; they come back below.
     let saved = FpuControl::save();
+    // The caller's interrupt flag: the trap that ends the session runs with interrupts
+    // off and returns here so.
+    let flags: u64;
+    // SAFETY: reads RFLAGS through the stack (pushfq/pop), nothing else.
+    unsafe { core::arch::asm!("pushfq", "pop {0}", out(reg) flags, options(preserves_flags)) };
     // SAFETY: the frame was sanitised for ring 3 above; the image is ctx's own,
     // 64-byte aligned and of the size the entry code uses (checked loads: see
     // fpu_image_ok). `leave` fills ctx and ends the session through ret_from_user.
     unsafe { entry::__dune_jump_to_user(&t, ctx.fpu.ptr) };
     saved.restore();
+    if flags & rflags::IF != 0 {
+        // SAFETY: back to the caller's state: interrupts on, as ring-0 code runs
+        // (shootdowns must reach it, and a time slice that runs out is noted).
+        unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+    }
     // SAFETY: as above.
     unsafe {
         (*pc).session = 0;

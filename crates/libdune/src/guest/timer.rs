@@ -1,11 +1,12 @@
 //! A one-shot time slice for ring 3, from this vCPU's local APIC timer.
 //!
 //! A component that runs untrusted ring-3 code on a thread it needs back (sthreads on
-//! the master's thread) arms the timer before `run_user`; if ring 3 still runs when it
-//! fires, the session ends with `UserExit::Interrupt { vector: VECTOR }`. The timer is
-//! KVM's in-kernel local APIC (x2APIC mode): arming it is one MSR write, and neither
-//! arming nor firing exits to user space. Firing in ring 0 (a slice that ended on its
-//! own) is acknowledged and ignored.
+//! the master's thread) arms the timer before `run_user`; when it fires, the vCPU
+//! notes that the slice ran out ([`expired`]), and if ring 3 was running the session
+//! ends with `UserExit::Interrupt { vector: VECTOR }`. If it fires while ring 0 works
+//! between sessions, the note is all: the component looks at it before it runs ring 3
+//! again. The timer is KVM's in-kernel local APIC (x2APIC mode): arming it is one MSR
+//! write, and neither arming nor firing exits to user space.
 
 /// The timer's vector (one above the TLB-shootdown IPI's, in the same priority class:
 /// the interrupt is acknowledged at once, so it never holds a shootdown back).
@@ -27,10 +28,28 @@ fn wrmsr(msr: u32, v: u64) {
 /// armed; 0 disarms it. Dune mode, ring 0. One MSR write: an exit KVM handles in the
 /// kernel.
 pub fn arm(ns: u64) {
+    // SAFETY: this vCPU's own Percpu; its timer interrupt writes the word too, on
+    // this vCPU, so the stores are ordered with it.
+    unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!((*this_percpu()).slice_expired), 0) };
     wrmsr(MSR_INITIAL_COUNT, ns.min(u32::MAX as u64));
 }
 
-/// The interrupt's acknowledgement (from the trap dispatcher).
+/// Whether the slice armed last on this vCPU ran out.
+pub fn expired() -> bool {
+    // SAFETY: as in `arm`.
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*this_percpu()).slice_expired)) != 0 }
+}
+
+/// The interrupt (from the trap dispatcher): noted and acknowledged.
 pub fn on_interrupt() {
+    // SAFETY: as in `arm`.
+    unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!((*this_percpu()).slice_expired), 1) };
     wrmsr(MSR_EOI, 0);
+}
+
+fn this_percpu() -> *mut super::Percpu {
+    let p: u64;
+    // SAFETY: GS base is this vCPU's Percpu in Dune mode; its first field is its address.
+    unsafe { core::arch::asm!("mov {0}, gs:[0]", out(reg) p, options(nostack, readonly, preserves_flags)) };
+    p as *mut super::Percpu
 }

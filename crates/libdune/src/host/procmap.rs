@@ -231,10 +231,13 @@ pub fn own_fd() -> Result<i32, i32> {
 fn read_chunks(buf: &mut [u8], have: &mut usize, more: &mut dyn FnMut(&mut [u8], &mut usize) -> bool) -> Result<(), &'static str> {
     match own_fd() {
         Ok(fd) if !READING.with(|r| r.get()) => locked(|| read_from(fd, buf, have, more)),
-        // Not the runtime's descriptor (not opened yet, a child the runtime did not
-        // fork), or a read within a read: a fresh one at a low number, pinned while
-        // it is read.
-        _ => read_fresh(buf, have, more),
+        // A read within a read (an exit taken while this thread reads): the same
+        // descriptor without the lock; the outer read's next `pread` finds its place
+        // again from the start.
+        Ok(fd) => read_from(fd, buf, have, more),
+        // No descriptor of the runtime's (before `init`, or it could not be opened):
+        // a fresh one at a low number, pinned while it is read.
+        Err(_) => read_fresh(buf, have, more),
     }
 }
 
@@ -274,7 +277,8 @@ pub fn text_through(dup: Option<i32>) -> Result<Vec<u8>, &'static str> {
     };
     match dup {
         Some(fd) if !READING.with(|r| r.get()) => locked(|| read_from(fd, &mut buf, &mut have, &mut more))?,
-        _ => read_fresh(&mut buf, &mut have, &mut more)?,
+        Some(fd) => read_from(fd, &mut buf, &mut have, &mut more)?,
+        None => read_fresh(&mut buf, &mut have, &mut more)?,
     }
     Ok(out)
 }

@@ -93,9 +93,11 @@ fn descriptors(nr: u64, a: &[u64; 6]) -> Option<Verdict> {
             }
         }
         libc::SYS_fcntl if matches!(a[1] as i32, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) && a[2] as i32 as i64 >= reserved::limits().0 as i64 => Some(Verdict::Answer(EINVAL)),
-        libc::SYS_prlimit64 if a[1] == libc::RLIMIT_NOFILE as u64 && is_self(a[0]) => Some(Verdict::Answer(nofile(a[2], a[3]))),
-        libc::SYS_setrlimit if a[0] == libc::RLIMIT_NOFILE as u64 => Some(Verdict::Answer(nofile(a[1], 0))),
-        libc::SYS_getrlimit if a[0] == libc::RLIMIT_NOFILE as u64 => Some(Verdict::Answer(nofile(0, a[1]))),
+        // `resource` is an unsigned int to Linux: compared as one (high bits set must not
+        // slip a RLIMIT_NOFILE past as another resource).
+        libc::SYS_prlimit64 if a[1] as u32 == libc::RLIMIT_NOFILE && is_self(a[0]) => Some(Verdict::Answer(nofile(a[2], a[3]))),
+        libc::SYS_setrlimit if a[0] as u32 == libc::RLIMIT_NOFILE => Some(Verdict::Answer(nofile(a[1], 0))),
+        libc::SYS_getrlimit if a[0] as u32 == libc::RLIMIT_NOFILE => Some(Verdict::Answer(nofile(0, a[1]))),
         _ => None,
     }
 }

@@ -87,6 +87,8 @@ pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: Threa
             let (s, e) = page_range(ret as u64, (ret as u64).saturating_add(a[1]));
             if a[3] & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) as u64 != 0 {
                 mapchanges::changed(s, e);
+                // What was mapped there is replaced.
+                interrupt_sessions();
             }
             if a[3] & libc::MAP_FIXED as u64 == 0 {
                 // Address space the kernel just handed out was free: whatever user
@@ -153,6 +155,9 @@ pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: Threa
             let ret = passthrough(nr, a);
             if sys::check(ret).is_ok() {
                 if let Ok(Some(v)) = procmap::find(ret as u64) {
+                    // SHM_REMAP replaces what was mapped there.
+                    mapchanges::changed(v.start, v.end);
+                    interrupt_sessions();
                     if mem_sync(v.start, v.end).is_err() {
                         return (-(libc::ENOMEM as i64), Resume::FlushTlb);
                     }
