@@ -2272,14 +2272,11 @@ fn try_send_fd(s: i32, fd: i32) -> bool {
     unsafe { libc::sendmsg(s, &m, libc::MSG_NOSIGNAL) == 1 }
 }
 
-/// stdin is a unix stream socket; while the sandbox runs, this process makes pipes one
-/// after another and sends each read end through the socket, keeping it. Each recvmsg
-/// installs the descriptor at the lowest free number before the monitor notes it as
-/// shared; a sibling thread spins on F_SETPIPE_SZ at that number.
-#[test]
-fn a_received_descriptor_is_shared_from_the_moment_it_arrives() {
+/// Sends the sandbox (on stdin, a socket) the read ends of 1,500 pipes this process
+/// keeps, while `scenario` races their noting; none may change size.
+fn received_pipes_stay_unchanged(tag: &str, scenario: &str) {
     use std::os::fd::AsRawFd;
-    let d = Dirs::new("recvrace");
+    let d = Dirs::new(tag);
     let mut sp = [0; 2];
     // SAFETY: socketpair writes two descriptors into the local array.
     assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, sp.as_mut_ptr()) }, 0);
@@ -2310,7 +2307,7 @@ fn a_received_descriptor_is_shared_from_the_moment_it_arrives() {
         }
         kept
     });
-    let mut cmd = command(&d.policy(), &["received-fd-race"]);
+    let mut cmd = command(&d.policy(), &[scenario]);
     cmd.stdin(Stdio::from(s));
     let out = run_bounded(cmd);
     let kept = sender.join().unwrap();
@@ -2319,6 +2316,15 @@ fn a_received_descriptor_is_shared_from_the_moment_it_arrives() {
     let shrunk = kept.iter().filter(|r| unsafe { libc::fcntl(r.as_raw_fd(), libc::F_GETPIPE_SZ) } != 65536).count();
     assert_eq!(shrunk, 0, "ESCAPED: {shrunk} of the {} pipes this process made, keeps and sent to the sandbox changed size: {}", kept.len(), show(&out));
     assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}
+
+/// stdin is a unix stream socket; while the sandbox runs, this process makes pipes one
+/// after another and sends each read end through the socket, keeping it. Each recvmsg
+/// installs the descriptor at the lowest free number before the monitor notes it as
+/// shared; a sibling thread spins on F_SETPIPE_SZ at that number.
+#[test]
+fn a_received_descriptor_is_shared_from_the_moment_it_arrives() {
+    received_pipes_stay_unchanged("recvrace", "received-fd-race");
 }
 
 #[test]
@@ -2395,46 +2401,7 @@ fn a_fork_while_a_sibling_receives_plain_messages_leaves_no_lock_held() {
 /// recvmmsg and recvmsg(MSG_PEEK).
 #[test]
 fn a_descriptor_received_by_recvmmsg_or_peeked_is_shared_from_the_moment_it_arrives() {
-    use std::os::fd::AsRawFd;
-    let d = Dirs::new("recvracemmsg");
-    let mut sp = [0; 2];
-    // SAFETY: socketpair writes two descriptors into the local array.
-    assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, sp.as_mut_ptr()) }, 0);
-    // SAFETY: both were just made and are owned here alone.
-    let (s, peer) = unsafe { (OwnedFd::from_raw_fd(sp[0]), OwnedFd::from_raw_fd(sp[1])) };
-    // SAFETY: rlimit is plain data; getrlimit and setrlimit read and write one.
-    unsafe {
-        let mut rl: libc::rlimit = core::mem::zeroed();
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
-        rl.rlim_cur = rl.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
-    }
-    let sender = std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        while kept.len() < 1500 {
-            let mut p = [0; 2];
-            // SAFETY: pipe2 writes two descriptors into the local array.
-            if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-                break;
-            }
-            // SAFETY: both were just made and are owned here alone.
-            let (r, _w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
-            if !try_send_fd(peer.as_raw_fd(), r.as_raw_fd()) {
-                break;
-            }
-            kept.push(r);
-        }
-        kept
-    });
-    let mut cmd = command(&d.policy(), &["received-fd-race-mmsg"]);
-    cmd.stdin(Stdio::from(s));
-    let out = run_bounded(cmd);
-    let kept = sender.join().unwrap();
-    eprintln!("sent {}\n{}", kept.len(), show(&out));
-    // SAFETY: F_GETPIPE_SZ on descriptors owned here; no memory is passed.
-    let shrunk = kept.iter().filter(|r| unsafe { libc::fcntl(r.as_raw_fd(), libc::F_GETPIPE_SZ) } != 65536).count();
-    assert_eq!(shrunk, 0, "ESCAPED: {shrunk} of the {} pipes this process made, keeps and sent to the sandbox changed size: {}", kept.len(), show(&out));
-    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+    received_pipes_stay_unchanged("recvracemmsg", "received-fd-race-mmsg");
 }
 
 // ---- round 11: a twelfth white-box pass, after the round-10 fixes -----------------------
