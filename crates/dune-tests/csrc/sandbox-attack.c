@@ -366,6 +366,35 @@
  *                                    program's lowest free number: a sibling reads it
  *   fork-nofile-high-bits            the same lowered limit, then fork: the child's
  *                                    runtime cannot move its new VM's descriptors up
+ *
+ * Round 12 (a thirteenth white-box pass, after the round-11 fixes):
+ *   room-window-fd                   the runtime raises the real soft RLIMIT_NOFILE for a
+ *                                    moment whenever it makes a duplicate (with_fd_room);
+ *                                    a program whose numbers are all used dup()s in a
+ *                                    sibling's window and gets descriptors at the
+ *                                    runtime's reserved numbers
+ *   room-window-maps-child           the consequence: the runtime's numbers full, a forked
+ *                                    child's runtime reads /proc/self/maps through fresh
+ *                                    descriptors at the program's numbers; a sibling
+ *                                    reads the real map (the monitor's files, addresses)
+ *   high-inherited-pipe FD           a pipe the sandbox starts with at descriptor FD >= 1024:
+ *                                    note_outer_files looks at 0..1023 only, so it counts
+ *                                    as the program's own (F_SETPIPE_SZ, F_SETFL)
+ *   int-vectors                      `int N` from ring 3 at the vectors ring 0 handles
+ *                                    (the TLB-shootdown IPI, the time-slice timer, the
+ *                                    exceptions): a gate ring 3 may use runs a ring-0
+ *                                    handler on the program's request
+ *   monitor-thread-signals           signals (tgkill, rt_tgsigqueueinfo, SIGIO by
+ *                                    F_SETOWN_EX to a tid) aimed at the process's threads
+ *                                    the program did not make (the monitor's helpers):
+ *                                    the program ignores them all, the monitor must live
+ *   futex-pi-outside                 FUTEX_LOCK_PI with an outside process's tid as the
+ *                                    owner: the kernel attaches PI state to that task and
+ *                                    tells whether it exists (ESRCH) where kill and /proc
+ *                                    say nothing
+ *   close-range-cloexec-fork         close_range(0, ~0, CLOSE_RANGE_CLOEXEC), then fork and
+ *                                    an emulated execve: the runtime's and the monitor's
+ *                                    descriptors must survive in the child
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -401,6 +430,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <linux/futex.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -4810,6 +4840,429 @@ static void fork_nofile_high_bits(void) {
 	contained();
 }
 
+/* ---- round 12 ------------------------------------------------------------------------ */
+
+static volatile int rwf_stop;
+static int rwf_pipe[2];
+static volatile long rwf_calls;
+
+static void *rwf_room(void *arg) {
+	(void)arg;
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	while (!rwf_stop) {
+		int n;
+		/* FIONREAD: a private duplicate, made with the soft limit raised. */
+		ioctl(rwf_pipe[0], FIONREAD, &n);
+		rwf_calls++;
+	}
+	return NULL;
+}
+
+static void room_window_fd(void) {
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	int sr = setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	long limit = (long)rl.rlim_cur;
+	printf("setrlimit(NOFILE, max): %d; the program's limit is %ld/%lu\n", sr, limit, (unsigned long)rl.rlim_max);
+	if (limit > 200000) {
+		printf("limit too large to fill\n");
+		contained();
+	}
+	if (pipe(rwf_pipe))
+		exit(2);
+	pthread_t th;
+	if (pthread_create(&th, NULL, rwf_room, NULL))
+		exit(2);
+	usleep(50000);
+	long filled = 0, high = 0, tries = 0;
+	int first_high = -1, max_fd = -1;
+	double t0 = now();
+	for (;;) {
+		int f = dup(0);
+		if (f < 0)
+			break;
+		filled++;
+		if (f > max_fd)
+			max_fd = f;
+		if (f >= limit) {
+			high++;
+			if (first_high < 0)
+				first_high = f;
+		}
+		if (now() - t0 > 90)
+			break;
+	}
+	printf("filled %ld descriptors (highest %d) in %.1f s, errno at the end %s\n", filled, max_fd, now() - t0, strerror(errno));
+	double t1 = now();
+	while (now() - t1 < 20 && high < 256) {
+		int f = dup(0);
+		tries++;
+		if (f >= 0) {
+			if (f > max_fd)
+				max_fd = f;
+			if (f >= limit) {
+				high++;
+				if (first_high < 0)
+					first_high = f;
+			}
+		}
+	}
+	rwf_stop = 1;
+	pthread_join(th, NULL);
+	printf("%ld more dup()s, %ld room windows opened by the sibling; %ld descriptors at or above the limit %ld (first %d, highest %d)\n", tries, rwf_calls, high, limit, first_high,
+	       max_fd);
+	if (high > 0) {
+		errno = 0;
+		int g = fcntl(first_high, F_GETFD);
+		printf("fcntl(%d, F_GETFD) = %d (%s)\n", first_high, g, strerror(errno));
+		escaped("%ld descriptors of the program's sit at the runtime's reserved numbers (first %d, program limit %ld): the kernel's line for those numbers is gone", high,
+			first_high, limit);
+	}
+	contained();
+}
+
+/* Each vector in a child of its own: the monitor may end the child for the attempt
+ * (that is containment); a child that gets past the `int` exits 42. */
+static int iv_run(int v) {
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		switch (v) {
+#define IV(n)                                                   \
+	case n:                                                 \
+		__asm__ volatile("int $" #n ::: "memory");      \
+		break;
+			IV(0xf1) IV(0xf2) IV(0xf0) IV(0xf3) IV(0xef) IV(0xff) IV(0xfe) IV(0x20) IV(0x80) IV(0x30) IV(0x02) IV(0x12) IV(0x0e) IV(0x0d) IV(0x08)
+				IV(0x01) IV(0x06) IV(0x00) IV(0x13) IV(0x11)
+#undef IV
+		}
+		_exit(42);
+	}
+	int st = 0;
+	waitpid(c, &st, 0);
+	return st;
+}
+
+static void int_vectors(void) {
+	int vs[] = { 0xf1, 0xf2, 0xf0, 0xf3, 0xef, 0xff, 0xfe, 0x20, 0x80, 0x30, 0x02, 0x12, 0x0e, 0x0d, 0x08, 0x01, 0x06, 0x00, 0x13, 0x11 };
+	int ran = 0, first = -1;
+	for (unsigned i = 0; i < sizeof vs / sizeof *vs; i++) {
+		int st = iv_run(vs[i]);
+		printf("int %#x: %s %d\n", vs[i], WIFEXITED(st) ? "exited" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 42) {
+			ran++;
+			if (first < 0)
+				first = vs[i];
+		}
+	}
+	int f = open("/proc/self/status", O_RDONLY);
+	printf("after: open = %d\n", f);
+	if (ran)
+		escaped("%d interrupt vectors ran a ring-0 handler on ring 3's `int` and returned to it (first %#x)", ran, first);
+	contained();
+}
+
+static volatile int mts_sigio;
+
+static void mts_count(int s) {
+	(void)s;
+	mts_sigio++;
+}
+
+static void monitor_thread_signals(void) {
+	pid_t me = getpid(), self = (pid_t)syscall(SYS_gettid);
+	int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTERM, SIGUSR1, SIGUSR2, SIGPIPE, SIGXFSZ, SIGXCPU, SIGALRM, SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGSYS, SIGTRAP, 34, 40, 63 };
+	for (unsigned i = 0; i < sizeof sigs / sizeof *sigs; i++)
+		signal(sigs[i], SIG_IGN);
+	pid_t found[256];
+	int nf = 0;
+	/* The task directory first, then a scan around our own tid. */
+	DIR *d = opendir("/proc/self/task");
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)) && nf < 256) {
+			pid_t t = atoi(e->d_name);
+			if (t > 0 && t != self)
+				found[nf++] = t;
+		}
+		closedir(d);
+	}
+	printf("/proc/self/task: %s, %d other threads\n", d ? "listed" : strerror(errno), nf);
+	if (!nf)
+		for (pid_t t = me - 64; t < me + 4096 && nf < 256; t++)
+			if (t > 0 && t != self && syscall(SYS_tgkill, me, t, 0) == 0)
+				found[nf++] = t;
+	printf("threads of this process the program did not make: %d\n", nf);
+	for (int i = 0; i < nf; i++) {
+		int sent = 0;
+		for (unsigned j = 0; j < sizeof sigs / sizeof *sigs; j++) {
+			if (syscall(SYS_tgkill, me, found[i], sigs[j]) == 0)
+				sent++;
+			siginfo_t si;
+			memset(&si, 0, sizeof si);
+			si.si_signo = sigs[j];
+			si.si_code = SI_QUEUE;
+			if (syscall(SYS_rt_tgsigqueueinfo, me, found[i], sigs[j], &si) == 0)
+				sent++;
+		}
+		printf("tid %d: %d signals sent\n", found[i], sent);
+		/* SIGIO (as SIGSEGV) to that thread alone through an open file of our own. */
+		int p[2];
+		if (pipe(p) == 0) {
+			struct { int type; pid_t pid; } own = { 0 /* F_OWNER_TID */, found[i] };
+			int a = fcntl(p[0], 15 /* F_SETOWN_EX */, &own);
+			int b = fcntl(p[0], 10 /* F_SETSIG */, SIGUSR1);
+			int c = fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK);
+			if (write(p[1], "x", 1) != 1)
+				printf("write failed\n");
+			printf("tid %d: F_SETOWN_EX %d, F_SETSIG %d, O_ASYNC %d\n", found[i], a, b, c);
+			close(p[0]);
+			close(p[1]);
+		}
+	}
+	signal(SIGUSR1, mts_count);
+	usleep(300000);
+	/* The monitor must still answer: a path, a fork, a thread. */
+	int f = open("/proc/self/status", O_RDONLY);
+	pid_t c = fork();
+	if (c == 0)
+		_exit(7);
+	int st = 0;
+	waitpid(c, &st, 0);
+	printf("after: open %d, child status %#x\n", f, st);
+	if (f < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 7)
+		escaped("the monitor stopped answering after signals to its own threads");
+	contained();
+}
+
+static void futex_pi_outside(void) {
+	pid_t targets[3] = { 1, getppid(), 0 };
+	/* A pid that surely names nothing: the highest possible. */
+	targets[2] = 4194303;
+	long res[3];
+	int errs[3];
+	for (int i = 0; i < 3; i++) {
+		static uint32_t word;
+		word = (uint32_t)targets[i];
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		errno = 0;
+		res[i] = syscall(SYS_futex, &word, FUTEX_LOCK_PI, 0, &ts, NULL, 0);
+		errs[i] = errno;
+		printf("FUTEX_LOCK_PI owner %d: %ld (%s), word now %#x\n", targets[i], res[i], strerror(errs[i]), word);
+	}
+	/* And kill(pid, 0) for comparison: the monitor answers EPERM for both. */
+	errno = 0;
+	int k1 = kill(1, 0);
+	int e1 = errno;
+	errno = 0;
+	int k2 = kill(4194303, 0);
+	int e2 = errno;
+	printf("kill(1, 0) = %d (%s); kill(4194303, 0) = %d (%s)\n", k1, strerror(e1), k2, strerror(e2));
+	if (errs[0] == ETIMEDOUT && errs[2] == ESRCH && !(e1 == ESRCH || e2 == ESRCH))
+		escaped("FUTEX_LOCK_PI attached PI state to pid 1 outside the sandbox (timed out waiting for it) and told a free pid (ESRCH) from it");
+	contained();
+}
+
+static void close_range_cloexec_fork(const char *self_exe) {
+	int r = (int)syscall(SYS_close_range, 0, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	printf("close_range(0, ~0, CLOEXEC) = %d (%s)\n", r, r ? strerror(errno) : "ok");
+	pid_t c = fork();
+	if (c == 0) {
+		int f = open("/proc/self/maps", O_RDONLY);
+		char buf[256];
+		ssize_t n = f >= 0 ? read(f, buf, sizeof buf) : -1;
+		printf("child: maps %d read %zd\n", f, n);
+		fflush(stdout);
+		char *args[] = { (char *)self_exe, "close-range-cloexec-fork-child", NULL };
+		execv(self_exe, args);
+		printf("child: execv: %s\n", strerror(errno));
+		_exit(3);
+	}
+	int st = 0;
+	double t0 = now();
+	while (waitpid(c, &st, WNOHANG) == 0) {
+		if (now() - t0 > 30) {
+			kill(c, SIGKILL);
+			escaped("a forked child that exec'd after close_range(CLOEXEC) hung");
+		}
+		usleep(10000);
+	}
+	printf("child status %#x\n", st);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		escaped("a forked child that exec'd after close_range(CLOEXEC) died (status %#x): the monitor lost its descriptors", st);
+	/* This process too: a thread, a path, the map. */
+	int f = open("/proc/self/maps", O_RDONLY);
+	char buf[256];
+	ssize_t n = f >= 0 ? read(f, buf, sizeof buf) : -1;
+	printf("parent: maps %d read %zd\n", f, n);
+	if (n <= 0)
+		escaped("the monitor lost its map descriptor after close_range(CLOEXEC)");
+	contained();
+}
+
+static void close_range_cloexec_fork_child(void) {
+	int f = open("/proc/self/status", O_RDONLY);
+	pid_t c = fork();
+	if (c == 0)
+		_exit(0);
+	int st = 0;
+	waitpid(c, &st, 0);
+	printf("exec'd child: open %d, grandchild %#x\n", f, st);
+	fflush(stdout);
+	_exit(f >= 0 && WIFEXITED(st) ? 0 : 4);
+}
+
+static void *rwm_nothing(void *x) {
+	return x;
+}
+
+/* The consequence of room-window-fd: with the runtime's reserved numbers full of the
+ * program's descriptors, a forked child's runtime cannot move its new /proc/self/maps
+ * descriptor up (open_own fails; the parent's pooled vCPUs, closed after that, make
+ * room for the child's VM), so every later read of the map on the host side (page
+ * faults, mremap, brk) opens a fresh one at the program's lowest free number, where a
+ * sibling reads it. */
+static void room_window_maps_child(void) {
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	long limit = (long)rl.rlim_cur;
+	if (limit > 200000)
+		contained();
+	/* Two vCPUs into the runtime's pool: threads that end at once. */
+	for (int i = 0; i < 2; i++) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, rwm_nothing, NULL) == 0)
+			pthread_join(t, NULL);
+	}
+	if (pipe(rwf_pipe))
+		exit(2);
+	pthread_t th;
+	if (pthread_create(&th, NULL, rwf_room, NULL))
+		exit(2);
+	usleep(50000);
+	long filled = 0, high = 0;
+	int top = -1;
+	double t0 = now();
+	/* The runtime's part ends where the application's begins (the end of the room
+	 * minus 1024); stop at the first descriptor past it. */
+	long app_floor = limit + (limit >= 2064 ? 1024 : limit / 2);
+	while (now() - t0 < 60) {
+		int f = dup(0);
+		if (f < 0)
+			continue;
+		filled++;
+		if (f >= limit)
+			high++;
+		if (f > top)
+			top = f;
+		if (f >= app_floor)
+			break;
+	}
+	rwf_stop = 1;
+	pthread_join(th, NULL);
+	printf("%ld descriptors, %ld of them at or above the limit %ld, highest %d (application floor %ld)\n", filled, high, limit, top, app_floor);
+	if (top < app_floor) {
+		printf("the runtime's part did not fill\n");
+		contained();
+	}
+	/* One low number free for the child's runtime to open the map at. */
+	maps_low = 100;
+	close(maps_low);
+	fflush(stdout);
+	pid_t c = fork();
+	if (c < 0) {
+		printf("fork: %s\n", strerror(errno));
+		contained();
+	}
+	if (c == 0) {
+		maps_stop = 0;
+		maps_got_len = 0;
+		pthread_t r;
+		int e = pthread_create(&r, NULL, maps_low_reader, NULL);
+		printf("child: reader thread %d\n", e);
+		size_t len = 1 << 20;
+		char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		double c0 = now();
+		long rounds = 0;
+		while (m != MAP_FAILED && !maps_stop && now() - c0 < 15) {
+			char *n = mremap(m, len, 2 * len, MREMAP_MAYMOVE);
+			if (n != MAP_FAILED)
+				m = n;
+			for (size_t i = 0; i < 2 * len; i += 4096)
+				m[i] = 1;
+			n = mremap(m, 2 * len, len, 0);
+			if (n != MAP_FAILED)
+				m = n;
+			void *b = sbrk(0);
+			if (brk((char *)b + (1 << 16)) == 0)
+				brk(b);
+			rounds++;
+		}
+		maps_stop = 1;
+		if (!e)
+			pthread_join(r, NULL);
+		printf("child: %ld rounds\n", rounds);
+		if (maps_got_len > 0) {
+			char *l = strstr(maps_got, "kvm");
+			if (!l)
+				l = strstr(maps_got, "/dune\n");
+			if (!l)
+				l = strstr(maps_got, "[heap]");
+			char *st = l, *en = strchr(l, '\n');
+			while (st > maps_got && st[-1] != '\n')
+				st--;
+			if (en)
+				*en = 0;
+			escaped("a forked child read the real /proc/self/maps at descriptor %d (%d lines): %s", maps_low, count_lines(maps_got), st);
+		}
+		_exit(0);
+	}
+	int st = 0;
+	double w0 = now();
+	while (waitpid(c, &st, WNOHANG) == 0) {
+		if (now() - w0 > 60) {
+			kill(c, SIGKILL);
+			escaped("the forked child hung");
+		}
+		usleep(10000);
+	}
+	printf("child status %#x\n", st);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 1)
+		escaped("the child read the real map (above)");
+	contained();
+}
+
+/* The test hands the sandbox one end of its own pipe at descriptor FD (1500): above
+ * the numbers the monitor looks at when it notes the open files the sandbox starts
+ * with (0 to 1023), below the program's limit. The pipe's size and status flags are
+ * the test's too. */
+static void high_inherited_pipe(const char *fds) {
+	int fd = atoi(fds);
+	int before = fcntl(fd, F_GETPIPE_SZ);
+	int a = fcntl(fd, F_SETPIPE_SZ, 4096);
+	int ea = errno;
+	int b = fcntl(fd, F_SETFL, O_NONBLOCK);
+	int eb = errno;
+	int after = fcntl(fd, F_GETPIPE_SZ);
+	printf("descriptor %d: pipe size %d; F_SETPIPE_SZ 4096 = %d (%s); F_SETFL O_NONBLOCK = %d (%s); size now %d, flags %#x\n", fd, before, a, a < 0 ? strerror(ea) : "ok", b,
+	       b < 0 ? strerror(eb) : "ok", after, fcntl(fd, F_GETFL));
+	if (before > 0 && after == 4096)
+		escaped("shrank the outside's pipe inherited at descriptor %d (%d -> %d bytes)", fd, before, after);
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -5050,6 +5503,23 @@ int main(int argc, char **argv) {
 		maps_nofile_high_bits();
 	else if (!strcmp(name, "fork-nofile-high-bits"))
 		fork_nofile_high_bits();
+	/* round 12 */
+	else if (!strcmp(name, "room-window-fd"))
+		room_window_fd();
+	else if (!strcmp(name, "room-window-maps-child"))
+		room_window_maps_child();
+	else if (!strcmp(name, "high-inherited-pipe"))
+		need(argc, 3), high_inherited_pipe(argv[2]);
+	else if (!strcmp(name, "int-vectors"))
+		int_vectors();
+	else if (!strcmp(name, "monitor-thread-signals"))
+		monitor_thread_signals();
+	else if (!strcmp(name, "futex-pi-outside"))
+		futex_pi_outside();
+	else if (!strcmp(name, "close-range-cloexec-fork"))
+		close_range_cloexec_fork(argv[0]);
+	else if (!strcmp(name, "close-range-cloexec-fork-child"))
+		close_range_cloexec_fork_child();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

@@ -2433,3 +2433,99 @@ fn a_lowered_real_nofile_limit_does_not_kill_a_forked_child() {
     let out = contained(&d.policy(), &["fork-nofile-high-bits"]);
     eprintln!("{}", show(&out));
 }
+
+// ---- round 12: a thirteenth white-box pass, after the round-11 fixes ----------------------
+
+/// The runtime raises the real soft RLIMIT_NOFILE for every duplicate it makes
+/// (`reserved::with_fd_room`); a program with every number of its own in use that
+/// dup()s in a sibling's window must not get a descriptor at the reserved numbers.
+#[test]
+fn a_siblings_descriptor_room_gives_the_program_no_reserved_numbers() {
+    let d = Dirs::new("roomfd");
+    let out = contained(&d.policy(), &["room-window-fd"]);
+    eprintln!("{}", show(&out));
+}
+
+/// `int N` from ring 3 at the vectors ring 0 handles (shootdown IPI, time-slice timer,
+/// exceptions) must fault, never run ring 0's handler.
+#[test]
+fn ring_three_cannot_raise_ring_zeros_interrupt_vectors() {
+    let d = Dirs::new("intvec");
+    let out = contained(&d.policy(), &["int-vectors"]);
+    eprintln!("{}", show(&out));
+}
+
+/// Signals aimed at the process's threads the program did not make (the monitor's
+/// helpers), which the program ignores, must leave the monitor running.
+#[test]
+fn signals_to_the_monitors_own_threads_change_nothing() {
+    let d = Dirs::new("monthreads");
+    let out = contained(&d.policy(), &["monitor-thread-signals"]);
+    eprintln!("{}", show(&out));
+}
+
+/// FUTEX_LOCK_PI with pid 1 (outside the sandbox) as the owner: no PI state on an
+/// outside task, no probe of which pids exist outside.
+#[test]
+fn a_pi_futex_names_no_process_outside() {
+    let d = Dirs::new("futexpi");
+    let out = contained(&d.policy(), &["futex-pi-outside"]);
+    eprintln!("{}", show(&out));
+}
+
+/// close_range(CLOSE_RANGE_CLOEXEC) over every number, then fork and exec: the runtime's
+/// and the monitor's descriptors live on in the child.
+#[test]
+fn close_range_cloexec_then_fork_and_exec_keeps_the_monitor() {
+    let d = Dirs::new("crcloexec");
+    let out = contained(&d.policy(), &["close-range-cloexec-fork"]);
+    eprintln!("{}", show(&out));
+}
+
+/// The consequence of the room window: with the runtime's reserved numbers full of the
+/// program's descriptors, a forked child's runtime reads /proc/self/maps through fresh
+/// descriptors at the program's numbers, where a sibling reads the real map.
+#[test]
+fn a_full_reserved_room_never_shows_a_forked_child_the_real_maps() {
+    let d = Dirs::new("roommaps");
+    let out = contained(&d.policy(), &["room-window-maps-child"]);
+    eprintln!("{}", show(&out));
+}
+
+/// A pipe the sandbox starts with at descriptor 1500 (above the 0..1023 the monitor
+/// looks at when it notes inherited open files, below the program's limit) is still
+/// the outside's: its size and status flags must not change.
+#[test]
+fn a_pipe_inherited_above_1024_is_still_the_outsides() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let d = Dirs::new("highinherit");
+    let mut p = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the local array.
+    assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both were just made and are owned here alone.
+    let (r, _w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+    let rfd = r.as_raw_fd();
+    let mut cmd = command(&d.policy(), &["high-inherited-pipe", "1500"]);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut rl: libc::rlimit = core::mem::zeroed();
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
+            if rl.rlim_cur < 2048 && rl.rlim_max >= 2048 {
+                rl.rlim_cur = rl.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+            }
+            if libc::dup2(rfd, 1500) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = run_bounded(cmd);
+    // SAFETY: fcntl queries on a descriptor owned here; no memory is passed.
+    let (size, fl) = unsafe { (libc::fcntl(rfd, libc::F_GETPIPE_SZ), libc::fcntl(rfd, libc::F_GETFL)) };
+    eprintln!("size {size}, flags {fl:#o}\n{}", show(&out));
+    assert!(size == 65536 && fl & libc::O_NONBLOCK == 0, "ESCAPED: the test's pipe changed from inside the sandbox: size {size}, flags {fl:#o}: {}", show(&out));
+    assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
+}

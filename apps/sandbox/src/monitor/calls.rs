@@ -34,7 +34,7 @@
 use super::state::{m, Flow, Thread};
 use super::sys::{self, deny, name, raw_calls, R};
 use super::user::cstr_in;
-use super::{audit, fds, files, io, mem, misc, net, procs, sigcalls, signals};
+use super::{audit, fdtable, fds, files, io, mem, misc, net, procs, sigcalls, signals};
 use crate::policy::Action;
 
 /// The name of system call `nr`.
@@ -104,7 +104,7 @@ pub fn handle(t: &mut Thread) -> Flow {
                 Some(flow) => return flow,
                 None => {
                     verdict = "";
-                    dispatch(t, nr, a)
+                    within_limit(nr, a, dispatch(t, nr, a))
                 }
             }
         }
@@ -146,6 +146,34 @@ pub fn handle(t: &mut Thread) -> Flow {
     }
     t.ctx.tf.rax = v as u64;
     Flow::Continue
+}
+
+/// A new descriptor the kernel placed at or above the program's limit goes again, and
+/// the call fails with `EMFILE`, as it would have: the runtime raises the process's
+/// real limit for a moment to place descriptors at its own numbers, and a sibling's
+/// call in that moment, with every number of the program's in use, gets one of them.
+#[allow(non_upper_case_globals)] // libc's SYS_* names
+fn within_limit(nr: u64, a: [u64; 6], r: R) -> R {
+    use libc::*;
+    let makes = match nr as i64 {
+        // A signalfd given an existing one changes it and returns it.
+        SYS_signalfd | SYS_signalfd4 if a[0] as i32 != -1 => false,
+        SYS_open | SYS_openat | SYS_openat2 | SYS_creat | SYS_dup | SYS_socket | SYS_accept | SYS_accept4 | SYS_epoll_create
+        | SYS_epoll_create1 | SYS_eventfd | SYS_eventfd2 | SYS_timerfd_create | SYS_signalfd | SYS_signalfd4 | SYS_inotify_init
+        | SYS_inotify_init1 | SYS_memfd_create | SYS_pidfd_open | SYS_pidfd_getfd | SYS_userfaultfd | SYS_perf_event_open
+        | SYS_fanotify_init | SYS_open_by_handle_at | SYS_open_tree | SYS_fsopen | SYS_fsmount | SYS_fspick => true,
+        SYS_fcntl => matches!(a[1] as i32, F_DUPFD | F_DUPFD_CLOEXEC),
+        _ => false,
+    };
+    match r {
+        Ok(f) if makes && f as i32 >= fdtable::program_limit() => {
+            // SAFETY: the descriptor this call just made, at a number the program
+            // cannot name; nothing else holds it.
+            unsafe { libc::close(f as i32) };
+            Err(-(EMFILE as i64))
+        }
+        r => r,
+    }
 }
 
 /// Calls that change the thread's context or end it.

@@ -169,15 +169,21 @@ pub fn rdev(f: i32) -> Option<u64> {
 /// Records the terminals and files the sandbox starts with (before the program runs).
 pub fn note_outer_files() {
     let mut terminals = vec![libc::makedev(5, 0), libc::makedev(5, 1)];
-    let inherited = 0..libdune::runtime::descriptor_base().unwrap_or(1024).min(1024);
+    // Every descriptor the sandbox starts with, at any number below the runtime's
+    // (listed: not a range guessed), before the program runs.
+    let base = libdune::runtime::descriptor_base().unwrap_or(i32::MAX);
+    let inherited: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(d) => d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|&f| f < base).collect(),
+        Err(_) => (0..base.min(1 << 20)).collect(),
+    };
     // A terminal on any descriptor the sandbox starts with, not only 0 to 2.
-    for f in inherited.clone() {
+    for &f in &inherited {
         // SAFETY: isatty only queries the descriptor.
         if unsafe { libc::isatty(f) } == 1 {
             terminals.extend(rdev(f));
         }
     }
-    let files = inherited.filter_map(stat_of).map(|st| (st.st_dev, st.st_ino)).collect();
+    let files = inherited.into_iter().filter_map(stat_of).map(|st| (st.st_dev, st.st_ino)).collect();
     let _ = OUTER.set(Outer { terminals, files });
 }
 
@@ -210,6 +216,25 @@ pub fn receiving() -> Receiving {
     Receiving { _pin, noted: RECEIVED.lock().unwrap_or_else(|e| e.into_inner()) }
 }
 
+/// The descriptors in the `SCM_RIGHTS` messages of control buffer `ctl`.
+pub fn received(ctl: &[u8]) -> Vec<i32> {
+    let mut out = Vec::new();
+    // struct cmsghdr: len u64, level i32, type i32, then data, aligned to 8.
+    let mut at = 0usize;
+    while at + 16 <= ctl.len() {
+        let len = u64::from_le_bytes(ctl[at..at + 8].try_into().unwrap_or_default()) as usize;
+        if len < 16 || at + len > ctl.len() {
+            break;
+        }
+        let (level, ty) = (i32::from_le_bytes(ctl[at + 8..at + 12].try_into().unwrap_or_default()), i32::from_le_bytes(ctl[at + 12..at + 16].try_into().unwrap_or_default()));
+        if level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS {
+            out.extend(ctl[at + 16..at + len].chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        }
+        at += len.next_multiple_of(8);
+    }
+    out
+}
+
 impl Receiving {
     /// Notes the descriptors in the control messages `ctl` that `recvmsg` just wrote
     /// as shared with processes outside (a descriptor sent from inside is noted too:
@@ -217,28 +242,15 @@ impl Receiving {
     /// more).
     pub fn note(&mut self, ctl: &[u8]) {
         let r = &mut self.noted;
-        // struct cmsghdr: len u64, level i32, type i32, then data, aligned to 8.
-        let mut at = 0usize;
-        while at + 16 <= ctl.len() {
-            let len = u64::from_le_bytes(ctl[at..at + 8].try_into().unwrap_or_default()) as usize;
-            if len < 16 || at + len > ctl.len() {
-                break;
+        for fd in received(ctl) {
+            let Some(st) = stat_of(fd) else { continue };
+            if !r.0.contains(&(st.st_dev, st.st_ino)) {
+                r.0.push((st.st_dev, st.st_ino));
             }
-            let (level, ty) = (i32::from_le_bytes(ctl[at + 8..at + 12].try_into().unwrap_or_default()), i32::from_le_bytes(ctl[at + 12..at + 16].try_into().unwrap_or_default()));
-            if level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS {
-                for c in ctl[at + 16..at + len].chunks_exact(4) {
-                    let fd = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                    let Some(st) = stat_of(fd) else { continue };
-                    if !r.0.contains(&(st.st_dev, st.st_ino)) {
-                        r.0.push((st.st_dev, st.st_ino));
-                    }
-                    // SAFETY: isatty only queries the descriptor.
-                    if unsafe { libc::isatty(fd) } == 1 && !r.1.contains(&st.st_rdev) {
-                        r.1.push(st.st_rdev);
-                    }
-                }
+            // SAFETY: isatty only queries the descriptor.
+            if unsafe { libc::isatty(fd) } == 1 && !r.1.contains(&st.st_rdev) {
+                r.1.push(st.st_rdev);
             }
-            at += len.next_multiple_of(8);
         }
     }
 }

@@ -77,7 +77,34 @@ pub fn tee(n: i64, a: [u64; 6]) -> R {
 /// `pipe`, `pipe2`: two descriptors written back.
 pub fn pipe(n: i64, a: [u64; 6]) -> R {
     user(a[0], 8)?;
-    fwd(n, a)
+    two_descriptors(a[0], |buf| fwd(n, [buf, a[1], 0, 0, 0, 0]))
+}
+
+/// A call that writes two new descriptors (`pipe`, `socketpair`) made into the
+/// monitor's memory: a pair that is not both below the program's limit (see
+/// `calls::within_limit`) goes again with `EMFILE`; otherwise it is copied out to
+/// `addr`.
+pub fn two_descriptors(addr: u64, call: impl FnOnce(u64) -> R) -> R {
+    let mut fds = [-1i32; 2];
+    let r = call(fds.as_mut_ptr() as u64)?;
+    if fds.iter().any(|&f| f >= fdtable::program_limit()) {
+        for f in fds {
+            // SAFETY: the two descriptors this call just made; nothing else holds them.
+            unsafe { libc::close(f) };
+        }
+        return Err(-(libc::EMFILE as i64));
+    }
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&fds[0].to_le_bytes());
+    b[4..].copy_from_slice(&fds[1].to_le_bytes());
+    if let Err(e) = copy_out(addr, &b) {
+        for f in fds {
+            // SAFETY: as above; the program never saw them.
+            unsafe { libc::close(f) };
+        }
+        return Err(e);
+    }
+    Ok(r)
 }
 
 /// Calls that make a new descriptor from plain numbers (`epoll_create1`, `eventfd2`,

@@ -113,6 +113,13 @@ pub fn info(n: i64, a: [u64; 6]) -> R {
 pub fn futex(n: i64, a: [u64; 6]) -> R {
     user(a[0], 4)?;
     let op = (a[1] & 0x7f) as i32;
+    // Priority-inheritance futexes name their owner by a thread id the kernel reads
+    // from the program's memory, in the machine's pid space: a program could attach
+    // kernel state to any process outside, and learn which pids exist. Not offered
+    // (glibc then refuses PTHREAD_PRIO_INHERIT mutexes with ENOTSUP).
+    if matches!(op, libc::FUTEX_LOCK_PI | libc::FUTEX_LOCK_PI2 | libc::FUTEX_TRYLOCK_PI | libc::FUTEX_UNLOCK_PI | libc::FUTEX_WAIT_REQUEUE_PI | libc::FUTEX_CMP_REQUEUE_PI) {
+        return super::sys::deny("futex(.., FUTEX_*_PI)", "priority-inheritance futexes name threads outside the sandbox", libc::ENOSYS);
+    }
     match op {
         libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET | libc::FUTEX_LOCK_PI | libc::FUTEX_LOCK_PI2 | libc::FUTEX_WAIT_REQUEUE_PI => opt(a[3], 16)?,
         _ => {}

@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <elf.h>
 #include <poll.h>
+#include <setjmp.h>
 #include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1863,6 +1864,345 @@ static void slice_ring0(void)
 	}
 }
 
+
+/* ---- red-team round 4 ---- */
+
+/* R4-1. remangle() re-mangles only words that demangle to a mapped address: a jump
+ * buffer's mangled RBP holds whatever RBP was (0 or a small integer in code built
+ * without frame pointers), so PTR_MANGLE(0) = rol(guard, 17) stays in the copied .bss
+ * and hands the sthread the master's pointer guard directly. */
+jmp_buf r4_jb;
+void r4_setjmp_rbp0(void);
+__asm__(".text\n.globl r4_setjmp_rbp0\n.type r4_setjmp_rbp0,@function\nr4_setjmp_rbp0:\n"
+	"\tpush %rbp\n\txor %ebp, %ebp\n\tlea r4_jb(%rip), %rdi\n\tcall _setjmp@PLT\n\tpop %rbp\n\tret\n"
+	".size r4_setjmp_rbp0, .-r4_setjmp_rbp0\n");
+
+struct r4_guard { unsigned long guard; };
+
+static void *r4_read_jmpbuf(void *arg)
+{
+	struct r4_guard *g = arg;
+	unsigned long w = ((volatile unsigned long *)r4_jb)[1]; /* JB_RBP */
+	g->guard = (w >> 17) | (w << 47);
+	return (void *)1;
+}
+
+static void guard_jmpbuf(void)
+{
+	unsigned long pguard;
+	__asm__ volatile("mov %%fs:0x30, %0" : "=r"(pguard));
+	tag_t t = tag_new();
+	struct r4_guard *g = smalloc(t, sizeof *g);
+	CHECK(g != NULL, "smalloc");
+	memset(g, 0, sizeof *g);
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	long r = join(run(&sc, r4_read_jmpbuf, g));
+	if (r == 1 && pguard && g->guard == pguard)
+		ESCAPED("guard-jmpbuf: the sthread read the master's pointer guard (%#lx) from a jmp_buf's mangled RBP in its snapshot", g->guard);
+	printf("guard-jmpbuf: %ld, guard %s\n", r, g->guard == pguard ? "is the master's" : "differs");
+}
+
+/* R4-2. A read-only page of the image written through /proc/self/mem (FOLL_FORCE:
+ * the kernel copies it on write, the map does not change and no map change is
+ * recorded): a new sthread reads what the master wrote there. */
+static const char poked_page[4096] __attribute__((aligned(4096))) = "RODATA-POKED";
+
+static void procmem_poke(void)
+{
+	tag_t t = tag_new();
+	struct copy_req *q = smalloc(t, sizeof *q);
+	CHECK(q != NULL, "smalloc");
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	/* One use before: the compartment is pooled, the page shared. */
+	memset(q, 0, sizeof *q);
+	q->src = poked_page;
+	long r0 = join(run(&sc, copy_page, q));
+	int fd = open("/proc/self/mem", O_RDWR);
+	CHECK(fd >= 0, "/proc/self/mem: %s", strerror(errno));
+	const char secret[] = "MASTER-SECRET-POKED-AFTER-INIT";
+	long w = pwrite(fd, secret, sizeof secret, (off_t)(uintptr_t)poked_page);
+	close(fd);
+	CHECK(w == (long)sizeof secret, "pwrite /proc/self/mem: %ld %s", w, strerror(errno));
+	memset(q, 0, sizeof *q);
+	q->src = poked_page;
+	long r = join(run(&sc, copy_page, q));
+	if (r == 1 && strstr(q->out, "MASTER-SECRET"))
+		ESCAPED("procmem-poke: a new sthread read what the master wrote through /proc/self/mem into a read-only range (%.31s)", q->out);
+	printf("procmem-poke: %ld/%ld, read %.31s\n", r0, r, r == 1 ? q->out : "(ended)");
+}
+
+/* R4-3. A read-only page of the image made writable, filled and made read-only again
+ * before sthread_init (a text relocation, a key sealed in place): at init the map
+ * shows the file at the same offset and the page is shared, although it is the
+ * master's private memory (pagemap would say so). */
+static const char early_page[4096] __attribute__((aligned(4096))) = "RODATA-EARLY";
+
+static void reseal_early_setup(void)
+{
+	CHECK(mprotect((void *)early_page, 4096, PROT_READ | PROT_WRITE) == 0, "mprotect rw");
+	strcpy((char *)(uintptr_t)early_page, "MASTER-SECRET-SEALED-BEFORE-INIT");
+	CHECK(mprotect((void *)early_page, 4096, PROT_READ) == 0, "mprotect r");
+}
+
+static void reseal_early(void)
+{
+	tag_t t = tag_new();
+	struct copy_req *q = smalloc(t, sizeof *q);
+	CHECK(q != NULL, "smalloc");
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	memset(q, 0, sizeof *q);
+	q->src = early_page;
+	long r = join(run(&sc, copy_page, q));
+	if (r == 1 && strstr(q->out, "MASTER-SECRET"))
+		ESCAPED("reseal-early: an sthread read what the master sealed read-only in its image before sthread_init (%.31s)", q->out);
+	printf("reseal-early: %ld, read %.31s\n", r, r == 1 ? q->out : "(ended)");
+}
+
+/* R4-4. Poll, then read: a pipe that poll says readable is read on the master's
+ * thread, but another reader of the same pipe (an sthread on a thread of its own)
+ * can take the byte between the two; the read then waits on the master's thread
+ * until someone writes again. */
+static void *r4_thief(void *arg)
+{
+	int fd = (int)(long)arg;
+	char c;
+	for (;;)
+		if (read(fd, &c, 1) <= 0)
+			return (void *)0;
+}
+
+struct r4_pipe { int r, w; };
+
+static int r4_feed_fd, r4_feed_stop;
+
+static void *r4_feed(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&r4_feed_stop, __ATOMIC_SEQ_CST)) {
+		if (write(r4_feed_fd, "y", 1) < 0) {}
+		usleep(500);
+	}
+	return NULL;
+}
+
+static void *r4_victim(void *arg)
+{
+	struct r4_pipe *p = arg;
+	char c = 'x';
+	struct timespec t0;
+	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &t0);
+	for (long i = 0;; i++) {
+		if ((i & 63) == 0 && ms_since(&t0) > 300)
+			return (void *)1;
+		if (write(p->w, &c, 1) != 1)
+			return (void *)2;
+		/* A delay that sweeps the thief's wake-up across the poll-read window. */
+		for (volatile long k = 0; k < (i * 7) % 3000; k++) {}
+		if (read(p->r, &c, 1) <= 0)
+			return (void *)0;
+	}
+}
+
+static void race_read(void)
+{
+	int p[2];
+	CHECK(pipe(p) == 0, "pipe");
+	tag_t t = tag_new();
+	struct r4_pipe *a = smalloc(t, sizeof *a);
+	CHECK(a != NULL, "smalloc");
+	a->r = p[0];
+	a->w = p[1];
+	sc_t sc, tsc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ);
+	sc_fd_add(&sc, p[0], PROT_READ);
+	sc_fd_add(&sc, p[1], PROT_WRITE);
+	CHECK(sc_sys_add(&sc, SYS_clock_gettime) == 0, "grant clock_gettime");
+	sc_init(&tsc);
+	sc_fd_add(&tsc, p[0], PROT_READ);
+	sthread_t ts[4];
+	for (int i = 0; i < 4; i++)
+		ts[i] = run(&tsc, r4_thief, (void *)(long)p[0]);
+	static sthread_t vs[400];
+	int nv = 0;
+	struct timespec t0;
+	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &t0);
+	while (nv < 400 && ms_since(&t0) < 6000) {
+		static char what[160];
+		snprintf(what, sizeof what, "race-read: sthread_create of victim %d (%ld ms in) did not return: its pipe read waits on the master's thread", nv, ms_since(&t0));
+		current = what;
+		deadline(10);
+		vs[nv++] = run(&sc, r4_victim, a);
+		alarm(0);
+	}
+	/* Victims left waiting on threads of their own (their byte taken) get bytes
+	 * until every one has ended. */
+	current = "race-read: joins";
+	r4_feed_fd = p[1];
+	pthread_t feeder;
+	CHECK(pthread_create(&feeder, NULL, r4_feed, NULL) == 0, "feeder");
+	deadline(30);
+	for (int i = 0; i < nv; i++)
+		join(vs[i]);
+	__atomic_store_n(&r4_feed_stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(feeder, NULL);
+	close(p[1]);
+	for (int i = 0; i < 4; i++)
+		join(ts[i]);
+	alarm(0);
+	printf("race-read: %d victims, the master's thread came back every time\n", nv);
+}
+
+/* R4-5. The same race on a socket, made likely on one CPU: recv(MSG_WAITALL) on the
+ * master's thread is judged by FIONREAD, then made blocking. A thief on a thread of
+ * its own (it computed past the time slice) takes queued bytes with MSG_DONTWAIT
+ * whenever the host scheduler runs it, which is whenever it preempts the master's
+ * thread, also between the FIONREAD and the recv. */
+struct r4_sock { int r, w; volatile int stop; };
+
+static void *r4_sock_thief(void *arg)
+{
+	struct r4_sock *k = arg;
+	char buf[64];
+	struct timespec t0;
+	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &t0);
+	while (ms_since(&t0) < 80) {} /* past the slice: a thread of its own */
+	while (!k->stop) {
+		for (volatile int i = 0; i < 200; i++) {}
+		recvfrom(k->r, buf, sizeof buf, MSG_DONTWAIT, NULL, NULL);
+	}
+	return (void *)1;
+}
+
+static void *r4_sock_victim(void *arg)
+{
+	struct r4_sock *k = arg;
+	char c = 'x';
+	struct timespec t0;
+	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &t0);
+	for (long i = 0;; i++) {
+		if ((i & 15) == 0 && ms_since(&t0) > 300)
+			return (void *)1;
+		if (write(k->w, &c, 1) != 1)
+			return (void *)2;
+		if (recvfrom(k->r, &c, 1, MSG_WAITALL, NULL, NULL) <= 0)
+			return (void *)0;
+	}
+}
+
+static void race_waitall(int thieves)
+{
+	int s[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, s) == 0, "socketpair");
+	tag_t t = tag_new();
+	struct r4_sock *k = smalloc(t, sizeof *k);
+	CHECK(k != NULL, "smalloc");
+	k->r = s[1];
+	k->w = s[0];
+	k->stop = 0;
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	sc_fd_add(&sc, s[1], PROT_READ);
+	sc_fd_add(&sc, s[0], PROT_WRITE);
+	CHECK(sc_sys_add(&sc, SYS_clock_gettime) == 0 && sc_sys_add(&sc, SYS_recvfrom) == 0, "grants");
+	sthread_t ts[2];
+	for (int i = 0; i < thieves; i++)
+		ts[i] = run(&sc, r4_sock_thief, k);
+	static sthread_t vs[400];
+	int nv = 0;
+	struct timespec t0;
+	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &t0);
+	while (nv < 400 && ms_since(&t0) < 8000) {
+		static char what[180];
+		snprintf(what, sizeof what, "race-waitall: sthread_create of victim %d (%ld ms in) did not return: its recv(MSG_WAITALL) waits on the master's thread", nv, ms_since(&t0));
+		current = what;
+		deadline(10);
+		vs[nv++] = run(&sc, r4_sock_victim, k);
+		alarm(0);
+	}
+	current = "race-waitall: joins";
+	r4_feed_fd = s[0];
+	pthread_t feeder;
+	CHECK(pthread_create(&feeder, NULL, r4_feed, NULL) == 0, "feeder");
+	deadline(30);
+	for (int i = 0; i < nv; i++)
+		join(vs[i]);
+	k->stop = 1;
+	for (int i = 0; i < thieves; i++)
+		join(ts[i]);
+	__atomic_store_n(&r4_feed_stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(feeder, NULL);
+	alarm(0);
+	printf("race-waitall: %d victims, the master's thread came back every time\n", nv);
+}
+
+/* R4-6. open(O_ASYNC) of a terminal: open_checked opens non-blocking, then sets the
+ * flags back with F_SETFL, O_ASYNC among them; for a tty that turns on SIGIO with the
+ * calling process (the master) as owner. Input on the terminal then sends the master
+ * SIGIO, whose default action ends it. Here only a read-only grant of /dev/pts. */
+struct r4_tty { int dir; char name[32]; int fd; };
+
+static void *r4_open_async(void *arg)
+{
+	struct r4_tty *k = arg;
+	int fd = openat(k->dir, k->name, O_RDONLY | O_ASYNC);
+	k->fd = fd;
+	if (fd < 0)
+		return (void *)2;
+	char c;
+	if (read(fd, &c, 1) < 0) {} /* waits (on a thread of its own) with the file open */
+	return (void *)1;
+}
+
+static void on_sigio(int sig)
+{
+	(void)sig;
+	static const char m[] = "ESCAPED: tty-async: the master got SIGIO (default action: terminate) from a terminal an sthread opened with O_ASYNC\n";
+	if (write(1, m, sizeof m - 1) < 0) {}
+	_exit(4);
+}
+
+static void tty_async(void)
+{
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
+	CHECK(m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0, "pty: %s", strerror(errno));
+	const char *name = ptsname(m);
+	CHECK(name && !strncmp(name, "/dev/pts/", 9), "ptsname");
+	int dir = open("/dev/pts", O_RDONLY | O_DIRECTORY);
+	CHECK(dir >= 0, "/dev/pts: %s", strerror(errno));
+	tag_t t = tag_new();
+	struct r4_tty *k = smalloc(t, sizeof *k);
+	CHECK(k != NULL, "smalloc");
+	memset(k, 0, sizeof *k);
+	k->dir = dir;
+	snprintf(k->name, sizeof k->name, "%s", name + 9);
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	sc_fd_add(&sc, dir, PROT_READ);
+	CHECK(sc_sys_add(&sc, SYS_openat) == 0, "grant openat");
+	/* The master keeps SIGIO's default (terminate); the handler only reports it. */
+	signal(SIGIO, on_sigio);
+	deadline(10);
+	sthread_t st = run(&sc, r4_open_async, k);
+	alarm(0);
+	usleep(200 * 1000);
+	printf("tty-async: the sthread opened %s as %d; input arrives\n", name, k->fd);
+	CHECK(write(m, "x\n", 2) == 2, "pty write");
+	usleep(300 * 1000);
+	deadline(10);
+	long r = join(st);
+	alarm(0);
+	printf("tty-async: %ld, no SIGIO for the master\n", r);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -1890,6 +2230,10 @@ int main(int argc, char **argv)
 		printf("ok %s\n", s);
 		return escaped ? 1 : 0;
 	}
+	if (!strcmp(s, "guard-jmpbuf"))
+		r4_setjmp_rbp0();
+	if (!strcmp(s, "reseal-early"))
+		reseal_early_setup();
 	if (!strcmp(s, "guard-leak"))
 		CHECK(__cxa_atexit(guard_handler, (void *)GUARD_MAGIC, NULL) == 0, "__cxa_atexit");
 	CHECK(sthread_init() == 0, "sthread_init: %s", strerror(errno));
@@ -1955,6 +2299,18 @@ int main(int argc, char **argv)
 		guard_leak();
 	else if (!strcmp(s, "slice-ring0"))
 		slice_ring0();
+	else if (!strcmp(s, "guard-jmpbuf"))
+		guard_jmpbuf();
+	else if (!strcmp(s, "procmem-poke"))
+		procmem_poke();
+	else if (!strcmp(s, "reseal-early"))
+		reseal_early();
+	else if (!strcmp(s, "race-read"))
+		race_read();
+	else if (!strcmp(s, "tty-async"))
+		tty_async();
+	else if (!strcmp(s, "race-waitall"))
+		race_waitall(argc > 2 ? atoi(argv[2]) : 2);
 	else {
 		fprintf(stderr, "unknown scenario %s\n", s);
 		return 2;

@@ -199,22 +199,23 @@ fn open_reserved() -> Result<i32, i32> {
 /// Opens the runtime's descriptor of the map, replacing an inherited one. Call where
 /// no program thread runs beside the caller: at initialization, and in a forked child
 /// before anything else ([`after_fork`]).
-pub fn open_own() {
-    if let Ok(fd) = open_reserved() {
-        let old = MAPS_FD.swap(fd, Ordering::AcqRel);
-        MAPS_PID.store(getpid(), Ordering::Release);
-        if old >= 0 {
-            close(old);
-        }
+pub fn open_own() -> bool {
+    let Ok(fd) = open_reserved() else { return false };
+    let old = MAPS_FD.swap(fd, Ordering::AcqRel);
+    MAPS_PID.store(getpid(), Ordering::Release);
+    if old >= 0 {
+        close(old);
     }
+    true
 }
 
 /// In a forked child: the lock as if nobody held it (the threads that might have do
 /// not exist here), and a descriptor of the child's own memory.
-pub fn after_fork() {
+/// False if the descriptor could not be opened.
+pub fn after_fork() -> bool {
     MAPS_LOCK.store(false, Ordering::Release);
     READING.with(|r| r.set(false));
-    open_own();
+    open_own()
 }
 
 /// The runtime's descriptor of the map, if it is this process's (`EBADF` if not).

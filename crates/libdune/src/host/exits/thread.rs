@@ -132,11 +132,18 @@ fn fork(ctx: &mut ThreadCtx, regs: &kvm_regs, flags: u64, newsp: u64, ptid: u64,
     }
     // Child: a VM of its own, this thread's vCPU in it with the parent's state, rax = 0.
     crate::host::reserved::after_fork();
-    crate::host::procmap::after_fork();
     let Some(st) = guard.as_mut() else { die_fatal(&ctx.vcpu.fd, "fork: runtime state missing") };
     if let Err(e) = st.rebuild_after_fork(&mut ctx.vcpu) {
         drop(guard);
         die_runtime_error_value("rebuilding the VM in a forked child", &e);
+    }
+    // After the rebuild, which gave back the parent's pooled vCPUs' numbers (until now
+    // the map is read at a low number, with no other thread in this process): the
+    // child's own descriptor of its map at the runtime's numbers, or no child at all
+    // (a fallback at the program's numbers once its threads run would show the map).
+    if !crate::host::procmap::after_fork() {
+        drop(guard);
+        die_runtime_error_value("opening the map's descriptor in a forked child", &crate::Error::ProcMaps("no descriptor at the runtime's numbers"));
     }
     ctx.sig.run = ctx.vcpu.fd.get_kvm_run();
     let mut child = *regs;
