@@ -279,3 +279,48 @@ fn the_snapshot_gives_away_no_pointer_guard() {
 fn a_time_slice_that_ends_in_ring0_still_ends_the_sthread() {
     println!("{}", contained(&["slice-ring0"]));
 }
+
+// ---- red-team round 4 ----
+
+/// A jump buffer in the program's data whose mangled RBP was 0 (or any word that is
+/// no pointer) is not mangled again with the copy's guard: it is rol(guard, 17).
+#[test]
+fn a_jmp_buf_in_the_snapshot_gives_away_no_pointer_guard() {
+    println!("{}", contained(&["guard-jmpbuf"]));
+}
+
+/// A read-only page of the image written through /proc/self/mem after init (no map
+/// change) must not be shared with a new sthread.
+#[test]
+fn a_read_only_page_poked_through_proc_mem_is_not_shared() {
+    println!("{}", contained(&["procmem-poke"]));
+}
+
+/// A read-only page of the image sealed with the master's data before sthread_init
+/// must not be shared.
+#[test]
+fn a_read_only_page_sealed_before_init_is_not_shared() {
+    println!("{}", contained(&["reseal-early"]));
+}
+
+/// Poll-then-read of a pipe another sthread also reads: the master's thread must not
+/// wait in the read.
+#[test]
+fn a_pipe_read_raced_by_another_reader_never_holds_the_master() {
+    println!("{}", contained(&["race-read"]));
+}
+
+/// FIONREAD, then a blocking `recv(MSG_WAITALL)`: another sthread with the same socket
+/// takes the bytes in between; the master's thread must not wait in the recv.
+#[test]
+fn a_waitall_recv_raced_by_another_reader_never_holds_the_master() {
+    println!("{}", contained(&["race-waitall"]));
+}
+
+/// `openat(O_ASYNC)` of a terminal beneath a read-only grant: the flags set back after
+/// the non-blocking open turn on SIGIO with the master as owner; input must not
+/// signal (by default: kill) the master.
+#[test]
+fn an_o_async_open_never_signals_the_master() {
+    println!("{}", contained(&["tty-async"]));
+}
