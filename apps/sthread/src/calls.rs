@@ -376,6 +376,12 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
                 return Outcome::Violated(Violation::Pointer { addr: a[1], nr });
             }
             let mut buf = vec![0u8; n];
+            // MSG_WAITALL waits for the rest of what it asks however much is queued now
+            // (another reader may take it, an out-of-band byte counts in FIONREAD but is
+            // not read): never on a thread that must not block.
+            if !may_block && waitall {
+                return Outcome::WouldBlock;
+            }
             // A socket that must not block is read with MSG_DONTWAIT: one call, what is
             // there now, or nothing; with nothing there a blocking read moves to a
             // thread of its own (the data is still queued). Not a socket: ENOTSOCK,
@@ -400,6 +406,27 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
                 }
                 // Not a socket: its type, for the checks below and next time.
                 fds.kind(raw);
+            }
+            // Anything else that must not block is read with RWF_NOWAIT where the file
+            // takes it (pipes, FIFOs): one call, the check and the read together, so no
+            // other reader can empty it in between. Files that do not take it
+            // (EOPNOTSUPP) are judged as before.
+            if !may_block && nr == SYS_read {
+                let iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: n };
+                // SAFETY: one iovec over buf, which the call writes at most n bytes into;
+                // offset -1 is the file's current position.
+                let r = unsafe { libc::preadv2(raw, &iov, 1, -1, libc::RWF_NOWAIT) } as i64;
+                let r = if r < 0 { errno() } else { r };
+                if r != -(libc::EOPNOTSUPP as i64) && r != -(libc::EINVAL as i64) && r != -(libc::ESPIPE as i64) {
+                    if r == -(EAGAIN as i64) && fcntl_nonblock(raw) == Some(false) {
+                        return Outcome::WouldBlock;
+                    }
+                    if r > 0 && !c.copy_out(a[1], &buf[..(r as usize).min(n)]) {
+                        return Outcome::Violated(Violation::Pointer { addr: a[1], nr });
+                    }
+                    tf.rax = ret(r);
+                    return Outcome::Resume;
+                }
             }
             if !may_block && could_block(raw, fds.kind(raw), Dir::In, n, waitall, dontwait) {
                 return Outcome::WouldBlock;

@@ -264,7 +264,9 @@ fn remangle(private: &BTreeMap<u64, Option<u64>>, old: u64, new: u64) -> Result<
         let words = unsafe { core::slice::from_raw_parts_mut(to.cast::<u64>(), (PAGE / 8) as usize) };
         for w in words.iter_mut() {
             let p = w.rotate_right(17) ^ old;
-            if *w != 0 && mapped(p) {
+            // A mangled null (a `jmp_buf`'s frame pointer, an empty handler) or small
+            // number gives the guard away as surely as a pointer does.
+            if *w != 0 && (p < 0x10000 || mapped(p)) {
                 *w = (p ^ new).rotate_left(17);
             }
         }
@@ -278,6 +280,10 @@ fn remangle(private: &BTreeMap<u64, Option<u64>>, old: u64, new: u64) -> Result<
 /// not present are the file's when they come in. Nothing if the map cannot be read.
 fn file_pages(r: Shared) -> Vec<Shared> {
     use std::os::unix::fs::FileExt;
+    // The vDSO's data pages are no file's and no one's private memory (the kernel's).
+    if r.special {
+        return vec![r];
+    }
     let Ok(f) = std::fs::File::open("/proc/self/pagemap") else { return Vec::new() };
     let pages = ((r.end - r.start) / PAGE) as usize;
     let mut buf = vec![0u8; pages * 8];
@@ -423,6 +429,9 @@ impl Image {
         let origins = read_only_mappings();
         // Only what the map shows as read-only mappings now is shared at all.
         let shared = still_shared(&shared, &origins, &origins);
+        // And of it only pages that are still the file's: one the master wrote before
+        // `init` (made writable, written, made read-only again) holds its data.
+        let shared = shared.into_iter().flat_map(file_pages).collect();
         Ok(Image { shared, origins, private, fs_base: fs })
     }
 

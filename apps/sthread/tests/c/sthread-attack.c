@@ -2203,6 +2203,48 @@ static void tty_async(void)
 	printf("tty-async: %ld, no SIGIO for the master\n", r);
 }
 
+/* R4-7. FIONREAD of an AF_UNIX stream socket counts an out-of-band byte, which a
+ * recv without MSG_OOB drops: with only that byte queued, FIONREAD says 1 and
+ * recv(MSG_WAITALL) of 1 byte waits on the master's thread. No race. */
+struct r4_oob { int r, w; };
+
+static void *r4_oob_waitall(void *arg)
+{
+	struct r4_oob *k = arg;
+	char c = 'B';
+	if (sendto(k->w, &c, 1, MSG_OOB, NULL, 0) != 1)
+		return (void *)2;
+	if (recvfrom(k->r, &c, 1, MSG_WAITALL, NULL, NULL) < 0)
+		return (void *)3;
+	return (void *)1;
+}
+
+static void unix_oob(void)
+{
+	int s[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, s) == 0, "socketpair");
+	tag_t t = tag_new();
+	struct r4_oob *k = smalloc(t, sizeof *k);
+	CHECK(k != NULL, "smalloc");
+	k->r = s[1];
+	k->w = s[0];
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ);
+	sc_fd_add(&sc, s[1], PROT_READ);
+	sc_fd_add(&sc, s[0], PROT_WRITE);
+	CHECK(sc_sys_add(&sc, SYS_recvfrom) == 0 && sc_sys_add(&sc, SYS_sendto) == 0, "grants");
+	current = "unix-oob: recv(MSG_WAITALL) after an out-of-band byte waits on the master's thread";
+	deadline(10);
+	sthread_t st = run(&sc, r4_oob_waitall, k);
+	alarm(0);
+	CHECK(write(s[0], "z", 1) == 1, "unblock");
+	deadline(10);
+	long r = join(st);
+	alarm(0);
+	printf("unix-oob: %ld, the master's thread came back\n", r);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -2307,6 +2349,8 @@ int main(int argc, char **argv)
 		reseal_early();
 	else if (!strcmp(s, "race-read"))
 		race_read();
+	else if (!strcmp(s, "unix-oob"))
+		unix_oob();
 	else if (!strcmp(s, "tty-async"))
 		tty_async();
 	else if (!strcmp(s, "race-waitall"))
