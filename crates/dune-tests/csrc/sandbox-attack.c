@@ -395,6 +395,22 @@
  *   close-range-cloexec-fork         close_range(0, ~0, CLOSE_RANGE_CLOEXEC), then fork and
  *                                    an emulated execve: the runtime's and the monitor's
  *                                    descriptors must survive in the child
+ *
+ * Round 13 (a fourteenth white-box pass, after the round-12 fixes):
+ *   accept-efault-leak RW            accept4 with the address in a read-only page: the
+ *                                    monitor's copy-out fails (EFAULT) after the kernel
+ *                                    made the descriptor, which stays open; made in a
+ *                                    sibling's raised-limit window it sits at the
+ *                                    runtime's numbers for good (within_limit sees only
+ *                                    successes)
+ *   fork-room-limit                  a fork while a sibling holds the runtime's raised
+ *                                    soft limit: the child keeps it for good (the kernel's
+ *                                    limit no longer keeps the program below the reserved
+ *                                    numbers)
+ *   room-full-of-threads-fork        threads fill the runtime's room with live vCPU
+ *                                    descriptors; a forked child inherits them (only the
+ *                                    pool is dropped) and its runtime finds no room for
+ *                                    its VM: the child dies before it starts
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -5263,6 +5279,238 @@ static void high_inherited_pipe(const char *fds) {
 	contained();
 }
 
+/* ---- round 13 ------------------------------------------------------------------------ */
+
+/* accept() whose address cannot be written back. The monitor accepts into its own
+ * buffer, then copies the address out; a failed copy returns EFAULT, and the
+ * descriptor accept made stays open (Linux itself closes it). within_limit only
+ * looks at successful results, so one made at the runtime's numbers during a
+ * sibling's raised-limit window stays there for good. With the program's numbers full,
+ * every accept that succeeds in the kernel is such a descriptor. Afterwards: a fork
+ * (its runtime needs the room) and a thread (a vCPU descriptor there). */
+static void accept_efault_leak(const char *rw) {
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	long limit = (long)rl.rlim_cur;
+	if (limit > 200000) {
+		printf("limit too large to fill\n");
+		contained();
+	}
+	int want = 1100;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/acc.sock", rw);
+	unlink(sa.sun_path);
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof sa) || listen(l, 4096)) {
+		printf("listen: %s\n", strerror(errno));
+		exit(2);
+	}
+	int queued = 0;
+	for (int i = 0; i < want; i++) {
+		int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (c < 0)
+			break;
+		if (connect(c, (struct sockaddr *)&sa, sizeof sa) == 0)
+			queued++;
+		close(c);
+	}
+	printf("program limit %ld; %d connections queued\n", limit, queued);
+	/* First: one accept with the address in a read-only page, nothing full. */
+	char *ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	socklen_t len = sizeof(struct sockaddr_un);
+	int probe_low = dup(0);
+	close(probe_low);
+	errno = 0;
+	int r = accept4(l, (struct sockaddr *)ro, &len, 0);
+	int e = errno;
+	int again = dup(0);
+	printf("accept4(ro address) = %d (%s); next free number before %d, after %d\n", r, strerror(e), probe_low, again);
+	close(again);
+	queued--;
+	if (pipe(rwf_pipe))
+		exit(2);
+	long filled = 0;
+	while (dup(0) >= 0)
+		filled++;
+	printf("filled %ld numbers (%s)\n", filled, strerror(errno));
+	pthread_t th;
+	if (pthread_create(&th, NULL, rwf_room, NULL))
+		exit(2);
+	long leaked = 0, tries = 0, ok = 0;
+	double t0 = now();
+	while (leaked < queued && now() - t0 < 60) {
+		len = sizeof(struct sockaddr_un);
+		errno = 0;
+		int f = accept4(l, (struct sockaddr *)ro, &len, 0);
+		tries++;
+		if (f >= 0)
+			ok++;
+		else if (errno == EFAULT)
+			leaked++;
+		else if (errno == EAGAIN)
+			break;
+	}
+	rwf_stop = 1;
+	pthread_join(th, NULL);
+	printf("%ld accepts, %ld windows; %ld returned EFAULT after the kernel made a descriptor above the limit, %ld returned one\n", tries, rwf_calls, leaked, ok);
+	/* Consequences: free some low numbers, then a thread and a fork. */
+	for (int i = 100; i < 140; i++)
+		close(i);
+	pthread_t t2;
+	int te = pthread_create(&t2, NULL, rwm_nothing, NULL);
+	if (!te)
+		pthread_join(t2, NULL);
+	fflush(stdout);
+	pid_t c = fork();
+	int st = -1;
+	if (c == 0)
+		_exit(0);
+	if (c > 0)
+		waitpid(c, &st, 0);
+	printf("after: pthread_create %s; fork %d, child %s %d\n", strerror(te), c, c > 0 && WIFEXITED(st) ? "exited" : "signal/none", c > 0 ? (WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st)) : -1);
+	if (leaked)
+		escaped("%ld accepted descriptors sit at the runtime's reserved numbers (accept returned EFAULT and left them open; program limit %ld)%s", leaked, limit,
+			c > 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0) ? "; a forked child's runtime died for want of room" : "");
+	contained();
+}
+
+/* A fork while a sibling holds the runtime's raised limit (with_fd_room): the child
+ * starts with the real soft RLIMIT_NOFILE at the end of the reserved room, and no
+ * thread of its own ever puts it back (after_fork only frees the lock). Probe in the
+ * child: F_DUPFD at the program's limit is EINVAL where the kernel's limit holds, and
+ * EMFILE (the monitor closing what the kernel placed there) where it is gone. */
+static void fork_room_limit_child(long limit) {
+	int bad = 0;
+	for (int i = 0; i < 3; i++) {
+		usleep(2000);
+		errno = 0;
+		int f = fcntl(0, F_DUPFD, limit);
+		if (f >= 0 || errno != EINVAL)
+			bad++;
+	}
+	if (bad == 3) {
+		char line[256] = "";
+		FILE *fp = fopen("/proc/self/limits", "r");
+		while (fp && fgets(line, sizeof line, fp))
+			if (strstr(line, "open files"))
+				break;
+		if (fp)
+			fclose(fp);
+		line[strcspn(line, "\n")] = 0;
+		printf("child %d: F_DUPFD(0, %ld) is not EINVAL; %s\n", getpid(), limit, line);
+		fflush(stdout);
+		_exit(42);
+	}
+	_exit(0);
+}
+
+static void fork_room_limit(void) {
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	long limit = (long)rl.rlim_cur;
+	errno = 0;
+	int f0 = fcntl(0, F_DUPFD, limit);
+	printf("program limit %ld; F_DUPFD(0, limit) before: %d (%s)\n", limit, f0, strerror(errno));
+	if (pipe(rwf_pipe))
+		exit(2);
+	pthread_t th;
+	if (pthread_create(&th, NULL, rwf_room, NULL))
+		exit(2);
+	usleep(50000);
+	int raised = 0, forks = 0, odd = 0;
+	double t0 = now();
+	while (forks < 600 && now() - t0 < 40 && !raised) {
+		pid_t c = fork();
+		if (c == 0)
+			fork_room_limit_child(limit);
+		if (c < 0)
+			continue;
+		forks++;
+		int st = 0;
+		waitpid(c, &st, 0);
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 42)
+			raised++;
+		else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			odd++;
+	}
+	rwf_stop = 1;
+	pthread_join(th, NULL);
+	printf("%d forks, %ld windows; %d children with the real limit raised for good, %d ended otherwise\n", forks, rwf_calls, raised, odd);
+	if (raised)
+		escaped("%d forked children kept the runtime's raised RLIMIT_NOFILE: the kernel no longer keeps their program below the reserved numbers", raised);
+	contained();
+}
+
+/* Threads fill the runtime's room with their vCPU descriptors (the runtime refuses
+ * threads past it with EAGAIN: fine). Then fork: the child's runtime drops only the
+ * pooled vCPUs; the live threads' vCPU descriptors, inherited, stay, and the child
+ * needs new room for its VM, its vCPU and its map. A child that dies before its first
+ * instruction is the monitor dying in a forked child. */
+static int rft_pipe[2];
+
+static void *rft_block(void *x) {
+	(void)x;
+	char b;
+	while (read(rft_pipe[0], &b, 1) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+static void room_full_of_threads_fork(void) {
+	if (pipe(rft_pipe))
+		exit(2);
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setstacksize(&at, 64 * 1024);
+	static pthread_t ts[1200];
+	int n = 0, err = 0;
+	double t0 = now();
+	while (n < 1200 && now() - t0 < 60) {
+		err = pthread_create(&ts[n], &at, rft_block, NULL);
+		if (err)
+			break;
+		n++;
+	}
+	printf("%d threads running (then %s)\n", n, err ? strerror(err) : "stopped");
+	fflush(stdout);
+	int bad = 0;
+	for (int k = 0; k < 3; k++) {
+		pid_t c = fork();
+		if (c == 0)
+			_exit(7);
+		if (c < 0) {
+			printf("fork: %s\n", strerror(errno));
+			continue;
+		}
+		int st = 0;
+		double w0 = now();
+		while (waitpid(c, &st, WNOHANG) == 0 && now() - w0 < 30)
+			usleep(10000);
+		if (now() - w0 >= 30) {
+			kill(c, SIGKILL);
+			waitpid(c, &st, 0);
+			printf("fork %d: child hung\n", k);
+			bad++;
+			continue;
+		}
+		printf("fork %d: child %s %d\n", k, WIFEXITED(st) ? "exited" : "killed by", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 7)
+			bad++;
+	}
+	close(rft_pipe[1]);
+	for (int i = 0; i < n; i++)
+		pthread_join(ts[i], NULL);
+	if (bad)
+		escaped("%d of 3 forked children died before their first instruction (%d threads alive in the parent)", bad, n);
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -5520,6 +5768,13 @@ int main(int argc, char **argv) {
 		close_range_cloexec_fork(argv[0]);
 	else if (!strcmp(name, "close-range-cloexec-fork-child"))
 		close_range_cloexec_fork_child();
+	/* round 13 */
+	else if (!strcmp(name, "accept-efault-leak"))
+		need(argc, 3), accept_efault_leak(argv[2]);
+	else if (!strcmp(name, "fork-room-limit"))
+		fork_room_limit();
+	else if (!strcmp(name, "room-full-of-threads-fork"))
+		room_full_of_threads_fork();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

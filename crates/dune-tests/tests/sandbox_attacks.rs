@@ -2529,3 +2529,33 @@ fn a_pipe_inherited_above_1024_is_still_the_outsides() {
     assert!(size == 65536 && fl & libc::O_NONBLOCK == 0, "ESCAPED: the test's pipe changed from inside the sandbox: size {size}, flags {fl:#o}: {}", show(&out));
     assert!(!text(&out.stdout).contains("ESCAPED") && out.status.success(), "{}", show(&out));
 }
+
+// ---- round 13: a fourteenth white-box pass, after the round-12 fixes ----------------------
+
+/// accept4 whose address the monitor cannot copy out (a read-only page): the call fails
+/// with EFAULT after the kernel made the descriptor, which must not stay open; made in a
+/// sibling's raised-limit window, it would sit at the runtime's reserved numbers.
+#[test]
+fn an_accept_that_fails_to_copy_out_leaves_no_descriptor_at_the_reserved_numbers() {
+    let d = Dirs::new("accefault");
+    let out = contained(&d.policy(), &["accept-efault-leak", &d.rw()]);
+    eprintln!("{}", show(&out));
+}
+
+/// A fork while a sibling holds the runtime's raised descriptor limit: the child must not
+/// keep the raised real limit (the kernel's line for the reserved numbers).
+#[test]
+fn a_fork_in_the_runtimes_room_window_keeps_the_kernels_limit() {
+    let d = Dirs::new("forkroomlim");
+    let out = contained(&d.policy(), &["fork-room-limit"]);
+    eprintln!("{}", show(&out));
+}
+
+/// Live threads fill the runtime's reserved room with vCPU descriptors; a forked child,
+/// which inherits them, must still start (its runtime needs room for a VM of its own).
+#[test]
+fn a_fork_with_the_runtimes_room_full_of_threads_still_starts_the_child() {
+    let d = Dirs::new("roomthreads");
+    let out = contained(&d.policy(), &["room-full-of-threads-fork"]);
+    eprintln!("{}", show(&out));
+}
