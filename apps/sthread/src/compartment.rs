@@ -178,7 +178,8 @@ impl Compartment {
             if !still_mapped(page_va) {
                 return Ok(false);
             }
-            let pa = if r.special { vm::va_to_pa(page_va) } else { pgroot_pa(page_va) };
+            // The file's page (its alias), not the master's mapping of it.
+            let pa = if r.special { vm::va_to_pa(page_va) } else { pgroot_pa(image::alias_of(page_va)) };
             let Some(pa) = pa else { return Ok(false) };
             pt::set(self.table.leaf(page_va)?, pt::leaf_entry(pa, false, r.exec));
             return Ok(true);
@@ -223,8 +224,10 @@ impl Compartment {
             let page_pa = pa & !(PAGE - 1);
             let host = match page::pa_to_va(page_pa) {
                 Some(p) => p as u64,
-                // Not a private page: a shared one, mapped at the same address as in
-                // the process's own table (checked), so the host address is `at`'s.
+                // Not a private page: a shared one, the file's page behind `at` (its
+                // alias, checked), or a tag's, at the same address as in the process's
+                // own table (checked).
+                None if vm::va_to_pa(image::alias_of(at & !(PAGE - 1))) == Some(page_pa) => image::alias_of(at & !(PAGE - 1)),
                 None if vm::va_to_pa(at & !(PAGE - 1)) == Some(page_pa) => at & !(PAGE - 1),
                 None => return false,
             };

@@ -108,6 +108,24 @@ pub(crate) struct Image {
     pub fs_base: u64,
 }
 
+/// Where compartments find the shared ranges' pages: `(start, end, alias)`, sorted, a
+/// read-only `MAP_SHARED` mapping of the same file made at `init` (one image per
+/// process). The master's own mapping can come to hold its data without any change of
+/// the map (a write through `/proc/self/mem` copies the page on write); the file's
+/// pages cannot.
+static ALIASES: std::sync::OnceLock<Vec<(u64, u64, u64)>> = std::sync::OnceLock::new();
+
+/// The address of the file's page behind shared page `va` (see [`ALIASES`]), or `va`
+/// itself where no alias could be made (the file was gone or replaced at `init`).
+pub(crate) fn alias_of(va: u64) -> u64 {
+    let Some(aliases) = ALIASES.get() else { return va };
+    let i = aliases.partition_point(|a| a.1 <= va);
+    match aliases.get(i) {
+        Some(&(s, _, alias)) if s <= va => alias + (va - s),
+        _ => va,
+    }
+}
+
 fn down(a: u64) -> u64 {
     a & !(PAGE - 1)
 }
@@ -274,6 +292,32 @@ fn remangle(private: &BTreeMap<u64, Option<u64>>, old: u64, new: u64) -> Result<
     Ok(())
 }
 
+/// A read-only `MAP_SHARED` mapping of the file behind each read-only mapping that
+/// holds shared ranges (see `Image::aliases`), opened by its name and checked to be
+/// the same file (device and inode); a mapping whose file cannot be had so is left
+/// without an alias.
+fn file_aliases(shared: &[Shared], origins: &[Origin]) -> Vec<(u64, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    for o in origins.iter().filter(|o| o.inode != 0 && o.name.starts_with('/') && shared.iter().any(|r| !r.special && r.start < o.end && o.start < r.end)) {
+        let Ok(f) = std::fs::File::open(&o.name) else { continue };
+        let Ok(md) = f.metadata() else { continue };
+        let dev = format!("{:02x}:{:02x}", libc::major(md.dev()), libc::minor(md.dev()));
+        if md.ino() != o.inode || dev != o.dev {
+            continue;
+        }
+        let len = o.end - o.start;
+        // SAFETY: a new read-only shared mapping of the file, placed by the kernel; it
+        // replaces nothing.
+        let p = unsafe { libc::mmap(core::ptr::null_mut(), len as usize, libc::PROT_READ, libc::MAP_SHARED, std::os::fd::AsRawFd::as_raw_fd(&f), (o.start - o.base) as libc::off_t) };
+        if p != libc::MAP_FAILED {
+            out.push((o.start, o.end, p as u64));
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
 /// The parts of `r` whose pages are not private memory of the process: per
 /// `/proc/self/pagemap` (bit 63 present, bit 61 a file page or shared), a present page
 /// that is neither was written (copied on write) and holds the process's data. Pages
@@ -431,7 +475,8 @@ impl Image {
         let shared = still_shared(&shared, &origins, &origins);
         // And of it only pages that are still the file's: one the master wrote before
         // `init` (made writable, written, made read-only again) holds its data.
-        let shared = shared.into_iter().flat_map(file_pages).collect();
+        let shared: Vec<Shared> = shared.into_iter().flat_map(file_pages).collect();
+        let _ = ALIASES.set(file_aliases(&shared, &origins));
         Ok(Image { shared, origins, private, fs_base: fs })
     }
 

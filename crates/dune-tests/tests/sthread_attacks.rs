@@ -292,7 +292,6 @@ fn a_jmp_buf_in_the_snapshot_gives_away_no_pointer_guard() {
 /// A read-only page of the image written through /proc/self/mem after init (no map
 /// change) must not be shared with a new sthread.
 #[test]
-#[ignore = "open finding (issue 17, round 4): a write through /proc/self/mem makes a shared page the master's private copy without a map change; needs compartments to map shared ranges through a page-cache alias"]
 fn a_read_only_page_poked_through_proc_mem_is_not_shared() {
     println!("{}", contained(&["procmem-poke"]));
 }
