@@ -411,6 +411,13 @@
  *                                    descriptors; a forked child inherits them (only the
  *                                    pool is dropped) and its runtime finds no room for
  *                                    its VM: the child dies before it starts
+ *   signalfd-returns-monitor-fd      signalfd4 on an existing signalfd is made on the
+ *                                    monitor's private duplicate, and Linux returns the
+ *                                    descriptor it was given: the program is handed the
+ *                                    number of the monitor's duplicate
+ *   room-window-dupfd-floor          fcntl(F_DUPFD) with the program's limit as the floor
+ *                                    in a sibling's raised-limit window: the kernel places
+ *                                    it at the runtime's numbers; it must not be handed over
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -436,6 +443,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -5511,6 +5519,68 @@ static void room_full_of_threads_fork(void) {
 	contained();
 }
 
+/* signalfd4 on an existing signalfd: the monitor makes the call on its private
+ * duplicate (at the application's reserved numbers), and Linux returns the descriptor
+ * it was given: the program gets the number of the monitor's duplicate, above its own
+ * limit, not its own signalfd. within_limit leaves this case alone. */
+static void signalfd_returns_monitor_fd(void) {
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	sigset_t m;
+	sigemptyset(&m);
+	sigaddset(&m, SIGUSR1);
+	int s = signalfd(-1, &m, 0);
+	sigaddset(&m, SIGUSR2);
+	int r = signalfd(s, &m, 0);
+	errno = 0;
+	int g = r >= 0 ? fcntl(r, F_GETFD) : -1;
+	printf("signalfd(-1) = %d; signalfd(%d, new mask) = %d; fcntl(%d, F_GETFD) = %d (%s); program limit %lu\n", s, s, r, r, g, strerror(errno), (unsigned long)rl.rlim_cur);
+	if (r != s && r >= (long)rl.rlim_cur)
+		escaped("signalfd(%d, ...) returned %d, the number of the monitor's own duplicate at its reserved numbers", s, r);
+	contained();
+}
+
+/* F_DUPFD with the program's limit as its floor during a sibling's raised-limit
+ * window: the kernel places the duplicate at the runtime's numbers (arg below the
+ * raised limit); within_limit must close it (EMFILE), never hand it over. */
+static void room_window_dupfd_floor(void) {
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	long limit = (long)rl.rlim_cur;
+	if (pipe(rwf_pipe))
+		exit(2);
+	pthread_t th;
+	if (pthread_create(&th, NULL, rwf_room, NULL))
+		exit(2);
+	long einval = 0, emfile = 0, got = 0, other = 0;
+	int first = -1;
+	double t0 = now();
+	while (now() - t0 < 15) {
+		errno = 0;
+		int f = fcntl(0, (got + emfile) % 2 ? F_DUPFD_CLOEXEC : F_DUPFD, limit);
+		if (f >= 0) {
+			got++;
+			if (first < 0)
+				first = f;
+		} else if (errno == EINVAL)
+			einval++;
+		else if (errno == EMFILE)
+			emfile++;
+		else
+			other++;
+	}
+	rwf_stop = 1;
+	pthread_join(th, NULL);
+	printf("limit %ld: %ld EINVAL (kernel's line), %ld EMFILE (placed in a window, closed by the monitor), %ld other, %ld returned (first %d); %ld windows\n", limit, einval, emfile,
+	       other, got, first, rwf_calls);
+	if (got)
+		escaped("F_DUPFD(0, %ld) returned %ld descriptors at the runtime's numbers (first %d)", limit, got, first);
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -5775,6 +5845,10 @@ int main(int argc, char **argv) {
 		fork_room_limit();
 	else if (!strcmp(name, "room-full-of-threads-fork"))
 		room_full_of_threads_fork();
+	else if (!strcmp(name, "signalfd-returns-monitor-fd"))
+		signalfd_returns_monitor_fd();
+	else if (!strcmp(name, "room-window-dupfd-floor"))
+		room_window_dupfd_floor();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

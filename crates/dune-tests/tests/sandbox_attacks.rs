@@ -2559,3 +2559,21 @@ fn a_fork_with_the_runtimes_room_full_of_threads_still_starts_the_child() {
     let out = contained(&d.policy(), &["room-full-of-threads-fork"]);
     eprintln!("{}", show(&out));
 }
+
+/// signalfd4 on an existing signalfd must return the program's own descriptor, never the
+/// number of the monitor's private duplicate it was made on.
+#[test]
+fn signalfd_on_an_existing_one_returns_the_programs_descriptor() {
+    let d = Dirs::new("sfdret");
+    let out = contained(&d.policy(), &["signalfd-returns-monitor-fd"]);
+    eprintln!("{}", show(&out));
+}
+
+/// F_DUPFD whose floor is the program's limit, in a sibling's raised-limit window: the
+/// kernel places the duplicate at the runtime's numbers; the program must never get it.
+#[test]
+fn f_dupfd_at_the_limit_in_a_room_window_gives_no_reserved_number() {
+    let d = Dirs::new("dupfdfloor");
+    let out = contained(&d.policy(), &["room-window-dupfd-floor"]);
+    eprintln!("{}", show(&out));
+}
