@@ -269,7 +269,8 @@ pub fn signalfd4(n: i64, a: [u64; 6]) -> R {
     }
     // Changing the mask of an existing signalfd: not one shared with processes outside.
     let s = own_file(a[0], &format!("signalfd4({}, ...)", a[0] as i32))?;
-    fwd(n, [s.as_raw_fd() as u64, mk.as_ptr() as u64, a[2], a[3], 0, 0])
+    // Linux answers with the descriptor it was given: the program's, not the duplicate.
+    fwd(n, [s.as_raw_fd() as u64, mk.as_ptr() as u64, a[2], a[3], 0, 0]).map(|_| a[0] as i32 as i64)
 }
 
 /// `getrandom(buf, len, flags)`.

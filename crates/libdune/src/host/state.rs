@@ -108,6 +108,9 @@ pub(crate) fn with_state<T>(f: impl FnOnce(&mut State) -> Result<T>) -> Result<T
     f(st)
 }
 
+/// The runtime's numbers kept free for a forked child (see `State::take_vcpu`).
+const FORK_ROOM: i32 = 8;
+
 impl State {
     /// A vCPU for a new thread: from the pool, or a new one.
     pub(crate) fn take_vcpu(&mut self) -> Result<Vcpu> {
@@ -119,6 +122,14 @@ impl State {
         }
         let v = Vcpu::create(&self.vm, &mut self.mem, &self.template, self.next_vcpu_id)?;
         self.next_vcpu_id += 1;
+        // A thread never takes the last of the runtime's numbers: a forked child needs
+        // some for its own VM, its vCPU and its map (the parent's threads' vCPU
+        // descriptors are still open there). The vCPU made goes again (its id stays
+        // used: KVM keeps a vCPU for the VM's life).
+        if std::os::fd::AsRawFd::as_raw_fd(&v.fd) >= crate::host::reserved::app_floor().saturating_sub(FORK_ROOM) {
+            drop(v);
+            return Err(Error::TooManyVcpus(self.next_vcpu_id as usize));
+        }
         Ok(v)
     }
 
