@@ -331,3 +331,42 @@ fn an_o_async_open_never_signals_the_master() {
 fn a_unix_oob_byte_never_makes_a_waitall_recv_hold_the_master() {
     println!("{}", contained(&["unix-oob"]));
 }
+
+// ---- red-team round 5 ----
+
+/// A jump buffer in the program's data whose mangled RBP was a known integer that is
+/// neither a mapped address nor below 0x10000 (-1, 1000000): it is not mangled again,
+/// and gives the master's pointer guard away.
+#[test]
+fn a_jmp_buf_with_a_known_rbp_gives_away_no_pointer_guard() {
+    println!("{}", contained(&["guard-rbp"]));
+}
+
+/// A long pipe write on the sthread's own thread that blocks part-way and then loses
+/// its reader returns a short count with SIGPIPE raised: the master must not die.
+#[test]
+fn a_partial_pipe_write_never_kills_the_master_with_sigpipe() {
+    println!("{}", contained(&["sigpipe-partial"]));
+}
+
+/// Poll-then-read of a terminal (no RWF_NOWAIT) raced by other readers: the master's
+/// thread must not wait in the read.
+#[test]
+fn a_terminal_read_raced_by_another_reader_never_holds_the_master() {
+    println!("{}", contained(&["tty-race"]));
+}
+
+/// A library loaded from a directory granted for writing, truncated by the sthread,
+/// whose code it then touches: ring 0 reads the alias past the file's end; the master
+/// must not die.
+#[test]
+fn truncating_a_loaded_library_never_kills_the_master() {
+    println!("{}", contained(&["alias-sigbus"]));
+}
+
+/// Poll-then-write of a pipe raced by another writer: the master's thread must not
+/// wait in the write.
+#[test]
+fn a_pipe_write_raced_by_another_writer_never_holds_the_master() {
+    println!("{}", contained(&["pipe-write-race"]));
+}

