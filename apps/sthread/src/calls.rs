@@ -280,7 +280,11 @@ fn write_holding(sig: i32, err: i32, f: impl FnOnce() -> i64) -> i64 {
         libc::sigpending(&mut pending);
         let was = libc::sigismember(&pending, sig) == 1;
         let r = f();
-        if !was && r == -(err as i64) {
+        // Raised by this write (it may still have written part: a blocking write whose
+        // reader went away returns what it wrote, and the signal): taken back.
+        let _ = err;
+        libc::sigpending(&mut pending);
+        if !was && libc::sigismember(&pending, sig) == 1 {
             let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
             libc::sigtimedwait(&pipe, core::ptr::null_mut(), &zero);
         }
@@ -417,6 +421,19 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
                 // offset -1 is the file's current position.
                 let r = unsafe { libc::preadv2(raw, &iov, 1, -1, libc::RWF_NOWAIT) } as i64;
                 let r = if r < 0 { errno() } else { r };
+                // A pipe on a kernel whose pipes do not take RWF_NOWAIT: to a thread of
+                // its own if it is blocking (a poll and a read are two calls another
+                // reader can come between).
+                // The same for terminals and other character devices but the memory
+                // devices (a terminal never takes RWF_NOWAIT).
+                let racy = match fds.kind(raw) {
+                    S_IFIFO => true,
+                    S_IFCHR => stat_of(raw).is_none_or(|st| libc::major(st.st_rdev) != 1),
+                    _ => false,
+                };
+                if r == -(libc::EOPNOTSUPP as i64) && racy && fcntl_nonblock(raw) == Some(false) {
+                    return Outcome::WouldBlock;
+                }
                 if r != -(libc::EOPNOTSUPP as i64) && r != -(libc::EINVAL as i64) && r != -(libc::ESPIPE as i64) {
                     if r == -(EAGAIN as i64) && fcntl_nonblock(raw) == Some(false) {
                         return Outcome::WouldBlock;
@@ -485,6 +502,31 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
                 };
                 if r < 0 { errno() } else { r }
             };
+            // A pipe written on a thread that must not block: one pwritev2(RWF_NOWAIT),
+            // the check and the write together (another writer may take the free page
+            // between a poll and a blocking write).
+            if !may_block && kind == S_IFIFO && nr == SYS_write {
+                let iov = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: n };
+                // SAFETY: one iovec over buf, which the call reads n bytes of; offset -1
+                // is the current position.
+                let nowait = || unsafe {
+                    let r = libc::pwritev2(raw, &iov, 1, -1, libc::RWF_NOWAIT) as i64;
+                    if r < 0 { errno() } else { r }
+                };
+                let r = write_holding(libc::SIGPIPE, libc::EPIPE, nowait);
+                // A kernel whose pipes do not take RWF_NOWAIT (before 6.3? EOPNOTSUPP):
+                // a blocking pipe's write goes to a thread of its own.
+                if r == -(libc::EOPNOTSUPP as i64) && fcntl_nonblock(raw) == Some(false) {
+                    return Outcome::WouldBlock;
+                }
+                if r != -(libc::EOPNOTSUPP as i64) {
+                    if r == -(EAGAIN as i64) && fcntl_nonblock(raw) == Some(false) {
+                        return Outcome::WouldBlock;
+                    }
+                    tf.rax = ret(r);
+                    return Outcome::Resume;
+                }
+            }
             let r = match kind {
                 S_IFIFO => write_holding(libc::SIGPIPE, libc::EPIPE, call),
                 S_IFREG if fsize_limited() => write_holding(libc::SIGXFSZ, libc::EFBIG, call),

@@ -175,7 +175,7 @@ impl Compartment {
             // Still mapped (the ranges can be a moment old): reading it from ring 0
             // must not fault the master. A special page (`[vvar]`) is never read here:
             // only one the process itself has used.
-            if !still_mapped(page_va) {
+            if !still_mapped(page_va) || (!r.special && image.past_eof(page_va)) {
                 return Ok(false);
             }
             // The file's page (its alias), not the master's mapping of it.

@@ -113,15 +113,26 @@ pub(crate) struct Image {
 /// process). The master's own mapping can come to hold its data without any change of
 /// the map (a write through `/proc/self/mem` copies the page on write); the file's
 /// pages cannot.
-static ALIASES: std::sync::OnceLock<Vec<(u64, u64, u64)>> = std::sync::OnceLock::new();
+static ALIASES: std::sync::OnceLock<Vec<Alias>> = std::sync::OnceLock::new();
+
+/// One alias: the range `[start, end)` of the master's map, where its alias starts,
+/// the file (kept open: its size says which pages exist) and the file offset of
+/// `start`.
+struct Alias {
+    start: u64,
+    end: u64,
+    at: u64,
+    file: std::fs::File,
+    offset: u64,
+}
 
 /// The address of the file's page behind shared page `va` (see [`ALIASES`]), or `va`
 /// itself where no alias could be made (the file was gone or replaced at `init`).
 pub(crate) fn alias_of(va: u64) -> u64 {
     let Some(aliases) = ALIASES.get() else { return va };
-    let i = aliases.partition_point(|a| a.1 <= va);
+    let i = aliases.partition_point(|a| a.end <= va);
     match aliases.get(i) {
-        Some(&(s, _, alias)) if s <= va => alias + (va - s),
+        Some(a) if a.start <= va => a.at + (va - a.start),
         _ => va,
     }
 }
@@ -293,17 +304,17 @@ fn remangle(private: &BTreeMap<u64, Option<u64>>, old: u64, new: u64) -> Result<
 }
 
 /// A read-only `MAP_SHARED` mapping of the file behind each read-only mapping that
-/// holds shared ranges (see `Image::aliases`), opened by its name and checked to be
-/// the same file (device and inode); a mapping whose file cannot be had so is left
-/// without an alias.
-fn file_aliases(shared: &[Shared], origins: &[Origin]) -> Vec<(u64, u64, u64)> {
+/// holds shared ranges (see [`ALIASES`]), opened by its name and checked to be the
+/// same file by its inode (the device the map shows differs from `stat`'s on some file
+/// systems: 9p, overlays); a mapping whose file cannot be had so gets no alias, and
+/// its ranges are not shared ([`Image::take`]).
+fn file_aliases(shared: &[Shared], origins: &[Origin]) -> Vec<Alias> {
     use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
     for o in origins.iter().filter(|o| o.inode != 0 && o.name.starts_with('/') && shared.iter().any(|r| !r.special && r.start < o.end && o.start < r.end)) {
         let Ok(f) = std::fs::File::open(&o.name) else { continue };
         let Ok(md) = f.metadata() else { continue };
-        let dev = format!("{:02x}:{:02x}", libc::major(md.dev()), libc::minor(md.dev()));
-        if md.ino() != o.inode || dev != o.dev {
+        if md.ino() != o.inode {
             continue;
         }
         let len = o.end - o.start;
@@ -311,10 +322,10 @@ fn file_aliases(shared: &[Shared], origins: &[Origin]) -> Vec<(u64, u64, u64)> {
         // replaces nothing.
         let p = unsafe { libc::mmap(core::ptr::null_mut(), len as usize, libc::PROT_READ, libc::MAP_SHARED, std::os::fd::AsRawFd::as_raw_fd(&f), (o.start - o.base) as libc::off_t) };
         if p != libc::MAP_FAILED {
-            out.push((o.start, o.end, p as u64));
+            out.push(Alias { start: o.start, end: o.end, at: p as u64, file: f, offset: o.start - o.base });
         }
     }
-    out.sort_unstable();
+    out.sort_unstable_by_key(|a| a.start);
     out
 }
 
@@ -476,7 +487,13 @@ impl Image {
         // And of it only pages that are still the file's: one the master wrote before
         // `init` (made writable, written, made read-only again) holds its data.
         let shared: Vec<Shared> = shared.into_iter().flat_map(file_pages).collect();
-        let _ = ALIASES.set(file_aliases(&shared, &origins));
+        let aliases = file_aliases(&shared, &origins);
+        // Fail closed: a range of a file with no alias (the file gone or replaced) is
+        // not shared, since the master's own mapping of it can come to hold the
+        // master's data. Ranges of no file (the vDSO) have no other source.
+        let of_file = |r: &Shared| origins.iter().any(|o| o.inode != 0 && o.start < r.end && r.start < o.end);
+        let shared = shared.into_iter().filter(|r| r.special || !of_file(r) || aliases.iter().any(|a| a.start <= r.start && r.end <= a.end)).collect();
+        let _ = ALIASES.set(aliases);
         Ok(Image { shared, origins, private, fs_base: fs })
     }
 
@@ -517,6 +534,17 @@ impl Image {
         }
         out.sort_by_key(|r| r.start);
         out
+    }
+
+    /// Whether shared page `va` lies past the end of its file now (the file was cut
+    /// since it was mapped): reading it, even from ring 0, raises SIGBUS and ends the
+    /// process. Pages of no file are never past an end.
+    pub(crate) fn past_eof(&self, va: u64) -> bool {
+        let Some(a) = ALIASES.get().and_then(|all| all.iter().find(|a| a.start <= va && va < a.end)) else { return false };
+        match a.file.metadata() {
+            Ok(md) => a.offset + (down(va) - a.start) >= up(md.len()),
+            Err(_) => true,
+        }
     }
 
     /// Whether `[start, end)` touches a read-only range of the snapshot.

@@ -487,8 +487,10 @@ fn finish(g: &Global, h: Handle, job: Job, r: core::result::Result<u64, Violatio
 }
 
 /// How long an sthread may run on the master's thread (guest time) before it is moved
-/// to a thread of its own: an sthread that computes for ever never holds the master.
-const SLICE_NS: u64 = 50_000_000;
+/// to a thread of its own: an sthread that computes for ever never holds the master
+/// longer. Long enough that a short sthread never pays for a thread of its own, even
+/// in a debug build under an emulated CPU.
+const SLICE_NS: u64 = 1_000_000_000;
 
 /// Runs a job until it ends (Some) or, unless `may_block`, would block or used up the
 /// master's time slice (None).

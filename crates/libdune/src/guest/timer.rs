@@ -8,9 +8,10 @@
 //! again. The timer is KVM's in-kernel local APIC (x2APIC mode): arming it is one MSR
 //! write, and neither arming nor firing exits to user space.
 
-/// The timer's vector (one above the TLB-shootdown IPI's, in the same priority class:
-/// the interrupt is acknowledged at once, so it never holds a shootdown back).
-pub const VECTOR: u8 = 0xf2;
+/// The timer's vector (in the TLB-shootdown IPI's priority class: the interrupt is
+/// acknowledged at once, so it never holds a shootdown back). Not 0xf2, which the
+/// original's posted-IPI test (and so the C API's users) send with `dune_apic_send_ipi`.
+pub const VECTOR: u8 = 0xf3;
 /// x2APIC initial count and EOI MSRs (Intel SDM vol. 3A, 11.12.1 and 11.5.4). The
 /// timer's LVT entry (one-shot, [`VECTOR`], not masked) and its divide configuration
 /// (by 1) are set when the vCPU is made (`host::vcpu`), so a slice is one write.
