@@ -203,6 +203,12 @@ fn int_ioctl(fd: i32, req: libc::c_ulong) -> Option<i64> {
     (unsafe { libc::ioctl(fd, req, &mut v) } == 0).then_some(i64::from(v))
 }
 
+/// Whether character device `fd` is a memory device (`/dev/null`, `/dev/zero`,
+/// `/dev/full`, `/dev/urandom`: major 1), which takes any read or write at once.
+fn memory_device(fd: i32) -> bool {
+    stat_of(fd).is_some_and(|st| libc::major(st.st_rdev) == 1)
+}
+
 fn poll_ready(fd: i32, events: i16) -> bool {
     let mut p = libc::pollfd { fd, events, revents: 0 };
     // SAFETY: one pollfd, zero timeout.
@@ -249,7 +255,7 @@ fn could_block(fd: i32, kind: u32, dir: Dir, n: usize, waitall: bool, dontwait: 
         // byte before it returns, an eventfd waits while the sum would overflow. Of the
         // other files only regular ones and the memory devices (/dev/null, /dev/zero,
         // /dev/full, /dev/urandom: major 1) are known to take a write whole now.
-        libc::S_IFCHR if dir == Dir::Out => stat_of(fd).is_none_or(|st| libc::major(st.st_rdev) != 1),
+        libc::S_IFCHR if dir == Dir::Out => !memory_device(fd),
         k if dir == Dir::Out && k != libc::S_IFREG => true,
         _ => !poll_ready(fd, events),
     };
@@ -268,7 +274,7 @@ fn fsize_limited() -> bool {
 /// Makes a write with signal `sig` held back: a write to a pipe with no reader
 /// (`SIGPIPE`, `EPIPE`) or past the file size limit (`SIGXFSZ`, `EFBIG`) must not end
 /// the master (the sthread gets the error); a signal it did not cause stays pending.
-fn write_holding(sig: i32, err: i32, f: impl FnOnce() -> i64) -> i64 {
+fn write_holding(sig: i32, f: impl FnOnce() -> i64) -> i64 {
     // SAFETY: sigset operations on locals; the mask is restored below.
     unsafe {
         let mut pipe: libc::sigset_t = core::mem::zeroed();
@@ -282,7 +288,6 @@ fn write_holding(sig: i32, err: i32, f: impl FnOnce() -> i64) -> i64 {
         let r = f();
         // Raised by this write (it may still have written part: a blocking write whose
         // reader went away returns what it wrote, and the signal): taken back.
-        let _ = err;
         libc::sigpending(&mut pending);
         if !was && libc::sigismember(&pending, sig) == 1 {
             let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -428,7 +433,7 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
                 // devices (a terminal never takes RWF_NOWAIT).
                 let racy = match fds.kind(raw) {
                     S_IFIFO => true,
-                    S_IFCHR => stat_of(raw).is_none_or(|st| libc::major(st.st_rdev) != 1),
+                    S_IFCHR => !memory_device(raw),
                     _ => false,
                 };
                 if r == -(libc::EOPNOTSUPP as i64) && racy && fcntl_nonblock(raw) == Some(false) {
@@ -513,7 +518,7 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
                     let r = libc::pwritev2(raw, &iov, 1, -1, libc::RWF_NOWAIT) as i64;
                     if r < 0 { errno() } else { r }
                 };
-                let r = write_holding(libc::SIGPIPE, libc::EPIPE, nowait);
+                let r = write_holding(libc::SIGPIPE, nowait);
                 // A kernel whose pipes do not take RWF_NOWAIT (before 6.3? EOPNOTSUPP):
                 // a blocking pipe's write goes to a thread of its own.
                 if r == -(libc::EOPNOTSUPP as i64) && fcntl_nonblock(raw) == Some(false) {
@@ -528,8 +533,8 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
                 }
             }
             let r = match kind {
-                S_IFIFO => write_holding(libc::SIGPIPE, libc::EPIPE, call),
-                S_IFREG if fsize_limited() => write_holding(libc::SIGXFSZ, libc::EFBIG, call),
+                S_IFIFO => write_holding(libc::SIGPIPE, call),
+                S_IFREG if fsize_limited() => write_holding(libc::SIGXFSZ, call),
                 S_IFCHR => job_control_held(call),
                 _ => call(),
             };

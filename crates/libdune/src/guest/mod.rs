@@ -67,6 +67,20 @@ pub struct Percpu {
     pub slice_expired: u64,
 }
 
+/// Writes x2APIC MSR `msr` (the TLB-shootdown IPI, the time slice's timer).
+fn wrmsr(msr: u32, v: u64) {
+    // SAFETY: x2APIC MSR writes in ring 0; KVM emulates them in the kernel.
+    unsafe { core::arch::asm!("wrmsr", in("ecx") msr, in("eax") v as u32, in("edx") (v >> 32) as u32, options(nostack, preserves_flags)) };
+}
+
+/// This vCPU's Percpu (Dune mode: GS base points at it).
+fn this_percpu() -> *mut Percpu {
+    let p: u64;
+    // SAFETY: GS base is this vCPU's Percpu in Dune mode; its first field is its address.
+    unsafe { core::arch::asm!("mov {0}, gs:[0]", out(reg) p, options(nostack, readonly, preserves_flags)) };
+    p as *mut Percpu
+}
+
 /// Where the GDT and TSS live inside the per-vCPU area's first page.
 pub const PERCPU_GDT: u64 = 0x100;
 /// See [`PERCPU_GDT`].

@@ -15,7 +15,7 @@
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use super::Percpu;
+use super::{this_percpu, wrmsr, Percpu};
 
 /// The IPI vector.
 pub const VECTOR: u8 = 0xf1;
@@ -50,17 +50,6 @@ pub fn mark_gone_except(me: *mut Percpu) {
     }
 }
 
-fn wrmsr(msr: u32, v: u64) {
-    // SAFETY: x2APIC MSR writes in ring 0; KVM emulates them in the kernel.
-    unsafe { core::arch::asm!("wrmsr", in("ecx") msr, in("eax") v as u32, in("edx") (v >> 32) as u32, options(nostack, preserves_flags)) };
-}
-
-fn this_percpu() -> *mut Percpu {
-    let p: u64;
-    // SAFETY: GS base is this vCPU's Percpu in Dune mode; its first field is its address.
-    unsafe { core::arch::asm!("mov {0}, gs:[0]", out(reg) p, options(nostack, readonly, preserves_flags)) };
-    p as *mut Percpu
-}
 
 /// The IPI handler (from the trap dispatcher): flush, acknowledge, end of interrupt.
 pub fn on_ipi() {

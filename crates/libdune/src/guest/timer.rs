@@ -18,11 +18,8 @@ pub const VECTOR: u8 = 0xf3;
 const MSR_INITIAL_COUNT: u32 = 0x838;
 const MSR_EOI: u32 = 0x80b;
 
-fn wrmsr(msr: u32, v: u64) {
-    // SAFETY: x2APIC MSR writes in ring 0 (Dune mode); KVM emulates them in the kernel
-    // and they change nothing but this vCPU's local APIC.
-    unsafe { core::arch::asm!("wrmsr", in("ecx") msr, in("eax") v as u32, in("edx") (v >> 32) as u32, options(nostack, preserves_flags)) };
-}
+use super::{this_percpu, wrmsr};
+
 
 /// Arms this vCPU's timer to fire once after about `ns` nanoseconds of guest time
 /// (KVM's APIC timer counts in nanoseconds of bus clock), replacing a slice still
@@ -46,11 +43,4 @@ pub fn on_interrupt() {
     // SAFETY: as in `arm`.
     unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!((*this_percpu()).slice_expired), 1) };
     wrmsr(MSR_EOI, 0);
-}
-
-fn this_percpu() -> *mut super::Percpu {
-    let p: u64;
-    // SAFETY: GS base is this vCPU's Percpu in Dune mode; its first field is its address.
-    unsafe { core::arch::asm!("mov {0}, gs:[0]", out(reg) p, options(nostack, readonly, preserves_flags)) };
-    p as *mut super::Percpu
 }
