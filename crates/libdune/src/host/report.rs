@@ -128,10 +128,16 @@ fn unreachable_exit() -> ! {
 
 /// A fatal condition of the guest running on `vcpu`: report and die by SIGSEGV.
 pub fn die_fatal(vcpu: &VcpuFd, what: &str) -> ! {
+    die_fatal_by(vcpu, what, libc::SIGSEGV)
+}
+
+/// Like [`die_fatal`], ending the process with `signal` (SIGBUS for a file page past
+/// the file's end, as Linux does).
+pub fn die_fatal_by(vcpu: &VcpuFd, what: &str, signal: i32) -> ! {
     let regs = vcpu.get_regs().unwrap_or_default();
     let sregs = vcpu.get_sregs().ok();
     report(what, None, &regs, sregs.as_ref());
-    die_by_signal(libc::SIGSEGV)
+    die_by_signal(signal)
 }
 
 /// A KVM call of the runtime failed where nothing can be undone: report and abort.

@@ -350,9 +350,25 @@ pub(crate) fn signals_robust() {
     unsafe { core::arch::asm!("mov r15, 3", "mov rax, [rax]", inout("rax") p as u64 + 4096 => _, out("r15") _) };
     // SAFETY: unmaps the mapping made above.
     unsafe { libc::munmap(p, 8192) };
+    // SIGBUS again: a page the program has already used (so the guest maps it), of a
+    // file cut short afterwards, shared and private (as a library's data).
+    for flags in [libc::MAP_SHARED, libc::MAP_PRIVATE] {
+        check!(std::fs::write(&path, [7u8; 8192]).is_ok());
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(&path).expect("open");
+        // SAFETY: a read-only mapping of the whole two-page file.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), 8192, libc::PROT_READ, flags, std::os::fd::AsRawFd::as_raw_fd(&f), 0) };
+        check!(p != libc::MAP_FAILED);
+        // SAFETY: both pages lie within the file for now.
+        check!(unsafe { core::ptr::read_volatile((p as *const u8).add(4096)) } == 7, "the second page before the cut");
+        check!(f.set_len(1).is_ok());
+        // SAFETY: the second page now lies beyond EOF: SIGBUS, skipped by the handler.
+        unsafe { core::arch::asm!("mov r15, 3", "mov rax, [rax]", inout("rax") p as u64 + 4096 => _, out("r15") _) };
+        // SAFETY: unmaps the mapping made above.
+        unsafe { libc::munmap(p, 8192) };
+    }
     let _ = std::fs::remove_file(&path);
     let caught: Vec<u64> = FAULTS_CAUGHT.iter().map(|c| c.load(Ordering::SeqCst)).collect();
-    check!(caught == [1, 1, 1, 1], "SIGSEGV, SIGBUS, SIGILL, SIGFPE caught: {caught:?}");
+    check!(caught == [1, 3, 1, 1], "SIGSEGV, SIGBUS (3 times), SIGILL, SIGFPE caught: {caught:?}");
 
     // 3. An alternate stack in every thread, a signal handled on each.
     handle(libc::SIGUSR2, on_alt, libc::SA_ONSTACK);

@@ -149,6 +149,12 @@ pub fn stale_mapping(ctx: &mut ThreadCtx) {
         return;
     }
     if ctx.stale_streak > 3 {
+        // Still stuck after the pages past a file's end were taken out: that is such
+        // a page, which Linux answers with SIGBUS (the runtime cannot resume the
+        // access, so it ends the process the way Linux's default action would).
+        if unmap_beyond_eof() {
+            report::die_fatal_by(&ctx.vcpu.fd, "guest access to memory that is no longer mapped, with a mapped file cut short (SIGBUS, as Linux)", libc::SIGBUS);
+        }
         die_fatal(&ctx.vcpu.fd, "guest access to memory that is no longer mapped");
     }
     // Something changed behind the runtime's back: anywhere, as far as it knows.
