@@ -46,22 +46,43 @@ struct Origin {
     name: String,
 }
 
-/// The read-only mappings of `/proc/self/maps` now.
-fn read_only_mappings() -> Vec<Origin> {
+/// One line of `/proc/self/maps`.
+struct MapLine {
+    start: u64,
+    end: u64,
+    writable: bool,
+    offset: u64,
+    dev: String,
+    inode: u64,
+    name: String,
+}
+
+/// `/proc/self/maps` now, line by line (empty if it cannot be read).
+fn maps_now() -> Vec<MapLine> {
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return Vec::new() };
     maps.lines()
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             let (range, perms, off, dev, inode) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
-            let name = f.collect::<Vec<_>>().join(" ");
-            if perms.contains('w') {
-                return None;
-            }
             let (a, b) = range.split_once('-')?;
-            let (start, end) = (u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?);
-            let off = u64::from_str_radix(off, 16).ok()?;
-            Some(Origin { start, end, base: start.wrapping_sub(off), dev: dev.to_string(), inode: inode.parse().ok()?, name })
+            Some(MapLine {
+                start: u64::from_str_radix(a, 16).ok()?,
+                end: u64::from_str_radix(b, 16).ok()?,
+                writable: perms.contains('w'),
+                offset: u64::from_str_radix(off, 16).ok()?,
+                dev: dev.to_string(),
+                inode: inode.parse().ok()?,
+                name: f.collect::<Vec<_>>().join(" "),
+            })
         })
+        .collect()
+}
+
+/// The read-only mappings of `/proc/self/maps` now.
+fn read_only_mappings(maps: Vec<MapLine>) -> Vec<Origin> {
+    maps.into_iter()
+        .filter(|m| !m.writable)
+        .map(|m| Origin { start: m.start, end: m.end, base: m.start.wrapping_sub(m.offset), dev: m.dev, inode: m.inode, name: m.name })
         .collect()
 }
 
@@ -277,14 +298,10 @@ fn tls_block(fs: u64) -> Option<(u64, u64)> {
 /// mapping of the process is mangled again with `new`. A word of other data passes
 /// the test with a chance of about the mapped size in 2^64.
 fn remangle(private: &BTreeMap<u64, Option<u64>>, old: u64, new: u64) -> Result<()> {
-    let maps = std::fs::read_to_string("/proc/self/maps").map_err(|_| Error::Internal("/proc/self/maps"))?;
-    let mut ranges: Vec<(u64, u64)> = maps
-        .lines()
-        .filter_map(|l| {
-            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
-            Some((u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?))
-        })
-        .collect();
+    let mut ranges: Vec<(u64, u64)> = maps_now().iter().map(|m| (m.start, m.end)).collect();
+    if ranges.is_empty() {
+        return Err(Error::Internal("/proc/self/maps"));
+    }
     ranges.sort_unstable();
     let mapped = |p: u64| ranges.partition_point(|r| r.1 <= p) < ranges.len() && ranges[ranges.partition_point(|r| r.1 <= p)].0 <= p && p != 0;
     for pa in private.values().flatten() {
@@ -469,19 +486,13 @@ impl Image {
             // SAFETY: clock_gettime writes one timespec into the local.
             unsafe { libc::clock_gettime(clock, &mut ts) };
         }
-        if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {
-            for l in maps.lines().filter(|l| l.ends_with("[vvar]") || l.ends_with("[vvar_vclock]")) {
-                let range = l.split_whitespace().next().unwrap_or("");
-                if let Some((a, b)) = range.split_once('-') {
-                    if let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) {
-                        scan.shared.push(Shared { start: a, end: b, exec: false, special: true });
-                    }
-                }
-            }
+        let maps = maps_now();
+        for m in maps.iter().filter(|m| m.name == "[vvar]" || m.name == "[vvar_vclock]") {
+            scan.shared.push(Shared { start: m.start, end: m.end, exec: false, special: true });
         }
         let mut shared: Vec<Shared> = scan.shared.into_iter().collect();
         shared.sort_by_key(|r| r.start);
-        let origins = read_only_mappings();
+        let origins = read_only_mappings(maps);
         // Only what the map shows as read-only mappings now is shared at all.
         let shared = still_shared(&shared, &origins, &origins);
         // And of it only pages that are still the file's: one the master wrote before
@@ -500,7 +511,7 @@ impl Image {
     /// The read-only ranges as the program's map is now: what is still the mapping it
     /// was at `init`.
     pub(crate) fn current_shared(&self) -> Vec<Shared> {
-        still_shared(&self.shared, &self.origins, &read_only_mappings())
+        still_shared(&self.shared, &self.origins, &read_only_mappings(maps_now()))
     }
 
     /// The read-only ranges after changes of the map, from `previous` (the ranges shared
