@@ -320,6 +320,10 @@ fn msg(n: i64, sock: u64, addr: u64, flags: u64) -> R {
             sock = p.as_raw_fd() as u64;
             private = Some(p);
         }
+        if control == 0 && controllen != 0 {
+            // Linux would read the length's worth from address 0: never passed on.
+            return Err(-(libc::EFAULT as i64));
+        }
         if control != 0 && controllen != 0 {
             if controllen > 4096 {
                 return Err(-(libc::ENOBUFS as i64));
@@ -340,6 +344,10 @@ fn msg(n: i64, sock: u64, addr: u64, flags: u64) -> R {
     if control != 0 {
         h[32..40].copy_from_slice(&(ctl.as_mut_ptr() as u64).to_le_bytes());
         h[40..48].copy_from_slice(&(ctl.len() as u64).to_le_bytes());
+    } else {
+        // No buffer, no length: Linux gets no pointer of the program's at all (it
+        // drops what would not fit, as it does for a null buffer).
+        h[40..48].copy_from_slice(&0u64.to_le_bytes());
     }
     let r = if control != 0 {
         receive_noted(sock, &mut h, flags)?

@@ -85,6 +85,38 @@ fn page_up(x: u64) -> Option<u64> {
     x.checked_add(PAGE - 1).map(|v| v & !(PAGE - 1))
 }
 
+/// `mremap(from, len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED [| flags], to)`.
+fn mremap_to(from: u64, len: u64, new_len: u64, flags: i32, to: u64) -> io::Result<()> {
+    // SAFETY: callers move pages between ranges the program owns (or staging ranges
+    // of the monitor's making); MREMAP_FIXED replaces only the destination.
+    let r = unsafe { libc::syscall(libc::SYS_mremap, from, len, new_len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | flags, to) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Moves the mapping at `[from, from+len)` to `to`, `new_len` long there, leaving
+/// `from` mapped (`MREMAP_DONTUNMAP`: emptied, for the caller to replace in one
+/// step). Linux's own move would leave a hole at `from`, where the monitor's next
+/// allocation could land while a call of a sibling still holds a pointer into it.
+/// Growth goes through a staging range of the monitor's, which no pointer of the
+/// program can name: only there is there a hole. On failure `from` holds its pages.
+fn move_pages(from: u64, len: u64, new_len: u64, to: u64) -> io::Result<()> {
+    if new_len == len {
+        return mremap_to(from, len, len, libc::MREMAP_DONTUNMAP, to);
+    }
+    let stage = mmap_raw(0, len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)?;
+    if let Err(e) = mremap_to(from, len, len, libc::MREMAP_DONTUNMAP, stage) {
+        // SAFETY: the staging range made above; nothing refers to it.
+        unsafe { libc::munmap(stage as *mut libc::c_void, len as usize) };
+        return Err(e);
+    }
+    if let Err(e) = mremap_to(stage, len, new_len, 0, to) {
+        // Back where they were, over the emptied mapping, in one step.
+        let _ = mremap_to(stage, len, len, 0, from);
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// Fork advice: the range is not in a forked child (`MADV_DONTFORK`).
 pub const DONTFORK: u8 = 1;
 /// Fork advice: the range reads as zeros in a forked child (`MADV_WIPEONFORK`).
@@ -308,15 +340,23 @@ impl ProgramSpace {
             }
             self.check_limit(addr, end, prot)?;
             self.claim(addr, end)?;
-            let fl = (flags & !libc::MAP_FIXED_NOREPLACE) | libc::MAP_FIXED;
-            match mmap_raw(addr, len, prot, fl, fd, off) {
-                Ok(_) => {
+            // Made where the kernel likes first (every way it can refuse the mapping
+            // leaves the program's range as it was), then moved over the program's own
+            // range in one step. A MAP_FIXED that fails can leave a hole (Linux 6.1
+            // unmaps before it finishes checking), and the monitor's next allocation
+            // could land there while a sibling's call holds a pointer into it.
+            let tmp = mmap_raw(0, len, prot, flags & !(libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE), fd, off)?;
+            match mremap_to(tmp, len, len, 0, addr) {
+                Ok(()) => {
                     self.fork_advice.set(addr, end, None);
                     self.record(addr, end, prot)?;
                     Ok(addr)
                 }
                 Err(e) => {
-                    // The kernel may have removed what was there: refill the hole.
+                    // SAFETY: the mapping just made, still where the kernel put it.
+                    unsafe { libc::munmap(tmp as *mut libc::c_void, len as usize) };
+                    // Linux checks a move before it unmaps the destination; should
+                    // it not have, the hole is refilled.
                     self.refill_where_unmapped(addr, end);
                     Err(e)
                 }
@@ -445,48 +485,51 @@ impl ProgramSpace {
             // Growth is reserved against the limits like a new mapping of the difference.
             self.reserve_growth(new_len - old_len)?;
         }
-        if flags & libc::MREMAP_MAYMOVE == 0 {
-            // In place: growing takes only free space right after (never a mapping).
-            // SAFETY: the old range is the program's; the kernel grows only into
-            // unmapped space.
-            let r = unsafe { libc::syscall(libc::SYS_mremap, old, old_len, new_len, 0, 0) };
-            if r < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if new_len > old_len {
-                self.record(old_end, old + new_len, prot)?;
-            } else if new_len < old_len {
-                // The tail is unmapped now: a hole until refilled.
-                self.refill(old + new_len, old_end);
-            }
-            return Ok(old);
-        }
-        let target = if flags & libc::MREMAP_FIXED != 0 {
+        let fixed = flags & libc::MREMAP_FIXED != 0;
+        if fixed {
+            // Linux's order: the destination first, then the shrink, then the move.
             let end = new_addr.checked_add(new_len).filter(|&e| new_addr.is_multiple_of(PAGE) && e <= USER_END).ok_or(errno(libc::EINVAL))?;
             if new_addr < old_end && old < end {
                 return Err(errno(libc::EINVAL));
             }
             self.claim(new_addr, end)?;
+        }
+        // Shrinking: the tail becomes an inaccessible reservation in one step (Linux
+        // unmaps it; a hole there, even for a moment, could be given to the monitor
+        // while a sibling's call still holds a pointer into it).
+        let mut len = old_len;
+        if new_len < old_len {
+            self.quarantine(old + new_len, old_end);
+            len = new_len;
+        }
+        if !fixed && new_len <= old_len {
+            return Ok(old);
+        }
+        if !fixed {
+            // Growing in place takes only free space right after (never a mapping).
+            // SAFETY: the old range is the program's; the kernel grows only into
+            // unmapped space.
+            let r = unsafe { libc::syscall(libc::SYS_mremap, old, old_len, new_len, 0, 0) };
+            if r >= 0 {
+                self.record(old_end, old + new_len, prot)?;
+                return Ok(old);
+            }
+            if flags & libc::MREMAP_MAYMOVE == 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        let target = if fixed {
             new_addr
         } else {
             let r = mmap_raw(0, new_len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)?;
             self.record(r, r + new_len, libc::PROT_NONE)?;
             r
         };
-        // SAFETY: both ranges are the program's; MREMAP_FIXED replaces only the
-        // reservation claimed above.
-        let r = unsafe { libc::syscall(libc::SYS_mremap, old, old_len, new_len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED, target) };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // The pages are at the target now; the old range is a hole.
-        let before = self.accessible_in(old, old_end);
-        self.owned.set(old, old_end, Some(libc::PROT_NONE));
-        self.account(before, 0);
-        self.fork_advice.set(old, old_end, None);
+        move_pages(old, len, new_len, target)?;
+        // The old range is still mapped (emptied), never a hole: now a reservation.
+        self.quarantine(old, old + len);
         self.fork_advice.set(target, target + new_len, advice);
         self.record(target, target + new_len, prot)?;
-        self.refill(old, old_end);
         Ok(target)
     }
 
