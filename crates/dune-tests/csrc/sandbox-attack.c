@@ -4934,7 +4934,7 @@ static void room_window_fd(void) {
 	}
 	printf("filled %ld descriptors (highest %d) in %.1f s, errno at the end %s\n", filled, max_fd, now() - t0, strerror(errno));
 	double t1 = now();
-	while (now() - t1 < 20 && high < 256) {
+	while (now() - t1 < 10 && high < 256) {
 		int f = dup(0);
 		tries++;
 		if (f >= 0) {
@@ -5195,7 +5195,7 @@ static void room_window_maps_child(void) {
 	/* The runtime's part ends where the application's begins (the end of the room
 	 * minus 1024); stop at the first descriptor past it. */
 	long app_floor = limit + (limit >= 2064 ? 1024 : limit / 2);
-	while (now() - t0 < 60) {
+	while (now() - t0 < 25) {
 		int f = dup(0);
 		if (f < 0)
 			continue;
@@ -5366,7 +5366,7 @@ static void accept_efault_leak(const char *rw) {
 		exit(2);
 	long leaked = 0, tries = 0, ok = 0;
 	double t0 = now();
-	while (leaked < queued && now() - t0 < 60) {
+	while (leaked < queued && now() - t0 < 25) {
 		len = sizeof(struct sockaddr_un);
 		errno = 0;
 		int f = accept4(l, (struct sockaddr *)ro, &len, 0);
@@ -5452,7 +5452,7 @@ static void fork_room_limit(void) {
 	usleep(50000);
 	int raised = 0, forks = 0, odd = 0;
 	double t0 = now();
-	while (forks < 600 && now() - t0 < 40 && !raised) {
+	while (forks < 600 && now() - t0 < 20 && !raised) {
 		pid_t c = fork();
 		if (c == 0)
 			fork_room_limit_child(limit);
@@ -5577,7 +5577,7 @@ static void room_window_dupfd_floor(void) {
 	long einval = 0, emfile = 0, got = 0, other = 0;
 	int first = -1;
 	double t0 = now();
-	while (now() - t0 < 15) {
+	while (now() - t0 < 8) {
 		errno = 0;
 		int f = fcntl(0, (got + emfile) % 2 ? F_DUPFD_CLOEXEC : F_DUPFD, limit);
 		if (f >= 0) {
