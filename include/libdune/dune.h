@@ -27,9 +27,8 @@
  * num_pages and struct page's fields (pages are opaque handles here),
  * dune_mmap_addr_to_pa and dune_stack_addr_to_pa, kern/dune.h's GPA_STACK_SIZE and
  * GPA_MAP_SIZE (guest-physical addresses are allocated, not computed: use
- * dune_va_to_pa); and, not yet provided: dune_vm_insert_page, dune_vm_lookup_page,
- * dune_page_stats, dune_enter_ex, __invpcid, and PERM_USR1..3 (PTE_USR1..3 are in
- * mmu-x86.h; the runtime's permission mapping does not set them).
+ * dune_va_to_pa). PERM_USR3 is 0x4000 here (the original's 0x3000 was PERM_USR1 |
+ * PERM_USR2, so PERM_USR1 set all three bits there).
  * Every macro, exported name and struct layout here (and in mmu.h, mmu-x86.h,
  * cpu-x86.h, local.h) is checked against the Rust side by
  * crates/libdune-c/src/header_check.rs.
@@ -69,6 +68,13 @@ extern int dune_init(bool map_full);
  * children forked in Dune mode start in Dune mode by themselves.
  */
 extern int dune_enter(void);
+
+/*
+ * dune_enter_ex - IX's libdune: dune_enter() with a block the caller provides for
+ * the per-CPU area. Here: the runtime keeps its own per-vCPU area (the ring-0 GS
+ * base is the runtime's), so percpu is not used; returns as dune_enter().
+ */
+extern int dune_enter_ex(void *percpu);
 
 /* dune_init_and_enter - dune_init(1) then dune_enter(). */
 extern int dune_init_and_enter(void);
@@ -336,6 +342,12 @@ extern bool dune_page_isfrompool(physaddr_t pa);
 /* Additions: the reference count of pg (0 when free), and the address of page pa. */
 extern int dune_page_refcount(struct page *pg);
 extern void *dune_pa2va(physaddr_t pa);
+/*
+ * dune_page_stats - prints "DUNE Page Allocator: Alloc A, Free F, Total T" on
+ * stdout. Here: Total is all of the runtime's memory, which grows on demand and
+ * which page tables and per-vCPU areas share with the allocator's pages.
+ */
+extern void dune_page_stats(void);
 
 /* ============================================================ virtual memory === */
 
@@ -377,6 +389,9 @@ extern uintptr_t stack_base;
 #define PERM_COW     0x0020 /* sets PTE_COW */
 #define PERM_BIG     0x0100 /* 2 MiB pages where the range allows */
 #define PERM_BIG_1GB 0x0200 /* 1 GiB pages where the range allows */
+#define PERM_USR1    0x1000 /* sets PTE_USR1 (for the program's own use) */
+#define PERM_USR2    0x2000 /* sets PTE_USR2 */
+#define PERM_USR3    0x4000 /* sets PTE_USR3 (here: not 0x3000, see the top) */
 
 #define PERM_SCODE  (PERM_R | PERM_X)
 #define PERM_STEXT  (PERM_R | PERM_W)
@@ -395,6 +410,21 @@ extern void dune_flush_tlb_one(unsigned long addr);
  * tables this way).
  */
 #define CR3_NOFLUSH (1UL << 63)
+
+/*
+ * __invpcid - INVPCID of type mode (0: one address of a PCID, 1: one PCID, 2: every
+ * PCID with global entries, 3: every PCID but global entries) with PCID 1 and addr,
+ * as in the original. Ring 0 only, and only where the CPU offers INVPCID
+ * (CPUID.(EAX=7,ECX=0):EBX bit 10); elsewhere it raises #UD. Types 0 and 1 name
+ * PCID 1, which the runtime does not use unless the program does (load_cr3).
+ */
+static inline void __invpcid(int mode, unsigned long addr)
+{
+	struct {
+		unsigned long pcid, addr;
+	} operand = { 1, addr };
+	__asm__ volatile("invpcid (%%rax), %%rcx" ::"a"(&operand), "c"((unsigned long)mode) : "cc", "memory");
+}
 
 /*
  * load_cr3 - switches this CPU to another page table: cr3 is a root from
@@ -431,6 +461,15 @@ extern int dune_vm_map_phys(ptent_t *root, void *va, size_t len, void *pa, int p
 extern int dune_vm_map_pages(ptent_t *root, void *va, size_t len, int perm);
 /* Removes the mappings; allocator pages lose the reference the mapping held. Flushes the TLB. */
 extern void dune_vm_unmap(ptent_t *root, void *va, size_t len);
+/*
+ * Maps the page holding va to allocator page pg with perm (which needs PERM_R; no
+ * PERM_BIG), replacing what was there; the mapping holds a reference to pg, which
+ * dune_vm_unmap drops. 0, -EINVAL (pg not an allocated page) or -ENOMEM.
+ * The page an entry maps back: dune_vm_lookup_page, NULL unless va has a present
+ * 4 KiB entry of an allocator page. (The original declared both, defined neither.)
+ */
+extern int dune_vm_insert_page(ptent_t *root, void *va, struct page *pg, int perm);
+extern struct page *dune_vm_lookup_page(ptent_t *root, void *va);
 /*
  * Finds the entry that maps va, building tables down to the level create asks for,
  * and stores its address in *pte_out (a 2 MiB or 1 GiB leaf met on the way is

@@ -54,7 +54,18 @@ fn ring3_syscalls_arg3_and_faults() {
 
 #[test]
 fn pages_handles_refcounts_threads() {
-    pass("pages", "pages");
+    let out = pass("pages", "pages");
+    // dune_page_stats, before and after one more page.
+    let stats: Vec<Vec<u64>> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("DUNE Page Allocator: "))
+        .map(|l| l.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect())
+        .collect();
+    assert_eq!(stats.len(), 2, "{out}");
+    let (before, after) = (&stats[0], &stats[1]);
+    assert!(before.len() == 3 && after.len() == 3, "{out}");
+    assert_eq!(after[0], before[0] + 1, "one more page allocated: {out}");
+    assert!(after[0] + after[1] <= after[2] && after[1] < after[2], "{out}");
 }
 
 /// What misc prints besides its checks.

@@ -22,13 +22,10 @@ pub const DUNE_SIGNAL_INTR_BASE: c_int = 200;
 pub const PERM_NONE: u64 = 0;
 
 /// `PTE_USR1`..`PTE_USR3`: page-table bits for the program's own use (libdune's
-/// `mmu-x86.h`). They lie in bits 62:59, a protection key only with CR4.PKE, which
-/// the runtime leaves clear; the runtime sets and reads none of them.
-pub const PTE_USR1: u64 = 1 << 62;
-/// See [`PTE_USR1`].
-pub const PTE_USR2: u64 = 1 << 61;
-/// See [`PTE_USR1`].
-pub const PTE_USR3: u64 = 1 << 60;
+/// `mmu-x86.h`), set by `PERM_USR1`..`PERM_USR3`. They lie in bits 62:59, a
+/// protection key only with CR4.PKE, which the runtime leaves clear; the runtime
+/// reads none of them.
+pub use libdune::vm::{PTE_USR1, PTE_USR2, PTE_USR3};
 
 /// `T_SYSCALL`: the original's spare system-call vector (`cpu-x86.h`); unused, as
 /// there: ring-3 system calls arrive through SYSCALL.

@@ -82,6 +82,14 @@ pub extern "C" fn dune_enter() -> c_int {
     })
 }
 
+/// `int dune_enter_ex(void *percpu)` (IX's libdune): as [`dune_enter`]. Here the
+/// runtime keeps its own per-vCPU area (the GS base in ring 0 is the runtime's), so
+/// `percpu`, the caller's block for it, is not used; 0 or -errno as `dune_enter`.
+#[no_mangle]
+pub extern "C" fn dune_enter_ex(_percpu: *mut core::ffi::c_void) -> c_int {
+    dune_enter()
+}
+
 /// `int dune_init_and_enter(void)`: [`dune_init`] then [`dune_enter`].
 #[no_mangle]
 pub extern "C" fn dune_init_and_enter() -> c_int {

@@ -137,6 +137,29 @@ pub extern "C" fn dune_page_refcount(pg: *mut Page) -> c_int {
     })
 }
 
+/// `void dune_page_stats(void)`: prints the allocator's counts on stdout, as libdune
+/// did ("DUNE Page Allocator: Alloc A, Free F, Total T"). Here the total is all of
+/// the runtime's memory, which page tables and per-vCPU areas share with the
+/// allocator's pages, and it grows on demand.
+#[no_mangle]
+pub extern "C" fn dune_page_stats() {
+    guard((), || {
+        if let Ok((alloc, free, total)) = libdune::page::stats() {
+            crate::util::print(&format!("DUNE Page Allocator: Alloc {alloc}, Free {free}, Total {total}\n"));
+        }
+    })
+}
+
+/// The handle of the allocator page `pa` (for `dune_vm_lookup_page`).
+pub(crate) fn handle_of(pa: u64) -> *mut Page {
+    handle(pa)
+}
+
+/// The page a handle names (for `dune_vm_insert_page`).
+pub(crate) fn pa_of_handle(pg: *const Page) -> Option<u64> {
+    pa_of(pg)
+}
+
 /// `struct page *dune_pa2page(physaddr_t pa)`: NULL if `pa` is not a page of the
 /// runtime's memory.
 #[no_mangle]

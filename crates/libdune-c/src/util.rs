@@ -47,6 +47,11 @@ extern "C" fn vprintf_impl(fmt: *const c_char, ap: *mut c_void) -> c_int {
     len as c_int
 }
 
+/// Writes `s` to stdout as `dune_printf` does (one write, no stdio buffer).
+pub(crate) fn print(s: &str) {
+    write_all(1, s.as_bytes());
+}
+
 /// `int dune_vprintf(const char *fmt, va_list ap)` (an addition).
 ///
 /// # Safety

@@ -276,6 +276,50 @@ pub unsafe extern "C" fn dune_vm_lookup(root: *mut u64, va: *mut c_void, create:
     })
 }
 
+/// `int dune_vm_insert_page(ptent_t *root, void *va, struct page *pg, int perm)`:
+/// maps the page holding `va` to allocator page `pg` with `perm`, replacing what was
+/// there (and flushing it). The mapping holds a reference to `pg`, which
+/// `dune_vm_unmap` drops. -EINVAL for a handle that is not an allocated page.
+/// (The original declared this but never defined it.)
+#[no_mangle]
+pub extern "C" fn dune_vm_insert_page(root: *mut u64, va: *mut c_void, pg: *mut crate::page::Page, perm: c_int) -> c_int {
+    guard(-libc::EINVAL, || {
+        let Some(root) = root_of(root) else { return -libc::EINVAL };
+        let perm = perm as u32 as u64;
+        let Some(pa) = crate::page::pa_of_handle(pg) else { return -libc::EINVAL };
+        if perm & PERM_R == 0 || perm & (rvm::PERM_BIG | rvm::PERM_BIG_1GB) != 0 || libdune::page::get(pa).is_err() {
+            return -libc::EINVAL;
+        }
+        let start = va as u64 & !(PAGE - 1);
+        let r = replace(root, start, PAGE, || rvm::map_phys(root, start, PAGE, pa, perm));
+        if r != 0 {
+            let _ = libdune::page::put(pa);
+        }
+        r
+    })
+}
+
+/// `struct page *dune_vm_lookup_page(ptent_t *root, void *va)`: the allocator page a
+/// present 4 KiB entry maps `va` to, or NULL (nothing there, a large page, or a page
+/// that is not the allocator's). (The original declared this but never defined it.)
+#[no_mangle]
+pub extern "C" fn dune_vm_lookup_page(root: *mut u64, va: *mut c_void) -> *mut crate::page::Page {
+    guard(core::ptr::null_mut(), || {
+        let Some(root) = root_of(root) else { return core::ptr::null_mut() };
+        match rvm::lookup(root, va as u64, dune_x86::paging::Create::None) {
+            Ok((e, PageSize::Size4K)) => {
+                let p = e.get();
+                if p.is_present() && libdune::page::is_allocated(p.addr()) {
+                    crate::page::handle_of(p.addr())
+                } else {
+                    core::ptr::null_mut()
+                }
+            }
+            _ => core::ptr::null_mut(),
+        }
+    })
+}
+
 /// The `page_walk_cb` of `dune_vm_page_walk`.
 pub type PageWalkCb = unsafe extern "C" fn(arg: *const c_void, ptep: *mut u64, va: *mut c_void) -> c_int;
 

@@ -42,6 +42,13 @@ pub fn refcount(pa: u64) -> Option<u32> {
     runtime::with_state(|st| Ok(st.mem.page_refcount(pa))).ok().flatten()
 }
 
+/// The allocator's counts: `(allocated, free, total)` pages, where `allocated` are
+/// pages from [`alloc`] with references left, `free` can be had without growing the
+/// runtime's memory, and `total` is all of it (page tables share it).
+pub fn stats() -> Result<(u64, u64, u64)> {
+    runtime::with_state(|st| Ok(st.mem.page_stats()))
+}
+
 /// Whether `pa` is a page from [`alloc`] with references left.
 pub fn is_allocated(pa: u64) -> bool {
     runtime::with_state(|st| Ok(st.mem.page_is_allocated(pa))).unwrap_or(false)

@@ -43,8 +43,22 @@ pub const PERM_BIG: u64 = 0x100;
 /// 1 GiB pages where the range allows.
 pub const PERM_BIG_1GB: u64 = 0x200;
 
+/// Sets [`PTE_USR1`] (a bit for the application's own use).
+pub const PERM_USR1: u64 = 0x1000;
+/// Sets [`PTE_USR2`].
+pub const PERM_USR2: u64 = 0x2000;
+/// Sets [`PTE_USR3`]. (The original's value, 0x3000, was both of the others.)
+pub const PERM_USR3: u64 = 0x4000;
+
 /// The software bit `PERM_COW` sets in entries (an available bit).
 pub const PTE_COW: u64 = 1 << 11;
+/// Bits of the entry the hardware ignores, for the application (with protection
+/// keys off, as the runtime runs): `PERM_USR1`..`PERM_USR3` set them.
+pub const PTE_USR1: u64 = 1 << 62;
+/// See [`PTE_USR1`].
+pub const PTE_USR2: u64 = 1 << 61;
+/// See [`PTE_USR1`].
+pub const PTE_USR3: u64 = 1 << 60;
 
 /// A page table, named by the guest-physical address of its root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +93,11 @@ pub fn perm_to_flags(perm: u64) -> u64 {
     }
     if perm & PERM_COW != 0 {
         f |= PTE_COW;
+    }
+    for (p, bit) in [(PERM_USR1, PTE_USR1), (PERM_USR2, PTE_USR2), (PERM_USR3, PTE_USR3)] {
+        if perm & p != 0 {
+            f |= bit;
+        }
     }
     f
 }
@@ -168,7 +187,7 @@ pub fn mprotect(root: Root, va: u64, len: u64, perm: u64) -> Result<()> {
         })
         .map(|_| ());
     }
-    let update = FlagUpdate { set: perm_to_flags(perm), clear: paging::PTE_W | paging::PTE_NX | paging::PTE_U | paging::PTE_PCD | paging::PTE_PWT | PTE_COW };
+    let update = FlagUpdate { set: perm_to_flags(perm), clear: paging::PTE_W | paging::PTE_NX | paging::PTE_U | paging::PTE_PCD | paging::PTE_PWT | PTE_COW | PTE_USR1 | PTE_USR2 | PTE_USR3 };
     // Entries made not present earlier become present again.
     let _ = walk_all(root, va, va + len, |_, e, _| {
         let p = e.get();

@@ -342,6 +342,15 @@ impl Memory {
         Ok(gpa)
     }
 
+    /// The page allocator's counts (`dune_page_stats`): pages handed out by
+    /// `page_alloc` and still referenced, pages free without growing, and the pages
+    /// of runtime memory (which page tables and per-vCPU areas share).
+    pub fn page_stats(&self) -> (u64, u64, u64) {
+        let app = self.arena.refs.as_slice().iter().filter(|&&r| r > 0).count() as u64;
+        let free = (ARENA_CHUNK - self.arena.bump) / PAGE + self.arena.free_pages.len() as u64;
+        (app, free, (self.arena.chunks.len() * PAGES_PER_CHUNK) as u64)
+    }
+
     /// Whether `gpa` is a page handed out by `page_alloc` and still referenced.
     pub fn page_is_allocated(&self, gpa: u64) -> bool {
         self.ref_index(gpa).is_some_and(|i| self.arena.refs.as_slice()[i] > 0)
