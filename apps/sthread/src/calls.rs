@@ -700,7 +700,8 @@ fn open_checked(c: &mut Compartment, ensure: Ensure<'_>, fds: &mut Fds, tf: &mut
     }
     // Beneath a directory granted read-only, files open read-only: creating,
     // truncating or writing needs the directory granted for writing.
-    let writes = flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_TMPFILE) != 0;
+    // (O_TMPFILE includes O_DIRECTORY's bit: only both bits together are a create.)
+    let writes = flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND) != 0 || flags & O_TMPFILE == O_TMPFILE;
     let need_dir = if writes && !open_any { FD_READ | FD_WRITE } else { FD_READ };
     let dir = if dirfd == AT_FDCWD {
         AT_FDCWD

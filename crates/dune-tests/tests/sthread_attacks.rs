@@ -388,3 +388,34 @@ fn a_library_page_poked_through_proc_mem_is_not_shared() {
 fn a_zerocopy_send_never_carries_the_masters_heap() {
     println!("{}", contained(&["zerocopy"]));
 }
+
+// ---- red-team round 7 ----
+
+/// Round 7: an sthread's registers at its entry hold nothing of the master's or of a
+/// previous use's (XMM/YMM and scratch registers), and a callgate's caller gets none
+/// of the gate's registers back.
+#[test]
+fn r7_registers_carry_nothing_across_the_boundary() {
+    println!("{}", contained(&["r7-vector-regs"]));
+}
+
+/// Round 7: odd exceptions and instructions from ring 3 (#DE, int3, int n on the
+/// NMI/#DF/#MC vectors, #AC, TF, debug and control registers, hlt, cli, #XM, #MF, a
+/// pending x87 exception over calls, vmcall/vmmcall, xsaves...) end the sthread alone.
+#[test]
+fn r7_odd_exceptions_end_the_sthread_only() {
+    println!("{}", contained(&["r7-exceptions"]));
+}
+
+/// Round 7: openat flags and paths beneath a read-only directory grant (O_PATH|O_RDWR,
+/// O_TMPFILE, O_DIRECTORY|O_CREAT, O_TRUNC, O_ACCMODE 3, symlinks out, FIFOs).
+#[test]
+fn r7_open_flags_beneath_a_read_only_grant_write_nothing() {
+    println!("{}", contained(&["r7-open-flags"]));
+}
+
+/// Round 7: a tag deleted and its slot reused while a blocked sthread holds a grant.
+#[test]
+fn r7_a_tag_held_by_a_blocked_sthread_is_not_reused() {
+    println!("{}", contained(&["r7-tag-delete"]));
+}

@@ -2794,6 +2794,448 @@ static void zerocopy_leak(void)
 	close(l);
 }
 
+/* ---- red-team round 7 ---- */
+
+/* R7-1. Vector and general registers: what an sthread finds at its entry (the
+ * master's XMM/YMM registers before sthread_create, a previous use's), and what a
+ * caller finds after a callgate returns (the gate's key left in its registers). */
+struct r7_regs {
+	unsigned long avx;          /* 0: read the upper halves of the YMM registers too */
+	unsigned char x[16][32];    /* 8: xmm/ymm 0..15 (low 16 bytes, then the upper 16) */
+	unsigned long g[9];         /* 520: rcx rdx rsi rdi r8 r9 r10 r11 rbx */
+	unsigned long entry;        /* 592: the callgate the caller calls */
+};
+
+struct r7_key {
+	unsigned long key;
+	unsigned long avx;
+};
+
+#define R7_XSTORE \
+	".irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\tmovdqu %xmm\\i, 8+32*\\i(%rbx)\n\t.endr\n" \
+	"\tcmpq $0, (%rbx)\n\tje 9f\n" \
+	".irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\tvextractf128 $1, %ymm\\i, 24+32*\\i(%rbx)\n\t.endr\n" \
+	"9:\n"
+
+/* An sthread body: its registers at entry, into *arg, first thing. */
+__asm__(".text\n.globl r7_read_regs\n.type r7_read_regs,@function\nr7_read_regs:\n"
+	"\tmov %rcx, 520(%rdi)\n\tmov %rdx, 528(%rdi)\n\tmov %rsi, 536(%rdi)\n\tmov %rdi, 544(%rdi)\n"
+	"\tmov %r8, 552(%rdi)\n\tmov %r9, 560(%rdi)\n\tmov %r10, 568(%rdi)\n\tmov %r11, 576(%rdi)\n\tmov %rbx, 584(%rdi)\n"
+	"\tpush %rbx\n\tmov %rdi, %rbx\n" R7_XSTORE
+	"\tpop %rbx\n\txor %eax, %eax\n\tret\n");
+
+/* Calls the callgate at 592(arg) with a raw syscall and stores every register it
+ * comes back with. */
+__asm__(".text\n.globl r7_gate_caller\n.type r7_gate_caller,@function\nr7_gate_caller:\n"
+	"\tpush %rbx\n\tmov %rdi, %rbx\n\tmov 592(%rbx), %rdi\n\txor %esi, %esi\n\txor %edx, %edx\n"
+	"\tmov $0x57440001, %eax\n\tsyscall\n"
+	"\tmov %rcx, 520(%rbx)\n\tmov %rdx, 528(%rbx)\n\tmov %rsi, 536(%rbx)\n\tmov %rdi, 544(%rbx)\n"
+	"\tmov %r8, 552(%rbx)\n\tmov %r9, 560(%rbx)\n\tmov %r10, 568(%rbx)\n\tmov %r11, 576(%rbx)\n"
+	R7_XSTORE
+	"\tpop %rbx\n\txor %eax, %eax\n\tret\n");
+
+/* Fills every vector register and the scratch registers with the key at (rdi)
+ * (the upper YMM halves too when 8(rdi) says so), and returns 0 without touching
+ * them again. A callgate's or an sthread's body. */
+__asm__(".text\n.globl r7_fill\n.type r7_fill,@function\n.globl r7_gate_fill\nr7_gate_fill:\nr7_fill:\n"
+	"\tmov 8(%rdi), %r8\n\tmov (%rdi), %rax\n\tmovq %rax, %xmm0\n\tpunpcklqdq %xmm0, %xmm0\n"
+	"\ttest %r8, %r8\n\tjz 1f\n\tvinsertf128 $1, %xmm0, %ymm0, %ymm0\n"
+	".irp i,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\tvmovaps %ymm0, %ymm\\i\n\t.endr\n\tjmp 2f\n"
+	"1:\n.irp i,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\tmovaps %xmm0, %xmm\\i\n\t.endr\n"
+	"2:\n\tmov %rax, %rcx\n\tmov %rax, %rdx\n\tmov %rax, %rsi\n\tmov %rax, %r8\n\tmov %rax, %r9\n"
+	"\tmov %rax, %r10\n\tmov %rax, %r11\n\tmov %rax, %rdi\n\txor %eax, %eax\n\tret\n");
+
+void *r7_read_regs(void *);
+void *r7_gate_caller(void *);
+void *r7_fill(void *);
+void *r7_gate_fill(void *, void *);
+
+/* The master's own registers, filled right before sthread_create. */
+static void __attribute__((noinline)) r7_master_fill(const struct r7_key *k)
+{
+	__asm__ volatile("mov %0, %%rdi\n\tcall r7_fill" :: "r"(k) : "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "memory");
+}
+
+/* How many 8-byte words of the registers hold `key`. */
+static int r7_hits(const struct r7_regs *r, unsigned long key, char *where, size_t wlen)
+{
+	int n = 0;
+	where[0] = 0;
+	for (int i = 0; i < 16; i++)
+		for (int w = 0; w < 4; w++) {
+			unsigned long v;
+			memcpy(&v, r->x[i] + 8 * w, 8);
+			if (v == key) {
+				if (!n)
+					snprintf(where, wlen, "%s%d word %d", w >= 2 ? "ymm" : "xmm", i, w);
+				n++;
+			}
+		}
+	static const char *gn[9] = { "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "rbx" };
+	for (int i = 0; i < 9; i++)
+		if (r->g[i] == key) {
+			if (!n)
+				snprintf(where, wlen, "%s", gn[i]);
+			n++;
+		}
+	return n;
+}
+
+static void r7_vector_regs(void)
+{
+	int avx = __builtin_cpu_supports("avx");
+	unsigned long rnd;
+	CHECK(syscall(SYS_getrandom, &rnd, sizeof rnd, 0) == sizeof rnd, "getrandom");
+	char where[64];
+	tag_t t = tag_new();
+	struct r7_regs *r = smalloc(t, sizeof *r);
+	struct r7_key *prev = smalloc(t, sizeof *prev);
+	CHECK(r && prev, "smalloc");
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	printf("vregs: AVX %s\n", avx ? "on" : "off");
+
+	/* (a) The master's registers at the sthread's entry. */
+	static struct r7_key mk;
+	mk.key = (rnd | 1) ^ 0x4d41535445520000UL;
+	mk.avx = avx;
+	memset(r, 0, sizeof *r);
+	r->avx = avx;
+	r7_master_fill(&mk);
+	sthread_t st;
+	int rc = sthread_create(&st, &sc, r7_read_regs, r);
+	CHECK(rc == 0, "create");
+	long v = join(st);
+	int n = r7_hits(r, mk.key, where, sizeof where);
+	printf("vregs: master's key in %d words at the sthread's entry (ret %ld)\n", n, v);
+	if (n)
+		ESCAPED("vregs: the sthread read the master's register contents at its entry (%s)", where);
+
+	/* (b) A previous use's registers (the same memory grants: the pooled compartment). */
+	prev->key = (rnd * 3) ^ 0x5052455600000000UL;
+	prev->avx = avx;
+	CHECK(join(run(&sc, r7_fill, prev)) == 0, "fill sthread");
+	unsigned long pk = prev->key;
+	prev->key = 0;
+	memset(r, 0, sizeof *r);
+	r->avx = avx;
+	v = join(run(&sc, r7_read_regs, r));
+	n = r7_hits(r, pk, where, sizeof where);
+	printf("vregs: previous use's key in %d words at entry (ret %ld)\n", n, v);
+	if (n)
+		ESCAPED("vregs: the next sthread read the previous one's registers (%s)", where);
+
+	/* (c) A callgate's key left in its registers when it returns to its caller. */
+	tag_t k = tag_new();
+	struct r7_key *gk = smalloc(k, sizeof *gk);
+	CHECK(gk != NULL, "smalloc");
+	gk->key = (rnd * 5) ^ 0x4741544500000000UL;
+	gk->avx = avx;
+	sc_t gsc;
+	sc_init(&gsc);
+	sc_mem_add(&gsc, k, PROT_READ);
+	sc_t csc;
+	sc_init(&csc);
+	sc_mem_add(&csc, t, PROT_READ | PROT_WRITE);
+	CHECK(sc_cgate_add(&csc, r7_gate_fill, &gsc, gk) == 0, "cgate");
+	memset(r, 0, sizeof *r);
+	r->avx = avx;
+	r->entry = (unsigned long)r7_gate_fill;
+	v = join(run(&csc, r7_gate_caller, r));
+	n = r7_hits(r, gk->key, where, sizeof where);
+	printf("vregs: the gate's key in %d words of its caller's registers (ret %ld)\n", n, v);
+	if (n)
+		ESCAPED("vregs: a callgate's caller read the gate's secret from the registers it returned with (%s)", where);
+	if (v < -1000 + 1 || v != 0)
+		printf("vregs: note: the caller ended with %ld\n", v);
+}
+
+/* R7-2. Odd exceptions and instructions from ring 3: each must end the sthread alone
+ * (or run harmlessly), and the master and the next sthread carry on. */
+TRICK(r7_de, { __asm__ volatile("xor %%ecx, %%ecx\n\txor %%edx, %%edx\n\tmov $1, %%eax\n\tdiv %%ecx" ::: "rax", "rcx", "rdx"); })
+TRICK(r7_int3, { __asm__ volatile("int3"); })
+TRICK(r7_int1, { __asm__ volatile("int $1"); })
+TRICK(r7_int2, { __asm__ volatile("int $2"); })
+TRICK(r7_int4, { __asm__ volatile("int $4"); })
+TRICK(r7_int8, { __asm__ volatile("int $8"); })
+TRICK(r7_int12, { __asm__ volatile("int $0x12"); })
+TRICK(r7_int20, { __asm__ volatile("int $0x20"); })
+TRICK(r7_int80, { __asm__ volatile("int $0x80" :: "a"(39)); })
+TRICK(r7_intff, { __asm__ volatile("int $0xff"); })
+TRICK(r7_intef, { __asm__ volatile("int $0xef"); })
+TRICK(r7_intf1, { __asm__ volatile("int $0xf1"); })
+TRICK(r7_ac, { unsigned long b[2] = { 0, 0 }; unsigned long x;
+	__asm__ volatile("pushfq\n\torq $0x40000, (%%rsp)\n\tpopfq\n\tmov 1(%1), %0\n\tpushfq\n\tandq $~0x40000, (%%rsp)\n\tpopfq" : "=r"(x) : "r"(b) : "memory", "cc"); tk->v[0] = x; })
+TRICK(r7_tf, { __asm__ volatile("pushfq\n\torq $0x100, (%%rsp)\n\tpopfq\n\tnop\n\tnop\n\tpushfq\n\tandq $~0x100, (%%rsp)\n\tpopfq" ::: "memory", "cc"); })
+TRICK(r7_dr7, { unsigned long x; __asm__ volatile("mov %%db7, %0" : "=r"(x)); tk->v[0] = x; })
+TRICK(r7_wdr0, { __asm__ volatile("mov %0, %%db0" :: "r"(0UL)); })
+TRICK(r7_hlt, { __asm__ volatile("hlt"); })
+TRICK(r7_cli, { __asm__ volatile("cli"); })
+TRICK(r7_xm, { unsigned mx = 0; float a = 1, z = 0; __asm__ volatile("ldmxcsr %1\n\tdivss %2, %0" : "+x"(a) : "m"(mx), "x"(z)); tk->v[0] = (unsigned long)a; })
+TRICK(r7_mf, { unsigned short cw = 0x0340; __asm__ volatile("fldcw %0\n\tfldz\n\tfld1\n\tfdivp\n\tfwait\n\tfstp %%st(0)" :: "m"(cw)); })
+/* An x87 exception left pending across a system call: ring 0 runs with it. */
+TRICK(r7_mf_pending, { unsigned short cw = 0x0340; __asm__ volatile("fldcw %0\n\tfldz\n\tfld1\n\tfdivp" :: "m"(cw)); syscall(SYS_sched_yield); syscall(SYS_sched_yield); })
+/* MXCSR with every exception unmasked and DAZ/FTZ/round-up across system calls. */
+TRICK(r7_mxcsr_calls, { unsigned mx = 0xe040 & ~0x1f80u; __asm__ volatile("ldmxcsr %0" :: "m"(mx)); for (int i = 0; i < 50; i++) syscall(SYS_sched_yield); })
+TRICK(r7_vmcall, { unsigned long r = 39; __asm__ volatile("vmcall" : "+a"(r) :: "memory"); tk->v[0] = r; })
+TRICK(r7_vmmcall, { unsigned long r = 39; __asm__ volatile("vmmcall" : "+a"(r) :: "memory"); tk->v[0] = r; })
+TRICK(r7_invlpg, { __asm__ volatile("invlpg (%0)" :: "r"(tk) : "memory"); })
+TRICK(r7_wbinvd, { __asm__ volatile("wbinvd"); })
+TRICK(r7_clts, { __asm__ volatile("clts"); })
+TRICK(r7_movcr3, { unsigned long x; __asm__ volatile("mov %%cr3, %0" : "=r"(x)); tk->v[0] = x; })
+TRICK(r7_lds_kernel, { __asm__ volatile("mov %0, %%ds" :: "r"(0x10)); })
+TRICK(r7_xsaves, { static char buf[8192] __attribute__((aligned(64))); __asm__ volatile("xsaves (%0)" :: "r"(buf), "a"(-1), "d"(-1) : "memory"); })
+TRICK(r7_fxrstor_bad, { static unsigned char img[512] __attribute__((aligned(16))); memset(img, 0, sizeof img); img[27] = 0xff; __asm__ volatile("fxrstor64 (%0)" :: "r"(img)); })
+TRICK(r7_sysret, { __asm__ volatile("sysretq"); })
+TRICK(r7_leaky, { unsigned long a = 0, b = 0, c = 0, d = 0; unsigned aux = 0;
+	__asm__ volatile("sldt %0" : "=r"(a)); __asm__ volatile("str %0" : "=r"(b)); __asm__ volatile("smsw %0" : "=r"(c));
+	__asm__ volatile("rdtscp" : "=a"(d), "=c"(aux) :: "rdx");
+	tk->v[0] = a; tk->v[1] = b; tk->v[2] = c; tk->v[3] = aux; })
+TRICK(r7_rdpid, { unsigned long p = 0; __asm__ volatile("rdpid %0" : "=r"(p)); tk->v[0] = p; })
+TRICK(r7_cpuid, { unsigned a, b, c, d; __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0)); tk->v[0] = c; })
+
+static void r7_exceptions(void)
+{
+	struct { const char *name; stcb_t f; } tricks[] = {
+		{ "#DE", r7_de }, { "int3", r7_int3 }, { "int 1", r7_int1 }, { "int 2 (NMI)", r7_int2 }, { "int 4", r7_int4 },
+		{ "int 8 (#DF)", r7_int8 }, { "int 0x12 (#MC)", r7_int12 }, { "int 0x20", r7_int20 }, { "int 0x80", r7_int80 },
+		{ "int 0xff", r7_intff }, { "int 0xef", r7_intef }, { "int 0xf1", r7_intf1 }, { "#AC with RFLAGS.AC", r7_ac },
+		{ "TF single-step", r7_tf }, { "mov dr7", r7_dr7 }, { "mov to dr0", r7_wdr0 }, { "hlt", r7_hlt }, { "cli", r7_cli },
+		{ "#XM unmasked", r7_xm }, { "#MF x87", r7_mf }, { "x87 exception pending over calls", r7_mf_pending },
+		{ "MXCSR unmasked over calls", r7_mxcsr_calls }, { "vmcall", r7_vmcall }, { "vmmcall", r7_vmmcall },
+		{ "invlpg", r7_invlpg }, { "wbinvd", r7_wbinvd }, { "clts", r7_clts }, { "mov cr3", r7_movcr3 },
+		{ "mov ds, kernel data", r7_lds_kernel }, { "xsaves", r7_xsaves }, { "fxrstor bad MXCSR", r7_fxrstor_bad },
+		{ "sysretq", r7_sysret }, { "sldt/str/smsw/rdtscp", r7_leaky }, { "rdpid", r7_rdpid }, { "cpuid", r7_cpuid },
+	};
+	tag_t t = tag_new();
+	struct trick *tk = smalloc(t, sizeof *tk);
+	CHECK(tk != NULL, "smalloc");
+	sc_t sc;
+	sc_init(&sc);
+	sc_sys_add(&sc, SYS_sched_yield);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	unsigned mx0, mx1;
+	unsigned short cw0, cw1;
+	__asm__ volatile("stmxcsr %0; fnstcw %1" : "=m"(mx0), "=m"(cw0));
+	volatile double acc = 1.0;
+	for (size_t i = 0; i < sizeof tricks / sizeof tricks[0]; i++) {
+		memset(tk, 0, sizeof *tk);
+		current = tricks[i].name;
+		deadline(20);
+		long r = join(run(&sc, tricks[i].f, tk));
+		alarm(0);
+		printf("exc: %s: %ld (v %#lx %#lx %#lx %#lx)\n", tricks[i].name, r, tk->v[0], tk->v[1], tk->v[2], tk->v[3]);
+		if ((tricks[i].f == r7_hlt || tricks[i].f == r7_cli || tricks[i].f == r7_dr7 || tricks[i].f == r7_wdr0 || tricks[i].f == r7_movcr3 ||
+		     tricks[i].f == r7_clts || tricks[i].f == r7_wbinvd || tricks[i].f == r7_invlpg || tricks[i].f == r7_xsaves || tricks[i].f == r7_lds_kernel) && r == 7)
+			ESCAPED("exc: %s ran in ring 3", tricks[i].name);
+		if ((tricks[i].f == r7_vmcall || tricks[i].f == r7_vmmcall) && r == 7 && tk->v[0] == (unsigned long)getpid())
+			ESCAPED("exc: %s from ring 3 ran getpid in the host", tricks[i].name);
+		if (tricks[i].f == r7_int80 && r == 7)
+			printf("exc: note: int 0x80 returned in ring 3\n");
+		/* The master's floating point after each. */
+		acc = acc * 3.0 / 3.0 + 0.1 - 0.1;
+		__asm__ volatile("stmxcsr %0; fnstcw %1" : "=m"(mx1), "=m"(cw1));
+		/* Control bits only: the sum above sets the master's own precision flag. */
+		if ((mx1 & ~0x3fu) != (mx0 & ~0x3fu) || cw1 != cw0)
+			ESCAPED("exc: after %s the master's MXCSR %#x->%#x, FCW %#x->%#x", tricks[i].name, mx0, mx1, cw0, cw1);
+		unsigned long fl;
+		__asm__ volatile("pushfq; pop %0" : "=r"(fl));
+		if (fl & 0x40500)
+			ESCAPED("exc: after %s the master runs with RFLAGS %#lx (AC/DF/TF)", tricks[i].name, fl);
+	}
+	sc_t plain;
+	sc_init(&plain);
+	CHECK(join(run(&plain, read_at, (void *)ro_page)) == 'R', "an sthread after the exceptions");
+}
+
+/* R7-3. openat flags and paths beneath a directory granted read-only: nothing may be
+ * created, truncated, written or reached outside it. Each try runs in an sthread of
+ * its own (a refused one ends it). */
+struct r7_open {
+	int dir;
+	int flags;
+	int then;      /* 1: write 4 bytes to what it opened; 2: open "secret" O_WRONLY|O_TRUNC beneath it */
+	char path[64];
+	long fd;
+	long w;
+	long w2;
+};
+
+static void *r7_open_try(void *arg)
+{
+	struct r7_open *o = arg;
+	long fd = syscall(SYS_openat, o->dir, o->path, o->flags, 0644);
+	o->fd = fd < 0 ? -errno : fd;
+	if (fd >= 0 && o->then == 1) {
+		long w = syscall(SYS_write, fd, "PWND", 4);
+		o->w = w < 0 ? -errno : w;
+	}
+	if (fd >= 0 && o->then == 2) {
+		long f2 = syscall(SYS_openat, fd, "secret", O_WRONLY | O_TRUNC, 0);
+		o->w = f2 < 0 ? -errno : f2;
+		if (f2 >= 0) {
+			long w = syscall(SYS_write, f2, "PWND", 4);
+			o->w2 = w < 0 ? -errno : w;
+		}
+	}
+	if (fd >= 0 && o->then == 3) {
+		char b[64];
+		long n = syscall(SYS_read, fd, b, sizeof b);
+		o->w = n;
+	}
+	return (void *)0;
+}
+
+static void r7_open_flags(void)
+{
+	char dir[] = "/tmp/sthread-r7-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	char p[256];
+	snprintf(p, sizeof p, "%s/secret", dir);
+	int f = open(p, O_CREAT | O_WRONLY, 0644);
+	CHECK(f >= 0 && write(f, "ORIGINAL", 8) == 8, "secret");
+	close(f);
+	snprintf(p, sizeof p, "%s/sub", dir);
+	CHECK(mkdir(p, 0755) == 0, "sub");
+	snprintf(p, sizeof p, "%s/up", dir);
+	CHECK(symlink("..", p) == 0, "symlink up");
+	snprintf(p, sizeof p, "%s/abs", dir);
+	CHECK(symlink("/etc/hostname", p) == 0, "symlink abs");
+	snprintf(p, sizeof p, "%s/fifo", dir);
+	CHECK(mkfifo(p, 0644) == 0, "fifo");
+	int d = open(dir, O_DIRECTORY | O_RDONLY);
+	CHECK(d >= 0, "open dir");
+	struct { const char *path; int flags; int then; } tries[] = {
+		{ "secret", O_RDONLY | O_TRUNC, 0 },
+		{ "secret", O_PATH | O_RDWR, 1 },
+		{ "secret", O_PATH | O_TRUNC, 0 },
+		{ "sub", O_PATH | O_RDWR, 2 },
+		{ ".", O_PATH, 2 },
+		{ ".", O_RDONLY | O_DIRECTORY, 2 },
+		{ "sub", O_DIRECTORY | O_CREAT, 0 },
+		{ ".", O_TMPFILE | O_RDWR, 1 },
+		{ "new", O_RDONLY | O_CREAT, 0 },
+		{ "new2", O_RDONLY | O_CREAT | O_EXCL, 0 },
+		{ "secret", O_RDONLY | O_APPEND, 1 },
+		{ "secret", 3 /* O_ACCMODE: ioctl-only */, 1 },
+		{ "secret", O_RDONLY | O_NOATIME | O_DIRECT, 1 },
+		{ "up/", O_RDONLY | O_DIRECTORY, 3 },
+		{ "sub/../../", O_RDONLY | O_DIRECTORY, 0 },
+		{ "abs", O_RDONLY, 3 },
+		{ "/etc/hostname", O_RDONLY, 3 },
+		{ "fifo", O_RDONLY | O_NONBLOCK, 3 },
+		{ "fifo", O_WRONLY | O_NONBLOCK, 1 },
+		{ "secret", O_RDONLY | 0x40000000, 1 },
+		{ "secret", O_RDONLY | O_LARGEFILE | O_ASYNC | O_SYNC, 1 },
+		{ "sub", O_RDONLY | O_DIRECTORY, 4 /* must open: O_DIRECTORY alone writes nothing */ },
+	};
+	tag_t t = tag_new();
+	struct r7_open *o = smalloc(t, sizeof *o);
+	CHECK(o != NULL, "smalloc");
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ | PROT_WRITE);
+	sc_fd_add(&sc, d, PROT_READ);
+	sc_sys_add(&sc, SYS_openat);
+	for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+		memset(o, 0, sizeof *o);
+		o->fd = o->w = o->w2 = -9999; /* untouched if the sthread is ended first */
+		o->dir = d;
+		o->flags = tries[i].flags;
+		o->then = tries[i].then;
+		snprintf(o->path, sizeof o->path, "%s", tries[i].path);
+		current = tries[i].path;
+		deadline(20);
+		long r = join(run(&sc, r7_open_try, o));
+		alarm(0);
+		printf("open: %s flags %#x: ended %ld, fd %ld, then %ld %ld\n", tries[i].path, tries[i].flags, r, o->fd, o->w, o->w2);
+		if (o->then == 1 && o->fd >= 0 && o->w > 0)
+			ESCAPED("open: %s (%#x) beneath a read-only grant was written (%ld)", tries[i].path, tries[i].flags, o->w);
+		if (o->then == 2 && o->fd >= 0 && o->w >= 0)
+			ESCAPED("open: beneath %s (%#x) the sthread opened secret for writing (%ld, wrote %ld)", tries[i].path, tries[i].flags, o->w, o->w2);
+		CHECK(o->then != 4 || o->fd >= 0, "open: %s (%#x) beneath a read-only grant refused (%ld)", tries[i].path, tries[i].flags, o->fd);
+		if (o->then == 3 && o->fd >= 0 && (!strcmp(tries[i].path, "abs") || !strcmp(tries[i].path, "/etc/hostname") || !strcmp(tries[i].path, "up/")))
+			ESCAPED("open: %s outside the granted directory opened (fd %ld)", tries[i].path, o->fd);
+	}
+	char buf[32] = { 0 };
+	snprintf(p, sizeof p, "%s/secret", dir);
+	f = open(p, O_RDONLY);
+	long n = read(f, buf, sizeof buf - 1);
+	close(f);
+	if (n != 8 || memcmp(buf, "ORIGINAL", 8))
+		ESCAPED("open: the read-only granted file now holds %ld bytes \"%s\"", n, buf);
+	DIR *dd = opendir(dir);
+	struct dirent *e;
+	int extra = 0;
+	while ((e = readdir(dd)) != NULL) {
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "secret") && strcmp(e->d_name, "sub") && strcmp(e->d_name, "up") && strcmp(e->d_name, "abs") && strcmp(e->d_name, "fifo")) {
+			ESCAPED("open: the sthread created %s beneath a read-only grant", e->d_name);
+			extra++;
+		}
+	}
+	closedir(dd);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd)) {}
+}
+
+/* R7-4. A tag deleted and its slot reused while a blocked sthread (on a thread of
+ * its own) still holds a grant of it: the new tag's data must not reach the sthread. */
+struct r7_td {
+	volatile unsigned long *at;
+	unsigned long seen;
+};
+
+static void *r7_td_body(void *arg)
+{
+	struct r7_td *d = arg;
+	struct timespec ts = { 0, 600 * 1000 * 1000 };
+	syscall(SYS_nanosleep, &ts, NULL);
+	d->seen = *d->at;
+	return (void *)1;
+}
+
+static void r7_tag_delete(void)
+{
+	tag_t t = tag_new();
+	unsigned long *old = smalloc(t, 4096);
+	CHECK(old != NULL, "smalloc");
+	old[0] = 0x4f4c44;
+	tag_t dt = tag_new();
+	struct r7_td *d = smalloc(dt, sizeof *d);
+	CHECK(d != NULL, "smalloc");
+	d->at = old;
+	d->seen = 0;
+	sc_t sc;
+	sc_init(&sc);
+	sc_mem_add(&sc, t, PROT_READ);
+	sc_mem_add(&sc, dt, PROT_READ | PROT_WRITE);
+	sc_sys_add(&sc, SYS_nanosleep);
+	deadline(20);
+	sthread_t st = run(&sc, r7_td_body, d);
+	int del = tag_delete(t);
+	printf("tagdel: tag_delete while the sthread sleeps: %d (%s)\n", del, del ? strerror(errno) : "ok");
+	if (del == 0) {
+		/* The slot again, the master's secret in it. */
+		tag_t n = -1;
+		unsigned long *p = NULL;
+		for (int i = 0; i < 1024 && p != old; i++) {
+			n = tag_new();
+			p = smalloc(n, 4096);
+		}
+		if (p == old) {
+			p[0] = 0x5345435245540000UL;
+			printf("tagdel: new tag %d at the old address\n", n);
+		}
+	}
+	long r = join(st);
+	alarm(0);
+	printf("tagdel: the sthread ended %ld, saw %#lx\n", r, d->seen);
+	if (d->seen == 0x5345435245540000UL)
+		ESCAPED("tagdel: the sthread read the new tag's data through its grant of the deleted one");
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -2926,6 +3368,14 @@ int main(int argc, char **argv)
 		pipe_write_race();
 	else if (!strcmp(s, "zerocopy"))
 		zerocopy_leak();
+	else if (!strcmp(s, "r7-vector-regs"))
+		r7_vector_regs();
+	else if (!strcmp(s, "r7-exceptions"))
+		r7_exceptions();
+	else if (!strcmp(s, "r7-open-flags"))
+		r7_open_flags();
+	else if (!strcmp(s, "r7-tag-delete"))
+		r7_tag_delete();
 	else if (!strcmp(s, "race-waitall"))
 		race_waitall(argc > 2 ? atoi(argv[2]) : 2);
 	else {
