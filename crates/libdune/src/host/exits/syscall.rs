@@ -130,6 +130,17 @@ pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: Threa
         libc::SYS_mremap => {
             let ret = passthrough(nr, a);
             if sys::check(ret).is_err() {
+                // A failed MREMAP_FIXED may have unmapped its destination already
+                // (Linux unmaps it before checking the source): the guest follows.
+                if a[3] & libc::MREMAP_FIXED as u64 != 0 {
+                    let (s, e) = page_range(a[4], a[4].saturating_add(a[2]));
+                    mapchanges::changed(s, e);
+                    interrupt_sessions();
+                    if mem_sync(s, e).is_err() {
+                        let _ = unmap_range(s, e);
+                    }
+                    return (ret, Resume::FlushTlb);
+                }
                 return (ret, Resume::Normal);
             }
             // Old range gone (or shrunk), new range wherever the kernel put it.
@@ -141,6 +152,8 @@ pub(super) fn dispatch(ctx: &mut ThreadCtx, regs: &kvm_regs, thread_start: Threa
                 let (s, e) = page_range(new, new.saturating_add(new_len));
                 fresh_space(s, e);
             }
+            // With MREMAP_DONTUNMAP the old range stays mapped (emptied): the guest
+            // drops it all the same and maps it again on first use.
             let res = unmap_range(old, old.saturating_add(old_len)).and_then(|_| mem_sync(new, new.saturating_add(new_len)));
             (if res.is_err() { -(libc::ENOMEM as i64) } else { ret }, Resume::FlushTlb)
         }
