@@ -126,7 +126,7 @@ fn quick_bench_runs_and_verifies_every_row() {
 
     let chart = std::fs::read_to_string(&svg).expect("svg file");
     assert!(chart.trim_start().starts_with("<svg") && chart.trim_end().ends_with("</svg>"), "not an SVG document");
-    for word in ["Linux (measured)", "Dune (measured)", "getpid", "page walk", "appel2 uffd"] {
+    for word in ["Linux (measured)", "Dune (measured)", "getpid", "page walk", "appel2 uffd", "Sthreads (Wedge)", "exits/op", "x Linux"] {
         assert!(chart.contains(word), "chart lacks {word:?}");
     }
 }
