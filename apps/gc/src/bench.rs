@@ -316,40 +316,67 @@ pub fn json(rows: &[Outcome], scale: u64, virtual_time: bool) -> String {
     s
 }
 
-/// An SVG bar chart: for each program, each row's time relative to Normal (dune-gc
-/// mprotect), with the paper's Dune, Dune TLB and Dune dirty ratios as markers.
+/// An SVG chart, one panel per program: a labelled bar per way (time relative to
+/// Normal, dune-gc mprotect on Linux, with the time itself), coloured by family
+/// (bdwgc, dune-gc on Linux, dune-gc in Dune mode), the paper's ratio beside the four
+/// ways it measured, and why a way has no bar.
 pub fn svg(rows: &[Outcome], virtual_time: bool) -> String {
     let progs: Vec<&str> = PROGRAMS.iter().copied().filter(|p| rows.iter().any(|r| r.program == *p)).collect();
-    let (w, h, left, top, bar) = (980.0, 420.0, 60.0, 40.0, 8.0);
-    let group = (w - left - 20.0) / progs.len().max(1) as f64;
-    let max = 2.5f64;
-    let y = |r: f64| top + (h - top - 80.0) * (1.0 - r.min(max) / max);
-    let colors = ["#999", "#bbb", "#777", "#cde", "#36c", "#9bd", "#6ae", "#fd9", "#e93", "#c50", "#282"];
-    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
-    let _ = writeln!(s, "<text x=\"{left}\" y=\"20\" font-size=\"14\">dune bench gc: time relative to Normal (dune-gc mprotect on Linux){}; black ticks: the paper</text>", if virtual_time { " - virtual times (TCG)" } else { "" });
-    for t in [0.5, 1.0, 1.5, 2.0, 2.5] {
-        let _ = writeln!(s, "<line x1=\"{left}\" x2=\"{}\" y1=\"{1:.1}\" y2=\"{1:.1}\" stroke=\"#ddd\"/><text x=\"10\" y=\"{2:.1}\">{t:.1}x</text>", w - 20.0, y(t), y(t) + 4.0);
-    }
-    for (gi, p) in progs.iter().enumerate() {
-        let x0 = left + gi as f64 * group + 10.0;
-        let Some(normal) = ms_of(rows, p, "dune-gc mprotect") else { continue };
+    let (w, left, right, row, head, panel_head, axis) = (1100.0, 230.0, 300.0, 20.0, 70.0, 30.0, 26.0);
+    let panel_h = panel_head + VARIANTS.len() as f64 * row + axis;
+    let h = head + progs.len() as f64 * panel_h + 10.0;
+    // The scale: up to the largest ratio (at least 2x), in whole halves.
+    let ratio = |p: &str, label: &str| Some(ms_of(rows, p, label)? / ms_of(rows, p, "dune-gc mprotect")?);
+    let most = progs.iter().flat_map(|p| VARIANTS.iter().filter_map(move |v| ratio(p, v.label))).fold(2.0f64, f64::max);
+    let max = (most * 2.0).ceil() / 2.0;
+    let x = |r: f64| left + (w - left - right) * r.min(max) / max;
+    let family = |vi: usize| match vi {
+        0..=2 => "#888",
+        3..=6 => "#4a90d9",
+        _ => "#e6750a",
+    };
+    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
+    let _ = writeln!(s, "<text x=\"{}\" y=\"24\" font-size=\"18\" text-anchor=\"middle\">dune bench gc: time relative to Normal (dune-gc mprotect on Linux), lower is faster</text>", w / 2.0);
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"44\" font-size=\"12\" fill=\"#555\" text-anchor=\"middle\">{}grey: bdwgc; blue: dune-gc on Linux; orange: dune-gc in Dune mode; black tick and grey number: the paper's ratio</text>",
+        w / 2.0,
+        if virtual_time { "VIRTUAL TIMES (TCG), not hardware. " } else { "" }
+    );
+    for (pi, p) in progs.iter().enumerate() {
+        let top = head + pi as f64 * panel_h;
+        let _ = writeln!(s, "<text x=\"16\" y=\"{:.1}\" font-size=\"15\">{p}</text>", top + 20.0);
+        let bottom = top + panel_head + VARIANTS.len() as f64 * row;
+        let mut t = 0.0;
+        while t <= max + 1e-9 {
+            let _ = writeln!(s, "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"{3}\"/><text x=\"{0:.1}\" y=\"{4:.1}\" text-anchor=\"middle\" fill=\"#555\">{t:.1}x</text>", x(t), top + panel_head - 4.0, bottom, if t == 1.0 { "#999" } else { "#e4e4e4" }, bottom + 16.0);
+            t += 0.5;
+        }
         for (vi, v) in VARIANTS.iter().enumerate() {
-            let x = x0 + vi as f64 * (bar + 2.0);
-            if let Some(ms) = ms_of(rows, p, v.label) {
-                let r = ms / normal;
-                let _ = writeln!(s, "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar}\" height=\"{:.1}\" fill=\"{}\"><title>{} {}: {ms:.1} ms ({r:.2}x)</title></rect>", y(r), y(0.0) - y(r), colors[vi], p, v.label);
-            }
+            let y = top + panel_head + vi as f64 * row;
+            let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", left - 8.0, y + 13.0, v.label);
+            // The bar, then the paper's tick over it, then the numbers.
+            let run = rows.iter().find(|r| r.program == *p && r.variant == vi);
+            let text = match (run, ratio(p, v.label)) {
+                (Some(r), Some(q)) => {
+                    let _ = writeln!(s, "<rect x=\"{left}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"/>", y + 3.0, x(q) - left, row - 6.0, family(vi));
+                    format!("<text x=\"{:.1}\" y=\"{:.1}\">{q:.2}x ({:.1} ms)</text>", x(q) + 6.0, y + 13.0, r.ms)
+                }
+                (Some(Outcome { error: Some(e), .. }), _) => {
+                    let e: String = e.chars().take(60).collect::<String>().replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+                    format!("<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#a00\">no bar: {e}</text>", left + 6.0, y + 13.0)
+                }
+                _ => format!("<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#777\">not run</text>", left + 6.0, y + 13.0),
+            };
             if let (Some(col), Some((_, t))) = (v.paper, PAPER.iter().find(|(pp, _)| pp == p)) {
                 let idx = ["Normal", "Dune", "Dune TLB", "Dune dirty"].iter().position(|c| *c == col).unwrap_or(0);
                 let r = t[3 + idx] / t[3];
-                let _ = writeln!(s, "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{2:.1}\" y2=\"{2:.1}\" stroke=\"black\" stroke-width=\"2\"/>", x - 1.0, x + bar + 1.0, y(r));
+                let _ = writeln!(s, "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"black\" stroke-width=\"2\"/>", x(r), y + 1.0, y + row - 1.0);
+                let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#777\">paper {r:.2}x ({col})</text>", w - right + 110.0, y + 13.0);
             }
+            s.push_str(&text);
+            s.push('\n');
         }
-        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\">{p}</text>", x0, y(0.0) + 14.0);
-    }
-    for (vi, v) in VARIANTS.iter().enumerate() {
-        let (x, yy) = (left + (vi % 6) as f64 * 150.0, h - 40.0 + (vi / 6) as f64 * 16.0);
-        let _ = writeln!(s, "<rect x=\"{x}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"{yy:.1}\">{}</text>", yy - 9.0, colors[vi], x + 14.0, v.label);
     }
     s.push_str("</svg>\n");
     s
@@ -396,6 +423,31 @@ pub fn default_dir(dune: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Every program a panel, every way a labelled row (a bar, or why none), the
+    /// paper's ratios beside their ways; written to the temporary directory for a
+    /// look (`dune-bench-gc-chart-test.svg`).
+    #[test]
+    fn the_chart_labels_every_way_of_every_program() {
+        let mut rows = Vec::new();
+        for (pi, p) in PROGRAMS.iter().enumerate() {
+            for vi in 0..VARIANTS.len() {
+                let error = (vi == 6 && pi == 1).then(|| "userfaultfd: not permitted".to_string());
+                rows.push(Outcome { program: p, variant: vi, error, ms: 100.0 + (vi * 37 % 90) as f64 + pi as f64 * 10.0, ..Default::default() });
+            }
+        }
+        let svg = svg(&rows, true);
+        for p in PROGRAMS {
+            assert!(svg.contains(&format!(">{p}</text>")), "{p}");
+        }
+        for v in VARIANTS {
+            assert_eq!(svg.matches(&format!(">{}</text>", v.label)).count(), PROGRAMS.len(), "{}", v.label);
+        }
+        assert!(svg.contains("no bar: userfaultfd: not permitted") && svg.contains("paper 0.96x (Dune)") && svg.contains("VIRTUAL TIMES"), "{svg}");
+        std::fs::write(std::env::temp_dir().join("dune-bench-gc-chart-test.svg"), svg).unwrap();
+    }
+
     #[test]
     fn exit_counters_are_summed_over_processes() {
         let err = "noise\ndune: stats: pid 12: 30 system calls forwarded, 2 faults reached the runtime, 7 signals delivered, 1 interrupted runs; 9 memslots (40 MiB)\ndune: stats: pid 13: 1 system calls forwarded, 0 faults reached the runtime, 0 signals delivered, 0 interrupted runs\n";
