@@ -322,21 +322,25 @@ pub fn json(rows: &[Outcome], scale: u64, virtual_time: bool) -> String {
 /// ways it measured, and why a way has no bar.
 pub fn svg(rows: &[Outcome], virtual_time: bool) -> String {
     let progs: Vec<&str> = PROGRAMS.iter().copied().filter(|p| rows.iter().any(|r| r.program == *p)).collect();
-    let (w, left, right, row, head, panel_head, axis) = (1100.0, 230.0, 300.0, 20.0, 70.0, 30.0, 26.0);
+    let (w, left, right, row, head, panel_head, axis) = (1100.0, 230.0, 330.0, 20.0, 70.0, 30.0, 26.0);
     let panel_h = panel_head + VARIANTS.len() as f64 * row + axis;
     let h = head + progs.len() as f64 * panel_h + 10.0;
-    // The scale: up to the largest ratio (at least 2x), in whole halves.
+    // A log scale in powers of two around 1x: ratios compare by factors, and one
+    // slow way (mprotect in Dune mode takes a VM exit per write fault) does not
+    // squash the rest.
     let ratio = |p: &str, label: &str| Some(ms_of(rows, p, label)? / ms_of(rows, p, "dune-gc mprotect")?);
-    let most = progs.iter().flat_map(|p| VARIANTS.iter().filter_map(move |v| ratio(p, v.label))).fold(2.0f64, f64::max);
-    let max = (most * 2.0).ceil() / 2.0;
-    let x = |r: f64| left + (w - left - right) * r.min(max) / max;
+    let all: Vec<f64> = progs.iter().flat_map(|p| VARIANTS.iter().filter_map(move |v| ratio(p, v.label))).filter(|r| *r > 0.0).collect();
+    let pow2 = |r: f64, up: bool| 2f64.powf(if up { r.log2().ceil() } else { r.log2().floor() });
+    let lo = pow2(all.iter().copied().fold(0.5f64, f64::min) / 1.2, false);
+    let hi = pow2(all.iter().copied().fold(2.0f64, f64::max) * 1.2, true);
+    let x = |r: f64| left + (w - left - right) * ((r.clamp(lo, hi) / lo).ln() / (hi / lo).ln());
     let family = |vi: usize| match vi {
         0..=2 => "#888",
         3..=6 => "#4a90d9",
         _ => "#e6750a",
     };
     let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
-    let _ = writeln!(s, "<text x=\"{}\" y=\"24\" font-size=\"18\" text-anchor=\"middle\">dune bench gc: time relative to Normal (dune-gc mprotect on Linux), lower is faster</text>", w / 2.0);
+    let _ = writeln!(s, "<text x=\"{}\" y=\"24\" font-size=\"18\" text-anchor=\"middle\">dune bench gc: time relative to Normal (dune-gc mprotect on Linux), log scale, lower is faster</text>", w / 2.0);
     let _ = writeln!(
         s,
         "<text x=\"{}\" y=\"44\" font-size=\"12\" fill=\"#555\" text-anchor=\"middle\">{}grey: bdwgc; blue: dune-gc on Linux; orange: dune-gc in Dune mode; black tick and grey number: the paper's ratio</text>",
@@ -347,10 +351,11 @@ pub fn svg(rows: &[Outcome], virtual_time: bool) -> String {
         let top = head + pi as f64 * panel_h;
         let _ = writeln!(s, "<text x=\"16\" y=\"{:.1}\" font-size=\"15\">{p}</text>", top + 20.0);
         let bottom = top + panel_head + VARIANTS.len() as f64 * row;
-        let mut t = 0.0;
-        while t <= max + 1e-9 {
-            let _ = writeln!(s, "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"{3}\"/><text x=\"{0:.1}\" y=\"{4:.1}\" text-anchor=\"middle\" fill=\"#555\">{t:.1}x</text>", x(t), top + panel_head - 4.0, bottom, if t == 1.0 { "#999" } else { "#e4e4e4" }, bottom + 16.0);
-            t += 0.5;
+        let mut t = lo;
+        while t <= hi * 1.0001 {
+            let label = if t < 1.0 { format!("{t}x") } else { format!("{t:.0}x") };
+            let _ = writeln!(s, "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"{3}\"/><text x=\"{0:.1}\" y=\"{4:.1}\" text-anchor=\"middle\" fill=\"#555\">{label}</text>", x(t), top + panel_head - 4.0, bottom, if t == 1.0 { "#999" } else { "#e4e4e4" }, bottom + 16.0);
+            t *= 2.0;
         }
         for (vi, v) in VARIANTS.iter().enumerate() {
             let y = top + panel_head + vi as f64 * row;
@@ -372,7 +377,7 @@ pub fn svg(rows: &[Outcome], virtual_time: bool) -> String {
                 let idx = ["Normal", "Dune", "Dune TLB", "Dune dirty"].iter().position(|c| *c == col).unwrap_or(0);
                 let r = t[3 + idx] / t[3];
                 let _ = writeln!(s, "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"black\" stroke-width=\"2\"/>", x(r), y + 1.0, y + row - 1.0);
-                let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#777\">paper {r:.2}x ({col})</text>", w - right + 110.0, y + 13.0);
+                let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#777\">paper {r:.2}x ({col})</text>", w - 180.0, y + 13.0);
             }
             s.push_str(&text);
             s.push('\n');
