@@ -226,10 +226,10 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, report: &Report) -> Re
                     (Some(v), 1) => {
                         let mut t = crate::report::cycles(v);
                         if let Some(l) = g.values[0] {
-                            t.push_str(&format!("   {:.2}x Linux", v / l));
+                            t.push_str(&format!(" · {:.2}x Linux", v / l));
                         }
                         if let Some(e) = g.exits {
-                            t.push_str(&format!("   {e:.2} exits/op"));
+                            t.push_str(&format!(" · {e:.2} exits/op"));
                         }
                         t
                     }
