@@ -120,10 +120,8 @@ fn a_truncated_datagram_breaks_nothing() {
     println!("{}", contained(&["recv-trunc"]));
 }
 
-/// An sthread that never makes a system call: `sthread_create` must still return.
-/// Open (red-team round 1): nothing interrupts ring 3 on the master's thread, so an
-/// sthread that never traps is never handed off; needs a per-thread kick from the
-/// runtime (a timer whose interrupt ends the session). Run it with `--ignored`.
+/// An sthread that never makes a system call: `sthread_create` must still return
+/// (its time slice ends the session and it goes on on a thread of its own).
 #[test]
 fn an_sthread_that_computes_for_ever_never_holds_the_masters_thread() {
     println!("{}", contained(&["spin"]));

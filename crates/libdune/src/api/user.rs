@@ -36,8 +36,10 @@ pub use crate::guest::timer::VECTOR as TIME_SLICE_VECTOR;
 /// Arms this vCPU's one-shot time slice: if ring 3 still runs `ns` nanoseconds from
 /// now, the [`run_user`] session ends with `UserExit::Interrupt { vector:
 /// TIME_SLICE_VECTOR }` (the context is saved; running it again continues). Replaces a
-/// slice still armed; 0 disarms. One write of the local APIC timer, no exit to the
-/// host. Dune mode.
+/// slice still armed, except one of the same length with at least half of it left,
+/// which is kept (so the slice ends between `ns / 2` and `ns` from now, and arming
+/// again and again costs no timer write); 0 disarms. One write of the local APIC
+/// timer at most, no exit to the host. Dune mode.
 pub fn arm_time_slice(ns: u64) {
     crate::guest::timer::arm(ns);
 }

@@ -65,6 +65,13 @@ pub struct Percpu {
     /// 1 once this vCPU's ring-3 time slice ran out (`guest::timer`), wherever the
     /// interrupt was taken; 0 again when a slice is armed.
     pub slice_expired: u64,
+    /// This vCPU's TSC rate, kHz (KVM_GET_TSC_KHZ; 0: unknown).
+    pub tsc_khz: u64,
+    /// The length of the slice armed last, ns, and the TSC value until which at least
+    /// half of it is left (`guest::timer::arm` keeps such a slice instead of writing
+    /// the timer again).
+    pub slice_ns: u64,
+    pub slice_keep_until: u64,
 }
 
 /// Writes x2APIC MSR `msr` (the TLB-shootdown IPI, the time slice's timer).

@@ -23,12 +23,30 @@ use super::{this_percpu, wrmsr};
 
 /// Arms this vCPU's timer to fire once after about `ns` nanoseconds of guest time
 /// (KVM's APIC timer counts in nanoseconds of bus clock), replacing a slice still
-/// armed; 0 disarms it. Dune mode, ring 0. One MSR write: an exit KVM handles in the
-/// kernel.
+/// armed; 0 disarms it. Dune mode, ring 0. One MSR write, an exit KVM handles in the
+/// kernel; skipped when a slice of the same length armed earlier has not run out and
+/// has at least half of it left (by the TSC): the new slice then ends when that one
+/// does, never later than `ns` from now, and no earlier than half of it.
 pub fn arm(ns: u64) {
-    // SAFETY: this vCPU's own Percpu; its timer interrupt writes the word too, on
-    // this vCPU, so the stores are ordered with it.
-    unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!((*this_percpu()).slice_expired), 0) };
+    let pc = this_percpu();
+    // SAFETY: rdtsc reads a counter (CR4.TSD is clear).
+    let now = unsafe { core::arch::x86_64::_rdtsc() };
+    // SAFETY: this vCPU's own Percpu; its timer interrupt writes `slice_expired` too,
+    // on this vCPU, so the accesses are ordered with it; the other fields are this
+    // function's alone.
+    unsafe {
+        if ns != 0
+            && core::ptr::read_volatile(core::ptr::addr_of!((*pc).slice_expired)) == 0
+            && (*pc).slice_ns == ns
+            && now < (*pc).slice_keep_until
+        {
+            return;
+        }
+        core::ptr::write_volatile(core::ptr::addr_of_mut!((*pc).slice_expired), 0);
+        (*pc).slice_ns = ns;
+        let half = (ns / 2) as u128 * (*pc).tsc_khz as u128 / 1_000_000;
+        (*pc).slice_keep_until = if half == 0 { 0 } else { now.saturating_add(half.min(u64::MAX as u128) as u64) };
+    }
     wrmsr(MSR_INITIAL_COUNT, ns.min(u32::MAX as u64));
 }
 

@@ -252,7 +252,9 @@ impl Vcpu {
         let ist1_top = self.area + AREA_PAGES * PAGE;
         // In the host until its loop first runs it: a vCPU made for a thread that never
         // started (a failed clone) must not hold up a shootdown waiting for its answer.
-        let pc = Percpu { self_ptr: self.area, ist1_top, xsave_size: t.xsave_size, in_host: 1, ..Default::default() };
+        // The TSC rate, for the time slice's bookkeeping (0 where KVM does not say).
+        let tsc_khz = self.fd.get_tsc_khz().map_or(0, u64::from);
+        let pc = Percpu { self_ptr: self.area, ist1_top, xsave_size: t.xsave_size, in_host: 1, tsc_khz, ..Default::default() };
         // SAFETY: page 0 of the area is this vCPU's Percpu, not yet used by any CPU.
         unsafe { self.percpu().write(pc) };
         let gdt = gdt::build_gdt(self.tss_base());
