@@ -440,6 +440,21 @@
  *                                    program's", new monitor threads' memory lands in
  *                                    the hole, and write() from it hands Linux monitor
  *                                    memory
+ *
+ * Round 16 (after the staging-range mremap change):
+ *   brk-overcommit-hole              brk grows with one MAP_FIXED read-write over the
+ *                                    program's reserved range; Linux 6.1 unmaps it, then
+ *                                    refuses the commit (more than RAM and swap): a hole
+ *                                    the monitor still records as the program's; a host
+ *                                    thread's malloc arena lands there, mprotect makes it
+ *                                    ring 3's, ring 3 reads it
+ *   brk-overcommit-hole-rw           the same over read-write program memory: no
+ *                                    mprotect needed, write(2) from it reads host memory
+ *   mremap-budget-hole               an mremap the runtime answers ENOMEM for (memslot
+ *                                    budget) after the kernel made it (hangs in the lane)
+ *   wait-efault-stale-child          wait4's status copy-out fails after the kernel
+ *                                    reaped the child: the pid stays a "child"; F_SETOWN
+ *                                    to it after reuse signals a process outside
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -6205,6 +6220,308 @@ static void mremap_hole_read(void) {
 	contained();
 }
 
+/* ---- round 16 ---------------------------------------------------------------------- */
+
+/* brk-overcommit-hole: the monitor's brk grows over a range the program owns with one
+ * MAP_FIXED, read-write, private (an accountable mapping). Linux 6.1's mmap_region
+ * unmaps the old range first and only then checks the commit (`security_vm_enough_
+ * memory_mm`); growth larger than RAM and swap fails there (and growth beyond the
+ * runtime's memslot budget is undone with munmap by the runtime). Either way the
+ * range is a hole in the kernel's map, while the monitor still records it as the
+ * program's reservation and never refills it. Every gap above it is filled first, so
+ * the next host thread's stack (a new program thread) lands in the hole; the program
+ * then mprotects it (its "own" range) and reads the monitor's stack from ring 3. */
+#define BH_R (80UL << 30)
+/* The second form: the range is the program's read-write memory (NORESERVE, under the
+ * runtime's memslot budget), so after the hole the monitor still takes pointers into
+ * it as the program's, and Linux reads the host mapping there for write(2). */
+#define BH_RW (24UL << 30)
+static int bh_pipe[2];
+static char bh_maps[1 << 20];
+
+static void *bh_blocked(void *a) {
+	char c;
+	(void)a;
+	if (read(bh_pipe[0], &c, 1) < 0)
+		return NULL;
+	return NULL;
+}
+
+/* Lines of /proc/self/maps (as served) inside [lo, hi): up to max of them. */
+static int bh_lines_in(uintptr_t lo, uintptr_t hi, uintptr_t *s, uintptr_t *e, int max) {
+	int fd = open("/proc/self/maps", O_RDONLY);
+	if (fd < 0)
+		return -1;
+	size_t n = 0;
+	ssize_t r;
+	while (n < sizeof bh_maps - 1 && (r = read(fd, bh_maps + n, sizeof bh_maps - 1 - n)) > 0)
+		n += r;
+	close(fd);
+	bh_maps[n] = 0;
+	int k = 0;
+	for (char *l = bh_maps; l && *l && k < max;) {
+		unsigned long a, b;
+		if (sscanf(l, "%lx-%lx", &a, &b) == 2 && a < hi && b > lo) {
+			s[k] = a < lo ? lo : a;
+			e[k] = b > hi ? hi : b;
+			k++;
+		}
+		l = strchr(l, '\n');
+		if (l)
+			l++;
+	}
+	return k;
+}
+
+static void brk_overcommit_hole(int via_kernel) {
+	const size_t R = via_kernel ? BH_RW : BH_R;
+	int out[2];
+	if (pipe(bh_pipe) || pipe(out))
+		exit(2);
+	fcntl(out[1], F_SETPIPE_SZ, 1 << 20);
+	/* The thread's own stack, made before the hole: nothing of the program's needs
+	 * new address space afterwards. */
+	size_t ssz = 1 << 20;
+	char *stk = mmap(NULL, ssz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setstack(&at, stk, ssz);
+	uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
+	uintptr_t top = (cur + 4095) & ~4095UL;
+	/* stdout's buffer made now (malloc grows the break), not in the range's hole. */
+	printf("%s: break at %#lx\n", via_kernel ? "read-write range" : "reserved range", (unsigned long)cur);
+	cur = (uintptr_t)syscall(SYS_brk, 0);
+	top = (cur + 4095) & ~4095UL;
+	char *r = mmap((void *)top, R, via_kernel ? PROT_READ | PROT_WRITE : PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (r != (char *)top) {
+		printf("no %lu GiB reservation after the break at %#lx: %s (setup)\n", R >> 30, (unsigned long)top, strerror(errno));
+		contained();
+	}
+	/* Every gap above the range taken by reservations of the program's, largest first. */
+	int placed = 0, below = 0;
+	for (int sh = 44; sh >= 18 && placed < 20000;) {
+		char *f = mmap(NULL, 1UL << sh, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (f == MAP_FAILED || (uintptr_t)f < top) {
+			below += f != MAP_FAILED;
+			sh--;
+			continue;
+		}
+		placed++;
+	}
+	printf("range %#lx-%#lx after the break; %d reservations fill the gaps above it (%d went below)\n", (unsigned long)top, (unsigned long)(top + R), placed, below);
+	long b = syscall(SYS_brk, top + R);
+	int hole = msync((void *)top, 4096, 0) != 0 && errno == ENOMEM;
+	int hole_end = msync((void *)(top + R - 4096), 4096, 0) != 0 && errno == ENOMEM;
+	printf("brk(%#lx) = %#lx; the range's first page %s, its last page %s\n", (unsigned long)(top + R), (unsigned long)b, hole ? "is not mapped" : "is mapped",
+	       hole_end ? "is not mapped" : "is mapped");
+	if (!hole_end) {
+		printf("no hole in the program's range\n");
+		contained();
+	}
+	uintptr_t s[64], e[64];
+	int before = bh_lines_in(top, top + R, s, e, 64);
+	pthread_t t[4];
+	int made = 0;
+	for (int i = 0; i < 1; i++)
+		if (pthread_create(&t[i], &at, bh_blocked, NULL) == 0)
+			made++;
+	usleep(300 * 1000);
+	uintptr_t brk_now = ((uintptr_t)syscall(SYS_brk, 0) + 4095) & ~4095UL;
+	int k = bh_lines_in(top, top + R, s, e, 64);
+	printf("%d threads made; mappings in the range: %d before, %d after (the program's break ends at %#lx)\n", made, before, k, (unsigned long)brk_now);
+	for (int i = 0; i < k; i++) {
+		printf("  %#lx-%#lx%s\n", (unsigned long)s[i], (unsigned long)e[i], e[i] <= brk_now ? " (the program's break)" : "");
+		fflush(stdout);
+		if (e[i] <= brk_now)
+			continue;
+		if (via_kernel) {
+			/* No mprotect: the range is still the program's read-write memory to the
+			 * monitor; Linux reads what is there now for write(2). */
+			size_t len = e[i] - s[i] > (1 << 20) ? (1 << 20) : e[i] - s[i];
+			ssize_t w = write(out[1], (void *)s[i], len);
+			if (w <= 0) {
+				printf("  write from it: %s\n", strerror(errno));
+				continue;
+			}
+			static uint64_t got[1 << 17];
+			ssize_t g = read(out[0], got, (size_t)w);
+			for (ssize_t j = 0; j < g / 8; j++)
+				if (got[j])
+					escaped("a host mapping landed in the hole brk left at %#lx-%#lx (still the program's read-write memory to the monitor); write(2) from it "
+					        "gave Linux's copy of host memory: %#lx at offset %#lx",
+					        (unsigned long)s[i], (unsigned long)e[i], (unsigned long)got[j], (unsigned long)(j * 8));
+			printf("  %zd bytes written from it, all zero\n", w);
+			continue;
+		}
+		if (mprotect((void *)s[i], e[i] - s[i], PROT_READ | PROT_WRITE) != 0) {
+			printf("  mprotect: %s\n", strerror(errno));
+			continue;
+		}
+		const uint64_t *q = (const uint64_t *)s[i];
+		size_t n = (e[i] - s[i]) / 8;
+		for (size_t j = 0; j < n; j++)
+			if (q[j])
+				escaped("a host mapping landed in the hole brk left at %#lx-%#lx (the program's reserved range); after mprotect, ring 3 read %#lx at %p",
+				        (unsigned long)s[i], (unsigned long)e[i], (unsigned long)q[j], (void *)&q[j]);
+		printf("  readable, all zero\n");
+	}
+	if (write(bh_pipe[1], "x", 1) != 1)
+		exit(2);
+	contained();
+}
+
+/* mremap-budget-hole: the runtime answers ENOMEM for an mremap the kernel made (the
+ * moved range does not fit the memslot budget: the program holds most of it in a
+ * NORESERVE mapping, 62 GiB of the 64 GiB). The monitor's growth step in its staging range "failed", so it
+ * moves the pages back with MREMAP_FIXED over the old range: Linux unmaps the old
+ * range first, then finds the staging range gone (the kernel moved it) and fails.
+ * The old range is a hole the monitor still records as the program's read-write
+ * memory; a host thread's stack lands there and write(2) from it reads host memory. */
+static void mb_alarm(int sig) {
+	(void)sig;
+	static const char msg[] = "mremap-budget-hole: no answer in 40 s (the mremap the runtime refuses hangs: not an escape, a hang)\n";
+	if (write(1, msg, sizeof msg - 1) < 0)
+		_exit(3);
+	_exit(3);
+}
+
+static void mremap_budget_hole(void) {
+	signal(SIGALRM, mb_alarm);
+	int out[2];
+	if (pipe(bh_pipe) || pipe(out))
+		exit(2);
+	fcntl(out[1], F_SETPIPE_SZ, 1 << 20);
+	size_t ssz = 1 << 20;
+	char *stk = mmap(NULL, ssz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setstack(&at, stk, ssz);
+	printf("setting up\n");
+	alarm(40);
+	double t0 = now();
+#define MB_STEP(what) fprintf(stderr, "mremap-budget-hole: %s at %.1f s\n", what, now() - t0)
+	size_t bigl = 62UL << 30;
+	char *big = mmap(NULL, bigl, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (big == MAP_FAILED) {
+		printf("no %zu GiB read-write mapping: %s (setup)\n", bigl >> 30, strerror(errno));
+		contained();
+	}
+	MB_STEP("big mapping made");
+	size_t ol = 1 << 20;
+	char *old = mmap(NULL, ol, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (old == MAP_FAILED)
+		exit(2);
+	memset(old, 0x5a, ol);
+	int placed = 0, below = 0;
+	for (int sh = 44; sh >= 18 && placed < 20000;) {
+		char *f = mmap(NULL, 1UL << sh, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (f == MAP_FAILED || f < old) {
+			below += f != MAP_FAILED;
+			sh--;
+			continue;
+		}
+		placed++;
+	}
+	printf("%zu GiB held at %p; range %p-%p; %d reservations fill the gaps above it (%d went below)\n", bigl >> 30, (void *)big, (void *)old, (void *)(old + ol), placed, below);
+	MB_STEP("gaps filled");
+	char *r = mremap(old, ol, 4UL << 30, MREMAP_MAYMOVE);
+	MB_STEP("mremap returned");
+	int e1 = errno;
+	int hole = msync(old, 4096, 0) != 0 && errno == ENOMEM;
+	printf("mremap(%p, 1 MiB, 4 GiB, MAYMOVE) = %p (%s); the old range %s\n", (void *)old, (void *)r, r == MAP_FAILED ? strerror(e1) : "moved", hole ? "is not mapped" : "is mapped");
+	if (r != MAP_FAILED || !hole) {
+		printf("no hole in the program's range\n");
+		contained();
+	}
+	pthread_t t;
+	if (pthread_create(&t, &at, bh_blocked, NULL) != 0)
+		printf("pthread_create failed\n");
+	usleep(300 * 1000);
+	MB_STEP("thread made");
+	uintptr_t s[64], e[64];
+	int k = bh_lines_in((uintptr_t)old, (uintptr_t)(old + ol), s, e, 64);
+	printf("mappings in the old range now: %d\n", k);
+	for (int i = 0; i < k; i++) {
+		printf("  %#lx-%#lx\n", (unsigned long)s[i], (unsigned long)e[i]);
+		fflush(stdout);
+		ssize_t w = write(out[1], (void *)s[i], e[i] - s[i]);
+		if (w <= 0) {
+			printf("  write from it: %s\n", strerror(errno));
+			continue;
+		}
+		static uint64_t got[1 << 17];
+		ssize_t g = read(out[0], got, (size_t)w);
+		for (ssize_t j = 0; j < g / 8; j++)
+			if (got[j] && got[j] != 0x5a5a5a5a5a5a5a5aUL)
+				escaped("a host mapping landed in the hole a failed mremap left at %#lx-%#lx (still the program's read-write memory to the monitor); write(2) "
+				        "from it gave Linux's copy of host memory: %#lx at offset %#lx",
+				        (unsigned long)s[i], (unsigned long)e[i], (unsigned long)got[j], (unsigned long)(j * 8));
+		printf("  %zd bytes written from it, nothing but the program's\n", w);
+	}
+	if (write(bh_pipe[1], "x", 1) != 1)
+		exit(2);
+	contained();
+}
+
+/* wait-efault-stale-child: wait4 reaps the child in the kernel, then the monitor's
+ * copy-out of the status fails (a sibling made the page inaccessible while wait4
+ * blocked): the call answers EFAULT before the monitor forgets the child. Its pid
+ * stays a "child" (F_SETOWN's target check) after the kernel freed it; once a process
+ * outside takes the pid (the test makes one), SIGIO from a pipe of the program's
+ * goes to it. */
+static void *we_protect(void *a) {
+	usleep(300 * 1000);
+	mprotect(a, 4096, PROT_NONE);
+	return NULL;
+}
+
+static void wait_efault_stale_child(void) {
+	char *pg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	pid_t c = fork();
+	if (c == 0) {
+		usleep(900 * 1000);
+		_exit(0);
+	}
+	pthread_t t;
+	pthread_create(&t, NULL, we_protect, pg);
+	long r = syscall(SYS_wait4, c, (int *)pg, 0, NULL);
+	int e = errno;
+	pthread_join(t, NULL);
+	fprintf(stderr, "wait4(%d) = %ld (%s)\n", c, r, r < 0 ? strerror(e) : "reaped");
+	printf("child %d\n", c);
+	fflush(stdout);
+	char go[16];
+	if (!fgets(go, sizeof go, stdin))
+		exit(2);
+	int p[2];
+	if (pipe(p))
+		exit(2);
+	int sig = fcntl(p[0], F_SETSIG, SIGTERM);
+	int as = fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK);
+	int own = fcntl(p[0], F_SETOWN, c);
+	int owne = errno;
+	ssize_t w = write(p[1], "x", 1);
+	printf("F_SETSIG SIGTERM: %d, O_ASYNC: %d, F_SETOWN %d: %d (%s), write: %zd\n", sig, as, c, own, own < 0 ? strerror(owne) : "ok", w);
+	char path[64], buf[256] = {0};
+	snprintf(path, sizeof path, "/proc/%d/status", c);
+	int fd = open(path, O_RDONLY);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (n > 0) {
+			char *nl = strchr(buf, '\n');
+			if (nl)
+				*nl = 0;
+			printf("%s: %s\n", path, buf);
+		}
+	} else {
+		printf("%s: %s\n", path, strerror(errno));
+	}
+	if (own == 0 && w == 1)
+		printf("SIGIO sent to pid %d, which the program reaped\n", c);
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -6483,6 +6800,15 @@ int main(int argc, char **argv) {
 		mremap_fixed_fail_hole();
 	else if (!strcmp(name, "mremap-hole-read"))
 		mremap_hole_read();
+	/* round 16 */
+	else if (!strcmp(name, "brk-overcommit-hole"))
+		brk_overcommit_hole(0);
+	else if (!strcmp(name, "brk-overcommit-hole-rw"))
+		brk_overcommit_hole(1);
+	else if (!strcmp(name, "mremap-budget-hole"))
+		mremap_budget_hole();
+	else if (!strcmp(name, "wait-efault-stale-child"))
+		wait_efault_stale_child();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

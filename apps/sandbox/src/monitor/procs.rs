@@ -603,18 +603,28 @@ pub fn kill(n: i64, a: [u64; 6]) -> R {
 }
 
 /// `wait4` and `waitid`: a reaped child is forgotten (its pidfd closes, what it held
-/// of the limits goes back).
+/// of the limits goes back), whatever happens to the copy-outs after: the kernel
+/// writes status, info and rusage into the monitor's buffers, and a child it reaped
+/// is forgotten before they are copied to the program (which may fail). A child
+/// still remembered after it was reaped would leave its pid a target for signals and
+/// `F_SETOWN` once a process outside reuses it.
 pub fn wait(n: i64, a: [u64; 6]) -> R {
+    let mut ru = [0u8; 144];
+    let ru_ptr = if a[n_rusage(n)] != 0 { ru.as_mut_ptr() as u64 } else { 0 };
     if n == libc::SYS_wait4 {
         opt(a[1], 4)?;
         opt(a[3], 144)?;
         let mut status = 0i32;
-        let pid = fwd(n, [a[0], &mut status as *mut i32 as u64, a[2], a[3], 0, 0])?;
-        if a[1] != 0 {
-            copy_out(a[1], &status.to_le_bytes())?;
-        }
+        let pid = fwd(n, [a[0], &mut status as *mut i32 as u64, a[2], ru_ptr, 0, 0])?;
         if pid > 0 && (libc::WIFEXITED(status) || libc::WIFSIGNALED(status)) {
             reaped(pid as i32);
+        }
+        // As Linux: written only for a child that changed state.
+        if pid > 0 && a[1] != 0 {
+            copy_out(a[1], &status.to_le_bytes())?;
+        }
+        if pid > 0 && a[3] != 0 {
+            copy_out(a[3], &ru)?;
         }
         return Ok(pid);
     }
@@ -628,16 +638,24 @@ pub fn wait(n: i64, a: [u64; 6]) -> R {
     opt(a[2], 128)?;
     opt(a[4], 144)?;
     let mut info = [0u8; 128];
-    let r = fwd(n, [which as u32 as u64, a[1], info.as_mut_ptr() as u64, a[3], a[4], 0])?;
-    if a[2] != 0 {
-        copy_out(a[2], &info)?;
-    }
+    let r = fwd(n, [which as u32 as u64, a[1], info.as_mut_ptr() as u64, a[3], ru_ptr, 0])?;
     let code = i32::from_le_bytes(info[8..12].try_into().unwrap_or_default());
     let pid = i32::from_le_bytes(info[16..20].try_into().unwrap_or_default());
     if pid > 0 && a[3] & libc::WNOWAIT as u64 == 0 && matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED) {
         reaped(pid);
     }
+    if a[2] != 0 {
+        copy_out(a[2], &info)?;
+    }
+    if a[4] != 0 {
+        copy_out(a[4], &ru)?;
+    }
     Ok(r)
+}
+
+/// Which argument of `wait4` (3) or `waitid` (4) is the rusage pointer.
+fn n_rusage(n: i64) -> usize {
+    if n == libc::SYS_wait4 { 3 } else { 4 }
 }
 
 /// Calls that take a pid: reading about this process, its threads or its children;

@@ -357,27 +357,10 @@ impl ProgramSpace {
             }
             self.check_limit(addr, end, prot)?;
             self.claim(addr, end)?;
-            // Made where the kernel likes first (every way it can refuse the mapping
-            // leaves the program's range as it was), then moved over the program's own
-            // range in one step. A MAP_FIXED that fails can leave a hole (Linux 6.1
-            // unmaps before it finishes checking), and the monitor's next allocation
-            // could land there while a sibling's call holds a pointer into it.
-            let tmp = mmap_raw(0, len, prot, flags & !(libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE), fd, off)?;
-            match mremap_to(tmp, len, len, 0, addr) {
-                Ok(()) => {
-                    self.fork_advice.set(addr, end, None);
-                    self.record(addr, end, prot)?;
-                    Ok(addr)
-                }
-                Err(e) => {
-                    // SAFETY: the mapping just made, still where the kernel put it.
-                    unsafe { libc::munmap(tmp as *mut libc::c_void, len as usize) };
-                    // Linux checks a move before it unmaps the destination; should
-                    // it not have, the hole is refilled.
-                    self.refill_where_unmapped(addr, end);
-                    Err(e)
-                }
-            }
+            self.map_over_own(addr, len, prot, flags & !(libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE), fd, off)?;
+            self.fork_advice.set(addr, end, None);
+            self.record(addr, end, prot)?;
+            Ok(addr)
         } else {
             if prot != libc::PROT_NONE {
                 self.reserve_growth(len)?;
@@ -395,6 +378,26 @@ impl ProgramSpace {
             self.record(got, got + len, prot)?;
             Ok(got)
         }
+    }
+
+    /// Maps `[addr, addr+len)`, a range the program owns, anew (`flags` without
+    /// `MAP_FIXED`): made where the kernel likes first (every way it or the runtime
+    /// can refuse the mapping leaves the program's range as it was), then moved over
+    /// the range in one step. A `MAP_FIXED` over the range can fail after the kernel
+    /// unmapped it (Linux 6.1 checks the commit limit after), and the monitor's next
+    /// allocation could land in the hole while a sibling's call holds a pointer into
+    /// it. On failure whatever of the range is gone is refilled (or disowned).
+    fn map_over_own(&mut self, addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off: u64) -> io::Result<()> {
+        let tmp = mmap_raw(0, len, prot, flags, fd, off)?;
+        if let Err(e) = mremap_to(tmp, len, len, 0, addr) {
+            // SAFETY: the mapping just made, still where the kernel put it.
+            unsafe { libc::munmap(tmp as *mut libc::c_void, len as usize) };
+            // Linux checks a move before it unmaps the destination; should it not
+            // have, the hole is refilled.
+            self.refill_where_unmapped(addr, addr + len);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// After a failed `MAP_FIXED` over `[addr, end)`: the pages the kernel already
@@ -576,7 +579,8 @@ impl ProgramSpace {
                 return self.brk_cur;
             }
             let ok = if self.owns(cur_top, new_top) {
-                mmap_raw(cur_top, new_top - cur_top, libc::PROT_READ | libc::PROT_WRITE, (flags & !libc::MAP_FIXED_NOREPLACE) | libc::MAP_FIXED, -1, 0).is_ok()
+                // Over the program's own range: never a hole (see `map_over_own`).
+                self.map_over_own(cur_top, new_top - cur_top, libc::PROT_READ | libc::PROT_WRITE, flags & !libc::MAP_FIXED_NOREPLACE, -1, 0).is_ok()
             } else {
                 matches!(mmap_raw(cur_top, new_top - cur_top, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0), Ok(p) if p == cur_top)
             };
