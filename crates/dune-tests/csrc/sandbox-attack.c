@@ -455,6 +455,28 @@
  *   wait-efault-stale-child          wait4's status copy-out fails after the kernel
  *                                    reaped the child: the pid stays a "child"; F_SETOWN
  *                                    to it after reuse signals a process outside
+ *
+ * Round 17 (after the round-16 fixes):
+ *   cpu-clock-outside PID            a pid hidden in a clock id ((~pid << 3) | 2): the
+ *                                    process CPU clock of a process outside (PID, the
+ *                                    supervisor, init) read, timed (timer_create attaches
+ *                                    a timer to it) with no pid check; capget's header
+ *                                    names a pid too
+ *   inherited-append-mmap            stdin is an open file outside the writable trees,
+ *                                    opened O_RDWR|O_APPEND by a process outside: a
+ *                                    MAP_SHARED writable mapping of it writes over what
+ *                                    is already there (ftruncate, fallocate, F_SETFL and
+ *                                    RWF_NOAPPEND are refused; mmap is not looked at)
+ *   user-quota-inotify               inotify instances are counted per user (128 for
+ *                                    root by default) across the machine: the sandbox
+ *                                    takes them all, and root's processes outside get
+ *                                    EMFILE from inotify_init
+ *   close-unpinned-race RO RW        pipe2/accept4 whose copy-out fails close their new
+ *                                    descriptors with no pin: a sibling frees the number
+ *                                    first, the path walk's descriptor lands there, the
+ *                                    monitor closes it, a read-only directory takes it
+ *                                    (mkdir, and rename between two walks); a number
+ *                                    left empty aborts the monitor (IO safety)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -476,6 +498,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -6522,6 +6545,266 @@ static void wait_efault_stale_child(void) {
 	contained();
 }
 
+/* ---- round 17 -------------------------------------------------------------------- */
+
+/* A process CPU clock id names a pid: MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED). */
+static clockid_t process_cpu_clock(pid_t pid) {
+	return (clockid_t)((~(unsigned)pid) << 3) | 2;
+}
+
+/* The process CPU clock of any process is readable, and a POSIX timer can be made on
+ * it (kernel state hung on that process's signal struct), with no permission check
+ * in Linux (pid_for_clock). The monitor forwards clock_gettime, clock_getres and
+ * timer_create without looking inside the clock id; the same for capget, whose header
+ * names a pid. PID is a process outside (the test's); the supervisor (the parent) and
+ * init are outside too. Every pid argument the monitor does parse (kill, F_SETOWN,
+ * sched_*, getpriority, prlimit64...) must be the sandbox's own. */
+static void cpu_clock_outside(const char *pidarg) {
+	pid_t targets[3] = {(pid_t)atoi(pidarg), getppid(), 1};
+	const char *who[3] = {"the test's process outside", "the supervisor (parent)", "init"};
+	char what[4096] = "";
+	size_t at = 0;
+	for (int i = 0; i < 3; i++) {
+		pid_t p = targets[i];
+		if (p <= 0 || p == getpid())
+			continue;
+		clockid_t c = process_cpu_clock(p);
+		struct timespec ts = {0, 0}, res = {0, 0};
+		long r1 = syscall(SYS_clock_gettime, c, &ts);
+		int e1 = errno;
+		long r2 = syscall(SYS_clock_getres, c, &res);
+		int e2 = errno;
+		struct sigevent sev;
+		memset(&sev, 0, sizeof sev);
+		sev.sigev_notify = SIGEV_NONE;
+		int tid = -1;
+		long r3 = syscall(SYS_timer_create, c, &sev, &tid);
+		int e3 = errno;
+		long r4 = -1;
+		int e4 = 0;
+		if (r3 == 0) {
+			struct itimerspec its = {{0, 0}, {1000, 0}};
+			r4 = syscall(SYS_timer_settime, tid, 0, &its, NULL);
+			e4 = errno;
+		}
+		struct {
+			uint32_t version;
+			int pid;
+		} hdr = {0x20080522, p};
+		uint32_t data[6] = {0};
+		long r5 = syscall(SYS_capget, &hdr, data);
+		int e5 = errno;
+		printf("pid %d (%s): clock_gettime %s (%ld.%09ld s of CPU), clock_getres %s, timer_create %s, timer_settime %s, capget %s (effective %#x %#x)\n", p, who[i], r1 ? strerror(e1) : "ok", (long)ts.tv_sec,
+		       (long)ts.tv_nsec, r2 ? strerror(e2) : "ok", r3 ? strerror(e3) : "ok", r3 ? "-" : (r4 ? strerror(e4) : "armed"), r5 ? strerror(e5) : "ok", data[0], data[3]);
+		if (!r1 || !r2 || !r3 || !r5)
+			at += snprintf(what + at, at < sizeof what ? sizeof what - at : 0, "%s%s pid %d:%s%s%s%s", at ? "; " : "", who[i], p, !r1 ? " its CPU time read" : "", !r2 ? " its clock's existence told" : "",
+			               !r3 ? " a timer made on its CPU clock" : "", !r5 ? " its capabilities read" : "");
+	}
+	if (at)
+		escaped("calls naming processes outside the sandbox by a pid inside a clock id or a capget header: %s", what);
+	contained();
+}
+
+/* Stdin is a file outside the writable trees that a process outside opened for reading
+ * and appending (Python's "a+", a shell's `<>` on a log). Writes through it only add
+ * (O_APPEND stays: F_SETFL, RWF_NOAPPEND refused; ftruncate and fallocate refused).
+ * A MAP_SHARED writable mapping of it writes anywhere in the file: mmap looks only at
+ * the descriptor's number. The test checks the file. */
+static void inherited_append_mmap(void) {
+	int fl = fcntl(0, F_GETFL);
+	struct stat st;
+	fstat(0, &st);
+	size_t len = st.st_size > 0 ? (size_t)st.st_size : 4096;
+	char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, 0, 0);
+	int e = errno;
+	int mp = -1, mpe = 0;
+	if (m == MAP_FAILED) {
+		/* Read-only first, then made writable. */
+		m = mmap(NULL, len, PROT_READ, MAP_SHARED, 0, 0);
+		if (m != MAP_FAILED) {
+			mp = mprotect(m, len, PROT_READ | PROT_WRITE);
+			mpe = errno;
+			if (mp) {
+				munmap(m, len);
+				m = MAP_FAILED;
+			}
+		}
+	}
+	printf("stdin flags %#o, size %ld; mmap(MAP_SHARED, PROT_WRITE): %s; mprotect: %s\n", fl, (long)st.st_size, m != MAP_FAILED && mp < 0 ? "ok" : strerror(e), mp < 0 && !mpe ? "-" : (mp ? strerror(mpe) : "ok"));
+	if (m != MAP_FAILED) {
+		memcpy(m, "OVERWRITTEN BY THE SANDBOX", len < 26 ? len : 26);
+		int s = msync(m, len, MS_SYNC);
+		printf("wrote over the first bytes through the mapping; msync: %s\n", s ? strerror(errno) : "ok");
+		escaped("the appended-to file outside the writable trees (stdin) was written over through a shared writable mapping: what the process outside wrote there is gone");
+	}
+	contained();
+}
+
+/* inotify instances are counted per user for the whole machine
+ * (fs.inotify.max_user_instances, 128 by default): root's processes outside share
+ * root's count with the sandbox. The attack takes every instance it can, says how
+ * many, and holds them until the test (root, outside) has tried to make one. */
+static void user_quota_inotify(void) {
+	int n = 0, e = 0;
+	for (; n < 65536; n++) {
+		int f = inotify_init1(IN_CLOEXEC);
+		if (f < 0) {
+			e = errno;
+			break;
+		}
+	}
+	printf("holding %d inotify instances (then: %s)\n", n, strerror(e));
+	fflush(stdout);
+	alarm(20);
+	char b[16];
+	ssize_t r = read(0, b, sizeof b);
+	(void)r;
+	contained();
+}
+
+/* pipe2 with a read-only result buffer: the kernel makes the two descriptors in the
+ * monitor's memory, the copy-out fails, and the monitor closes them by number with no
+ * pin and without the exclusive side (io::two_descriptors; accept4's failed copy-out
+ * the same way). A sibling closes the number first (its close takes the exclusive
+ * side: nothing is pinned yet), another thread's path walk takes the number, pinned;
+ * the monitor's close then closes the walk's descriptor. Renamers walk the source's
+ * parent (rw/m, whose marker does not exist) and then a destination CU_DEPTH
+ * directories deep; dup spinners put the read-only directory on the freed number,
+ * so the rename would move the read-only tree's marker out. In the lane the monitor
+ * aborts first (Rust's IO-safety check: a walk's descriptor was already closed by
+ * another thread's stray close). The test checks the read-only directory and that
+ * the monitor survived. */
+#define CU_DEPTH 120
+static volatile int cu_stop, cu_lo = -1;
+static const char *cu_ro, *cu_rw;
+static int *cu_bad;
+
+static void *cu_piper(void *a) {
+	(void)a;
+	while (!cu_stop) {
+		syscall(SYS_pipe2, cu_bad, O_CLOEXEC);
+	}
+	return NULL;
+}
+
+static void *cu_closer(void *a) {
+	(void)a;
+	while (!cu_stop) {
+		int lo = cu_lo;
+		if (lo >= 0)
+			for (int f = lo; f < lo + 6; f++)
+				close(f);
+	}
+	return NULL;
+}
+
+static void *cu_walker(void *a) {
+	long i = (long)a;
+	if (i < 0)
+		return NULL;
+	char path[512], src[512], dst[4096];
+	unsigned long k = 0;
+	snprintf(src, sizeof src, "%s/m/marker", cu_rw);
+	/* The destination 600 directories deep: one long walk in the kernel (openat2),
+	 * while the source's parent, walked first, waits at its low number. */
+	size_t dl = (size_t)snprintf(dst, sizeof dst, "%s/", cu_rw);
+	for (int h = 0; h < CU_DEPTH; h++)
+		dl += (size_t)snprintf(dst + dl, sizeof dst - dl, "a/");
+	snprintf(dst + dl, sizeof dst - dl, "marker%ld", i);
+	while (!cu_stop) {
+		if (i & 1) {
+			/* Two walks, then one call on both parents: the first walk's parent
+			 * waits through the second walk. */
+			if (rename(src, dst) == 0)
+				printf("renamed %s (it should not exist)\n", src);
+		} else {
+			snprintf(path, sizeof path, "%s/a/b/c/d/e/f/g/d%ld-%lu", cu_rw, i, k++ % 64);
+			if (mkdir(path, 0755) == 0)
+				rmdir(path);
+		}
+	}
+	return NULL;
+}
+
+static int cu_rofd = -1;
+
+static void *cu_opener(void *a) {
+	(void)a;
+	while (!cu_stop) {
+		/* dup: the cheapest way to put the read-only directory at the lowest free
+		 * number. */
+		int f = dup(cu_rofd);
+		if (f >= 0 && f > cu_lo + 8)
+			close(f);
+	}
+	return NULL;
+}
+
+static void close_unpinned_race(const char *ro, const char *rw, int walk) {
+	cu_ro = ro;
+	cu_rw = rw;
+	char p[512];
+	snprintf(p, sizeof p, "%s/m", rw);
+	mkdir(p, 0755);
+	/* rw/m/marker does not exist: the rename fails (ENOENT) unless its source
+	 * parent is the read-only directory, whose marker it then moves out. The walk
+	 * of a missing entry holds only the parent (no node descriptor). */
+	alarm(60);
+	int dfd = open(rw, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (int h = 0; h < CU_DEPTH && dfd >= 0; h++) {
+		mkdirat(dfd, "a", 0755);
+		int nd = openat(dfd, "a", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(dfd);
+		dfd = nd;
+	}
+	if (dfd >= 0)
+		close(dfd);
+	else
+		printf("could not make the deep directories: %s\n", strerror(errno));
+	cu_bad = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int rofd = open(ro, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cu_rofd = dup2(rofd, 200);
+	close(rofd);
+	int probe = open("/", O_RDONLY | O_CLOEXEC);
+	cu_lo = probe;
+	close(probe);
+	printf("lowest free descriptor %d; %d directories deep made\n", cu_lo, CU_DEPTH);
+	pthread_t t[8];
+	pthread_create(&t[0], NULL, cu_piper, NULL);
+	pthread_create(&t[1], NULL, cu_piper, NULL);
+	pthread_create(&t[2], NULL, cu_closer, NULL);
+	/* Without walkers (a third argument): what the monitor's stray close hits. */
+	pthread_create(&t[3], NULL, cu_walker, (void *)(walk ? 1L : -1L));
+	pthread_create(&t[4], NULL, cu_walker, (void *)(walk ? 5L : -1L));
+	pthread_create(&t[7], NULL, cu_walker, (void *)(walk ? 3L : -1L));
+	pthread_create(&t[5], NULL, cu_opener, NULL);
+	pthread_create(&t[6], NULL, cu_opener, NULL);
+	sleep(15);
+	cu_stop = 1;
+	for (int i = 0; i < 8; i++)
+		pthread_join(t[i], NULL);
+	/* Checked after the threads stopped (the closer would close the listing's own
+	 * descriptor). */
+	int hits = 0, marker = 0;
+	DIR *d = opendir(ro);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (!strcmp(e->d_name, "marker"))
+				marker = 1;
+			else if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				hits++, printf("made in the read-only tree: %s\n", e->d_name);
+		}
+		closedir(d);
+		if (!marker)
+			hits++, printf("the read-only tree's marker is gone\n");
+	}
+	printf("changes in the read-only directory: %d\n", hits);
+	if (hits)
+		escaped("the read-only tree %s changed: the monitor closed the path walk's descriptor with no pin and a read-only directory took its number", ro);
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -6809,6 +7092,15 @@ int main(int argc, char **argv) {
 		mremap_budget_hole();
 	else if (!strcmp(name, "wait-efault-stale-child"))
 		wait_efault_stale_child();
+	/* round 17 */
+	else if (!strcmp(name, "cpu-clock-outside"))
+		need(argc, 3), cpu_clock_outside(argv[2]);
+	else if (!strcmp(name, "inherited-append-mmap"))
+		inherited_append_mmap();
+	else if (!strcmp(name, "user-quota-inotify"))
+		user_quota_inotify();
+	else if (!strcmp(name, "close-unpinned-race"))
+		need(argc, 4), close_unpinned_race(argv[2], argv[3], argc < 5);
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

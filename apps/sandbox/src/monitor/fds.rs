@@ -53,7 +53,7 @@ pub fn dup2(n: i64, a: [u64; 6]) -> R {
 /// in a read-write tree (or deleted from one), a pipe, a socket or a `memfd`. Never
 /// an anonymous inode (the machine's eventfds, epolls and timerfds share one), and
 /// never a file whose link cannot be read: what cannot be named is not the program's.
-fn writable(f: &OwnedFd) -> bool {
+pub fn writable(f: &OwnedFd) -> bool {
     let p = match fdtable::file_of(f.as_fd()) {
         // Not one the sandbox was started with: that is the outside's too.
         FileOf::PipeOrSocket | FileOf::Memfd => return !is_outer_file(f),

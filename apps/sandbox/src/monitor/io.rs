@@ -98,13 +98,24 @@ pub fn two_descriptors(addr: u64, call: impl FnOnce(u64) -> R) -> R {
     b[..4].copy_from_slice(&fds[0].to_le_bytes());
     b[4..].copy_from_slice(&fds[1].to_le_bytes());
     if let Err(e) = copy_out(addr, &b) {
-        for f in fds {
-            // SAFETY: as above; the program never saw them.
-            unsafe { libc::close(f) };
-        }
+        close_unseen(&fds);
         return Err(e);
     }
     Ok(r)
+}
+
+/// Closes descriptors a call made whose numbers never reached the program (their
+/// copy-out failed), as the program's own `close` would: with the descriptor table
+/// exclusive, so never while a path walk's pinned descriptor may hold one of the
+/// numbers (a sibling may have closed it meanwhile and the walk taken it).
+pub fn close_unseen(fds: &[i32]) {
+    let _x = fdtable::exclusive();
+    for &f in fds {
+        // SAFETY: numbers in the program's range that no monitor descriptor holds
+        // while no pin is held (the resolver's are pinned); at worst a number the
+        // program reused meanwhile, its own.
+        unsafe { libc::close(f) };
+    }
 }
 
 /// Calls that make a new descriptor from plain numbers (`epoll_create1`, `eventfd2`,

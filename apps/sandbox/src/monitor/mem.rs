@@ -2,6 +2,8 @@
 //! program's space ([`super::space`]); `madvise` advice is allowlisted; the rest act
 //! only on the program's own pages.
 
+use std::os::fd::AsRawFd;
+
 use super::fdtable::fd;
 use super::state::m;
 use super::sys::{deny, fwd, neg, R};
@@ -9,10 +11,26 @@ use super::user::user;
 
 /// `mmap(addr, len, prot, flags, fd, off)`.
 pub fn mmap(a: [u64; 6]) -> R {
+    let mut fd_used = a[4] as i32;
+    let mut _private = None;
     if a[3] & libc::MAP_ANONYMOUS as u64 == 0 {
         fd(a[4])?;
+        // Mapped through the monitor's private duplicate (the file checked is the file
+        // mapped). A shared mapping of a file opened for writing is a way to write it
+        // (and `mprotect` can add PROT_WRITE later): only for files the program may
+        // change, not, say, a file outside the read-write trees the sandbox was given
+        // for appending.
+        let p = super::fdtable::private(a[4])?;
+        let shared = a[3] as i32 & libc::MAP_TYPE == libc::MAP_SHARED || a[3] as i32 & libc::MAP_TYPE == libc::MAP_SHARED_VALIDATE;
+        // SAFETY: F_GETFL only reads the open file's status flags.
+        let mode = unsafe { libc::fcntl(p.as_raw_fd(), libc::F_GETFL) } & libc::O_ACCMODE;
+        if shared && mode != libc::O_RDONLY && !super::fds::writable(&p) {
+            return deny(&format!("mmap(MAP_SHARED) of descriptor {}", a[4] as i32), "a file opened for writing outside the read-write trees", libc::EACCES);
+        }
+        fd_used = p.as_raw_fd();
+        _private = Some(p);
     }
-    match m().space().mmap(a[0], a[1], a[2] as i32, a[3] as i32, a[4] as i32, a[5]) {
+    match m().space().mmap(a[0], a[1], a[2] as i32, a[3] as i32, fd_used, a[5]) {
         Ok(v) => Ok(v as i64),
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => deny(&format!("mmap({:#x}, {:#x}, MAP_FIXED)", a[0], a[1]), "range is not the program's memory", libc::EPERM),
         Err(e) => Err(neg(e.raw_os_error().unwrap_or(libc::EINVAL))),

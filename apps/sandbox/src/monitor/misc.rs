@@ -21,8 +21,18 @@ pub fn ids(n: i64, a: [u64; 6]) -> R {
     match n {
         libc::SYS_getgroups => user(a[1], a[0].saturating_mul(4))?,
         libc::SYS_capget => {
-            user(a[0], 8)?;
+            // The header names a process (its pid): only this one or its own threads,
+            // checked and passed on as a monitor copy (a sibling cannot change it
+            // between the two), and copied back (the kernel writes the version there).
+            let mut hdr = copy_in(a[0], 8)?;
             opt(a[1], 24)?;
+            let pid = super::user::word32(&hdr, 4) as i32;
+            if !own_task(pid) {
+                return deny(&format!("capget(pid {pid})"), "a process outside the sandbox", libc::EPERM);
+            }
+            let r = fwd(n, [hdr.as_mut_ptr() as u64, a[1], 0, 0, 0, 0]);
+            copy_out(a[0], &hdr)?;
+            return r;
         }
         _ => {
             user(a[0], 4)?;
@@ -41,9 +51,31 @@ pub fn getcpu(n: i64, a: [u64; 6]) -> R {
 }
 
 /// The clocks, sleeps and timers: each pointer checked for its struct's size.
+/// Whether `pid` names this process or one of its threads (0: the caller).
+fn own_task(pid: i32) -> bool {
+    // SAFETY: getpid has no effect; tgkill with signal 0 only checks that `pid` is a
+    // thread of this process.
+    pid == 0 || unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), pid, 0) } == 0
+}
+
+/// Whether a clock id may be used: the system clocks, and the CPU clocks of this
+/// process and its threads. A CPU clock id carries a pid (`(~pid << 3) | type`, bit
+/// 2 for a thread's) that Linux checks no permission on: another process's CPU time,
+/// or a timer tied to it, is not the program's. Dynamic clocks (type 3) are refused.
+fn clock_allowed(clock: i32) -> bool {
+    if clock >= 0 {
+        return true;
+    }
+    let pid = !(clock >> 3);
+    clock & 3 != 3 && own_task(pid)
+}
+
 #[allow(non_upper_case_globals)] // libc's SYS_* names
 pub fn time(n: i64, a: [u64; 6]) -> R {
     use libc::*;
+    if matches!(n, SYS_clock_gettime | SYS_clock_getres | SYS_clock_nanosleep) && !clock_allowed(a[0] as i32) {
+        return deny(&format!("clock {}", a[0] as i32), "the CPU clock of a process outside the sandbox", EINVAL);
+    }
     match n {
         SYS_clock_gettime | SYS_clock_getres => opt(a[1], 16)?,
         SYS_gettimeofday => {
@@ -78,6 +110,9 @@ pub fn time(n: i64, a: [u64; 6]) -> R {
 /// `timer_create(clock, sevp, id)`: a thread-directed notification must name a
 /// thread of this process, and the signal must be one the program may send itself.
 pub fn timer_create(n: i64, a: [u64; 6]) -> R {
+    if !clock_allowed(a[0] as i32) {
+        return deny(&format!("timer_create(clock {})", a[0] as i32), "the CPU clock of a process outside the sandbox", libc::EINVAL);
+    }
     let mut sev = None;
     if a[1] != 0 {
         let b = copy_in(a[1], 64)?;

@@ -203,8 +203,7 @@ pub fn call(n: i64, a: [u64; 6]) -> R {
             let r = ret(raw(n, [a[0], buf.as_mut_ptr() as u64, &mut len as *mut u32 as u64, a[3], 0, 0]))?;
             if let Err(e) = copy_out_addr(a[1], a[2], &buf, len) {
                 // As Linux does: the new connection's descriptor goes again.
-                // SAFETY: the descriptor this accept just made; the program never saw it.
-                unsafe { libc::close(r as i32) };
+                super::io::close_unseen(&[r as i32]);
                 return Err(e);
             }
             Ok(r)
