@@ -150,12 +150,13 @@ struct Alias {
 /// The address of the file's page behind shared page `va` (see [`ALIASES`]), or `va`
 /// itself where no alias could be made (the file was gone or replaced at `init`).
 pub(crate) fn alias_of(va: u64) -> u64 {
-    let Some(aliases) = ALIASES.get() else { return va };
-    let i = aliases.partition_point(|a| a.end <= va);
-    match aliases.get(i) {
-        Some(a) if a.start <= va => a.at + (va - a.start),
-        _ => va,
-    }
+    alias_at(va).map_or(va, |a| a.at + (va - a.start))
+}
+
+/// The alias whose range holds `va` (they are sorted and disjoint).
+fn alias_at(va: u64) -> Option<&'static Alias> {
+    let aliases = ALIASES.get()?;
+    aliases.get(aliases.partition_point(|a| a.end <= va)).filter(|a| a.start <= va)
 }
 
 fn down(a: u64) -> u64 {
@@ -551,7 +552,7 @@ impl Image {
     /// since it was mapped): reading it, even from ring 0, raises SIGBUS and ends the
     /// process. Pages of no file are never past an end.
     pub(crate) fn past_eof(&self, va: u64) -> bool {
-        let Some(a) = ALIASES.get().and_then(|all| all.iter().find(|a| a.start <= va && va < a.end)) else { return false };
+        let Some(a) = alias_at(va) else { return false };
         match a.file.metadata() {
             Ok(md) => a.offset + (down(va) - a.start) >= up(md.len()),
             Err(_) => true,

@@ -55,10 +55,11 @@ pub fn write(report: &Report, path: &Path) -> Result<(), PlotError> {
     if !registered {
         return Err(PlotError("the embedded font does not parse".into()));
     }
-    let size = (WIDTH, height(panels(report).len(), report.rows.len()));
+    let panels = panels(report);
+    let size = (WIDTH, height(panels.len(), report.rows.len()));
     match kind(path) {
-        Some("svg") => draw(SVGBackend::new(path, size).into_drawing_area(), report),
-        Some("png") => draw(BitMapBackend::new(path, size).into_drawing_area(), report),
+        Some("svg") => draw(SVGBackend::new(path, size).into_drawing_area(), report, &panels),
+        Some("png") => draw(BitMapBackend::new(path, size).into_drawing_area(), report, &panels),
         _ => Err(PlotError(format!("{}: --plot writes .svg or .png", path.display()))),
     }
 }
@@ -135,7 +136,7 @@ fn height(panels: usize, rows: usize) -> u32 {
     HEAD + panels as u32 * (PANEL_TITLE + AXIS + 16) + rows as u32 * ROW
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, report: &Report) -> Result<(), PlotError> {
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, report: &Report, panels: &[(&'static str, Vec<Group>)]) -> Result<(), PlotError> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| PlotError(format!("drawing the chart: {e}"));
     root.fill(&WHITE).map_err(err)?;
     let grey = RGBColor(90, 90, 90);
@@ -161,7 +162,6 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, report: &Report) -> Re
     }
     root.draw(&Text::new("exits/op: the Dune way's VM exits per operation", (x + 10, 73), left.clone().color(&grey))).map_err(err)?;
 
-    let panels = panels(report);
     let all = panels.iter().flat_map(|(_, g)| g.iter().flat_map(|g| g.values.iter().flatten().copied()));
     let lo = all.clone().fold(f64::INFINITY, f64::min);
     let hi = all.fold(0.0f64, f64::max);
@@ -169,7 +169,7 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, report: &Report) -> Re
     let (lo, hi) = if lo.is_finite() && hi > 0.0 { (lo / 2.0, hi * 25.0) } else { (1.0, 10.0) };
 
     let mut rest = root.margin(HEAD, 0, 0, 0);
-    for (title, groups) in &panels {
+    for (title, groups) in panels {
         let n = groups.len();
         let (area, below) = rest.split_vertically(PANEL_TITLE + AXIS + 16 + n as u32 * ROW);
         rest = below;

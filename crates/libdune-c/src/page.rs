@@ -57,7 +57,7 @@ fn slot(pa: u64, insert: bool) -> Option<&'static Page> {
 }
 
 /// The address a handle names, if it is one of ours.
-fn pa_of(pg: *const Page) -> Option<u64> {
+pub(crate) fn pa_of(pg: *const Page) -> Option<u64> {
     let base = PAGES.as_ptr() as usize;
     let off = (pg as usize).checked_sub(base)?;
     if off % size_of::<Page>() != 0 {
@@ -70,7 +70,7 @@ fn pa_of(pg: *const Page) -> Option<u64> {
 }
 
 /// The handle of allocator page `pa`.
-fn handle(pa: u64) -> *mut Page {
+pub(crate) fn handle(pa: u64) -> *mut Page {
     if pa == 0 || !pa.is_multiple_of(PAGE_SIZE) || libdune::vm::pa_to_va(pa).is_none() {
         return core::ptr::null_mut();
     }
@@ -148,16 +148,6 @@ pub extern "C" fn dune_page_stats() {
             crate::util::print(&format!("DUNE Page Allocator: Alloc {alloc}, Free {free}, Total {total}\n"));
         }
     })
-}
-
-/// The handle of the allocator page `pa` (for `dune_vm_lookup_page`).
-pub(crate) fn handle_of(pa: u64) -> *mut Page {
-    handle(pa)
-}
-
-/// The page a handle names (for `dune_vm_insert_page`).
-pub(crate) fn pa_of_handle(pg: *const Page) -> Option<u64> {
-    pa_of(pg)
 }
 
 /// `struct page *dune_pa2page(physaddr_t pa)`: NULL if `pa` is not a page of the

@@ -286,7 +286,7 @@ pub extern "C" fn dune_vm_insert_page(root: *mut u64, va: *mut c_void, pg: *mut 
     guard(-libc::EINVAL, || {
         let Some(root) = root_of(root) else { return -libc::EINVAL };
         let perm = perm as u32 as u64;
-        let Some(pa) = crate::page::pa_of_handle(pg) else { return -libc::EINVAL };
+        let Some(pa) = crate::page::pa_of(pg) else { return -libc::EINVAL };
         if perm & PERM_R == 0 || perm & (rvm::PERM_BIG | rvm::PERM_BIG_1GB) != 0 || libdune::page::get(pa).is_err() {
             return -libc::EINVAL;
         }
@@ -310,7 +310,7 @@ pub extern "C" fn dune_vm_lookup_page(root: *mut u64, va: *mut c_void) -> *mut c
             Ok((e, PageSize::Size4K)) => {
                 let p = e.get();
                 if p.is_present() && libdune::page::is_allocated(p.addr()) {
-                    crate::page::handle_of(p.addr())
+                    crate::page::handle(p.addr())
                 } else {
                     core::ptr::null_mut()
                 }

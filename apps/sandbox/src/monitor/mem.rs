@@ -21,10 +21,9 @@ pub fn mmap(a: [u64; 6]) -> R {
         // change, not, say, a file outside the read-write trees the sandbox was given
         // for appending.
         let p = super::fdtable::private(a[4])?;
-        let shared = a[3] as i32 & libc::MAP_TYPE == libc::MAP_SHARED || a[3] as i32 & libc::MAP_TYPE == libc::MAP_SHARED_VALIDATE;
+        let shared = matches!(a[3] as i32 & libc::MAP_TYPE, libc::MAP_SHARED | libc::MAP_SHARED_VALIDATE);
         // SAFETY: F_GETFL only reads the open file's status flags.
-        let mode = unsafe { libc::fcntl(p.as_raw_fd(), libc::F_GETFL) } & libc::O_ACCMODE;
-        if shared && mode != libc::O_RDONLY && !super::fds::writable(&p) {
+        if shared && unsafe { libc::fcntl(p.as_raw_fd(), libc::F_GETFL) } & libc::O_ACCMODE != libc::O_RDONLY && !super::fds::writable(&p) {
             return deny(&format!("mmap(MAP_SHARED) of descriptor {}", a[4] as i32), "a file opened for writing outside the read-write trees", libc::EACCES);
         }
         fd_used = p.as_raw_fd();

@@ -4,7 +4,7 @@
 //! to the process they share.
 
 use super::state::{m, Thread};
-use super::sys::{deny, fwd, neg, EFAULT, EINVAL, EPERM, R};
+use super::sys::{deny, fwd, neg, own_thread, EFAULT, EINVAL, EPERM, R};
 use super::user::{copy_in, copy_out, cstr_in, opt, user, word};
 
 /// Calls with no pointer and no target but the caller (`getpid`, `sched_yield`,
@@ -27,7 +27,7 @@ pub fn ids(n: i64, a: [u64; 6]) -> R {
             let mut hdr = copy_in(a[0], 8)?;
             opt(a[1], 24)?;
             let pid = super::user::word32(&hdr, 4) as i32;
-            if !own_task(pid) {
+            if super::procs::self_pid(pid as i64).is_err() {
                 return deny(&format!("capget(pid {pid})"), "a process outside the sandbox", libc::EPERM);
             }
             let r = fwd(n, [hdr.as_mut_ptr() as u64, a[1], 0, 0, 0, 0]);
@@ -50,14 +50,6 @@ pub fn getcpu(n: i64, a: [u64; 6]) -> R {
     fwd(n, [a[0], a[1], 0, 0, 0, 0])
 }
 
-/// The clocks, sleeps and timers: each pointer checked for its struct's size.
-/// Whether `pid` names this process or one of its threads (0: the caller).
-fn own_task(pid: i32) -> bool {
-    // SAFETY: getpid has no effect; tgkill with signal 0 only checks that `pid` is a
-    // thread of this process.
-    pid == 0 || unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), pid, 0) } == 0
-}
-
 /// Whether a clock id may be used: the system clocks, and the CPU clocks of this
 /// process and its threads. A CPU clock id carries a pid (`(~pid << 3) | type`, bit
 /// 2 for a thread's) that Linux checks no permission on: another process's CPU time,
@@ -67,9 +59,10 @@ fn clock_allowed(clock: i32) -> bool {
         return true;
     }
     let pid = !(clock >> 3);
-    clock & 3 != 3 && own_task(pid)
+    clock & 3 != 3 && super::procs::self_pid(pid as i64).is_ok()
 }
 
+/// The clocks, sleeps and timers: each pointer checked for its struct's size.
 #[allow(non_upper_case_globals)] // libc's SYS_* names
 pub fn time(n: i64, a: [u64; 6]) -> R {
     use libc::*;
@@ -124,7 +117,7 @@ pub fn timer_create(n: i64, a: [u64; 6]) -> R {
         if notify & 4 != 0 {
             let tid = super::user::word32(&b, 16) as i32;
             // SAFETY: getpid has no effect; tgkill with signal 0 only checks.
-            if unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) } != 0 {
+            if !own_thread(tid) {
                 return Err(EINVAL);
             }
         }

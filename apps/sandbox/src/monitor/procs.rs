@@ -30,7 +30,7 @@ use super::fdtable;
 use super::limits::{self, Kind};
 use super::signals;
 use super::state::{m, run_thread, Flow, Thread};
-use super::sys::{deny, fwd, neg, raw, ret, EPERM, R};
+use super::sys::{deny, fwd, neg, own_thread, raw, ret, EPERM, R};
 use super::user::{copy_in, copy_out, cstr_in, opt, user, write_user};
 use super::{audit, exitless};
 use crate::loader::{self, StackOptions};
@@ -539,16 +539,14 @@ pub fn kill_target(pid: i64) -> Result<(), i64> {
 /// A pid argument of a call that acts on a process or thread: 0, this process, one
 /// of its threads, or a child.
 pub fn own_pid(pid: i64) -> Result<(), i64> {
-    // SAFETY: tgkill with signal 0 only checks that `pid` is a thread of this process.
-    let mine = pid == 0 || unsafe { libc::syscall(libc::SYS_tgkill, getpid(), pid as i32, 0) } == 0;
-    if mine || is_child(pid) { Ok(()) } else { Err(EPERM) }
+    if self_pid(pid).is_ok() || is_child(pid) { Ok(()) } else { Err(EPERM) }
 }
 
 /// A pid argument of a call that changes a process (priority, affinity, scheduling,
-/// limits): this process or one of its threads only.
-fn self_pid(pid: i64) -> Result<(), i64> {
-    // SAFETY: as in own_pid.
-    if pid == 0 || unsafe { libc::syscall(libc::SYS_tgkill, getpid(), pid as i32, 0) } == 0 { Ok(()) } else { Err(EPERM) }
+/// limits) or reads what Linux shows of any process without a permission check (CPU
+/// clocks, capabilities): 0, this process or one of its threads only.
+pub fn self_pid(pid: i64) -> Result<(), i64> {
+    if pid == 0 || own_thread(pid as i32) { Ok(()) } else { Err(EPERM) }
 }
 
 fn sigqueue_info(a: &[u64; 6], at: usize) -> Result<Vec<u8>, i64> {
@@ -610,7 +608,9 @@ pub fn kill(n: i64, a: [u64; 6]) -> R {
 /// `F_SETOWN` once a process outside reuses it.
 pub fn wait(n: i64, a: [u64; 6]) -> R {
     let mut ru = [0u8; 144];
-    let ru_ptr = if a[n_rusage(n)] != 0 { ru.as_mut_ptr() as u64 } else { 0 };
+    // The rusage pointer: wait4's fourth argument, waitid's fifth.
+    let ru_arg = if n == libc::SYS_wait4 { a[3] } else { a[4] };
+    let ru_ptr = if ru_arg != 0 { ru.as_mut_ptr() as u64 } else { 0 };
     if n == libc::SYS_wait4 {
         opt(a[1], 4)?;
         opt(a[3], 144)?;
@@ -651,11 +651,6 @@ pub fn wait(n: i64, a: [u64; 6]) -> R {
         copy_out(a[4], &ru)?;
     }
     Ok(r)
-}
-
-/// Which argument of `wait4` (3) or `waitid` (4) is the rusage pointer.
-fn n_rusage(n: i64) -> usize {
-    if n == libc::SYS_wait4 { 3 } else { 4 }
 }
 
 /// Calls that take a pid: reading about this process, its threads or its children;

@@ -41,6 +41,13 @@ pub fn raw(nr: i64, a: [u64; 6]) -> i64 {
     r
 }
 
+/// Whether `tid` is a thread of this process (the main thread's is the pid).
+pub fn own_thread(tid: i32) -> bool {
+    // SAFETY: getpid has no effect; tgkill with signal 0 only checks that `tid` is a
+    // thread of this process.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) == 0 }
+}
+
 /// A raw result as `Ok(value)` or `Err(-errno)`.
 pub fn ret(r: i64) -> R {
     if r < 0 && r > -4096 { Err(r) } else { Ok(r) }
