@@ -471,6 +471,10 @@
  *                                    root by default) across the machine: the sandbox
  *                                    takes them all, and root's processes outside get
  *                                    EMFILE from inotify_init
+ *   user-quota-sigpending            queued signals are counted per user across the
+ *                                    machine (RLIMIT_SIGPENDING against root's count):
+ *                                    the sandbox queues all it can to itself, and
+ *                                    root's processes outside get EAGAIN from sigqueue
  *   close-unpinned-race RO RW        pipe2/accept4 whose copy-out fails close their new
  *                                    descriptors with no pin: a sibling frees the number
  *                                    first, the path walk's descriptor lands there, the
@@ -6662,6 +6666,32 @@ static void user_quota_inotify(void) {
 	contained();
 }
 
+/* Queued real-time signals are charged to the receiving user's count, which root's
+ * processes outside share with the sandbox, and refused once that count passes the
+ * receiver's RLIMIT_SIGPENDING. The attack blocks a real-time signal, queues it to
+ * itself until refused, says how many, and holds them until the test has tried. */
+static void user_quota_sigpending(void) {
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGRTMIN + 2);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	int n = 0, e = 0;
+	for (; n < 1 << 22; n++) {
+		union sigval v = { .sival_int = n };
+		if (sigqueue(getpid(), SIGRTMIN + 2, v) != 0) {
+			e = errno;
+			break;
+		}
+	}
+	printf("holding %d queued signals (then: %s)\n", n, strerror(e));
+	fflush(stdout);
+	alarm(20);
+	char b[16];
+	ssize_t r = read(0, b, sizeof b);
+	(void)r;
+	contained();
+}
+
 /* pipe2 with a read-only result buffer: the kernel makes the two descriptors in the
  * monitor's memory, the copy-out fails, and the monitor closes them by number with no
  * pin and without the exclusive side (io::two_descriptors; accept4's failed copy-out
@@ -6802,6 +6832,140 @@ static void close_unpinned_race(const char *ro, const char *rw, int walk) {
 	printf("changes in the read-only directory: %d\n", hits);
 	if (hits)
 		escaped("the read-only tree %s changed: the monitor closed the path walk's descriptor with no pin and a read-only directory took its number", ro);
+	contained();
+}
+
+
+/* ---- round 18 ---------------------------------------------------------------------- */
+
+#include <sys/auxv.h>
+
+/* The vDSO is the monitor's too (its glibc calls it, in ring 0, on an execve with
+ * threads): nothing the program does may change its bytes. Writes through the kernel
+ * (read, clock_gettime), through the monitor's copy-outs (pipe, getsockopt), and
+ * the memory calls on its range. */
+static void vdso_write(void) {
+	unsigned char *v = (unsigned char *)getauxval(AT_SYSINFO_EHDR);
+	if (!v) {
+		printf("no vDSO\n");
+		contained();
+	}
+	unsigned char before[8192];
+	memcpy(before, v, sizeof before);
+	char log[2048] = "";
+	size_t at = 0;
+#define NOTE(what, r) at += snprintf(log + at, sizeof log - at, "%s=%ld(%d) ", what, (long)(r), errno)
+	NOTE("mprotect", syscall(SYS_mprotect, v, 4096, PROT_READ | PROT_WRITE | PROT_EXEC));
+	void *m = mmap(v, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	NOTE("mmap-fixed", m == MAP_FAILED ? -1 : 0);
+	int fd = open("/proc/self/stat", O_RDONLY);
+	NOTE("read", syscall(SYS_read, fd, v + 64, 32));
+	NOTE("pread", syscall(SYS_pread64, fd, v + 64, 32, 0));
+	struct iovec iov = {v + 64, 32};
+	NOTE("readv", syscall(SYS_readv, fd, &iov, 1));
+	NOTE("clock_gettime", syscall(SYS_clock_gettime, CLOCK_MONOTONIC, v + 64));
+	NOTE("pipe", syscall(SYS_pipe2, v + 64, 0));
+	int sv[2];
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	socklen_t len = 4;
+	NOTE("getsockopt", syscall(SYS_getsockopt, sv[0], SOL_SOCKET, SO_TYPE, v + 64, &len));
+	NOTE("uname", syscall(SYS_uname, v));
+	NOTE("madv-dontneed", syscall(SYS_madvise, v, 4096, MADV_DONTNEED));
+	NOTE("madv-popw", syscall(SYS_madvise, v, 4096, 23));
+	NOTE("madv-wipe", syscall(SYS_madvise, v, 4096, MADV_WIPEONFORK));
+	NOTE("mlock", syscall(SYS_mlock, v, 4096));
+	NOTE("msync", syscall(SYS_msync, v, 4096, MS_INVALIDATE));
+	NOTE("munmap", syscall(SYS_munmap, v, 4096));
+	NOTE("mremap", (long)syscall(SYS_mremap, v, 4096, 8192, MREMAP_MAYMOVE));
+	printf("%s\n", log);
+	fflush(stdout);
+	for (size_t i = 0; i < sizeof before; i++)
+		if (v[i] != before[i])
+			escaped("the vDSO the monitor calls changed at offset %zu (%02x -> %02x): %s", i, before[i], v[i], log);
+	contained();
+}
+
+/* SCM_CREDENTIALS naming another process or user: the kernel checks them against
+ * the sender's, unless it has CAP_SYS_ADMIN / CAP_SETUID. */
+static void scm_creds_forged(void) {
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0)
+		escaped("socketpair: %s", strerror(errno));
+	struct {
+		pid_t pid;
+		uid_t uid;
+		gid_t gid;
+	} tries[3] = {{1, getuid(), getgid()}, {getpid(), 12345, getgid()}, {getpid(), getuid(), 12345}};
+	for (int i = 0; i < 3; i++) {
+		char cbuf[CMSG_SPACE(12)];
+		memset(cbuf, 0, sizeof cbuf);
+		struct msghdr mh;
+		memset(&mh, 0, sizeof mh);
+		char b = 'x';
+		struct iovec iov = {&b, 1};
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof cbuf;
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_CREDENTIALS;
+		c->cmsg_len = CMSG_LEN(12);
+		memcpy(CMSG_DATA(c), &tries[i], 12);
+		long r = sendmsg(sv[0], &mh, 0);
+		printf("creds pid %d uid %d gid %d: %ld (%s)\n", tries[i].pid, tries[i].uid, tries[i].gid, r, r < 0 ? strerror(errno) : "ok");
+		if (r >= 0)
+			escaped("sendmsg carried forged credentials pid %d uid %d gid %d", tries[i].pid, tries[i].uid, tries[i].gid);
+	}
+	contained();
+}
+
+/* A timer whose signal goes to a thread outside the process. */
+static void timer_thread_outside(void) {
+	pid_t targets[2] = {getppid(), 1};
+	for (int i = 0; i < 2; i++) {
+		struct sigevent sev;
+		memset(&sev, 0, sizeof sev);
+		sev.sigev_notify = 4; /* SIGEV_THREAD_ID */
+		sev.sigev_signo = SIGUSR1;
+		sev._sigev_un._tid = targets[i];
+		int id = -1;
+		long r = syscall(SYS_timer_create, CLOCK_MONOTONIC, &sev, &id);
+		printf("timer_create for tid %d: %ld (%s)\n", targets[i], r, r < 0 ? strerror(errno) : "ok");
+		if (r == 0)
+			escaped("a timer signals thread %d outside the sandbox", targets[i]);
+	}
+	contained();
+}
+
+/* A signal handler's frame asks for IOPL 3, NT and VIF/VIP/ID/AC: ring 3 must come
+ * back with none of the privileged flags (IOPL 3 would let it make port I/O, the
+ * runtime's hypercall path, directly). */
+static volatile sig_atomic_t iopl_hits;
+static void iopl_handler(int sig, siginfo_t *si, void *ucv) {
+	(void)sig;
+	(void)si;
+	ucontext_t *uc = ucv;
+	uc->uc_mcontext.gregs[REG_EFL] |= 0x3000 | 0x4000 | 0x80000 | 0x100000 | 0x200000;
+	uc->uc_mcontext.gregs[REG_EFL] &= ~0x200ul;
+	iopl_hits++;
+}
+static void sigreturn_iopl(void) {
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = iopl_handler;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGUSR1, &sa, NULL);
+	raise(SIGUSR1);
+	unsigned long fl;
+	__asm__ volatile("pushfq; popq %0" : "=r"(fl));
+	printf("handler ran %d, rflags after sigreturn %#lx\n", (int)iopl_hits, fl);
+	if (fl & 0x3000)
+		escaped("ring 3 runs with IOPL %lu (rflags %#lx)", (fl >> 12) & 3, fl);
+	if (!(fl & 0x200))
+		escaped("ring 3 runs with interrupts off (rflags %#lx)", fl);
+	if (fl & 0x4000)
+		escaped("ring 3 runs with NT set (rflags %#lx)", fl);
 	contained();
 }
 
@@ -7099,8 +7263,19 @@ int main(int argc, char **argv) {
 		inherited_append_mmap();
 	else if (!strcmp(name, "user-quota-inotify"))
 		user_quota_inotify();
+	else if (!strcmp(name, "user-quota-sigpending"))
+		user_quota_sigpending();
 	else if (!strcmp(name, "close-unpinned-race"))
 		need(argc, 4), close_unpinned_race(argv[2], argv[3], argc < 5);
+	/* round 18 */
+	else if (!strcmp(name, "vdso-write"))
+		vdso_write();
+	else if (!strcmp(name, "scm-creds-forged"))
+		scm_creds_forged();
+	else if (!strcmp(name, "timer-thread-outside"))
+		timer_thread_outside();
+	else if (!strcmp(name, "sigreturn-iopl"))
+		sigreturn_iopl();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

@@ -2750,7 +2750,6 @@ fn an_inherited_append_only_memfd_is_not_written_over_through_a_mapping() {
 /// inotify instances are root's for the whole machine (a per-user count): while the
 /// sandbox holds what it could take, root's processes outside must still get one.
 #[test]
-#[ignore = "open (issue 16, round 17): per-user kernel quotas (inotify instances here; pending signals, pipe pages and message queues likely too) are shared with the user the sandbox runs as, root in the lane, so a program can use up root's machine-wide inotify instances. The fix is a user of the sandbox's own (a user namespace or a dedicated uid), not a count in the monitor"]
 fn the_sandbox_cannot_take_roots_inotify_instances_from_processes_outside() {
     let d = Dirs::new("inotifyquota");
     let mut cmd = command(&d.policy(), &["user-quota-inotify"]);
@@ -2773,6 +2772,46 @@ fn the_sandbox_cannot_take_roots_inotify_instances_from_processes_outside() {
     assert!(status.success(), "{status:?} {rest:?}");
 }
 
+/// Queued signals are counted per user across the machine: while the sandbox holds
+/// every signal it could queue, a root process outside must still queue one.
+#[test]
+fn the_sandbox_cannot_take_roots_pending_signals_from_processes_outside() {
+    let d = Dirs::new("sigpendquota");
+    let mut cmd = command(&d.policy(), &["user-quota-sigpending"]);
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+    assert!(first.starts_with("holding"), "unexpected output {first:?}");
+    let sig = libc::SIGRTMIN() + 3;
+    // SAFETY: blocks one real-time signal in this thread, queues it to this thread
+    // (thread-directed, so no other thread takes it), and takes it back with
+    // sigtimedwait before unblocking; every struct is a zeroed local.
+    let (queued, err) = unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        let mut info: libc::siginfo_t = core::mem::zeroed();
+        info.si_signo = sig;
+        info.si_code = -1; // SI_QUEUE
+        let r = libc::syscall(libc::SYS_rt_tgsigqueueinfo, libc::getpid(), libc::syscall(libc::SYS_gettid), sig, &info as *const libc::siginfo_t);
+        let err = std::io::Error::last_os_error();
+        if r == 0 {
+            let ts = libc::timespec { tv_sec: 1, tv_nsec: 0 };
+            libc::sigtimedwait(&set, core::ptr::null_mut(), &ts);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+        (r == 0, err)
+    };
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    eprintln!("sandbox: {first}; outside: rt_tgsigqueueinfo = {queued} ({err}); {rest:?}");
+    assert!(queued, "ESCAPED: while the sandbox holds {first:?}, a root process outside cannot queue a signal: {err}");
+    assert!(status.success(), "{status:?} {rest:?}");
+}
+
 /// `pipe2` whose result cannot be copied out closes its new descriptors with no pin;
 /// siblings race a path walk's descriptor onto that number and a read-only directory
 /// after it. Nothing in the read-only tree may change, and the monitor must not close
@@ -2786,4 +2825,41 @@ fn a_failed_pipe_copy_out_never_closes_the_path_walks_descriptor() {
     assert_eq!(ro, ["marker"], "ESCAPED: the read-only tree changed: {}", show(&out));
     assert!(!text(&out.stdout).contains("ESCAPED"), "{}", show(&out));
     assert_eq!(text(&out.stdout).lines().last(), Some("contained: close-unpinned-race"), "the monitor did not survive: {}", show(&out));
+}
+
+// ---- round 18 -------------------------------------------------------------------------------
+
+/// The vDSO is shared with the monitor (its glibc calls it in ring 0, with no SMEP):
+/// no write through the kernel, the monitor's copy-outs or the memory calls may
+/// change a byte of it.
+#[test]
+fn the_vdso_the_monitor_calls_cannot_be_written() {
+    let d = Dirs::new("r18vdso");
+    let out = contained(&d.policy(), &["vdso-write"]);
+    eprintln!("{}", show(&out));
+}
+
+/// `SCM_CREDENTIALS` naming init, another uid or another gid is refused by the kernel
+/// (no `CAP_SYS_ADMIN`, `CAP_SETUID`, `CAP_SETGID` in the sandbox).
+#[test]
+fn no_forged_credentials_in_control_messages() {
+    let d = Dirs::new("r18creds");
+    let out = contained(&d.policy(), &["scm-creds-forged"]);
+    eprintln!("{}", show(&out));
+}
+
+/// A timer's thread-directed signal names only threads of the process.
+#[test]
+fn a_timer_signals_no_thread_outside() {
+    let d = Dirs::new("r18timer");
+    let out = contained(&d.policy(), &["timer-thread-outside"]);
+    eprintln!("{}", show(&out));
+}
+
+/// A signal frame asking for IOPL 3, NT, no IF: ring 3 comes back without them.
+#[test]
+fn a_signal_frame_gives_ring_three_no_privileged_flags() {
+    let d = Dirs::new("r18iopl");
+    let out = contained(&d.policy(), &["sigreturn-iopl"]);
+    eprintln!("{}", show(&out));
 }

@@ -22,10 +22,13 @@
 //!   `kexec`, `bpf`, `io_uring`, `userfaultfd`, mounts and namespaces, modules,
 //!   keyrings, terminal input injection, `madvise` advice that acts on the machine's
 //!   pages or drops memory at fork, set-id mode bits, making the process dumpable;
-//! - **namespaces** where the process may make them (started as root): a mount
-//!   namespace where every mount is `nodev` and `nosuid` but for the device nodes a
-//!   rule names, and, when the policy allows no IP address at all, a network namespace
-//!   of its own.
+//! - **namespaces** where the process may make them (started as root): a user
+//!   namespace mapping every id to itself, in which the quotas the kernel counts per
+//!   user for the whole machine (inotify instances and watches) are a share of the
+//!   invoking user's, and pending signals and message-queue bytes are too (by the
+//!   process's limits); a mount namespace where every mount is `nodev` and `nosuid`
+//!   but for the device nodes a rule names, and, when the policy allows no IP address
+//!   at all, a network namespace of its own.
 //!
 //! [`apply`] says which layers this kernel gave ([`Layers`]); `--stats` prints them
 //! and `--strict` refuses to run without Landlock and seccomp.
@@ -58,6 +61,9 @@ pub struct Layers {
     pub landlock_tcp: bool,
     pub landlock_scopes: bool,
     pub seccomp: bool,
+    /// A user namespace of its own: the inotify instances it may hold (a share of
+    /// the invoking user's).
+    pub user_ns: Option<u64>,
     pub mount_ns: bool,
     pub net_ns: bool,
     /// A session of its own (`supervise`).
@@ -96,7 +102,11 @@ impl fmt::Display for Layers {
             Some(abi) => format!("ABI {abi} (files{}{})", if self.landlock_tcp { ", TCP ports" } else { "" }, if self.landlock_scopes { ", signal and abstract-socket scopes" } else { "" }),
             None => "unavailable".into(),
         })?;
-        write!(f, ", seccomp {}, mount namespace {}, network namespace {}, own session {}, cgroup {}", yes(self.seccomp), yes(self.mount_ns), yes(self.net_ns), yes(self.new_session), yes(self.cgroup))
+        write!(f, ", seccomp {}, user namespace {}, mount namespace {}, network namespace {}, own session {}, cgroup {}", yes(self.seccomp), match self.user_ns {
+            Some(0) => "yes".into(),
+            Some(n) => format!("yes (inotify instances ≤ {n})"),
+            None => "no".into(),
+        }, yes(self.mount_ns), yes(self.net_ns), yes(self.new_session), yes(self.cgroup))
     }
 }
 
@@ -126,7 +136,9 @@ pub fn apply(policy: &mut Policy, opts: &Options) -> Result<Layers, ConfineError
     // SAFETY: geteuid has no effect.
     let root = unsafe { libc::geteuid() } == 0 || has_cap(21 /* CAP_SYS_ADMIN */);
     if root {
-        // Namespaces first: they need the capabilities dropped below.
+        // Namespaces first: they need the capabilities dropped below. The user
+        // namespace first of all: the others then belong to it.
+        l.user_ns = user_namespace()?;
         l.mount_ns = mount_namespace(policy).is_ok();
         if l.mount_ns {
             // The trees' descriptors were opened in the old namespace: open them
@@ -171,6 +183,8 @@ pub fn probe() -> Layers {
         landlock_tcp: abi.is_some_and(|a| a >= 4),
         landlock_scopes: abi.is_some_and(|a| a >= 6),
         seccomp: std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").is_ok_and(|s| s.contains("errno")),
+        // SAFETY: geteuid has no effect.
+        user_ns: (unsafe { libc::geteuid() } == 0).then_some(0),
         // SAFETY: geteuid has no effect.
         mount_ns: unsafe { libc::geteuid() } == 0,
         // SAFETY: as above.
@@ -377,6 +391,107 @@ fn landlock(policy: &Policy, l: &mut Layers) -> Result<Option<u32>, ConfineError
 
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
+}
+
+// ---- the user namespace ---------------------------------------------------------------
+
+/// The share of the invoking user's per-user quotas the sandbox may hold: a quarter.
+const QUOTA_SHARE: u64 = 4;
+
+/// The per-user quotas of a user namespace (`/proc/sys/user`), capped in the
+/// sandbox's own at a share of the invoking user's.
+const NS_QUOTAS: &[&str] = &["max_inotify_instances", "max_inotify_watches"];
+
+/// The per-user quotas the kernel takes from the process's limits, here and in the
+/// user namespace made after (its ceiling for the user outside).
+const RLIMIT_QUOTAS: &[u32] = &[libc::RLIMIT_SIGPENDING, libc::RLIMIT_MSGQUEUE];
+
+fn read_u64(path: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// A user namespace of the process's own, every uid and gid mapped to itself (so
+/// nothing the program sees changes), in which the quotas Linux counts per user for
+/// the whole machine are a share of the invoking user's. The kernel charges what the
+/// sandbox holds both in its namespace and to the user outside, and refuses it at the
+/// namespace's cap first: the user's processes outside keep the rest. Pending signals
+/// and message-queue bytes are capped by the process's own limits, lowered first
+/// (the namespace's ceiling is its creator's limit; the program's view of both is
+/// kept by the monitor, `misc::rlimit`). Returns the inotify instances the sandbox
+/// may hold, or `None` if the kernel makes no user namespace here (a layer missing,
+/// not an error). The full identity map needs the capability outside, which the
+/// process no longer has once inside: a helper forked before writes it.
+fn user_namespace() -> Result<Option<u64>, ConfineError> {
+    let outer: Vec<u64> = NS_QUOTAS.iter().map(|q| read_u64(&format!("/proc/sys/user/{q}")).unwrap_or(0)).collect();
+    for &r in RLIMIT_QUOTAS {
+        let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes one struct rlimit.
+        if unsafe { libc::getrlimit(r, &mut l) } == 0 && l.rlim_cur != libc::RLIM_INFINITY {
+            let share = (l.rlim_cur / QUOTA_SHARE).max(1);
+            let lower = libc::rlimit { rlim_cur: share, rlim_max: share.min(l.rlim_max) };
+            // SAFETY: setrlimit reads one struct rlimit; lowering needs no privilege.
+            check("lowering a per-user limit", unsafe { libc::setrlimit(r, &lower) } as libc::c_long)?;
+        }
+    }
+    // SAFETY: getpid has no effect.
+    let me = unsafe { libc::getpid() };
+    let maps: Vec<CString> = ["uid_map", "gid_map"].iter().map(|f| CString::new(format!("/proc/{me}/{f}")).unwrap_or_default()).collect();
+    const IDENTITY: &[u8] = b"0 0 4294967295\n";
+    let mut go = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into the local array.
+    check("a pipe for the user namespace's helper", unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long)?;
+    // SAFETY: both were just made and are owned here alone.
+    let (go_r, go_w) = unsafe { (OwnedFd::from_raw_fd(go[0]), OwnedFd::from_raw_fd(go[1])) };
+    // A plain fork by the system call (no fork handlers run): the process has one
+    // thread, and the child only reads, writes two files and exits, with memory made
+    // before the fork.
+    // SAFETY: as above; the child never returns from the block below.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    if pid == 0 {
+        // SAFETY: close, read, open, write and _exit on memory made before the fork.
+        unsafe {
+            // Its copy of the write end closed: if no namespace is made, the read
+            // sees the end of the pipe.
+            libc::close(go_w.as_raw_fd());
+            let mut b = 0u8;
+            if libc::read(go_r.as_raw_fd(), (&mut b as *mut u8).cast(), 1) != 1 {
+                libc::_exit(1);
+            }
+            for m in &maps {
+                let fd = libc::open(m.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, IDENTITY.as_ptr().cast(), IDENTITY.len()) != IDENTITY.len() as isize {
+                    libc::_exit(2);
+                }
+                libc::close(fd);
+            }
+            libc::_exit(0);
+        }
+    }
+    check("forking the user namespace's helper", pid)?;
+    drop(go_r);
+    // SAFETY: a new user namespace for this single-threaded process.
+    let made = unsafe { libc::unshare(libc::CLONE_NEWUSER) } == 0;
+    if made {
+        // SAFETY: writes one byte from a local.
+        unsafe { libc::write(go_w.as_raw_fd(), b"g".as_ptr().cast(), 1) };
+    }
+    drop(go_w);
+    let mut status = 0;
+    // SAFETY: waits for the helper just forked; writes one int.
+    while unsafe { libc::waitpid(pid as i32, &mut status, 0) } < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {}
+    if !made {
+        return Ok(None);
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        // Inside a namespace with no ids mapped: nothing may run like that.
+        return Err(ConfineError::Os { what: "mapping the ids of the sandbox's user namespace", source: std::io::Error::from_raw_os_error(libc::EPERM) });
+    }
+    for (q, &o) in NS_QUOTAS.iter().zip(&outer) {
+        if o > 0 {
+            std::fs::write(format!("/proc/sys/user/{q}"), (o / QUOTA_SHARE).max(1).to_string()).map_err(os("capping a per-user quota in the sandbox's user namespace"))?;
+        }
+    }
+    Ok(Some((outer[0] / QUOTA_SHARE).max(1)))
 }
 
 // ---- the mount namespace -------------------------------------------------------------

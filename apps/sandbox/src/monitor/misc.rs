@@ -222,8 +222,10 @@ pub fn arch_prctl(t: &mut Thread, a: [u64; 6]) -> R {
 }
 
 /// Limits the monitor keeps for the program: they would bind the monitor too, or
-/// undo a layer of confinement (the process's core limit is 0 and stays so).
-const KEPT: &[u32] = &[libc::RLIMIT_CORE, libc::RLIMIT_AS, libc::RLIMIT_DATA, libc::RLIMIT_STACK, libc::RLIMIT_NPROC];
+/// undo a layer of confinement (the process's core limit is 0 and stays so; its
+/// pending-signal and message-queue limits are a share of the invoking user's,
+/// `confine::user_namespace`).
+const KEPT: &[u32] = &[libc::RLIMIT_CORE, libc::RLIMIT_AS, libc::RLIMIT_DATA, libc::RLIMIT_STACK, libc::RLIMIT_NPROC, libc::RLIMIT_SIGPENDING, libc::RLIMIT_MSGQUEUE];
 
 /// Records the limits the monitor keeps, as the process has them now (at start,
 /// before confinement lowers the core limit).
