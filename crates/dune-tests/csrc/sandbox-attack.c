@@ -6969,6 +6969,314 @@ static void sigreturn_iopl(void) {
 	contained();
 }
 
+
+/* ---- round 19 ------------------------------------------------------------------------ */
+
+static long read_long(const char *path) {
+	FILE *f = fopen(path, "r");
+	long v = -1;
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/* epoll watches are counted per user for the whole machine (user_struct's
+ * epoll_watches, fs.epoll.max_user_watches): not per user namespace, and no
+ * capability exempts root. Each (epoll, descriptor number) pair is one watch, so a
+ * process with L descriptors holds about (L/2)^2; children (fresh descriptor tables)
+ * hold more. The attack fills until ENOSPC or its time budget, says how many it
+ * holds, and holds them until the test (root, outside) has tried to add one. */
+static int epoll_fill(int budget_s, double t0, long *held, int *err) {
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	int L = (int)rl.rlim_cur;
+	if (L > 65536)
+		L = 65536;
+	int ev = eventfd(0, EFD_CLOEXEC);
+	if (ev < 0) {
+		*err = errno;
+		return -1;
+	}
+	int room = L - 16;
+	int E = room / 2, D = room - E;
+	int *eps = calloc(E, sizeof(int)), *ds = calloc(D, sizeof(int));
+	int ne = 0, nd = 0;
+	for (; nd < D; nd++)
+		if ((ds[nd] = dup(ev)) < 0)
+			break;
+	for (; ne < E; ne++) {
+		if ((eps[ne] = epoll_create1(EPOLL_CLOEXEC)) < 0)
+			break;
+		for (int j = 0; j < nd; j++) {
+			struct epoll_event e = {.events = EPOLLIN};
+			if (epoll_ctl(eps[ne], EPOLL_CTL_ADD, ds[j], &e) != 0) {
+				*err = errno;
+				return 1;
+			}
+			(*held)++;
+		}
+		if (now() - t0 > budget_s)
+			return 0;
+	}
+	return 0;
+}
+
+static void user_quota_epoll(void) {
+	long max = read_long("/proc/sys/fs/epoll/max_user_watches");
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	fprintf(stderr, "max_user_watches %ld, descriptor limit %ld/%ld\n", max, (long)rl.rlim_cur, (long)rl.rlim_max);
+	double t0 = now();
+	int budget = 600;
+	long total = 0;
+	int e = 0, done = 0;
+	int rel[2];
+	if (pipe(rel) != 0)
+		escaped("pipe: %s", strerror(errno));
+	/* Two children at once (the lane has two cores), each with a table of its own;
+	 * both stop at ENOSPC once the user's count is full, or at the budget. */
+	int nk = 2, reps[2];
+	for (int k = 0; k < nk; k++) {
+		int rep[2];
+		if (pipe(rep) != 0)
+			escaped("pipe: %s", strerror(errno));
+		pid_t c = fork();
+		if (c == 0) {
+			close(rep[0]);
+			close(rel[1]);
+			long held = 0;
+			int err = 0;
+			int r = epoll_fill(budget, t0, &held, &err);
+			long msg[2] = {held, r == 1 ? err : 0};
+			if (write(rep[1], msg, sizeof msg) < 0)
+				_exit(1);
+			char b;
+			while (read(rel[0], &b, 1) > 0) {
+			}
+			_exit(0);
+		}
+		close(rep[1]);
+		reps[k] = rep[0];
+	}
+	for (int k = 0; k < nk; k++) {
+		long msg[2] = {0, 0};
+		if (read(reps[k], msg, sizeof msg) != sizeof msg)
+			msg[1] = -1;
+		total += msg[0];
+		fprintf(stderr, "child %d holds %ld watches (%.0f s, then: %s)\n", k, msg[0], now() - t0, msg[1] > 0 ? strerror(msg[1]) : "full or budget");
+		if (msg[1] > 0)
+			e = (int)msg[1], done = 1;
+	}
+	(void)done;
+	printf("holding %ld epoll watches of max_user_watches %ld in %.0f s (then: %s)\n", total, max, now() - t0, e ? strerror(e) : "time");
+	fflush(stdout);
+	alarm(60);
+	char b[16];
+	ssize_t r = read(0, b, sizeof b);
+	(void)r;
+	close(rel[1]);
+	while (wait(NULL) > 0) {
+	}
+	contained();
+}
+
+/* The user namespace of the sandbox's own: what does uid 0 in it (caps dropped) reach?
+ * Its maps, setgroups, its own per-user quotas (/proc/sys/user), capabilities in any
+ * set, calls that need a capability in the namespace or the machine's. */
+static void userns_probe(void) {
+	char buf[4096];
+	const char *show[] = {"/proc/self/uid_map", "/proc/self/gid_map", "/proc/self/setgroups", "/proc/sys/user/max_inotify_instances", "/proc/sys/user/max_user_namespaces"};
+	for (unsigned i = 0; i < sizeof show / sizeof *show; i++) {
+		int f = open(show[i], O_RDONLY);
+		ssize_t n = f >= 0 ? read(f, buf, sizeof buf - 1) : -1;
+		if (n < 0)
+			n = 0;
+		buf[n] = 0;
+		printf("%s: %s", show[i], f < 0 ? "(unreadable)\n" : buf);
+		if (f >= 0)
+			close(f);
+	}
+	const char *writes[][2] = {{"/proc/self/setgroups", "deny"}, {"/proc/self/uid_map", "0 0 1"}, {"/proc/self/gid_map", "0 0 1"},
+				   {"/proc/sys/user/max_inotify_instances", "100000"}, {"/proc/sys/user/max_inotify_watches", "10000000"},
+				   {"/proc/sys/user/max_user_namespaces", "100"}, {"/proc/self/oom_score_adj", "-1000"}, {"/proc/self/loginuid", "0"}};
+	for (unsigned i = 0; i < sizeof writes / sizeof *writes; i++) {
+		int f = open(writes[i][0], O_WRONLY);
+		int oe = errno;
+		ssize_t n = f >= 0 ? write(f, writes[i][1], strlen(writes[i][1])) : -1;
+		int we = errno;
+		printf("write %s: open %s, write %zd (%s)\n", writes[i][0], f >= 0 ? "ok" : strerror(oe), n, n < 0 ? strerror(we) : "ok");
+		if (n > 0)
+			escaped("wrote %s into %s", writes[i][1], writes[i][0]);
+		if (f >= 0)
+			close(f);
+	}
+	FILE *st = fopen("/proc/self/status", "r");
+	while (st && fgets(buf, sizeof buf, st)) {
+		if (!strncmp(buf, "Cap", 3)) {
+			printf("%s", buf);
+			unsigned long long v = strtoull(strchr(buf, ':') + 1, NULL, 16);
+			if (v)
+				escaped("a capability set is not empty: %s", buf);
+		}
+	}
+	if (st)
+		fclose(st);
+	/* Calls that need a capability (in the namespace or the machine's). */
+	struct {
+		const char *what;
+		long r;
+	} calls[] = {
+		{"setgroups(0)", syscall(SYS_setgroups, 0, NULL)},
+		{"setresuid(65534)", syscall(SYS_setresuid, 65534, 65534, 65534)},
+		{"setuid(0)", syscall(SYS_setuid, 0)},
+		{"keyctl(JOIN_SESSION)", syscall(SYS_keyctl, 1, 0)},
+		{"add_key(user)", syscall(SYS_add_key, "user", "x", "y", 1, -3)},
+		{"unshare(NEWNS)", syscall(SYS_unshare, CLONE_NEWNS)},
+		{"sethostname", syscall(SYS_sethostname, "pwned", 5)},
+		{"timerfd(BOOTTIME_ALARM)", syscall(SYS_timerfd_create, 9, 0)},
+		{"mount(tmpfs)", syscall(SYS_mount, "none", "/tmp", "tmpfs", 0, NULL)},
+		{"setpriority(-20)", syscall(SYS_setpriority, 0, 0, -20)},
+		{"capset(all)", 0},
+	};
+	struct {
+		uint32_t v, pid;
+	} hdr = {0x20080522, 0};
+	uint32_t data[6] = {~0u, ~0u, ~0u, ~0u, ~0u, ~0u};
+	calls[sizeof calls / sizeof *calls - 1].r = syscall(SYS_capset, &hdr, data);
+	for (unsigned i = 0; i < sizeof calls / sizeof *calls; i++) {
+		printf("%s = %ld\n", calls[i].what, calls[i].r);
+		if (calls[i].r >= 0 && strcmp(calls[i].what, "setuid(0)") && strcmp(calls[i].what, "keyctl(JOIN_SESSION)"))
+			escaped("%s succeeded in the sandbox's user namespace", calls[i].what);
+	}
+	/* The monitor keeps RLIMIT_SIGPENDING and RLIMIT_MSGQUEUE: the real ones must not move. */
+	long before = -1, after = -1;
+	FILE *lf = fopen("/proc/self/limits", "r");
+	while (lf && fgets(buf, sizeof buf, lf))
+		if (!strncmp(buf, "Max pending signals", 19))
+			sscanf(buf + 26, "%ld", &before);
+	if (lf)
+		fclose(lf);
+	struct rlimit nl = {1, 1};
+	long pr = syscall(SYS_prlimit64, 0, RLIMIT_SIGPENDING | (1ul << 32), &nl, NULL);
+	long pr2 = syscall(SYS_prlimit64, (long)getpid() | (1l << 32), RLIMIT_SIGPENDING, &nl, NULL);
+	lf = fopen("/proc/self/limits", "r");
+	while (lf && fgets(buf, sizeof buf, lf))
+		if (!strncmp(buf, "Max pending signals", 19))
+			sscanf(buf + 26, "%ld", &after);
+	if (lf)
+		fclose(lf);
+	printf("pending signals soft limit %ld -> %ld (prlimit64 %ld, %ld)\n", before, after, pr, pr2);
+	contained();
+}
+
+/* Metadata calls given a descriptor and an empty path (AT_EMPTY_PATH) on a file in the
+ * read-only tree (Landlock ABI 2 has no right for times or owner: the monitor is the
+ * only line): utimensat, fchownat, linkat into the writable tree, and the path forms
+ * through /proc/self/fd/N. */
+static void empty_path_meta(const char *ro, const char *rw) {
+	char p[4096], q[4096];
+	snprintf(p, sizeof p, "%s/marker", ro);
+	struct stat before;
+	if (stat(p, &before) != 0)
+		escaped("stat %s: %s", p, strerror(errno));
+	int fds[2] = {open(p, O_RDONLY), open(p, O_PATH)};
+	struct timespec ts[2] = {{12345, 0}, {12345, 0}};
+	for (int i = 0; i < 2; i++) {
+		int f = fds[i];
+		long r1 = syscall(SYS_utimensat, f, "", ts, AT_EMPTY_PATH);
+		long r2 = syscall(SYS_fchownat, f, "", 0, 1, AT_EMPTY_PATH);
+		snprintf(q, sizeof q, "%s/link%d", rw, i);
+		long r3 = syscall(SYS_linkat, f, "", AT_FDCWD, q, AT_EMPTY_PATH);
+		char via[64];
+		snprintf(via, sizeof via, "/proc/self/fd/%d", f);
+		long r4 = syscall(SYS_utimensat, AT_FDCWD, via, ts, 0);
+		long r5 = syscall(SYS_chmod, via, 0777);
+		snprintf(q, sizeof q, "%s/link%d-b", rw, i);
+		long r6 = syscall(SYS_linkat, AT_FDCWD, via, AT_FDCWD, q, AT_SYMLINK_FOLLOW);
+		long r7 = syscall(SYS_utimensat, f, NULL, ts, 0);
+		long r8 = syscall(SYS_fchmodat, f, "", 0777, AT_EMPTY_PATH);
+		printf("fd %d (%s): utimensat %ld, fchownat %ld, linkat %ld, utimensat(proc) %ld, chmod(proc) %ld, linkat(proc) %ld, futimens %ld, fchmodat %ld\n", f,
+		       i ? "O_PATH" : "O_RDONLY", r1, r2, r3, r4, r5, r6, r7, r8);
+	}
+	struct stat after;
+	stat(p, &after);
+	if (after.st_mtime != before.st_mtime || after.st_gid != before.st_gid || after.st_mode != before.st_mode)
+		escaped("the read-only marker changed: mtime %ld -> %ld, gid %d -> %d, mode %o -> %o", (long)before.st_mtime, (long)after.st_mtime, before.st_gid, after.st_gid,
+			before.st_mode, after.st_mode);
+	if (after.st_nlink != before.st_nlink)
+		escaped("the read-only marker got a hard link in the writable tree (nlink %ld -> %ld)", (long)before.st_nlink, (long)after.st_nlink);
+	contained();
+}
+
+/* The program makes itself a child subreaper: orphans of its grandchildren come to it,
+ * not to the supervisor, which frees an orphan's slot in the limits page before its pid
+ * can be reused. A grandchild killed outright (SIGKILL by itself) leaves its slot; if
+ * nothing frees it, a pid reused outside counts as the sandbox's (its /proc entries,
+ * F_SETOWN targets). The attack lets the subreaper reap it the ways the monitor does not
+ * know (waitid P_ALL, wait4 of a pid that is not a child of the monitor's list), then
+ * looks whether the dead pid is still a sandbox pid: /proc/<pid> of pid 1 is not, so
+ * /proc/<pid>/status readable after the pid is gone tells nothing; instead F_SETOWN to
+ * the dead pid (accepted only for sandbox pids) is the probe. */
+static void subreaper_slot(void) {
+	long r = prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	printf("PR_SET_CHILD_SUBREAPER: %ld\n", r);
+	int rep[2];
+	if (pipe(rep) != 0)
+		escaped("pipe: %s", strerror(errno));
+	pid_t b = fork();
+	if (b == 0) {
+		pid_t c = fork();
+		if (c == 0) {
+			pid_t me = getpid();
+			if (write(rep[1], &me, sizeof me) < 0)
+				_exit(1);
+			usleep(300000);
+			kill(getpid(), SIGKILL);
+			_exit(0);
+		}
+		_exit(0);
+	}
+	pid_t c = -1;
+	if (read(rep[0], &c, sizeof c) != sizeof c)
+		escaped("no grandchild pid");
+	int st;
+	waitpid(b, &st, 0);
+	usleep(800000);
+	/* Reap the orphan with the broadest wait. */
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	long w = syscall(SYS_waitid, P_ALL, 0, &si, WEXITED | WNOHANG, NULL);
+	printf("grandchild %d; waitid(P_ALL) = %ld, pid %d, code %d\n", c, w, si.si_pid, si.si_code);
+	/* Is the reaped pid still a sandbox pid? The monitor serves /proc/<pid> only for
+	 * sandbox pids: ENOENT (allowed, gone) against EACCES (not the sandbox's, as for
+	 * /proc/1) tells whether its slot is still held. */
+	int pp[2];
+	if (pipe(pp) != 0)
+		escaped("pipe: %s", strerror(errno));
+	struct f_owner_ex ow = {F_OWNER_PID, c};
+	long o1 = fcntl(pp[0], F_SETOWN, c);
+	long o2 = fcntl(pp[0], F_SETOWN_EX, &ow);
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/status", c);
+	int pf = open(path, O_RDONLY);
+	int pe = errno;
+	int p1 = open("/proc/1/status", O_RDONLY);
+	int p1e = errno;
+	printf("after reaping %d: F_SETOWN %ld, F_SETOWN_EX %ld, open /proc/%d/status %d (%s); /proc/1/status %d (%s)\n", c, o1, o2, c, pf, pf < 0 ? strerror(pe) : "ok", p1,
+	       p1 < 0 ? strerror(p1e) : "ok");
+	if (pf < 0 && pe == ENOENT && p1 < 0 && p1e != ENOENT)
+		escaped("the reaped orphan's pid %d still counts as the sandbox's (its slot is held: /proc/%d is served, ENOENT, while /proc/1 is refused, %s); once reused outside, that process's /proc entries are the program's", c, c, strerror(p1e));
+	if (o1 == 0 || o2 == 0)
+		escaped("the reaped orphan's pid %d is still a signal target", c);
+	contained();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -7276,6 +7584,15 @@ int main(int argc, char **argv) {
 		timer_thread_outside();
 	else if (!strcmp(name, "sigreturn-iopl"))
 		sigreturn_iopl();
+	/* round 19 */
+	else if (!strcmp(name, "user-quota-epoll"))
+		user_quota_epoll();
+	else if (!strcmp(name, "userns-probe"))
+		userns_probe();
+	else if (!strcmp(name, "empty-path-meta"))
+		need(argc, 4), empty_path_meta(argv[2], argv[3]);
+	else if (!strcmp(name, "subreaper-slot"))
+		subreaper_slot();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

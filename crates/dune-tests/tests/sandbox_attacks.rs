@@ -2651,7 +2651,6 @@ fn a_refused_brk_growth_over_program_memory_gives_linux_no_host_pointer() {
 /// monitor's move back must not leave the old range a hole it still counts as the
 /// program's.
 #[test]
-#[ignore = "open (issue 16, round 16): an mremap growth past the runtime's memslot budget (62 GiB held, a move to 4 GiB) never returns in the lane: the sandbox stalls itself (not an escape; the attack's own alarm reports no answer in 40 s). The runtime answers ENOMEM for a move the kernel made; the cause of the stall is not found yet"]
 fn an_mremap_the_runtime_refuses_leaves_no_hole_in_the_old_range() {
     let d = Dirs::new("mremapbudget");
     let out = contained(&d.policy(), &["mremap-budget-hole"]);
@@ -2861,5 +2860,81 @@ fn a_timer_signals_no_thread_outside() {
 fn a_signal_frame_gives_ring_three_no_privileged_flags() {
     let d = Dirs::new("r18iopl");
     let out = contained(&d.policy(), &["sigreturn-iopl"]);
+    eprintln!("{}", show(&out));
+}
+
+// ---- round 19 -------------------------------------------------------------------------------
+
+/// epoll watches are counted per user for the whole machine (`user_struct`, not the
+/// user namespace; no capability exempts root): while the sandbox holds every watch
+/// it could add, root's processes outside must still add one.
+///
+/// The lane's quota (889,344) takes the program about 12 minutes to fill at the
+/// lane's speed, so the test lowers it to 20,000 for its run (machine-wide: the lane
+/// VM only) and puts it back after.
+#[test]
+#[ignore = "open (issue 16, round 19): epoll watches are counted per user_struct (the uid outside any namespace), so the sandbox's user namespace does not separate them; shown in the lane with the quota lowered to 20,000. A count in the monitor is bypassable (watches of epoll sets nested in other sets or in flight in SCM_RIGHTS are in no descriptor table); the fix is a uid of the sandbox's own"]
+fn the_sandbox_cannot_take_roots_epoll_watches() {
+    struct Quota(String);
+    impl Drop for Quota {
+        fn drop(&mut self) {
+            let _ = std::fs::write("/proc/sys/fs/epoll/max_user_watches", &self.0);
+        }
+    }
+    let _quota = Quota(std::fs::read_to_string("/proc/sys/fs/epoll/max_user_watches").unwrap());
+    std::fs::write("/proc/sys/fs/epoll/max_user_watches", "20000").expect("lowering max_user_watches (root, in the lane)");
+    let d = Dirs::new("r19epoll");
+    let mut cmd = command(&d.policy(), &["user-quota-epoll"]);
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+    assert!(first.starts_with("holding"), "unexpected output {first:?}");
+    // SAFETY: an epoll set and an eventfd of this test's own, closed right after.
+    let (r, err) = unsafe {
+        let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+        let ev = libc::eventfd(0, libc::EFD_CLOEXEC);
+        let mut e = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
+        let r = libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, ev, &mut e);
+        let err = std::io::Error::last_os_error();
+        libc::close(ev);
+        libc::close(ep);
+        (r, err)
+    };
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    eprintln!("sandbox: {first}; outside: epoll_ctl(ADD) = {r} ({err}); {rest:?}");
+    assert!(r == 0, "ESCAPED: while the sandbox holds {first:?}, a root process outside cannot add an epoll watch: {err}");
+    assert!(status.success(), "{status:?} {rest:?}");
+}
+
+/// The sandbox's own user namespace: its maps, setgroups, its quotas, capabilities and
+/// calls that need one; the kept limits stay the process's.
+#[test]
+fn the_user_namespace_gives_no_power() {
+    let d = Dirs::new("r19userns");
+    let out = contained(&d.policy(), &["userns-probe"]);
+    eprintln!("{}", show(&out));
+}
+
+/// utimensat, fchownat, linkat and chmod on a read-only file through a descriptor and
+/// an empty path (or its /proc/self/fd name).
+#[test]
+fn empty_path_metadata_calls_on_a_read_only_file_change_nothing() {
+    let d = Dirs::new("r19emptypath");
+    use std::os::unix::fs::MetadataExt;
+    let before = std::fs::metadata(d.root.join("ro/marker")).unwrap();
+    let out = contained(&d.policy(), &["empty-path-meta", &d.ro(), &d.rw()]);
+    eprintln!("{}", show(&out));
+    let after = std::fs::metadata(d.root.join("ro/marker")).unwrap();
+    assert_eq!((before.mode(), before.gid(), before.mtime(), before.nlink()), (after.mode(), after.gid(), after.mtime(), after.nlink()), "ESCAPED: the read-only marker changed");
+}
+
+/// A program that makes itself a child subreaper takes its grandchildren's orphans from
+/// the supervisor: one killed outright and reaped must not keep its slot.
+#[test]
+fn an_orphan_reaped_by_a_subreaper_program_leaves_no_slot() {
+    let d = Dirs::new("r19subreaper");
+    let out = contained(&d.policy(), &["subreaper-slot"]);
     eprintln!("{}", show(&out));
 }
