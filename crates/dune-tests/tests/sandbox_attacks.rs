@@ -2865,15 +2865,15 @@ fn a_signal_frame_gives_ring_three_no_privileged_flags() {
 
 // ---- round 19 -------------------------------------------------------------------------------
 
-/// epoll watches are counted per user for the whole machine (`user_struct`, not the
-/// user namespace; no capability exempts root): while the sandbox holds every watch
-/// it could add, root's processes outside must still add one.
+/// epoll watches are counted per user for the whole machine (`user_struct`, which
+/// follows the real uid and no namespace; no capability exempts root): while the
+/// sandbox holds every watch it could add, root's processes outside must still add
+/// one.
 ///
 /// The lane's quota (889,344) takes the program about 12 minutes to fill at the
 /// lane's speed, so the test lowers it to 20,000 for its run (machine-wide: the lane
 /// VM only) and puts it back after.
 #[test]
-#[ignore = "open (issue 16, round 19): epoll watches are counted per user_struct (the uid outside any namespace), so the sandbox's user namespace does not separate them; shown in the lane with the quota lowered to 20,000. A count in the monitor is bypassable (watches of epoll sets nested in other sets or in flight in SCM_RIGHTS are in no descriptor table); the fix is a uid of the sandbox's own"]
 fn the_sandbox_cannot_take_roots_epoll_watches() {
     struct Quota(String);
     impl Drop for Quota {

@@ -64,6 +64,10 @@ pub struct Layers {
     /// A user namespace of its own: the inotify instances it may hold (a share of
     /// the invoking user's).
     pub user_ns: Option<u64>,
+    /// A real uid of its own, `(the invoking one, the sandbox's)`: what Linux counts
+    /// per user outside any namespace (epoll watches, pipe pages, descriptors in
+    /// flight) is counted for it alone.
+    pub own_uid: Option<(u32, u32)>,
     pub mount_ns: bool,
     pub net_ns: bool,
     /// A session of its own (`supervise`).
@@ -106,7 +110,11 @@ impl fmt::Display for Layers {
             Some(0) => "yes".into(),
             Some(n) => format!("yes (inotify instances ≤ {n})"),
             None => "no".into(),
-        }, yes(self.mount_ns), yes(self.net_ns), yes(self.new_session), yes(self.cgroup))
+        }, yes(self.mount_ns), yes(self.net_ns), yes(self.new_session), yes(self.cgroup))?;
+        if let Some((_, uid)) = self.own_uid {
+            write!(f, ", per-user counts under uid {uid}")?;
+        }
+        Ok(())
     }
 }
 
@@ -138,6 +146,7 @@ pub fn apply(policy: &mut Policy, opts: &Options) -> Result<Layers, ConfineError
     if root {
         // Namespaces first: they need the capabilities dropped below. The user
         // namespace first of all: the others then belong to it.
+        l.own_uid = own_real_uid();
         l.user_ns = user_namespace()?;
         l.mount_ns = mount_namespace(policy).is_ok();
         if l.mount_ns {
@@ -185,6 +194,8 @@ pub fn probe() -> Layers {
         seccomp: std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").is_ok_and(|s| s.contains("errno")),
         // SAFETY: geteuid has no effect.
         user_ns: (unsafe { libc::geteuid() } == 0).then_some(0),
+        // SAFETY: as above.
+        own_uid: (unsafe { libc::geteuid() } == 0).then_some((0, OWN_UID_BASE)),
         // SAFETY: geteuid has no effect.
         mount_ns: unsafe { libc::geteuid() } == 0,
         // SAFETY: as above.
@@ -394,6 +405,27 @@ fn leak(s: String) -> &'static str {
 }
 
 // ---- the user namespace ---------------------------------------------------------------
+
+/// The first of the real uids sandboxes take (plus the sandbox's pid, below 2^22): a
+/// range no distribution or systemd convention hands out (systemd's container range
+/// ends at 0x6FFFFFFF, its dynamic and foreign ranges start at 0x7FFE0000).
+const OWN_UID_BASE: u32 = 0x7E00_0000;
+
+/// A real uid of the sandbox's own, unique while it runs, with the effective, saved
+/// and file-system uids left as they are: files are reached and made as before (the
+/// file-system uid decides), but Linux counts epoll watches, pipe pages and
+/// descriptors in flight per `user_struct`, which follows the real uid and no
+/// namespace, so the sandbox's use of them is its own and the invoking user's
+/// processes keep all of theirs. Root only (it takes `CAP_SETUID`, dropped later).
+/// The program still sees the uid it was started with (`misc::ids`).
+fn own_real_uid() -> Option<(u32, u32)> {
+    // SAFETY: getuid and getpid have no effect.
+    let (outer, me) = unsafe { (libc::getuid(), libc::getpid()) };
+    let uid = OWN_UID_BASE + (me as u32 & 0x3f_ffff);
+    // SAFETY: setresuid of the real uid only (-1 keeps the others); the process has
+    // one thread. Refused (no CAP_SETUID): a layer missing, nothing changed.
+    (unsafe { libc::setresuid(uid, u32::MAX, u32::MAX) } == 0).then_some((outer, uid))
+}
 
 /// The share of the invoking user's per-user quotas the sandbox may hold: a quarter.
 const QUOTA_SHARE: u64 = 4;

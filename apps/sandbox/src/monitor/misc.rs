@@ -9,7 +9,25 @@ use super::user::{copy_in, copy_out, cstr_in, opt, user, word};
 
 /// Calls with no pointer and no target but the caller (`getpid`, `sched_yield`,
 /// `umask`, `alarm`, `setsid`…).
+/// The real uid the program was started with, when the sandbox runs under one of its
+/// own (`confine::own_real_uid`); `u32::MAX`: none.
+static STARTED_UID: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// Records the real uid the program sees (the sandbox's own is for Linux's counts).
+pub fn set_started_uid(uid: u32) {
+    STARTED_UID.store(uid, core::sync::atomic::Ordering::Relaxed);
+}
+
+fn started_uid() -> Option<u32> {
+    Some(STARTED_UID.load(core::sync::atomic::Ordering::Relaxed)).filter(|&u| u != u32::MAX)
+}
+
 pub fn plain(n: i64, a: [u64; 6]) -> R {
+    if n == libc::SYS_getuid {
+        if let Some(uid) = started_uid() {
+            return Ok(uid as i64);
+        }
+    }
     if n == libc::SYS_personality && a[0] != 0 && a[0] != 0xffff_ffff {
         return deny(&format!("personality({:#x})", a[0]), "only PER_LINUX is allowed", libc::EPERM);
     }
@@ -33,6 +51,19 @@ pub fn ids(n: i64, a: [u64; 6]) -> R {
             let r = fwd(n, [hdr.as_mut_ptr() as u64, a[1], 0, 0, 0, 0]);
             copy_out(a[0], &hdr)?;
             return r;
+        }
+        libc::SYS_getresuid if started_uid().is_some() => {
+            user(a[0], 4)?;
+            user(a[1], 4)?;
+            user(a[2], 4)?;
+            let mut ids = [0u32; 3];
+            let [r, e, s] = &mut ids;
+            fwd(n, [r as *mut u32 as u64, e as *mut u32 as u64, s as *mut u32 as u64, 0, 0, 0])?;
+            ids[0] = started_uid().unwrap_or(ids[0]);
+            for (i, id) in ids.iter().enumerate() {
+                copy_out(a[i], &id.to_le_bytes())?;
+            }
+            return Ok(0);
         }
         _ => {
             user(a[0], 4)?;

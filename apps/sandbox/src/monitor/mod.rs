@@ -134,6 +134,9 @@ pub fn start(mut policy: Policy, opts: confine::Options, exitless_helpers: usize
     // The kernel's line: whatever the monitor lets through, these refuse. (It may
     // open the trees again, in the sandbox's own mount namespace.)
     let mut layers = confine::apply(&mut policy, &opts).map_err(|e| setup("confining the sandbox", &e))?;
+    if let Some((started, _)) = layers.own_uid {
+        misc::set_started_uid(started);
+    }
     net::make_black_holes(layers.net_ns);
     layers.new_session = true;
     layers.cgroup = supervised.cgroup.is_some();
