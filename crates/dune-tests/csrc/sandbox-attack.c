@@ -7277,6 +7277,398 @@ static void subreaper_slot(void) {
 	contained();
 }
 
+
+/* ---- round 20 ------------------------------------------------------------------------ */
+
+#include <sys/sendfile.h>
+#include <sys/xattr.h>
+
+static int r20_hits;
+
+static void r20_hit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void r20_hit(const char *fmt, ...) {
+	va_list ap;
+	va_start(ap, fmt);
+	printf("ESCAPED: %s: ", name);
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	fflush(stdout);
+	r20_hits++;
+}
+
+static void r20_end(void) {
+	if (r20_hits)
+		exit(1);
+	contained();
+}
+
+static int r20_marker_intact(const char *ro) {
+	char path[4096], buf[64] = {0};
+	snprintf(path, sizeof path, "%s/marker", ro);
+	int f = open(path, O_RDONLY);
+	if (f < 0)
+		return 0;
+	ssize_t n = read(f, buf, sizeof buf - 1);
+	close(f);
+	return n == 10 && !memcmp(buf, "read-only\n", 10);
+}
+
+/* Data moved between descriptors by the kernel (splice, tee, sendfile,
+ * copy_file_range) into a read-only file: through an O_RDONLY and an O_PATH
+ * descriptor of it, with and without offsets, and a reopen of its /proc link for
+ * writing. The monitor only range-checks these calls; the kernel must refuse. */
+static void r20_splice_ro(const char *ro, const char *rw) {
+	char path[4096];
+	snprintf(path, sizeof path, "%s/marker", ro);
+	int fr = open(path, O_RDONLY);
+	int fp = open(path, O_PATH);
+	int mf = (int)syscall(SYS_memfd_create, "r20", 0);
+	if (fr < 0 || fp < 0 || mf < 0) {
+		printf("setup failed: %s\n", strerror(errno));
+		contained();
+	}
+	if (write(mf, "PWNED!!!!\n", 10) != 10)
+		printf("memfd write failed\n");
+	int targets[2] = {fr, fp};
+	for (int i = 0; i < 2; i++) {
+		int t = targets[i];
+		int p[2];
+		if (pipe(p) != 0)
+			break;
+		if (write(p[1], "PWNED!!!!\n", 10) != 10)
+			printf("pipe write failed\n");
+		loff_t off = 0;
+		long r = splice(p[0], NULL, t, &off, 10, 0);
+		if (r > 0)
+			r20_hit("splice into the read-only marker (%s) moved %ld bytes", i ? "O_PATH" : "O_RDONLY", r);
+		printf("splice(pipe -> %s, &off) = %ld (%s)\n", i ? "O_PATH" : "O_RDONLY", r, r < 0 ? strerror(errno) : "ok");
+		r = splice(p[0], NULL, t, NULL, 10, 0);
+		if (r > 0)
+			r20_hit("splice (no offset) into the read-only marker moved %ld bytes", r);
+		printf("splice(pipe -> %s) = %ld (%s)\n", i ? "O_PATH" : "O_RDONLY", r, r < 0 ? strerror(errno) : "ok");
+		r = tee(p[0], t, 10, 0);
+		if (r > 0)
+			r20_hit("tee into the read-only marker moved %ld bytes", r);
+		off_t o = 0;
+		r = sendfile(t, mf, &o, 10);
+		if (r > 0)
+			r20_hit("sendfile into the read-only marker moved %ld bytes", r);
+		printf("sendfile(%s <- memfd) = %ld (%s)\n", i ? "O_PATH" : "O_RDONLY", r, r < 0 ? strerror(errno) : "ok");
+		loff_t in = 0, out = 0;
+		r = syscall(SYS_copy_file_range, mf, &in, t, &out, 10, 0);
+		if (r > 0)
+			r20_hit("copy_file_range into the read-only marker moved %ld bytes", r);
+		printf("copy_file_range(memfd -> %s) = %ld (%s)\n", i ? "O_PATH" : "O_RDONLY", r, r < 0 ? strerror(errno) : "ok");
+		close(p[0]);
+		close(p[1]);
+	}
+	/* The descriptor's /proc link reopened for writing, and through thread-self. */
+	const char *fmts[] = {"/proc/self/fd/%d", "/proc/thread-self/fd/%d", "/dev/fd/%d"};
+	for (int i = 0; i < 3; i++) {
+		for (int k = 0; k < 2; k++) {
+			char l[64];
+			snprintf(l, sizeof l, fmts[i], targets[k]);
+			int w = open(l, O_WRONLY);
+			if (w >= 0) {
+				long r = write(w, "PWNED!!!!\n", 10);
+				r20_hit("reopened %s for writing (write = %ld)", l, r);
+				close(w);
+			}
+		}
+	}
+	/* A writable file of the program's own spliced from the marker: fine (reading);
+	 * the marker's page cache pages in a pipe, then the pipe into a file in rw and
+	 * back again with an offset into the marker through O_RDONLY. */
+	char dst[4096];
+	snprintf(dst, sizeof dst, "%s/r20copy", rw);
+	int d = open(dst, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (d >= 0) {
+		loff_t in = 0;
+		long r = syscall(SYS_copy_file_range, fr, &in, d, NULL, 10, 0);
+		printf("copy_file_range(marker -> rw) = %ld\n", r);
+		/* reflink-style: a shared extent; then write into the copy */
+		if (pwrite(d, "PWNED!!!!\n", 10, 0) != 10)
+			printf("pwrite rw copy failed\n");
+		close(d);
+	}
+	if (!r20_marker_intact(ro))
+		r20_hit("the read-only marker's contents changed");
+	r20_end();
+}
+
+/* /proc/<child>/... of a forked child (a sandbox process, so not refused as
+ * foreign): every entry outside the allowlist, and the allowlist's writable ones. */
+static void r20_proc_child(void) {
+	pid_t c = fork();
+	if (c == 0) {
+		sleep(30);
+		_exit(0);
+	}
+	usleep(300000);
+	const char *denied[] = {"environ", "cmdline", "maps", "smaps", "smaps_rollup", "numa_maps", "mem", "pagemap", "syscall", "stack", "wchan", "exe", "cwd", "root",
+				"fd", "fdinfo", "fdinfo/0", "map_files", "mountinfo", "mounts", "mountstats", "net/unix", "net/tcp", "ns/user", "ns/mnt", "clear_refs",
+				"coredump_filter", "latency", "sched_autogroup", "projid_map", "arch_status", "patch_state", "ksm_stat", "task/%d/environ",
+				"task/%d/maps", "task/%d/mem", "task/%d/syscall", "task/%d/fd", "task/%d/cwd", "task/%d/children/../environ", NULL};
+	for (int i = 0; denied[i]; i++) {
+		char e[128], p[256];
+		snprintf(e, sizeof e, denied[i], c);
+		snprintf(p, sizeof p, "/proc/%d/%s", c, e);
+		int f = open(p, O_RDONLY | O_NONBLOCK);
+		if (f < 0) {
+			/* a directory entry might still list */
+			continue;
+		}
+		char b[256];
+		long n = read(f, b, sizeof b);
+		struct stat st;
+		fstat(f, &st);
+		if (S_ISDIR(st.st_mode)) {
+			DIR *dd = fdopendir(f);
+			int cnt = 0;
+			struct dirent *de;
+			while (dd && (de = readdir(dd)))
+				cnt++;
+			r20_hit("opened directory %s (%d entries)", p, cnt);
+			if (dd)
+				closedir(dd);
+			continue;
+		}
+		if (n > 0)
+			r20_hit("read %ld bytes of %s: %.60s", n, p, b);
+		else
+			printf("opened %s, read %ld\n", p, n);
+		close(f);
+	}
+	const char *wr[] = {"oom_score_adj", "comm", "timerslack_ns", "attr/current", "attr/exec", "loginuid", "sched", "setgroups", "uid_map", NULL};
+	for (int i = 0; wr[i]; i++) {
+		char p[256];
+		snprintf(p, sizeof p, "/proc/%d/%s", c, wr[i]);
+		int f = open(p, O_WRONLY);
+		if (f >= 0) {
+			long r = write(f, "1000", 4);
+			printf("%s opened for writing, write = %ld (%s)\n", p, r, r < 0 ? strerror(errno) : "ok");
+			if (r > 0)
+				r20_hit("wrote %s", p);
+			close(f);
+		}
+	}
+	kill(c, SIGKILL);
+	waitpid(c, NULL, 0);
+	r20_end();
+}
+
+/* System V IPC, POSIX message queues, priorities of users and groups, scheduling and
+ * I/O priority of other processes, keyrings, kcmp, pidfds of outside processes: each
+ * would reach past the sandbox. */
+static void r20_ipc_prio(void) {
+	long r;
+	r = syscall(SYS_shmget, 0 /* IPC_PRIVATE */, 4096, 01000 | 0600);
+	if (r >= 0) {
+		r20_hit("shmget made segment %ld (machine's IPC namespace)", r);
+		syscall(SYS_shmctl, r, 0 /* IPC_RMID */, 0);
+	}
+	r = syscall(SYS_msgget, 0, 01000 | 0600);
+	if (r >= 0) {
+		r20_hit("msgget made queue %ld", r);
+		syscall(SYS_msgctl, r, 0, 0);
+	}
+	r = syscall(SYS_semget, 0, 1, 01000 | 0600);
+	if (r >= 0) {
+		r20_hit("semget made set %ld", r);
+		syscall(SYS_semctl, r, 0, 0, 0);
+	}
+	r = syscall(SYS_mq_open, "r20q", O_CREAT | O_RDWR, 0600, NULL);
+	if (r >= 0) {
+		r20_hit("mq_open made a queue");
+		syscall(SYS_mq_unlink, "r20q");
+	}
+	errno = 0;
+	r = syscall(SYS_setpriority, 2 /* PRIO_USER */, 0, 19);
+	if (r == 0)
+		r20_hit("setpriority(PRIO_USER, 0, 19) reniced every root process");
+	r = syscall(SYS_setpriority, 1 /* PRIO_PGRP */, 0, 19);
+	if (r == 0)
+		printf("setpriority(PRIO_PGRP, 0) = 0 (own group)\n");
+	r = syscall(SYS_setpriority, 0, 1, 19);
+	if (r == 0)
+		r20_hit("setpriority(PRIO_PROCESS, 1, 19)");
+	r = syscall(SYS_setpriority, 0x100000002L, 0, 19);
+	if (r == 0)
+		r20_hit("setpriority(1<<32 | PRIO_USER, 0, 19) passed");
+	r = syscall(SYS_getpriority, 0x100000002L, 0);
+	printf("getpriority(1<<32|PRIO_USER) = %ld\n", r);
+	r = syscall(SYS_ioprio_set, 3 /* IOPRIO_WHO_USER */, 0, (3 << 13));
+	if (r == 0)
+		r20_hit("ioprio_set(IOPRIO_WHO_USER, 0) made every root process idle");
+	r = syscall(SYS_ioprio_set, 1, 1, (3 << 13));
+	if (r == 0)
+		r20_hit("ioprio_set(pid 1)");
+	struct sched_param sp = {0};
+	r = syscall(SYS_sched_setscheduler, 1, 5 /* SCHED_IDLE */, &sp);
+	if (r == 0)
+		r20_hit("sched_setscheduler(1, SCHED_IDLE)");
+	unsigned long mask = 1;
+	r = syscall(SYS_sched_setaffinity, 1, sizeof mask, &mask);
+	if (r == 0)
+		r20_hit("sched_setaffinity(1)");
+	r = syscall(SYS_sched_setaffinity, getppid(), sizeof mask, &mask);
+	if (r == 0)
+		r20_hit("sched_setaffinity(parent %d)", getppid());
+	r = syscall(SYS_pidfd_open, 1, 0);
+	if (r >= 0)
+		r20_hit("pidfd_open(1) = %ld", r);
+	r = syscall(SYS_pidfd_open, getppid(), 0);
+	if (r >= 0)
+		r20_hit("pidfd_open(parent) = %ld", r);
+	r = syscall(SYS_kcmp, getpid(), 1, 0 /* KCMP_FILE */, 0, 0);
+	if (r >= 0)
+		r20_hit("kcmp(self, 1) = %ld", r);
+	r = syscall(SYS_add_key, "user", "r20", "x", 1, -2 /* KEY_SPEC_PROCESS_KEYRING */);
+	if (r >= 0)
+		r20_hit("add_key = %ld", r);
+	r = syscall(SYS_migrate_pages, 1, 64, &mask, &mask);
+	if (r >= 0)
+		r20_hit("migrate_pages(1) = %ld", r);
+	r = syscall(SYS_process_madvise, 0, NULL, 0, 0, 0);
+	if (r >= 0)
+		r20_hit("process_madvise = %ld", r);
+	r = syscall(SYS_prlimit64, 0x100000000L | (unsigned)getppid(), RLIMIT_NOFILE, NULL, NULL);
+	if (r == 0)
+		r20_hit("prlimit64 on the supervisor (pid with high bits)");
+	r = syscall(SYS_getpgid, 1);
+	printf("getpgid(1) = %ld\n", r);
+	r = syscall(SYS_getsid, 1);
+	printf("getsid(1) = %ld\n", r);
+	r20_end();
+}
+
+/* Extended attributes: file capabilities on a file of the writable tree (a file
+ * with privilege left behind), user and trusted attributes on the read-only marker;
+ * leases and locks on the read-only marker. */
+static void r20_xattr_lease(const char *ro, const char *rw) {
+	char m[4096], f[4096];
+	snprintf(m, sizeof m, "%s/marker", ro);
+	snprintf(f, sizeof f, "%s/r20cap", rw);
+	int w = open(f, O_RDWR | O_CREAT, 0755);
+	if (w >= 0) {
+		if (write(w, "#!/bin/sh\n", 10) != 10)
+			printf("write failed\n");
+		/* VFS_CAP_REVISION_2: cap_setuid|cap_sys_admin permitted + effective. */
+		uint32_t cap[5] = {0x02000000 | 1, (1u << 7) | (1u << 21), 0, 0, 0};
+		long r = syscall(SYS_setxattr, f, "security.capability", cap, sizeof cap, 0);
+		if (r == 0)
+			r20_hit("security.capability set on %s", f);
+		r = syscall(SYS_fsetxattr, w, "security.capability", cap, sizeof cap, 0);
+		if (r == 0)
+			r20_hit("fsetxattr(security.capability) on %s", f);
+		r = syscall(SYS_fsetxattr, w, "trusted.r20", "x", 1, 0);
+		if (r == 0)
+			r20_hit("trusted.* attribute set");
+		close(w);
+	}
+	int fr = open(m, O_RDONLY);
+	long r = syscall(SYS_setxattr, m, "user.r20", "x", 1, 0);
+	if (r == 0)
+		r20_hit("setxattr on the read-only marker");
+	r = syscall(SYS_lsetxattr, m, "user.r20", "x", 1, 0);
+	if (r == 0)
+		r20_hit("lsetxattr on the read-only marker");
+	r = syscall(SYS_fsetxattr, fr, "user.r20", "x", 1, 0);
+	if (r == 0)
+		r20_hit("fsetxattr on the read-only marker");
+	r = syscall(SYS_removexattr, m, "security.selinux");
+	if (r == 0)
+		r20_hit("removexattr on the read-only marker");
+	r = fcntl(fr, F_SETLEASE, F_RDLCK);
+	if (r == 0)
+		r20_hit("read lease on the read-only marker");
+	printf("F_SETLEASE(F_RDLCK) on ro = %ld (%s)\n", r, r < 0 ? strerror(errno) : "ok");
+	/* A lease on a descriptor of a directory in ro. */
+	int dd = open(ro, O_RDONLY | O_DIRECTORY);
+	r = fcntl(dd, F_SETLEASE, F_RDLCK);
+	if (r == 0)
+		r20_hit("lease on the read-only directory");
+	r = fcntl(dd, F_NOTIFY, DN_MODIFY | DN_MULTISHOT);
+	printf("F_NOTIFY on ro dir = %ld (%s)\n", r, r < 0 ? strerror(errno) : "ok");
+	r20_end();
+}
+
+/* clone and clone3 with flags a sandboxed process may not have: a parent outside
+ * (CLONE_PARENT), namespaces, shared descriptor tables or handlers with a separate
+ * process, pidfds, a chosen pid, a cgroup; each child that exists exits at once. */
+static void r20_clone_flags(void) {
+	struct {
+		unsigned long f;
+		const char *n;
+	} cases[] = {
+		{0x00008000 | SIGCHLD, "CLONE_PARENT"},
+		{0x00020000 | SIGCHLD, "CLONE_NEWNS"},
+		{0x10000000 | SIGCHLD, "CLONE_NEWUSER"},
+		{0x20000000 | SIGCHLD, "CLONE_NEWPID"},
+		{0x40000000 | SIGCHLD, "CLONE_NEWNET"},
+		{0x08000000 | SIGCHLD, "CLONE_NEWIPC"},
+		{0x00000400 | SIGCHLD, "CLONE_FILES"},
+		{0x00000200 | SIGCHLD, "CLONE_FS"},
+		{0x00002000 | SIGCHLD, "CLONE_PTRACE"},
+		{0x00800000 | SIGCHLD, "CLONE_UNTRACED"},
+		{0x80000000UL | SIGCHLD, "CLONE_IO"},
+		{0x02000000 | SIGCHLD, "CLONE_NEWCGROUP"},
+		{0x00001000 | SIGCHLD, "CLONE_PIDFD"},
+		{0x00040000 | SIGCHLD, "CLONE_SYSVSEM (fork)"},
+		{0x00000100 | 0x00000800 | SIGCHLD, "CLONE_VM|CLONE_SIGHAND (no thread)"},
+		{0x100000000UL | SIGCHLD, "CLONE_CLEAR_SIGHAND-ish high bit"},
+		{SIGKILL, "exit signal SIGKILL"},
+	};
+	for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int pfd = -1;
+		long r = syscall(SYS_clone, cases[i].f, 0, &pfd, 0, 0);
+		if (r == 0)
+			_exit(0);
+		if (r > 0) {
+			r20_hit("clone(%s) made %ld", cases[i].n, r);
+			waitpid((pid_t)r, NULL, __WALL);
+		} else {
+			printf("clone(%s) = %s\n", cases[i].n, strerror(errno));
+		}
+	}
+	/* clone3 with set_tid and with a cgroup. */
+	uint64_t args[11] = {0};
+	pid_t want = 1;
+	args[4] = SIGCHLD;
+	args[8] = (uint64_t)(uintptr_t)&want; /* set_tid */
+	args[9] = 1;                          /* set_tid_size */
+	long r = syscall(SYS_clone3, args, 88);
+	if (r == 0)
+		_exit(0);
+	if (r > 0) {
+		r20_hit("clone3(set_tid) made %ld", r);
+		waitpid((pid_t)r, NULL, 0);
+	}
+	memset(args, 0, sizeof args);
+	args[0] = 0x200000000ULL; /* CLONE_INTO_CGROUP */
+	args[4] = SIGCHLD;
+	args[10] = 0;
+	r = syscall(SYS_clone3, args, 88);
+	if (r == 0)
+		_exit(0);
+	if (r > 0) {
+		r20_hit("clone3(CLONE_INTO_CGROUP) made %ld", r);
+		waitpid((pid_t)r, NULL, 0);
+	}
+	/* exit_signal 64 with size 64 */
+	memset(args, 0, sizeof args);
+	args[4] = 64;
+	r = syscall(SYS_clone3, args, 64);
+	if (r == 0)
+		_exit(0);
+	if (r > 0) {
+		r20_hit("clone3(exit_signal 64) made %ld", r);
+		waitpid((pid_t)r, NULL, __WALL);
+	}
+	r20_end();
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
@@ -7593,6 +7985,17 @@ int main(int argc, char **argv) {
 		need(argc, 4), empty_path_meta(argv[2], argv[3]);
 	else if (!strcmp(name, "subreaper-slot"))
 		subreaper_slot();
+	/* round 20 */
+	else if (!strcmp(name, "r20-splice-ro"))
+		need(argc, 4), r20_splice_ro(argv[2], argv[3]);
+	else if (!strcmp(name, "r20-proc-child"))
+		r20_proc_child();
+	else if (!strcmp(name, "r20-ipc-prio"))
+		r20_ipc_prio();
+	else if (!strcmp(name, "r20-xattr-lease"))
+		need(argc, 4), r20_xattr_lease(argv[2], argv[3]);
+	else if (!strcmp(name, "r20-clone-flags"))
+		r20_clone_flags();
 	fprintf(stderr, "unknown attack %s\n", name);
 	return 2;
 }

@@ -2938,3 +2938,53 @@ fn an_orphan_reaped_by_a_subreaper_program_leaves_no_slot() {
     let out = contained(&d.policy(), &["subreaper-slot"]);
     eprintln!("{}", show(&out));
 }
+
+// ---- round 20 -------------------------------------------------------------------------------
+
+/// splice, tee, sendfile and copy_file_range into the read-only marker through O_RDONLY
+/// and O_PATH descriptors, and its /proc link reopened for writing.
+#[test]
+fn the_splice_family_writes_nothing_into_a_read_only_file() {
+    let d = Dirs::new("r20splice");
+    let out = contained(&d.policy(), &["r20-splice-ro", &d.ro(), &d.rw()]);
+    eprintln!("{}", show(&out));
+    assert_eq!(std::fs::read_to_string(d.root.join("ro/marker")).unwrap(), "read-only\n", "ESCAPED: the marker changed");
+    assert_eq!(d.ro_entries(), ["marker"], "ESCAPED: the read-only tree changed");
+}
+
+/// /proc/<child>/... of a forked sandbox process: nothing outside the allowlist, no
+/// writes.
+#[test]
+fn proc_entries_of_a_child_stay_closed() {
+    let d = Dirs::new("r20procchild");
+    let out = contained(&d.policy(), &["r20-proc-child"]);
+    eprintln!("{}", show(&out));
+}
+
+/// SysV IPC, POSIX queues, PRIO_USER / IOPRIO_WHO_USER, scheduling of pid 1 and the
+/// supervisor, pidfd_open, kcmp, keyrings.
+#[test]
+fn ipc_priorities_and_other_processes_are_out_of_reach() {
+    let d = Dirs::new("r20ipcprio");
+    let out = contained(&d.policy(), &["r20-ipc-prio"]);
+    eprintln!("{}", show(&out));
+}
+
+/// File capabilities on a file of the writable tree, attributes on the read-only
+/// marker, leases on read-only files and directories.
+#[test]
+fn xattrs_and_leases_change_nothing() {
+    let d = Dirs::new("r20xattr");
+    let out = contained(&d.policy(), &["r20-xattr-lease", &d.ro(), &d.rw()]);
+    eprintln!("{}", show(&out));
+    let _ = std::fs::remove_file(d.root.join("rw/r20cap"));
+}
+
+/// clone and clone3 with namespace, parent, shared-table, pidfd, set_tid and cgroup
+/// flags, and odd exit signals.
+#[test]
+fn clone_flags_no_sandbox_process_may_have_are_refused() {
+    let d = Dirs::new("r20clone");
+    let out = contained(&d.policy(), &["r20-clone-flags"]);
+    eprintln!("{}", show(&out));
+}
