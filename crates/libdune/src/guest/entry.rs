@@ -12,6 +12,7 @@
 //! | `dune_trap_stubs` | guest (IDT) | 256 stubs of 16 bytes, one per vector: error code (0 if the CPU pushed none), rax, vector in eax |
 //! | `dune_trap_common` | guest ring 0 | builds `struct dune_tf`, lowers IST1, saves FPU state, calls `dune_trap_dispatch`, returns with `iretq` |
 //! | `__dune_jump_to_user` / `__dune_ret_from_user` | guest ring 0 | enter ring 3 with a frame / leave the session from a handler |
+//! | `__dune_jump_to_user_end` | never | just past the `iretq` into ring 3: ends the range of `in_jump_to_user` (no signal frame there) |
 //! | `dune_raw_clone` | host | `clone` whose child calls `fn(arg)` on a fresh host stack |
 //! | `dune_raw_clone_native` | host | `clone` whose child resumes a guest register frame natively, outside Dune mode |
 //! | `dune_signal_restorer` | host | `sa_restorer` of the host signal handler: `rt_sigreturn` |
@@ -407,6 +408,8 @@ __dune_jump_to_user:
     mov %eax, %gs
     mov -8(%rsp), %rax              // ring 3's rax, from the frame's first word
     iretq
+    .globl __dune_jump_to_user_end
+__dune_jump_to_user_end:
     .size __dune_jump_to_user, . - __dune_jump_to_user
 
     // extern "C" fn __dune_ret_from_user(ret: i64) -> !
@@ -598,6 +601,9 @@ extern "C" {
     /// Runs `tf` in ring 3 (with the FPU image `fpu` unless null) until a handler
     /// calls `__dune_ret_from_user`.
     pub fn __dune_jump_to_user(tf: *const DuneTf, fpu: *const u8) -> i64;
+    /// Just past `__dune_jump_to_user`'s `iretq` (never run): ends the range of
+    /// [`in_jump_to_user`].
+    pub fn __dune_jump_to_user_end();
     /// Leaves the current user session; `__dune_jump_to_user` returns `ret`.
     pub fn __dune_ret_from_user(ret: i64) -> !;
     /// First of 256 IDT stubs, `TRAP_STUB_SIZE` bytes apart.
@@ -698,6 +704,15 @@ pub fn addr_of(f: unsafe extern "C" fn()) -> u64 {
 /// `complete_userspace_io` for port I/O), and the guest runs the `ud2` after it.
 pub fn in_syscall_stub(rip: u64) -> bool {
     (addr_of(dune_syscall_entry)..addr_of(dune_syscall_entry_after_out)).contains(&rip)
+}
+
+/// Whether `rip` is in `__dune_jump_to_user`: ring 0, but with ring 3's FS base (and
+/// then its FPU state and page table) already loaded. A guest stopped there (a signal
+/// made `KVM_RUN` return first) must not be given a ring-0 signal frame: the handler
+/// would run on ring 3's thread pointer (a monitor's thread-local write faulted below
+/// the program's TLS block under lighttpd's `SIGALRM`s in the lane).
+pub fn in_jump_to_user(rip: u64) -> bool {
+    (__dune_jump_to_user as *const () as u64..addr_of(__dune_jump_to_user_end)).contains(&rip)
 }
 
 /// Address of the IDT stub for `vector`.

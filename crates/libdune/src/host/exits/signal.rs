@@ -225,6 +225,12 @@ pub fn deliver_pending(ctx: &mut ThreadCtx) {
     if depth == 0 && in_user == 0 && crate::guest::entry::in_syscall_stub(ctx.vcpu.fd.sync_regs().regs.rip) {
         return;
     }
+    // Stopped on the way into ring 3 (ring 3's FS base already loaded): no ring-0
+    // handler may run there. Delivered at the thread's next exit, from ring 3 or
+    // after it.
+    if depth == 0 && in_user == 0 && crate::guest::entry::in_jump_to_user(ctx.vcpu.fd.sync_regs().regs.rip) {
+        return;
+    }
     if depth != 0 || in_user != 0 {
         // In the trap path or in ring 3: delivered once the guest is back in ordinary
         // ring-0 code (at its next exit there). Ring 3 is told with an interrupt, so
