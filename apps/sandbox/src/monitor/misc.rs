@@ -7,8 +7,6 @@ use super::state::{m, Thread};
 use super::sys::{deny, fwd, neg, own_thread, EFAULT, EINVAL, EPERM, R};
 use super::user::{copy_in, copy_out, cstr_in, opt, user, word};
 
-/// Calls with no pointer and no target but the caller (`getpid`, `sched_yield`,
-/// `umask`, `alarm`, `setsid`…).
 /// The real uid the program was started with, when the sandbox runs under one of its
 /// own (`confine::own_real_uid`); `u32::MAX`: none.
 static STARTED_UID: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(u32::MAX);
@@ -22,6 +20,8 @@ fn started_uid() -> Option<u32> {
     Some(STARTED_UID.load(core::sync::atomic::Ordering::Relaxed)).filter(|&u| u != u32::MAX)
 }
 
+/// Calls with no pointer and no target but the caller (`getpid`, `sched_yield`,
+/// `umask`, `alarm`, `setsid`…).
 pub fn plain(n: i64, a: [u64; 6]) -> R {
     if n == libc::SYS_getuid {
         if let Some(uid) = started_uid() {
@@ -52,24 +52,22 @@ pub fn ids(n: i64, a: [u64; 6]) -> R {
             copy_out(a[0], &hdr)?;
             return r;
         }
-        libc::SYS_getresuid if started_uid().is_some() => {
-            user(a[0], 4)?;
-            user(a[1], 4)?;
-            user(a[2], 4)?;
-            let mut ids = [0u32; 3];
-            let [r, e, s] = &mut ids;
-            fwd(n, [r as *mut u32 as u64, e as *mut u32 as u64, s as *mut u32 as u64, 0, 0, 0])?;
-            ids[0] = started_uid().unwrap_or(ids[0]);
-            for (i, id) in ids.iter().enumerate() {
-                copy_out(a[i], &id.to_le_bytes())?;
-            }
-            return Ok(0);
-        }
         _ => {
             user(a[0], 4)?;
             user(a[1], 4)?;
             user(a[2], 4)?;
         }
+    }
+    if let Some(started) = started_uid().filter(|_| n == libc::SYS_getresuid) {
+        // The kernel writes into monitor memory; the program sees the uid it started with.
+        let mut ids = [0u32; 3];
+        let [r, e, s] = &mut ids;
+        fwd(n, [r as *mut u32 as u64, e as *mut u32 as u64, s as *mut u32 as u64, 0, 0, 0])?;
+        ids[0] = started;
+        for (i, id) in ids.iter().enumerate() {
+            copy_out(a[i], &id.to_le_bytes())?;
+        }
+        return Ok(0);
     }
     fwd(n, a)
 }
