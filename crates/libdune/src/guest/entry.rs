@@ -12,7 +12,7 @@
 //! | `dune_trap_stubs` | guest (IDT) | 256 stubs of 16 bytes, one per vector: error code (0 if the CPU pushed none), rax, vector in eax |
 //! | `dune_trap_common` | guest ring 0 | builds `struct dune_tf`, lowers IST1, saves FPU state, calls `dune_trap_dispatch`, returns with `iretq` |
 //! | `__dune_jump_to_user` / `__dune_ret_from_user` | guest ring 0 | enter ring 3 with a frame / leave the session from a handler |
-//! | `__dune_jump_to_user_end` | never | just past the `iretq` into ring 3: ends the range of `in_jump_to_user` (no signal frame there) |
+//! | `__dune_jump_to_user_irqs_off` / `__dune_jump_to_user_end` | never | just past its first `cli` / just past the `iretq` into ring 3: the range of `in_jump_to_user` (no signal frame there) |
 //! | `dune_raw_clone` | host | `clone` whose child calls `fn(arg)` on a fresh host stack |
 //! | `dune_raw_clone_native` | host | `clone` whose child resumes a guest register frame natively, outside Dune mode |
 //! | `dune_signal_restorer` | host | `sa_restorer` of the host signal handler: `rt_sigreturn` |
@@ -331,6 +331,13 @@ dune_trap_common_gs_ok:
     .globl __dune_jump_to_user
     .type __dune_jump_to_user, @function
 __dune_jump_to_user:
+    // Interrupts off from the first step: ring 3's FS base, FPU state and page table
+    // are loaded below while ring 0 still runs, and no ring-0 handler may run on them.
+    // A signal the host raises meanwhile waits in the local APIC and is taken at ring
+    // 3's first instruction (the iretq turns IF back on), which ends the session.
+    cli
+    .globl __dune_jump_to_user_irqs_off
+__dune_jump_to_user_irqs_off:
     push %rbp
     push %rbx
     push %r12
@@ -393,7 +400,6 @@ __dune_jump_to_user:
     mov {tf_r15}(%rbx), %r15
     mov {tf_rdi}(%rbx), %rdi
     mov {tf_rbx}(%rbx), %rbx
-    cli                             // nothing may run in ring 0 on user_cr3
     mov %gs:{pc_user_cr3}, %rax
     test %rax, %rax
     jz 4f
@@ -601,6 +607,9 @@ extern "C" {
     /// Runs `tf` in ring 3 (with the FPU image `fpu` unless null) until a handler
     /// calls `__dune_ret_from_user`.
     pub fn __dune_jump_to_user(tf: *const DuneTf, fpu: *const u8) -> i64;
+    /// Just past `__dune_jump_to_user`'s first instruction, its `cli`: starts the
+    /// range of [`in_jump_to_user`].
+    pub fn __dune_jump_to_user_irqs_off();
     /// Just past `__dune_jump_to_user`'s `iretq` (never run): ends the range of
     /// [`in_jump_to_user`].
     pub fn __dune_jump_to_user_end();
@@ -706,16 +715,42 @@ pub fn in_syscall_stub(rip: u64) -> bool {
     (addr_of(dune_syscall_entry)..addr_of(dune_syscall_entry_after_out)).contains(&rip)
 }
 
-/// Whether `rip` is in `__dune_jump_to_user`: ring 0, but with ring 3's FS base (and
-/// then its FPU state and page table) already loaded. A guest stopped there (a signal
-/// made `KVM_RUN` return first) must not be given a ring-0 signal frame: the handler
-/// would run on ring 3's thread pointer (a monitor's thread-local write faulted below
-/// the program's TLS block under lighttpd's `SIGALRM`s in the lane).
+/// Whether `rip` is in `__dune_jump_to_user` past its `cli`: ring 0 with interrupts
+/// off, about to load (or having loaded) ring 3's FS base, FPU state and page table. A
+/// guest stopped there (a signal made `KVM_RUN` return first) must not be given a
+/// ring-0 signal frame: the handler would run on ring 3's thread pointer (a monitor's
+/// thread-local write faulted below the program's TLS block under lighttpd's
+/// `SIGALRM`s in the lane). It is sent an interrupt instead, which ring 3's first
+/// instruction takes. Stopped on the `cli` itself, the guest is ordinary ring-0 code.
 pub fn in_jump_to_user(rip: u64) -> bool {
-    (__dune_jump_to_user as *const () as u64..addr_of(__dune_jump_to_user_end)).contains(&rip)
+    (addr_of(__dune_jump_to_user_irqs_off)..addr_of(__dune_jump_to_user_end)).contains(&rip)
 }
 
 /// Address of the IDT stub for `vector`.
 pub fn trap_stub(vector: u8) -> u64 {
     addr_of(dune_trap_stubs) + vector as u64 * TRAP_STUB_SIZE as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Interrupts are off for all of `__dune_jump_to_user` that `in_jump_to_user`
+    /// covers: its first instruction is the one-byte `cli`, the range starts right
+    /// after it and ends just past the `iretq` (`48 cf`), which turns them back on in
+    /// ring 3. A signal that finds the vCPU in the range is sent as an interrupt, and
+    /// only this makes ring 3 take it at its first instruction.
+    #[test]
+    fn jump_to_user_has_interrupts_off_in_its_range() {
+        let start = __dune_jump_to_user as *const () as u64;
+        let off = addr_of(__dune_jump_to_user_irqs_off);
+        let end = addr_of(__dune_jump_to_user_end);
+        // SAFETY: reads the first byte and the two before the end label of the
+        // function's own code, which is mapped and readable in this process.
+        let (first, last) = unsafe { (*(start as *const u8), core::slice::from_raw_parts((end - 2) as *const u8, 2)) };
+        assert_eq!(first, 0xfa, "__dune_jump_to_user does not start with cli");
+        assert_eq!(off, start + 1);
+        assert_eq!(last, [0x48, 0xcf], "__dune_jump_to_user_end is not right after iretq");
+        assert!(!in_jump_to_user(start) && in_jump_to_user(off) && in_jump_to_user(end - 2) && !in_jump_to_user(end));
+    }
 }

@@ -225,10 +225,14 @@ pub fn deliver_pending(ctx: &mut ThreadCtx) {
     if depth == 0 && in_user == 0 && crate::guest::entry::in_syscall_stub(ctx.vcpu.fd.sync_regs().regs.rip) {
         return;
     }
-    // Stopped on the way into ring 3 (ring 3's FS base already loaded): no ring-0
-    // handler may run there. Delivered at the thread's next exit, from ring 3 or
-    // after it.
+    // Stopped on the way into ring 3, interrupts off (ring 3's FS base may be loaded
+    // already): no ring-0 handler may run there. The vCPU's local APIC is sent the
+    // signal vector, which ring 3 takes at its first instruction: the session ends and
+    // the signal is delivered in ring 0 after it, even if ring 3 never makes a call.
     if depth == 0 && in_user == 0 && crate::guest::entry::in_jump_to_user(ctx.vcpu.fd.sync_regs().regs.rip) {
+        if ctx.sig.pending.load(Ordering::SeqCst) & !current_mask() != 0 {
+            interrupt_vcpu(ctx.vcpu.id, crate::guest::session::SIGNAL_VECTOR);
+        }
         return;
     }
     if depth != 0 || in_user != 0 {
@@ -296,6 +300,18 @@ fn kick_ring3(ctx: &mut ThreadCtx) {
     ev.interrupt.soft = 0;
     ev.flags = 0;
     let _ = ctx.vcpu.fd.set_vcpu_events(&ev);
+}
+
+/// Sends `vector` to vCPU `id`'s local APIC (`KVM_SIGNAL_MSI`, physical destination,
+/// fixed delivery, edge): taken whenever the vCPU next has interrupts on. A vCPU whose
+/// x2APIC ID does not fit an MSI's 8-bit destination (255 and up; 255 is broadcast)
+/// is not sent it: its signal waits for the thread's next exit.
+fn interrupt_vcpu(id: u64, vector: u8) {
+    if id >= 0xff {
+        return;
+    }
+    let msi = kvm_bindings::kvm_msi { address_lo: 0xfee0_0000 | ((id as u32) << 12), address_hi: 0, data: vector as u32, ..Default::default() };
+    let _ = crate::host::state::with_state(|st| st.vm.signal_msi(msi).map_err(crate::Error::kvm("KVM_SIGNAL_MSI")));
 }
 
 /// Whether an interrupted call should restart after the handler (SA_RESTART), for
