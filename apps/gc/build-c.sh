@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the collector's C library (release: libdune_gc.a, libdune_gc.so) and the
+# Builds the collector's C library (release: the project's one C library,
+# crates/dune-clib, as libdune_gc.a and libdune_gc.so among its names) and the
 # benchmark programs of apps/gc/bench twice: against dune-gc's gc.h and library
 # (target/release/gc/dune-NAME) and against Debian's bdwgc (-lgc, the peer:
 # target/release/gc/bdwgc-NAME), and tests/c/features.c (target/release/gc/features).
@@ -11,8 +12,8 @@ if ! [ -f /usr/include/gc/gc.h ]; then
 	apt-get install -y -q --no-install-recommends libgc-dev >/dev/null 2>&1 ||
 		{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends libgc-dev >/dev/null; }
 fi
-cargo build -q --release -p dune-gc
 rel=$target/release
+clib "$rel" --release
 out=$rel/gc
 mkdir -p "$out"
 for b in gcbench linkedlist hashmap xml; do

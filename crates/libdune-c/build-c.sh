@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds what the C API lane tests run, on the host (inside the VM lane the host's
 # file system is read-only):
-#   - libdune.a and libdune.so (crates/libdune-c) and the Rust examples (examples/rust);
+#   - libdune.a and libdune.so (crates/dune-clib: every C API, dune.h's from
+#     crates/libdune-c) and the Rust examples (examples/rust);
 #   - the C API tests, crates/libdune-c/tests/c/*.c, and the C examples, examples/c/*.c,
 #     linked against libdune.a into <target>/debug/capi/<name>; misc.c also against
 #     libdune.so, as capi/misc-shared;
@@ -16,9 +17,9 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/c-env.sh"
 
-cargo build -q -p libdune-c -p dune-examples
-
 lib=$target/debug
+clib "$lib"
+cargo build -q -p dune-examples
 out=$lib/capi
 mkdir -p "$out"
 cflags=(-std=gnu11 -O1 -g -Wall -Wextra -Werror -I "$repo/include" -I "$repo/crates/libdune-c/tests/c")

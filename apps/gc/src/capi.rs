@@ -1,4 +1,5 @@
-//! The core of bdwgc's `gc.h` (`include/gc.h`), as `libdune_gc.a`/`.so`.
+//! The core of bdwgc's `gc.h` (`include/gc.h`), in the project's one C library
+//! (crates/dune-clib; `libdune_gc.a`/`.so` is one of its names).
 
 use std::ffi::c_void;
 

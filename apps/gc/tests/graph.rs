@@ -79,8 +79,9 @@ fn unknown_source_is_refused_by_name() {
 fn build_c(name: &str) -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
-    let lib = target.join("libdune_gc.a");
-    assert!(lib.is_file(), "{} missing: run `cargo build -p dune-gc` first", lib.display());
+    // The project's one C library (crates/dune-clib), which carries gc.h's API.
+    let lib = target.join("libdune.a");
+    assert!(lib.is_file(), "{} missing: run `cargo build -p dune-clib` first", lib.display());
     let exe = target.join(format!("gc-{name}"));
     let cc = Command::new("cc")
         .args(["-O1", "-Wall", "-Werror", "-I"])

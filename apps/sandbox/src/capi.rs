@@ -1,5 +1,5 @@
-//! The C API (`include/dune/sandbox.h`), built into `libdune_sandbox.a` and
-//! `libdune_sandbox.so`: the same operations as [`crate::Sandbox`], with errors as
+//! The C API (`include/dune/sandbox.h`), in the project's one C library (crates/dune-clib,
+//! linked as `-ldune_sandbox` or `-ldune`): the same operations as [`crate::Sandbox`], with errors as
 //! return values and a one-line message in the caller's buffer.
 
 use std::ffi::{c_char, c_int, CStr, OsString};

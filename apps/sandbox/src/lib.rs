@@ -13,7 +13,7 @@
 //!
 //! The entry point is [`Sandbox`]: build a policy, then [`Sandbox::run`] replaces the
 //! calling process with the sandboxed program, as `execve` would. The same from C:
-//! [`capi`] (`include/dune/sandbox.h`, `libdune_sandbox.a`/`.so`). [`bench`](mod@bench) holds
+//! [`capi`] (`include/dune/sandbox.h`, in the one C library, `-ldune_sandbox`). [`bench`](mod@bench) holds
 //! the application benchmarks (`dune bench --sandbox`).
 
 pub mod bench;

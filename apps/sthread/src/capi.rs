@@ -1,11 +1,7 @@
-//! The C API (`include/sthread.h`), built into `libsthread.a` and `libsthread.so`:
+//! The C API (`include/sthread.h`), in the project's one C library (crates/dune-clib;
+//! installed as `libsthread.a` and `libsthread.so` too):
 //! source-compatible with the Wedge-on-Dune `sthread.h`, with errors as -1/NULL and
 //! errno instead of exiting the process.
-
-// The original `dune.h` C API (libdune-c) is part of this library too: a program that
-// links `-lsthread -ldune`, as the original Wedge `bench.c` does, gets every symbol from
-// here and one runtime, not two.
-extern crate dune as _;
 
 use std::ffi::{c_int, c_ulong, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};

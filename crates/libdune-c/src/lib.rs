@@ -1,7 +1,8 @@
 //! The original libdune C interface (`include/libdune/*.h`) over the Rust runtime.
 //!
-//! Built as `libdune.a` and `libdune.so`, so a C program written for Dune is rebuilt
-//! unchanged, from an installation (`scripts/install --prefix DIR`):
+//! Built into `libdune.a` and `libdune.so` by `crates/dune-clib` (the project's one C
+//! library, with the other components' C APIs), so a C program written for Dune is
+//! rebuilt unchanged, from an installation (`scripts/install --prefix DIR`):
 //!
 //! ```sh
 //! cc $(pkg-config --cflags libdune) prog.c $(pkg-config --libs libdune)
