@@ -317,9 +317,15 @@ pub fn exec(argv: &[OsString], opts: &RunOptions, preload: &Path) -> RunError {
     ap.push(std::ptr::null());
     let mut ep: Vec<*const libc::c_char> = envs.iter().map(|c| c.as_ptr()).collect();
     ep.push(std::ptr::null());
-    // SAFETY: NUL-terminated strings in arrays ending with a null pointer, all alive
-    // across the call; execve returns only on failure.
-    unsafe { libc::execve(prog.as_ptr(), ap.as_ptr(), ep.as_ptr()) };
+    // SAFETY: SIGPIPE back to its default action, which the Rust runtime set to
+    // "ignore" for this process and execve would pass on (a shell gives programs the
+    // default: `dune run yes | head` must end `yes` by SIGPIPE, not with EPIPE); then
+    // NUL-terminated strings in arrays ending with a null pointer, all alive across
+    // the call; execve returns only on failure.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::execve(prog.as_ptr(), ap.as_ptr(), ep.as_ptr())
+    };
     RunError::Exec { path: shown, source: std::io::Error::last_os_error() }
 }
 

@@ -97,6 +97,24 @@ fn exit_status_signals_and_streams_pass_through() {
 }
 
 #[test]
+fn the_program_gets_the_signal_dispositions_a_shell_gives() {
+    // The same signals ignored as natively: the Rust runtime ignores SIGPIPE in `dune`
+    // itself, which an exec would pass on (then `dune run yes | head` would end `yes`
+    // with EPIPE).
+    let native = run_bounded({
+        let mut c = Command::new("grep");
+        c.args(["^SigIgn:", "/proc/self/status"]);
+        c
+    });
+    let want = ok(&native);
+    let mask = u64::from_str_radix(want.trim().trim_start_matches("SigIgn:").trim(), 16).expect("SigIgn mask");
+    assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "natively SIGPIPE is not ignored: {want}");
+    assert_eq!(ok(&dune_run(&["grep", "^SigIgn:", "/proc/self/status"])), want);
+    let out = ok(&dune_run(&["sh", "-c", "yes | head -n 1; echo done"]));
+    assert_eq!(out, "y\ndone\n");
+}
+
+#[test]
 fn stats_count_forwarded_calls_per_process() {
     let out = dune_run(&["--stats", "sh", "-c", &format!("{} ring", probe())]);
     let stderr = text(&out.stderr);
