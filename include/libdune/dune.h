@@ -478,7 +478,14 @@ extern struct page *dune_vm_lookup_page(ptent_t *root, void *va);
  */
 extern int dune_vm_lookup(ptent_t *root, void *va, int create, ptent_t **pte_out);
 
-/* A deep copy of the tables (leaves share pages; allocator pages gain a reference). NULL on failure. */
+/*
+ * A deep copy of the tables (leaves share pages; allocator pages gain a reference). NULL on failure.
+ * Here: the process's table maps 2 MiB-aligned stretches of the process's mappings with
+ * 2 MiB pages; the copy maps all of the process's memory with 4 KiB pages, as libdune's
+ * tables did (dune_init(1) mapped it page by page), so a page walk of the copy visits
+ * one entry per 4 KiB page (Wedge's sthread.c counts pages that way). Runtime memory
+ * and the program's own PERM_BIG mappings keep their sizes.
+ */
 extern ptent_t *dune_vm_clone(ptent_t *root);
 /* Frees the tables of a clone and drops the page references it held. Not pgroot. */
 extern void dune_vm_free(ptent_t *root);

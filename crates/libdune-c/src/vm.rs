@@ -363,7 +363,15 @@ pub extern "C" fn dune_vm_clone(root: *mut u64) -> *mut u64 {
     guard(core::ptr::null_mut(), || {
         let Some(root) = root_of(root) else { return core::ptr::null_mut() };
         // vm::clone takes a reference for every allocator page the copy maps.
-        match rvm::clone(root) {
+        // The copy maps the process's memory with 4 KiB pages, as libdune's tables did
+        // (see dune.h): programs edit clones page by page.
+        match rvm::clone(root).and_then(|copy| match rvm::split_process_leaves(copy) {
+            Ok(()) => Ok(copy),
+            Err(e) => {
+                let _ = rvm::free(copy);
+                Err(e)
+            }
+        }) {
             Ok(copy) => copy.as_ptr(),
             Err(e) => {
                 crate::report("dune_vm_clone", &e);

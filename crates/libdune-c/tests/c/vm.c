@@ -23,6 +23,26 @@ static int count_cb(const void *arg, ptent_t *pte, void *va)
 	return 0;
 }
 
+/* Counts the leaves a walk visits, and those that are large pages. */
+struct leaves {
+	int all;
+	int large;
+};
+
+static int count_leaves(const void *arg, ptent_t *pte, void *va)
+{
+	(void)va;
+	struct leaves *l = (struct leaves *)arg;
+	l->all++;
+	l->large += (*pte & PTE_PS) != 0;
+	return 0;
+}
+
+/* Zero-filled data of the program itself, 2 MiB-aligned: the runtime mirrors it with
+ * 2 MiB pages where it can. */
+#define BSS_SIZE (6UL << 20)
+static char bss[BSS_SIZE] __attribute__((aligned(2 << 20)));
+
 static int stop_at_fifth(const void *arg, ptent_t *pte, void *va)
 {
 	(void)pte;
@@ -166,6 +186,23 @@ int main(void)
 	CHECK(dune_page_refcount(dune_pa2page(dune_va_to_pa(BASE))) == 1);
 	dune_vm_free(copy);
 	CHECK(dune_page_refcount(dune_pa2page(dune_va_to_pa(BASE + PGSIZE))) == 1);
+
+	/* A clone maps the program's memory with 4 KiB pages, as libdune's tables did: a
+	 * walk of it visits one entry per page, which programs written for libdune count
+	 * on (Wedge's sthread.c finds each page's private copy that way). */
+	memset(bss, 1, BSS_SIZE);
+	struct leaves in_root = { 0, 0 }, in_copy = { 0, 0 };
+	CHECK(dune_vm_page_walk(pgroot, bss, bss + BSS_SIZE - 1, count_leaves, &in_root) == 0);
+	CHECKF(in_root.large > 0, "the process's table maps the zero-filled data with %d large pages of %d entries", in_root.large, in_root.all);
+	copy = dune_vm_clone(pgroot);
+	CHECK(copy != NULL);
+	CHECK(dune_vm_page_walk(copy, bss, bss + BSS_SIZE - 1, count_leaves, &in_copy) == 0);
+	CHECKF(in_copy.all == (int)(BSS_SIZE / PGSIZE) && in_copy.large == 0, "the clone maps %d entries (%d large) for %lu pages", in_copy.all, in_copy.large, BSS_SIZE / PGSIZE);
+	load_cr3(dune_va_to_pa(copy));
+	char seen = *(volatile char *)(bss + BSS_SIZE - 1);
+	load_cr3(dune_va_to_pa(pgroot));
+	CHECK(seen == 1);
+	dune_vm_free(copy);
 
 	/* Unmap: the pages go back to the allocator. */
 	dune_vm_unmap(pgroot, BASE, N * PGSIZE);

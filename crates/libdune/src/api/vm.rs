@@ -269,6 +269,41 @@ pub fn clone(root: Root) -> Result<Root> {
     Ok(new)
 }
 
+/// Splits every 2 MiB and 1 GiB leaf of `root` that maps the process's own memory
+/// (not the runtime's) into 4 KiB leaves with the same frames and flags. The
+/// runtime mirrors the process's mappings with large pages where a mapping allows;
+/// libdune mapped them with 4 KiB pages only, and its programs edit a clone page by
+/// page (Wedge's `sthread.c` remaps each page of each writable mapping to a private
+/// copy, counting one page per entry its walk visits). Guest-only large mappings
+/// (`map_phys` with `PERM_BIG`) and runtime memory are left alone.
+pub fn split_process_leaves(root: Root) -> Result<()> {
+    let mut large: Vec<(u64, u64, PageSize)> = Vec::new();
+    let _ = walk(root, 0, USER_END, |va, e, size| {
+        if size != PageSize::Size4K {
+            large.push((va, e.get().addr(), size));
+        }
+        ControlFlow::<()>::Continue(())
+    })?;
+    for (va, pa, size) in large {
+        // A mirror maps the host's own page at its address (guest-physical pa is the
+        // memslot's page for va).
+        let mirror = runtime::with_state(|st| Ok(!st.mem.is_runtime(va) && st.mem.gpa_to_hva(pa) == Some(va)))?;
+        if !mirror {
+            continue;
+        }
+        with_mapper(|m| {
+            m.split(root.0, va)?;
+            if size == PageSize::Size1G {
+                for i in 0..512u64 {
+                    m.split(root.0, va + i * (2 << 20))?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
 /// Frees the tables of a root made by [`clone`], dropping the references its
 /// mappings of allocator pages hold (the pages themselves go when no table maps them).
 pub fn free(root: Root) -> Result<()> {
