@@ -108,6 +108,17 @@ pub(crate) fn with_state<T>(f: impl FnOnce(&mut State) -> Result<T>) -> Result<T
     f(st)
 }
 
+/// x2APIC destination that reaches every vCPU (`send_msi`).
+pub(crate) const MSI_BROADCAST: u8 = 0xff;
+
+/// Sends `vector` to the local APIC whose x2APIC ID is `dest` ([`MSI_BROADCAST`]: every
+/// vCPU's) through the in-kernel irqchip (`KVM_SIGNAL_MSI`: physical destination, fixed
+/// delivery, edge). A vCPU takes it whenever it next has interrupts on.
+pub(crate) fn send_msi(dest: u8, vector: u8) -> Result<()> {
+    let msi = kvm_bindings::kvm_msi { address_lo: 0xfee0_0000 | (u32::from(dest) << 12), address_hi: 0, data: u32::from(vector), ..Default::default() };
+    with_state(|st| st.vm.signal_msi(msi).map(drop).map_err(Error::kvm("KVM_SIGNAL_MSI")))
+}
+
 /// The runtime's numbers kept free for a forked child (see `State::take_vcpu`).
 const FORK_ROOM: i32 = 8;
 

@@ -222,18 +222,26 @@ pub fn deliver_pending(ctx: &mut ThreadCtx) {
     let (depth, in_user) = unsafe { ((*ctx.vcpu.percpu()).trap_depth, (*ctx.vcpu.percpu()).in_user) };
     // Stopped inside the syscall stub before its exit (see `entry::in_syscall_stub`):
     // the call exits first, and its signals are delivered after it.
-    if depth == 0 && in_user == 0 && crate::guest::entry::in_syscall_stub(ctx.vcpu.fd.sync_regs().regs.rip) {
-        return;
-    }
-    // Stopped on the way into ring 3, interrupts off (ring 3's FS base may be loaded
-    // already): no ring-0 handler may run there. The vCPU's local APIC is sent the
-    // signal vector, which ring 3 takes at its first instruction: the session ends and
-    // the signal is delivered in ring 0 after it, even if ring 3 never makes a call.
-    if depth == 0 && in_user == 0 && crate::guest::entry::in_jump_to_user(ctx.vcpu.fd.sync_regs().regs.rip) {
-        if ctx.sig.pending.load(Ordering::SeqCst) & !current_mask() != 0 {
-            interrupt_vcpu(ctx.vcpu.id, crate::guest::session::SIGNAL_VECTOR);
+    if depth == 0 && in_user == 0 {
+        let rip = ctx.vcpu.fd.sync_regs().regs.rip;
+        if crate::guest::entry::in_syscall_stub(rip) {
+            return;
         }
-        return;
+        // Stopped on the way into ring 3, interrupts off (ring 3's FS base may be
+        // loaded already): no ring-0 handler may run there. The vCPU's local APIC is
+        // sent the signal vector, which ring 3 takes at its first instruction: the
+        // session ends and the signal is delivered in ring 0 after it, even if ring 3
+        // never makes a call. A vCPU whose x2APIC ID does not fit an MSI's 8-bit
+        // destination (255 and up; 255 is broadcast) is not sent it: its signal waits
+        // for the thread's next exit.
+        if crate::guest::entry::in_jump_to_user(rip) {
+            if ctx.sig.pending.load(Ordering::SeqCst) & !current_mask() != 0 {
+                if let Some(dest) = u8::try_from(ctx.vcpu.id).ok().filter(|&d| d != crate::host::state::MSI_BROADCAST) {
+                    let _ = crate::host::state::send_msi(dest, crate::guest::session::SIGNAL_VECTOR);
+                }
+            }
+            return;
+        }
     }
     if depth != 0 || in_user != 0 {
         // In the trap path or in ring 3: delivered once the guest is back in ordinary
@@ -300,18 +308,6 @@ fn kick_ring3(ctx: &mut ThreadCtx) {
     ev.interrupt.soft = 0;
     ev.flags = 0;
     let _ = ctx.vcpu.fd.set_vcpu_events(&ev);
-}
-
-/// Sends `vector` to vCPU `id`'s local APIC (`KVM_SIGNAL_MSI`, physical destination,
-/// fixed delivery, edge): taken whenever the vCPU next has interrupts on. A vCPU whose
-/// x2APIC ID does not fit an MSI's 8-bit destination (255 and up; 255 is broadcast)
-/// is not sent it: its signal waits for the thread's next exit.
-fn interrupt_vcpu(id: u64, vector: u8) {
-    if id >= 0xff {
-        return;
-    }
-    let msi = kvm_bindings::kvm_msi { address_lo: 0xfee0_0000 | ((id as u32) << 12), address_hi: 0, data: vector as u32, ..Default::default() };
-    let _ = crate::host::state::with_state(|st| st.vm.signal_msi(msi).map_err(crate::Error::kvm("KVM_SIGNAL_MSI")));
 }
 
 /// Whether an interrupted call should restart after the handler (SA_RESTART), for

@@ -258,11 +258,7 @@ fn interrupt_sessions() {
     if !INTERRUPT_SESSIONS.load(Ordering::Acquire) {
         return;
     }
-    crate::guest::shootdown::from_host(|| {
-        // Physical destination 0xff (broadcast), fixed delivery, edge.
-        let msi = kvm_bindings::kvm_msi { address_lo: 0xfee0_0000 | (0xff << 12), address_hi: 0, data: crate::guest::shootdown::VECTOR as u32, ..Default::default() };
-        with_state(|st| st.vm.signal_msi(msi).map_err(crate::Error::kvm("KVM_SIGNAL_MSI"))).is_ok()
-    });
+    crate::guest::shootdown::from_host(|| crate::host::state::send_msi(crate::host::state::MSI_BROADCAST, crate::guest::shootdown::VECTOR).is_ok());
 }
 
 fn after_ok(ret: i64, f: impl FnOnce() -> crate::Result<()>) -> (i64, Resume) {
